@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the FUSE layer keeps per sandbox, whatever the provider: the last
+ * error (the `err` file) and the commands run through `exec` (cmd/).
+ * Records are reference counted and looked up by name.
+ */
+#ifndef SBXFS_BOX_H
+#define SBXFS_BOX_H
+
+#include <pthread.h>
+#include <time.h>
+
+#include "sbxfs/provider.h"
+
+struct cmd;
+struct sbxfs;
+
+struct box {
+	char name[SBX_NAME_MAX + 1];
+	struct sbxfs *fs;
+	int refs;		/* atomic */
+	pthread_mutex_t lock;	/* guards everything below */
+	char err[1024];		/* last error, "" when none */
+	time_t err_time;
+	struct cmd **cmds;	/* cmds[i] is command i + 1 */
+	unsigned ncmds, capcmds;
+	int cmds_loaded;	/* cmd/ read back from disk */
+	struct box *next;	/* in the registry; guarded by its lock */
+};
+
+/* The record for `name`, made on first use.  Returns a new reference. */
+struct box *box_get(struct sbxfs *fs, const char *name);
+struct box *box_ref(struct box *b);
+void box_put(struct box *b);
+
+/* Record an error for the `err` file and log it.  With fmt NULL, the
+ * text comes from sbx_fail_text(), or strerror(-rc) if there is none. */
+void box_fail(struct box *b, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* "TIME MESSAGE\n" or "" into out. */
+void box_err_text(struct box *b, char *out, size_t size);
+
+/* The sandbox was deleted: drop its record and its command history. */
+void box_deleted(struct sbxfs *fs, const char *name);
+
+/* Release every record (at unmount). */
+void box_registry_free(struct sbxfs *fs);
+
+#endif

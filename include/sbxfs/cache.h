@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The cache between the FUSE layer and a provider: attributes, negative
+ * entries and directory listings, keyed by (sandbox, path), each trusted
+ * for the provider's timeout.
+ *
+ * Coherence is by construction: a caller reads the generation with
+ * cache_begin() before asking the provider, and a reply is stored only if
+ * no invalidation happened meanwhile.  Our own mutations call
+ * cache_forget(); anything that may have changed a whole sandbox (a command
+ * ran) calls cache_forget_box().
+ *
+ * Thread-safe.  The lock is held only for table operations, never across a
+ * provider call.
+ */
+#ifndef SBXFS_CACHE_H
+#define SBXFS_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+struct cache;
+
+struct cache_dirent {
+	char *name;
+	struct stat st;
+};
+
+/* A directory listing: immutable once stored, shared by reference. */
+struct cache_dir {
+	int refs;
+	size_t n, cap;
+	struct cache_dirent *v;
+};
+
+/* Now, in seconds, from the clock the cache uses; tests may override. */
+extern double (*cache_clock)(void);
+
+struct cache *cache_new(double ttl, size_t max_entries);
+void cache_free(struct cache *c);
+
+uint64_t cache_begin(struct cache *c);
+
+/* 0 and *st on a hit, -ENOENT on a negative hit, -EAGAIN on a miss. */
+int cache_get_attr(struct cache *c, struct stat *st, const char *box,
+		   const char *path);
+/* Store attributes, or with st NULL a negative entry, if gen is current. */
+void cache_put_attr(struct cache *c, uint64_t gen, const char *box,
+		    const char *path, const struct stat *st);
+
+/* A new reference to the cached listing, or NULL. */
+struct cache_dir *cache_get_dir(struct cache *c, const char *box,
+				const char *path);
+/* Store a listing (takes a reference) and the attributes of its entries. */
+void cache_put_dir(struct cache *c, uint64_t gen, const char *box,
+		   const char *path, struct cache_dir *dir);
+
+/* Drop what is known of `path` and the listing of its parent directory.
+ * With `subtree` set, also everything below `path`. */
+void cache_forget(struct cache *c, const char *box, const char *path, int subtree);
+void cache_forget_box(struct cache *c, const char *box);
+
+/* Listings: build, then store or drop. */
+struct cache_dir *cache_dir_new(void);
+int cache_dir_add(struct cache_dir *d, const char *name, const struct stat *st);
+void cache_dir_put(struct cache_dir *d);
+
+/* Entries currently held (for tests and the root ctl read). */
+size_t cache_count(struct cache *c);
+
+#endif

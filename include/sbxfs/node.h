@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The inode table.  Inode numbers are ours: a counter, never a pointer or
+ * a remote id, with a generation so that a number is never reused with
+ * the same generation.  A node lives while the kernel holds lookups on it
+ * (following LOOKUP/FORGET) or a child still names it as parent.
+ *
+ * One lock guards the table, the links between nodes and their names.
+ * It is never held across a provider call or a notify call.
+ */
+#ifndef SBXFS_NODE_H
+#define SBXFS_NODE_H
+
+#include <fuse_lowlevel.h>
+#include <stdint.h>
+
+struct box;
+
+enum node_kind {
+	NODE_ROOT,	/* the mount's root */
+	NODE_ROOTCTL,	/* MOUNT/ctl */
+	NODE_BOX,	/* MOUNT/NAME */
+	NODE_BOXCTL,	/* NAME/ctl */
+	NODE_STATUS,	/* NAME/status */
+	NODE_ERR,	/* NAME/err */
+	NODE_EXEC,	/* NAME/exec */
+	NODE_CMDS,	/* NAME/cmd */
+	NODE_CMDLAST,	/* NAME/cmd/last */
+	NODE_CMD,	/* NAME/cmd/N */
+	NODE_CMDFILE,	/* NAME/cmd/N/FILE */
+	NODE_FSROOT,	/* NAME/root */
+	NODE_FS,	/* anything below NAME/root */
+};
+
+enum cmd_file {
+	CF_CMDLINE,
+	CF_STDOUT,
+	CF_STDERR,
+	CF_OUT,
+	CF_STATUS,
+	CF_STDIN,
+	CF_CTL,
+	CF_COUNT
+};
+
+struct node {
+	fuse_ino_t ino;
+	uint64_t generation;
+	uint64_t nlookup; /* the kernel's lookups */
+	unsigned children; /* nodes naming this one as parent */
+	struct node *parent;
+	char *name;
+	enum node_kind kind;
+	struct box *box; /* reference; NULL above the sandboxes */
+	unsigned cmd;	 /* NODE_CMD, NODE_CMDFILE */
+	int cfile;	 /* NODE_CMDFILE: enum cmd_file */
+	struct node *next_ino, *next_name; /* hash chains */
+};
+
+/* The names of cmd/N's files, indexed by enum cmd_file. */
+extern const char *const cmd_file_names[CF_COUNT];
+
+struct node_table;
+
+struct node_table *node_table_new(void);
+void node_table_free(struct node_table *t);
+
+/* The node for `ino`, or NULL.  The pointer is valid until the node is
+ * forgotten, which the kernel does not do while a request on it runs. */
+struct node *node_find(struct node_table *t, fuse_ino_t ino);
+
+/*
+ * The child `name` of `parent`, made with `kind` if missing (a child of
+ * another kind is replaced: its old node stays until forgotten but loses
+ * the name).  Adds one kernel lookup.  Returns NULL on ENOMEM.
+ */
+struct node *node_lookup(struct node_table *t, struct node *parent,
+			 const char *name, enum node_kind kind, struct box *box,
+			 unsigned cmd, int cfile);
+
+/* Drop `n` kernel lookups. */
+void node_forget(struct node_table *t, fuse_ino_t ino, uint64_t n);
+
+/* The node no longer has this name (unlink, rmdir, a rename over it). */
+void node_unname(struct node_table *t, struct node *parent, const char *name);
+
+/* Move a name (rename): whatever had `newname` loses it. */
+int node_rename(struct node_table *t, struct node *parent, const char *name,
+		struct node *newparent, const char *newname);
+
+/* The path of a NODE_FS or NODE_FSROOT node below its sandbox's root/
+ * ("/" for root/ itself).  -ENAMETOOLONG, or -ENOENT for a node that lost
+ * its name. */
+int node_path(struct node_table *t, struct node *n, char *out, size_t size);
+
+/* The same for (parent, name). */
+int node_child_path(struct node_table *t, struct node *parent,
+		    const char *name, char *out, size_t size);
+
+/* Every named NODE_FS/NODE_FSROOT node of a sandbox, for invalidation:
+ * calls fn with (parent ino, ino, name) after the lock is dropped. */
+typedef void (*node_visit_fn)(void *ctx, fuse_ino_t parent, fuse_ino_t ino,
+			      const char *name);
+void node_visit_box(struct node_table *t, const struct box *box,
+		    node_visit_fn fn, void *ctx);
+
+#endif

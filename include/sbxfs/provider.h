@@ -1,0 +1,291 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The provider interface: what a sandbox backend implements so that the
+ * FUSE layer can show its sandboxes as a tree.
+ *
+ * A provider is a descriptor (name, capability flags, cache timeouts) plus
+ * an ops table.  sbx_provider_new() copies the table and fills every NULL
+ * slot with a default that returns -ENOTSUP, so callers never test for
+ * NULL.  What a provider cannot do is either a capability flag (so the FUSE
+ * layer can answer without a call) or a slot left NULL.
+ *
+ * Conventions for every slot:
+ *  - Return 0 (or a byte count where said) on success, a negative errno on
+ *    failure.  Before failing with a remote or runtime error, the slot calls
+ *    sbx_failf() with the full text; the caller records it in the sandbox's
+ *    `err` file and the log.  A bare errno without text is fine for plain
+ *    POSIX outcomes (ENOENT from stat, EEXIST from mkdir).
+ *  - `box` is a validated sandbox name (see sbx_name_valid()); `path` is an
+ *    absolute path inside the sandbox ("/", "/etc/hosts"), already checked
+ *    to hold no "." or ".." components and no empty component.  Names may
+ *    hold any byte but '/' and NUL.
+ *  - Strings passed in are borrowed for the duration of the call.  Results
+ *    go to caller-owned out-parameters, which come first.
+ *  - Every slot may block, and may be called from many threads at once;
+ *    the provider does its own locking.  Every slot that waits on something
+ *    remote must bound its wait and fail with -ETIMEDOUT past the bound.
+ */
+#ifndef SBXFS_PROVIDER_H
+#define SBXFS_PROVIDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "sbxfs/kv.h"
+
+/* Longest sandbox name, in bytes. */
+#define SBX_NAME_MAX 63
+
+/* Normalised sandbox states.  Providers map their own words onto these. */
+enum sbx_state {
+	SBX_STATE_UNKNOWN = 0,
+	SBX_STATE_CREATING,
+	SBX_STATE_STARTING,
+	SBX_STATE_RUNNING,
+	SBX_STATE_STOPPING,
+	SBX_STATE_STOPPED,
+	SBX_STATE_ARCHIVED,
+	SBX_STATE_ERROR,
+	SBX_STATE_DELETING,
+};
+
+/* The word shown in `ctl` and `status` for a state: "running", ... */
+const char *sbx_state_word(enum sbx_state state);
+
+/* What `status` shows.  Filled by the info slot; the caller owns `extra`. */
+struct sbx_box_info {
+	char id[128];
+	enum sbx_state state;
+	char native_state[64]; /* the provider's own word, "" if the same */
+	char image[256];
+	time_t created;
+	struct sbx_kvlist extra; /* further "key value" lines, in order */
+};
+
+/* How a command ended. */
+enum sbx_exit_how {
+	SBX_EXIT_CODE,   /* exited normally with `code` */
+	SBX_EXIT_SIGNAL, /* killed by signal `code` */
+	SBX_EXIT_FAILED, /* never ran or was lost; see `reason` */
+};
+
+struct sbx_exit {
+	enum sbx_exit_how how;
+	int code;
+	char reason[160];
+};
+
+enum sbx_stream {
+	SBX_STREAM_STDOUT = 0,
+	SBX_STREAM_STDERR = 1,
+};
+
+/*
+ * Where a running command's output goes.  The provider calls `output` for
+ * each chunk, in arrival order, from any single thread at a time, then
+ * `done` exactly once after the last `output`.  After `done` the provider
+ * must not touch the sink again.
+ */
+struct sbx_cmd_sink {
+	void (*output)(struct sbx_cmd_sink *sink, enum sbx_stream stream,
+		       const char *data, size_t len);
+	void (*done)(struct sbx_cmd_sink *sink, const struct sbx_exit *exit);
+};
+
+/* Capability flags: what the FUSE layer may expect of a provider. */
+enum {
+	SBX_CAP_SYMLINK = 1u << 0,   /* symlink and readlink */
+	SBX_CAP_HARDLINK = 1u << 1,  /* link */
+	SBX_CAP_CHOWN = 1u << 2,     /* chown */
+	SBX_CAP_STDIN = 1u << 3,     /* cmd_stdin after start */
+	SBX_CAP_RENAME_OVER = 1u << 4, /* rename replaces the target atomically */
+};
+
+/* Called by the list slot for each sandbox; nonzero stops the listing. */
+typedef int (*sbx_list_fn)(void *ctx, const char *name);
+
+/* Called by the readdir slot for each entry (never "." or ".."), with the
+ * entry's full attributes as lstat() would give them. */
+typedef int (*sbx_dirent_fn)(void *ctx, const char *name, const struct stat *st);
+
+struct sbx_provider;
+
+struct sbx_provider_ops {
+	/*
+	 * init: set up from the mount options (`opts`, borrowed; keys as given
+	 * with -o).  Called once, before any other slot, before daemonizing.
+	 * Sets p->priv.  Unknown or bad options: -EINVAL with sbx_failf().
+	 */
+	int (*init)(struct sbx_provider *p, const struct sbx_kvlist *opts);
+
+	/* destroy: stop what init started; called once at unmount. */
+	void (*destroy)(struct sbx_provider *p);
+
+	/* describe: append the provider's settings ("key value") to `out`
+	 * for the root `ctl` read.  Never secrets. */
+	void (*describe)(struct sbx_provider *p, struct sbx_kvlist *out);
+
+	/* ---- sandboxes ---- */
+
+	/* list: call fn for each sandbox.  Names that fail sbx_name_valid()
+	 * are skipped by the caller. */
+	int (*list)(struct sbx_provider *p, sbx_list_fn fn, void *ctx);
+
+	/* create: make sandbox `box` with `args` (key=value pairs from
+	 * "new NAME k=v ..."; keys the provider does not know give -EINVAL,
+	 * keys it knows but cannot honour -ENOTSUP).  -EEXIST if it exists.
+	 * The new sandbox is stopped unless the provider only makes running
+	 * ones. */
+	int (*create)(struct sbx_provider *p, const char *box,
+		      const struct sbx_kvlist *args);
+
+	/* remove: delete the sandbox and its files; stops it first. */
+	int (*remove)(struct sbx_provider *p, const char *box);
+
+	/* start, stop: move the sandbox to running or stopped.  Idempotent:
+	 * starting a running sandbox is 0.  A state that forbids the move
+	 * (archived, creating) is -EBUSY or -EAGAIN. */
+	int (*start)(struct sbx_provider *p, const char *box);
+	int (*stop)(struct sbx_provider *p, const char *box);
+
+	/* ctl: a provider-specific ctl verb (argv[0]) such as "archive".
+	 * -EINVAL for a verb the provider does not know. */
+	int (*ctl)(struct sbx_provider *p, const char *box, int argc,
+		   char *const argv[]);
+
+	/* info: fill `out` (zeroed by the caller).  -ENOENT if no such box. */
+	int (*info)(struct sbx_provider *p, struct sbx_box_info *out,
+		    const char *box);
+
+	/* ---- files: paths inside the sandbox ---- */
+
+	/* getattr: lstat() semantics; never follows a final symlink. */
+	int (*getattr)(struct sbx_provider *p, struct stat *out, const char *box,
+		       const char *path);
+
+	/* readdir: every entry of the directory with its attributes, in one
+	 * call.  The listing is bounded by the provider. */
+	int (*readdir)(struct sbx_provider *p, const char *box, const char *path,
+		       sbx_dirent_fn fn, void *ctx);
+
+	/*
+	 * open: open (or with O_CREAT, create with `mode`) the regular file at
+	 * `path` with open(2) `flags`; never follows a final symlink.  Sets
+	 * *fh to a provider handle, and *st to the file's attributes after the
+	 * open.  The handle is used from several threads at once.
+	 */
+	int (*open)(struct sbx_provider *p, uint64_t *fh, struct stat *st,
+		    const char *box, const char *path, int flags, mode_t mode);
+
+	/* read, write: at `off`; return bytes done or -errno.  A short read
+	 * means end of file. */
+	ssize_t (*read)(struct sbx_provider *p, uint64_t fh, char *buf,
+			size_t size, off_t off);
+	ssize_t (*write)(struct sbx_provider *p, uint64_t fh, const char *buf,
+			 size_t size, off_t off);
+
+	/* fsync: make the data durable; for staging providers, upload now.
+	 * An upload failure is returned here, never dropped. */
+	int (*fsync)(struct sbx_provider *p, uint64_t fh, int datasync);
+
+	/* flush: called at every close(2) of a descriptor of the file; what
+	 * it returns is what close(2) returns.  Staging providers upload
+	 * here when the file is dirty.  Default: nothing to do. */
+	int (*flush)(struct sbx_provider *p, uint64_t fh);
+
+	/* release: close the handle once no descriptor uses it.  Errors here
+	 * reach nobody (the kernel ignores them): report them from flush. */
+	int (*release)(struct sbx_provider *p, uint64_t fh);
+
+	int (*mkdir)(struct sbx_provider *p, const char *box, const char *path,
+		     mode_t mode);
+	int (*unlink)(struct sbx_provider *p, const char *box, const char *path);
+	int (*rmdir)(struct sbx_provider *p, const char *box, const char *path);
+	/* rename: renameat2() semantics with RENAME_NOREPLACE/EXCHANGE flags. */
+	int (*rename)(struct sbx_provider *p, const char *box, const char *from,
+		      const char *to, unsigned flags);
+	/* chmod, chown, truncate, utimens: on the object at `path`, never a
+	 * symlink's target.  chown takes (uid_t)-1 / (gid_t)-1 for "keep";
+	 * utimens takes UTIME_NOW / UTIME_OMIT as utimensat(2) does. */
+	int (*chmod)(struct sbx_provider *p, const char *box, const char *path,
+		     mode_t mode);
+	int (*chown)(struct sbx_provider *p, const char *box, const char *path,
+		     uid_t uid, gid_t gid);
+	int (*truncate)(struct sbx_provider *p, const char *box, const char *path,
+			off_t size);
+	int (*utimens)(struct sbx_provider *p, const char *box, const char *path,
+		       const struct timespec ts[2]);
+	/* symlink: create `path` pointing at `target` (stored verbatim). */
+	int (*symlink)(struct sbx_provider *p, const char *box,
+		       const char *target, const char *path);
+	/* readlink: NUL-terminated into buf; -ENAMETOOLONG if it does not fit. */
+	int (*readlink)(struct sbx_provider *p, char *buf, size_t size,
+			const char *box, const char *path);
+	int (*link)(struct sbx_provider *p, const char *box, const char *from,
+		    const char *to);
+	int (*statfs)(struct sbx_provider *p, struct statvfs *out,
+		      const char *box, const char *path);
+
+	/* ---- commands ---- */
+
+	/*
+	 * cmd_start: run `cmdline` with /bin/sh -c in the running sandbox.
+	 * Returns once the command has started (0, *handle set) or has
+	 * certainly not (-errno: -EAGAIN if the sandbox is not running).  Output
+	 * and the end go to `sink` as described above; `sink` outlives the
+	 * command.  The command's stdin stays open until cmd_stdin(len 0).
+	 */
+	int (*cmd_start)(struct sbx_provider *p, void **handle, const char *box,
+			 const char *cmdline, struct sbx_cmd_sink *sink);
+
+	/* cmd_stdin: write data to the command's stdin; len 0 closes it.
+	 * Returns bytes written or -errno (-EPIPE once the command is gone).
+	 * May block while the command does not read; -EINTR if *interrupted
+	 * becomes nonzero meanwhile. */
+	ssize_t (*cmd_stdin)(struct sbx_provider *p, void *handle,
+			     const char *data, size_t len,
+			     const volatile int *interrupted);
+
+	/* cmd_signal: send `sig` to the command and its process group. */
+	int (*cmd_signal)(struct sbx_provider *p, void *handle, int sig);
+
+	/* cmd_release: forget the handle; called once, after sink->done. */
+	void (*cmd_release)(struct sbx_provider *p, void *handle);
+};
+
+struct sbx_provider_desc {
+	const char *name;
+	unsigned caps;
+	/* How long the kernel and the cache may trust what they were told,
+	 * in seconds. */
+	double attr_timeout;
+	double entry_timeout;
+	const struct sbx_provider_ops *ops;
+};
+
+struct sbx_provider {
+	const struct sbx_provider_desc *desc;
+	struct sbx_provider_ops ops; /* every slot non-NULL */
+	void *priv;
+};
+
+/* The providers built in. */
+extern const struct sbx_provider_desc sbx_provider_local;
+
+/* Find a provider by name and make an instance with every ops slot set.
+ * Returns NULL with sbx_failf() text if the name is unknown. */
+struct sbx_provider *sbx_provider_new(const char *name);
+void sbx_provider_free(struct sbx_provider *p);
+
+/* Record the human text of the failure being returned, for this thread.
+ * The text is also logged.  Never pass secrets. */
+void sbx_failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The text recorded by the last sbx_failf() on this thread, or "" */
+const char *sbx_fail_text(void);
+void sbx_fail_clear(void);
+
+#endif

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/* The daemon's context: one per mount, reached from every FUSE request. */
+#ifndef SBXFS_SBXFS_H
+#define SBXFS_SBXFS_H
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <time.h>
+
+#include "sbxfs/cache.h"
+#include "sbxfs/provider.h"
+
+struct box;
+struct node_table;
+
+struct sbxfs {
+	struct sbx_provider *provider;
+	struct cache *cache;
+	struct node_table *nodes;
+	struct fuse_session *se;
+	char *state_dir;
+	char *cmd_dir; /* STATE/cmds/PROVIDER */
+	uid_t uid;
+	gid_t gid;
+	time_t started;
+
+	pthread_mutex_t boxes_lock; /* guards boxes */
+	struct box *boxes;
+
+	pthread_mutex_t ctl_lock; /* guards ctl_err, ctl_err_time */
+	char ctl_err[1024];	  /* the root ctl's last error */
+	time_t ctl_err_time;
+
+	/* Sandbox names, as last listed by the provider. */
+	pthread_mutex_t list_lock; /* guards list, list_n, list_expires */
+	char (*list)[SBX_NAME_MAX + 1];
+	size_t list_n;
+	double list_expires;
+
+	/* Sandboxes whose files a command may have changed: the notifier
+	 * thread tells the kernel to drop what it cached of them. */
+	pthread_mutex_t inval_lock; /* guards inval_* */
+	pthread_cond_t inval_cond;
+	char (*inval_boxes)[SBX_NAME_MAX + 1];
+	size_t inval_n;
+	int inval_stop;
+	pthread_t inval_thread;
+};
+
+/* Queue kernel and cache invalidation of everything under box/root/. */
+void sbxfs_invalidate_box(struct sbxfs *fs, const char *box);
+
+#endif

@@ -1,0 +1,411 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sbxfs/cache.h"
+
+struct entry {
+	struct entry *next;
+	char *key; /* "box/path": box names never hold '/' */
+	size_t boxlen;
+	uint64_t hash;
+	double expires;
+	int negative;
+	struct stat st;
+	struct cache_dir *dir; /* a listing entry when non-NULL */
+};
+
+struct cache {
+	pthread_mutex_t lock; /* guards everything below */
+	uint64_t gen;
+	double ttl;
+	size_t count, max, nbuckets;
+	struct entry **buckets;
+};
+
+static double monotonic_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double (*cache_clock)(void) = monotonic_now;
+
+static uint64_t fnv1a(const char *s, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+struct cache *cache_new(double ttl, size_t max_entries)
+{
+	struct cache *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->nbuckets = 4096;
+	c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
+	if (!c->buckets) {
+		free(c);
+		return NULL;
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	c->ttl = ttl;
+	c->max = max_entries;
+	return c;
+}
+
+static void entry_free(struct entry *e)
+{
+	if (e->dir)
+		cache_dir_put(e->dir);
+	free(e->key);
+	free(e);
+}
+
+static void clear_locked(struct cache *c, int only_expired)
+{
+	double now = cache_clock();
+
+	for (size_t b = 0; b < c->nbuckets; b++) {
+		struct entry **pp = &c->buckets[b];
+
+		while (*pp) {
+			struct entry *e = *pp;
+
+			if (!only_expired || e->expires <= now) {
+				*pp = e->next;
+				entry_free(e);
+				c->count--;
+			} else {
+				pp = &e->next;
+			}
+		}
+	}
+}
+
+void cache_free(struct cache *c)
+{
+	if (!c)
+		return;
+	clear_locked(c, 0);
+	free(c->buckets);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+uint64_t cache_begin(struct cache *c)
+{
+	uint64_t gen;
+
+	pthread_mutex_lock(&c->lock);
+	gen = c->gen;
+	pthread_mutex_unlock(&c->lock);
+	return gen;
+}
+
+/* Keys: 'a' + box + path for attributes, 'd' + box + path for listings. */
+static char *make_key(char kind, const char *box, const char *path, size_t *len)
+{
+	size_t bl = strlen(box), pl = strlen(path);
+	char *k = malloc(bl + pl + 2);
+
+	if (!k)
+		return NULL;
+	k[0] = kind;
+	memcpy(k + 1, box, bl);
+	memcpy(k + 1 + bl, path, pl + 1);
+	*len = bl + pl + 1;
+	return k;
+}
+
+static struct entry **find_locked(struct cache *c, const char *key, size_t len,
+				  uint64_t h)
+{
+	struct entry **pp = &c->buckets[h % c->nbuckets];
+
+	for (; *pp; pp = &(*pp)->next)
+		if ((*pp)->hash == h && !strcmp((*pp)->key, key))
+			return pp;
+	(void)len;
+	return pp;
+}
+
+/* Look up a live entry; drops it if expired.  Lock held. */
+static struct entry *lookup_locked(struct cache *c, char kind, const char *box,
+				   const char *path)
+{
+	size_t len;
+	char *key = make_key(kind, box, path, &len);
+	struct entry **pp, *e;
+
+	if (!key)
+		return NULL;
+	pp = find_locked(c, key, len, fnv1a(key, len));
+	free(key);
+	e = *pp;
+	if (e && e->expires <= cache_clock()) {
+		*pp = e->next;
+		entry_free(e);
+		c->count--;
+		e = NULL;
+	}
+	return e;
+}
+
+/* Insert or replace; takes ownership of dir.  Lock held. */
+static void store_locked(struct cache *c, char kind, const char *box,
+			 const char *path, const struct stat *st,
+			 struct cache_dir *dir)
+{
+	size_t len;
+	char *key = make_key(kind, box, path, &len);
+	uint64_t h;
+	struct entry **pp, *e;
+
+	if (!key)
+		goto drop;
+	if (c->count >= c->max) {
+		clear_locked(c, 1);
+		if (c->count >= c->max)
+			clear_locked(c, 0);
+	}
+	h = fnv1a(key, len);
+	pp = find_locked(c, key, len, h);
+	if (*pp) {
+		e = *pp;
+		free(key);
+		if (e->dir)
+			cache_dir_put(e->dir);
+	} else {
+		e = calloc(1, sizeof(*e));
+		if (!e) {
+			free(key);
+			goto drop;
+		}
+		e->key = key;
+		e->hash = h;
+		e->boxlen = strlen(box);
+		*pp = e;
+		c->count++;
+	}
+	e->expires = cache_clock() + c->ttl;
+	e->negative = st == NULL && dir == NULL;
+	if (st)
+		e->st = *st;
+	e->dir = dir;
+	return;
+drop:
+	if (dir)
+		cache_dir_put(dir);
+}
+
+int cache_get_attr(struct cache *c, struct stat *st, const char *box,
+		   const char *path)
+{
+	struct entry *e;
+	int rc = -EAGAIN;
+
+	pthread_mutex_lock(&c->lock);
+	e = lookup_locked(c, 'a', box, path);
+	if (e) {
+		rc = e->negative ? -ENOENT : 0;
+		if (!e->negative)
+			*st = e->st;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+void cache_put_attr(struct cache *c, uint64_t gen, const char *box,
+		    const char *path, const struct stat *st)
+{
+	if (c->ttl <= 0)
+		return;
+	pthread_mutex_lock(&c->lock);
+	if (gen == c->gen)
+		store_locked(c, 'a', box, path, st, NULL);
+	pthread_mutex_unlock(&c->lock);
+}
+
+struct cache_dir *cache_get_dir(struct cache *c, const char *box,
+				const char *path)
+{
+	struct entry *e;
+	struct cache_dir *d = NULL;
+
+	pthread_mutex_lock(&c->lock);
+	e = lookup_locked(c, 'd', box, path);
+	if (e && e->dir) {
+		d = e->dir;
+		__atomic_add_fetch(&d->refs, 1, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return d;
+}
+
+void cache_put_dir(struct cache *c, uint64_t gen, const char *box,
+		   const char *path, struct cache_dir *dir)
+{
+	char child[4096];
+
+	if (c->ttl <= 0) {
+		cache_dir_put(dir);
+		return;
+	}
+	pthread_mutex_lock(&c->lock);
+	if (gen != c->gen) {
+		pthread_mutex_unlock(&c->lock);
+		cache_dir_put(dir);
+		return;
+	}
+	for (size_t i = 0; i < dir->n; i++) {
+		size_t pl = strlen(path), nl = strlen(dir->v[i].name);
+
+		if (pl + nl + 2 > sizeof(child))
+			continue;
+		memcpy(child, path, pl);
+		if (pl > 1)
+			child[pl++] = '/';
+		memcpy(child + pl, dir->v[i].name, nl + 1);
+		store_locked(c, 'a', box, child, &dir->v[i].st, NULL);
+	}
+	store_locked(c, 'd', box, path, NULL, dir);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void forget_key_locked(struct cache *c, char kind, const char *box,
+			      const char *path)
+{
+	size_t len;
+	char *key = make_key(kind, box, path, &len);
+	struct entry **pp, *e;
+
+	if (!key)
+		return;
+	pp = find_locked(c, key, len, fnv1a(key, len));
+	free(key);
+	if ((e = *pp)) {
+		*pp = e->next;
+		entry_free(e);
+		c->count--;
+	}
+}
+
+/* Drop entries of `box` whose path is `prefix` or below it. */
+static void forget_prefix_locked(struct cache *c, const char *box,
+				 const char *prefix)
+{
+	size_t bl = strlen(box), pl = prefix ? strlen(prefix) : 0;
+
+	for (size_t b = 0; b < c->nbuckets; b++) {
+		struct entry **pp = &c->buckets[b];
+
+		while (*pp) {
+			struct entry *e = *pp;
+			const char *p = e->key + 1 + bl;
+			int hit = e->boxlen == bl && !memcmp(e->key + 1, box, bl) &&
+				  (!prefix || (!strncmp(p, prefix, pl) &&
+					       (p[pl] == '\0' || p[pl] == '/')));
+
+			if (hit) {
+				*pp = e->next;
+				entry_free(e);
+				c->count--;
+			} else {
+				pp = &e->next;
+			}
+		}
+	}
+}
+
+void cache_forget(struct cache *c, const char *box, const char *path, int subtree)
+{
+	char parent[4096];
+	const char *slash = strrchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : 0;
+
+	if (n >= sizeof(parent))
+		n = sizeof(parent) - 1;
+	memcpy(parent, path, n);
+	parent[n] = '\0';
+	if (n == 0)
+		strcpy(parent, "/");
+
+	pthread_mutex_lock(&c->lock);
+	c->gen++;
+	forget_key_locked(c, 'a', box, path);
+	forget_key_locked(c, 'd', box, path);
+	forget_key_locked(c, 'd', box, parent);
+	forget_key_locked(c, 'a', box, parent);
+	if (subtree)
+		forget_prefix_locked(c, box, path);
+	pthread_mutex_unlock(&c->lock);
+}
+
+void cache_forget_box(struct cache *c, const char *box)
+{
+	pthread_mutex_lock(&c->lock);
+	c->gen++;
+	forget_prefix_locked(c, box, NULL);
+	pthread_mutex_unlock(&c->lock);
+}
+
+size_t cache_count(struct cache *c)
+{
+	size_t n;
+
+	pthread_mutex_lock(&c->lock);
+	n = c->count;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+struct cache_dir *cache_dir_new(void)
+{
+	struct cache_dir *d = calloc(1, sizeof(*d));
+
+	if (d)
+		d->refs = 1;
+	return d;
+}
+
+int cache_dir_add(struct cache_dir *d, const char *name, const struct stat *st)
+{
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 32;
+		struct cache_dirent *nv = realloc(d->v, cap * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		d->v = nv;
+		d->cap = cap;
+	}
+	d->v[d->n].name = strdup(name);
+	if (!d->v[d->n].name)
+		return -ENOMEM;
+	d->v[d->n].st = *st;
+	d->n++;
+	return 0;
+}
+
+void cache_dir_put(struct cache_dir *d)
+{
+	if (!d || __atomic_sub_fetch(&d->refs, 1, __ATOMIC_ACQ_REL) > 0)
+		return;
+	for (size_t i = 0; i < d->n; i++)
+		free(d->v[i].name);
+	free(d->v);
+	free(d);
+}

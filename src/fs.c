@@ -1,0 +1,1748 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The FUSE low-level operations: the tree of sandboxes, their control
+ * files, and root/, which is handed to the provider path by path through
+ * the cache.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sbxfs/box.h"
+#include "sbxfs/cmd.h"
+#include "sbxfs/ctl.h"
+#include "sbxfs/fs.h"
+#include "sbxfs/log.h"
+#include "sbxfs/names.h"
+#include "sbxfs/node.h"
+#include "sbxfs/sbxfs.h"
+#include "sbxfs/status.h"
+#include "sbxfs/strbuf.h"
+
+#define PATH_MAX_SBX 4096
+#define SYNTH_TIMEOUT 1.0
+/* readdir (not plus) answers carry no inode: the kernel looks up. */
+#define UNKNOWN_INO 0xffffffffu
+
+static struct sbxfs *FS(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static int is_fs(const struct node *n)
+{
+	return n->kind == NODE_FS || n->kind == NODE_FSROOT;
+}
+
+/* ---- errors from root/ operations ---- */
+
+/* Record in the sandbox's err what is worth telling: provider text, or a
+ * failure that is not an ordinary answer of a filesystem. */
+static void fs_error(struct box *b, int rc, const char *op, const char *path)
+{
+	const char *text = sbx_fail_text();
+
+	if (text[0])
+		box_fail(b, rc, "%s \"%s\": %s", op, path, text);
+	else if (rc == -EIO || rc == -ETIMEDOUT || rc == -ENOTCONN ||
+		 rc == -EPROTO || rc == -ENOTSUP || rc == -EAGAIN)
+		box_fail(b, rc, "%s \"%s\": %s", op, path, strerror(-rc));
+}
+
+/* ---- the list of sandboxes ---- */
+
+struct list_ctx {
+	char (*names)[SBX_NAME_MAX + 1];
+	size_t n, cap;
+};
+
+static int list_add(void *ctx, const char *name)
+{
+	struct list_ctx *l = ctx;
+
+	if (!sbx_name_valid(name))
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 32;
+		void *nv = realloc(l->names, cap * sizeof(*l->names));
+
+		if (!nv)
+			return -ENOMEM;
+		l->names = nv;
+		l->cap = cap;
+	}
+	snprintf(l->names[l->n++], SBX_NAME_MAX + 1, "%s", name);
+	return 0;
+}
+
+/* Refresh the cached list if it is older than the entry timeout. */
+static int box_list_refresh(struct sbxfs *fs, int force)
+{
+	struct list_ctx l = { 0 };
+	double now = cache_clock();
+	int rc;
+
+	pthread_mutex_lock(&fs->list_lock);
+	if (!force && fs->list_expires > now) {
+		pthread_mutex_unlock(&fs->list_lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&fs->list_lock);
+	sbx_fail_clear();
+	rc = fs->provider->ops.list(fs->provider, list_add, &l);
+	if (rc) {
+		sbx_warn("listing sandboxes: %s", sbx_fail_text()[0] ? sbx_fail_text() : strerror(-rc));
+		free(l.names);
+		return rc;
+	}
+	pthread_mutex_lock(&fs->list_lock);
+	free(fs->list);
+	fs->list = l.names;
+	fs->list_n = l.n;
+	fs->list_expires = now + fs->provider->desc->entry_timeout;
+	pthread_mutex_unlock(&fs->list_lock);
+	return 0;
+}
+
+static void box_list_dirty(struct sbxfs *fs)
+{
+	pthread_mutex_lock(&fs->list_lock);
+	fs->list_expires = 0;
+	pthread_mutex_unlock(&fs->list_lock);
+}
+
+static int box_exists(struct sbxfs *fs, const char *name)
+{
+	int found = 0;
+
+	if (box_list_refresh(fs, 0))
+		return 0;
+	pthread_mutex_lock(&fs->list_lock);
+	for (size_t i = 0; i < fs->list_n && !found; i++)
+		found = !strcmp(fs->list[i], name);
+	pthread_mutex_unlock(&fs->list_lock);
+	return found;
+}
+
+/* ---- the notifier: kernel invalidation off the request threads ---- */
+
+static void inval_one(void *ctx, fuse_ino_t parent, fuse_ino_t ino, const char *name)
+{
+	struct sbxfs *fs = ctx;
+
+	fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
+	fuse_lowlevel_notify_inval_entry(fs->se, parent, name, strlen(name));
+}
+
+static void *inval_thread(void *arg)
+{
+	struct sbxfs *fs = arg;
+
+	pthread_mutex_lock(&fs->inval_lock);
+	while (!fs->inval_stop) {
+		char name[SBX_NAME_MAX + 1];
+		struct box *b;
+
+		if (!fs->inval_n) {
+			pthread_cond_wait(&fs->inval_cond, &fs->inval_lock);
+			continue;
+		}
+		snprintf(name, sizeof(name), "%s", fs->inval_boxes[--fs->inval_n]);
+		pthread_mutex_unlock(&fs->inval_lock);
+		if (name[0] == '/') {
+			/* "/NAME": a sandbox appeared or went away */
+			fuse_lowlevel_notify_inval_entry(fs->se, FUSE_ROOT_ID, name + 1,
+							 strlen(name + 1));
+		} else if ((b = box_get(fs, name))) {
+			node_visit_box(fs->nodes, b, inval_one, fs);
+			box_put(b);
+		}
+		pthread_mutex_lock(&fs->inval_lock);
+	}
+	pthread_mutex_unlock(&fs->inval_lock);
+	return NULL;
+}
+
+static void inval_queue(struct sbxfs *fs, const char *item)
+{
+	pthread_mutex_lock(&fs->inval_lock);
+	for (size_t i = 0; i < fs->inval_n; i++) {
+		if (!strcmp(fs->inval_boxes[i], item)) {
+			pthread_mutex_unlock(&fs->inval_lock);
+			return;
+		}
+	}
+	if (fs->inval_n < 1024) {
+		snprintf(fs->inval_boxes[fs->inval_n++], SBX_NAME_MAX + 1, "%s", item);
+		pthread_cond_signal(&fs->inval_cond);
+	}
+	pthread_mutex_unlock(&fs->inval_lock);
+}
+
+void sbxfs_invalidate_box(struct sbxfs *fs, const char *box)
+{
+	cache_forget_box(fs->cache, box);
+	inval_queue(fs, box);
+}
+
+static void inval_root_entry(struct sbxfs *fs, const char *box)
+{
+	char item[SBX_NAME_MAX + 2];
+
+	snprintf(item, sizeof(item), "/%s", box);
+	inval_queue(fs, item);
+}
+
+int fs_notifier_start(struct sbxfs *fs)
+{
+	fs->inval_boxes = calloc(1024, sizeof(*fs->inval_boxes));
+	if (!fs->inval_boxes)
+		return -ENOMEM;
+	pthread_mutex_init(&fs->inval_lock, NULL);
+	pthread_cond_init(&fs->inval_cond, NULL);
+	return -pthread_create(&fs->inval_thread, NULL, inval_thread, fs);
+}
+
+void fs_notifier_stop(struct sbxfs *fs)
+{
+	pthread_mutex_lock(&fs->inval_lock);
+	fs->inval_stop = 1;
+	pthread_cond_signal(&fs->inval_cond);
+	pthread_mutex_unlock(&fs->inval_lock);
+	pthread_join(fs->inval_thread, NULL);
+	free(fs->inval_boxes);
+}
+
+/* ---- attributes ---- */
+
+static void synth_attr(struct sbxfs *fs, const struct node *n, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = n->ino;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+	st->st_atime = st->st_mtime = st->st_ctime = fs->started;
+	st->st_nlink = 1;
+	st->st_blksize = 4096;
+	switch (n->kind) {
+	case NODE_ROOT:
+	case NODE_BOX:
+		st->st_mode = S_IFDIR | 0755;
+		st->st_nlink = 2;
+		break;
+	case NODE_CMDS:
+	case NODE_CMD:
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 2;
+		break;
+	case NODE_CMDLAST:
+		st->st_mode = S_IFLNK | 0777;
+		st->st_size = 10;
+		break;
+	case NODE_ROOTCTL:
+	case NODE_BOXCTL:
+	case NODE_EXEC:
+		st->st_mode = S_IFREG | 0644;
+		break;
+	case NODE_CMDFILE:
+		st->st_mode = S_IFREG | (n->cfile == CF_STDIN || n->cfile == CF_CTL ? 0200 : 0444);
+		break;
+	default:
+		st->st_mode = S_IFREG | 0444;
+		break;
+	}
+}
+
+/* Attributes of a path below root/, through the cache. */
+static int fs_getattr_path(struct sbxfs *fs, struct box *b, const char *path,
+			   struct stat *st)
+{
+	uint64_t gen;
+	int rc = cache_get_attr(fs->cache, st, b->name, path);
+
+	if (rc != -EAGAIN)
+		return rc;
+	gen = cache_begin(fs->cache);
+	sbx_fail_clear();
+	rc = fs->provider->ops.getattr(fs->provider, st, b->name, path);
+	if (rc == 0)
+		cache_put_attr(fs->cache, gen, b->name, path, st);
+	else if (rc == -ENOENT)
+		cache_put_attr(fs->cache, gen, b->name, path, NULL);
+	else
+		fs_error(b, rc, "stat", path);
+	return rc;
+}
+
+static double attr_timeout(struct sbxfs *fs, const struct node *n)
+{
+	return is_fs(n) ? fs->provider->desc->attr_timeout : SYNTH_TIMEOUT;
+}
+
+static int node_attr(struct sbxfs *fs, struct node *n, struct stat *st)
+{
+	char path[PATH_MAX_SBX];
+	int rc;
+
+	if (!is_fs(n)) {
+		synth_attr(fs, n, st);
+		return 0;
+	}
+	rc = node_path(fs->nodes, n, path, sizeof(path));
+	if (rc)
+		return rc == -ENOENT ? -ESTALE : rc;
+	rc = fs_getattr_path(fs, n->box, path, st);
+	if (rc == 0) {
+		st->st_ino = n->ino;
+		if (n->kind == NODE_FSROOT)
+			st->st_mode = (st->st_mode & ~S_IFMT) | S_IFDIR;
+	}
+	return rc;
+}
+
+static void fill_entry(struct sbxfs *fs, struct fuse_entry_param *e,
+		       struct node *n, const struct stat *st)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = n->ino;
+	e->generation = n->generation;
+	e->attr = *st;
+	e->attr.st_ino = n->ino;
+	e->attr_timeout = attr_timeout(fs, n);
+	e->entry_timeout = is_fs(n) ? fs->provider->desc->entry_timeout : SYNTH_TIMEOUT;
+}
+
+/* ---- lookup ---- */
+
+static const struct {
+	const char *name;
+	enum node_kind kind;
+} box_files[] = {
+	{ "ctl", NODE_BOXCTL }, { "status", NODE_STATUS }, { "err", NODE_ERR },
+	{ "exec", NODE_EXEC },	{ "cmd", NODE_CMDS },	   { "root", NODE_FSROOT },
+};
+
+/* N as written in cmd/: decimal, no sign, no leading zero. */
+static unsigned parse_cmd_number(const char *s)
+{
+	unsigned long n;
+	char *end;
+
+	if (s[0] < '1' || s[0] > '9' || strlen(s) > 9)
+		return 0;
+	n = strtoul(s, &end, 10);
+	return *end ? 0 : (unsigned)n;
+}
+
+/*
+ * Find (making it if needed, with one kernel lookup) the child `name` of
+ * `parent`, and its attributes.  Returns 0 or -errno.
+ */
+static int lookup_child(struct sbxfs *fs, struct node *parent, const char *name,
+			struct node **out, struct stat *st)
+{
+	enum node_kind kind = NODE_FS;
+	struct box *box = parent->box, *newbox = NULL;
+	unsigned cmd = parent->cmd;
+	int cfile = 0, rc;
+	struct node *n;
+
+	switch (parent->kind) {
+	case NODE_ROOT:
+		if (!strcmp(name, "ctl")) {
+			kind = NODE_ROOTCTL;
+			break;
+		}
+		if (!sbx_name_valid(name) || !box_exists(fs, name))
+			return -ENOENT;
+		kind = NODE_BOX;
+		box = newbox = box_get(fs, name);
+		if (!box)
+			return -ENOMEM;
+		break;
+	case NODE_BOX:
+		for (size_t i = 0; i < sizeof(box_files) / sizeof(box_files[0]); i++)
+			if (!strcmp(name, box_files[i].name))
+				kind = box_files[i].kind;
+		if (kind == NODE_FS)
+			return -ENOENT;
+		break;
+	case NODE_CMDS:
+		if (!strcmp(name, "last")) {
+			if (!cmd_count(box))
+				return -ENOENT;
+			kind = NODE_CMDLAST;
+			break;
+		}
+		cmd = parse_cmd_number(name);
+		if (!cmd || cmd > cmd_count(box))
+			return -ENOENT;
+		kind = NODE_CMD;
+		break;
+	case NODE_CMD:
+		for (cfile = 0; cfile < CF_COUNT; cfile++)
+			if (!strcmp(name, cmd_file_names[cfile]))
+				break;
+		if (cfile == CF_COUNT)
+			return -ENOENT;
+		kind = NODE_CMDFILE;
+		break;
+	case NODE_FSROOT:
+	case NODE_FS: {
+		char path[PATH_MAX_SBX];
+
+		if (strlen(name) > 255)
+			return -ENAMETOOLONG;
+		rc = node_child_path(fs->nodes, parent, name, path, sizeof(path));
+		if (rc)
+			return rc == -ENOENT ? -ESTALE : rc;
+		rc = fs_getattr_path(fs, box, path, st);
+		if (rc)
+			return rc;
+		break;
+	}
+	default:
+		return -ENOTDIR;
+	}
+	n = node_lookup(fs->nodes, parent, name, kind, box, cmd, cfile);
+	box_put(newbox);
+	if (!n)
+		return -ENOMEM;
+	if (kind == NODE_FS) {
+		st->st_ino = n->ino;
+	} else if (kind == NODE_FSROOT) {
+		rc = node_attr(fs, n, st);
+		if (rc) {
+			node_forget(fs->nodes, n->ino, 1);
+			return rc;
+		}
+	} else {
+		synth_attr(fs, n, st);
+	}
+	*out = n;
+	return 0;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct sbxfs *fs = FS(req);
+	struct node *p = node_find(fs->nodes, parent), *n;
+	struct fuse_entry_param e;
+	struct stat st;
+	int rc;
+
+	if (!p) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	rc = lookup_child(fs, p, name, &n, &st);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fill_entry(fs, &e, n, &st);
+	if (fuse_reply_entry(req, &e))
+		node_forget(fs->nodes, n->ino, 1);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	node_forget(FS(req)->nodes, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		node_forget(FS(req)->nodes, forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct sbxfs *fs = FS(req);
+	struct node *n = node_find(fs->nodes, ino);
+	struct stat st;
+	int rc;
+
+	if (!n) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	rc = node_attr(fs, n, &st);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, attr_timeout(fs, n));
+}
+
+/* Resolve (node, path) for an operation on root/; replies on failure. */
+static struct node *fs_node(fuse_req_t req, fuse_ino_t ino, char *path, size_t size)
+{
+	struct sbxfs *fs = FS(req);
+	struct node *n = node_find(fs->nodes, ino);
+	int rc;
+
+	if (!n) {
+		fuse_reply_err(req, ESTALE);
+		return NULL;
+	}
+	if (!is_fs(n)) {
+		fuse_reply_err(req, EPERM);
+		return NULL;
+	}
+	rc = node_path(fs->nodes, n, path, size);
+	if (rc) {
+		fuse_reply_err(req, rc == -ENOENT ? ESTALE : -rc);
+		return NULL;
+	}
+	return n;
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	struct sbxfs *fs = FS(req);
+	struct sbx_provider *p = fs->provider;
+	struct node *n = node_find(fs->nodes, ino);
+	char path[PATH_MAX_SBX];
+	struct stat st;
+	int rc = 0;
+
+	if (!n) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	if (!is_fs(n)) {
+		/* `echo x > ctl` truncates first: fine for writable files. */
+		synth_attr(fs, n, &st);
+		if (to_set & ~(FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+			       FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME))
+			fuse_reply_err(req, EPERM);
+		else if ((to_set & FUSE_SET_ATTR_SIZE) && !(st.st_mode & 0222))
+			fuse_reply_err(req, EACCES);
+		else
+			fuse_reply_attr(req, &st, SYNTH_TIMEOUT);
+		return;
+	}
+	if (!fs_node(req, ino, path, sizeof(path)))
+		return;
+	sbx_fail_clear();
+	if (to_set & FUSE_SET_ATTR_MODE)
+		rc = p->ops.chmod(p, n->box->name, path, attr->st_mode & 07777);
+	if (!rc && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
+		rc = p->ops.chown(p, n->box->name, path,
+				  (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1,
+				  (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1);
+	if (!rc && (to_set & FUSE_SET_ATTR_SIZE))
+		rc = p->ops.truncate(p, n->box->name, path, attr->st_size);
+	if (!rc && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))) {
+		struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_OMIT } };
+
+		if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+			ts[0].tv_nsec = UTIME_NOW;
+		else if (to_set & FUSE_SET_ATTR_ATIME)
+			ts[0] = attr->st_atim;
+		if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+			ts[1].tv_nsec = UTIME_NOW;
+		else if (to_set & FUSE_SET_ATTR_MTIME)
+			ts[1] = attr->st_mtim;
+		rc = p->ops.utimens(p, n->box->name, path, ts);
+	}
+	cache_forget(fs->cache, n->box->name, path, 0);
+	if (!rc)
+		rc = node_attr(fs, n, &st);
+	if (rc) {
+		fs_error(n->box, rc, "setattr", path);
+		fuse_reply_err(req, -rc);
+	} else {
+		fuse_reply_attr(req, &st, attr_timeout(fs, n));
+	}
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct sbxfs *fs = FS(req);
+	struct node *n = node_find(fs->nodes, ino);
+	char path[PATH_MAX_SBX], target[PATH_MAX_SBX], confined[PATH_MAX_SBX];
+	int rc;
+
+	if (n && n->kind == NODE_CMDLAST) {
+		snprintf(target, sizeof(target), "%u", cmd_count(n->box));
+		fuse_reply_readlink(req, target);
+		return;
+	}
+	if (!fs_node(req, ino, path, sizeof(path)))
+		return;
+	sbx_fail_clear();
+	rc = fs->provider->ops.readlink(fs->provider, target, sizeof(target),
+					n->box->name, path);
+	/* The kernel follows what we answer from the caller's root: never
+	 * let a sandbox's link point out of its root/. */
+	if (!rc)
+		rc = sbx_symlink_confine(confined, sizeof(confined), path, target);
+	if (rc) {
+		fs_error(n->box, rc, "readlink", path);
+		fuse_reply_err(req, -rc);
+	} else {
+		fuse_reply_readlink(req, confined);
+	}
+}
+
+/* ---- making and removing names ---- */
+
+static int box_create(struct sbxfs *fs, int argc, char **argv, char *why, size_t whysize);
+static int box_remove(struct sbxfs *fs, const char *name, char *why, size_t whysize);
+
+/* After a new name appeared under root/: look it up and reply. */
+static int reply_new_entry(fuse_req_t req, struct node *parent, const char *name,
+			   struct fuse_file_info *fi)
+{
+	struct sbxfs *fs = FS(req);
+	struct fuse_entry_param e;
+	struct node *n;
+	struct stat st;
+	int rc = lookup_child(fs, parent, name, &n, &st);
+
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return rc;
+	}
+	fill_entry(fs, &e, n, &st);
+	rc = fi ? fuse_reply_create(req, &e, fi) : fuse_reply_entry(req, &e);
+	if (rc)
+		node_forget(fs->nodes, n->ino, 1);
+	return rc;
+}
+
+/* The parent as a root/ directory and the child's path; replies on error. */
+static struct node *fs_parent(fuse_req_t req, fuse_ino_t parent, const char *name,
+			      char *path, size_t size)
+{
+	struct sbxfs *fs = FS(req);
+	struct node *p = node_find(fs->nodes, parent);
+	int rc;
+
+	if (!p) {
+		fuse_reply_err(req, ESTALE);
+		return NULL;
+	}
+	if (!is_fs(p)) {
+		fuse_reply_err(req, p->kind == NODE_ROOT ? EINVAL : EPERM);
+		return NULL;
+	}
+	if (strlen(name) > 255) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return NULL;
+	}
+	rc = node_child_path(fs->nodes, p, name, path, size);
+	if (rc) {
+		fuse_reply_err(req, rc == -ENOENT ? ESTALE : -rc);
+		return NULL;
+	}
+	return p;
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct sbxfs *fs = FS(req);
+	struct node *p = node_find(fs->nodes, parent);
+	char path[PATH_MAX_SBX], why[512];
+	int rc;
+
+	if (p && p->kind == NODE_ROOT) {
+		char *argv[] = { "new", (char *)name, NULL };
+
+		rc = box_create(fs, 2, argv, why, sizeof(why));
+		if (rc)
+			fuse_reply_err(req, -rc);
+		else
+			reply_new_entry(req, p, name, NULL);
+		return;
+	}
+	if (!(p = fs_parent(req, parent, name, path, sizeof(path))))
+		return;
+	sbx_fail_clear();
+	rc = fs->provider->ops.mkdir(fs->provider, p->box->name, path, mode);
+	cache_forget(fs->cache, p->box->name, path, 0);
+	if (rc) {
+		fs_error(p->box, rc, "mkdir", path);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	reply_new_entry(req, p, name, NULL);
+}
+
+static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
+		       const char *name)
+{
+	struct sbxfs *fs = FS(req);
+	char path[PATH_MAX_SBX];
+	struct node *p = fs_parent(req, parent, name, path, sizeof(path));
+	int rc;
+
+	if (!p)
+		return;
+	sbx_fail_clear();
+	rc = fs->provider->ops.symlink(fs->provider, p->box->name, target, path);
+	cache_forget(fs->cache, p->box->name, path, 0);
+	if (rc) {
+		fs_error(p->box, rc, "symlink", path);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	reply_new_entry(req, p, name, NULL);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	struct sbxfs *fs = FS(req);
+	char from[PATH_MAX_SBX], to[PATH_MAX_SBX];
+	struct node *n, *p;
+	int rc;
+
+	if (!(n = fs_node(req, ino, from, sizeof(from))))
+		return;
+	if (!(p = fs_parent(req, newparent, newname, to, sizeof(to))))
+		return;
+	if (p->box != n->box) {
+		fuse_reply_err(req, EXDEV);
+		return;
+	}
+	sbx_fail_clear();
+	rc = fs->provider->ops.link(fs->provider, p->box->name, from, to);
+	cache_forget(fs->cache, p->box->name, to, 0);
+	cache_forget(fs->cache, p->box->name, from, 0);
+	if (rc) {
+		fs_error(p->box, rc, "link", to);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	reply_new_entry(req, p, newname, NULL);
+}
+
+static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, int dir)
+{
+	struct sbxfs *fs = FS(req);
+	struct node *p = node_find(fs->nodes, parent);
+	char path[PATH_MAX_SBX], why[512];
+	int rc;
+
+	if (p && p->kind == NODE_ROOT && dir) {
+		rc = sbx_name_valid(name) ? box_remove(fs, name, why, sizeof(why)) : -ENOENT;
+		if (!rc)
+			node_unname(fs->nodes, p, name);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (!(p = fs_parent(req, parent, name, path, sizeof(path))))
+		return;
+	sbx_fail_clear();
+	rc = dir ? fs->provider->ops.rmdir(fs->provider, p->box->name, path)
+		 : fs->provider->ops.unlink(fs->provider, p->box->name, path);
+	cache_forget(fs->cache, p->box->name, path, dir);
+	if (rc)
+		fs_error(p->box, rc, dir ? "rmdir" : "unlink", path);
+	else
+		node_unname(fs->nodes, p, name);
+	fuse_reply_err(req, -rc);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_name(req, parent, name, 0);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_name(req, parent, name, 1);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+	struct sbxfs *fs = FS(req);
+	char from[PATH_MAX_SBX], to[PATH_MAX_SBX];
+	struct node *p, *np;
+	int rc;
+
+	if (!(p = fs_parent(req, parent, name, from, sizeof(from))))
+		return;
+	if (!(np = fs_parent(req, newparent, newname, to, sizeof(to))))
+		return;
+	if (p->box != np->box) {
+		fuse_reply_err(req, EXDEV);
+		return;
+	}
+	sbx_fail_clear();
+	rc = fs->provider->ops.rename(fs->provider, p->box->name, from, to, flags);
+	cache_forget(fs->cache, p->box->name, from, 1);
+	cache_forget(fs->cache, p->box->name, to, 1);
+	if (rc) {
+		fs_error(p->box, rc, "rename", from);
+	} else if (flags & RENAME_EXCHANGE) {
+		/* Both names still exist with swapped objects: forget both. */
+		node_unname(fs->nodes, p, name);
+		node_unname(fs->nodes, np, newname);
+	} else {
+		rc = node_rename(fs->nodes, p, name, np, newname);
+	}
+	fuse_reply_err(req, -rc);
+}
+
+/* ---- files below root/ ---- */
+
+static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		    struct node *parent, const char *name, mode_t mode)
+{
+	struct sbxfs *fs = FS(req);
+	char path[PATH_MAX_SBX];
+	struct node *n = NULL;
+	struct stat st;
+	uint64_t fh;
+	int rc, flags = fi->flags;
+
+	if (parent) {
+		if (!(n = fs_parent(req, parent->ino, name, path, sizeof(path))))
+			return;
+		flags |= O_CREAT;
+	} else if (!(n = fs_node(req, ino, path, sizeof(path)))) {
+		return;
+	}
+	sbx_fail_clear();
+	rc = fs->provider->ops.open(fs->provider, &fh, &st, n->box->name, path,
+				    flags, mode);
+	if (flags & (O_CREAT | O_TRUNC | O_WRONLY | O_RDWR))
+		cache_forget(fs->cache, n->box->name, path, 0);
+	if (rc) {
+		fs_error(n->box, rc, "open", path);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = fh;
+	/* Pages stay cached across opens; the kernel drops them when the
+	 * attributes show another size or mtime, and we after commands. */
+	fi->keep_cache = 1;
+	if (parent) {
+		if (reply_new_entry(req, parent, name, fi))
+			fs->provider->ops.release(fs->provider, fh);
+	} else if (fuse_reply_open(req, fi)) {
+		fs->provider->ops.release(fs->provider, fh);
+	}
+}
+
+static void fs_read(fuse_req_t req, struct node *n, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct sbxfs *fs = FS(req);
+	char *buf = malloc(size ? size : 1);
+	ssize_t got;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	sbx_fail_clear();
+	got = fs->provider->ops.read(fs->provider, fi->fh, buf, size, off);
+	if (got < 0) {
+		fs_error(n->box, (int)got, "read", n->name ? n->name : "?");
+		fuse_reply_err(req, (int)-got);
+	} else {
+		fuse_reply_buf(req, buf, (size_t)got);
+	}
+	free(buf);
+}
+
+static void fs_write(fuse_req_t req, struct node *n, const char *buf, size_t size,
+		     off_t off, struct fuse_file_info *fi)
+{
+	struct sbxfs *fs = FS(req);
+	char path[PATH_MAX_SBX];
+	ssize_t done;
+
+	sbx_fail_clear();
+	done = fs->provider->ops.write(fs->provider, fi->fh, buf, size, off);
+	if (node_path(fs->nodes, n, path, sizeof(path)) == 0)
+		cache_forget(fs->cache, n->box->name, path, 0);
+	if (done < 0) {
+		fs_error(n->box, (int)done, "write", n->name ? n->name : "?");
+		fuse_reply_err(req, (int)-done);
+	} else {
+		fuse_reply_write(req, (size_t)done);
+	}
+}
+
+/* ---- synthetic files ---- */
+
+struct sfile {
+	struct node *node; /* pinned by the open file */
+	struct box *box;   /* reference, or NULL */
+	struct cmd *cmd;   /* reference, or NULL */
+	char *text;	   /* built at open for text files */
+	size_t len;
+	int writer;	   /* opened for writing */
+	pthread_mutex_t lock; /* guards cmd */
+};
+
+static int is_stream(const struct node *n)
+{
+	return n->kind == NODE_EXEC ||
+	       (n->kind == NODE_CMDFILE &&
+		(n->cfile == CF_STDOUT || n->cfile == CF_STDERR || n->cfile == CF_OUT));
+}
+
+static int is_writable(const struct node *n)
+{
+	return n->kind == NODE_ROOTCTL || n->kind == NODE_BOXCTL || n->kind == NODE_EXEC ||
+	       (n->kind == NODE_CMDFILE && (n->cfile == CF_STDIN || n->cfile == CF_CTL));
+}
+
+static int is_readable(const struct node *n)
+{
+	return !(n->kind == NODE_CMDFILE && (n->cfile == CF_STDIN || n->cfile == CF_CTL));
+}
+
+static void root_ctl_text(struct sbxfs *fs, struct strbuf *sb)
+{
+	struct sbx_kvlist kv = { 0 };
+	char when[32];
+
+	strbuf_addf(sb, "provider %s\n", fs->provider->desc->name);
+	fs->provider->ops.describe(fs->provider, &kv);
+	for (size_t i = 0; i < kv.n; i++)
+		strbuf_addf(sb, "%s %s\n", kv.v[i].key, kv.v[i].value);
+	sbx_kv_free(&kv);
+	strbuf_addf(sb, "attr_timeout %g\n", fs->provider->desc->attr_timeout);
+	pthread_mutex_lock(&fs->ctl_lock);
+	if (fs->ctl_err[0]) {
+		sbx_time_iso(when, sizeof(when), fs->ctl_err_time);
+		strbuf_addf(sb, "error %s %s\n", when, fs->ctl_err);
+	}
+	pthread_mutex_unlock(&fs->ctl_lock);
+}
+
+/* Build the text a read-only synthetic file shows, at open. */
+static int sfile_build(struct sbxfs *fs, struct sfile *f)
+{
+	struct strbuf sb = STRBUF_INIT(1 << 20);
+	struct node *n = f->node;
+	struct sbx_box_info info;
+	char word[512];
+	int rc = 0;
+
+	switch (n->kind) {
+	case NODE_ROOTCTL:
+		root_ctl_text(fs, &sb);
+		break;
+	case NODE_STATUS:
+	case NODE_BOXCTL:
+		memset(&info, 0, sizeof(info));
+		sbx_fail_clear();
+		rc = fs->provider->ops.info(fs->provider, &info, n->box->name);
+		if (rc) {
+			box_fail(n->box, rc, NULL);
+		} else if (n->kind == NODE_STATUS) {
+			rc = status_format(&sb, n->box->name, fs->provider->desc->name, &info);
+		} else {
+			rc = strbuf_addf(&sb, "%s\n", sbx_state_word(info.state));
+		}
+		sbx_kv_free(&info.extra);
+		break;
+	case NODE_ERR:
+		box_err_text(n->box, word, sizeof(word));
+		rc = strbuf_addf(&sb, "%s", word);
+		break;
+	case NODE_CMDFILE:
+		if (n->cfile == CF_CMDLINE)
+			rc = strbuf_addf(&sb, "%s\n", f->cmd->cmdline);
+		else if (n->cfile == CF_STATUS) {
+			cmd_status_word(f->cmd, word, sizeof(word));
+			rc = strbuf_addf(&sb, "%s\n", word);
+		}
+		break;
+	default:
+		break;
+	}
+	if (rc) {
+		strbuf_release(&sb);
+		return rc;
+	}
+	f->text = strbuf_detach(&sb, &f->len);
+	return 0;
+}
+
+static void sfile_free(struct sfile *f)
+{
+	cmd_put(f->cmd);
+	box_put(f->box);
+	free(f->text);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}
+
+static void synth_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
+{
+	struct sbxfs *fs = FS(req);
+	int acc = fi->flags & O_ACCMODE;
+	struct sfile *f;
+	int rc;
+
+	if ((acc != O_RDONLY && !is_writable(n)) || (acc != O_WRONLY && !is_readable(n))) {
+		if (n->box && acc != O_RDONLY)
+			box_fail(n->box, -EACCES, "\"%s\" cannot be written", n->name);
+		fuse_reply_err(req, EACCES);
+		return;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_init(&f->lock, NULL);
+	f->node = n;
+	f->box = n->box ? box_ref(n->box) : NULL;
+	f->writer = acc != O_RDONLY;
+	if (n->kind == NODE_CMDFILE && !(f->cmd = cmd_get(n->box, n->cmd))) {
+		sfile_free(f);
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (acc != O_WRONLY && !is_stream(n) && (rc = sfile_build(fs, f))) {
+		sfile_free(f);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)f;
+	fi->direct_io = 1;
+	fi->nonseekable = is_stream(n);
+	if (fuse_reply_open(req, fi))
+		sfile_free(f);
+}
+
+/* ---- control messages ---- */
+
+static void root_ctl_fail(struct sbxfs *fs, int rc, const char *why)
+{
+	sbx_warn("ctl: %s (%s)", why, strerror(-rc));
+	pthread_mutex_lock(&fs->ctl_lock);
+	snprintf(fs->ctl_err, sizeof(fs->ctl_err), "%s", why);
+	fs->ctl_err_time = time(NULL);
+	pthread_mutex_unlock(&fs->ctl_lock);
+}
+
+/* "new NAME [k=v ...]" (argv[0] is ignored). */
+static int box_create(struct sbxfs *fs, int argc, char **argv, char *why, size_t whysize)
+{
+	struct sbx_kvlist args = { 0 };
+	const char *name = argv[1];
+	int rc = 0;
+
+	if (!sbx_name_valid(name)) {
+		snprintf(why, whysize,
+			 "bad sandbox name \"%.80s\": use 1 to %d letters, digits, '.', '_' or '-', starting with a letter or digit",
+			 name, SBX_NAME_MAX);
+		rc = -EINVAL;
+		goto out;
+	}
+	for (int i = 2; i < argc && !rc; i++) {
+		char *k, *v;
+
+		if (ctl_split_kv(argv[i], &k, &v)) {
+			snprintf(why, whysize, "new %s: expected key=value, not \"%.80s\"", name, argv[i]);
+			rc = -EINVAL;
+		} else {
+			rc = sbx_kv_add(&args, k, v);
+		}
+	}
+	if (rc)
+		goto out;
+	sbx_fail_clear();
+	rc = fs->provider->ops.create(fs->provider, name, &args);
+	if (rc)
+		snprintf(why, whysize, "new %s: %s", name,
+			 sbx_fail_text()[0] ? sbx_fail_text() : strerror(-rc));
+	box_list_dirty(fs);
+	inval_root_entry(fs, name);
+out:
+	if (rc)
+		root_ctl_fail(fs, rc, why);
+	sbx_kv_free(&args);
+	return rc;
+}
+
+static int box_remove(struct sbxfs *fs, const char *name, char *why, size_t whysize)
+{
+	int rc;
+
+	sbx_fail_clear();
+	rc = fs->provider->ops.remove(fs->provider, name);
+	box_list_dirty(fs);
+	if (rc) {
+		snprintf(why, whysize, "rm %s: %s", name,
+			 sbx_fail_text()[0] ? sbx_fail_text() : strerror(-rc));
+		root_ctl_fail(fs, rc, why);
+		return rc;
+	}
+	cache_forget_box(fs->cache, name);
+	box_deleted(fs, name);
+	inval_root_entry(fs, name);
+	return 0;
+}
+
+enum { RC_NEW, RC_RM };
+static const struct ctl_verb root_verbs[] = {
+	[RC_NEW] = { "new", 1, -1 },
+	[RC_RM] = { "rm", 1, 1 },
+	{ NULL, 0, 0 },
+};
+
+enum { BC_START, BC_STOP, BC_RESTART, BC_DELETE };
+static const struct ctl_verb box_verbs[] = {
+	[BC_START] = { "start", 0, 0 },
+	[BC_STOP] = { "stop", 0, 0 },
+	[BC_RESTART] = { "restart", 0, 0 },
+	[BC_DELETE] = { "delete", 0, 0 },
+	{ NULL, 0, 0 },
+};
+
+enum { CC_KILL };
+static const struct ctl_verb cmd_verbs[] = {
+	[CC_KILL] = { "kill", 0, 1 },
+	{ NULL, 0, 0 },
+};
+
+static int root_ctl_line(struct sbxfs *fs, char *line)
+{
+	struct ctl_cmd c;
+	char why[768];
+	int rc = ctl_parse_line(&c, line, root_verbs, why, sizeof(why));
+
+	if (rc == -ENODATA)
+		return 0;
+	if (rc) {
+		root_ctl_fail(fs, rc, why);
+		return rc;
+	}
+	switch (c.index) {
+	case RC_NEW:
+		return box_create(fs, c.argc, c.argv, why, sizeof(why));
+	case RC_RM:
+		if (!sbx_name_valid(c.argv[1]) || !box_exists(fs, c.argv[1])) {
+			snprintf(why, sizeof(why), "rm: no sandbox \"%.80s\"", c.argv[1]);
+			root_ctl_fail(fs, -ENOENT, why);
+			return -ENOENT;
+		}
+		return box_remove(fs, c.argv[1], why, sizeof(why));
+	}
+	return -EINVAL;
+}
+
+static int box_ctl_line(struct sbxfs *fs, struct box *b, char *line)
+{
+	struct sbx_provider *p = fs->provider;
+	struct ctl_cmd c;
+	char why[768];
+	int rc = ctl_parse_line(&c, line, box_verbs, why, sizeof(why));
+
+	if (rc == -ENODATA)
+		return 0;
+	sbx_fail_clear();
+	if (rc) {
+		/* Not ours: perhaps the provider's (archive, ...). */
+		char copy[CTL_LINE_MAX + 1];
+
+		if (c.argc < 1) {
+			box_fail(b, rc, "ctl: %s", why);
+			return rc;
+		}
+		snprintf(copy, sizeof(copy), "%s", c.argv[0]);
+		rc = p->ops.ctl(p, b->name, c.argc, c.argv);
+		if (rc)
+			box_fail(b, rc, "ctl: %s", sbx_fail_text()[0] ? sbx_fail_text() : why);
+		return rc;
+	}
+	switch (c.index) {
+	case BC_START:
+		rc = p->ops.start(p, b->name);
+		break;
+	case BC_STOP:
+		rc = p->ops.stop(p, b->name);
+		break;
+	case BC_RESTART:
+		rc = p->ops.stop(p, b->name);
+		if (!rc)
+			rc = p->ops.start(p, b->name);
+		break;
+	case BC_DELETE:
+		rc = box_remove(fs, b->name, why, sizeof(why));
+		if (rc)
+			box_fail(b, rc, "%s", why);
+		return rc;
+	}
+	if (rc)
+		box_fail(b, rc, "%s: %s", box_verbs[c.index].verb,
+			 sbx_fail_text()[0] ? sbx_fail_text() : strerror(-rc));
+	sbxfs_invalidate_box(fs, b->name);
+	return rc;
+}
+
+static int cmd_ctl_line(struct cmd *cmd, char *line)
+{
+	struct ctl_cmd c;
+	char why[768];
+	int rc = ctl_parse_line(&c, line, cmd_verbs, why, sizeof(why));
+	int sig = SIGTERM;
+
+	if (rc == -ENODATA)
+		return 0;
+	if (!rc && c.argc > 1 && (sig = status_signal_parse(c.argv[1])) < 0) {
+		snprintf(why, sizeof(why), "kill: unknown signal \"%.40s\"", c.argv[1]);
+		rc = -EINVAL;
+	}
+	if (!rc) {
+		rc = cmd_signal(cmd, sig);
+		if (rc == -ESRCH)
+			snprintf(why, sizeof(why), "kill: command %u is not running", cmd->n);
+		else if (rc)
+			snprintf(why, sizeof(why), "kill: %s", strerror(-rc));
+	}
+	if (rc)
+		box_fail(cmd->box, rc, "cmd %u: %s", cmd->n, why);
+	return rc;
+}
+
+/* Feed each line of a control write to `fn`; stop at the first error. */
+static int ctl_write(struct sbxfs *fs, struct sfile *f, const char *data, size_t size)
+{
+	size_t pos = 0;
+	char *buf, *line;
+	int rc = 0;
+
+	if (size > CTL_WRITE_MAX) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "control message too long (%zu bytes, at most %d)",
+			 size, CTL_WRITE_MAX);
+		if (f->box)
+			box_fail(f->box, -E2BIG, "%s", why);
+		else
+			root_ctl_fail(fs, -E2BIG, why);
+		return -E2BIG;
+	}
+	buf = malloc(size + 1);
+	if (!buf)
+		return -ENOMEM;
+	memcpy(buf, data, size);
+	buf[size] = '\0';
+	while (!rc && (line = ctl_next_line(buf, size, &pos))) {
+		if (memchr(line, '\0', strlen(line)) != NULL)
+			continue;
+		switch (f->node->kind) {
+		case NODE_ROOTCTL:
+			rc = root_ctl_line(fs, line);
+			break;
+		case NODE_BOXCTL:
+			rc = box_ctl_line(fs, f->box, line);
+			break;
+		default:
+			rc = cmd_ctl_line(f->cmd, line);
+			break;
+		}
+	}
+	free(buf);
+	return rc;
+}
+
+static int exec_write(struct sfile *f, const char *data, size_t size)
+{
+	struct cmd *c = NULL;
+	char *line;
+	int rc;
+
+	if (size > CTL_WRITE_MAX) {
+		box_fail(f->box, -E2BIG, "exec: command line too long (%zu bytes, at most %d)",
+			 size, CTL_WRITE_MAX);
+		return -E2BIG;
+	}
+	if (memchr(data, '\0', size)) {
+		box_fail(f->box, -EINVAL, "exec: command line holds a NUL byte");
+		return -EINVAL;
+	}
+	line = strndup(data, size);
+	if (!line)
+		return -ENOMEM;
+	if (size && line[size - 1] == '\n')
+		line[size - 1] = '\0';
+	if (!line[strspn(line, " \t\n")]) {
+		free(line);
+		box_fail(f->box, -EINVAL, "exec: empty command line");
+		return -EINVAL;
+	}
+	rc = cmd_start(&c, f->box, line);
+	free(line);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&f->lock);
+	cmd_put(f->cmd);
+	f->cmd = c;
+	pthread_mutex_unlock(&f->lock);
+	return 0;
+}
+
+static void synth_write(fuse_req_t req, struct sfile *f, const char *buf, size_t size)
+{
+	struct sbxfs *fs = FS(req);
+	struct node *n = f->node;
+	ssize_t rc;
+
+	if (n->kind == NODE_EXEC)
+		rc = exec_write(f, buf, size);
+	else if (n->kind == NODE_CMDFILE && n->cfile == CF_STDIN)
+		rc = size ? cmd_write_stdin(f->cmd, buf, size, req) : 0;
+	else
+		rc = ctl_write(fs, f, buf, size);
+	if (rc < 0)
+		fuse_reply_err(req, (int)-rc);
+	else
+		fuse_reply_write(req, n->kind == NODE_CMDFILE && n->cfile == CF_STDIN ? (size_t)rc : size);
+}
+
+static void synth_read(fuse_req_t req, struct sfile *f, size_t size, off_t off)
+{
+	struct node *n = f->node;
+	enum cmd_stream s = CMD_OUT;
+	struct cmd *c;
+	char *buf;
+	ssize_t got;
+
+	if (!is_stream(n)) {
+		if (off >= (off_t)f->len)
+			fuse_reply_buf(req, NULL, 0);
+		else
+			fuse_reply_buf(req, f->text + off,
+				       (size_t)((off_t)f->len - off) < size ? f->len - (size_t)off : size);
+		return;
+	}
+	if (n->kind == NODE_CMDFILE)
+		s = n->cfile == CF_STDOUT ? CMD_STDOUT : n->cfile == CF_STDERR ? CMD_STDERR : CMD_OUT;
+	/* exec: this file's command, else the newest at the first read. */
+	pthread_mutex_lock(&f->lock);
+	if (!f->cmd && n->kind == NODE_EXEC)
+		f->cmd = cmd_get(f->box, cmd_count(f->box));
+	c = f->cmd;
+	if (c)
+		__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&f->lock);
+	if (!c) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	buf = malloc(size ? size : 1);
+	if (!buf) {
+		cmd_put(c);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	got = cmd_read(c, s, buf, size, off, req);
+	cmd_put(c);
+	if (got < 0)
+		fuse_reply_err(req, (int)-got);
+	else
+		fuse_reply_buf(req, buf, (size_t)got);
+	free(buf);
+}
+
+/* ---- open, read, write, release: dispatch ---- */
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct node *n = node_find(FS(req)->nodes, ino);
+
+	if (!n)
+		fuse_reply_err(req, ESTALE);
+	else if (is_fs(n))
+		fs_open(req, ino, fi, NULL, NULL, 0);
+	else if (n->kind == NODE_ROOT || n->kind == NODE_BOX || n->kind == NODE_CMDS ||
+		 n->kind == NODE_CMD)
+		fuse_reply_err(req, EISDIR);
+	else
+		synth_open(req, n, fi);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	struct node *p = node_find(FS(req)->nodes, parent);
+
+	if (!p)
+		fuse_reply_err(req, ESTALE);
+	else if (!is_fs(p))
+		fuse_reply_err(req, p->kind == NODE_ROOT ? EINVAL : EPERM);
+	else
+		fs_open(req, 0, fi, p, name, mode);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct node *n = node_find(FS(req)->nodes, ino);
+
+	if (!n)
+		fuse_reply_err(req, ESTALE);
+	else if (is_fs(n))
+		fs_read(req, n, size, off, fi);
+	else
+		synth_read(req, (struct sfile *)(uintptr_t)fi->fh, size, off);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+		     off_t off, struct fuse_file_info *fi)
+{
+	struct node *n = node_find(FS(req)->nodes, ino);
+
+	if (!n)
+		fuse_reply_err(req, ESTALE);
+	else if (is_fs(n))
+		fs_write(req, n, buf, size, off, fi);
+	else
+		synth_write(req, (struct sfile *)(uintptr_t)fi->fh, buf, size);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct sbxfs *fs = FS(req);
+	struct node *n = node_find(fs->nodes, ino);
+	int rc = 0;
+
+	if (n && is_fs(n)) {
+		sbx_fail_clear();
+		rc = fs->provider->ops.flush(fs->provider, fi->fh);
+		if (rc)
+			fs_error(n->box, rc, "close", n->name ? n->name : "?");
+	}
+	fuse_reply_err(req, -rc);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct sbxfs *fs = FS(req);
+	struct node *n = node_find(fs->nodes, ino);
+
+	if (n && is_fs(n)) {
+		fs->provider->ops.release(fs->provider, fi->fh);
+	} else {
+		struct sfile *f = (struct sfile *)(uintptr_t)fi->fh;
+
+		if (f->writer && n && n->kind == NODE_CMDFILE && n->cfile == CF_STDIN)
+			cmd_write_stdin(f->cmd, NULL, 0, NULL);
+		sfile_free(f);
+	}
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	struct sbxfs *fs = FS(req);
+	struct node *n = node_find(fs->nodes, ino);
+	int rc = 0;
+
+	if (n && is_fs(n)) {
+		sbx_fail_clear();
+		rc = fs->provider->ops.fsync(fs->provider, fi->fh, datasync);
+		if (rc)
+			fs_error(n->box, rc, "fsync", n->name ? n->name : "?");
+	}
+	fuse_reply_err(req, -rc);
+}
+
+/* ---- directories ---- */
+
+struct dirhandle {
+	struct node *node;
+	struct cache_dir *list; /* entries with attributes */
+};
+
+static int fill_dirent(void *ctx, const char *name, const struct stat *st)
+{
+	struct cache_dir *d = ctx;
+
+	if (!sbx_entry_name_valid(name))
+		return 0; /* a sandbox may name things we cannot show */
+	return cache_dir_add(d, name, st);
+}
+
+/* The listing of a root/ directory: from the cache, or one provider call. */
+static int fs_list(struct sbxfs *fs, struct node *n, struct cache_dir **out)
+{
+	char path[PATH_MAX_SBX];
+	struct cache_dir *d;
+	uint64_t gen;
+	int rc = node_path(fs->nodes, n, path, sizeof(path));
+
+	if (rc)
+		return rc == -ENOENT ? -ESTALE : rc;
+	d = cache_get_dir(fs->cache, n->box->name, path);
+	if (d) {
+		*out = d;
+		return 0;
+	}
+	d = cache_dir_new();
+	if (!d)
+		return -ENOMEM;
+	gen = cache_begin(fs->cache);
+	sbx_fail_clear();
+	rc = fs->provider->ops.readdir(fs->provider, n->box->name, path, fill_dirent, d);
+	if (rc) {
+		fs_error(n->box, rc, "readdir", path);
+		cache_dir_put(d);
+		return rc;
+	}
+	d->refs++;
+	cache_put_dir(fs->cache, gen, n->box->name, path, d);
+	*out = d;
+	return 0;
+}
+
+/* The names of a synthetic directory (attributes come from lookup). */
+static int synth_list(struct sbxfs *fs, struct node *n, struct cache_dir **out)
+{
+	struct cache_dir *d = cache_dir_new();
+	struct stat reg = { .st_mode = S_IFREG }, dir = { .st_mode = S_IFDIR };
+	struct stat lnk = { .st_mode = S_IFLNK };
+	char num[16];
+	int rc = 0;
+
+	if (!d)
+		return -ENOMEM;
+	switch (n->kind) {
+	case NODE_ROOT:
+		rc = cache_dir_add(d, "ctl", &reg);
+		box_list_refresh(fs, 0);
+		pthread_mutex_lock(&fs->list_lock);
+		for (size_t i = 0; i < fs->list_n && !rc; i++)
+			rc = cache_dir_add(d, fs->list[i], &dir);
+		pthread_mutex_unlock(&fs->list_lock);
+		break;
+	case NODE_BOX:
+		for (size_t i = 0; i < sizeof(box_files) / sizeof(box_files[0]) && !rc; i++)
+			rc = cache_dir_add(d, box_files[i].name,
+					   box_files[i].kind == NODE_CMDS ||
+							   box_files[i].kind == NODE_FSROOT
+						   ? &dir
+						   : &reg);
+		break;
+	case NODE_CMDS: {
+		unsigned count = cmd_count(n->box);
+
+		for (unsigned i = 1; i <= count && !rc; i++) {
+			snprintf(num, sizeof(num), "%u", i);
+			rc = cache_dir_add(d, num, &dir);
+		}
+		if (count && !rc)
+			rc = cache_dir_add(d, "last", &lnk);
+		break;
+	}
+	case NODE_CMD:
+		for (int i = 0; i < CF_COUNT && !rc; i++)
+			rc = cache_dir_add(d, cmd_file_names[i], &reg);
+		break;
+	default:
+		rc = -ENOTDIR;
+	}
+	if (rc) {
+		cache_dir_put(d);
+		return rc;
+	}
+	*out = d;
+	return 0;
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct sbxfs *fs = FS(req);
+	struct node *n = node_find(fs->nodes, ino);
+	struct dirhandle *dh;
+	int rc;
+
+	if (!n) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	dh = calloc(1, sizeof(*dh));
+	if (!dh) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	dh->node = n;
+	rc = is_fs(n) ? fs_list(fs, n, &dh->list) : synth_list(fs, n, &dh->list);
+	if (rc) {
+		free(dh);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)dh;
+	fi->cache_readdir = 0;
+	if (fuse_reply_open(req, fi)) {
+		cache_dir_put(dh->list);
+		free(dh);
+	}
+}
+
+static void do_readdir(fuse_req_t req, size_t size, off_t off,
+		       struct fuse_file_info *fi, int plus)
+{
+	struct sbxfs *fs = FS(req);
+	struct dirhandle *dh = (struct dirhandle *)(uintptr_t)fi->fh;
+	char *buf = malloc(size), *p = buf;
+	size_t left = size;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	/* Offsets: 1 and 2 for "." and "..", then 3 + index. */
+	for (off_t i = off; ; i++) {
+		struct fuse_entry_param e;
+		struct node *n = NULL;
+		struct stat st;
+		const char *name;
+		size_t need;
+
+		memset(&e, 0, sizeof(e));
+		if (i < 2) {
+			name = i == 0 ? "." : "..";
+			e.attr.st_ino = dh->node->ino;
+			e.attr.st_mode = S_IFDIR;
+		} else if ((size_t)(i - 2) < dh->list->n) {
+			struct cache_dirent *de = &dh->list->v[i - 2];
+
+			name = de->name;
+			if (plus) {
+				st = de->st;
+				if (is_fs(dh->node)) {
+					n = node_lookup(fs->nodes, dh->node, name, NODE_FS,
+							dh->node->box, 0, 0);
+				} else if (lookup_child(fs, dh->node, name, &n, &st)) {
+					continue; /* gone meanwhile */
+				}
+				if (!n)
+					break;
+				fill_entry(fs, &e, n, &st);
+			} else {
+				/* readdir's inode numbers are not used by the
+				 * kernel; the type is. */
+				e.attr.st_ino = UNKNOWN_INO;
+				e.attr.st_mode = de->st.st_mode;
+			}
+		} else {
+			break;
+		}
+		need = plus ? fuse_add_direntry_plus(req, p, left, name, &e, i + 1)
+			    : fuse_add_direntry(req, p, left, name, &e.attr, i + 1);
+		if (need > left) {
+			if (n)
+				node_forget(fs->nodes, n->ino, 1);
+			break;
+		}
+		p += need;
+		left -= need;
+	}
+	fuse_reply_buf(req, buf, size - left);
+	free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, size, off, fi, 0);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	do_readdir(req, size, off, fi, 1);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct dirhandle *dh = (struct dirhandle *)(uintptr_t)fi->fh;
+
+	cache_dir_put(dh->list);
+	free(dh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct sbxfs *fs = FS(req);
+	struct node *n = node_find(fs->nodes, ino);
+	char path[PATH_MAX_SBX];
+	struct statvfs sv = { .f_bsize = 4096, .f_frsize = 4096, .f_namemax = 255 };
+	int rc;
+
+	if (!n || !is_fs(n) || node_path(fs->nodes, n, path, sizeof(path))) {
+		fuse_reply_statfs(req, &sv);
+		return;
+	}
+	sbx_fail_clear();
+	rc = fs->provider->ops.statfs(fs->provider, &sv, n->box->name, path);
+	if (rc) {
+		fs_error(n->box, rc, "statfs", path);
+		fuse_reply_err(req, -rc);
+	} else {
+		fuse_reply_statfs(req, &sv);
+	}
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	/* Attributes come with listings; lookups run in parallel. */
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
+		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+	/* The kernel must not keep file sizes itself: the sandbox changes
+	 * its files behind our back. */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	conn->max_write = 1 << 20;
+	conn->max_readahead = 1 << 20;
+}
+
+const struct fuse_lowlevel_ops sbxfs_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.symlink = op_symlink,
+	.rename = op_rename,
+	.link = op_link,
+	.open = op_open,
+	.create = op_create,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.statfs = op_statfs,
+};

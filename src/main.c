@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: MIT */
+/* sbxfs: mount sandboxes as a file tree. */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fuse_lowlevel.h>
+
+#include "sbxfs/box.h"
+#include "sbxfs/cache.h"
+#include "sbxfs/fs.h"
+#include "sbxfs/log.h"
+#include "sbxfs/node.h"
+#include "sbxfs/sbxfs.h"
+
+struct options {
+	char *provider;
+	char *state_dir;
+	char *image;
+	char *trace;
+	char *log;
+	int debug;
+	int foreground;
+	int help;
+	int version;
+};
+
+enum { KEY_HELP, KEY_VERSION, KEY_DEBUG, KEY_FOREGROUND };
+
+#define OPT(t, p) { t, offsetof(struct options, p), 1 }
+static const struct fuse_opt option_spec[] = {
+	OPT("provider=%s", provider),
+	OPT("state_dir=%s", state_dir),
+	OPT("image=%s", image),
+	OPT("trace=%s", trace),
+	OPT("log=%s", log),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_KEY("debug", KEY_DEBUG),
+	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+	FUSE_OPT_END
+};
+
+static int option_key(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct options *o = data;
+
+	switch (key) {
+	case KEY_HELP:
+		o->help = 1;
+		return 0;
+	case KEY_VERSION:
+		o->version = 1;
+		return 0;
+	case KEY_DEBUG:
+		o->debug = 1;
+		o->foreground = 1;
+		return 0;
+	case KEY_FOREGROUND:
+		o->foreground = 1;
+		return 0;
+	}
+	return 1; /* keep it for libfuse */
+}
+
+static void usage(FILE *out, const char *prog)
+{
+	fprintf(out,
+		"usage: %s [options] MOUNTPOINT\n"
+		"\n"
+		"Mount sandboxes as a file tree.\n"
+		"\n"
+		"    -f                     stay in the foreground\n"
+		"    -d                     debug logging (implies -f)\n"
+		"    -h, --help             this help\n"
+		"    -V, --version          the version\n"
+		"    -o provider=NAME       sandbox provider (default: local)\n"
+		"    -o state_dir=DIR       where sandboxes and command output live\n"
+		"                           (default: $XDG_DATA_HOME/sbxfs)\n"
+		"    -o image=IMAGE         default image for new sandboxes\n"
+		"                           (local: \"host\" or a root directory)\n"
+		"    -o trace=LIST          trace components: fuse,cmd,provider,cache,all\n"
+		"    -o log=FILE            log here (default: stderr in the foreground,\n"
+		"                           STATE_DIR/sbxfs.log otherwise)\n"
+		"\n"
+		"Unmount with fusermount3 -u MOUNTPOINT, or SIGINT/SIGTERM.\n"
+		"See sbxfs(1) and sbxfs-tree(5) in docs/.\n",
+		prog);
+}
+
+static int fail_usage(const char *prog, const char *why, const char *arg)
+{
+	fprintf(stderr, "%s: %s%s%s%s\n", prog, why, arg ? " \"" : "", arg ? arg : "",
+		arg ? "\"" : "");
+	usage(stderr, prog);
+	return 2;
+}
+
+static int mkdir_parents(const char *path)
+{
+	char tmp[PATH_MAX];
+
+	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	for (char *s = tmp + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		*s = '/';
+	}
+	if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static char *default_state_dir(void)
+{
+	const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+	char buf[PATH_MAX];
+
+	if (xdg && xdg[0] == '/')
+		snprintf(buf, sizeof(buf), "%s/sbxfs", xdg);
+	else if (home && home[0] == '/')
+		snprintf(buf, sizeof(buf), "%s/.local/share/sbxfs", home);
+	else
+		return NULL;
+	return strdup(buf);
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts cl = { 0 };
+	struct options o = { 0 };
+	struct sbx_kvlist popts = { 0 };
+	struct fuse_loop_config *loop = NULL;
+	struct sbxfs fs = { 0 };
+	const char *prog = "sbxfs";
+	char *state = NULL;
+	FILE *logf = NULL;
+	int rc = 1, mounted = 0;
+
+	if (fuse_opt_parse(&args, &o, option_spec, option_key) < 0)
+		return fail_usage(prog, "bad options", NULL);
+	if (o.help) {
+		usage(stdout, prog);
+		printf("\nFUSE options:\n");
+		fuse_lowlevel_help();
+		return 0;
+	}
+	if (o.version) {
+		printf("sbxfs %s (libfuse %s)\n", SBXFS_VERSION, fuse_pkgversion());
+		return 0;
+	}
+	if (fuse_parse_cmdline(&args, &cl) != 0)
+		return fail_usage(prog, "bad options", NULL);
+	if (!cl.mountpoint)
+		return fail_usage(prog, "no mountpoint given", NULL);
+	if (o.trace && sbx_log_set_trace(o.trace))
+		return fail_usage(prog, "unknown trace component in", o.trace);
+	if (!o.provider)
+		o.provider = strdup("local");
+
+	state = o.state_dir ? strdup(o.state_dir) : default_state_dir();
+	if (!state)
+		return fail_usage(prog, "no state directory: set -o state_dir or HOME", NULL);
+	if (mkdir_parents(state)) {
+		fprintf(stderr, "%s: cannot create state directory \"%s\": %s\n", prog,
+			state, strerror(errno));
+		return 1;
+	}
+	{
+		char *real = realpath(state, NULL);
+
+		free(state);
+		state = real;
+		if (!state) {
+			fprintf(stderr, "%s: bad state directory: %s\n", prog, strerror(errno));
+			return 1;
+		}
+	}
+	sbx_log_setup(stderr, o.debug ? SBX_LOG_DEBUG : SBX_LOG_INFO);
+
+	fs.provider = sbx_provider_new(o.provider);
+	if (!fs.provider) {
+		fprintf(stderr, "%s: %s\n", prog, sbx_fail_text());
+		goto out;
+	}
+	sbx_kv_add(&popts, "state_dir", state);
+	if (o.image)
+		sbx_kv_add(&popts, "image", o.image);
+	rc = fs.provider->ops.init(fs.provider, &popts);
+	if (rc) {
+		fprintf(stderr, "%s: provider %s: %s\n", prog, o.provider,
+			sbx_fail_text()[0] ? sbx_fail_text() : strerror(-rc));
+		free(fs.provider);
+		fs.provider = NULL;
+		rc = 1;
+		goto out;
+	}
+	rc = 1;
+	fs.state_dir = state;
+	if (asprintf(&fs.cmd_dir, "%s/cmds/%s", state, o.provider) < 0)
+		goto out;
+	mkdir_parents(fs.cmd_dir);
+	fs.uid = getuid();
+	fs.gid = getgid();
+	fs.started = time(NULL);
+	pthread_mutex_init(&fs.boxes_lock, NULL);
+	pthread_mutex_init(&fs.ctl_lock, NULL);
+	pthread_mutex_init(&fs.list_lock, NULL);
+	fs.cache = cache_new(fs.provider->desc->attr_timeout, 200000);
+	fs.nodes = node_table_new();
+	if (!fs.cache || !fs.nodes)
+		goto out;
+
+	fuse_opt_add_arg(&args, "-odefault_permissions,fsname=sbxfs,subtype=sbxfs");
+	fs.se = fuse_session_new(&args, &sbxfs_ops, sizeof(sbxfs_ops), &fs);
+	if (!fs.se)
+		goto out; /* libfuse printed why (an unknown option) */
+	if (fuse_set_signal_handlers(fs.se))
+		goto out;
+	signal(SIGPIPE, SIG_IGN);
+	if (fuse_session_mount(fs.se, cl.mountpoint)) {
+		fprintf(stderr, "%s: cannot mount on \"%s\"\n", prog, cl.mountpoint);
+		goto out;
+	}
+	mounted = 1;
+	if (!o.foreground || o.log) {
+		char path[PATH_MAX];
+
+		snprintf(path, sizeof(path), "%s", o.log ? o.log : "");
+		if (!o.log)
+			snprintf(path, sizeof(path), "%s/sbxfs.log", state);
+		logf = fopen(path, "ae");
+		if (logf)
+			sbx_log_setup(logf, o.debug ? SBX_LOG_DEBUG : SBX_LOG_INFO);
+	}
+	if (fuse_daemonize(o.foreground))
+		goto out;
+	if (fs_notifier_start(&fs))
+		goto out;
+	sbx_info("mounted %s: provider %s, state %s", cl.mountpoint, o.provider, state);
+
+	loop = fuse_loop_cfg_create();
+	/* Readers of running commands block in a request: allow many. */
+	fuse_loop_cfg_set_max_threads(loop, 512);
+	fuse_loop_cfg_set_idle_threads(loop, 16);
+	rc = fuse_session_loop_mt(fs.se, loop) ? 1 : 0;
+	fuse_loop_cfg_destroy(loop);
+	fs_notifier_stop(&fs);
+	sbx_info("unmounting %s", cl.mountpoint);
+out:
+	if (fs.se) {
+		if (mounted)
+			fuse_session_unmount(fs.se);
+		fuse_remove_signal_handlers(fs.se);
+		fuse_session_destroy(fs.se);
+	}
+	if (fs.provider) {
+		fs.provider->ops.destroy(fs.provider);
+		sbx_provider_free(fs.provider);
+	}
+	box_registry_free(&fs);
+	if (fs.nodes)
+		node_table_free(fs.nodes);
+	cache_free(fs.cache);
+	free(fs.list);
+	free(fs.cmd_dir);
+	free(state);
+	sbx_kv_free(&popts);
+	free(cl.mountpoint);
+	fuse_opt_free_args(&args);
+	free(o.provider);
+	free(o.state_dir);
+	free(o.image);
+	free(o.trace);
+	free(o.log);
+	if (logf)
+		fclose(logf);
+	return rc;
+}

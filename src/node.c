@@ -1,0 +1,350 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sbxfs/box.h"
+#include "sbxfs/node.h"
+
+#define NBUCKETS 65536
+
+const char *const cmd_file_names[CF_COUNT] = {
+	[CF_CMDLINE] = "cmdline", [CF_STDOUT] = "stdout", [CF_STDERR] = "stderr",
+	[CF_OUT] = "out",	  [CF_STATUS] = "status", [CF_STDIN] = "stdin",
+	[CF_CTL] = "ctl",
+};
+
+struct node_table {
+	pthread_mutex_t lock; /* guards everything here and in the nodes */
+	fuse_ino_t next_ino;
+	uint64_t generation;
+	struct node *by_ino[NBUCKETS];
+	struct node *by_name[NBUCKETS];
+};
+
+static size_t ino_bucket(fuse_ino_t ino)
+{
+	return (size_t)(ino * 0x9E3779B97F4A7C15ull >> 48) % NBUCKETS;
+}
+
+static size_t name_bucket(fuse_ino_t parent, const char *name)
+{
+	uint64_t h = 1469598103934665603ull ^ parent;
+
+	for (const unsigned char *s = (const unsigned char *)name; *s; s++) {
+		h ^= *s;
+		h *= 1099511628211ull;
+	}
+	return (size_t)(h % NBUCKETS);
+}
+
+struct node_table *node_table_new(void)
+{
+	struct node_table *t = calloc(1, sizeof(*t));
+	struct node *root;
+
+	if (!t)
+		return NULL;
+	root = calloc(1, sizeof(*root));
+	if (!root) {
+		free(t);
+		return NULL;
+	}
+	pthread_mutex_init(&t->lock, NULL);
+	root->ino = FUSE_ROOT_ID;
+	root->kind = NODE_ROOT;
+	root->nlookup = 1; /* never forgotten */
+	root->name = strdup("");
+	t->by_ino[ino_bucket(root->ino)] = root;
+	t->next_ino = FUSE_ROOT_ID + 1;
+	return t;
+}
+
+static void node_free(struct node *n)
+{
+	box_put(n->box);
+	free(n->name);
+	free(n);
+}
+
+void node_table_free(struct node_table *t)
+{
+	for (size_t b = 0; b < NBUCKETS; b++) {
+		struct node *n = t->by_ino[b], *next;
+
+		for (; n; n = next) {
+			next = n->next_ino;
+			node_free(n);
+		}
+	}
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+static struct node *find_locked(struct node_table *t, fuse_ino_t ino)
+{
+	struct node *n = t->by_ino[ino_bucket(ino)];
+
+	while (n && n->ino != ino)
+		n = n->next_ino;
+	return n;
+}
+
+struct node *node_find(struct node_table *t, fuse_ino_t ino)
+{
+	struct node *n;
+
+	pthread_mutex_lock(&t->lock);
+	n = find_locked(t, ino);
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+static struct node *child_locked(struct node_table *t, struct node *parent,
+				 const char *name)
+{
+	struct node *n = t->by_name[name_bucket(parent->ino, name)];
+
+	while (n && (n->parent != parent || !n->name || strcmp(n->name, name)))
+		n = n->next_name;
+	return n;
+}
+
+static void unlink_name_locked(struct node_table *t, struct node *n)
+{
+	struct node **pp;
+
+	if (!n->name || !n->parent)
+		return;
+	pp = &t->by_name[name_bucket(n->parent->ino, n->name)];
+	while (*pp && *pp != n)
+		pp = &(*pp)->next_name;
+	if (*pp)
+		*pp = n->next_name;
+	n->next_name = NULL;
+	free(n->name);
+	n->name = NULL;
+}
+
+static void link_name_locked(struct node_table *t, struct node *n, const char *name)
+{
+	size_t b = name_bucket(n->parent->ino, name);
+
+	n->next_name = t->by_name[b];
+	t->by_name[b] = n;
+}
+
+static void drop_if_unused_locked(struct node_table *t, struct node *n);
+
+static void release_parent_locked(struct node_table *t, struct node *parent)
+{
+	if (parent && --parent->children == 0)
+		drop_if_unused_locked(t, parent);
+}
+
+static void drop_if_unused_locked(struct node_table *t, struct node *n)
+{
+	struct node **pp, *parent;
+
+	if (n->nlookup || n->children || n->ino == FUSE_ROOT_ID)
+		return;
+	unlink_name_locked(t, n);
+	pp = &t->by_ino[ino_bucket(n->ino)];
+	while (*pp && *pp != n)
+		pp = &(*pp)->next_ino;
+	if (*pp)
+		*pp = n->next_ino;
+	parent = n->parent;
+	node_free(n);
+	release_parent_locked(t, parent);
+}
+
+struct node *node_lookup(struct node_table *t, struct node *parent,
+			 const char *name, enum node_kind kind, struct box *box,
+			 unsigned cmd, int cfile)
+{
+	struct node *n;
+
+	pthread_mutex_lock(&t->lock);
+	n = child_locked(t, parent, name);
+	if (n && (n->kind != kind || n->cmd != cmd || n->box != box)) {
+		unlink_name_locked(t, n); /* the name means something else now */
+		n = NULL;
+	}
+	if (!n) {
+		n = calloc(1, sizeof(*n));
+		if (!n || !(n->name = strdup(name))) {
+			free(n);
+			pthread_mutex_unlock(&t->lock);
+			return NULL;
+		}
+		n->ino = t->next_ino++;
+		n->generation = t->generation;
+		n->parent = parent;
+		parent->children++;
+		n->kind = kind;
+		n->box = box ? box_ref(box) : NULL;
+		n->cmd = cmd;
+		n->cfile = cfile;
+		n->next_ino = t->by_ino[ino_bucket(n->ino)];
+		t->by_ino[ino_bucket(n->ino)] = n;
+		link_name_locked(t, n, name);
+	}
+	n->nlookup++;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+void node_forget(struct node_table *t, fuse_ino_t ino, uint64_t count)
+{
+	struct node *n;
+
+	pthread_mutex_lock(&t->lock);
+	n = find_locked(t, ino);
+	if (n && n->ino != FUSE_ROOT_ID) {
+		n->nlookup = count > n->nlookup ? 0 : n->nlookup - count;
+		drop_if_unused_locked(t, n);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+void node_unname(struct node_table *t, struct node *parent, const char *name)
+{
+	struct node *n;
+
+	pthread_mutex_lock(&t->lock);
+	n = child_locked(t, parent, name);
+	if (n)
+		unlink_name_locked(t, n);
+	pthread_mutex_unlock(&t->lock);
+}
+
+int node_rename(struct node_table *t, struct node *parent, const char *name,
+		struct node *newparent, const char *newname)
+{
+	struct node *n, *victim;
+	char *copy = strdup(newname);
+
+	if (!copy)
+		return -ENOMEM;
+	pthread_mutex_lock(&t->lock);
+	victim = child_locked(t, newparent, newname);
+	if (victim)
+		unlink_name_locked(t, victim);
+	n = child_locked(t, parent, name);
+	if (n) {
+		unlink_name_locked(t, n);
+		if (n->parent != newparent) {
+			struct node *old = n->parent;
+
+			newparent->children++;
+			n->parent = newparent;
+			release_parent_locked(t, old);
+		}
+		n->name = copy;
+		copy = NULL;
+		link_name_locked(t, n, newname);
+	}
+	pthread_mutex_unlock(&t->lock);
+	free(copy);
+	return 0;
+}
+
+static int path_locked(struct node *n, const char *extra, char *out, size_t size)
+{
+	const char *parts[512];
+	int depth = 0;
+	size_t len = 0;
+
+	if (extra)
+		parts[depth++] = extra;
+	for (; n && n->kind == NODE_FS; n = n->parent) {
+		if (!n->name)
+			return -ENOENT;
+		if (depth == 512)
+			return -ENAMETOOLONG;
+		parts[depth++] = n->name;
+	}
+	if (!n || n->kind != NODE_FSROOT)
+		return -ENOENT;
+	if (depth == 0) {
+		if (size < 2)
+			return -ENAMETOOLONG;
+		strcpy(out, "/");
+		return 0;
+	}
+	while (depth--) {
+		size_t l = strlen(parts[depth]);
+
+		if (len + l + 2 > size)
+			return -ENAMETOOLONG;
+		out[len++] = '/';
+		memcpy(out + len, parts[depth], l);
+		len += l;
+	}
+	out[len] = '\0';
+	return 0;
+}
+
+int node_path(struct node_table *t, struct node *n, char *out, size_t size)
+{
+	int rc;
+
+	pthread_mutex_lock(&t->lock);
+	rc = path_locked(n, NULL, out, size);
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
+int node_child_path(struct node_table *t, struct node *parent, const char *name,
+		    char *out, size_t size)
+{
+	int rc;
+
+	pthread_mutex_lock(&t->lock);
+	rc = path_locked(parent, name, out, size);
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
+struct visit {
+	fuse_ino_t parent, ino;
+	char *name;
+};
+
+void node_visit_box(struct node_table *t, const struct box *box,
+		    node_visit_fn fn, void *ctx)
+{
+	struct visit *v = NULL;
+	size_t n = 0, cap = 0;
+
+	pthread_mutex_lock(&t->lock);
+	for (size_t b = 0; b < NBUCKETS; b++) {
+		for (struct node *x = t->by_ino[b]; x; x = x->next_ino) {
+			if (x->box != box || x->kind != NODE_FS || !x->name)
+				continue;
+			if (n == cap) {
+				size_t nc = cap ? cap * 2 : 256;
+				struct visit *nv = realloc(v, nc * sizeof(*nv));
+
+				if (!nv)
+					goto done;
+				v = nv;
+				cap = nc;
+			}
+			v[n].parent = x->parent->ino;
+			v[n].ino = x->ino;
+			v[n].name = strdup(x->name);
+			if (v[n].name)
+				n++;
+		}
+	}
+done:
+	pthread_mutex_unlock(&t->lock);
+	for (size_t i = 0; i < n; i++) {
+		fn(ctx, v[i].parent, v[i].ino, v[i].name);
+		free(v[i].name);
+	}
+	free(v);
+}

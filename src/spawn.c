@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sbxfs/spawn.h"
+
+extern char **environ;
+
+int spawn_start(pid_t *pid, char *const argv[], char *const envp[], int fd_in,
+		int fd_out, int fd_err, int fd3, int new_pgroup)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t all, none;
+	const int from[] = { fd_in, fd_out, fd_err };
+	short flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK;
+	int rc;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&attr);
+	for (int i = 0; i < 3; i++) {
+		if (from[i] >= 0)
+			posix_spawn_file_actions_adddup2(&fa, from[i], i);
+		else
+			posix_spawn_file_actions_addopen(&fa, i, "/dev/null",
+							 i ? O_WRONLY : O_RDONLY, 0);
+	}
+	if (fd3 >= 0)
+		posix_spawn_file_actions_adddup2(&fa, fd3, 3);
+	sigfillset(&all);
+	sigdelset(&all, SIGKILL);
+	sigdelset(&all, SIGSTOP);
+	sigemptyset(&none);
+	posix_spawnattr_setsigdefault(&attr, &all);
+	posix_spawnattr_setsigmask(&attr, &none);
+	if (new_pgroup) {
+		flags |= POSIX_SPAWN_SETPGROUP;
+		posix_spawnattr_setpgroup(&attr, 0);
+	}
+	posix_spawnattr_setflags(&attr, flags);
+	rc = posix_spawnp(pid, argv[0], &fa, &attr, argv, envp ? envp : environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	return -rc;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000ll + ts.tv_nsec / 1000000;
+}
+
+int spawn_wait(pid_t pid, int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+	int status, delay = 1;
+
+	for (;;) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid)
+			return status;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (now_ms() >= deadline)
+			return -ETIMEDOUT;
+		usleep((useconds_t)delay * 1000);
+		if (delay < 50)
+			delay *= 2;
+	}
+}
+
+int spawn_run(char *const argv[], int timeout_ms, char *why, size_t whysize)
+{
+	int errpipe[2], status, rc;
+	pid_t pid;
+	ssize_t n;
+
+	if (pipe2(errpipe, O_CLOEXEC) < 0)
+		return -errno;
+	rc = spawn_start(&pid, argv, NULL, -1, -1, errpipe[1], -1, 1);
+	close(errpipe[1]);
+	if (rc) {
+		close(errpipe[0]);
+		snprintf(why, whysize, "cannot run %s: %s", argv[0], strerror(-rc));
+		return rc;
+	}
+	status = spawn_wait(pid, timeout_ms);
+	if (status == -ETIMEDOUT) {
+		kill(-pid, SIGKILL);
+		spawn_wait(pid, 5000);
+		snprintf(why, whysize, "%s timed out after %d ms", argv[0], timeout_ms);
+		close(errpipe[0]);
+		return -ETIMEDOUT;
+	}
+	fcntl(errpipe[0], F_SETFL, O_NONBLOCK);
+	n = read(errpipe[0], why, whysize - 1);
+	close(errpipe[0]);
+	why[n > 0 ? n : 0] = '\0';
+	why[strcspn(why, "\n")] = '\0';
+	if (status < 0)
+		return status;
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}

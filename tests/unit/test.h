@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: MIT */
+/* A minimal test harness: CHECK records a failure and goes on. */
+#ifndef SBXFS_TEST_H
+#define SBXFS_TEST_H
+
+#include <stdio.h>
+
+extern int test_failures;
+
+#define CHECK(cond)                                                        \
+	do {                                                               \
+		if (!(cond)) {                                             \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, \
+				__LINE__, #cond);                          \
+			test_failures++;                                   \
+		}                                                          \
+	} while (0)
+
+void test_ctl(void);
+void test_status(void);
+void test_names(void);
+void test_cache(void);
+
+#endif

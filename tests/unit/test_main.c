@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: MIT */
+#include "test.h"
+
+int test_failures;
+
+int main(void)
+{
+	test_ctl();
+	test_status();
+	test_names();
+	test_cache();
+	if (test_failures)
+		fprintf(stderr, "%d checks failed\n", test_failures);
+	return test_failures ? 1 : 0;
+}
