@@ -1,2 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdio.h>
+#include <errno.h>
+#include <string.h>
+
+#include "sbxfs/cache.h"
 #include "test.h"
-void test_cache(void) {}
+
+static double fake_now;
+
+static double fake_clock(void)
+{
+	return fake_now;
+}
+
+void test_cache(void)
+{
+	struct cache *c;
+	struct cache_dir *d, *got;
+	struct stat st = { .st_size = 42, .st_mode = S_IFREG | 0644 }, out;
+	uint64_t gen;
+
+	cache_clock = fake_clock;
+	fake_now = 100;
+	c = cache_new(1.0, 1000);
+
+	CHECK(cache_get_attr(c, &out, "b", "/x") == -EAGAIN);
+	gen = cache_begin(c);
+	cache_put_attr(c, gen, "b", "/x", &st);
+	CHECK(cache_get_attr(c, &out, "b", "/x") == 0 && out.st_size == 42);
+	CHECK(cache_get_attr(c, &out, "other", "/x") == -EAGAIN);
+
+	/* Entries expire. */
+	fake_now = 101.5;
+	CHECK(cache_get_attr(c, &out, "b", "/x") == -EAGAIN);
+
+	/* Negative entries. */
+	gen = cache_begin(c);
+	cache_put_attr(c, gen, "b", "/gone", NULL);
+	CHECK(cache_get_attr(c, &out, "b", "/gone") == -ENOENT);
+
+	/* A reply that raced with an invalidation is not stored. */
+	gen = cache_begin(c);
+	cache_forget(c, "b", "/unrelated", 0);
+	cache_put_attr(c, gen, "b", "/y", &st);
+	CHECK(cache_get_attr(c, &out, "b", "/y") == -EAGAIN);
+
+	/* Listings store their entries' attributes too. */
+	d = cache_dir_new();
+	CHECK(cache_dir_add(d, "f", &st) == 0);
+	CHECK(cache_dir_add(d, "g", &st) == 0);
+	gen = cache_begin(c);
+	cache_put_dir(c, gen, "b", "/dir", d);
+	got = cache_get_dir(c, "b", "/dir");
+	CHECK(got && got->n == 2 && !strcmp(got->v[1].name, "g"));
+	cache_dir_put(got);
+	CHECK(cache_get_attr(c, &out, "b", "/dir/f") == 0);
+
+	/* Our own change drops the entry and its parent's listing. */
+	cache_forget(c, "b", "/dir/f", 0);
+	CHECK(cache_get_attr(c, &out, "b", "/dir/f") == -EAGAIN);
+	CHECK(cache_get_dir(c, "b", "/dir") == NULL);
+	CHECK(cache_get_attr(c, &out, "b", "/dir/g") == 0);
+
+	/* A subtree (rename of a directory) and a whole box (a command ran). */
+	cache_forget(c, "b", "/dir", 1);
+	CHECK(cache_get_attr(c, &out, "b", "/dir/g") == -EAGAIN);
+	gen = cache_begin(c);
+	cache_put_attr(c, gen, "b", "/a", &st);
+	cache_put_attr(c, gen, "b2", "/a", &st);
+	cache_forget_box(c, "b");
+	CHECK(cache_get_attr(c, &out, "b", "/a") == -EAGAIN);
+	CHECK(cache_get_attr(c, &out, "b2", "/a") == 0);
+
+	/* The bound holds. */
+	gen = cache_begin(c);
+	for (int i = 0; i < 5000; i++) {
+		char p[32];
+
+		snprintf(p, sizeof(p), "/f%d", i);
+		cache_put_attr(c, gen, "b", p, &st);
+	}
+	CHECK(cache_count(c) <= 1000);
+	cache_free(c);
+}
