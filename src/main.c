@@ -194,7 +194,7 @@ int main(int argc, char *argv[])
 
 	fs.provider = sbx_provider_new(o.provider);
 	if (!fs.provider) {
-		fprintf(stderr, "%s: %s\n", prog, sbx_fail_text());
+		rc = fail_usage(prog, sbx_fail_text(), NULL);
 		goto out;
 	}
 	sbx_kv_add(&popts, "state_dir", state);
@@ -227,8 +227,12 @@ int main(int argc, char *argv[])
 
 	fuse_opt_add_arg(&args, "-odefault_permissions,fsname=sbxfs,subtype=sbxfs");
 	fs.se = fuse_session_new(&args, &sbxfs_ops, sizeof(sbxfs_ops), &fs);
-	if (!fs.se)
-		goto out; /* libfuse printed why (an unknown option) */
+	if (!fs.se) {
+		/* libfuse printed the reason: an unknown option. */
+		usage(stderr, prog);
+		rc = 2;
+		goto out;
+	}
 	if (fuse_set_signal_handlers(fs.se))
 		goto out;
 	signal(SIGPIPE, SIG_IGN);
