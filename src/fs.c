@@ -1237,14 +1237,21 @@ static int ctl_write(struct sbxfs *fs, struct sfile *f, const char *data, size_t
 			root_ctl_fail(fs, -E2BIG, why);
 		return -E2BIG;
 	}
+	if (memchr(data, '\0', size)) {
+		const char *why = "control message holds a NUL byte";
+
+		if (f->box)
+			box_fail(f->box, -EINVAL, "ctl: %s", why);
+		else
+			root_ctl_fail(fs, -EINVAL, why);
+		return -EINVAL;
+	}
 	buf = malloc(size + 1);
 	if (!buf)
 		return -ENOMEM;
 	memcpy(buf, data, size);
 	buf[size] = '\0';
 	while (!rc && (line = ctl_next_line(buf, size, &pos))) {
-		if (memchr(line, '\0', strlen(line)) != NULL)
-			continue;
 		switch (f->node->kind) {
 		case NODE_ROOTCTL:
 			rc = root_ctl_line(fs, line);
