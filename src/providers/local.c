@@ -75,6 +75,7 @@ struct local_box {
 	pid_t keeper;	      /* bwrap, while running */
 	pid_t init;	      /* the sandbox's pid 1, as the host sees it */
 	int keeper_in;	      /* keeper's stdin: it lives while this is open */
+	int deleted;	      /* guarded by local.lock: the sandbox was removed */
 };
 
 struct local {
@@ -187,14 +188,22 @@ static struct local_box *box_find_locked(struct local *l, const char *name)
 }
 
 /* The record for an existing sandbox, made on first use.  Records live
- * until unmount or delete; delete unlinks but never frees them while the
- * daemon runs, so a pointer from here stays valid. */
+ * until unmount; delete marks them, so a pointer from here stays valid.
+ * Known records answer without touching the disk: this is on the path of
+ * every file operation. */
 static struct local_box *box_get(struct local *l, const char *name)
 {
 	char path[4096];
 	struct local_box *b;
 	struct stat st;
 
+	pthread_mutex_lock(&l->lock);
+	b = box_find_locked(l, name);
+	if (b && !b->deleted) {
+		pthread_mutex_unlock(&l->lock);
+		return b;
+	}
+	pthread_mutex_unlock(&l->lock);
 	if (box_dir(path, sizeof(path), l, name, "config") || stat(path, &st) < 0)
 		return NULL;
 	pthread_mutex_lock(&l->lock);
@@ -209,6 +218,8 @@ static struct local_box *box_get(struct local *l, const char *name)
 			l->boxes = b;
 		}
 	}
+	if (b)
+		b->deleted = 0;
 	pthread_mutex_unlock(&l->lock);
 	return b;
 }
@@ -804,6 +815,11 @@ static int local_remove(struct sbx_provider *p, const char *box)
 	snprintf(trash, sizeof(trash), "%s/.deleted-%s.%ld", l->dir, box, (long)time(NULL));
 	rc = rename(dir, trash) < 0 ? -errno : 0;
 	pthread_mutex_unlock(&b->lock);
+	if (!rc) {
+		pthread_mutex_lock(&l->lock);
+		b->deleted = 1;
+		pthread_mutex_unlock(&l->lock);
+	}
 	if (rc) {
 		sbx_failf("cannot delete sandbox \"%s\": %s", box, strerror(-rc));
 		return rc;
