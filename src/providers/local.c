@@ -83,6 +83,7 @@ struct local {
 	char default_image[256];
 	pthread_mutex_t lock; /* guards boxes */
 	struct local_box *boxes;
+	int live_cmds; /* atomic: command threads not yet finished */
 };
 
 struct local_cmd {
@@ -90,6 +91,7 @@ struct local_cmd {
 	pid_t pid;
 	int in_fd, out_fd, err_fd;
 	struct sbx_cmd_sink *sink;
+	struct local *l;
 };
 
 /* ---- small helpers ---- */
@@ -619,12 +621,18 @@ static void local_destroy(struct sbx_provider *p)
 	struct local *l = L(p);
 	struct local_box *b, *next;
 
-	for (b = l->boxes; b; b = next) {
-		next = b->next;
+	for (b = l->boxes; b; b = b->next) {
 		pthread_mutex_lock(&b->lock);
 		box_kill_keeper_locked(b);
 		box_close_view_locked(b);
 		pthread_mutex_unlock(&b->lock);
+	}
+	/* Killing the keepers ended every command; let their threads deliver
+	 * the end before the caller frees what the sinks point to. */
+	for (int i = 0; i < 300 && __atomic_load_n(&l->live_cmds, __ATOMIC_ACQUIRE); i++)
+		usleep(10000);
+	for (b = l->boxes; b; b = next) {
+		next = b->next;
 		pthread_mutex_destroy(&b->lock);
 		free(b);
 	}
@@ -1195,6 +1203,7 @@ static void *cmd_thread(void *arg)
 {
 	struct local_cmd *c = arg;
 	struct sbx_cmd_sink *sink = c->sink;
+	struct local *l = c->l;
 	struct sbx_exit ex = { 0 };
 	struct pollfd pfd[2] = { { .fd = c->out_fd, .events = POLLIN },
 				 { .fd = c->err_fd, .events = POLLIN } };
@@ -1239,6 +1248,7 @@ static void *cmd_thread(void *arg)
 	cmd_reap_locked(c, &ex);
 	pthread_mutex_unlock(&c->lock);
 	sink->done(sink, &ex);
+	__atomic_sub_fetch(&l->live_cmds, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
 
@@ -1328,9 +1338,12 @@ static int local_cmd_start(struct sbx_provider *p, void **handle, const char *bo
 	c->out_fd = out[0];
 	c->err_fd = err[0];
 	c->sink = sink;
+	c->l = L(p);
 	in[1] = out[0] = err[0] = -1;
+	__atomic_add_fetch(&c->l->live_cmds, 1, __ATOMIC_RELAXED);
 	rc = pthread_create(&tid, NULL, cmd_thread, c);
 	if (rc) {
+		__atomic_sub_fetch(&c->l->live_cmds, 1, __ATOMIC_RELAXED);
 		kill(-pid, SIGKILL);
 		spawn_wait(pid, 5000);
 		close(c->in_fd);
