@@ -312,9 +312,11 @@ static void sink_done(struct sbx_cmd_sink *sink, const struct sbx_exit *ex)
 	struct sbx_provider *p = c->box->fs->provider;
 	void *release;
 
+	/* The command may have changed any file of the sandbox: forget it all
+	 * before a reader sees the end, so what it does next sees the
+	 * command's effects.  (This thread serves no FUSE request.) */
+	sbxfs_invalidate_box_now(c->box->fs, c->box);
 	finish(c, ex);
-	/* The command may have changed any file of the sandbox. */
-	sbxfs_invalidate_box(c->box->fs, c->box->name);
 	pthread_mutex_lock(&c->lock);
 	c->handle_done = 1;
 	release = c->handle_users ? NULL : c->handle;

@@ -191,6 +191,12 @@ void sbxfs_invalidate_box(struct sbxfs *fs, const char *box)
 	inval_queue(fs, box);
 }
 
+void sbxfs_invalidate_box_now(struct sbxfs *fs, struct box *b)
+{
+	cache_forget_box(fs->cache, b->name);
+	node_visit_box(fs->nodes, b, inval_one, fs);
+}
+
 static void inval_root_entry(struct sbxfs *fs, const char *box)
 {
 	char item[SBX_NAME_MAX + 2];
@@ -410,7 +416,8 @@ static int lookup_child(struct sbxfs *fs, struct node *parent, const char *name,
 	default:
 		return -ENOTDIR;
 	}
-	n = node_lookup(fs->nodes, parent, name, kind, box, cmd, cfile);
+	n = node_lookup(fs->nodes, parent, name, kind, box, cmd, cfile,
+			kind == NODE_FS ? st : NULL);
 	box_put(newbox);
 	if (!n)
 		return -ENOMEM;
@@ -889,7 +896,8 @@ struct sfile {
 	char *text;	   /* built at open for text files */
 	size_t len;
 	int writer;	   /* opened for writing */
-	pthread_mutex_t lock; /* guards cmd */
+	pthread_mutex_t lock; /* guards cmd, rpos */
+	off_t rpos;	   /* streams: where this open file reads next */
 };
 
 static int is_stream(const struct node *n)
@@ -1300,6 +1308,7 @@ static int exec_write(struct sfile *f, const char *data, size_t size)
 	pthread_mutex_lock(&f->lock);
 	cmd_put(f->cmd);
 	f->cmd = c;
+	f->rpos = 0;
 	pthread_mutex_unlock(&f->lock);
 	return 0;
 }
@@ -1347,6 +1356,9 @@ static void synth_read(fuse_req_t req, struct sfile *f, size_t size, off_t off)
 	c = f->cmd;
 	if (c)
 		__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+	/* Streams are not seekable, and on an O_RDWR exec file the kernel's
+	 * offset counts what was written: keep our own read position. */
+	off = f->rpos;
 	pthread_mutex_unlock(&f->lock);
 	if (!c) {
 		fuse_reply_buf(req, NULL, 0);
@@ -1360,6 +1372,12 @@ static void synth_read(fuse_req_t req, struct sfile *f, size_t size, off_t off)
 	}
 	got = cmd_read(c, s, buf, size, off, req);
 	cmd_put(c);
+	if (got > 0) {
+		pthread_mutex_lock(&f->lock);
+		if (f->rpos == off)
+			f->rpos += got;
+		pthread_mutex_unlock(&f->lock);
+	}
 	if (got < 0)
 		fuse_reply_err(req, (int)-got);
 	else
@@ -1637,7 +1655,7 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 				st = de->st;
 				if (is_fs(dh->node)) {
 					n = node_lookup(fs->nodes, dh->node, name, NODE_FS,
-							dh->node->box, 0, 0);
+							dh->node->box, 0, 0, &st);
 				} else if (lookup_child(fs, dh->node, name, &n, &st)) {
 					continue; /* gone meanwhile */
 				}

@@ -261,7 +261,9 @@ int main(int argc, char *argv[])
 	/* Readers of running commands block in a request: allow many. */
 	fuse_loop_cfg_set_max_threads(loop, 512);
 	fuse_loop_cfg_set_idle_threads(loop, 16);
-	rc = fuse_session_loop_mt(fs.se, loop) ? 1 : 0;
+	rc = fuse_session_loop_mt(fs.se, loop);
+	/* The loop returns the signal that ended it: a clean unmount. */
+	rc = (rc == 0 || rc == SIGINT || rc == SIGTERM || rc == SIGHUP) ? 0 : 1;
 	fuse_loop_cfg_destroy(loop);
 	fs_notifier_stop(&fs);
 	sbx_info("unmounting %s", cl.mountpoint);

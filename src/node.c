@@ -21,6 +21,7 @@ struct node_table {
 	uint64_t generation;
 	struct node *by_ino[NBUCKETS];
 	struct node *by_name[NBUCKETS];
+	struct node *by_id[NBUCKETS];
 };
 
 static size_t ino_bucket(fuse_ino_t ino)
@@ -37,6 +38,38 @@ static size_t name_bucket(fuse_ino_t parent, const char *name)
 		h *= 1099511628211ull;
 	}
 	return (size_t)(h % NBUCKETS);
+}
+
+static size_t id_bucket(const struct box *box, dev_t dev, ino_t ino)
+{
+	uint64_t h = (uint64_t)(uintptr_t)box ^ ((uint64_t)dev << 32) ^ (uint64_t)ino;
+
+	return (size_t)((h * 0x9E3779B97F4A7C15ull) >> 48) % NBUCKETS;
+}
+
+static void unlink_id_locked(struct node_table *t, struct node *n)
+{
+	struct node **pp;
+
+	if (!n->backing)
+		return;
+	pp = &t->by_id[id_bucket(n->box, n->dev, n->backing)];
+	while (*pp && *pp != n)
+		pp = &(*pp)->next_id;
+	if (*pp)
+		*pp = n->next_id;
+	n->next_id = NULL;
+	n->backing = 0;
+}
+
+static struct node *find_id_locked(struct node_table *t, const struct box *box,
+				   dev_t dev, ino_t ino)
+{
+	struct node *n = t->by_id[id_bucket(box, dev, ino)];
+
+	while (n && (n->box != box || n->dev != dev || n->backing != ino))
+		n = n->next_id;
+	return n;
 }
 
 struct node_table *node_table_new(void)
@@ -150,6 +183,7 @@ static void drop_if_unused_locked(struct node_table *t, struct node *n)
 	if (n->nlookup || n->children || n->ino == FUSE_ROOT_ID)
 		return;
 	unlink_name_locked(t, n);
+	unlink_id_locked(t, n);
 	pp = &t->by_ino[ino_bucket(n->ino)];
 	while (*pp && *pp != n)
 		pp = &(*pp)->next_ino;
@@ -160,17 +194,46 @@ static void drop_if_unused_locked(struct node_table *t, struct node *n)
 	release_parent_locked(t, parent);
 }
 
+/* Give `n` the name (parent, name); it loses the one it had.  Lock held. */
+static int rename_locked(struct node_table *t, struct node *n, struct node *parent,
+			 const char *name)
+{
+	char *copy = strdup(name);
+
+	if (!copy)
+		return -ENOMEM;
+	unlink_name_locked(t, n);
+	if (n->parent != parent) {
+		struct node *old = n->parent;
+
+		parent->children++;
+		n->parent = parent;
+		release_parent_locked(t, old);
+	}
+	n->name = copy;
+	link_name_locked(t, n, name);
+	return 0;
+}
+
 struct node *node_lookup(struct node_table *t, struct node *parent,
 			 const char *name, enum node_kind kind, struct box *box,
-			 unsigned cmd, int cfile)
+			 unsigned cmd, int cfile, const struct stat *st)
 {
+	int identity = kind == NODE_FS && st && st->st_ino && !S_ISDIR(st->st_mode);
 	struct node *n;
 
 	pthread_mutex_lock(&t->lock);
 	n = child_locked(t, parent, name);
-	if (n && (n->kind != kind || n->cmd != cmd || n->box != box)) {
+	if (n && (n->kind != kind || n->cmd != cmd || n->box != box ||
+		  (identity && (n->backing != st->st_ino || n->dev != st->st_dev)) ||
+		  (kind == NODE_FS && st && !identity && n->backing))) {
 		unlink_name_locked(t, n); /* the name means something else now */
 		n = NULL;
+	}
+	if (!n && identity) {
+		n = find_id_locked(t, box, st->st_dev, st->st_ino);
+		if (n && rename_locked(t, n, parent, name))
+			n = NULL;
 	}
 	if (!n) {
 		n = calloc(1, sizeof(*n));
@@ -190,6 +253,14 @@ struct node *node_lookup(struct node_table *t, struct node *parent,
 		n->next_ino = t->by_ino[ino_bucket(n->ino)];
 		t->by_ino[ino_bucket(n->ino)] = n;
 		link_name_locked(t, n, name);
+		if (identity) {
+			size_t b = id_bucket(box, st->st_dev, st->st_ino);
+
+			n->dev = st->st_dev;
+			n->backing = st->st_ino;
+			n->next_id = t->by_id[b];
+			t->by_id[b] = n;
+		}
 	}
 	n->nlookup++;
 	pthread_mutex_unlock(&t->lock);
@@ -224,31 +295,17 @@ int node_rename(struct node_table *t, struct node *parent, const char *name,
 		struct node *newparent, const char *newname)
 {
 	struct node *n, *victim;
-	char *copy = strdup(newname);
+	int rc = 0;
 
-	if (!copy)
-		return -ENOMEM;
 	pthread_mutex_lock(&t->lock);
 	victim = child_locked(t, newparent, newname);
 	if (victim)
 		unlink_name_locked(t, victim);
 	n = child_locked(t, parent, name);
-	if (n) {
-		unlink_name_locked(t, n);
-		if (n->parent != newparent) {
-			struct node *old = n->parent;
-
-			newparent->children++;
-			n->parent = newparent;
-			release_parent_locked(t, old);
-		}
-		n->name = copy;
-		copy = NULL;
-		link_name_locked(t, n, newname);
-	}
+	if (n)
+		rc = rename_locked(t, n, newparent, newname);
 	pthread_mutex_unlock(&t->lock);
-	free(copy);
-	return 0;
+	return rc;
 }
 
 static int path_locked(struct node *n, const char *extra, char *out, size_t size)

@@ -13,6 +13,7 @@
 
 #include <fuse_lowlevel.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 struct box;
 
@@ -54,7 +55,9 @@ struct node {
 	struct box *box; /* reference; NULL above the sandboxes */
 	unsigned cmd;	 /* NODE_CMD, NODE_CMDFILE */
 	int cfile;	 /* NODE_CMDFILE: enum cmd_file */
-	struct node *next_ino, *next_name; /* hash chains */
+	dev_t dev;	 /* NODE_FS non-directories: the provider's identity, */
+	ino_t backing;	 /* 0 when unknown; hard links share one node */
+	struct node *next_ino, *next_name, *next_id; /* hash chains */
 };
 
 /* The names of cmd/N's files, indexed by enum cmd_file. */
@@ -71,12 +74,17 @@ struct node *node_find(struct node_table *t, fuse_ino_t ino);
 
 /*
  * The child `name` of `parent`, made with `kind` if missing (a child of
- * another kind is replaced: its old node stays until forgotten but loses
- * the name).  Adds one kernel lookup.  Returns NULL on ENOMEM.
+ * another kind or identity is replaced: its old node stays until forgotten
+ * but loses the name).  Adds one kernel lookup.  Returns NULL on ENOMEM.
+ *
+ * For NODE_FS, `st` gives the provider's attributes: a non-directory with
+ * a nonzero st_ino that an existing node of the same sandbox already has
+ * (a hard link) gets that node, which takes this name, so that the kernel
+ * sees one inode with one page cache.
  */
 struct node *node_lookup(struct node_table *t, struct node *parent,
 			 const char *name, enum node_kind kind, struct box *box,
-			 unsigned cmd, int cfile);
+			 unsigned cmd, int cfile, const struct stat *st);
 
 /* Drop `n` kernel lookups. */
 void node_forget(struct node_table *t, fuse_ino_t ino, uint64_t n);

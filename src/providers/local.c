@@ -1410,16 +1410,52 @@ static ssize_t local_cmd_stdin(struct sbx_provider *p, void *handle,
 	return (ssize_t)done;
 }
 
+/*
+ * Signal every process of group `pgid` but its leader.  The leader is
+ * nsenter, which would die of a TERM the command itself ignores; it exits
+ * with the command's own status (or re-raises its signal) by itself.
+ */
+static int signal_group_but_leader(pid_t pgid, int sig)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int found = 0;
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		char path[64], buf[512], *rp;
+		long pid = strtol(de->d_name, &rp, 10);
+		int pgrp = 0, fd;
+		ssize_t n;
+
+		if (*rp || pid <= 0 || pid == pgid)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		rp = strrchr(buf, ')'); /* the name may hold anything */
+		if (rp && sscanf(rp + 1, " %*c %*d %d", &pgrp) == 1 && pgrp == pgid &&
+		    kill((pid_t)pid, sig) == 0)
+			found = 1;
+	}
+	closedir(d);
+	return found ? 0 : -ESRCH;
+}
+
 static int local_cmd_signal(struct sbx_provider *p, void *handle, int sig)
 {
 	struct local_cmd *c = handle;
-	int rc = 0;
+	int rc;
 
 	pthread_mutex_lock(&c->lock);
-	if (!c->pid)
-		rc = -ESRCH;
-	else if (kill(-c->pid, sig) < 0)
-		rc = -errno;
+	rc = c->pid ? signal_group_but_leader(c->pid, sig) : -ESRCH;
 	pthread_mutex_unlock(&c->lock);
 	return rc;
 }
