@@ -272,7 +272,9 @@ static int fs_getattr_path(struct sbxfs *fs, struct box *b, const char *path,
 	uint64_t gen;
 	int rc = cache_get_attr(fs->cache, st, b->name, path);
 
-	if (rc != -EAGAIN)
+	/* A file with several names changes under all of them when one is
+	 * linked or unlinked: its cached attributes are not trusted. */
+	if (rc != -EAGAIN && !(rc == 0 && !S_ISDIR(st->st_mode) && st->st_nlink > 1))
 		return rc;
 	gen = cache_begin(fs->cache);
 	sbx_fail_clear();

@@ -1456,6 +1456,11 @@ static int local_cmd_signal(struct sbx_provider *p, void *handle, int sig)
 
 	pthread_mutex_lock(&c->lock);
 	rc = c->pid ? signal_group_but_leader(c->pid, sig) : -ESRCH;
+	/* Just after the start nsenter may not have forked the shell yet. */
+	for (int i = 0; rc == -ESRCH && c->pid && i < 100; i++) {
+		usleep(10000);
+		rc = signal_group_but_leader(c->pid, sig);
+	}
 	pthread_mutex_unlock(&c->lock);
 	return rc;
 }
