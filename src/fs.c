@@ -1655,6 +1655,16 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 			name = de->name;
 			if (plus) {
 				st = de->st;
+				if (is_fs(dh->node) && !S_ISDIR(st.st_mode) && st.st_nlink > 1) {
+					/* A listing cached under one of its names may be
+					 * stale if it was written through another. */
+					char cpath[PATH_MAX_SBX];
+
+					if (node_child_path(fs->nodes, dh->node, name, cpath,
+							    sizeof(cpath)) ||
+					    fs_getattr_path(fs, dh->node->box, cpath, &st))
+						continue;
+				}
 				if (is_fs(dh->node)) {
 					n = node_lookup(fs->nodes, dh->node, name, NODE_FS,
 							dh->node->box, 0, 0, &st);

@@ -1,0 +1,610 @@
+"""Shared helpers for the sbxfs mount-level tests.
+
+Everything here talks to a real mount.  Every subprocess gets a timeout so a
+hung daemon fails a test instead of blocking the run; blocking reads done from
+Python go through read_all(), which gives up after a deadline.
+"""
+
+import errno
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Default bound for one tool invocation.  Generous: it only exists so that a
+# hang becomes a failure.
+TIMEOUT = 60
+
+# What a ctl line may be before the daemon must refuse it.
+CTL_LIMIT = 64 * 1024
+
+ISO_UTC = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]00:?00)\b")
+
+
+def sbxfs_binary():
+    """Path of the daemon under test: $SBXFS, else build/sbxfs in the repo."""
+    path = os.environ.get("SBXFS") or os.path.join(REPO, "build", "sbxfs")
+    return os.path.abspath(path)
+
+
+# ---------------------------------------------------------------- processes
+
+def run(args, timeout=TIMEOUT, check=True, input=None, cwd=None, env=None):
+    """Run a command (list, or a string for /bin/sh -c) and capture output.
+
+    Output is bytes.  With check=True a non-zero exit raises AssertionError
+    that carries the command's stdout and stderr.
+    """
+    shell = isinstance(args, str)
+    try:
+        cp = subprocess.run(args, shell=shell, input=input, cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError("command timed out after %ss: %r\nstdout: %r\n"
+                             "stderr: %r" % (timeout, args, e.stdout, e.stderr))
+    if check and cp.returncode != 0:
+        raise AssertionError("command failed (exit %d): %r\nstdout: %r\n"
+                             "stderr: %r" % (cp.returncode, args, cp.stdout,
+                                             cp.stderr))
+    return cp
+
+
+def sh(script, timeout=TIMEOUT, check=True, cwd=None, input=None):
+    """Run a shell snippet with /bin/sh; returns CompletedProcess (bytes)."""
+    return run(["/bin/sh", "-c", script], timeout=timeout, check=check,
+               cwd=cwd, input=input)
+
+
+def q(s):
+    """Quote a str or bytes path for /bin/sh."""
+    if isinstance(s, bytes):
+        s = os.fsdecode(s)
+    return "'" + s.replace("'", "'\\''") + "'"
+
+
+# ---------------------------------------------------------------- errno
+
+def errno_of(fn, *args, **kwargs):
+    """Call fn; return 0 if it succeeded, else the OSError's errno."""
+    try:
+        fn(*args, **kwargs)
+    except OSError as e:
+        return e.errno
+    return 0
+
+
+def ename(n):
+    return "OK" if n == 0 else errno.errorcode.get(n, str(n))
+
+
+def write_once(path, data, flags=os.O_WRONLY | os.O_TRUNC):
+    """Open, write data in ONE write(2), close.  Returns 0 or the errno.
+
+    This is what `echo ... > file` does.  An error from open, write or close
+    is returned.  A short write is reported as an AssertionError because the
+    control-file protocol relies on one write per message.
+    """
+    if isinstance(data, str):
+        data = data.encode()
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        return e.errno
+    try:
+        try:
+            n = os.write(fd, data)
+        except OSError as e:
+            return e.errno
+        assert n == len(data), "short write to %s: %d of %d" % (path, n,
+                                                                  len(data))
+    finally:
+        try:
+            os.close(fd)
+        except OSError as e:
+            return e.errno
+    return 0
+
+
+def write_ok(path, data):
+    n = write_once(path, data)
+    assert n == 0, "write %r to %s: %s" % (data, path, ename(n))
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def read_text(path):
+    return read_bytes(path).decode("utf-8", "replace")
+
+
+def read_all(fd, timeout=TIMEOUT, limit=64 << 20):
+    """Read fd to EOF in a helper thread; fail if it takes past timeout.
+
+    The thread cannot be cancelled; if it is still blocked the fd is left
+    open (the caller must not close it) and the mount teardown unblocks it.
+    """
+    out = []
+    err = []
+
+    def reader():
+        try:
+            total = 0
+            while True:
+                b = os.read(fd, 65536)
+                if not b:
+                    break
+                out.append(b)
+                total += len(b)
+                if total > limit:
+                    raise AssertionError("more than %d bytes" % limit)
+        except BaseException as e:  # reported to the caller
+            err.append(e)
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        raise AssertionError("read did not reach EOF within %ss; got so far %r"
+                             % (timeout, b"".join(out)[-2000:]))
+    if err:
+        raise err[0]
+    return b"".join(out)
+
+
+def cat(path, timeout=TIMEOUT):
+    """Read a (possibly blocking) file with the real cat tool."""
+    return run(["cat", path], timeout=timeout).stdout
+
+
+def wait_for(pred, timeout=30, interval=0.05, what="condition"):
+    """Poll pred() until it returns a true value; fail after timeout.
+
+    Used to wait for asynchronous state changes; never to judge speed.
+    """
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = pred()
+        except OSError as e:
+            last = e
+            if time.monotonic() > deadline:
+                raise
+        else:
+            if last:
+                return last
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for %s (last: %r)"
+                                 % (what, last))
+        time.sleep(interval)
+
+
+def procs_with(marker):
+    """Host pids whose command line contains marker (bytes or str)."""
+    if isinstance(marker, str):
+        marker = marker.encode()
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                if marker in f.read():
+                    pids.append(int(d))
+        except OSError:
+            pass
+    return pids
+
+
+def wait_no_procs(marker, timeout=30):
+    """Wait until no process on the host has marker in its command line."""
+    wait_for(lambda: not procs_with(marker), timeout,
+             what="processes running %r to be gone" % marker)
+
+
+_marker_counter = [0]
+
+
+def sleep_marker(base=300):
+    """A unique `sleep` duration, so its processes can be found on the host."""
+    _marker_counter[0] += 1
+    return "%d.%d%05d" % (base, os.getpid() % 100000, _marker_counter[0])
+
+
+def parse_kv(text):
+    """Parse "key value" lines into a dict (value may contain spaces)."""
+    d = {}
+    for line in text.splitlines():
+        if not line:
+            continue
+        k, _, v = line.partition(" ")
+        d[k] = v
+    return d
+
+
+# ---------------------------------------------------------------- machine
+
+def fuse_unavailable():
+    """A reason the machine cannot mount FUSE, or None."""
+    if not os.path.exists("/dev/fuse"):
+        return "no /dev/fuse on this machine"
+    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        return "/dev/fuse is not accessible to uid %d" % os.getuid()
+    if not shutil.which("fusermount3"):
+        return "fusermount3 is not installed"
+    return None
+
+
+_bwrap_reason = []
+
+
+def bwrap_unavailable():
+    """A reason bubblewrap sandboxes cannot run here, or None (cached)."""
+    if not _bwrap_reason:
+        reason = None
+        bw = shutil.which("bwrap")
+        if not bw:
+            reason = "bubblewrap (bwrap) is not installed"
+        else:
+            try:
+                cp = subprocess.run(
+                    [bw, "--unshare-all", "--ro-bind", "/", "/", "--proc",
+                     "/proc", "--dev", "/dev", "true"],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    timeout=30)
+                if cp.returncode != 0:
+                    reason = ("bwrap cannot create namespaces here: %s"
+                              % cp.stderr.decode(errors="replace").strip())
+            except subprocess.TimeoutExpired:
+                reason = "bwrap test run timed out"
+        _bwrap_reason.append(reason)
+    return _bwrap_reason[0]
+
+
+def require_sandboxes(provider):
+    """Skip the calling test when the provider's sandboxes cannot run here."""
+    if provider == "local":
+        reason = bwrap_unavailable()
+        if reason:
+            import pytest
+            pytest.skip(reason)
+
+
+# ---------------------------------------------------------------- the daemon
+
+def is_mounted(path):
+    """True if path is a mount point, even one whose daemon died.
+
+    os.path.ismount() stats the path, which fails with ENOTCONN on a dead
+    FUSE mount; /proc/self/mounts still lists it.
+    """
+    path = os.path.realpath(path)
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                mp = line.split(" ")[1]
+                mp = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)),
+                            mp)
+                if mp == path:
+                    return True
+    except OSError:
+        return os.path.ismount(path)
+    return False
+
+
+def unmount(path):
+    """fusermount3 -u, retried while busy, then -uz; never raises."""
+    deadline = time.monotonic() + 10
+    while is_mounted(path):
+        cp = subprocess.run(["fusermount3", "-u", path],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            timeout=30)
+        if cp.returncode == 0:
+            break
+        if time.monotonic() > deadline:
+            subprocess.run(["fusermount3", "-uz", path],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=30)
+            break
+        time.sleep(0.2)
+
+
+# Mounts currently started, so that conftest can attach their logs to failed
+# test reports and the watchdog can find them.
+LIVE_MOUNTS = []
+
+
+class Mount:
+    """One sbxfs daemon running in the foreground on a mount point."""
+
+    def __init__(self, path, state_dir, log_path, provider="local",
+                 extra_opts=()):
+        self.path = str(path)
+        self.state_dir = str(state_dir)
+        self.log_path = str(log_path)
+        self.provider = provider
+        self.extra_opts = list(extra_opts)
+        self.binary = sbxfs_binary()
+        self.proc = None
+        self.exit_codes = []
+        os.makedirs(self.path, exist_ok=True)
+        os.makedirs(self.state_dir, exist_ok=True)
+
+    # -- paths
+    def p(self, *parts):
+        return os.path.join(self.path, *parts)
+
+    @property
+    def ctl(self):
+        return self.p("ctl")
+
+    # -- life
+    def argv(self):
+        args = [self.binary, "-f"]
+        if os.environ.get("SBXFS_DEBUG"):
+            args.append("-d")
+        args += ["-o", "state_dir=" + self.state_dir,
+                 "-o", "provider=" + self.provider]
+        for o in self.extra_opts:
+            args += ["-o", o]
+        args.append(self.path)
+        return args
+
+    def start(self, timeout=30):
+        assert self.proc is None or self.proc.poll() is not None
+        assert not is_mounted(self.path), "%s already mounted" % self.path
+        with open(self.log_path, "ab") as log:
+            log.write(("=== %s\n" % " ".join(self.argv())).encode())
+            log.flush()
+            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=log,
+                                         start_new_session=True)
+        if self not in LIVE_MOUNTS:
+            LIVE_MOUNTS.append(self)
+        deadline = time.monotonic() + timeout
+        while not os.path.ismount(self.path):
+            if self.proc.poll() is not None:
+                if self in LIVE_MOUNTS:
+                    LIVE_MOUNTS.remove(self)
+                raise AssertionError(
+                    "sbxfs exited with %s before mounting\n%s"
+                    % (self.proc.returncode, self.log_tail()))
+            if time.monotonic() > deadline:
+                self._kill()
+                raise AssertionError("sbxfs did not mount within %ss\n%s"
+                                     % (timeout, self.log_tail()))
+            time.sleep(0.02)
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=60):
+        """Unmount and wait for the daemon to exit; returns its exit code."""
+        if self.proc is None:
+            unmount(self.path)
+            return None
+        unmount(self.path)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._kill()
+            rc = None
+        if self in LIVE_MOUNTS:
+            LIVE_MOUNTS.remove(self)
+        self.exit_codes.append(rc)
+        return rc
+
+    def _kill(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            pass
+        unmount(self.path)
+
+    def remount(self):
+        """Unmount and mount again on the same state dir."""
+        rc = self.stop()
+        assert rc == 0, "sbxfs exited with %r on unmount\n%s" % (
+            rc, self.log_tail())
+        return self.start()
+
+    # -- log
+    def log_size(self):
+        try:
+            return os.path.getsize(self.log_path)
+        except OSError:
+            return 0
+
+    def log_since(self, offset, limit=20000):
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                data = f.read()
+        except OSError:
+            return ""
+        if len(data) > limit:
+            data = b"[...]\n" + data[-limit:]
+        return data.decode("utf-8", "replace")
+
+    def log_tail(self, limit=8000):
+        return self.log_since(max(0, self.log_size() - limit), limit)
+
+    # -- convenience
+    def names(self):
+        return sorted(n for n in os.listdir(self.path) if n != "ctl")
+
+    def ctl_info(self):
+        return read_text(self.ctl)
+
+    def still_works(self):
+        """Assert the daemon is alive and answers basic requests."""
+        assert self.alive(), "sbxfs died (exit %s)\n%s" % (
+            self.proc.returncode, self.log_tail())
+        assert os.path.ismount(self.path)
+        os.listdir(self.path)
+        info = self.ctl_info()
+        assert "provider" in info, info
+
+
+# ---------------------------------------------------------------- sandboxes
+
+class Box(str):
+    """A sandbox directory.  The str value is its path under the mount."""
+
+    def __new__(cls, mount, name):
+        obj = str.__new__(cls, os.path.join(mount.path, name))
+        obj.mount = mount
+        obj.name = name
+        return obj
+
+    @property
+    def path(self):
+        return str(self)
+
+    def p(self, *parts):
+        return os.path.join(str(self), *parts)
+
+    @property
+    def root(self):
+        return self.p("root")
+
+    def r(self, *parts):
+        """Path inside the sandbox's root/, parts relative to its "/"."""
+        parts = [x.lstrip("/") if isinstance(x, str) else x.lstrip(b"/")
+                 for x in parts]
+        if parts and isinstance(parts[0], bytes):
+            return os.path.join(os.fsencode(self.root), *parts)
+        return os.path.join(self.root, *parts)
+
+    def state(self):
+        return read_text(self.p("ctl")).strip()
+
+    def status(self):
+        return parse_kv(read_text(self.p("status")))
+
+    def err(self):
+        return read_text(self.p("err"))
+
+    def ctl(self, text):
+        """Write text to ctl in one write; returns 0 or errno."""
+        return write_once(self.p("ctl"), text)
+
+    def wait_state(self, want, timeout=60):
+        return wait_for(lambda: self.state() == want, timeout,
+                        what="%s to become %s" % (self.name, want))
+
+    def start(self):
+        n = self.ctl("start\n")
+        assert n == 0, "start %s: %s; err: %s\n%s" % (
+            self.name, ename(n), self.err(), self.mount.log_tail())
+        self.wait_state("running")
+
+    def stop(self):
+        n = self.ctl("stop\n")
+        assert n == 0, "stop %s: %s; err: %s" % (self.name, ename(n),
+                                                   self.err())
+        self.wait_state("stopped")
+
+    def last(self):
+        return int(os.readlink(self.p("cmd", "last")))
+
+    def cmd(self, n, f):
+        return self.p("cmd", str(n), f)
+
+    def cmd_status(self, n):
+        return read_text(self.cmd(n, "status")).strip()
+
+    def wait_cmd_done(self, n, timeout=60):
+        return wait_for(
+            lambda: (lambda s: s if s != "running" else None)(
+                self.cmd_status(n)),
+            timeout, what="command %d to finish" % n)
+
+    def spawn(self, command):
+        """Start a command with `echo command > exec`; returns its number."""
+        if not command.endswith("\n"):
+            command += "\n"
+        before = self._last_or_zero()
+        n = write_once(self.p("exec"), command)
+        assert n == 0, "exec %r: %s; err: %s" % (command, ename(n),
+                                                  self.err())
+        num = self.last()
+        assert num > before, "cmd/last did not advance (%d -> %d)" % (
+            before, num)
+        return num
+
+    def _last_or_zero(self):
+        try:
+            return self.last()
+        except OSError:
+            return 0
+
+    def run(self, command, timeout=TIMEOUT):
+        """Run a command: `echo command > exec`, then read cmd/N/out.
+
+        Returns (output bytes, status string, command number).  The O_RDWR
+        way of using exec has tests of its own; this is the plainest path.
+        """
+        num = self.spawn(command)
+        fd = os.open(self.cmd(num, "out"), os.O_RDONLY)
+        done = False
+        try:
+            out = read_all(fd, timeout)
+            done = True
+        finally:
+            if done:
+                os.close(fd)
+        status = self.wait_cmd_done(num, timeout)
+        return out, status, num
+
+    def check(self, command, timeout=TIMEOUT):
+        """Run a command; assert it exited 0; return its output as str."""
+        out, status, num = self.run(command, timeout)
+        assert status == "exited 0", "%r -> %s (cmd %d)\noutput: %r" % (
+            command, status, num, out)
+        return out.decode("utf-8", "replace")
+
+
+_box_counter = [0]
+
+
+def box_name(hint="b"):
+    """A fresh valid sandbox name (at most 63 bytes)."""
+    _box_counter[0] += 1
+    hint = re.sub(r"[^A-Za-z0-9._-]", "-", hint).lstrip("._-") or "b"
+    return ("%s-%d-%d" % (hint[:40], os.getpid() % 100000,
+                          _box_counter[0]))[:63]
+
+
+def new_box(mount, hint="b", start=True):
+    """mkdir a sandbox (and start it); returns a Box."""
+    name = box_name(hint)
+    os.mkdir(mount.p(name))
+    box = Box(mount, name)
+    if start:
+        box.start()
+    return box
+
+
+def remove_box(box):
+    """Best-effort deletion used by fixtures (lifecycle tests check it)."""
+    mount = box.mount
+    if not mount.alive() or not os.path.isdir(box.path):
+        return
+    write_once(box.p("ctl"), "stop\n")
+    if errno_of(os.rmdir, box.path) != 0 and os.path.isdir(box.path):
+        write_once(mount.ctl, "rm %s\n" % box.name)

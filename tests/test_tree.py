@@ -1,0 +1,677 @@
+"""root/ is a real filesystem: drive it with ordinary tools and system calls."""
+
+import errno
+import hashlib
+import os
+import random
+import re
+import stat
+import threading
+import time
+
+import pytest
+
+from helpers import errno_of, ename, q, read_bytes, run, sh
+
+GiB = 1 << 30
+
+
+@pytest.fixture
+def wd(module_box, request):
+    """A fresh empty directory under the sandbox's /tmp for one test."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)
+    path = module_box.r("tmp", name)
+    os.mkdir(path)
+    return path
+
+
+def put(path, data):
+    if isinstance(data, str):
+        data = data.encode()
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+# ------------------------------------------------------------------ listing
+
+def test_root_shows_image_and_writable_dirs(module_box):
+    names = os.listdir(module_box.root)
+    for d in ("usr", "tmp", "root", "home", "etc", "var"):
+        assert d in names, names
+    assert os.path.isdir(module_box.r("var", "tmp"))
+    # The host's system directories are there: the sandbox can run a shell.
+    assert os.access(module_box.r("bin", "sh"), os.X_OK)
+    st = os.stat(module_box.r("usr", "bin", "sh"))
+    assert stat.S_ISREG(st.st_mode)
+
+
+def test_ls_l(wd):
+    put(os.path.join(wd, "small"), b"12345")
+    put(os.path.join(wd, "big"), b"x" * 70000)
+    os.mkdir(os.path.join(wd, "sub"))
+    os.symlink("small", os.path.join(wd, "lnk"))
+    os.chmod(os.path.join(wd, "small"), 0o640)
+    out = run(["ls", "-l", "--time-style=+%s", wd]).stdout.decode()
+    rows = {}
+    for line in out.splitlines()[1:]:
+        f = line.split()
+        rows[f[6]] = f
+    assert sorted(rows) == ["big", "lnk", "small", "sub"], out
+    assert rows["small"][0] == "-rw-r-----" and rows["small"][4] == "5", out
+    assert rows["big"][4] == "70000", out
+    assert rows["sub"][0].startswith("d"), out
+    assert rows["lnk"][0].startswith("l") and rows["lnk"][8] == "small", out
+    # `ls -l` and stat(2) agree on the mtime.
+    assert int(rows["big"][5]) == int(os.stat(os.path.join(wd, "big")).st_mtime)
+
+
+def test_stat_tool(wd):
+    f = os.path.join(wd, "f")
+    put(f, b"hello")
+    os.chmod(f, 0o604)
+    out = run(["stat", "-c", "%s %a %F %h", f]).stdout.decode().strip()
+    assert out == "5 604 regular file 1"
+    out = run(["stat", "-c", "%F", wd]).stdout.decode().strip()
+    assert out == "directory"
+    os.symlink("f", os.path.join(wd, "l"))
+    out = run(["stat", "-c", "%F %N", os.path.join(wd, "l")]).stdout.decode()
+    assert out.startswith("symbolic link") and "'f'" in out, out
+    out = run(["stat", "-L", "-c", "%s", os.path.join(wd, "l")]).stdout
+    assert out.decode().strip() == "5"
+    # A name that does not exist fails the way it would anywhere.
+    cp = run(["stat", os.path.join(wd, "nope")], check=False)
+    assert cp.returncode != 0 and b"No such file" in cp.stderr
+
+
+def test_find(wd):
+    expect = set()
+    for d in ("a", "a/b", "a/b/c", "d"):
+        os.mkdir(os.path.join(wd, d))
+        expect.add((d, "d", None))
+    for i, f in enumerate(("a/1", "a/b/2", "a/b/c/3", "d/4", "5")):
+        put(os.path.join(wd, f), b"z" * (i * 1000))
+        expect.add((f, "f", i * 1000))
+    out = run(["find", wd, "-mindepth", "1", "-printf", r"%P %y %s\n"])
+    got = set()
+    for line in out.stdout.decode().splitlines():
+        p, y, s = line.split()
+        got.add((p, y, int(s) if y == "f" else None))
+    assert got == expect
+    out = run(["find", wd, "-name", "3"]).stdout.decode().split()
+    assert out == [os.path.join(wd, "a/b/c/3")]
+
+
+def test_cat_echo_append(wd):
+    f = os.path.join(wd, "f")
+    sh("echo hello > %s" % q(f))
+    sh("echo world >> %s" % q(f))
+    sh("printf 'no newline' >> %s" % q(f))
+    assert run(["cat", f]).stdout == b"hello\nworld\nno newline"
+    sh("echo again > %s" % q(f))  # O_TRUNC
+    assert run(["cat", f]).stdout == b"again\n"
+
+
+def _tree_digest(top):
+    """{relpath: ("f", sha256) | ("d",) | ("l", target)} for a tree."""
+    res = {}
+    for dirpath, dirnames, filenames in os.walk(top):
+        rel = os.path.relpath(dirpath, top)
+        for d in dirnames:
+            p = os.path.join(dirpath, d)
+            r = os.path.normpath(os.path.join(rel, d))
+            if os.path.islink(p):
+                res[r] = ("l", os.readlink(p))
+            else:
+                res[r] = ("d",)
+        for f in filenames:
+            p = os.path.join(dirpath, f)
+            r = os.path.normpath(os.path.join(rel, f))
+            if os.path.islink(p):
+                res[r] = ("l", os.readlink(p))
+            else:
+                res[r] = ("f", hashlib.sha256(read_bytes(p)).hexdigest())
+    return res
+
+
+def test_cp_r_in_and_out_checksums(wd, tmp_path):
+    src = "/usr/include/linux"
+    if not os.path.isdir(src):
+        pytest.skip("no /usr/include/linux on this machine")
+    # A few hundred headers with sub-directories.
+    inside = os.path.join(wd, "linux")
+    run(["cp", "-r", src, inside], timeout=300)
+    want = _tree_digest(src)
+    assert len(want) > 50
+    assert _tree_digest(inside) == want
+    # sha256sum over the copy inside agrees with the original.
+    files = sorted(k for k, v in want.items() if v[0] == "f")[:200]
+    a = run(["sha256sum"] + files, cwd=src).stdout
+    b = run(["sha256sum"] + files, cwd=inside).stdout
+    assert a == b
+    # And back out again.
+    out = str(tmp_path / "linux-out")
+    run(["cp", "-r", inside, out], timeout=300)
+    assert _tree_digest(out) == want
+    # find sees every entry.
+    n = len(run(["find", inside, "-mindepth", "1"]).stdout.splitlines())
+    assert n == len(want)
+
+
+def test_mv_over_existing(wd):
+    a, b = os.path.join(wd, "a"), os.path.join(wd, "b")
+    put(a, b"new contents\n")
+    put(b, b"old contents which are longer\n")
+    run(["mv", a, b])
+    assert not os.path.exists(a)
+    assert read_bytes(b) == b"new contents\n"
+    assert os.listdir(wd) == ["b"]
+    # The editor pattern: write a temp file, fsync, rename over the original.
+    tmp = os.path.join(wd, ".b.swp")
+    with open(tmp, "wb") as f:
+        f.write(b"saved\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, b)
+    assert read_bytes(b) == b"saved\n"
+    assert sorted(os.listdir(wd)) == ["b"]
+    # mv a directory into another one.
+    os.mkdir(os.path.join(wd, "d1"))
+    os.mkdir(os.path.join(wd, "d2"))
+    put(os.path.join(wd, "d1", "x"), b"x")
+    run(["mv", os.path.join(wd, "d1"), os.path.join(wd, "d2")])
+    assert read_bytes(os.path.join(wd, "d2", "d1", "x")) == b"x"
+
+
+def test_rm(wd):
+    f = os.path.join(wd, "f")
+    put(f, b"data")
+    run(["rm", f])
+    assert not os.path.exists(f)
+    assert errno_of(os.stat, f) == errno.ENOENT
+    cp = run(["rm", f], check=False)
+    assert cp.returncode != 0
+    os.makedirs(os.path.join(wd, "t", "u", "v"))
+    put(os.path.join(wd, "t", "u", "v", "w"), b"w")
+    run(["rm", "-r", os.path.join(wd, "t")])
+    assert os.listdir(wd) == []
+
+
+def test_mkdir_rmdir(wd):
+    d = os.path.join(wd, "d")
+    run(["mkdir", d])
+    assert os.path.isdir(d)
+    assert errno_of(os.mkdir, d) == errno.EEXIST
+    run(["mkdir", "-p", os.path.join(d, "x", "y", "z")])
+    assert os.path.isdir(os.path.join(d, "x", "y", "z"))
+    put(os.path.join(d, "x", "y", "file"), b"")
+    # rmdir of a non-empty directory: ENOTEMPTY, with the tool and the call.
+    cp = run(["rmdir", os.path.join(d, "x", "y")], check=False)
+    assert cp.returncode != 0 and b"not empty" in cp.stderr, cp.stderr
+    assert errno_of(os.rmdir, os.path.join(d, "x", "y")) == errno.ENOTEMPTY
+    assert errno_of(os.rmdir, os.path.join(d, "x", "y", "file")) == \
+        errno.ENOTDIR
+    run(["rmdir", os.path.join(d, "x", "y", "z")])
+    os.unlink(os.path.join(d, "x", "y", "file"))
+    run(["rmdir", "-p", "x/y"], cwd=d)
+    assert os.listdir(d) == []
+    run(["rmdir", d])
+    assert not os.path.exists(d)
+    assert errno_of(os.rmdir, d) == errno.ENOENT
+    # A directory's link count and mode come out as created.
+    os.mkdir(d, 0o711)
+    assert stat.S_IMODE(os.stat(d).st_mode) == 0o711 & ~_umask()
+
+
+def _umask():
+    m = os.umask(0)
+    os.umask(m)
+    return m
+
+
+def test_symlink_readlink(wd):
+    put(os.path.join(wd, "target"), b"through the link\n")
+    run(["ln", "-s", "target", os.path.join(wd, "l1")])
+    assert run(["readlink", os.path.join(wd, "l1")]).stdout == b"target\n"
+    assert os.readlink(os.path.join(wd, "l1")) == "target"
+    assert run(["cat", os.path.join(wd, "l1")]).stdout == b"through the link\n"
+    st = os.lstat(os.path.join(wd, "l1"))
+    assert stat.S_ISLNK(st.st_mode) and st.st_size == len("target")
+    # Dangling, and into a sub-directory, and a long target.
+    os.symlink("nowhere", os.path.join(wd, "dangling"))
+    assert os.readlink(os.path.join(wd, "dangling")) == "nowhere"
+    assert errno_of(os.stat, os.path.join(wd, "dangling")) == errno.ENOENT
+    os.mkdir(os.path.join(wd, "sub"))
+    os.symlink("../target", os.path.join(wd, "sub", "up"))
+    assert read_bytes(os.path.join(wd, "sub", "up")) == b"through the link\n"
+    long_target = "/".join(["d" * 200] * 10)
+    os.symlink(long_target, os.path.join(wd, "long"))
+    assert os.readlink(os.path.join(wd, "long")) == long_target
+    # A symlink to a directory, used as a path component.
+    os.symlink("sub", os.path.join(wd, "sublink"))
+    assert sorted(os.listdir(os.path.join(wd, "sublink"))) == ["up"]
+    assert errno_of(os.symlink, "x", os.path.join(wd, "l1")) == errno.EEXIST
+    run(["ln", "-sfn", "sub", os.path.join(wd, "l1")])
+    assert os.readlink(os.path.join(wd, "l1")) == "sub"
+
+
+def test_hard_link(wd):
+    a, b = os.path.join(wd, "a"), os.path.join(wd, "b")
+    put(a, b"shared")
+    os.link(a, b)
+    assert os.stat(a).st_nlink == 2 and os.stat(b).st_nlink == 2
+    with open(b, "r+b") as f:
+        f.seek(0, 2)
+        f.write(b" more")
+    assert read_bytes(a) == b"shared more"
+    run(["ln", a, os.path.join(wd, "c")])
+    assert os.stat(a).st_nlink == 3
+    os.unlink(a)
+    assert os.stat(b).st_nlink == 2
+    assert read_bytes(os.path.join(wd, "c")) == b"shared more"
+    assert errno_of(os.link, b, os.path.join(wd, "c")) == errno.EEXIST
+    # Both names are one file: same inode number (cp -a, tar, du, rsync -H
+    # rely on it), and the old name's link count follows a new link.
+    assert os.stat(b).st_ino == os.stat(os.path.join(wd, "c")).st_ino
+    os.stat(b)  # cache b's attributes, then link it once more
+    os.link(b, os.path.join(wd, "d"))
+    assert os.stat(b).st_nlink == 3
+
+
+def test_chmod(wd):
+    f = os.path.join(wd, "f")
+    put(f, b"#!/bin/sh\necho hi\n")
+    for mode in (0o600, 0o644, 0o755, 0o4755, 0o1777, 0o000, 0o640):
+        os.chmod(f, mode)
+        assert stat.S_IMODE(os.stat(f).st_mode) == mode, oct(mode)
+    run(["chmod", "u+x,g-r", f])
+    assert stat.S_IMODE(os.stat(f).st_mode) == 0o700
+    run(["chmod", "755", f])
+    assert run(["stat", "-c", "%a", f]).stdout.strip() == b"755"
+    os.mkdir(os.path.join(wd, "d"))
+    run(["chmod", "700", os.path.join(wd, "d")])
+    assert stat.S_IMODE(os.stat(os.path.join(wd, "d")).st_mode) == 0o700
+    # Through an open file descriptor too.
+    fd = os.open(f, os.O_RDONLY)
+    try:
+        os.fchmod(fd, 0o604)
+    finally:
+        os.close(fd)
+    assert stat.S_IMODE(os.stat(f).st_mode) == 0o604
+
+
+def test_truncate(wd):
+    f = os.path.join(wd, "f")
+    put(f, b"0123456789")
+    run(["truncate", "-s", "4", f])
+    assert read_bytes(f) == b"0123"
+    run(["truncate", "-s", "8", f])
+    assert read_bytes(f) == b"0123\0\0\0\0"
+    os.truncate(f, 2)
+    assert read_bytes(f) == b"01"
+    with open(f, "r+b") as fh:
+        os.ftruncate(fh.fileno(), 6)
+    assert os.stat(f).st_size == 6
+    run(["truncate", "-s", "+10", f])
+    assert os.stat(f).st_size == 16
+    run(["truncate", "-s", "0", f])
+    assert read_bytes(f) == b""
+
+
+def test_touch_d(wd):
+    f = os.path.join(wd, "f")
+    run(["touch", f])
+    assert os.path.isfile(f) and os.stat(f).st_size == 0
+    run(["touch", "-d", "2001-02-03 04:05:06 UTC", f])
+    st = os.stat(f)
+    assert int(st.st_mtime) == 981173106
+    assert int(st.st_atime) == 981173106
+    run(["touch", "-m", "-d", "@1234567890", f])
+    assert int(os.stat(f).st_mtime) == 1234567890
+    assert int(os.stat(f).st_atime) == 981173106
+    out = run(["stat", "-c", "%Y", f]).stdout.strip()
+    assert out == b"1234567890"
+    # touch of an existing file with no date moves mtime to about now.
+    run(["touch", f])
+    assert abs(os.stat(f).st_mtime - time.time()) < 3600
+
+
+def test_utimens(wd, provider):
+    f = os.path.join(wd, "f")
+    put(f, b"x")
+    a_ns, m_ns = 1500000000123456789, 1600000000987654321
+    os.utime(f, ns=(a_ns, m_ns))
+    st = os.stat(f)
+    assert st.st_mtime_ns // 10**9 == m_ns // 10**9
+    assert st.st_atime_ns // 10**9 == a_ns // 10**9
+    if provider == "local":
+        assert st.st_mtime_ns == m_ns and st.st_atime_ns == a_ns
+    # Directories and UTIME_NOW (times=None).
+    os.utime(wd, (1000000000, 1000000000))
+    assert int(os.stat(wd).st_mtime) == 1000000000
+    os.utime(f)
+    assert os.stat(f).st_mtime > 1600000001
+
+
+def test_dd_seek_notrunc(wd):
+    f = os.path.join(wd, "f")
+    rnd = random.Random(1)
+    base = bytes(rnd.getrandbits(8) for _ in range(1 << 16))
+    patch = bytes(rnd.getrandbits(8) for _ in range(3 * 4096))
+    put(f, base)
+    src = os.path.join(wd, "patch")
+    put(src, patch)
+    run(["dd", "if=" + src, "of=" + f, "bs=4096", "seek=5", "count=3",
+         "conv=notrunc", "status=none"])
+    want = base[:5 * 4096] + patch + base[8 * 4096:]
+    assert read_bytes(f) == want
+    # Without notrunc dd truncates after what it wrote.
+    run(["dd", "if=" + src, "of=" + f, "bs=1000", "seek=7", "count=1",
+         "status=none"])
+    assert read_bytes(f) == want[:7000] + patch[:1000]
+    # Seek past EOF leaves a hole of zeros.
+    run(["dd", "if=" + src, "of=" + f, "bs=512", "seek=100", "count=1",
+         "conv=notrunc", "status=none"])
+    data = read_bytes(f)
+    assert len(data) == 101 * 512
+    assert data[8000:100 * 512] == b"\0" * (100 * 512 - 8000)
+    assert data[100 * 512:] == patch[:512]
+    # And dd reads at an offset.
+    out = run(["dd", "if=" + f, "bs=512", "skip=100", "count=1",
+               "status=none"]).stdout
+    assert out == patch[:512]
+
+
+def test_rdwr_pread_pwrite(wd):
+    f = os.path.join(wd, "f")
+    fd = os.open(f, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        assert os.pwrite(fd, b"hello world", 0) == 11
+        assert os.pwrite(fd, b"WORLD", 6) == 5
+        assert os.pread(fd, 100, 0) == b"hello WORLD"
+        assert os.pread(fd, 3, 4) == b"o W"
+        assert os.pread(fd, 10, 11) == b""
+        assert os.pwrite(fd, b"!", 20) == 1
+        assert os.pread(fd, 100, 0) == b"hello WORLD" + b"\0" * 9 + b"!"
+        os.lseek(fd, 0, os.SEEK_SET)
+        assert os.read(fd, 5) == b"hello"
+        os.write(fd, b"_")
+        assert os.pread(fd, 7, 0) == b"hello_W"
+        assert os.fstat(fd).st_size == 21
+        # Interleave with a second descriptor on the same file.
+        fd2 = os.open(f, os.O_RDWR)
+        try:
+            os.pwrite(fd2, b"XY", 0)
+            assert os.pread(fd, 2, 0) == b"XY"
+        finally:
+            os.close(fd2)
+    finally:
+        os.close(fd)
+    # O_APPEND writes go to the end whatever the offset.
+    fd = os.open(f, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, b"END")
+    finally:
+        os.close(fd)
+    data = read_bytes(f)
+    assert data.endswith(b"!END") and len(data) == 24
+    # O_EXCL on an existing file, O_TRUNC on open.
+    assert errno_of(os.open, f, os.O_RDWR | os.O_CREAT | os.O_EXCL) == \
+        errno.EEXIST
+    os.close(os.open(f, os.O_RDWR | os.O_TRUNC))
+    assert os.stat(f).st_size == 0
+
+
+def _host_supports_sparse(tmp_path):
+    p = tmp_path / "sparse-probe"
+    with open(p, "wb") as f:
+        f.truncate(1 << 30)
+    return os.stat(p).st_blocks * 512 < (1 << 20)
+
+
+def test_sparse_5g(wd, tmp_path, provider):
+    f = os.path.join(wd, "big")
+    run(["truncate", "-s", "5G", f])
+    assert os.stat(f).st_size == 5 * GiB
+    fd = os.open(f, os.O_RDWR)
+    try:
+        assert os.pwrite(fd, b"tail", 5 * GiB) == 4
+        assert os.pwrite(fd, b"mid", 4 * GiB + 7) == 3
+        assert os.fstat(fd).st_size == 5 * GiB + 4
+        assert os.pread(fd, 10, 5 * GiB) == b"tail"
+        assert os.pread(fd, 5, 4 * GiB + 5) == b"\0\0mid"
+        assert os.pread(fd, 4096, 3 * GiB) == b"\0" * 4096
+    finally:
+        os.close(fd)
+    assert os.stat(f).st_size == 5 * GiB + 4
+    out = run(["stat", "-c", "%s", f]).stdout.strip()
+    assert out == str(5 * GiB + 4).encode()
+    # dd reads past the 4 GiB mark too.
+    out = run(["dd", "if=" + f, "bs=1", "skip=%d" % (5 * GiB), "count=4",
+               "status=none"]).stdout
+    assert out == b"tail"
+    if provider == "local" and _host_supports_sparse(tmp_path):
+        # Still sparse: the daemon did not fill the hole with zeros.
+        assert os.stat(f).st_blocks * 512 < 256 << 20
+    os.unlink(f)
+
+
+NAMES = [b"with space", b"  lead and trail  ", b"caf\xe9",  # Latin-1, bad UTF-8
+         b"\xff\xfe\xfd", b"new\nline", b"tab\there", b"utf8-\xc3\xa9\xe2\x82\xac",
+         b"quote'\"", b"star*?[x]", b"-dash", b"x" * 255]
+
+
+def test_odd_names(wd):
+    bwd = os.fsencode(wd)
+    for i, n in enumerate(NAMES):
+        p = os.path.join(bwd, n)
+        put(p, b"%d" % i)
+    got = sorted(os.listdir(bwd))
+    assert got == sorted(NAMES)
+    for i, n in enumerate(NAMES):
+        assert read_bytes(os.path.join(bwd, n)) == b"%d" % i
+    # Real tools see them byte-exactly.
+    out = run(["find", bwd, "-mindepth", "1", "-printf", r"%f\0"]).stdout
+    assert sorted(out.split(b"\0")[:-1]) == sorted(NAMES)
+    out = run(["ls", "-1", "--quoting-style=literal", "-a", bwd]).stdout
+    assert b"caf\xe9\n" in out and b"with space\n" in out
+    assert run(["cat", os.path.join(bwd, b"caf\xe9")]).stdout == b"2"
+    # Rename, mkdir, symlink with such names.
+    os.rename(os.path.join(bwd, b"caf\xe9"), os.path.join(bwd, b"d\xe9j\xe0"))
+    assert read_bytes(os.path.join(bwd, b"d\xe9j\xe0")) == b"2"
+    os.mkdir(os.path.join(bwd, b"dir \xff"))
+    put(os.path.join(bwd, b"dir \xff", b"in \xfe"), b"nested")
+    assert os.listdir(os.path.join(bwd, b"dir \xff")) == [b"in \xfe"]
+    os.symlink(b"dir \xff/in \xfe", os.path.join(bwd, b"ln \x80"))
+    assert os.readlink(os.path.join(bwd, b"ln \x80")) == b"dir \xff/in \xfe"
+    assert read_bytes(os.path.join(bwd, b"ln \x80")) == b"nested"
+    # 256 bytes is one too many for a name.
+    assert errno_of(os.open, os.path.join(bwd, b"y" * 256),
+                    os.O_CREAT | os.O_WRONLY) == errno.ENAMETOOLONG
+    for n in NAMES:
+        if n != b"caf\xe9":
+            os.unlink(os.path.join(bwd, n))
+    run(["rm", "-r", os.path.join(bwd, b"dir \xff")])
+
+
+def test_32_parallel_writers(wd):
+    nthreads = 32
+    rnd = random.Random(32)
+    datas = [bytes(rnd.getrandbits(8) for _ in range(rnd.randint(1, 300000)))
+             for _ in range(nthreads)]
+    errors = []
+    barrier = threading.Barrier(nthreads, timeout=60)
+
+    def writer(i):
+        try:
+            r = random.Random(i)
+            p = os.path.join(wd, "w%02d" % i)
+            barrier.wait()
+            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                off = 0
+                d = datas[i]
+                while off < len(d):
+                    n = r.choice((1, 100, 4096, 4097, 65536, 131072))
+                    off += os.write(fd, d[off:off + n])
+                if i % 2:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            # Each thread also rewrites a slice in place with pwrite.
+            fd = os.open(p, os.O_RDWR)
+            try:
+                k = len(d) // 3
+                os.pwrite(fd, d[k:k + 100][::-1], k)
+            finally:
+                os.close(fd)
+        except BaseException as e:
+            errors.append((i, e))
+
+    threads = [threading.Thread(target=writer, args=(i,), daemon=True)
+               for i in range(nthreads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+        assert not t.is_alive(), "a writer thread hung"
+    assert not errors, errors
+    assert len(os.listdir(wd)) == nthreads
+    for i in range(nthreads):
+        d = datas[i]
+        k = len(d) // 3
+        want = d[:k] + d[k:k + 100][::-1] + d[k + 100:]
+        got = read_bytes(os.path.join(wd, "w%02d" % i))
+        assert len(got) == len(want), i
+        assert hashlib.sha256(got).digest() == hashlib.sha256(want).digest(), i
+
+
+def test_statfs(module_box):
+    st = os.statvfs(module_box.root)
+    assert st.f_bsize > 0 and st.f_frsize > 0
+    assert st.f_blocks > 0
+    assert 0 <= st.f_bavail <= st.f_bfree <= st.f_blocks
+    assert st.f_namemax >= 255
+    out = run(["df", "-P", module_box.r("tmp")]).stdout.decode().splitlines()
+    assert len(out) == 2
+    total_kib = int(out[1].split()[1])
+    assert total_kib > 0
+    out = run(["stat", "-f", "-c", "%l", module_box.root]).stdout.strip()
+    assert int(out) >= 255
+
+
+def test_fsync(wd):
+    f = os.path.join(wd, "f")
+    fd = os.open(f, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b"durable")
+        os.fsync(fd)
+        os.fdatasync(fd)
+        os.write(fd, b" more")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    assert read_bytes(f) == b"durable more"
+    dfd = os.open(wd, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+    run(["sync", f])
+
+
+def _some_usr_file():
+    """A regular, non-executable file of the host's /usr (read-only probe)."""
+    for p in ("/usr/include/stdio.h", "/usr/share/common-licenses/GPL-3",
+              "/usr/lib/os-release"):
+        if os.path.isfile(p) and not os.path.islink(p):
+            return p
+    for dirpath, _, files in os.walk("/usr/share/doc"):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            if os.path.isfile(p) and not os.path.islink(p):
+                return p
+    return None
+
+
+def test_erofs_on_usr(module_box):
+    usr = module_box.r("usr")
+    new = os.path.join(usr, "sbxfs-test-should-not-exist")
+    host_new = "/usr/sbxfs-test-should-not-exist"
+    assert not os.path.lexists(host_new)
+    try:
+        assert errno_of(os.open, new, os.O_WRONLY | os.O_CREAT, 0o644) == \
+            errno.EROFS
+        assert errno_of(os.mkdir, new) == errno.EROFS
+        assert errno_of(os.symlink, "x", new) == errno.EROFS
+        cp = run(["touch", new], check=False)
+        assert cp.returncode != 0 and b"Read-only file system" in cp.stderr, \
+            cp.stderr
+        # Existing files: opening one for writing (no O_TRUNC, nothing
+        # written: harmless even if it were wrongly allowed) and chmod to
+        # the mode it already has must both fail with EROFS.
+        host_file = _some_usr_file()
+        if host_file:
+            f = module_box.r(host_file)
+            before = os.stat(host_file)
+            assert read_bytes(f) == read_bytes(host_file)
+            assert errno_of(os.open, f, os.O_WRONLY) == errno.EROFS
+            assert errno_of(os.open, f, os.O_RDWR) == errno.EROFS
+            assert errno_of(os.chmod, f, stat.S_IMODE(before.st_mode)) == \
+                errno.EROFS
+            assert errno_of(os.unlink, module_box.r("usr", "no-such-file")) \
+                in (errno.EROFS, errno.ENOENT)
+            assert os.stat(host_file).st_mtime_ns == before.st_mtime_ns
+    finally:
+        for p in (new, host_new):
+            if os.path.isdir(p) and not os.path.islink(p):
+                os.rmdir(p)
+            elif os.path.lexists(p):
+                os.unlink(p)
+    assert not os.path.lexists(host_new)
+
+
+def test_many_files_listing(wd):
+    # Large directories list completely (readdir continues across buffers).
+    names = ["file-%04d-%s" % (i, "n" * (i % 50)) for i in range(1500)]
+    for n in names:
+        os.close(os.open(os.path.join(wd, n), os.O_CREAT | os.O_WRONLY, 0o600))
+    assert sorted(os.listdir(wd)) == sorted(names)
+    out = run(["ls", "-1", wd]).stdout.decode().split("\n")[:-1]
+    assert sorted(out) == sorted(names)
+    with os.scandir(wd) as it:
+        for e in it:
+            assert e.is_file()
+            assert stat.S_IMODE(e.stat().st_mode) == 0o600
+    for n in names:
+        os.unlink(os.path.join(wd, n))
+    assert os.listdir(wd) == []
+
+
+def test_large_file_roundtrip(wd, tmp_path):
+    # 64 MiB through cp both ways, checked by sha256sum.
+    src = str(tmp_path / "src")
+    with open(src, "wb") as f:
+        r = random.Random(64)
+        for _ in range(64):
+            f.write(r.getrandbits(8 * (1 << 20)).to_bytes(1 << 20, "little"))
+    run(["cp", src, os.path.join(wd, "big")], timeout=300)
+    back = str(tmp_path / "back")
+    run(["cp", os.path.join(wd, "big"), back], timeout=300)
+    s1 = run(["sha256sum", src]).stdout.split()[0]
+    s2 = run(["sha256sum", os.path.join(wd, "big")], timeout=300).stdout
+    s3 = run(["sha256sum", back]).stdout.split()[0]
+    assert s1 == s2.split()[0] == s3
+    os.unlink(os.path.join(wd, "big"))
+
+
+def test_chown_where_permitted(wd):
+    f = os.path.join(wd, "f")
+    put(f, b"x")
+    st = os.stat(f)
+    # chown to the owner it already has always works.
+    os.chown(f, st.st_uid, st.st_gid)
+    assert (os.stat(f).st_uid, os.stat(f).st_gid) == (st.st_uid, st.st_gid)
+    # Another owner: allowed or EPERM (a clear errno), never something else.
+    e = errno_of(os.chown, f, st.st_uid + 12345, -1)
+    assert e in (0, errno.EPERM, errno.EINVAL), ename(e)
