@@ -76,6 +76,11 @@ int ctl_parse_line(struct ctl_cmd *out, char *line, const struct ctl_verb *table
 	char quoted[96];
 	int rc, i, nargs;
 
+	out->index = -1;
+	out->argc = 0;
+	out->argv[0] = NULL;
+	if (!line)
+		return -EINVAL;
 	snprintf(quoted, sizeof(quoted), "%.80s%s", line,
 		 strlen(line) > 80 ? "..." : "");
 	if (strlen(line) > CTL_LINE_MAX) {
@@ -102,13 +107,13 @@ int ctl_parse_line(struct ctl_cmd *out, char *line, const struct ctl_verb *table
 		snprintf(why, whysize, "unknown command \"%s\"", quoted);
 		return -EINVAL;
 	}
+	out->index = i;
 	nargs = out->argc - 1;
 	if (nargs < table[i].min_args ||
 	    (table[i].max_args >= 0 && nargs > table[i].max_args)) {
 		snprintf(why, whysize, "wrong number of arguments: \"%s\"", quoted);
 		return -EINVAL;
 	}
-	out->index = i;
 	return 0;
 }
 

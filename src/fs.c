@@ -898,6 +898,7 @@ struct sfile {
 	char *text;	   /* built at open for text files */
 	size_t len;
 	int writer;	   /* opened for writing */
+	int refs;	   /* atomic: the open file, and each request using it */
 	pthread_mutex_t lock; /* guards cmd, rpos */
 	off_t rpos;	   /* streams: where this open file reads next */
 };
@@ -989,8 +990,20 @@ static int sfile_build(struct sbxfs *fs, struct sfile *f)
 	return 0;
 }
 
+/* A request uses the open file until it has replied: a RELEASE may be
+ * served while a READ of an interrupted reader is still being answered. */
+static struct sfile *sfile_get(struct fuse_file_info *fi)
+{
+	struct sfile *f = (struct sfile *)(uintptr_t)fi->fh;
+
+	__atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
+	return f;
+}
+
 static void sfile_free(struct sfile *f)
 {
+	if (__atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) > 0)
+		return;
 	cmd_put(f->cmd);
 	box_put(f->box);
 	free(f->text);
@@ -1017,6 +1030,7 @@ static void synth_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi
 		return;
 	}
 	pthread_mutex_init(&f->lock, NULL);
+	f->refs = 1;
 	f->node = n;
 	f->box = n->box ? box_ref(n->box) : NULL;
 	f->writer = acc != O_RDONLY;
@@ -1166,14 +1180,11 @@ static int box_ctl_line(struct sbxfs *fs, struct box *b, char *line)
 		return 0;
 	sbx_fail_clear();
 	if (rc) {
-		/* Not ours: perhaps the provider's (archive, ...). */
-		char copy[CTL_LINE_MAX + 1];
-
-		if (c.argc < 1) {
+		/* An unknown verb may be the provider's (archive, ...). */
+		if (c.index >= 0 || c.argc < 1) {
 			box_fail(b, rc, "ctl: %s", why);
 			return rc;
 		}
-		snprintf(copy, sizeof(copy), "%s", c.argv[0]);
 		rc = p->ops.ctl(p, b->name, c.argc, c.argv);
 		if (rc)
 			box_fail(b, rc, "ctl: %s", sbx_fail_text()[0] ? sbx_fail_text() : why);
@@ -1426,8 +1437,12 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ESTALE);
 	else if (is_fs(n))
 		fs_read(req, n, size, off, fi);
-	else
-		synth_read(req, (struct sfile *)(uintptr_t)fi->fh, size, off);
+	else {
+		struct sfile *f = sfile_get(fi);
+
+		synth_read(req, f, size, off);
+		sfile_free(f);
+	}
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
@@ -1439,8 +1454,12 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_err(req, ESTALE);
 	else if (is_fs(n))
 		fs_write(req, n, buf, size, off, fi);
-	else
-		synth_write(req, (struct sfile *)(uintptr_t)fi->fh, buf, size);
+	else {
+		struct sfile *f = sfile_get(fi);
+
+		synth_write(req, f, buf, size);
+		sfile_free(f);
+	}
 }
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1752,6 +1771,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* The kernel must not keep file sizes itself: the sandbox changes
 	 * its files behind our back. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* Streams are read in order, one request at a time. */
+	conn->want &= ~FUSE_CAP_ASYNC_DIO;
 	conn->max_write = 1 << 20;
 	conn->max_readahead = 1 << 20;
 }

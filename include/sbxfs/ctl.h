@@ -15,7 +15,7 @@
 #define CTL_WRITE_MAX 65536 /* longest write to a control file */
 
 struct ctl_cmd {
-	int index; /* which entry of the table */
+	int index; /* which entry of the table; -1 for an unknown verb */
 	int argc;  /* argv[0] is the verb */
 	char *argv[CTL_MAX_ARGS + 1];
 };
@@ -30,7 +30,10 @@ struct ctl_verb {
  * Split `line` (modified in place: fields are NUL-terminated) and look the
  * verb up in `table` (ended by a NULL verb).  On failure fills `why` with a
  * message that quotes the offending line, and returns -EINVAL (unknown verb,
- * bad argument count, bad quoting).  A blank line gives -ENODATA.
+ * bad argument count, bad quoting).  A blank line gives -ENODATA.  `out`
+ * is always set: after an unknown verb, argc > 0 and index is -1, so the
+ * caller may offer the fields to someone else; after any other failure,
+ * argc is 0.
  */
 int ctl_parse_line(struct ctl_cmd *out, char *line, const struct ctl_verb *table,
 		   char *why, size_t whysize);

@@ -35,13 +35,15 @@ void test_ctl(void)
 	CHECK(parse(&c, "new b 'open", why) == -EINVAL && strstr(why, "quote"));
 	CHECK(parse(&c, "frobnicate now", why) == -EINVAL &&
 	      strstr(why, "unknown command \"frobnicate now\""));
-	CHECK(parse(&c, "start extra", why) == -EINVAL && strstr(why, "wrong number"));
+	CHECK(parse(&c, "frobnicate now", why) == -EINVAL && c.index == -1 && c.argc == 2);
+	CHECK(parse(&c, "start extra", why) == -EINVAL && strstr(why, "wrong number") &&
+	      c.index == 0);
 	CHECK(parse(&c, "new", why) == -EINVAL);
 	CHECK(parse(&c, "kill TERM", why) == 0 && c.argc == 2);
 	CHECK(parse(&c, "   ", why) == -ENODATA);
 	CHECK(parse(&c, "", why) == -ENODATA);
 	memset(huge, 'a', CTL_LINE_MAX + 5);
-	CHECK(parse(&c, huge, why) == -EINVAL && strstr(why, "too long"));
+	CHECK(parse(&c, huge, why) == -EINVAL && strstr(why, "too long") && c.argc == 0);
 
 	/* Several lines in one write, CRLF and no final newline. */
 	strcpy(buf, "stop\r\nstart\n\nnew x");
