@@ -2,10 +2,13 @@
 
 import errno
 import hashlib
+import mmap
 import os
 import random
 import re
+import shutil
 import stat
+import tempfile
 import threading
 import time
 
@@ -663,6 +666,149 @@ def test_large_file_roundtrip(wd, tmp_path):
     s3 = run(["sha256sum", back]).stdout.split()[0]
     assert s1 == s2.split()[0] == s3
     os.unlink(os.path.join(wd, "big"))
+
+
+def test_inode_numbers(wd):
+    # Distinct files have distinct, stable inode numbers; rename keeps the
+    # number (tools such as tar, find -inum and backup programs rely on it).
+    names = ["f%d" % i for i in range(50)]
+    for n in names:
+        put(os.path.join(wd, n), n)
+    inos = {n: os.stat(os.path.join(wd, n)).st_ino for n in names}
+    assert len(set(inos.values())) == len(names)
+    assert all(os.lstat(os.path.join(wd, n)).st_ino == inos[n]
+               for n in names)
+    with os.scandir(wd) as it:
+        for e in it:
+            assert e.inode() == inos[e.name], e.name
+    os.rename(os.path.join(wd, "f1"), os.path.join(wd, "moved"))
+    assert os.stat(os.path.join(wd, "moved")).st_ino == inos["f1"]
+    os.rename(os.path.join(wd, "f2"), os.path.join(wd, "f3"))
+    assert os.stat(os.path.join(wd, "f3")).st_ino == inos["f2"]
+    out = run(["find", wd, "-inum", str(inos["f4"])]).stdout.decode().split()
+    assert out == [os.path.join(wd, "f4")]
+
+
+def test_rename_directory_with_cached_children(wd):
+    os.makedirs(os.path.join(wd, "d1", "sub"))
+    f_old = os.path.join(wd, "d1", "sub", "f")
+    put(f_old, b"before")
+    # Look everything up (fills the kernel's and the daemon's caches).
+    assert read_bytes(f_old) == b"before"
+    os.stat(os.path.join(wd, "d1", "sub"))
+    run(["mv", os.path.join(wd, "d1"), os.path.join(wd, "d2")])
+    f_new = os.path.join(wd, "d2", "sub", "f")
+    assert errno_of(os.stat, f_old) == errno.ENOENT
+    assert errno_of(os.stat, os.path.join(wd, "d1")) == errno.ENOENT
+    assert read_bytes(f_new) == b"before"
+    with open(f_new, "ab") as f:
+        f.write(b" after")
+    assert read_bytes(f_new) == b"before after"
+    assert sorted(os.listdir(wd)) == ["d2"]
+    # And back, over an empty directory.
+    os.mkdir(os.path.join(wd, "d1"))
+    os.rename(os.path.join(wd, "d2"), os.path.join(wd, "d1"))
+    assert read_bytes(f_old) == b"before after"
+    assert errno_of(os.stat, f_new) == errno.ENOENT
+
+
+def test_open_file_survives_rename_and_unlink(wd):
+    os.mkdir(os.path.join(wd, "a"))
+    p = os.path.join(wd, "a", "f")
+    fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b"one ")
+        os.rename(os.path.join(wd, "a"), os.path.join(wd, "b"))
+        os.write(fd, b"two ")
+        assert read_bytes(os.path.join(wd, "b", "f")) == b"one two "
+        os.unlink(os.path.join(wd, "b", "f"))
+        assert os.listdir(os.path.join(wd, "b")) == []
+        # Still readable and writable through the open descriptor.
+        os.write(fd, b"three")
+        assert os.pread(fd, 100, 0) == b"one two three"
+        assert os.fstat(fd).st_size == 13
+    finally:
+        os.close(fd)
+    assert os.listdir(os.path.join(wd, "b")) == []
+    # tempfile.TemporaryFile is exactly this: create, unlink, then use.
+    with tempfile.TemporaryFile(dir=wd) as t:
+        t.write(b"x" * 100000)
+        t.flush()
+        t.seek(0)
+        assert t.read() == b"x" * 100000
+    assert os.listdir(wd) == ["b"]
+
+
+def test_mmap(wd):
+    p = os.path.join(wd, "m")
+    put(p, b"0123456789" * 1000)
+    with open(p, "r+b") as f:
+        with mmap.mmap(f.fileno(), 0) as m:
+            assert m[:10] == b"0123456789"
+            assert m[9990:] == b"0123456789"
+            m[0:5] = b"HELLO"
+            m.flush()
+    assert read_bytes(p)[:12] == b"HELLO5678901"
+    # A private read-only mapping sees later writes made with write(2).
+    with open(p, "r+b") as f:
+        os.pwrite(f.fileno(), b"world", 5)
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            assert m[:10] == b"HELLOworld"
+
+
+def test_tar_roundtrip(wd, tmp_path):
+    # tar restores modes, times, symlinks and hard links; `tar -d` then
+    # compares every member (contents, mode, mtime, size, link targets).
+    src = tmp_path / "src"
+    (src / "dir" / "sub").mkdir(parents=True)
+    (src / "dir" / "a").write_bytes(b"a" * 5000)
+    (src / "dir" / "sub" / "b").write_bytes(b"b")
+    os.chmod(src / "dir" / "a", 0o751)
+    os.symlink("a", src / "dir" / "sym")
+    os.link(src / "dir" / "a", src / "dir" / "hard")
+    os.utime(src / "dir" / "sub" / "b", (1e9, 1e9))
+    archive = str(tmp_path / "t.tar")
+    run(["tar", "-C", str(src), "-cf", archive, "dir"])
+    run(["tar", "-C", wd, "-xpf", archive])
+    cp = run(["tar", "-C", wd, "-df", archive], check=False)
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert os.stat(os.path.join(wd, "dir", "hard")).st_nlink == 2
+    # And an archive made from inside root/ extracts to the same tree.
+    archive2 = str(tmp_path / "t2.tar")
+    run(["tar", "-C", wd, "-cf", archive2, "dir"])
+    out = tmp_path / "out"
+    out.mkdir()
+    run(["tar", "-C", str(out), "-xpf", archive2])
+    assert _tree_digest(str(out)) == _tree_digest(str(src))
+
+
+def test_git_workflow(wd):
+    git = shutil.which("git")
+    if not git:
+        pytest.skip("git is not installed")
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@e",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@e",
+               HOME=wd, GIT_CONFIG_NOSYSTEM="1")
+    repo = os.path.join(wd, "repo")
+
+    def g(*args):
+        return run([git, "-C", repo] + list(args), env=env, timeout=120)
+
+    run([git, "init", "-q", repo], env=env)
+    for i in range(20):
+        put(os.path.join(repo, "f%d.txt" % i), "line %d\n" % i * (i + 1))
+    g("add", "-A")
+    g("commit", "-q", "-m", "one")
+    put(os.path.join(repo, "f3.txt"), "changed\n")
+    os.rename(os.path.join(repo, "f4.txt"), os.path.join(repo, "g4.txt"))
+    g("add", "-A")
+    g("commit", "-q", "-m", "two")
+    g("gc", "-q")
+    g("fsck", "--strict")
+    assert g("status", "--porcelain").stdout == b""
+    assert g("rev-list", "--count", "HEAD").stdout.strip() == b"2"
+    g("checkout", "-q", "HEAD~1")
+    assert read_bytes(os.path.join(repo, "f4.txt")) == b"line 4\n" * 5
 
 
 def test_chown_where_permitted(wd):

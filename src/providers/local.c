@@ -328,15 +328,33 @@ static int keeper_argv(char **argv, int max, struct argstore *as, struct local *
 			ARG(store(as, "/%s", image_own_dirs[i]));
 		}
 	}
-	ARG("--proc");
-	ARG("/proc");
-	ARG("--dev");
-	ARG("/dev");
-	ARG("--chdir");
-	ARG("/root");
 	if (!image || !strcmp(image, "host")) {
+		ARG("--proc");
+		ARG("/proc");
+		ARG("--dev");
+		ARG("/dev");
+		ARG("--chdir");
+		ARG("/root");
 		ARG("--remount-ro");
 		ARG("/");
+	} else {
+		/* A read-only image gets /proc, /dev and a home only where it
+		 * has the directories to mount them on. */
+		static const char *const mounts[][2] = { { "proc", "--proc" },
+							 { "dev", "--dev" } };
+
+		for (int i = 0; i < 2; i++) {
+			char in_image[4200];
+
+			snprintf(in_image, sizeof(in_image), "%s/%s", image, mounts[i][0]);
+			if (stat(in_image, &st) == 0 && S_ISDIR(st.st_mode)) {
+				ARG(mounts[i][1]);
+				ARG(store(as, "/%s", mounts[i][0]));
+			}
+		}
+		snprintf(link, sizeof(link), "%s/root", image);
+		ARG("--chdir");
+		ARG(stat(link, &st) == 0 && S_ISDIR(st.st_mode) ? "/root" : "/");
 	}
 	ARG("--info-fd");
 	ARG("3");
@@ -429,6 +447,7 @@ static int box_spawn_locked(struct local *l, struct local_box *b, int keep)
 	struct argstore *as = NULL;
 	char *argv[256], info[512], path[64], ready[64];
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, inf[2] = { -1, -1 };
+	int errp[2] = { -1, -1 };
 	int rc, rootfd = -1, nsfd = -1;
 	pid_t pid = 0, init = 0;
 	char *p;
@@ -444,11 +463,12 @@ static int box_spawn_locked(struct local *l, struct local_box *b, int keep)
 	rc = keeper_argv(argv, 256, as, l, b->name, &cfg);
 	if (rc)
 		goto out;
-	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(inf, O_CLOEXEC)) {
+	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(inf, O_CLOEXEC) ||
+	    pipe2(errp, O_CLOEXEC | O_NONBLOCK)) {
 		rc = -errno;
 		goto out;
 	}
-	rc = spawn_start(&pid, argv, NULL, in[0], out[1], -1, inf[1], 1);
+	rc = spawn_start(&pid, argv, NULL, in[0], out[1], errp[1], inf[1], 1);
 	if (rc) {
 		sbx_failf("cannot run bwrap: %s", strerror(-rc));
 		goto out;
@@ -456,7 +476,8 @@ static int box_spawn_locked(struct local *l, struct local_box *b, int keep)
 	close(in[0]);
 	close(out[1]);
 	close(inf[1]);
-	in[0] = out[1] = inf[1] = -1;
+	close(errp[1]);
+	in[0] = out[1] = inf[1] = errp[1] = -1;
 
 	rc = read_until(inf[0], info, sizeof(info), "}", KEEPER_READY_MS);
 	if (!rc)
@@ -465,8 +486,19 @@ static int box_spawn_locked(struct local *l, struct local_box *b, int keep)
 	if (!rc && (!p || sscanf(p, "\"child-pid\" : %d", &init) != 1 || init <= 1))
 		rc = -EPROTO;
 	if (rc) {
-		sbx_failf("sandbox \"%s\" did not start: bwrap %s", b->name,
-			  rc == -ETIMEDOUT ? "timed out" : "failed (is bubblewrap installed and are user namespaces allowed?)");
+		char why[256] = "";
+		ssize_t n;
+
+		/* bwrap says why on stderr: give the first line. */
+		if (rc != -ETIMEDOUT && spawn_wait(pid, 2000) >= 0) {
+			n = read(errp[0], why, sizeof(why) - 1);
+			why[n > 0 ? n : 0] = '\0';
+			why[strcspn(why, "\n")] = '\0';
+		}
+		sbx_failf("sandbox \"%s\" did not start: %s", b->name,
+			  rc == -ETIMEDOUT ? "bwrap timed out"
+			  : why[0]	   ? why
+					   : "bwrap failed (are user namespaces allowed?)");
 		rc = -EIO;
 		goto fail;
 	}
@@ -508,6 +540,8 @@ out:
 			close(out[i]);
 		if (inf[i] >= 0)
 			close(inf[i]);
+		if (errp[i] >= 0)
+			close(errp[i]);
 	}
 	free(as);
 	sbx_kv_free(&cfg);
