@@ -659,6 +659,21 @@ static struct node *fs_parent(fuse_req_t req, fuse_ino_t parent, const char *nam
 	return p;
 }
 
+/* After a provider call that made `name` in `p`: record, reply. */
+static void new_name_done(fuse_req_t req, struct node *p, const char *name,
+			  const char *path, int rc, const char *op)
+{
+	struct sbxfs *fs = FS(req);
+
+	cache_forget(fs->cache, p->box->name, path, 0);
+	if (rc) {
+		fs_error(p->box, rc, op, path);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	reply_new_entry(req, p, name, NULL);
+}
+
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
 	struct sbxfs *fs = FS(req);
@@ -680,13 +695,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		return;
 	sbx_fail_clear();
 	rc = fs->provider->ops.mkdir(fs->provider, p->box->name, path, mode);
-	cache_forget(fs->cache, p->box->name, path, 0);
-	if (rc) {
-		fs_error(p->box, rc, "mkdir", path);
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	reply_new_entry(req, p, name, NULL);
+	new_name_done(req, p, name, path, rc, "mkdir");
 }
 
 static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
@@ -701,13 +710,7 @@ static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
 		return;
 	sbx_fail_clear();
 	rc = fs->provider->ops.symlink(fs->provider, p->box->name, target, path);
-	cache_forget(fs->cache, p->box->name, path, 0);
-	if (rc) {
-		fs_error(p->box, rc, "symlink", path);
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	reply_new_entry(req, p, name, NULL);
+	new_name_done(req, p, name, path, rc, "symlink");
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
@@ -728,14 +731,8 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	}
 	sbx_fail_clear();
 	rc = fs->provider->ops.link(fs->provider, p->box->name, from, to);
-	cache_forget(fs->cache, p->box->name, to, 0);
 	cache_forget(fs->cache, p->box->name, from, 0);
-	if (rc) {
-		fs_error(p->box, rc, "link", to);
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	reply_new_entry(req, p, newname, NULL);
+	new_name_done(req, p, newname, to, rc, "link");
 }
 
 static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, int dir)

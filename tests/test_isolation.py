@@ -3,7 +3,6 @@
 import errno
 import os
 import secrets
-import shutil
 import socket
 import stat
 import subprocess
@@ -137,67 +136,6 @@ def test_sandboxes_do_not_share_files(box, mount):
         assert os.listdir(other.r("root")) == []
     finally:
         helpers.remove_box(other)
-
-
-def make_rootfs(top):
-    """A tiny root filesystem: dash and the libraries it needs, plus the
-    usual empty directories.  Returns None if the host cannot provide it."""
-    dash = "/usr/bin/dash"
-    if not os.access(dash, os.X_OK) or not shutil.which("ldd"):
-        return None
-    cp = run(["ldd", dash], check=False)
-    libs = [w for w in cp.stdout.decode().split() if w.startswith("/")]
-    if cp.returncode != 0 or not libs:
-        return None
-    os.makedirs(os.path.join(top, "usr", "bin"))
-    shutil.copy2(dash, os.path.join(top, "usr", "bin", "sh"))
-    os.symlink("usr/bin", os.path.join(top, "bin"))
-    for lib in libs:
-        real = os.path.realpath(lib)
-        for p in {lib, real}:
-            dst = os.path.join(top, p.lstrip("/"))
-            if not os.path.exists(dst):
-                os.makedirs(os.path.dirname(dst), exist_ok=True)
-                shutil.copy2(real, dst)
-    for d in ("tmp", "root", "home", "var/tmp", "proc", "dev", "etc", "sys",
-              "run"):
-        os.makedirs(os.path.join(top, d), exist_ok=True)
-    with open(os.path.join(top, "only-in-image"), "w") as f:
-        f.write("from the image\n")
-    return top
-
-
-def test_image_dir(mount, provider, tmp_path):
-    require_sandboxes(provider)
-    if provider != "local":
-        pytest.skip("image=DIR is the local provider's")
-    top = make_rootfs(str(tmp_path / "rootfs"))
-    if top is None:
-        pytest.skip("cannot build a small root filesystem here (dash, ldd)")
-    name = helpers.box_name("imagedir")
-    write_ok(mount.ctl, "new %s image=%s\n" % (name, top))
-    b = Box(mount, name)
-    try:
-        assert b.status()["image"] == top
-        b.start()
-        # Commands see the image, and only it: no host /usr/bin/cat here.
-        out = b.check("read x < /only-in-image; echo \"$x\"; echo /*")
-        lines = out.splitlines()
-        assert lines[0] == "from the image"
-        assert "/only-in-image" in lines[1].split()
-        assert "/work" not in lines[1].split()
-        _, status, _ = b.run("cat /only-in-image")
-        assert status == "exited 127"
-        # root/ shows the same tree, and its writable parts work both ways.
-        assert "only-in-image" in os.listdir(b.root)
-        assert read_bytes(b.r("only-in-image")) == b"from the image\n"
-        with open(b.r("tmp", "from-host"), "w") as f:
-            f.write("hello")
-        assert b.check("read x < /tmp/from-host; echo $x") == "hello\n"
-        b.check("echo inside > /tmp/from-inside")
-        assert read_bytes(b.r("tmp", "from-inside")) == b"inside\n"
-    finally:
-        helpers.remove_box(b)
 
 
 # ------------------------------------------------------------------ network

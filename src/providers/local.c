@@ -96,6 +96,16 @@ struct local_cmd {
 
 /* ---- small helpers ---- */
 
+/* Close both ends of a pipe that are still open. */
+static void close_pipe(int p[2])
+{
+	for (int i = 0; i < 2; i++) {
+		if (p[i] >= 0)
+			close(p[i]);
+		p[i] = -1;
+	}
+}
+
 static struct local *L(struct sbx_provider *p)
 {
 	return p->priv;
@@ -533,16 +543,10 @@ fail:
 	if (nsfd >= 0)
 		close(nsfd);
 out:
-	for (int i = 0; i < 2; i++) {
-		if (in[i] >= 0)
-			close(in[i]);
-		if (out[i] >= 0)
-			close(out[i]);
-		if (inf[i] >= 0)
-			close(inf[i]);
-		if (errp[i] >= 0)
-			close(errp[i]);
-	}
+	close_pipe(in);
+	close_pipe(out);
+	close_pipe(inf);
+	close_pipe(errp);
 	free(as);
 	sbx_kv_free(&cfg);
 	return rc;
@@ -1391,14 +1395,9 @@ static int local_cmd_start(struct sbx_provider *p, void **handle, const char *bo
 	c = NULL;
 out:
 	free(c);
-	for (int i = 0; i < 2; i++) {
-		if (in[i] >= 0)
-			close(in[i]);
-		if (out[i] >= 0)
-			close(out[i]);
-		if (err[i] >= 0)
-			close(err[i]);
-	}
+	close_pipe(in);
+	close_pipe(out);
+	close_pipe(err);
 	sbx_kv_free(&cfg);
 	return rc;
 }
