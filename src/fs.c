@@ -303,8 +303,17 @@ static int node_attr(struct sbxfs *fs, struct node *n, struct stat *st)
 		return 0;
 	}
 	rc = node_path(fs->nodes, n, path, sizeof(path));
+	if (rc == -ENOENT) {
+		/* Unlinked while open: ask the open handle. */
+		uint64_t fh = __atomic_load_n(&n->open_fh, __ATOMIC_ACQUIRE);
+
+		rc = fh ? fs->provider->ops.fgetattr(fs->provider, st, fh) : -ESTALE;
+		if (!rc)
+			st->st_ino = n->ino;
+		return rc;
+	}
 	if (rc)
-		return rc == -ENOENT ? -ESTALE : rc;
+		return rc;
 	rc = fs_getattr_path(fs, n->box, path, st);
 	if (rc == 0) {
 		st->st_ino = n->ino;
@@ -834,6 +843,8 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		return;
 	}
 	fi->fh = fh;
+	if (!parent)
+		__atomic_store_n(&n->open_fh, fh, __ATOMIC_RELEASE);
 	/* Pages stay cached across opens; the kernel drops them when the
 	 * attributes show another size or mtime, and we after commands. */
 	fi->keep_cache = 1;
@@ -856,6 +867,7 @@ static void fs_read(fuse_req_t req, struct node *n, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	__atomic_store_n(&n->open_fh, fi->fh, __ATOMIC_RELEASE);
 	sbx_fail_clear();
 	got = fs->provider->ops.read(fs->provider, fi->fh, buf, size, off);
 	if (got < 0) {
@@ -874,6 +886,7 @@ static void fs_write(fuse_req_t req, struct node *n, const char *buf, size_t siz
 	char path[PATH_MAX_SBX];
 	ssize_t done;
 
+	__atomic_store_n(&n->open_fh, fi->fh, __ATOMIC_RELEASE);
 	sbx_fail_clear();
 	done = fs->provider->ops.write(fs->provider, fi->fh, buf, size, off);
 	if (node_path(fs->nodes, n, path, sizeof(path)) == 0)
@@ -1480,6 +1493,10 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct node *n = node_find(fs->nodes, ino);
 
 	if (n && is_fs(n)) {
+		uint64_t fh = fi->fh;
+
+		__atomic_compare_exchange_n(&n->open_fh, &fh, 0, 0, __ATOMIC_ACQ_REL,
+					    __ATOMIC_RELAXED);
 		fs->provider->ops.release(fs->provider, fi->fh);
 	} else {
 		struct sfile *f = (struct sfile *)(uintptr_t)fi->fh;

@@ -49,6 +49,7 @@ static int no_ctl(struct sbx_provider *p, const char *b, int argc, char *const a
 }
 static int no_info(struct sbx_provider *p, struct sbx_box_info *o, const char *b) { return -ENOTSUP; }
 static int no_getattr(struct sbx_provider *p, struct stat *o, const char *b, const char *path) { return -ENOTSUP; }
+static int no_fgetattr(struct sbx_provider *p, struct stat *o, uint64_t fh) { return -ESTALE; }
 static int no_readdir(struct sbx_provider *p, const char *b, const char *path, sbx_dirent_fn fn, void *c) { return -ENOTSUP; }
 static int no_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *b, const char *path, int f, mode_t m) { return -ENOTSUP; }
 static ssize_t no_read(struct sbx_provider *p, uint64_t fh, char *buf, size_t s, off_t o) { return -ENOTSUP; }
@@ -85,6 +86,7 @@ static void fill_defaults(struct sbx_provider_ops *o)
 	FILL(ctl, no_ctl);
 	FILL(info, no_info);
 	FILL(getattr, no_getattr);
+	FILL(fgetattr, no_fgetattr);
 	FILL(readdir, no_readdir);
 	FILL(open, no_open);
 	FILL(read, no_read);

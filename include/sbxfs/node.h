@@ -55,6 +55,7 @@ struct node {
 	struct box *box; /* reference; NULL above the sandboxes */
 	unsigned cmd;	 /* NODE_CMD, NODE_CMDFILE */
 	int cfile;	 /* NODE_CMDFILE: enum cmd_file */
+	uint64_t open_fh; /* NODE_FS: a provider handle open on it, or 0 */
 	dev_t dev;	 /* NODE_FS non-directories: the provider's identity, */
 	ino_t backing;	 /* 0 when unknown; hard links share one node */
 	struct node *next_ino, *next_name, *next_id; /* hash chains */

@@ -167,6 +167,10 @@ struct sbx_provider_ops {
 	int (*getattr)(struct sbx_provider *p, struct stat *out, const char *box,
 		       const char *path);
 
+	/* fgetattr: fstat() of an open handle; for files that lost their
+	 * name (unlinked while open).  Default: -ESTALE. */
+	int (*fgetattr)(struct sbx_provider *p, struct stat *out, uint64_t fh);
+
 	/* readdir: every entry of the directory with its attributes, in one
 	 * call.  The listing is bounded by the provider. */
 	int (*readdir)(struct sbx_provider *p, const char *box, const char *path,

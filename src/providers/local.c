@@ -1019,6 +1019,11 @@ static int local_open(struct sbx_provider *p, uint64_t *fh, struct stat *st,
 	return 0;
 }
 
+static int local_fgetattr(struct sbx_provider *p, struct stat *out, uint64_t fh)
+{
+	return fstat((int)fh, out) < 0 ? -errno : 0;
+}
+
 static ssize_t local_read(struct sbx_provider *p, uint64_t fh, char *buf,
 			  size_t size, off_t off)
 {
@@ -1519,6 +1524,7 @@ static const struct sbx_provider_ops local_ops = {
 	.stop = local_stop,
 	.info = local_info,
 	.getattr = local_getattr,
+	.fgetattr = local_fgetattr,
 	.readdir = local_readdir,
 	.open = local_open,
 	.read = local_read,
