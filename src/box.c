@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "sbxfs/box.h"
+#include "sbxfs/cache.h"
 #include "sbxfs/cmd.h"
 #include "sbxfs/log.h"
 #include "sbxfs/names.h"
@@ -121,4 +122,79 @@ void box_registry_free(struct sbxfs *fs)
 		box_put(b);
 	}
 	fs->boxes = NULL;
+}
+
+/* ---- the list of sandboxes, as the provider last gave it ---- */
+
+struct list_ctx {
+	char (*names)[SBX_NAME_MAX + 1];
+	size_t n, cap;
+};
+
+static int list_add(void *ctx, const char *name)
+{
+	struct list_ctx *l = ctx;
+
+	if (!sbx_name_valid(name))
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 32;
+		void *nv = realloc(l->names, cap * sizeof(*l->names));
+
+		if (!nv)
+			return -ENOMEM;
+		l->names = nv;
+		l->cap = cap;
+	}
+	snprintf(l->names[l->n++], SBX_NAME_MAX + 1, "%s", name);
+	return 0;
+}
+
+/* Refresh the cached list if it is older than the entry timeout. */
+int box_list_refresh(struct sbxfs *fs, int force)
+{
+	struct list_ctx l = { 0 };
+	double now = cache_clock();
+	int rc;
+
+	pthread_mutex_lock(&fs->list_lock);
+	if (!force && fs->list_expires > now) {
+		pthread_mutex_unlock(&fs->list_lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&fs->list_lock);
+	sbx_fail_clear();
+	rc = fs->provider->ops.list(fs->provider, list_add, &l);
+	if (rc) {
+		sbx_warn("listing sandboxes: %s", sbx_fail_text()[0] ? sbx_fail_text() : strerror(-rc));
+		free(l.names);
+		return rc;
+	}
+	pthread_mutex_lock(&fs->list_lock);
+	free(fs->list);
+	fs->list = l.names;
+	fs->list_n = l.n;
+	fs->list_expires = now + fs->provider->desc->entry_timeout;
+	pthread_mutex_unlock(&fs->list_lock);
+	return 0;
+}
+
+void box_list_dirty(struct sbxfs *fs)
+{
+	pthread_mutex_lock(&fs->list_lock);
+	fs->list_expires = 0;
+	pthread_mutex_unlock(&fs->list_lock);
+}
+
+int box_exists(struct sbxfs *fs, const char *name)
+{
+	int found = 0;
+
+	if (box_list_refresh(fs, 0))
+		return 0;
+	pthread_mutex_lock(&fs->list_lock);
+	for (size_t i = 0; i < fs->list_n && !found; i++)
+		found = !strcmp(fs->list[i], name);
+	pthread_mutex_unlock(&fs->list_lock);
+	return found;
 }

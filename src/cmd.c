@@ -12,6 +12,7 @@
 #include "sbxfs/box.h"
 #include "sbxfs/cmd.h"
 #include "sbxfs/log.h"
+#include "sbxfs/notify.h"
 #include "sbxfs/sbxfs.h"
 #include "sbxfs/status.h"
 

@@ -17,6 +17,7 @@
 #include "sbxfs/fs.h"
 #include "sbxfs/log.h"
 #include "sbxfs/node.h"
+#include "sbxfs/notify.h"
 #include "sbxfs/sbxfs.h"
 
 struct options {
@@ -253,7 +254,7 @@ int main(int argc, char *argv[])
 	}
 	if (fuse_daemonize(o.foreground))
 		goto out;
-	if (fs_notifier_start(&fs))
+	if (notifier_start(&fs))
 		goto out;
 	sbx_info("mounted %s: provider %s, state %s", cl.mountpoint, o.provider, state);
 
@@ -265,7 +266,7 @@ int main(int argc, char *argv[])
 	/* The loop returns the signal that ended it: a clean unmount. */
 	rc = (rc == 0 || rc == SIGINT || rc == SIGTERM || rc == SIGHUP) ? 0 : 1;
 	fuse_loop_cfg_destroy(loop);
-	fs_notifier_stop(&fs);
+	notifier_stop(&fs);
 	sbx_info("unmounting %s", cl.mountpoint);
 out:
 	if (fs.se) {

@@ -9,9 +9,4 @@
 
 extern const struct fuse_lowlevel_ops sbxfs_ops;
 
-/* Start and stop the notifier; start before the session loop, stop
- * after it (the session must still exist). */
-int fs_notifier_start(struct sbxfs *fs);
-void fs_notifier_stop(struct sbxfs *fs);
-
 #endif

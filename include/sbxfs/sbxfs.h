@@ -47,10 +47,5 @@ struct sbxfs {
 	pthread_t inval_thread;
 };
 
-/* Drop what the cache and the kernel hold of everything under box/root/:
- * queued to the notifier thread, or at once from a thread that is not
- * serving a FUSE request. */
-void sbxfs_invalidate_box(struct sbxfs *fs, const char *box);
-void sbxfs_invalidate_box_now(struct sbxfs *fs, struct box *b);
 
 #endif

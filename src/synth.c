@@ -1,0 +1,611 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The synthetic files: MOUNT/ctl and each sandbox's ctl, status, err, exec
+ * and cmd/N/ files.  Text files are built at open and served by offset;
+ * streams block until a command's output arrives; control files parse one
+ * command per line against a verb table.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sbxfs/box.h"
+#include "sbxfs/cmd.h"
+#include "sbxfs/ctl.h"
+#include "sbxfs/log.h"
+#include "sbxfs/names.h"
+#include "sbxfs/node.h"
+#include "sbxfs/notify.h"
+#include "sbxfs/sbxfs.h"
+#include "sbxfs/status.h"
+#include "sbxfs/strbuf.h"
+#include "sbxfs/synth.h"
+
+static struct sbxfs *FS(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+void synth_attr(struct sbxfs *fs, const struct node *n, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = n->ino;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+	st->st_atime = st->st_mtime = st->st_ctime = fs->started;
+	st->st_nlink = 1;
+	st->st_blksize = 4096;
+	switch (n->kind) {
+	case NODE_ROOT:
+	case NODE_BOX:
+		st->st_mode = S_IFDIR | 0755;
+		st->st_nlink = 2;
+		break;
+	case NODE_CMDS:
+	case NODE_CMD:
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 2;
+		break;
+	case NODE_CMDLAST:
+		st->st_mode = S_IFLNK | 0777;
+		st->st_size = 10;
+		break;
+	case NODE_ROOTCTL:
+	case NODE_BOXCTL:
+	case NODE_EXEC:
+		st->st_mode = S_IFREG | 0644;
+		break;
+	case NODE_CMDFILE:
+		st->st_mode = S_IFREG | (n->cfile == CF_STDIN || n->cfile == CF_CTL ? 0200 : 0444);
+		break;
+	default:
+		st->st_mode = S_IFREG | 0444;
+		break;
+	}
+}
+
+/* ---- synthetic files ---- */
+
+struct sfile {
+	struct node *node; /* pinned by the open file */
+	struct box *box;   /* reference, or NULL */
+	struct cmd *cmd;   /* reference, or NULL */
+	char *text;	   /* built at open for text files */
+	size_t len;
+	int writer;	   /* opened for writing */
+	int refs;	   /* atomic: the open file, and each request using it */
+	pthread_mutex_t lock; /* guards cmd, rpos */
+	off_t rpos;	   /* streams: where this open file reads next */
+};
+
+static int is_stream(const struct node *n)
+{
+	return n->kind == NODE_EXEC ||
+	       (n->kind == NODE_CMDFILE &&
+		(n->cfile == CF_STDOUT || n->cfile == CF_STDERR || n->cfile == CF_OUT));
+}
+
+static int is_writable(const struct node *n)
+{
+	return n->kind == NODE_ROOTCTL || n->kind == NODE_BOXCTL || n->kind == NODE_EXEC ||
+	       (n->kind == NODE_CMDFILE && (n->cfile == CF_STDIN || n->cfile == CF_CTL));
+}
+
+static int is_readable(const struct node *n)
+{
+	return !(n->kind == NODE_CMDFILE && (n->cfile == CF_STDIN || n->cfile == CF_CTL));
+}
+
+static void root_ctl_text(struct sbxfs *fs, struct strbuf *sb)
+{
+	struct sbx_kvlist kv = { 0 };
+	char when[32];
+
+	strbuf_addf(sb, "provider %s\n", fs->provider->desc->name);
+	fs->provider->ops.describe(fs->provider, &kv);
+	for (size_t i = 0; i < kv.n; i++)
+		strbuf_addf(sb, "%s %s\n", kv.v[i].key, kv.v[i].value);
+	sbx_kv_free(&kv);
+	strbuf_addf(sb, "attr_timeout %g\n", fs->provider->desc->attr_timeout);
+	pthread_mutex_lock(&fs->ctl_lock);
+	if (fs->ctl_err[0]) {
+		sbx_time_iso(when, sizeof(when), fs->ctl_err_time);
+		strbuf_addf(sb, "error %s %s\n", when, fs->ctl_err);
+	}
+	pthread_mutex_unlock(&fs->ctl_lock);
+}
+
+/* Build the text a read-only synthetic file shows, at open. */
+static int sfile_build(struct sbxfs *fs, struct sfile *f)
+{
+	struct strbuf sb = STRBUF_INIT(1 << 20);
+	struct node *n = f->node;
+	struct sbx_box_info info;
+	char word[512];
+	int rc = 0;
+
+	switch (n->kind) {
+	case NODE_ROOTCTL:
+		root_ctl_text(fs, &sb);
+		break;
+	case NODE_STATUS:
+	case NODE_BOXCTL:
+		memset(&info, 0, sizeof(info));
+		sbx_fail_clear();
+		rc = fs->provider->ops.info(fs->provider, &info, n->box->name);
+		if (rc) {
+			box_fail(n->box, rc, NULL);
+		} else if (n->kind == NODE_STATUS) {
+			rc = status_format(&sb, n->box->name, fs->provider->desc->name, &info);
+		} else {
+			rc = strbuf_addf(&sb, "%s\n", sbx_state_word(info.state));
+		}
+		sbx_kv_free(&info.extra);
+		break;
+	case NODE_ERR:
+		box_err_text(n->box, word, sizeof(word));
+		rc = strbuf_addf(&sb, "%s", word);
+		break;
+	case NODE_CMDFILE:
+		if (n->cfile == CF_CMDLINE)
+			rc = strbuf_addf(&sb, "%s\n", f->cmd->cmdline);
+		else if (n->cfile == CF_STATUS) {
+			cmd_status_word(f->cmd, word, sizeof(word));
+			rc = strbuf_addf(&sb, "%s\n", word);
+		}
+		break;
+	default:
+		break;
+	}
+	if (rc) {
+		strbuf_release(&sb);
+		return rc;
+	}
+	f->text = strbuf_detach(&sb, &f->len);
+	return 0;
+}
+
+/* A request uses the open file until it has replied: a RELEASE may be
+ * served while a READ of an interrupted reader is still being answered. */
+static struct sfile *sfile_get(struct fuse_file_info *fi)
+{
+	struct sfile *f = (struct sfile *)(uintptr_t)fi->fh;
+
+	__atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
+	return f;
+}
+
+static void sfile_free(struct sfile *f)
+{
+	if (__atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) > 0)
+		return;
+	cmd_put(f->cmd);
+	box_put(f->box);
+	free(f->text);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}
+
+void synth_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
+{
+	struct sbxfs *fs = FS(req);
+	int acc = fi->flags & O_ACCMODE;
+	struct sfile *f;
+	int rc;
+
+	if ((acc != O_RDONLY && !is_writable(n)) || (acc != O_WRONLY && !is_readable(n))) {
+		if (n->box && acc != O_RDONLY)
+			box_fail(n->box, -EACCES, "\"%s\" cannot be written", n->name);
+		fuse_reply_err(req, EACCES);
+		return;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_init(&f->lock, NULL);
+	f->refs = 1;
+	f->node = n;
+	f->box = n->box ? box_ref(n->box) : NULL;
+	f->writer = acc != O_RDONLY;
+	if (n->kind == NODE_CMDFILE && !(f->cmd = cmd_get(n->box, n->cmd))) {
+		sfile_free(f);
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (acc != O_WRONLY && !is_stream(n) && (rc = sfile_build(fs, f))) {
+		sfile_free(f);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)f;
+	fi->direct_io = 1;
+	fi->nonseekable = is_stream(n);
+	if (fuse_reply_open(req, fi))
+		sfile_free(f);
+}
+
+/* ---- control messages ---- */
+
+static void root_ctl_fail(struct sbxfs *fs, int rc, const char *why)
+{
+	sbx_warn("ctl: %s (%s)", why, strerror(-rc));
+	pthread_mutex_lock(&fs->ctl_lock);
+	snprintf(fs->ctl_err, sizeof(fs->ctl_err), "%s", why);
+	fs->ctl_err_time = time(NULL);
+	pthread_mutex_unlock(&fs->ctl_lock);
+}
+
+/* "new NAME [k=v ...]" (argv[0] is ignored). */
+int box_create(struct sbxfs *fs, int argc, char **argv, char *why, size_t whysize)
+{
+	struct sbx_kvlist args = { 0 };
+	const char *name = argv[1];
+	int rc = 0;
+
+	if (!sbx_name_valid(name)) {
+		snprintf(why, whysize,
+			 "bad sandbox name \"%.80s\": use 1 to %d letters, digits, '.', '_' or '-', starting with a letter or digit",
+			 name, SBX_NAME_MAX);
+		rc = -EINVAL;
+		goto out;
+	}
+	for (int i = 2; i < argc && !rc; i++) {
+		char *k, *v;
+
+		if (ctl_split_kv(argv[i], &k, &v)) {
+			snprintf(why, whysize, "new %s: expected key=value, not \"%.80s\"", name, argv[i]);
+			rc = -EINVAL;
+		} else {
+			rc = sbx_kv_add(&args, k, v);
+		}
+	}
+	if (rc)
+		goto out;
+	sbx_fail_clear();
+	rc = fs->provider->ops.create(fs->provider, name, &args);
+	if (rc)
+		snprintf(why, whysize, "new %s: %s", name,
+			 sbx_fail_text()[0] ? sbx_fail_text() : strerror(-rc));
+	box_list_dirty(fs);
+out:
+	if (rc)
+		root_ctl_fail(fs, rc, why);
+	sbx_kv_free(&args);
+	return rc;
+}
+
+int box_remove(struct sbxfs *fs, const char *name, char *why, size_t whysize)
+{
+	int rc;
+
+	sbx_fail_clear();
+	rc = fs->provider->ops.remove(fs->provider, name);
+	box_list_dirty(fs);
+	if (rc) {
+		snprintf(why, whysize, "rm %s: %s", name,
+			 sbx_fail_text()[0] ? sbx_fail_text() : strerror(-rc));
+		root_ctl_fail(fs, rc, why);
+		return rc;
+	}
+	cache_forget_box(fs->cache, name);
+	box_deleted(fs, name);
+	return 0;
+}
+
+enum { RC_NEW, RC_RM };
+static const struct ctl_verb root_verbs[] = {
+	[RC_NEW] = { "new", 1, -1 },
+	[RC_RM] = { "rm", 1, 1 },
+	{ NULL, 0, 0 },
+};
+
+enum { BC_START, BC_STOP, BC_RESTART, BC_DELETE };
+static const struct ctl_verb box_verbs[] = {
+	[BC_START] = { "start", 0, 0 },
+	[BC_STOP] = { "stop", 0, 0 },
+	[BC_RESTART] = { "restart", 0, 0 },
+	[BC_DELETE] = { "delete", 0, 0 },
+	{ NULL, 0, 0 },
+};
+
+enum { CC_KILL };
+static const struct ctl_verb cmd_verbs[] = {
+	[CC_KILL] = { "kill", 0, 1 },
+	{ NULL, 0, 0 },
+};
+
+static int root_ctl_line(struct sbxfs *fs, char *line)
+{
+	struct ctl_cmd c;
+	char why[768];
+	int rc = ctl_parse_line(&c, line, root_verbs, why, sizeof(why));
+
+	if (rc == -ENODATA)
+		return 0;
+	if (rc) {
+		root_ctl_fail(fs, rc, why);
+		return rc;
+	}
+	switch (c.index) {
+	case RC_NEW:
+		rc = box_create(fs, c.argc, c.argv, why, sizeof(why));
+		break;
+	case RC_RM:
+		if (!sbx_name_valid(c.argv[1]) || !box_exists(fs, c.argv[1])) {
+			snprintf(why, sizeof(why), "rm: no sandbox \"%.80s\"", c.argv[1]);
+			root_ctl_fail(fs, -ENOENT, why);
+			return -ENOENT;
+		}
+		rc = box_remove(fs, c.argv[1], why, sizeof(why));
+		break;
+	}
+	/* A write to a ctl file may tell the kernel at once. */
+	if (!rc && sbx_name_valid(c.argv[1]))
+		sbxfs_invalidate_name_now(fs, c.argv[1]);
+	return rc;
+}
+
+static int box_ctl_line(struct sbxfs *fs, struct box *b, char *line)
+{
+	struct sbx_provider *p = fs->provider;
+	struct ctl_cmd c;
+	char why[768];
+	int rc = ctl_parse_line(&c, line, box_verbs, why, sizeof(why));
+
+	if (rc == -ENODATA)
+		return 0;
+	sbx_fail_clear();
+	if (rc) {
+		/* An unknown verb may be the provider's (archive, ...). */
+		if (c.index >= 0 || c.argc < 1) {
+			box_fail(b, rc, "ctl: %s", why);
+			return rc;
+		}
+		rc = p->ops.ctl(p, b->name, c.argc, c.argv);
+		if (rc)
+			box_fail(b, rc, "ctl: %s", sbx_fail_text()[0] ? sbx_fail_text() : why);
+		return rc;
+	}
+	switch (c.index) {
+	case BC_START:
+		rc = p->ops.start(p, b->name);
+		break;
+	case BC_STOP:
+		rc = p->ops.stop(p, b->name);
+		break;
+	case BC_RESTART:
+		rc = p->ops.stop(p, b->name);
+		if (!rc)
+			rc = p->ops.start(p, b->name);
+		break;
+	case BC_DELETE:
+		rc = box_remove(fs, b->name, why, sizeof(why));
+		if (rc)
+			box_fail(b, rc, "%s", why);
+		else
+			sbxfs_invalidate_name_now(fs, b->name);
+		return rc;
+	}
+	if (rc)
+		box_fail(b, rc, "%s: %s", box_verbs[c.index].verb,
+			 sbx_fail_text()[0] ? sbx_fail_text() : strerror(-rc));
+	sbxfs_invalidate_box(fs, b->name);
+	return rc;
+}
+
+static int cmd_ctl_line(struct cmd *cmd, char *line)
+{
+	struct ctl_cmd c;
+	char why[768];
+	int rc = ctl_parse_line(&c, line, cmd_verbs, why, sizeof(why));
+	int sig = SIGTERM;
+
+	if (rc == -ENODATA)
+		return 0;
+	if (!rc && c.argc > 1 && (sig = status_signal_parse(c.argv[1])) < 0) {
+		snprintf(why, sizeof(why), "kill: unknown signal \"%.40s\"", c.argv[1]);
+		rc = -EINVAL;
+	}
+	if (!rc) {
+		rc = cmd_signal(cmd, sig);
+		if (rc == -ESRCH)
+			snprintf(why, sizeof(why), "kill: command %u is not running", cmd->n);
+		else if (rc)
+			snprintf(why, sizeof(why), "kill: %s", strerror(-rc));
+	}
+	if (rc)
+		box_fail(cmd->box, rc, "cmd %u: %s", cmd->n, why);
+	return rc;
+}
+
+/* Feed each line of a control write to `fn`; stop at the first error. */
+static int ctl_write(struct sbxfs *fs, struct sfile *f, const char *data, size_t size)
+{
+	size_t pos = 0;
+	char *buf, *line;
+	int rc = 0;
+
+	if (size > CTL_WRITE_MAX) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "control message too long (%zu bytes, at most %d)",
+			 size, CTL_WRITE_MAX);
+		if (f->box)
+			box_fail(f->box, -E2BIG, "%s", why);
+		else
+			root_ctl_fail(fs, -E2BIG, why);
+		return -E2BIG;
+	}
+	if (memchr(data, '\0', size)) {
+		const char *why = "control message holds a NUL byte";
+
+		if (f->box)
+			box_fail(f->box, -EINVAL, "ctl: %s", why);
+		else
+			root_ctl_fail(fs, -EINVAL, why);
+		return -EINVAL;
+	}
+	buf = malloc(size + 1);
+	if (!buf)
+		return -ENOMEM;
+	memcpy(buf, data, size);
+	buf[size] = '\0';
+	while (!rc && (line = ctl_next_line(buf, size, &pos))) {
+		switch (f->node->kind) {
+		case NODE_ROOTCTL:
+			rc = root_ctl_line(fs, line);
+			break;
+		case NODE_BOXCTL:
+			rc = box_ctl_line(fs, f->box, line);
+			break;
+		default:
+			rc = cmd_ctl_line(f->cmd, line);
+			break;
+		}
+	}
+	free(buf);
+	return rc;
+}
+
+static int exec_write(struct sfile *f, const char *data, size_t size)
+{
+	struct cmd *c = NULL;
+	char *line;
+	int rc;
+
+	if (size > CTL_WRITE_MAX) {
+		box_fail(f->box, -E2BIG, "exec: command line too long (%zu bytes, at most %d)",
+			 size, CTL_WRITE_MAX);
+		return -E2BIG;
+	}
+	if (memchr(data, '\0', size)) {
+		box_fail(f->box, -EINVAL, "exec: command line holds a NUL byte");
+		return -EINVAL;
+	}
+	line = strndup(data, size);
+	if (!line)
+		return -ENOMEM;
+	if (size && line[size - 1] == '\n')
+		line[size - 1] = '\0';
+	if (!line[strspn(line, " \t\n")]) {
+		free(line);
+		box_fail(f->box, -EINVAL, "exec: empty command line");
+		return -EINVAL;
+	}
+	rc = cmd_start(&c, f->box, line);
+	free(line);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&f->lock);
+	cmd_put(f->cmd);
+	f->cmd = c;
+	f->rpos = 0;
+	pthread_mutex_unlock(&f->lock);
+	return 0;
+}
+
+static void sfile_write(fuse_req_t req, struct sfile *f, const char *buf, size_t size)
+{
+	struct sbxfs *fs = FS(req);
+	struct node *n = f->node;
+	ssize_t rc;
+
+	if (n->kind == NODE_EXEC)
+		rc = exec_write(f, buf, size);
+	else if (n->kind == NODE_CMDFILE && n->cfile == CF_STDIN)
+		rc = size ? cmd_write_stdin(f->cmd, buf, size, req) : 0;
+	else
+		rc = ctl_write(fs, f, buf, size);
+	if (rc < 0)
+		fuse_reply_err(req, (int)-rc);
+	else
+		fuse_reply_write(req, n->kind == NODE_CMDFILE && n->cfile == CF_STDIN ? (size_t)rc : size);
+}
+
+static void sfile_read(fuse_req_t req, struct sfile *f, size_t size, off_t off)
+{
+	struct node *n = f->node;
+	enum cmd_stream s = CMD_OUT;
+	struct cmd *c;
+	char *buf;
+	ssize_t got;
+
+	if (!is_stream(n)) {
+		if (off >= (off_t)f->len)
+			fuse_reply_buf(req, NULL, 0);
+		else
+			fuse_reply_buf(req, f->text + off,
+				       (size_t)((off_t)f->len - off) < size ? f->len - (size_t)off : size);
+		return;
+	}
+	if (n->kind == NODE_CMDFILE)
+		s = n->cfile == CF_STDOUT ? CMD_STDOUT : n->cfile == CF_STDERR ? CMD_STDERR : CMD_OUT;
+	/* exec: this file's command, else the newest at the first read. */
+	pthread_mutex_lock(&f->lock);
+	if (!f->cmd && n->kind == NODE_EXEC)
+		f->cmd = cmd_get(f->box, cmd_count(f->box));
+	c = f->cmd;
+	if (c)
+		__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+	/* Streams are not seekable, and on an O_RDWR exec file the kernel's
+	 * offset counts what was written: keep our own read position. */
+	off = f->rpos;
+	pthread_mutex_unlock(&f->lock);
+	if (!c) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	buf = malloc(size ? size : 1);
+	if (!buf) {
+		cmd_put(c);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	got = cmd_read(c, s, buf, size, off, req);
+	cmd_put(c);
+	if (got > 0) {
+		pthread_mutex_lock(&f->lock);
+		if (f->rpos == off)
+			f->rpos += got;
+		pthread_mutex_unlock(&f->lock);
+	}
+	if (got < 0)
+		fuse_reply_err(req, (int)-got);
+	else
+		fuse_reply_buf(req, buf, (size_t)got);
+	free(buf);
+}
+
+
+void synth_read(fuse_req_t req, struct fuse_file_info *fi, size_t size, off_t off)
+{
+	struct sfile *f = sfile_get(fi);
+
+	sfile_read(req, f, size, off);
+	sfile_free(f);
+}
+
+void synth_write(fuse_req_t req, struct fuse_file_info *fi, const char *buf,
+		 size_t size)
+{
+	struct sfile *f = sfile_get(fi);
+
+	sfile_write(req, f, buf, size);
+	sfile_free(f);
+}
+
+void synth_release(struct fuse_file_info *fi)
+{
+	struct sfile *f = (struct sfile *)(uintptr_t)fi->fh;
+	struct node *n = f->node;
+
+	if (f->writer && n->kind == NODE_CMDFILE && n->cfile == CF_STDIN)
+		cmd_write_stdin(f->cmd, NULL, 0, NULL);
+	sfile_free(f);
+}
