@@ -410,8 +410,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 /* ---- making and removing names ---- */
 
 /* After a new name appeared under root/: look it up and reply. */
-static int reply_new_entry(fuse_req_t req, struct node *parent, const char *name,
-			   struct fuse_file_info *fi)
+static int reply_new_entry(fuse_req_t req, struct node *parent, const char *name)
 {
 	struct sbxfs *fs = FS(req);
 	struct fuse_entry_param e;
@@ -424,7 +423,7 @@ static int reply_new_entry(fuse_req_t req, struct node *parent, const char *name
 		return rc;
 	}
 	fill_entry(fs, &e, n, &st);
-	rc = fi ? fuse_reply_create(req, &e, fi) : fuse_reply_entry(req, &e);
+	rc = fuse_reply_entry(req, &e);
 	if (rc)
 		node_forget(fs->nodes, n->ino, 1);
 	return rc;
@@ -470,7 +469,7 @@ static void new_name_done(fuse_req_t req, struct node *p, const char *name,
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	reply_new_entry(req, p, name, NULL);
+	reply_new_entry(req, p, name);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -487,7 +486,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		if (rc)
 			fuse_reply_err(req, -rc);
 		else
-			reply_new_entry(req, p, name, NULL);
+			reply_new_entry(req, p, name);
 		return;
 	}
 	if (!(p = fs_parent(req, parent, name, path, sizeof(path))))
@@ -635,12 +634,28 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	fi->fh = fh;
 	if (!parent)
 		__atomic_store_n(&n->open_fh, fh, __ATOMIC_RELEASE);
+	/* Nothing to flush for a reader: spare close(2) a round trip. */
+	fi->noflush = (flags & O_ACCMODE) == O_RDONLY;
 	/* Pages stay cached across opens; the kernel drops them when the
 	 * attributes show another size or mtime, and we after commands. */
 	fi->keep_cache = 1;
 	if (parent) {
-		if (reply_new_entry(req, parent, name, fi))
+		/* The attributes came with the open: no second call. */
+		struct fuse_entry_param e;
+		struct node *child = node_lookup(fs->nodes, parent, name, NODE_FS,
+						 parent->box, 0, 0, &st);
+
+		if (!child) {
 			fs->provider->ops.release(fs->provider, fh);
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		__atomic_store_n(&child->open_fh, fh, __ATOMIC_RELEASE);
+		fill_entry(fs, &e, child, &st);
+		if (fuse_reply_create(req, &e, fi)) {
+			node_forget(fs->nodes, child->ino, 1);
+			fs->provider->ops.release(fs->provider, fh);
+		}
 	} else if (fuse_reply_open(req, fi)) {
 		fs->provider->ops.release(fs->provider, fh);
 	}
@@ -912,14 +927,22 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	dh->node = n;
-	rc = is_fs(n) ? fs_list(fs, n, &dh->list) : synth_list(fs, n, &dh->list);
-	if (rc) {
-		free(dh);
-		fuse_reply_err(req, -rc);
-		return;
+	if (is_fs(n)) {
+		/* The kernel keeps listings in its page cache across opens and
+		 * drops them when the directory changes (through us, or on our
+		 * invalidation after a command, or when its mtime moves), so
+		 * the provider is asked only at the first readdir that misses. */
+		fi->cache_readdir = 1;
+		fi->keep_cache = 1;
+	} else {
+		rc = synth_list(fs, n, &dh->list);
+		if (rc) {
+			free(dh);
+			fuse_reply_err(req, -rc);
+			return;
+		}
 	}
 	fi->fh = (uint64_t)(uintptr_t)dh;
-	fi->cache_readdir = 0;
 	if (fuse_reply_open(req, fi)) {
 		cache_dir_put(dh->list);
 		free(dh);
@@ -937,6 +960,15 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
+	}
+	if (!dh->list) {
+		int rc = fs_list(fs, dh->node, &dh->list);
+
+		if (rc) {
+			free(buf);
+			fuse_reply_err(req, -rc);
+			return;
+		}
 	}
 	/* Offsets: 1 and 2 for "." and "..", then 3 + index. */
 	for (off_t i = off; ; i++) {
