@@ -171,6 +171,9 @@ int box_list_refresh(struct sbxfs *fs, int force)
 		return rc;
 	}
 	pthread_mutex_lock(&fs->list_lock);
+	if (l.n != fs->list_n ||
+	    (l.n && memcmp(l.names, fs->list, l.n * sizeof(*l.names))))
+		clock_gettime(CLOCK_REALTIME, &fs->list_mtime);
 	free(fs->list);
 	fs->list = l.names;
 	fs->list_n = l.n;
@@ -183,6 +186,7 @@ void box_list_dirty(struct sbxfs *fs)
 {
 	pthread_mutex_lock(&fs->list_lock);
 	fs->list_expires = 0;
+	clock_gettime(CLOCK_REALTIME, &fs->list_mtime);
 	pthread_mutex_unlock(&fs->list_lock);
 }
 

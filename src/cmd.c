@@ -340,6 +340,7 @@ int cmd_start(struct cmd **out, struct box *b, const char *cmdline)
 	pthread_mutex_lock(&b->lock);
 	load_locked(b);
 	n = b->ncmds + 1;
+	clock_gettime(CLOCK_REALTIME, &b->cmds_mtime);
 	c = cmd_new(b, n, cmdline);
 	if (!c || box_add_cmd_locked(b, c)) {
 		pthread_mutex_unlock(&b->lock);

@@ -921,6 +921,12 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
+	if (fs->no_opendir) {
+		/* Tells the kernel to open directories by itself from now on;
+		 * readdir then comes with no handle. */
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	dh = calloc(1, sizeof(*dh));
 	if (!dh) {
 		fuse_reply_err(req, ENOMEM);
@@ -949,11 +955,11 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 }
 
-static void do_readdir(fuse_req_t req, size_t size, off_t off,
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi, int plus)
 {
 	struct sbxfs *fs = FS(req);
-	struct dirhandle *dh = (struct dirhandle *)(uintptr_t)fi->fh;
+	struct dirhandle own = { 0 }, *dh = (struct dirhandle *)(uintptr_t)fi->fh;
 	char *buf = malloc(size), *p = buf;
 	size_t left = size;
 
@@ -961,8 +967,19 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	if (!dh) {
+		/* Opened by the kernel alone: list for this request. */
+		dh = &own;
+		dh->node = node_find(fs->nodes, ino);
+		if (!dh->node) {
+			free(buf);
+			fuse_reply_err(req, ESTALE);
+			return;
+		}
+	}
 	if (!dh->list) {
-		int rc = fs_list(fs, dh->node, &dh->list);
+		int rc = is_fs(dh->node) ? fs_list(fs, dh->node, &dh->list)
+					 : synth_list(fs, dh->node, &dh->list);
 
 		if (rc) {
 			free(buf);
@@ -1029,26 +1046,30 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 	}
 	fuse_reply_buf(req, buf, size - left);
 	free(buf);
+	if (dh == &own)
+		cache_dir_put(own.list);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
-	do_readdir(req, size, off, fi, 0);
+	do_readdir(req, ino, size, off, fi, 0);
 }
 
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			   struct fuse_file_info *fi)
 {
-	do_readdir(req, size, off, fi, 1);
+	do_readdir(req, ino, size, off, fi, 1);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct dirhandle *dh = (struct dirhandle *)(uintptr_t)fi->fh;
 
-	cache_dir_put(dh->list);
-	free(dh);
+	if (dh) {
+		cache_dir_put(dh->list);
+		free(dh);
+	}
 	fuse_reply_err(req, 0);
 }
 
@@ -1076,6 +1097,13 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
+	struct sbxfs *fs = userdata;
+
+	/* Directories open without a round trip, listings stay cached. */
+	if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) {
+		conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
+		fs->no_opendir = 1;
+	}
 	/* Attributes come with listings; lookups run in parallel. */
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;

@@ -267,6 +267,19 @@ struct node *node_lookup(struct node_table *t, struct node *parent,
 	return n;
 }
 
+fuse_ino_t node_child_ino(struct node_table *t, struct node *parent,
+			  const char *name)
+{
+	struct node *n;
+	fuse_ino_t ino;
+
+	pthread_mutex_lock(&t->lock);
+	n = child_locked(t, parent, name);
+	ino = n ? n->ino : 0;
+	pthread_mutex_unlock(&t->lock);
+	return ino;
+}
+
 void node_forget(struct node_table *t, fuse_ino_t ino, uint64_t count)
 {
 	struct node *n;

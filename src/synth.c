@@ -39,13 +39,25 @@ void synth_attr(struct sbxfs *fs, const struct node *n, struct stat *st)
 	st->st_atime = st->st_mtime = st->st_ctime = fs->started;
 	st->st_nlink = 1;
 	st->st_blksize = 4096;
+	/* The kernel keeps directory listings while the mtime stays: the
+	 * directories whose entries change carry the time of the change. */
 	switch (n->kind) {
 	case NODE_ROOT:
+		pthread_mutex_lock(&fs->list_lock);
+		if (fs->list_mtime.tv_sec)
+			st->st_mtim = fs->list_mtime;
+		pthread_mutex_unlock(&fs->list_lock);
+		/* fall through */
 	case NODE_BOX:
 		st->st_mode = S_IFDIR | 0755;
 		st->st_nlink = 2;
 		break;
 	case NODE_CMDS:
+		pthread_mutex_lock(&n->box->lock);
+		if (n->box->cmds_mtime.tv_sec)
+			st->st_mtim = n->box->cmds_mtime;
+		pthread_mutex_unlock(&n->box->lock);
+		/* fall through */
 	case NODE_CMD:
 		st->st_mode = S_IFDIR | 0555;
 		st->st_nlink = 2;
@@ -346,8 +358,10 @@ static int root_ctl_line(struct sbxfs *fs, char *line)
 		break;
 	}
 	/* A write to a ctl file may tell the kernel at once. */
-	if (!rc && sbx_name_valid(c.argv[1]))
+	if (!rc && sbx_name_valid(c.argv[1])) {
 		sbxfs_invalidate_name_now(fs, c.argv[1]);
+		sbxfs_invalidate_inode_now(fs, FUSE_ROOT_ID);
+	}
 	return rc;
 }
 
@@ -388,8 +402,10 @@ static int box_ctl_line(struct sbxfs *fs, struct box *b, char *line)
 		rc = box_remove(fs, b->name, why, sizeof(why));
 		if (rc)
 			box_fail(b, rc, "%s", why);
-		else
+		else {
 			sbxfs_invalidate_name_now(fs, b->name);
+			sbxfs_invalidate_inode_now(fs, FUSE_ROOT_ID);
+		}
 		return rc;
 	}
 	if (rc)
@@ -473,7 +489,7 @@ static int ctl_write(struct sbxfs *fs, struct sfile *f, const char *data, size_t
 	return rc;
 }
 
-static int exec_write(struct sfile *f, const char *data, size_t size)
+static int exec_write(struct sbxfs *fs, struct sfile *f, const char *data, size_t size)
 {
 	struct cmd *c = NULL;
 	char *line;
@@ -502,6 +518,9 @@ static int exec_write(struct sfile *f, const char *data, size_t size)
 	free(line);
 	if (rc)
 		return rc;
+	/* cmd/ has a new entry.  (Safe here: this is a write to exec, not a
+	 * request on cmd/ itself.) */
+	sbxfs_invalidate_child_now(fs, f->node->parent, "cmd");
 	pthread_mutex_lock(&f->lock);
 	cmd_put(f->cmd);
 	f->cmd = c;
@@ -517,7 +536,7 @@ static void sfile_write(fuse_req_t req, struct sfile *f, const char *buf, size_t
 	ssize_t rc;
 
 	if (n->kind == NODE_EXEC)
-		rc = exec_write(f, buf, size);
+		rc = exec_write(fs, f, buf, size);
 	else if (n->kind == NODE_CMDFILE && n->cfile == CF_STDIN)
 		rc = size ? cmd_write_stdin(f->cmd, buf, size, req) : 0;
 	else

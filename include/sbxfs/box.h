@@ -25,6 +25,7 @@ struct box {
 	struct cmd **cmds;	/* cmds[i] is command i + 1 */
 	unsigned ncmds, capcmds;
 	int cmds_loaded;	/* cmd/ read back from disk */
+	struct timespec cmds_mtime; /* cmd/'s mtime: the newest command's start */
 	struct box *next;	/* in the registry; guarded by its lock */
 };
 

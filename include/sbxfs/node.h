@@ -87,6 +87,10 @@ struct node *node_lookup(struct node_table *t, struct node *parent,
 			 const char *name, enum node_kind kind, struct box *box,
 			 unsigned cmd, int cfile, const struct stat *st);
 
+/* The inode number of the child `name` of `parent`, or 0 if none. */
+fuse_ino_t node_child_ino(struct node_table *t, struct node *parent,
+			  const char *name);
+
 /* Drop `n` kernel lookups. */
 void node_forget(struct node_table *t, fuse_ino_t ino, uint64_t n);
 

@@ -6,6 +6,7 @@
 #include "sbxfs/sbxfs.h"
 
 struct box;
+struct node;
 
 /* Drop what the cache and the kernel hold of everything under box/root/:
  * queued to the notifier thread, or at once from a thread that is not
@@ -17,6 +18,13 @@ void sbxfs_invalidate_box_now(struct sbxfs *fs, struct box *b);
  * kernel's cache now.  Only from a request that is not a lookup, mkdir,
  * rmdir ... in MOUNT (libfuse's deadlock rule): a write to a ctl file. */
 void sbxfs_invalidate_name_now(struct sbxfs *fs, const char *box);
+
+/* Drop the kernel's attributes and cached pages (a directory's listing)
+ * of an inode, or of the child `name` of `parent` if the kernel knows it.
+ * Only from a request that is not a read, write or setattr of that inode. */
+void sbxfs_invalidate_inode_now(struct sbxfs *fs, fuse_ino_t ino);
+void sbxfs_invalidate_child_now(struct sbxfs *fs, struct node *parent,
+				const char *name);
 
 /* Start and stop the notifier; start once the session exists, stop after
  * the session loop, before the session is destroyed. */

@@ -32,10 +32,15 @@ struct sbxfs {
 	time_t ctl_err_time;
 
 	/* Sandbox names, as last listed by the provider. */
-	pthread_mutex_t list_lock; /* guards list, list_n, list_expires */
+	pthread_mutex_t list_lock; /* guards list, list_n, list_expires, list_mtime */
 	char (*list)[SBX_NAME_MAX + 1];
 	size_t list_n;
 	double list_expires;
+	struct timespec list_mtime; /* MOUNT's mtime: when the list last changed */
+
+	/* The kernel opens directories without asking us, and keeps their
+	 * listings (FUSE_CAP_NO_OPENDIR_SUPPORT). */
+	int no_opendir;
 
 	/* Sandboxes whose files a command may have changed: the notifier
 	 * thread tells the kernel to drop what it cached of them. */
