@@ -634,8 +634,10 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	fi->fh = fh;
 	if (!parent)
 		__atomic_store_n(&n->open_fh, fh, __ATOMIC_RELEASE);
-	/* Nothing to flush for a reader: spare close(2) a round trip. */
-	fi->noflush = (flags & O_ACCMODE) == O_RDONLY;
+	/* Nothing to flush for a reader, or ever for some providers: spare
+	 * close(2) a round trip. */
+	fi->noflush = (flags & O_ACCMODE) == O_RDONLY ||
+		      (fs->provider->desc->caps & SBX_CAP_NO_FLUSH);
 	/* Pages stay cached across opens; the kernel drops them when the
 	 * attributes show another size or mtime, and we after commands. */
 	fi->keep_cache = 1;

@@ -205,6 +205,26 @@ def procs_with(marker):
     return pids
 
 
+def sleeping(marker):
+    """Host pids of `sleep MARKER` processes themselves (not their shells)."""
+    pids = []
+    for pid in procs_with(marker):
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if os.path.basename(argv[0]) == b"sleep":
+            pids.append(pid)
+    return pids
+
+
+def wait_sleeping(marker, timeout=30):
+    """Wait until `sleep MARKER` runs (the command got that far)."""
+    return wait_for(lambda: sleeping(marker), timeout,
+                    what="sleep %s to start" % marker)
+
+
 def wait_no_procs(marker, timeout=30):
     """Wait until no process on the host has marker in its command line."""
     wait_for(lambda: not procs_with(marker), timeout,

@@ -13,10 +13,10 @@ import time
 import pytest
 
 import helpers
-from helpers import (ISO_UTC, Box, cat, ename, errno_of, parse_kv,
-                     procs_with, q, read_all, read_text, require_sandboxes,
-                     run, sh, sleep_marker, wait_no_procs, write_once,
-                     write_ok)
+from helpers import (ISO_UTC, Box, cat, ename, errno_of, parse_kv, q,
+                     read_all, read_text, require_sandboxes, run, sh,
+                     sleep_marker, sleeping, wait_for, wait_no_procs,
+                     wait_sleeping, write_once, write_ok)
 
 SANDBOX_FILES = {"ctl", "status", "err", "exec", "cmd", "root"}
 
@@ -60,8 +60,8 @@ def test_start_stop_restart(stopped_box, sandboxes):
     # restart: a running command does not survive it.
     m = sleep_marker()
     n = b.spawn("sleep %s" % m)
+    wait_sleeping(m)
     assert b.cmd_status(n) == "running"
-    assert procs_with(m)
     write_ok(b.p("ctl"), "restart\n")
     b.wait_state("running")
     assert b.wait_cmd_done(n) != "running"
@@ -70,6 +70,7 @@ def test_start_stop_restart(stopped_box, sandboxes):
     # stop: nothing of the sandbox keeps running.
     m = sleep_marker()
     n = b.spawn("sleep %s & sleep %s; wait" % (m, m))
+    wait_for(lambda: len(sleeping(m)) == 2, what="both sleeps to start")
     b.stop()
     assert b.wait_cmd_done(n) != "running"
     wait_no_procs(m)
@@ -84,6 +85,7 @@ def test_several_lines_in_one_write(stopped_box, sandboxes):
     # From running: stop then start leaves it running, with fresh processes.
     m = sleep_marker()
     n = b.spawn("sleep %s" % m)
+    wait_sleeping(m)
     run(["sh", "-c", "printf 'stop\\nstart\\n' > %s" % q(b.p("ctl"))])
     b.wait_state("running")
     assert b.wait_cmd_done(n) != "running"
@@ -118,6 +120,7 @@ def test_rmdir_running_sandbox(mount, sandboxes):
     b = helpers.new_box(mount, "rmdir-run", start=True)
     m = sleep_marker()
     b.spawn("sleep %s" % m)
+    wait_sleeping(m)
     e = errno_of(os.rmdir, b.path)
     try:
         if e == 0:
@@ -366,7 +369,10 @@ def test_cmd_numbering_and_last(box):
 
 def test_kill_term(box):
     m = sleep_marker()
+    # A shell running sleep as a child, as `sh -c` does for most commands:
+    # the kill must reach the whole command, not only the shell.
     n = box.spawn("sleep %s" % m)
+    wait_sleeping(m)
     assert box.cmd_status(n) == "running"
     sh("echo kill > %s" % q(box.cmd(n, "ctl")))
     assert box.wait_cmd_done(n) == "killed TERM"
@@ -378,17 +384,19 @@ def test_kill_kill(box):
     # TERM is ignored by this command, so only KILL ends it.
     m = sleep_marker()
     n = box.spawn("trap '' TERM; exec sleep %s" % m)
+    wait_sleeping(m)  # the trap is set by then
     write_ok(box.cmd(n, "ctl"), "kill\n")
     # Give a wrongly delivered TERM time to show (not a timing assertion:
     # a correct daemon passes however long this takes).
     time.sleep(0.5)
     assert box.cmd_status(n) == "running"
-    assert procs_with(m)
+    assert sleeping(m)
     write_ok(box.cmd(n, "ctl"), "kill KILL\n")
     assert box.wait_cmd_done(n) == "killed KILL"
     wait_no_procs(m)
     m = sleep_marker()
     n = box.spawn("exec sleep %s" % m)
+    wait_sleeping(m)
     write_ok(box.cmd(n, "ctl"), "kill 9\n")
     assert box.wait_cmd_done(n) == "killed KILL"
     wait_no_procs(m)
@@ -445,6 +453,7 @@ def test_stdin_of_command_that_reads_nothing(box):
 def test_ctrl_c_interrupts_cat_exec(box):
     m = sleep_marker(30)
     n = box.spawn("sleep %s" % m)
+    wait_sleeping(m)
     p = subprocess.Popen(["cat", box.p("exec")], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
     try:
@@ -461,7 +470,7 @@ def test_ctrl_c_interrupts_cat_exec(box):
             p.kill()
             p.wait(30)
     assert box.cmd_status(n) == "running"  # only the reader was interrupted
-    assert procs_with(m)
+    assert sleeping(m)
     write_ok(box.cmd(n, "ctl"), "kill\n")
     box.wait_cmd_done(n)
     wait_no_procs(m)

@@ -103,6 +103,7 @@ enum {
 	SBX_CAP_CHOWN = 1u << 2,     /* chown */
 	SBX_CAP_STDIN = 1u << 3,     /* cmd_stdin after start */
 	SBX_CAP_RENAME_OVER = 1u << 4, /* rename replaces the target atomically */
+	SBX_CAP_NO_FLUSH = 1u << 5,  /* flush never has work: close(2) skips it */
 };
 
 /* Called by the list slot for each sandbox; nonzero stops the listing. */

@@ -1552,7 +1552,7 @@ static const struct sbx_provider_ops local_ops = {
 const struct sbx_provider_desc sbx_provider_local = {
 	.name = "local",
 	.caps = SBX_CAP_SYMLINK | SBX_CAP_HARDLINK | SBX_CAP_CHOWN | SBX_CAP_STDIN |
-		SBX_CAP_RENAME_OVER,
+		SBX_CAP_RENAME_OVER | SBX_CAP_NO_FLUSH,
 	.attr_timeout = 1.0,
 	.entry_timeout = 1.0,
 	.ops = &local_ops,
