@@ -152,34 +152,46 @@ int main(int argc, char *argv[])
 	FILE *logf = NULL;
 	int rc = 1, mounted = 0;
 
-	if (fuse_opt_parse(&args, &o, option_spec, option_key) < 0)
-		return fail_usage(prog, "bad options", NULL);
+	if (fuse_opt_parse(&args, &o, option_spec, option_key) < 0) {
+		rc = fail_usage(prog, "bad options", NULL);
+		goto out;
+	}
 	if (o.help) {
 		usage(stdout, prog);
 		printf("\nFUSE options:\n");
 		fuse_lowlevel_help();
-		return 0;
+		rc = 0;
+		goto out;
 	}
 	if (o.version) {
 		printf("sbxfs %s (libfuse %s)\n", SBXFS_VERSION, fuse_pkgversion());
-		return 0;
+		rc = 0;
+		goto out;
 	}
-	if (fuse_parse_cmdline(&args, &cl) != 0)
-		return fail_usage(prog, "bad options", NULL);
-	if (!cl.mountpoint)
-		return fail_usage(prog, "no mountpoint given", NULL);
-	if (o.trace && sbx_log_set_trace(o.trace))
-		return fail_usage(prog, "unknown trace component in", o.trace);
+	if (fuse_parse_cmdline(&args, &cl) != 0) {
+		rc = fail_usage(prog, "bad options", NULL);
+		goto out;
+	}
+	if (!cl.mountpoint) {
+		rc = fail_usage(prog, "no mountpoint given", NULL);
+		goto out;
+	}
+	if (o.trace && sbx_log_set_trace(o.trace)) {
+		rc = fail_usage(prog, "unknown trace component in", o.trace);
+		goto out;
+	}
 	if (!o.provider)
 		o.provider = strdup("local");
 
 	state = o.state_dir ? strdup(o.state_dir) : default_state_dir();
-	if (!state)
-		return fail_usage(prog, "no state directory: set -o state_dir or HOME", NULL);
+	if (!state) {
+		rc = fail_usage(prog, "no state directory: set -o state_dir or HOME", NULL);
+		goto out;
+	}
 	if (mkdir_parents(state)) {
 		fprintf(stderr, "%s: cannot create state directory \"%s\": %s\n", prog,
 			state, strerror(errno));
-		return 1;
+		goto out;
 	}
 	{
 		char *real = realpath(state, NULL);
@@ -188,7 +200,7 @@ int main(int argc, char *argv[])
 		state = real;
 		if (!state) {
 			fprintf(stderr, "%s: bad state directory: %s\n", prog, strerror(errno));
-			return 1;
+			goto out;
 		}
 	}
 	sbx_log_setup(stderr, o.debug ? SBX_LOG_DEBUG : SBX_LOG_INFO);

@@ -15,7 +15,7 @@
 extern char **environ;
 
 int spawn_start(pid_t *pid, char *const argv[], char *const envp[], int fd_in,
-		int fd_out, int fd_err, int fd3, int new_pgroup)
+		int fd_out, int fd_err, int fd3, int fd4, int new_pgroup)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
@@ -35,6 +35,8 @@ int spawn_start(pid_t *pid, char *const argv[], char *const envp[], int fd_in,
 	}
 	if (fd3 >= 0)
 		posix_spawn_file_actions_adddup2(&fa, fd3, 3);
+	if (fd4 >= 0)
+		posix_spawn_file_actions_adddup2(&fa, fd4, 4);
 	sigfillset(&all);
 	sigdelset(&all, SIGKILL);
 	sigdelset(&all, SIGSTOP);
@@ -88,7 +90,7 @@ int spawn_run(char *const argv[], int timeout_ms, char *why, size_t whysize)
 
 	if (pipe2(errpipe, O_CLOEXEC) < 0)
 		return -errno;
-	rc = spawn_start(&pid, argv, NULL, -1, -1, errpipe[1], -1, 1);
+	rc = spawn_start(&pid, argv, NULL, -1, -1, errpipe[1], -1, -1, 1);
 	close(errpipe[1]);
 	if (rc) {
 		close(errpipe[0]);

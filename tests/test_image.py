@@ -6,7 +6,8 @@ import subprocess
 
 import pytest
 
-from helpers import box_name, read_text, remove_box, write_once, Box
+from helpers import (box_name, read_text, remove_box, require_sandboxes,
+                     write_once, Box)
 
 
 def make_rootfs(path):
@@ -32,6 +33,7 @@ def make_rootfs(path):
 def image_box(mount, provider, tmp_path):
     if provider != "local":
         pytest.skip("image=DIR is the local provider's")
+    require_sandboxes(provider)
     root = str(tmp_path / "rootfs")
     make_rootfs(root)
     name = box_name("img")
@@ -74,3 +76,20 @@ def test_image_without_shell_is_refused(mount, provider, tmp_path):
     assert write_once(mount.ctl, "new %s image=%s\n" % (name, empty)) == errno.EINVAL
     assert "has no /bin/sh" in read_text(mount.ctl)
     assert name not in os.listdir(mount.path)
+
+
+def test_pid1_shows_no_host_paths(mount, provider):
+    """The sandbox's own pid 1 must not reveal where its files live."""
+    if provider != "local":
+        pytest.skip("the local provider's process layout")
+    require_sandboxes(provider)
+    name = box_name("pid1")
+    assert write_once(mount.ctl, "new %s\n" % name) == 0
+    b = Box(mount, name)
+    try:
+        b.start()
+        cmdline = b.check("tr '\\0' ' ' < /proc/1/cmdline")
+        assert str(mount.state_dir) not in cmdline, cmdline
+        assert "/local/" not in cmdline, cmdline
+    finally:
+        remove_box(b)

@@ -8,12 +8,13 @@
 
 /*
  * Start argv[0] (looked up in PATH) with `envp` (NULL: ours).  The child's
- * descriptors 0, 1, 2 and 3 come from fd_in, fd_out, fd_err and fd3; -1
- * gives /dev/null for 0-2 and nothing for 3.  With new_pgroup the child
- * leads a process group of its own.  Returns 0 and *pid, or -errno.
+ * descriptors 0, 1, 2, 3 and 4 come from fd_in, fd_out, fd_err, fd3 and
+ * fd4; -1 gives /dev/null for 0-2 and nothing for 3 and 4.  With
+ * new_pgroup the child leads a process group of its own.  Returns 0 and
+ * *pid, or -errno.
  */
 int spawn_start(pid_t *pid, char *const argv[], char *const envp[], int fd_in,
-		int fd_out, int fd_err, int fd3, int new_pgroup);
+		int fd_out, int fd_err, int fd3, int fd4, int new_pgroup);
 
 /*
  * Run to completion, at most `timeout_ms`; stderr (first line) goes into

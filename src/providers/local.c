@@ -43,6 +43,8 @@
 #include "sbxfs/spawn.h"
 
 #define KEEPER_READY_MS 15000
+/* The keeper's shell: says it is ready, then lives until its stdin closes. */
+#define KEEPER_SCRIPT "echo ready; while read -r line; do :; done"
 #define OUTPUT_GRACE_MS 1000 /* output read after the shell exits */
 #define LISTING_MAX 1000000
 
@@ -368,12 +370,27 @@ static int keeper_argv(char **argv, int max, struct argstore *as, struct local *
 	}
 	ARG("--info-fd");
 	ARG("3");
-	ARG("--");
-	ARG("/bin/sh");
-	ARG("-c");
-	ARG("echo ready; while read -r line; do :; done");
 #undef ARG
 	return rc;
+}
+
+/* A pipe holding argv[1..] NUL-separated, for bwrap --args; the read end
+ * is argsp[0].  The options are a few KiB: they fit in the pipe. */
+static int keeper_args_pipe(int argsp[2], char *const argv[])
+{
+	if (pipe2(argsp, O_CLOEXEC))
+		return -errno;
+	for (int i = 1; argv[i]; i++) {
+		size_t len = strlen(argv[i]) + 1;
+
+		if (write(argsp[1], argv[i], len) != (ssize_t)len) {
+			close_pipe(argsp);
+			return -E2BIG;
+		}
+	}
+	close(argsp[1]);
+	argsp[1] = -1;
+	return 0;
 }
 
 /* Read until `want` appears or the deadline; for the keeper's handshake. */
@@ -457,7 +474,7 @@ static int box_spawn_locked(struct local *l, struct local_box *b, int keep)
 	struct argstore *as = NULL;
 	char *argv[256], info[512], path[64], ready[64];
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, inf[2] = { -1, -1 };
-	int errp[2] = { -1, -1 };
+	int errp[2] = { -1, -1 }, argsp[2] = { -1, -1 };
 	int rc, rootfd = -1, nsfd = -1;
 	pid_t pid = 0, init = 0;
 	char *p;
@@ -478,7 +495,19 @@ static int box_spawn_locked(struct local *l, struct local_box *b, int keep)
 		rc = -errno;
 		goto out;
 	}
-	rc = spawn_start(&pid, argv, NULL, in[0], out[1], errp[1], inf[1], 1);
+	/* The options go through a pipe (--args), not argv: the sandbox can
+	 * read its pid 1's command line, which must not show host paths. */
+	rc = keeper_args_pipe(argsp, argv);
+	if (rc)
+		goto out;
+	{
+		char *short_argv[] = { "bwrap", "--args", "4", "--", "/bin/sh", "-c",
+				       KEEPER_SCRIPT, NULL };
+
+		rc = spawn_start(&pid, short_argv, NULL, in[0], out[1], errp[1], inf[1],
+				 argsp[0], 1);
+	}
+	close_pipe(argsp);
 	if (rc) {
 		sbx_failf("cannot run bwrap: %s", strerror(-rc));
 		goto out;
@@ -1363,7 +1392,7 @@ static int local_cmd_start(struct sbx_provider *p, void **handle, const char *bo
 				 host_net ? NULL : (char *)cmdline, NULL };
 
 		cmd_env(envp, 40, envstore, &cfg);
-		rc = spawn_start(&pid, argv, envp, in[0], out[1], err[1], -1, 1);
+		rc = spawn_start(&pid, argv, envp, in[0], out[1], err[1], -1, -1, 1);
 	}
 	pthread_mutex_unlock(&b->lock);
 	if (rc) {
