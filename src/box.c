@@ -43,12 +43,28 @@ struct box *box_get(struct sbxfs *fs, const char *name)
 
 static void box_free(struct box *b)
 {
-	for (unsigned i = 0; i < b->ncmds; i++)
-		if (b->cmds[i])
-			cmd_put(b->cmds[i]);
 	free(b->cmds);
 	pthread_mutex_destroy(&b->lock);
 	free(b);
+}
+
+/* The record leaves the registry: its command list goes first, because
+ * each command holds a reference to the record. */
+static void box_unregistered(struct box *b)
+{
+	struct cmd **cmds;
+	unsigned n;
+
+	pthread_mutex_lock(&b->lock);
+	cmds = b->cmds;
+	n = b->ncmds;
+	b->cmds = NULL;
+	b->ncmds = b->capcmds = 0;
+	pthread_mutex_unlock(&b->lock);
+	for (unsigned i = 0; i < n; i++)
+		cmd_put(cmds[i]);
+	free(cmds);
+	box_put(b);
 }
 
 void box_put(struct box *b)
@@ -107,7 +123,8 @@ void box_deleted(struct sbxfs *fs, const char *name)
 		}
 	}
 	pthread_mutex_unlock(&fs->boxes_lock);
-	box_put(b);
+	if (b)
+		box_unregistered(b);
 	snprintf(dir, sizeof(dir), "%s/%s", fs->cmd_dir, name);
 	if (spawn_run(argv, 60000, why, sizeof(why)))
 		sbx_warn("removing \"%s\": %s", dir, why);
@@ -119,7 +136,7 @@ void box_registry_free(struct sbxfs *fs)
 
 	for (b = fs->boxes; b; b = next) {
 		next = b->next;
-		box_put(b);
+		box_unregistered(b);
 	}
 	fs->boxes = NULL;
 }

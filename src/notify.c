@@ -15,10 +15,18 @@
 #include "sbxfs/notify.h"
 #include "sbxfs/sbxfs.h"
 
+/* Once the session loop has ended, the kernel is gone: nothing to tell. */
+static int session_live(struct sbxfs *fs)
+{
+	return fs->se && !fuse_session_exited(fs->se);
+}
+
 static void inval_one(void *ctx, fuse_ino_t parent, fuse_ino_t ino, const char *name)
 {
 	struct sbxfs *fs = ctx;
 
+	if (!session_live(fs))
+		return;
 	fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
 	fuse_lowlevel_notify_inval_entry(fs->se, parent, name, strlen(name));
 }
@@ -78,7 +86,8 @@ void sbxfs_invalidate_box_now(struct sbxfs *fs, struct box *b)
 
 void sbxfs_invalidate_name_now(struct sbxfs *fs, const char *box)
 {
-	fuse_lowlevel_notify_inval_entry(fs->se, FUSE_ROOT_ID, box, strlen(box));
+	if (session_live(fs))
+		fuse_lowlevel_notify_inval_entry(fs->se, FUSE_ROOT_ID, box, strlen(box));
 }
 
 int notifier_start(struct sbxfs *fs)
@@ -103,7 +112,8 @@ void notifier_stop(struct sbxfs *fs)
 
 void sbxfs_invalidate_inode_now(struct sbxfs *fs, fuse_ino_t ino)
 {
-	fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
+	if (session_live(fs))
+		fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
 }
 
 void sbxfs_invalidate_child_now(struct sbxfs *fs, struct node *parent,
@@ -111,6 +121,6 @@ void sbxfs_invalidate_child_now(struct sbxfs *fs, struct node *parent,
 {
 	fuse_ino_t ino = node_child_ino(fs->nodes, parent, name);
 
-	if (ino)
+	if (ino && session_live(fs))
 		fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
 }
