@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sbxfs/box.h"
@@ -56,6 +57,25 @@ static void fs_error(struct box *b, int rc, const char *op, const char *path)
 		box_fail(b, rc, "%s \"%s\": %s", op, path, strerror(-rc));
 }
 
+/* The same, for an open file's node: its path now, if it still has one. */
+static void fs_node_error(struct sbxfs *fs, struct node *n, int rc, const char *op)
+{
+	char path[PATH_MAX_SBX];
+
+	if (node_path(fs->nodes, n, path, sizeof(path)))
+		snprintf(path, sizeof(path), "(unlinked file)");
+	fs_error(n->box, rc, op, path);
+}
+
+/* Time a provider call for -o trace=provider. */
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 /* ---- attributes ---- */
 
 /* Attributes of a path below root/, through the cache. */
@@ -63,6 +83,7 @@ static int fs_getattr_path(struct sbxfs *fs, struct box *b, const char *path,
 			   struct stat *st)
 {
 	uint64_t gen;
+	double t0;
 	int rc = cache_get_attr(fs->cache, st, b->name, path);
 
 	/* A file with several names changes under all of them when one is
@@ -71,7 +92,10 @@ static int fs_getattr_path(struct sbxfs *fs, struct box *b, const char *path,
 		return rc;
 	gen = cache_begin(fs->cache);
 	sbx_fail_clear();
+	t0 = now_ms();
 	rc = fs->provider->ops.getattr(fs->provider, st, b->name, path);
+	sbx_trace(SBX_TRACE_PROVIDER, "getattr %s:%s -> %d (%.3f ms)", b->name, path, rc,
+		  now_ms() - t0);
 	if (rc == 0)
 		cache_put_attr(fs->cache, gen, b->name, path, st);
 	else if (rc == -ENOENT)
@@ -253,6 +277,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	rc = lookup_child(fs, p, name, &n, &st);
+	sbx_trace(SBX_TRACE_FUSE, "lookup %lu/%s -> %d", (unsigned long)parent, name, rc);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -678,7 +703,7 @@ static void fs_read(fuse_req_t req, struct node *n, size_t size, off_t off,
 	sbx_fail_clear();
 	got = fs->provider->ops.read(fs->provider, fi->fh, buf, size, off);
 	if (got < 0) {
-		fs_error(n->box, (int)got, "read", n->name ? n->name : "?");
+		fs_node_error(fs, n, (int)got, "read");
 		fuse_reply_err(req, (int)-got);
 	} else {
 		fuse_reply_buf(req, buf, (size_t)got);
@@ -699,7 +724,7 @@ static void fs_write(fuse_req_t req, struct node *n, const char *buf, size_t siz
 	if (node_path(fs->nodes, n, path, sizeof(path)) == 0)
 		cache_forget(fs->cache, n->box->name, path, 0);
 	if (done < 0) {
-		fs_error(n->box, (int)done, "write", n->name ? n->name : "?");
+		fs_node_error(fs, n, (int)done, "write");
 		fuse_reply_err(req, (int)-done);
 	} else {
 		fuse_reply_write(req, (size_t)done);
@@ -772,7 +797,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		sbx_fail_clear();
 		rc = fs->provider->ops.flush(fs->provider, fi->fh);
 		if (rc)
-			fs_error(n->box, rc, "close", n->name ? n->name : "?");
+			fs_node_error(fs, n, rc, "close");
 	}
 	fuse_reply_err(req, -rc);
 }
@@ -805,7 +830,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		sbx_fail_clear();
 		rc = fs->provider->ops.fsync(fs->provider, fi->fh, datasync);
 		if (rc)
-			fs_error(n->box, rc, "fsync", n->name ? n->name : "?");
+			fs_node_error(fs, n, rc, "fsync");
 	}
 	fuse_reply_err(req, -rc);
 }
@@ -832,11 +857,13 @@ static int fs_list(struct sbxfs *fs, struct node *n, struct cache_dir **out)
 	char path[PATH_MAX_SBX];
 	struct cache_dir *d;
 	uint64_t gen;
+	double t0;
 	int rc = node_path(fs->nodes, n, path, sizeof(path));
 
 	if (rc)
 		return rc == -ENOENT ? -ESTALE : rc;
 	d = cache_get_dir(fs->cache, n->box->name, path);
+	sbx_trace(SBX_TRACE_CACHE, "listing %s:%s %s", n->box->name, path, d ? "hit" : "miss");
 	if (d) {
 		*out = d;
 		return 0;
@@ -846,7 +873,10 @@ static int fs_list(struct sbxfs *fs, struct node *n, struct cache_dir **out)
 		return -ENOMEM;
 	gen = cache_begin(fs->cache);
 	sbx_fail_clear();
+	t0 = now_ms();
 	rc = fs->provider->ops.readdir(fs->provider, n->box->name, path, fill_dirent, d);
+	sbx_trace(SBX_TRACE_PROVIDER, "readdir %s:%s -> %d, %zu entries (%.3f ms)",
+		  n->box->name, path, rc, d->n, now_ms() - t0);
 	if (rc) {
 		fs_error(n->box, rc, "readdir", path);
 		cache_dir_put(d);

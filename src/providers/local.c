@@ -1582,7 +1582,10 @@ const struct sbx_provider_desc sbx_provider_local = {
 	.name = "local",
 	.caps = SBX_CAP_SYMLINK | SBX_CAP_HARDLINK | SBX_CAP_CHOWN | SBX_CAP_STDIN |
 		SBX_CAP_RENAME_OVER | SBX_CAP_NO_FLUSH,
-	.attr_timeout = 1.0,
-	.entry_timeout = 1.0,
+	/* Our own writes keep the kernel exact and commands run through exec
+	 * invalidate when they end; only processes left running in the
+	 * background change files unseen, for at most this long. */
+	.attr_timeout = 5.0,
+	.entry_timeout = 5.0,
 	.ops = &local_ops,
 };
