@@ -36,7 +36,7 @@ int sbx_log_set_trace(const char *list)
 	const char *p = list;
 
 	while (*p) {
-		size_t n = strcspn(p, ",");
+		size_t n = strcspn(p, ":,");
 		size_t i;
 
 		for (i = 0; i < sizeof(trace_names) / sizeof(trace_names[0]); i++)
@@ -50,7 +50,7 @@ int sbx_log_set_trace(const char *list)
 		else
 			mask |= trace_names[i].bit;
 		p += n;
-		if (*p == ',')
+		if (*p == ':' || *p == ',')
 			p++;
 	}
 	trace_mask = mask;

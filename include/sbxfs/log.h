@@ -12,7 +12,8 @@ enum sbx_log_level {
 	SBX_LOG_DEBUG,
 };
 
-/* Components that can be traced one by one with -o trace=fuse,cmd,... */
+/* Components that can be traced one by one with -o trace=fuse:cmd:...
+ * (':' because -o splits its values at commas). */
 enum {
 	SBX_TRACE_FUSE = 1u << 0,
 	SBX_TRACE_CMD = 1u << 1,
@@ -22,7 +23,8 @@ enum {
 
 /* Where log lines go (stderr by default) and the most verbose level. */
 void sbx_log_setup(FILE *out, enum sbx_log_level max);
-/* Parse "fuse,cmd" into the trace mask; -EINVAL for an unknown name. */
+/* Parse "fuse:cmd" (or "fuse,cmd") into the trace mask; -EINVAL for an
+ * unknown name. */
 int sbx_log_set_trace(const char *list);
 int sbx_tracing(unsigned component);
 

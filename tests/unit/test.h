@@ -20,5 +20,6 @@ void test_ctl(void);
 void test_status(void);
 void test_names(void);
 void test_cache(void);
+void test_log(void);
 
 #endif

@@ -9,6 +9,7 @@ int main(void)
 	test_status();
 	test_names();
 	test_cache();
+	test_log();
 	if (test_failures)
 		fprintf(stderr, "%d checks failed\n", test_failures);
 	return test_failures ? 1 : 0;
