@@ -183,7 +183,8 @@ int box_list_refresh(struct sbxfs *fs, int force)
 	sbx_fail_clear();
 	rc = fs->provider->ops.list(fs->provider, list_add, &l);
 	if (rc) {
-		sbx_warn("listing sandboxes: %s", sbx_fail_text()[0] ? sbx_fail_text() : strerror(-rc));
+		sbx_warn("listing sandboxes: %s",
+			 sbx_fail_text()[0] ? sbx_fail_text() : strerror(-rc));
 		free(l.names);
 		return rc;
 	}

@@ -164,9 +164,8 @@ static struct entry *lookup_locked(struct cache *c, char kind, const char *box,
 }
 
 /* Insert or replace; takes ownership of dir.  Lock held. */
-static void store_locked(struct cache *c, char kind, const char *box,
-			 const char *path, const struct stat *st,
-			 struct cache_dir *dir)
+static void store_locked(struct cache *c, char kind, const char *box, const char *path,
+			 const struct stat *st, struct cache_dir *dir)
 {
 	size_t len;
 	char *key = make_key(kind, box, path, &len);
@@ -210,8 +209,7 @@ drop:
 		cache_dir_put(dir);
 }
 
-int cache_get_attr(struct cache *c, struct stat *st, const char *box,
-		   const char *path)
+int cache_get_attr(struct cache *c, struct stat *st, const char *box, const char *path)
 {
 	struct entry *e;
 	int rc = -EAGAIN;
@@ -227,8 +225,8 @@ int cache_get_attr(struct cache *c, struct stat *st, const char *box,
 	return rc;
 }
 
-void cache_put_attr(struct cache *c, uint64_t gen, const char *box,
-		    const char *path, const struct stat *st)
+void cache_put_attr(struct cache *c, uint64_t gen, const char *box, const char *path,
+		    const struct stat *st)
 {
 	if (c->ttl <= 0)
 		return;
@@ -238,8 +236,7 @@ void cache_put_attr(struct cache *c, uint64_t gen, const char *box,
 	pthread_mutex_unlock(&c->lock);
 }
 
-struct cache_dir *cache_get_dir(struct cache *c, const char *box,
-				const char *path)
+struct cache_dir *cache_get_dir(struct cache *c, const char *box, const char *path)
 {
 	struct entry *e;
 	struct cache_dir *d = NULL;
@@ -254,8 +251,8 @@ struct cache_dir *cache_get_dir(struct cache *c, const char *box,
 	return d;
 }
 
-void cache_put_dir(struct cache *c, uint64_t gen, const char *box,
-		   const char *path, struct cache_dir *dir)
+void cache_put_dir(struct cache *c, uint64_t gen, const char *box, const char *path,
+		   struct cache_dir *dir)
 {
 	char child[4096];
 
@@ -303,8 +300,7 @@ static void forget_key_locked(struct cache *c, char kind, const char *box,
 }
 
 /* Drop entries of `box` whose path is `prefix` or below it. */
-static void forget_prefix_locked(struct cache *c, const char *box,
-				 const char *prefix)
+static void forget_prefix_locked(struct cache *c, const char *box, const char *prefix)
 {
 	size_t bl = strlen(box), pl = prefix ? strlen(prefix) : 0;
 

@@ -18,8 +18,7 @@
 
 static const char *const stream_file[CMD_NSTREAMS] = { "out", "stdout", "stderr" };
 
-static int cmd_path(char *out, size_t size, struct box *b, unsigned n,
-		    const char *file)
+static int cmd_path(char *out, size_t size, struct box *b, unsigned n, const char *file)
 {
 	int len = snprintf(out, size, "%s/%s/%u%s%s", b->fs->cmd_dir, b->name, n,
 			   file ? "/" : "", file ? file : "");
@@ -245,8 +244,7 @@ static void handle_unuse(struct cmd *c)
 
 /* ---- the sink the provider feeds ---- */
 
-static void spool_append(struct cmd *c, enum cmd_stream s, const char *data,
-			 size_t len)
+static void spool_append(struct cmd *c, enum cmd_stream s, const char *data, size_t len)
 {
 	if (c->fd[s] < 0)
 		return;
@@ -301,7 +299,8 @@ static void finish(struct cmd *c, const struct sbx_exit *ex)
 	cmd_path(path, sizeof(path), c->box, c->n, "status");
 	write_file(path, word);
 	word[strcspn(word, "\n")] = '\0';
-	sbx_trace(SBX_TRACE_CMD, "sandbox \"%s\": command %u %s", c->box->name, c->n, word);
+	sbx_trace(SBX_TRACE_CMD, "sandbox \"%s\": command %u %s", c->box->name, c->n,
+		  word);
 	if (dropped)
 		box_fail(c->box, -EFBIG, "command %u: output past %lld bytes was dropped",
 			 c->n, (long long)CMD_SPOOL_MAX);
@@ -418,8 +417,8 @@ static void wake_reader(fuse_req_t req, void *data)
 	pthread_mutex_unlock(&c->lock);
 }
 
-ssize_t cmd_read(struct cmd *c, enum cmd_stream s, char *buf, size_t size,
-		 off_t off, fuse_req_t req)
+ssize_t cmd_read(struct cmd *c, enum cmd_stream s, char *buf, size_t size, off_t off,
+		 fuse_req_t req)
 {
 	char path[4300];
 	ssize_t n;

@@ -81,8 +81,7 @@ int ctl_parse_line(struct ctl_cmd *out, char *line, const struct ctl_verb *table
 	out->argv[0] = NULL;
 	if (!line)
 		return -EINVAL;
-	snprintf(quoted, sizeof(quoted), "%.80s%s", line,
-		 strlen(line) > 80 ? "..." : "");
+	snprintf(quoted, sizeof(quoted), "%.80s%s", line, strlen(line) > 80 ? "..." : "");
 	if (strlen(line) > CTL_LINE_MAX) {
 		snprintf(why, whysize, "line too long (%zu bytes, at most %d): \"%s\"",
 			 strlen(line), CTL_LINE_MAX, quoted);

@@ -52,8 +52,8 @@ static void fs_error(struct box *b, int rc, const char *op, const char *path)
 
 	if (text[0])
 		box_fail(b, rc, "%s \"%s\": %s", op, path, text);
-	else if (rc == -EIO || rc == -ETIMEDOUT || rc == -ENOTCONN ||
-		 rc == -EPROTO || rc == -ENOTSUP || rc == -EAGAIN)
+	else if (rc == -EIO || rc == -ETIMEDOUT || rc == -ENOTCONN || rc == -EPROTO ||
+		 rc == -ENOTSUP || rc == -EAGAIN)
 		box_fail(b, rc, "%s \"%s\": %s", op, path, strerror(-rc));
 }
 
@@ -140,8 +140,8 @@ static int node_attr(struct sbxfs *fs, struct node *n, struct stat *st)
 	return rc;
 }
 
-static void fill_entry(struct sbxfs *fs, struct fuse_entry_param *e,
-		       struct node *n, const struct stat *st)
+static void fill_entry(struct sbxfs *fs, struct fuse_entry_param *e, struct node *n,
+		       const struct stat *st)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = n->ino;
@@ -342,8 +342,8 @@ static struct node *fs_node(fuse_req_t req, fuse_ino_t ino, char *path, size_t s
 	return n;
 }
 
-static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
-		       int to_set, struct fuse_file_info *fi)
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
 {
 	struct sbxfs *fs = FS(req);
 	struct sbx_provider *p = fs->provider;
@@ -359,8 +359,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	if (!is_fs(n)) {
 		/* `echo x > ctl` truncates first: fine for writable files. */
 		synth_attr(fs, n, &st);
-		if (to_set & ~(FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
-			       FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME))
+		if (to_set & ~(FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME |
+			       FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
+			       FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME))
 			fuse_reply_err(req, EPERM);
 		else if ((to_set & FUSE_SET_ATTR_SIZE) && !(st.st_mode & 0222))
 			fuse_reply_err(req, EACCES);
@@ -376,11 +377,13 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	if (!rc && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
 		rc = p->ops.chown(p, n->box->name, path,
 				  (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1,
-				  (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1);
+				  (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid
+							       : (gid_t)-1);
 	if (!rc && (to_set & FUSE_SET_ATTR_SIZE))
 		rc = p->ops.truncate(p, n->box->name, path, attr->st_size);
 	if (!rc && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))) {
-		struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_OMIT } };
+		struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT },
+					  { .tv_nsec = UTIME_OMIT } };
 
 		if (to_set & FUSE_SET_ATTR_ATIME_NOW)
 			ts[0].tv_nsec = UTIME_NOW;
@@ -566,7 +569,8 @@ static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, int
 	int rc;
 
 	if (p && p->kind == NODE_ROOT && dir) {
-		rc = sbx_name_valid(name) ? box_remove(fs, name, why, sizeof(why)) : -ENOENT;
+		rc = sbx_name_valid(name) ? box_remove(fs, name, why, sizeof(why))
+					  : -ENOENT;
 		if (!rc)
 			node_unname(fs->nodes, p, name);
 		fuse_reply_err(req, -rc);
@@ -647,8 +651,8 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		return;
 	}
 	sbx_fail_clear();
-	rc = fs->provider->ops.open(fs->provider, &fh, &st, n->box->name, path,
-				    flags, mode);
+	rc = fs->provider->ops.open(fs->provider, &fh, &st, n->box->name, path, flags,
+				    mode);
 	if (flags & (O_CREAT | O_TRUNC | O_WRONLY | O_RDWR))
 		cache_forget(fs->cache, n->box->name, path, 0);
 	if (rc) {
@@ -748,8 +752,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		synth_open(req, n, fi);
 }
 
-static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
-		      mode_t mode, struct fuse_file_info *fi)
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
 {
 	struct node *p = node_find(FS(req)->nodes, parent);
 
@@ -863,7 +867,8 @@ static int fs_list(struct sbxfs *fs, struct node *n, struct cache_dir **out)
 	if (rc)
 		return rc == -ENOENT ? -ESTALE : rc;
 	d = cache_get_dir(fs->cache, n->box->name, path);
-	sbx_trace(SBX_TRACE_CACHE, "listing %s:%s %s", n->box->name, path, d ? "hit" : "miss");
+	sbx_trace(SBX_TRACE_CACHE, "listing %s:%s %s", n->box->name, path,
+		  d ? "hit" : "miss");
 	if (d) {
 		*out = d;
 		return 0;
@@ -909,10 +914,12 @@ static int synth_list(struct sbxfs *fs, struct node *n, struct cache_dir **out)
 		pthread_mutex_unlock(&fs->list_lock);
 		break;
 	case NODE_BOX:
-		for (size_t i = 0; i < sizeof(box_files) / sizeof(box_files[0]) && !rc; i++)
+		for (size_t i = 0; i < sizeof(box_files) / sizeof(box_files[0]) && !rc;
+		     i++)
 			rc = cache_dir_add(d, box_files[i].name,
 					   box_files[i].kind == NODE_CMDS ||
-							   box_files[i].kind == NODE_FSROOT
+							   box_files[i].kind ==
+								   NODE_FSROOT
 						   ? &dir
 						   : &reg);
 		break;
@@ -1020,7 +1027,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 	}
 	/* Offsets: 1 and 2 for "." and "..", then 3 + index. */
-	for (off_t i = off; ; i++) {
+	for (off_t i = off;; i++) {
 		struct fuse_entry_param e;
 		struct node *n = NULL;
 		struct stat st;
@@ -1038,19 +1045,22 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			name = de->name;
 			if (plus) {
 				st = de->st;
-				if (is_fs(dh->node) && !S_ISDIR(st.st_mode) && st.st_nlink > 1) {
+				if (is_fs(dh->node) && !S_ISDIR(st.st_mode) &&
+				    st.st_nlink > 1) {
 					/* A listing cached under one of its names may be
 					 * stale if it was written through another. */
 					char cpath[PATH_MAX_SBX];
 
-					if (node_child_path(fs->nodes, dh->node, name, cpath,
-							    sizeof(cpath)) ||
-					    fs_getattr_path(fs, dh->node->box, cpath, &st))
+					if (node_child_path(fs->nodes, dh->node, name,
+							    cpath, sizeof(cpath)) ||
+					    fs_getattr_path(fs, dh->node->box, cpath,
+							    &st))
 						continue;
 				}
 				if (is_fs(dh->node)) {
-					n = node_lookup(fs->nodes, dh->node, name, NODE_FS,
-							dh->node->box, 0, 0, &st);
+					n = node_lookup(fs->nodes, dh->node, name,
+							NODE_FS, dh->node->box, 0, 0,
+							&st);
 				} else if (lookup_child(fs, dh->node, name, &n, &st)) {
 					continue; /* gone meanwhile */
 				}

@@ -34,22 +34,23 @@ struct options {
 
 enum { KEY_HELP, KEY_VERSION, KEY_DEBUG, KEY_FOREGROUND };
 
-#define OPT(t, p) { t, offsetof(struct options, p), 1 }
-static const struct fuse_opt option_spec[] = {
-	OPT("provider=%s", provider),
-	OPT("state_dir=%s", state_dir),
-	OPT("image=%s", image),
-	OPT("trace=%s", trace),
-	OPT("log=%s", log),
-	FUSE_OPT_KEY("-h", KEY_HELP),
-	FUSE_OPT_KEY("--help", KEY_HELP),
-	FUSE_OPT_KEY("-V", KEY_VERSION),
-	FUSE_OPT_KEY("--version", KEY_VERSION),
-	FUSE_OPT_KEY("-d", KEY_DEBUG),
-	FUSE_OPT_KEY("debug", KEY_DEBUG),
-	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
-	FUSE_OPT_END
-};
+#define OPT(t, p)                                 \
+	{                                         \
+		t, offsetof(struct options, p), 1 \
+	}
+static const struct fuse_opt option_spec[] = { OPT("provider=%s", provider),
+					       OPT("state_dir=%s", state_dir),
+					       OPT("image=%s", image),
+					       OPT("trace=%s", trace),
+					       OPT("log=%s", log),
+					       FUSE_OPT_KEY("-h", KEY_HELP),
+					       FUSE_OPT_KEY("--help", KEY_HELP),
+					       FUSE_OPT_KEY("-V", KEY_VERSION),
+					       FUSE_OPT_KEY("--version", KEY_VERSION),
+					       FUSE_OPT_KEY("-d", KEY_DEBUG),
+					       FUSE_OPT_KEY("debug", KEY_DEBUG),
+					       FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+					       FUSE_OPT_END };
 
 static int option_key(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
@@ -186,7 +187,8 @@ int main(int argc, char *argv[])
 
 	state = o.state_dir ? strdup(o.state_dir) : default_state_dir();
 	if (!state) {
-		rc = fail_usage(prog, "no state directory: set -o state_dir or HOME", NULL);
+		rc = fail_usage(prog, "no state directory: set -o state_dir or HOME",
+				NULL);
 		goto out;
 	}
 	if (mkdir_parents(state)) {
@@ -200,7 +202,8 @@ int main(int argc, char *argv[])
 		free(state);
 		state = real;
 		if (!state) {
-			fprintf(stderr, "%s: bad state directory: %s\n", prog, strerror(errno));
+			fprintf(stderr, "%s: bad state directory: %s\n", prog,
+				strerror(errno));
 			goto out;
 		}
 	}

@@ -17,8 +17,8 @@ bool sbx_name_valid(const char *name)
 {
 	size_t n = 0;
 
-	if (!name || !name_char_ok(name[0]) || name[0] == '.' ||
-	    name[0] == '_' || name[0] == '-')
+	if (!name || !name_char_ok(name[0]) || name[0] == '.' || name[0] == '_' ||
+	    name[0] == '-')
 		return false;
 	for (; name[n]; n++)
 		if (n >= SBX_NAME_MAX || !name_char_ok(name[n]))
@@ -58,8 +58,8 @@ void sbx_time_iso(char *out, size_t size, long long t)
 
 /* Lexically resolve `target` against directory `dir` ("/..."), clamping
  * ".." at "/"; sets *climbed if a ".." met the root. */
-static int resolve_lexically(char *out, size_t size, const char *dir,
-			     const char *target, int *climbed)
+static int resolve_lexically(char *out, size_t size, const char *dir, const char *target,
+			     int *climbed)
 {
 	char buf[8192];
 	size_t len = 0;
@@ -101,8 +101,7 @@ static int resolve_lexically(char *out, size_t size, const char *dir,
 	return 0;
 }
 
-int sbx_symlink_confine(char *out, size_t size, const char *linkpath,
-			const char *target)
+int sbx_symlink_confine(char *out, size_t size, const char *linkpath, const char *target)
 {
 	char dir[4096], resolved[4096];
 	const char *slash = strrchr(linkpath, '/');

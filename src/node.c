@@ -62,8 +62,8 @@ static void unlink_id_locked(struct node_table *t, struct node *n)
 	n->backing = 0;
 }
 
-static struct node *find_id_locked(struct node_table *t, const struct box *box,
-				   dev_t dev, ino_t ino)
+static struct node *find_id_locked(struct node_table *t, const struct box *box, dev_t dev,
+				   ino_t ino)
 {
 	struct node *n = t->by_id[id_bucket(box, dev, ino)];
 
@@ -215,9 +215,9 @@ static int rename_locked(struct node_table *t, struct node *n, struct node *pare
 	return 0;
 }
 
-struct node *node_lookup(struct node_table *t, struct node *parent,
-			 const char *name, enum node_kind kind, struct box *box,
-			 unsigned cmd, int cfile, const struct stat *st)
+struct node *node_lookup(struct node_table *t, struct node *parent, const char *name,
+			 enum node_kind kind, struct box *box, unsigned cmd, int cfile,
+			 const struct stat *st)
 {
 	int identity = kind == NODE_FS && st && st->st_ino && !S_ISDIR(st->st_mode);
 	struct node *n;
@@ -267,8 +267,7 @@ struct node *node_lookup(struct node_table *t, struct node *parent,
 	return n;
 }
 
-fuse_ino_t node_child_ino(struct node_table *t, struct node *parent,
-			  const char *name)
+fuse_ino_t node_child_ino(struct node_table *t, struct node *parent, const char *name)
 {
 	struct node *n;
 	fuse_ino_t ino;
@@ -383,8 +382,8 @@ struct visit {
 	char *name;
 };
 
-void node_visit_box(struct node_table *t, const struct box *box,
-		    node_visit_fn fn, void *ctx)
+void node_visit_box(struct node_table *t, const struct box *box, node_visit_fn fn,
+		    void *ctx)
 {
 	struct visit *v = NULL;
 	size_t n = 0, cap = 0;

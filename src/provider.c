@@ -36,42 +36,141 @@ void sbx_fail_clear(void)
 }
 
 /* Defaults: what a provider leaves out, it cannot do. */
-static int no_init(struct sbx_provider *p, const struct sbx_kvlist *o) { return 0; }
-static void no_destroy(struct sbx_provider *p) {}
-static void no_describe(struct sbx_provider *p, struct sbx_kvlist *o) {}
-static int no_list(struct sbx_provider *p, sbx_list_fn fn, void *c) { return 0; }
-static int no_create(struct sbx_provider *p, const char *b, const struct sbx_kvlist *a) { return -ENOTSUP; }
-static int no_box(struct sbx_provider *p, const char *b) { return -ENOTSUP; }
+static int no_init(struct sbx_provider *p, const struct sbx_kvlist *o)
+{
+	return 0;
+}
+static void no_destroy(struct sbx_provider *p)
+{
+}
+static void no_describe(struct sbx_provider *p, struct sbx_kvlist *o)
+{
+}
+static int no_list(struct sbx_provider *p, sbx_list_fn fn, void *c)
+{
+	return 0;
+}
+static int no_create(struct sbx_provider *p, const char *b, const struct sbx_kvlist *a)
+{
+	return -ENOTSUP;
+}
+static int no_box(struct sbx_provider *p, const char *b)
+{
+	return -ENOTSUP;
+}
 static int no_ctl(struct sbx_provider *p, const char *b, int argc, char *const argv[])
 {
 	sbx_failf("unknown command \"%s\"", argv[0]);
 	return -EINVAL;
 }
-static int no_info(struct sbx_provider *p, struct sbx_box_info *o, const char *b) { return -ENOTSUP; }
-static int no_getattr(struct sbx_provider *p, struct stat *o, const char *b, const char *path) { return -ENOTSUP; }
-static int no_fgetattr(struct sbx_provider *p, struct stat *o, uint64_t fh) { return -ESTALE; }
-static int no_readdir(struct sbx_provider *p, const char *b, const char *path, sbx_dirent_fn fn, void *c) { return -ENOTSUP; }
-static int no_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *b, const char *path, int f, mode_t m) { return -ENOTSUP; }
-static ssize_t no_read(struct sbx_provider *p, uint64_t fh, char *buf, size_t s, off_t o) { return -ENOTSUP; }
-static ssize_t no_write(struct sbx_provider *p, uint64_t fh, const char *buf, size_t s, off_t o) { return -ENOTSUP; }
-static int no_fsync(struct sbx_provider *p, uint64_t fh, int d) { return 0; }
-static int no_release(struct sbx_provider *p, uint64_t fh) { return 0; }
-static int no_flush(struct sbx_provider *p, uint64_t fh) { return 0; }
-static int no_path_mode(struct sbx_provider *p, const char *b, const char *path, mode_t m) { return -ENOTSUP; }
-static int no_path(struct sbx_provider *p, const char *b, const char *path) { return -ENOTSUP; }
-static int no_rename(struct sbx_provider *p, const char *b, const char *f, const char *t, unsigned fl) { return -ENOTSUP; }
-static int no_chown(struct sbx_provider *p, const char *b, const char *path, uid_t u, gid_t g) { return -ENOTSUP; }
-static int no_truncate(struct sbx_provider *p, const char *b, const char *path, off_t s) { return -ENOTSUP; }
-static int no_utimens(struct sbx_provider *p, const char *b, const char *path, const struct timespec ts[2]) { return -ENOTSUP; }
-static int no_two(struct sbx_provider *p, const char *b, const char *x, const char *y) { return -ENOTSUP; }
-static int no_readlink(struct sbx_provider *p, char *buf, size_t s, const char *b, const char *path) { return -ENOTSUP; }
-static int no_statfs(struct sbx_provider *p, struct statvfs *o, const char *b, const char *path) { return -ENOTSUP; }
-static int no_cmd_start(struct sbx_provider *p, void **h, const char *b, const char *c, struct sbx_cmd_sink *s) { return -ENOTSUP; }
-static ssize_t no_cmd_stdin(struct sbx_provider *p, void *h, const char *d, size_t l, const volatile int *i) { return -ENOTSUP; }
-static int no_cmd_signal(struct sbx_provider *p, void *h, int sig) { return -ENOTSUP; }
-static void no_cmd_release(struct sbx_provider *p, void *h) {}
+static int no_info(struct sbx_provider *p, struct sbx_box_info *o, const char *b)
+{
+	return -ENOTSUP;
+}
+static int no_getattr(struct sbx_provider *p, struct stat *o, const char *b,
+		      const char *path)
+{
+	return -ENOTSUP;
+}
+static int no_fgetattr(struct sbx_provider *p, struct stat *o, uint64_t fh)
+{
+	return -ESTALE;
+}
+static int no_readdir(struct sbx_provider *p, const char *b, const char *path,
+		      sbx_dirent_fn fn, void *c)
+{
+	return -ENOTSUP;
+}
+static int no_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *b,
+		   const char *path, int f, mode_t m)
+{
+	return -ENOTSUP;
+}
+static ssize_t no_read(struct sbx_provider *p, uint64_t fh, char *buf, size_t s, off_t o)
+{
+	return -ENOTSUP;
+}
+static ssize_t no_write(struct sbx_provider *p, uint64_t fh, const char *buf, size_t s,
+			off_t o)
+{
+	return -ENOTSUP;
+}
+static int no_fsync(struct sbx_provider *p, uint64_t fh, int d)
+{
+	return 0;
+}
+static int no_release(struct sbx_provider *p, uint64_t fh)
+{
+	return 0;
+}
+static int no_flush(struct sbx_provider *p, uint64_t fh)
+{
+	return 0;
+}
+static int no_path_mode(struct sbx_provider *p, const char *b, const char *path, mode_t m)
+{
+	return -ENOTSUP;
+}
+static int no_path(struct sbx_provider *p, const char *b, const char *path)
+{
+	return -ENOTSUP;
+}
+static int no_rename(struct sbx_provider *p, const char *b, const char *f, const char *t,
+		     unsigned fl)
+{
+	return -ENOTSUP;
+}
+static int no_chown(struct sbx_provider *p, const char *b, const char *path, uid_t u,
+		    gid_t g)
+{
+	return -ENOTSUP;
+}
+static int no_truncate(struct sbx_provider *p, const char *b, const char *path, off_t s)
+{
+	return -ENOTSUP;
+}
+static int no_utimens(struct sbx_provider *p, const char *b, const char *path,
+		      const struct timespec ts[2])
+{
+	return -ENOTSUP;
+}
+static int no_two(struct sbx_provider *p, const char *b, const char *x, const char *y)
+{
+	return -ENOTSUP;
+}
+static int no_readlink(struct sbx_provider *p, char *buf, size_t s, const char *b,
+		       const char *path)
+{
+	return -ENOTSUP;
+}
+static int no_statfs(struct sbx_provider *p, struct statvfs *o, const char *b,
+		     const char *path)
+{
+	return -ENOTSUP;
+}
+static int no_cmd_start(struct sbx_provider *p, void **h, const char *b, const char *c,
+			struct sbx_cmd_sink *s)
+{
+	return -ENOTSUP;
+}
+static ssize_t no_cmd_stdin(struct sbx_provider *p, void *h, const char *d, size_t l,
+			    const volatile int *i)
+{
+	return -ENOTSUP;
+}
+static int no_cmd_signal(struct sbx_provider *p, void *h, int sig)
+{
+	return -ENOTSUP;
+}
+static void no_cmd_release(struct sbx_provider *p, void *h)
+{
+}
 
-#define FILL(slot, def) do { if (!o->slot) o->slot = (def); } while (0)
+#define FILL(slot, def)                  \
+	do {                             \
+		if (!o->slot)            \
+			o->slot = (def); \
+	} while (0)
 
 static void fill_defaults(struct sbx_provider_ops *o)
 {

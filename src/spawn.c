@@ -14,8 +14,8 @@
 
 extern char **environ;
 
-int spawn_start(pid_t *pid, char *const argv[], char *const envp[], int fd_in,
-		int fd_out, int fd_err, int fd3, int fd4, int new_pgroup)
+int spawn_start(pid_t *pid, char *const argv[], char *const envp[], int fd_in, int fd_out,
+		int fd_err, int fd3, int fd4, int new_pgroup)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;

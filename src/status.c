@@ -34,7 +34,8 @@ static int add_line(struct strbuf *out, const char *key, const char *value)
 	if (!rc)
 		rc = strbuf_add(out, " ", 1);
 	for (const char *v = value; *v && !rc; v++)
-		rc = strbuf_add(out, ((unsigned char)*v < ' ' || *v == 0x7f) ? " " : v, 1);
+		rc = strbuf_add(out, ((unsigned char)*v < ' ' || *v == 0x7f) ? " " : v,
+				1);
 	if (!rc)
 		rc = strbuf_add(out, "\n", 1);
 	return rc;
@@ -65,16 +66,16 @@ static const struct {
 	int sig;
 	const char *name;
 } signals[] = {
-	{ SIGHUP, "HUP" },   { SIGINT, "INT" },   { SIGQUIT, "QUIT" },
-	{ SIGILL, "ILL" },   { SIGTRAP, "TRAP" }, { SIGABRT, "ABRT" },
-	{ SIGBUS, "BUS" },   { SIGFPE, "FPE" },   { SIGKILL, "KILL" },
-	{ SIGUSR1, "USR1" }, { SIGSEGV, "SEGV" }, { SIGUSR2, "USR2" },
-	{ SIGPIPE, "PIPE" }, { SIGALRM, "ALRM" }, { SIGTERM, "TERM" },
-	{ SIGCHLD, "CHLD" }, { SIGCONT, "CONT" }, { SIGSTOP, "STOP" },
-	{ SIGTSTP, "TSTP" }, { SIGTTIN, "TTIN" }, { SIGTTOU, "TTOU" },
-	{ SIGURG, "URG" },   { SIGXCPU, "XCPU" }, { SIGXFSZ, "XFSZ" },
+	{ SIGHUP, "HUP" },	 { SIGINT, "INT" },   { SIGQUIT, "QUIT" },
+	{ SIGILL, "ILL" },	 { SIGTRAP, "TRAP" }, { SIGABRT, "ABRT" },
+	{ SIGBUS, "BUS" },	 { SIGFPE, "FPE" },   { SIGKILL, "KILL" },
+	{ SIGUSR1, "USR1" },	 { SIGSEGV, "SEGV" }, { SIGUSR2, "USR2" },
+	{ SIGPIPE, "PIPE" },	 { SIGALRM, "ALRM" }, { SIGTERM, "TERM" },
+	{ SIGCHLD, "CHLD" },	 { SIGCONT, "CONT" }, { SIGSTOP, "STOP" },
+	{ SIGTSTP, "TSTP" },	 { SIGTTIN, "TTIN" }, { SIGTTOU, "TTOU" },
+	{ SIGURG, "URG" },	 { SIGXCPU, "XCPU" }, { SIGXFSZ, "XFSZ" },
 	{ SIGVTALRM, "VTALRM" }, { SIGPROF, "PROF" }, { SIGWINCH, "WINCH" },
-	{ SIGIO, "IO" },     { SIGPWR, "PWR" },   { SIGSYS, "SYS" },
+	{ SIGIO, "IO" },	 { SIGPWR, "PWR" },   { SIGSYS, "SYS" },
 };
 
 const char *status_signal_name(int sig)
@@ -104,8 +105,7 @@ int status_signal_parse(const char *s)
 	return -EINVAL;
 }
 
-void status_exit_word(char *out, size_t size, int running,
-		      const struct sbx_exit *exit)
+void status_exit_word(char *out, size_t size, int running, const struct sbx_exit *exit)
 {
 	const char *name;
 
@@ -125,7 +125,8 @@ void status_exit_word(char *out, size_t size, int running,
 			snprintf(out, size, "killed %d", exit->code);
 		break;
 	default:
-		snprintf(out, size, "failed %s", exit->reason[0] ? exit->reason : "unknown");
+		snprintf(out, size, "failed %s",
+			 exit->reason[0] ? exit->reason : "unknown");
 		break;
 	}
 }

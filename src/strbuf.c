@@ -77,4 +77,3 @@ char *strbuf_detach(struct strbuf *sb, size_t *len)
 	sb->len = sb->cap = 0;
 	return s;
 }
-

@@ -72,7 +72,8 @@ void synth_attr(struct sbxfs *fs, const struct node *n, struct stat *st)
 		st->st_mode = S_IFREG | 0644;
 		break;
 	case NODE_CMDFILE:
-		st->st_mode = S_IFREG | (n->cfile == CF_STDIN || n->cfile == CF_CTL ? 0200 : 0444);
+		st->st_mode = S_IFREG |
+			      (n->cfile == CF_STDIN || n->cfile == CF_CTL ? 0200 : 0444);
 		break;
 	default:
 		st->st_mode = S_IFREG | 0444;
@@ -88,10 +89,10 @@ struct sfile {
 	struct cmd *cmd;   /* reference, or NULL */
 	char *text;	   /* built at open for text files */
 	size_t len;
-	int writer;	   /* opened for writing */
-	int refs;	   /* atomic: the open file, and each request using it */
+	int writer;	      /* opened for writing */
+	int refs;	      /* atomic: the open file, and each request using it */
 	pthread_mutex_t lock; /* guards cmd, rpos */
-	off_t rpos;	   /* streams: where this open file reads next */
+	off_t rpos;	      /* streams: where this open file reads next */
 };
 
 static int is_stream(const struct node *n)
@@ -103,7 +104,8 @@ static int is_stream(const struct node *n)
 
 static int is_writable(const struct node *n)
 {
-	return n->kind == NODE_ROOTCTL || n->kind == NODE_BOXCTL || n->kind == NODE_EXEC ||
+	return n->kind == NODE_ROOTCTL || n->kind == NODE_BOXCTL ||
+	       n->kind == NODE_EXEC ||
 	       (n->kind == NODE_CMDFILE && (n->cfile == CF_STDIN || n->cfile == CF_CTL));
 }
 
@@ -152,7 +154,8 @@ static int sfile_build(struct sbxfs *fs, struct sfile *f)
 		if (rc) {
 			box_fail(n->box, rc, NULL);
 		} else if (n->kind == NODE_STATUS) {
-			rc = status_format(&sb, n->box->name, fs->provider->desc->name, &info);
+			rc = status_format(&sb, n->box->name, fs->provider->desc->name,
+					   &info);
 		} else {
 			rc = strbuf_addf(&sb, "%s\n", sbx_state_word(info.state));
 		}
@@ -209,7 +212,8 @@ void synth_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 	struct sfile *f;
 	int rc;
 
-	if ((acc != O_RDONLY && !is_writable(n)) || (acc != O_WRONLY && !is_readable(n))) {
+	if ((acc != O_RDONLY && !is_writable(n)) ||
+	    (acc != O_WRONLY && !is_readable(n))) {
 		if (n->box && acc != O_RDONLY)
 			box_fail(n->box, -EACCES, "\"%s\" cannot be written", n->name);
 		fuse_reply_err(req, EACCES);
@@ -261,9 +265,10 @@ int box_create(struct sbxfs *fs, int argc, char **argv, char *why, size_t whysiz
 	int rc = 0;
 
 	if (!sbx_name_valid(name)) {
-		snprintf(why, whysize,
-			 "bad sandbox name \"%.80s\": use 1 to %d letters, digits, '.', '_' or '-', starting with a letter or digit",
-			 name, SBX_NAME_MAX);
+		snprintf(
+			why, whysize,
+			"bad sandbox name \"%.80s\": use 1 to %d letters, digits, '.', '_' or '-', starting with a letter or digit",
+			name, SBX_NAME_MAX);
 		rc = -EINVAL;
 		goto out;
 	}
@@ -271,7 +276,9 @@ int box_create(struct sbxfs *fs, int argc, char **argv, char *why, size_t whysiz
 		char *k, *v;
 
 		if (ctl_split_kv(argv[i], &k, &v)) {
-			snprintf(why, whysize, "new %s: expected key=value, not \"%.80s\"", name, argv[i]);
+			snprintf(why, whysize,
+				 "new %s: expected key=value, not \"%.80s\"", name,
+				 argv[i]);
 			rc = -EINVAL;
 		} else {
 			rc = sbx_kv_add(&args, k, v);
@@ -383,7 +390,8 @@ static int box_ctl_line(struct sbxfs *fs, struct box *b, char *line)
 		}
 		rc = p->ops.ctl(p, b->name, c.argc, c.argv);
 		if (rc)
-			box_fail(b, rc, "ctl: %s", sbx_fail_text()[0] ? sbx_fail_text() : why);
+			box_fail(b, rc, "ctl: %s",
+				 sbx_fail_text()[0] ? sbx_fail_text() : why);
 		return rc;
 	}
 	switch (c.index) {
@@ -431,7 +439,8 @@ static int cmd_ctl_line(struct cmd *cmd, char *line)
 	if (!rc) {
 		rc = cmd_signal(cmd, sig);
 		if (rc == -ESRCH)
-			snprintf(why, sizeof(why), "kill: command %u is not running", cmd->n);
+			snprintf(why, sizeof(why), "kill: command %u is not running",
+				 cmd->n);
 		else if (rc)
 			snprintf(why, sizeof(why), "kill: %s", strerror(-rc));
 	}
@@ -450,8 +459,9 @@ static int ctl_write(struct sbxfs *fs, struct sfile *f, const char *data, size_t
 	if (size > CTL_WRITE_MAX) {
 		char why[128];
 
-		snprintf(why, sizeof(why), "control message too long (%zu bytes, at most %d)",
-			 size, CTL_WRITE_MAX);
+		snprintf(why, sizeof(why),
+			 "control message too long (%zu bytes, at most %d)", size,
+			 CTL_WRITE_MAX);
 		if (f->box)
 			box_fail(f->box, -E2BIG, "%s", why);
 		else
@@ -496,8 +506,9 @@ static int exec_write(struct sbxfs *fs, struct sfile *f, const char *data, size_
 	int rc;
 
 	if (size > CTL_WRITE_MAX) {
-		box_fail(f->box, -E2BIG, "exec: command line too long (%zu bytes, at most %d)",
-			 size, CTL_WRITE_MAX);
+		box_fail(f->box, -E2BIG,
+			 "exec: command line too long (%zu bytes, at most %d)", size,
+			 CTL_WRITE_MAX);
 		return -E2BIG;
 	}
 	if (memchr(data, '\0', size)) {
@@ -544,7 +555,9 @@ static void sfile_write(fuse_req_t req, struct sfile *f, const char *buf, size_t
 	if (rc < 0)
 		fuse_reply_err(req, (int)-rc);
 	else
-		fuse_reply_write(req, n->kind == NODE_CMDFILE && n->cfile == CF_STDIN ? (size_t)rc : size);
+		fuse_reply_write(req, n->kind == NODE_CMDFILE && n->cfile == CF_STDIN
+					      ? (size_t)rc
+					      : size);
 }
 
 static void sfile_read(fuse_req_t req, struct sfile *f, size_t size, off_t off)
@@ -560,11 +573,15 @@ static void sfile_read(fuse_req_t req, struct sfile *f, size_t size, off_t off)
 			fuse_reply_buf(req, NULL, 0);
 		else
 			fuse_reply_buf(req, f->text + off,
-				       (size_t)((off_t)f->len - off) < size ? f->len - (size_t)off : size);
+				       (size_t)((off_t)f->len - off) < size
+					       ? f->len - (size_t)off
+					       : size);
 		return;
 	}
 	if (n->kind == NODE_CMDFILE)
-		s = n->cfile == CF_STDOUT ? CMD_STDOUT : n->cfile == CF_STDERR ? CMD_STDERR : CMD_OUT;
+		s = n->cfile == CF_STDOUT   ? CMD_STDOUT
+		    : n->cfile == CF_STDERR ? CMD_STDERR
+					    : CMD_OUT;
 	/* exec: this file's command, else the newest at the first read. */
 	pthread_mutex_lock(&f->lock);
 	if (!f->cmd && n->kind == NODE_EXEC)
@@ -601,7 +618,6 @@ static void sfile_read(fuse_req_t req, struct sfile *f, size_t size, off_t off)
 	free(buf);
 }
 
-
 void synth_read(fuse_req_t req, struct fuse_file_info *fi, size_t size, off_t off)
 {
 	struct sfile *f = sfile_get(fi);
@@ -610,8 +626,7 @@ void synth_read(fuse_req_t req, struct fuse_file_info *fi, size_t size, off_t of
 	sfile_free(f);
 }
 
-void synth_write(fuse_req_t req, struct fuse_file_info *fi, const char *buf,
-		 size_t size)
+void synth_write(fuse_req_t req, struct fuse_file_info *fi, const char *buf, size_t size)
 {
 	struct sfile *f = sfile_get(fi);
 

@@ -18,15 +18,15 @@ struct sbxfs;
 struct box {
 	char name[SBX_NAME_MAX + 1];
 	struct sbxfs *fs;
-	int refs;		/* atomic */
-	pthread_mutex_t lock;	/* guards everything below */
-	char err[1024];		/* last error, "" when none */
+	int refs;	      /* atomic */
+	pthread_mutex_t lock; /* guards everything below */
+	char err[1024];	      /* last error, "" when none */
 	time_t err_time;
-	struct cmd **cmds;	/* cmds[i] is command i + 1 */
+	struct cmd **cmds; /* cmds[i] is command i + 1 */
 	unsigned ncmds, capcmds;
-	int cmds_loaded;	/* cmd/ read back from disk */
+	int cmds_loaded;	    /* cmd/ read back from disk */
 	struct timespec cmds_mtime; /* cmd/'s mtime: the newest command's start */
-	struct box *next;	/* in the registry; guarded by its lock */
+	struct box *next;	    /* in the registry; guarded by its lock */
 };
 
 /* The record for `name`, made on first use.  Returns a new reference. */

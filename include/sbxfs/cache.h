@@ -43,18 +43,16 @@ void cache_free(struct cache *c);
 uint64_t cache_begin(struct cache *c);
 
 /* 0 and *st on a hit, -ENOENT on a negative hit, -EAGAIN on a miss. */
-int cache_get_attr(struct cache *c, struct stat *st, const char *box,
-		   const char *path);
+int cache_get_attr(struct cache *c, struct stat *st, const char *box, const char *path);
 /* Store attributes, or with st NULL a negative entry, if gen is current. */
-void cache_put_attr(struct cache *c, uint64_t gen, const char *box,
-		    const char *path, const struct stat *st);
+void cache_put_attr(struct cache *c, uint64_t gen, const char *box, const char *path,
+		    const struct stat *st);
 
 /* A new reference to the cached listing, or NULL. */
-struct cache_dir *cache_get_dir(struct cache *c, const char *box,
-				const char *path);
+struct cache_dir *cache_get_dir(struct cache *c, const char *box, const char *path);
 /* Store a listing (takes a reference) and the attributes of its entries. */
-void cache_put_dir(struct cache *c, uint64_t gen, const char *box,
-		   const char *path, struct cache_dir *dir);
+void cache_put_dir(struct cache *c, uint64_t gen, const char *box, const char *path,
+		   struct cache_dir *dir);
 
 /* Drop what is known of `path` and the listing of its parent directory.
  * With `subtree` set, also everything below `path`. */

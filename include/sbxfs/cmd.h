@@ -29,20 +29,20 @@ struct box;
 
 struct cmd {
 	unsigned n;
-	struct box *box;	/* reference */
+	struct box *box; /* reference */
 	char *cmdline;
-	int refs;		/* atomic */
+	int refs; /* atomic */
 	struct sbx_cmd_sink sink;
-	pthread_mutex_t lock;	/* guards everything below */
-	pthread_cond_t cond;	/* output arrived, or the command ended */
+	pthread_mutex_t lock; /* guards everything below */
+	pthread_cond_t cond;  /* output arrived, or the command ended */
 	int running;
 	struct sbx_exit exit;
 	off_t size[CMD_NSTREAMS];
-	int fd[CMD_NSTREAMS];	/* spool files, -1 when closed */
-	int dropped;		/* output went past CMD_SPOOL_MAX */
-	void *handle;		/* the provider's, NULL once released */
-	int handle_users;	/* stdin/signal calls using handle now */
-	int handle_done;	/* sink->done came: release after last user */
+	int fd[CMD_NSTREAMS]; /* spool files, -1 when closed */
+	int dropped;	      /* output went past CMD_SPOOL_MAX */
+	void *handle;	      /* the provider's, NULL once released */
+	int handle_users;     /* stdin/signal calls using handle now */
+	int handle_done;      /* sink->done came: release after last user */
 };
 
 /* Start `cmdline` in the box; on success *out is a new reference to a
@@ -61,12 +61,11 @@ void cmd_put(struct cmd *c);
  * runs and no byte past `off` is there; returns 0 at the end.  With a
  * FUSE request, returns -EINTR when it is interrupted.
  */
-ssize_t cmd_read(struct cmd *c, enum cmd_stream s, char *buf, size_t size,
-		 off_t off, fuse_req_t req);
+ssize_t cmd_read(struct cmd *c, enum cmd_stream s, char *buf, size_t size, off_t off,
+		 fuse_req_t req);
 
 /* stdin (len 0: close it) and signals, through the provider. */
-ssize_t cmd_write_stdin(struct cmd *c, const char *data, size_t len,
-			fuse_req_t req);
+ssize_t cmd_write_stdin(struct cmd *c, const char *data, size_t len, fuse_req_t req);
 int cmd_signal(struct cmd *c, int sig);
 
 /* "running", "exited 0", ... without newline. */

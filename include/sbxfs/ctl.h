@@ -11,7 +11,7 @@
 #include <stddef.h>
 
 #define CTL_MAX_ARGS 64
-#define CTL_LINE_MAX 4096 /* longest line */
+#define CTL_LINE_MAX 4096   /* longest line */
 #define CTL_WRITE_MAX 65536 /* longest write to a control file */
 
 struct ctl_cmd {

@@ -27,8 +27,7 @@ int sbx_path_join(char *out, size_t size, const char *dir, const char *name);
  * above the link, then the target resolved lexically from "/".  Returns 0
  * or -ENAMETOOLONG.
  */
-int sbx_symlink_confine(char *out, size_t size, const char *linkpath,
-			const char *target);
+int sbx_symlink_confine(char *out, size_t size, const char *linkpath, const char *target);
 
 /* ISO 8601 UTC time ("2026-11-21T22:31:05Z") into out (>= 21 bytes). */
 void sbx_time_iso(char *out, size_t size, long long t);

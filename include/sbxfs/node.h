@@ -18,19 +18,19 @@
 struct box;
 
 enum node_kind {
-	NODE_ROOT,	/* the mount's root */
-	NODE_ROOTCTL,	/* MOUNT/ctl */
-	NODE_BOX,	/* MOUNT/NAME */
-	NODE_BOXCTL,	/* NAME/ctl */
-	NODE_STATUS,	/* NAME/status */
-	NODE_ERR,	/* NAME/err */
-	NODE_EXEC,	/* NAME/exec */
-	NODE_CMDS,	/* NAME/cmd */
-	NODE_CMDLAST,	/* NAME/cmd/last */
-	NODE_CMD,	/* NAME/cmd/N */
-	NODE_CMDFILE,	/* NAME/cmd/N/FILE */
-	NODE_FSROOT,	/* NAME/root */
-	NODE_FS,	/* anything below NAME/root */
+	NODE_ROOT,    /* the mount's root */
+	NODE_ROOTCTL, /* MOUNT/ctl */
+	NODE_BOX,     /* MOUNT/NAME */
+	NODE_BOXCTL,  /* NAME/ctl */
+	NODE_STATUS,  /* NAME/status */
+	NODE_ERR,     /* NAME/err */
+	NODE_EXEC,    /* NAME/exec */
+	NODE_CMDS,    /* NAME/cmd */
+	NODE_CMDLAST, /* NAME/cmd/last */
+	NODE_CMD,     /* NAME/cmd/N */
+	NODE_CMDFILE, /* NAME/cmd/N/FILE */
+	NODE_FSROOT,  /* NAME/root */
+	NODE_FS,      /* anything below NAME/root */
 };
 
 enum cmd_file {
@@ -47,17 +47,17 @@ enum cmd_file {
 struct node {
 	fuse_ino_t ino;
 	uint64_t generation;
-	uint64_t nlookup; /* the kernel's lookups */
+	uint64_t nlookup;  /* the kernel's lookups */
 	unsigned children; /* nodes naming this one as parent */
 	struct node *parent;
 	char *name;
 	enum node_kind kind;
-	struct box *box; /* reference; NULL above the sandboxes */
-	unsigned cmd;	 /* NODE_CMD, NODE_CMDFILE */
-	int cfile;	 /* NODE_CMDFILE: enum cmd_file */
+	struct box *box;  /* reference; NULL above the sandboxes */
+	unsigned cmd;	  /* NODE_CMD, NODE_CMDFILE */
+	int cfile;	  /* NODE_CMDFILE: enum cmd_file */
 	uint64_t open_fh; /* NODE_FS: a provider handle open on it, or 0 */
-	dev_t dev;	 /* NODE_FS non-directories: the provider's identity, */
-	ino_t backing;	 /* 0 when unknown; hard links share one node */
+	dev_t dev;	  /* NODE_FS non-directories: the provider's identity, */
+	ino_t backing;	  /* 0 when unknown; hard links share one node */
 	struct node *next_ino, *next_name, *next_id; /* hash chains */
 };
 
@@ -83,13 +83,12 @@ struct node *node_find(struct node_table *t, fuse_ino_t ino);
  * (a hard link) gets that node, which takes this name, so that the kernel
  * sees one inode with one page cache.
  */
-struct node *node_lookup(struct node_table *t, struct node *parent,
-			 const char *name, enum node_kind kind, struct box *box,
-			 unsigned cmd, int cfile, const struct stat *st);
+struct node *node_lookup(struct node_table *t, struct node *parent, const char *name,
+			 enum node_kind kind, struct box *box, unsigned cmd, int cfile,
+			 const struct stat *st);
 
 /* The inode number of the child `name` of `parent`, or 0 if none. */
-fuse_ino_t node_child_ino(struct node_table *t, struct node *parent,
-			  const char *name);
+fuse_ino_t node_child_ino(struct node_table *t, struct node *parent, const char *name);
 
 /* Drop `n` kernel lookups. */
 void node_forget(struct node_table *t, fuse_ino_t ino, uint64_t n);
@@ -107,14 +106,14 @@ int node_rename(struct node_table *t, struct node *parent, const char *name,
 int node_path(struct node_table *t, struct node *n, char *out, size_t size);
 
 /* The same for (parent, name). */
-int node_child_path(struct node_table *t, struct node *parent,
-		    const char *name, char *out, size_t size);
+int node_child_path(struct node_table *t, struct node *parent, const char *name,
+		    char *out, size_t size);
 
 /* Every named NODE_FS/NODE_FSROOT node of a sandbox, for invalidation:
  * calls fn with (parent ino, ino, name) after the lock is dropped. */
 typedef void (*node_visit_fn)(void *ctx, fuse_ino_t parent, fuse_ino_t ino,
 			      const char *name);
-void node_visit_box(struct node_table *t, const struct box *box,
-		    node_visit_fn fn, void *ctx);
+void node_visit_box(struct node_table *t, const struct box *box, node_visit_fn fn,
+		    void *ctx);
 
 #endif

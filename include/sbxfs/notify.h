@@ -23,8 +23,7 @@ void sbxfs_invalidate_name_now(struct sbxfs *fs, const char *box);
  * of an inode, or of the child `name` of `parent` if the kernel knows it.
  * Only from a request that is not a read, write or setattr of that inode. */
 void sbxfs_invalidate_inode_now(struct sbxfs *fs, fuse_ino_t ino);
-void sbxfs_invalidate_child_now(struct sbxfs *fs, struct node *parent,
-				const char *name);
+void sbxfs_invalidate_child_now(struct sbxfs *fs, struct node *parent, const char *name);
 
 /* Start and stop the notifier; start once the session exists, stop after
  * the session loop, before the session is destroyed. */

@@ -68,7 +68,7 @@ struct sbx_box_info {
 
 /* How a command ended. */
 enum sbx_exit_how {
-	SBX_EXIT_CODE,   /* exited normally with `code` */
+	SBX_EXIT_CODE,	 /* exited normally with `code` */
 	SBX_EXIT_SIGNAL, /* killed by signal `code` */
 	SBX_EXIT_FAILED, /* never ran or was lost; see `reason` */
 };
@@ -98,12 +98,12 @@ struct sbx_cmd_sink {
 
 /* Capability flags: what the FUSE layer may expect of a provider. */
 enum {
-	SBX_CAP_SYMLINK = 1u << 0,   /* symlink and readlink */
-	SBX_CAP_HARDLINK = 1u << 1,  /* link */
-	SBX_CAP_CHOWN = 1u << 2,     /* chown */
-	SBX_CAP_STDIN = 1u << 3,     /* cmd_stdin after start */
+	SBX_CAP_SYMLINK = 1u << 0,     /* symlink and readlink */
+	SBX_CAP_HARDLINK = 1u << 1,    /* link */
+	SBX_CAP_CHOWN = 1u << 2,       /* chown */
+	SBX_CAP_STDIN = 1u << 3,       /* cmd_stdin after start */
 	SBX_CAP_RENAME_OVER = 1u << 4, /* rename replaces the target atomically */
-	SBX_CAP_NO_FLUSH = 1u << 5,  /* flush never has work: close(2) skips it */
+	SBX_CAP_NO_FLUSH = 1u << 5,    /* flush never has work: close(2) skips it */
 };
 
 /* Called by the list slot for each sandbox; nonzero stops the listing. */
@@ -155,12 +155,10 @@ struct sbx_provider_ops {
 
 	/* ctl: a provider-specific ctl verb (argv[0]) such as "archive".
 	 * -EINVAL for a verb the provider does not know. */
-	int (*ctl)(struct sbx_provider *p, const char *box, int argc,
-		   char *const argv[]);
+	int (*ctl)(struct sbx_provider *p, const char *box, int argc, char *const argv[]);
 
 	/* info: fill `out` (zeroed by the caller).  -ENOENT if no such box. */
-	int (*info)(struct sbx_provider *p, struct sbx_box_info *out,
-		    const char *box);
+	int (*info)(struct sbx_provider *p, struct sbx_box_info *out, const char *box);
 
 	/* ---- files: paths inside the sandbox ---- */
 
@@ -188,8 +186,8 @@ struct sbx_provider_ops {
 
 	/* read, write: at `off`; return bytes done or -errno.  A short read
 	 * means end of file. */
-	ssize_t (*read)(struct sbx_provider *p, uint64_t fh, char *buf,
-			size_t size, off_t off);
+	ssize_t (*read)(struct sbx_provider *p, uint64_t fh, char *buf, size_t size,
+			off_t off);
 	ssize_t (*write)(struct sbx_provider *p, uint64_t fh, const char *buf,
 			 size_t size, off_t off);
 
@@ -218,22 +216,22 @@ struct sbx_provider_ops {
 	 * utimens takes UTIME_NOW / UTIME_OMIT as utimensat(2) does. */
 	int (*chmod)(struct sbx_provider *p, const char *box, const char *path,
 		     mode_t mode);
-	int (*chown)(struct sbx_provider *p, const char *box, const char *path,
-		     uid_t uid, gid_t gid);
+	int (*chown)(struct sbx_provider *p, const char *box, const char *path, uid_t uid,
+		     gid_t gid);
 	int (*truncate)(struct sbx_provider *p, const char *box, const char *path,
 			off_t size);
 	int (*utimens)(struct sbx_provider *p, const char *box, const char *path,
 		       const struct timespec ts[2]);
 	/* symlink: create `path` pointing at `target` (stored verbatim). */
-	int (*symlink)(struct sbx_provider *p, const char *box,
-		       const char *target, const char *path);
+	int (*symlink)(struct sbx_provider *p, const char *box, const char *target,
+		       const char *path);
 	/* readlink: NUL-terminated into buf; -ENAMETOOLONG if it does not fit. */
-	int (*readlink)(struct sbx_provider *p, char *buf, size_t size,
-			const char *box, const char *path);
+	int (*readlink)(struct sbx_provider *p, char *buf, size_t size, const char *box,
+			const char *path);
 	int (*link)(struct sbx_provider *p, const char *box, const char *from,
 		    const char *to);
-	int (*statfs)(struct sbx_provider *p, struct statvfs *out,
-		      const char *box, const char *path);
+	int (*statfs)(struct sbx_provider *p, struct statvfs *out, const char *box,
+		      const char *path);
 
 	/* ---- commands ---- */
 
@@ -251,9 +249,8 @@ struct sbx_provider_ops {
 	 * Returns bytes written or -errno (-EPIPE once the command is gone).
 	 * May block while the command does not read; -EINTR if *interrupted
 	 * becomes nonzero meanwhile. */
-	ssize_t (*cmd_stdin)(struct sbx_provider *p, void *handle,
-			     const char *data, size_t len,
-			     const volatile int *interrupted);
+	ssize_t (*cmd_stdin)(struct sbx_provider *p, void *handle, const char *data,
+			     size_t len, const volatile int *interrupted);
 
 	/* cmd_signal: send `sig` to the command and its process group. */
 	int (*cmd_signal)(struct sbx_provider *p, void *handle, int sig);

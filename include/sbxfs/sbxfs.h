@@ -52,5 +52,4 @@ struct sbxfs {
 	pthread_t inval_thread;
 };
 
-
 #endif

@@ -13,8 +13,8 @@
  * new_pgroup the child leads a process group of its own.  Returns 0 and
  * *pid, or -errno.
  */
-int spawn_start(pid_t *pid, char *const argv[], char *const envp[], int fd_in,
-		int fd_out, int fd_err, int fd3, int fd4, int new_pgroup);
+int spawn_start(pid_t *pid, char *const argv[], char *const envp[], int fd_in, int fd_out,
+		int fd_err, int fd3, int fd4, int new_pgroup);
 
 /*
  * Run to completion, at most `timeout_ms`; stderr (first line) goes into

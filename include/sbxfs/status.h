@@ -12,8 +12,7 @@ int status_format(struct strbuf *out, const char *name, const char *provider,
 		  const struct sbx_box_info *info);
 
 /* "running", "exited 0", "killed TERM", "failed REASON" (no newline). */
-void status_exit_word(char *out, size_t size, int running,
-		      const struct sbx_exit *exit);
+void status_exit_word(char *out, size_t size, int running, const struct sbx_exit *exit);
 
 /* Signal names without "SIG": "TERM" <-> SIGTERM; also accepts numbers
  * and an "SIG" prefix.  Returns the number, or -EINVAL. */

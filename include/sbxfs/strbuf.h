@@ -11,7 +11,10 @@ struct strbuf {
 	size_t len, cap, max;
 };
 
-#define STRBUF_INIT(maxbytes) { NULL, 0, 0, (maxbytes) }
+#define STRBUF_INIT(maxbytes)          \
+	{                              \
+		NULL, 0, 0, (maxbytes) \
+	}
 
 int strbuf_add(struct strbuf *sb, const void *data, size_t len);
 int strbuf_addf(struct strbuf *sb, const char *fmt, ...)

@@ -19,8 +19,7 @@ void synth_attr(struct sbxfs *fs, const struct node *n, struct stat *st);
  * (release does not reply). */
 void synth_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi);
 void synth_read(fuse_req_t req, struct fuse_file_info *fi, size_t size, off_t off);
-void synth_write(fuse_req_t req, struct fuse_file_info *fi, const char *buf,
-		 size_t size);
+void synth_write(fuse_req_t req, struct fuse_file_info *fi, const char *buf, size_t size);
 void synth_release(struct fuse_file_info *fi);
 
 /* "new NAME [k=v ...]" (argv[0] is the verb) and "rm NAME", as the root

@@ -50,23 +50,52 @@
 
 /* The sandbox's own writable directories, for image=host and image=DIR. */
 static const char *const host_own_dirs[] = { "etc", "root", "home", "tmp", "var",
-					     "opt", "srv", "mnt", NULL };
+					     "opt", "srv",  "mnt",  NULL };
 static const char *const image_own_dirs[] = { "root", "home", "tmp", "var/tmp", NULL };
 /* Host system directories shown read-only with image=host. */
-static const char *const host_sys_dirs[] = { "usr", "bin", "sbin", "lib", "lib32",
-					     "lib64", "libx32", NULL };
+static const char *const host_sys_dirs[] = { "usr",   "bin",   "sbin",	 "lib",
+					     "lib32", "lib64", "libx32", NULL };
 /* What of the host's /etc a sandbox gets a copy of: enough for programs to
  * run, never the host's secrets (no shadow, no keys). */
-static const char *const etc_copy[] = {
-	"passwd", "group", "hosts", "host.conf", "nsswitch.conf", "resolv.conf",
-	"ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "ssl",
-	"ca-certificates", "ca-certificates.conf", "profile", "profile.d",
-	"bash.bashrc", "environment", "localtime", "timezone", "os-release",
-	"debian_version", "issue", "shells", "login.defs", "protocols",
-	"services", "networks", "inputrc", "mime.types", "gai.conf", "terminfo",
-	"magic", "python3", "python3.11", "perl", "xdg", "skel", "mke2fs.conf",
-	NULL
-};
+static const char *const etc_copy[] = { "passwd",
+					"group",
+					"hosts",
+					"host.conf",
+					"nsswitch.conf",
+					"resolv.conf",
+					"ld.so.cache",
+					"ld.so.conf",
+					"ld.so.conf.d",
+					"alternatives",
+					"ssl",
+					"ca-certificates",
+					"ca-certificates.conf",
+					"profile",
+					"profile.d",
+					"bash.bashrc",
+					"environment",
+					"localtime",
+					"timezone",
+					"os-release",
+					"debian_version",
+					"issue",
+					"shells",
+					"login.defs",
+					"protocols",
+					"services",
+					"networks",
+					"inputrc",
+					"mime.types",
+					"gai.conf",
+					"terminfo",
+					"magic",
+					"python3",
+					"python3.11",
+					"perl",
+					"xdg",
+					"skel",
+					"mke2fs.conf",
+					NULL };
 
 struct local_box {
 	struct local_box *next;
@@ -166,8 +195,7 @@ static int config_load(struct sbx_kvlist *out, struct local *l, const char *box)
 	return 0;
 }
 
-static int config_save(struct local *l, const char *box,
-		       const struct sbx_kvlist *cfg)
+static int config_save(struct local *l, const char *box, const struct sbx_kvlist *cfg)
 {
 	char path[4096], tmp[4200];
 	FILE *f;
@@ -284,7 +312,11 @@ static int keeper_argv(char **argv, int max, struct argstore *as, struct local *
 
 	if (box_dir(fs, sizeof(fs), l, box, "fs"))
 		return -ENAMETOOLONG;
-#define ARG(s) do { if (!rc) rc = add_arg(argv, &argc, max, (s)); } while (0)
+#define ARG(s)                                               \
+	do {                                                 \
+		if (!rc)                                     \
+			rc = add_arg(argv, &argc, max, (s)); \
+	} while (0)
 	ARG("bwrap");
 	ARG("--unshare-user");
 	ARG("--unshare-pid");
@@ -358,7 +390,8 @@ static int keeper_argv(char **argv, int max, struct argstore *as, struct local *
 		for (int i = 0; i < 2; i++) {
 			char in_image[4200];
 
-			snprintf(in_image, sizeof(in_image), "%s/%s", image, mounts[i][0]);
+			snprintf(in_image, sizeof(in_image), "%s/%s", image,
+				 mounts[i][0]);
 			if (stat(in_image, &st) == 0 && S_ISDIR(st.st_mode)) {
 				ARG(mounts[i][1]);
 				ARG(store(as, "/%s", mounts[i][0]));
@@ -394,8 +427,7 @@ static int keeper_args_pipe(int argsp[2], char *const argv[])
 }
 
 /* Read until `want` appears or the deadline; for the keeper's handshake. */
-static int read_until(int fd, char *buf, size_t size, const char *want,
-		      int timeout_ms)
+static int read_until(int fd, char *buf, size_t size, const char *want, int timeout_ms)
 {
 	size_t used = 0;
 
@@ -440,7 +472,8 @@ static void box_kill_keeper_locked(struct local_box *b)
 	kill(b->keeper, SIGKILL);
 	close(b->keeper_in);
 	if (spawn_wait(b->keeper, 10000) < 0)
-		sbx_warn("sandbox \"%s\": keeper %d did not exit", b->name, (int)b->keeper);
+		sbx_warn("sandbox \"%s\": keeper %d did not exit", b->name,
+			 (int)b->keeper);
 	b->keeper = b->init = 0;
 	b->keeper_in = -1;
 }
@@ -501,8 +534,8 @@ static int box_spawn_locked(struct local *l, struct local_box *b, int keep)
 	if (rc)
 		goto out;
 	{
-		char *short_argv[] = { "bwrap", "--args", "4", "--", "/bin/sh", "-c",
-				       KEEPER_SCRIPT, NULL };
+		char *short_argv[] = { "bwrap",	  "--args", "4",	   "--",
+				       "/bin/sh", "-c",	    KEEPER_SCRIPT, NULL };
 
 		rc = spawn_start(&pid, short_argv, NULL, in[0], out[1], errp[1], inf[1],
 				 argsp[0], 1);
@@ -537,7 +570,7 @@ static int box_spawn_locked(struct local *l, struct local_box *b, int keep)
 		sbx_failf("sandbox \"%s\" did not start: %s", b->name,
 			  rc == -ETIMEDOUT ? "bwrap timed out"
 			  : why[0]	   ? why
-					   : "bwrap failed (are user namespaces allowed?)");
+				   : "bwrap failed (are user namespaces allowed?)");
 		rc = -EIO;
 		goto fail;
 	}
@@ -669,7 +702,8 @@ static int local_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 		return rc;
 	}
 	if (image && strcmp(image, "host") && image[0] != '/') {
-		sbx_failf("image must be \"host\" or an absolute directory, not \"%s\"", image);
+		sbx_failf("image must be \"host\" or an absolute directory, not \"%s\"",
+			  image);
 		return -EINVAL;
 	}
 	l = calloc(1, sizeof(*l));
@@ -677,7 +711,8 @@ static int local_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 		free(l);
 		return -ENOMEM;
 	}
-	snprintf(l->default_image, sizeof(l->default_image), "%s", image ? image : "host");
+	snprintf(l->default_image, sizeof(l->default_image), "%s",
+		 image ? image : "host");
 	pthread_mutex_init(&l->lock, NULL);
 	p->priv = l;
 	return 0;
@@ -711,7 +746,8 @@ static void local_describe(struct sbx_provider *p, struct sbx_kvlist *out)
 {
 	sbx_kv_add(out, "state_dir", L(p)->dir);
 	sbx_kv_add(out, "image", L(p)->default_image);
-	sbx_kv_add(out, "isolation", "bubblewrap: user, mount, pid, ipc, uts, net namespaces");
+	sbx_kv_add(out, "isolation",
+		   "bubblewrap: user, mount, pid, ipc, uts, net namespaces");
 }
 
 static int local_list(struct sbx_provider *p, sbx_list_fn fn, void *ctx)
@@ -745,11 +781,13 @@ static int config_from_args(struct sbx_kvlist *cfg, struct local *l,
 			image = v;
 		} else if (!strcmp(k, "net")) {
 			if (strcmp(v, "none") && strcmp(v, "host")) {
-				sbx_failf("net must be \"none\" or \"host\", not \"%s\"", v);
+				sbx_failf("net must be \"none\" or \"host\", not \"%s\"",
+					  v);
 				return -EINVAL;
 			}
 			net = v;
-		} else if (!strcmp(k, "cpu") || !strcmp(k, "memory") || !strcmp(k, "disk")) {
+		} else if (!strcmp(k, "cpu") || !strcmp(k, "memory") ||
+			   !strcmp(k, "disk")) {
 			sbx_failf("the local provider cannot limit %s", k);
 			return -ENOTSUP;
 		} else if (!strncmp(k, "env.", 4) || !strncmp(k, "label.", 6)) {
@@ -760,13 +798,16 @@ static int config_from_args(struct sbx_kvlist *cfg, struct local *l,
 				return -EINVAL;
 			}
 		} else {
-			sbx_failf("unknown key \"%s\" (known: image, net, env.K, label.K)", k);
+			sbx_failf(
+				"unknown key \"%s\" (known: image, net, env.K, label.K)",
+				k);
 			return -EINVAL;
 		}
 	}
 	if (strcmp(image, "host")) {
 		if (image[0] != '/' || stat(image, &st) < 0 || !S_ISDIR(st.st_mode)) {
-			sbx_failf("image \"%s\" is not \"host\" or an absolute directory", image);
+			sbx_failf("image \"%s\" is not \"host\" or an absolute directory",
+				  image);
 			return -EINVAL;
 		}
 		snprintf(buf, sizeof(buf), "%s/bin/sh", image);
@@ -887,7 +928,8 @@ static int local_remove(struct sbx_provider *p, const char *box)
 	/* Rename first so the name is free at once and a crash leaves no
 	 * half-deleted sandbox under its name. */
 	box_dir(dir, sizeof(dir), l, box, NULL);
-	snprintf(trash, sizeof(trash), "%s/.deleted-%s.%ld", l->dir, box, (long)time(NULL));
+	snprintf(trash, sizeof(trash), "%s/.deleted-%s.%ld", l->dir, box,
+		 (long)time(NULL));
 	rc = rename(dir, trash) < 0 ? -errno : 0;
 	pthread_mutex_unlock(&b->lock);
 	if (!rc) {
@@ -931,8 +973,7 @@ static int local_stop(struct sbx_provider *p, const char *box)
 	return 0;
 }
 
-static int local_info(struct sbx_provider *p, struct sbx_box_info *out,
-		      const char *box)
+static int local_info(struct sbx_provider *p, struct sbx_box_info *out, const char *box)
 {
 	struct local_box *b = box_get(L(p), box);
 	struct sbx_kvlist cfg = { 0 };
@@ -966,8 +1007,8 @@ static int local_info(struct sbx_provider *p, struct sbx_box_info *out,
 
 /* ---- file slots ---- */
 
-static int local_getattr(struct sbx_provider *p, struct stat *out,
-			 const char *box, const char *path)
+static int local_getattr(struct sbx_provider *p, struct stat *out, const char *box,
+			 const char *path)
 {
 	const char *base;
 	int fd, rc = 0;
@@ -1015,7 +1056,8 @@ static int local_readdir(struct sbx_provider *p, const char *box, const char *pa
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		if (++count > LISTING_MAX) {
-			sbx_failf("directory \"%s\" has more than %d entries", path, LISTING_MAX);
+			sbx_failf("directory \"%s\" has more than %d entries", path,
+				  LISTING_MAX);
 			rc = -EFBIG;
 			break;
 		}
@@ -1053,8 +1095,8 @@ static int local_fgetattr(struct sbx_provider *p, struct stat *out, uint64_t fh)
 	return fstat((int)fh, out) < 0 ? -errno : 0;
 }
 
-static ssize_t local_read(struct sbx_provider *p, uint64_t fh, char *buf,
-			  size_t size, off_t off)
+static ssize_t local_read(struct sbx_provider *p, uint64_t fh, char *buf, size_t size,
+			  off_t off)
 {
 	ssize_t n = pread((int)fh, buf, size, off);
 
@@ -1082,17 +1124,17 @@ static int local_release(struct sbx_provider *p, uint64_t fh)
 }
 
 /* Run fn on (parent descriptor, last component). */
-#define AT_PARENT(p, box, path, call)                          \
-	do {                                                   \
-		const char *base;                              \
+#define AT_PARENT(p, box, path, call)                             \
+	do {                                                      \
+		const char *base;                                 \
 		int pfd = open_parent((p), (box), (path), &base); \
-		int rc_ = 0;                                   \
-		if (pfd < 0)                                   \
-			return pfd;                            \
-		if ((call) < 0)                                \
-			rc_ = -errno;                          \
-		close(pfd);                                    \
-		return rc_;                                    \
+		int rc_ = 0;                                      \
+		if (pfd < 0)                                      \
+			return pfd;                               \
+		if ((call) < 0)                                   \
+			rc_ = -errno;                             \
+		close(pfd);                                       \
+		return rc_;                                       \
 	} while (0)
 
 static int local_mkdir(struct sbx_provider *p, const char *box, const char *path,
@@ -1135,14 +1177,14 @@ static int local_utimens(struct sbx_provider *p, const char *box, const char *pa
 	AT_PARENT(p, box, path, utimensat(pfd, base, ts, AT_SYMLINK_NOFOLLOW));
 }
 
-static int local_symlink(struct sbx_provider *p, const char *box,
-			 const char *target, const char *path)
+static int local_symlink(struct sbx_provider *p, const char *box, const char *target,
+			 const char *path)
 {
 	AT_PARENT(p, box, path, symlinkat(target, pfd, base));
 }
 
-static int local_readlink(struct sbx_provider *p, char *buf, size_t size,
-			  const char *box, const char *path)
+static int local_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box,
+			  const char *path)
 {
 	const char *base;
 	int pfd = open_parent(p, box, path, &base);
@@ -1178,8 +1220,7 @@ static int local_truncate(struct sbx_provider *p, const char *box, const char *p
 }
 
 static int two_parents(struct sbx_provider *p, const char *box, const char *from,
-		       const char *to, int *fa, const char **ba, int *fb,
-		       const char **bb)
+		       const char *to, int *fa, const char **ba, int *fb, const char **bb)
 {
 	*fa = open_parent(p, box, from, ba);
 	if (*fa < 0)
@@ -1222,8 +1263,8 @@ static int local_link(struct sbx_provider *p, const char *box, const char *from,
 	return rc;
 }
 
-static int local_statfs(struct sbx_provider *p, struct statvfs *out,
-			const char *box, const char *path)
+static int local_statfs(struct sbx_provider *p, struct statvfs *out, const char *box,
+			const char *path)
 {
 	int root = box_root(p, box), fd, rc = 0;
 
@@ -1301,7 +1342,8 @@ static void *cmd_thread(void *arg)
 				continue;
 			n = read(pfd[i].fd, buf, sizeof(buf));
 			if (n > 0) {
-				sink->output(sink, i ? SBX_STREAM_STDERR : SBX_STREAM_STDOUT,
+				sink->output(sink,
+					     i ? SBX_STREAM_STDERR : SBX_STREAM_STDOUT,
 					     buf, (size_t)n);
 			} else if (n == 0 || errno != EINTR) {
 				close(pfd[i].fd);
@@ -1309,8 +1351,9 @@ static void *cmd_thread(void *arg)
 			}
 		}
 		memset(&si, 0, sizeof(si));
-		if (!deadline && waitid(P_PID, (id_t)c->pid, &si,
-					WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid)
+		if (!deadline &&
+		    waitid(P_PID, (id_t)c->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+		    si.si_pid)
 			deadline = ms_now() + OUTPUT_GRACE_MS;
 	}
 	for (int i = 0; i < 2; i++)
@@ -1324,8 +1367,7 @@ static void *cmd_thread(void *arg)
 	return NULL;
 }
 
-static int cmd_env(char **envp, int max, char store[][1024],
-		   const struct sbx_kvlist *cfg)
+static int cmd_env(char **envp, int max, char store[][1024], const struct sbx_kvlist *cfg)
 {
 	int n = 0;
 
@@ -1376,7 +1418,8 @@ static int local_cmd_start(struct sbx_provider *p, void **handle, const char *bo
 	pthread_mutex_lock(&b->lock);
 	if (!box_running_locked(b)) {
 		pthread_mutex_unlock(&b->lock);
-		sbx_failf("sandbox \"%s\" is not running (write \"start\" to its ctl)", box);
+		sbx_failf("sandbox \"%s\" is not running (write \"start\" to its ctl)",
+			  box);
 		rc = -EAGAIN;
 		goto out;
 	}
@@ -1385,11 +1428,23 @@ static int local_cmd_start(struct sbx_provider *p, void **handle, const char *bo
 		/* Joining the host's own network namespace (net=host) would need
 		 * privileges and change nothing, so -n only for a private one. */
 		int host_net = net && !strcmp(net, "host");
-		char *argv[] = { "nsenter", "-t", target, "-U", "-m", "-p", "-i", "-u",
-				 "-r", "-w", "--preserve-credentials",
-				 host_net ? "--" : "-n", host_net ? "/bin/sh" : "--",
-				 host_net ? "-c" : "/bin/sh", host_net ? (char *)cmdline : "-c",
-				 host_net ? NULL : (char *)cmdline, NULL };
+		char *argv[] = { "nsenter",
+				 "-t",
+				 target,
+				 "-U",
+				 "-m",
+				 "-p",
+				 "-i",
+				 "-u",
+				 "-r",
+				 "-w",
+				 "--preserve-credentials",
+				 host_net ? "--" : "-n",
+				 host_net ? "/bin/sh" : "--",
+				 host_net ? "-c" : "/bin/sh",
+				 host_net ? (char *)cmdline : "-c",
+				 host_net ? NULL : (char *)cmdline,
+				 NULL };
 
 		cmd_env(envp, 40, envstore, &cfg);
 		rc = spawn_start(&pid, argv, envp, in[0], out[1], err[1], -1, -1, 1);
@@ -1436,9 +1491,8 @@ out:
 	return rc;
 }
 
-static ssize_t local_cmd_stdin(struct sbx_provider *p, void *handle,
-			       const char *data, size_t len,
-			       const volatile int *interrupted)
+static ssize_t local_cmd_stdin(struct sbx_provider *p, void *handle, const char *data,
+			       size_t len, const volatile int *interrupted)
 {
 	struct local_cmd *c = handle;
 	size_t done = 0;

@@ -7,13 +7,13 @@
 
 extern int test_failures;
 
-#define CHECK(cond)                                                        \
-	do {                                                               \
-		if (!(cond)) {                                             \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, \
-				__LINE__, #cond);                          \
-			test_failures++;                                   \
-		}                                                          \
+#define CHECK(cond)                                                                      \
+	do {                                                                             \
+		if (!(cond)) {                                                           \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
+				#cond);                                                  \
+			test_failures++;                                                 \
+		}                                                                        \
 	} while (0)
 
 void test_ctl(void);

@@ -29,13 +29,15 @@ void test_ctl(void)
 
 	CHECK(parse(&c, "start", why) == 0 && c.index == 0 && c.argc == 1);
 	CHECK(parse(&c, "  new  box1   image=host ", why) == 0 && c.index == 1 &&
-	      c.argc == 3 && !strcmp(c.argv[1], "box1") && !strcmp(c.argv[2], "image=host"));
+	      c.argc == 3 && !strcmp(c.argv[1], "box1") &&
+	      !strcmp(c.argv[2], "image=host"));
 	CHECK(parse(&c, "new b 'label.x=a b' 'it''s'", why) == 0 && c.argc == 4 &&
 	      !strcmp(c.argv[2], "label.x=a b") && !strcmp(c.argv[3], "it's"));
 	CHECK(parse(&c, "new b 'open", why) == -EINVAL && strstr(why, "quote"));
 	CHECK(parse(&c, "frobnicate now", why) == -EINVAL &&
 	      strstr(why, "unknown command \"frobnicate now\""));
-	CHECK(parse(&c, "frobnicate now", why) == -EINVAL && c.index == -1 && c.argc == 2);
+	CHECK(parse(&c, "frobnicate now", why) == -EINVAL && c.index == -1 &&
+	      c.argc == 2);
 	CHECK(parse(&c, "start extra", why) == -EINVAL && strstr(why, "wrong number") &&
 	      c.index == 0);
 	CHECK(parse(&c, "new", why) == -EINVAL);

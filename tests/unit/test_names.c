@@ -9,7 +9,8 @@ static int confined(const char *link, const char *target, const char *want)
 {
 	char out[4096];
 
-	return sbx_symlink_confine(out, sizeof(out), link, target) == 0 && !strcmp(out, want);
+	return sbx_symlink_confine(out, sizeof(out), link, target) == 0 &&
+	       !strcmp(out, want);
 }
 
 void test_names(void)
@@ -46,8 +47,10 @@ void test_names(void)
 	CHECK(!sbx_entry_name_valid(name300));
 
 	CHECK(sbx_path_join(out, sizeof(out), "/", "etc") == 0 && !strcmp(out, "/etc"));
-	CHECK(sbx_path_join(out, sizeof(out), "/etc", "hosts") == 0 && !strcmp(out, "/etc/hosts"));
-	CHECK(sbx_path_join(out, sizeof(out), "/etc", "a-very-long-name") == -ENAMETOOLONG);
+	CHECK(sbx_path_join(out, sizeof(out), "/etc", "hosts") == 0 &&
+	      !strcmp(out, "/etc/hosts"));
+	CHECK(sbx_path_join(out, sizeof(out), "/etc", "a-very-long-name") ==
+	      -ENAMETOOLONG);
 
 	/* Symlinks never lead out of root/. */
 	CHECK(confined("/root/x", "/etc/shadow", "../etc/shadow"));

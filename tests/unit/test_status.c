@@ -28,7 +28,8 @@ void test_status(void)
 	info.created = 1795300000;
 	snprintf(info.native_state, sizeof(info.native_state), "started");
 	CHECK(status_format(&sb, "b1", "x", &info) == 0);
-	CHECK(strstr(sb.buf, "native_state started\n") && strstr(sb.buf, "created 2026-"));
+	CHECK(strstr(sb.buf, "native_state started\n") &&
+	      strstr(sb.buf, "created 2026-"));
 	strbuf_release(&sb);
 
 	status_exit_word(word, sizeof(word), 1, &ex);
