@@ -8,7 +8,7 @@
  * sandbox's own writable directories.  Its "/" exists only inside a mount
  * namespace that bwrap builds.  A running sandbox has a keeper: bwrap with
  * a shell that waits on its stdin, whose namespaces commands join through
- * nsenter.  Stopping kills the sandbox's PID namespace.
+ * our own setns() join (nsjoin.c).  Stopping kills the sandbox's PID namespace.
  *
  * root/ must show exactly what commands see, running or stopped, and must
  * never resolve a path outside the sandbox.  So we hold two descriptors
@@ -39,6 +39,7 @@
 
 #include "sbxfs/log.h"
 #include "sbxfs/names.h"
+#include "sbxfs/nsjoin.h"
 #include "sbxfs/provider.h"
 #include "sbxfs/spawn.h"
 
@@ -319,6 +320,13 @@ static int keeper_argv(char **argv, int max, struct argstore *as, struct local *
 	} while (0)
 	ARG("bwrap");
 	ARG("--unshare-user");
+	/* Root inside, mapped to the daemon's user: for an unprivileged
+	 * caller, bwrap otherwise nests a second user namespace (for --dev),
+	 * which commands could not join. */
+	ARG("--uid");
+	ARG("0");
+	ARG("--gid");
+	ARG("0");
 	ARG("--unshare-pid");
 	ARG("--unshare-ipc");
 	ARG("--unshare-uts");
@@ -1280,7 +1288,7 @@ static int local_statfs(struct sbx_provider *p, struct statvfs *out, const char 
 	return rc;
 }
 
-/* ---- commands: nsenter into the keeper's namespaces ---- */
+/* ---- commands: joined to the keeper's namespaces (nsjoin.c) ---- */
 
 static void cmd_reap_locked(struct local_cmd *c, struct sbx_exit *ex)
 {
@@ -1391,7 +1399,7 @@ static int local_cmd_start(struct sbx_provider *p, void **handle, const char *bo
 {
 	struct local_box *b = box_get(L(p), box);
 	struct sbx_kvlist cfg = { 0 };
-	char target[16], *envp[40];
+	char *envp[40];
 	char envstore[40][1024];
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
 	struct local_cmd *c = NULL;
@@ -1423,37 +1431,26 @@ static int local_cmd_start(struct sbx_provider *p, void **handle, const char *bo
 		rc = -EAGAIN;
 		goto out;
 	}
-	snprintf(target, sizeof(target), "%d", (int)b->init);
 	{
-		/* Joining the host's own network namespace (net=host) would need
-		 * privileges and change nothing, so -n only for a private one. */
-		int host_net = net && !strcmp(net, "host");
-		char *argv[] = { "nsenter",
-				 "-t",
-				 target,
-				 "-U",
-				 "-m",
-				 "-p",
-				 "-i",
-				 "-u",
-				 "-r",
-				 "-w",
-				 "--preserve-credentials",
-				 host_net ? "--" : "-n",
-				 host_net ? "/bin/sh" : "--",
-				 host_net ? "-c" : "/bin/sh",
-				 host_net ? (char *)cmdline : "-c",
-				 host_net ? NULL : (char *)cmdline,
-				 NULL };
+		char *argv[] = { "/bin/sh", "-c", (char *)cmdline, NULL };
+		struct nsjoin j = {
+			.target = b->init,
+			/* net=host shares the host's: nothing to join. */
+			.join_net = !(net && !strcmp(net, "host")),
+			.argv = argv,
+			.envp = envp,
+			.cwd = "/root",
+			.fd_in = in[0],
+			.fd_out = out[1],
+			.fd_err = err[1],
+		};
 
 		cmd_env(envp, 40, envstore, &cfg);
-		rc = spawn_start(&pid, argv, envp, in[0], out[1], err[1], -1, -1, 1);
+		rc = nsjoin_spawn(&pid, &j);
 	}
 	pthread_mutex_unlock(&b->lock);
-	if (rc) {
-		sbx_failf("cannot run nsenter: %s", strerror(-rc));
+	if (rc)
 		goto out;
-	}
 	close(in[0]);
 	close(out[1]);
 	close(err[1]);
@@ -1533,7 +1530,7 @@ static ssize_t local_cmd_stdin(struct sbx_provider *p, void *handle, const char 
 
 /*
  * Signal every process of group `pgid` but its leader.  The leader is
- * nsenter, which would die of a TERM the command itself ignores; it exits
+ * the join helper, which would die of a TERM the command itself ignores; it exits
  * with the command's own status (or re-raises its signal) by itself.
  */
 static int signal_group_but_leader(pid_t pgid, int sig)
@@ -1577,7 +1574,7 @@ static int local_cmd_signal(struct sbx_provider *p, void *handle, int sig)
 
 	pthread_mutex_lock(&c->lock);
 	rc = c->pid ? signal_group_but_leader(c->pid, sig) : -ESRCH;
-	/* Just after the start nsenter may not have forked the shell yet. */
+	/* Just after the start the helper may not have forked the shell yet. */
 	for (int i = 0; rc == -ESRCH && c->pid && i < 100; i++) {
 		usleep(10000);
 		rc = signal_group_but_leader(c->pid, sig);
