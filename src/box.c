@@ -168,14 +168,14 @@ static int list_add(void *ctx, const char *name)
 }
 
 /* Refresh the cached list if it is older than the entry timeout. */
-int box_list_refresh(struct sbxfs *fs, int force)
+int box_list_refresh(struct sbxfs *fs)
 {
 	struct list_ctx l = { 0 };
 	double now = cache_clock();
 	int rc;
 
 	pthread_mutex_lock(&fs->list_lock);
-	if (!force && fs->list_expires > now) {
+	if (fs->list_expires > now) {
 		pthread_mutex_unlock(&fs->list_lock);
 		return 0;
 	}
@@ -212,7 +212,7 @@ int box_exists(struct sbxfs *fs, const char *name)
 {
 	int found = 0;
 
-	if (box_list_refresh(fs, 0))
+	if (box_list_refresh(fs))
 		return 0;
 	pthread_mutex_lock(&fs->list_lock);
 	for (size_t i = 0; i < fs->list_n && !found; i++)

@@ -181,13 +181,6 @@ static void load_locked(struct box *b)
 	}
 }
 
-void cmd_load_all(struct box *b)
-{
-	pthread_mutex_lock(&b->lock);
-	load_locked(b);
-	pthread_mutex_unlock(&b->lock);
-}
-
 unsigned cmd_count(struct box *b)
 {
 	unsigned n;

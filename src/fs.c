@@ -42,6 +42,11 @@ static int is_fs(const struct node *n)
 	return n->kind == NODE_FS || n->kind == NODE_FSROOT;
 }
 
+static int has_cap(struct sbxfs *fs, unsigned cap)
+{
+	return (fs->provider->desc->caps & cap) != 0;
+}
+
 /* ---- errors from root/ operations ---- */
 
 /* Record in the sandbox's err what is worth telling: provider text, or a
@@ -375,10 +380,13 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	if (to_set & FUSE_SET_ATTR_MODE)
 		rc = p->ops.chmod(p, n->box->name, path, attr->st_mode & 07777);
 	if (!rc && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
-		rc = p->ops.chown(p, n->box->name, path,
-				  (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1,
-				  (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid
-							       : (gid_t)-1);
+		rc = !has_cap(fs, SBX_CAP_CHOWN)
+			     ? -EPERM
+			     : p->ops.chown(p, n->box->name, path,
+					    (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid
+									 : (uid_t)-1,
+					    (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid
+									 : (gid_t)-1);
 	if (!rc && (to_set & FUSE_SET_ATTR_SIZE))
 		rc = p->ops.truncate(p, n->box->name, path, attr->st_size);
 	if (!rc && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))) {
@@ -534,6 +542,10 @@ static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
 
 	if (!p)
 		return;
+	if (!has_cap(fs, SBX_CAP_SYMLINK)) {
+		fuse_reply_err(req, EPERM); /* what Linux says where there are none */
+		return;
+	}
 	sbx_fail_clear();
 	rc = fs->provider->ops.symlink(fs->provider, p->box->name, target, path);
 	new_name_done(req, p, name, path, rc, "symlink");
@@ -553,6 +565,10 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		return;
 	if (p->box != n->box) {
 		fuse_reply_err(req, EXDEV);
+		return;
+	}
+	if (!has_cap(fs, SBX_CAP_HARDLINK)) {
+		fuse_reply_err(req, EPERM);
 		return;
 	}
 	sbx_fail_clear();
@@ -613,6 +629,11 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	if (p->box != np->box) {
 		fuse_reply_err(req, EXDEV);
+		return;
+	}
+	/* RENAME_NOREPLACE and RENAME_EXCHANGE need an atomic rename. */
+	if (flags && !has_cap(fs, SBX_CAP_RENAME_OVER)) {
+		fuse_reply_err(req, EINVAL);
 		return;
 	}
 	sbx_fail_clear();
@@ -907,7 +928,7 @@ static int synth_list(struct sbxfs *fs, struct node *n, struct cache_dir **out)
 	switch (n->kind) {
 	case NODE_ROOT:
 		rc = cache_dir_add(d, "ctl", &reg);
-		box_list_refresh(fs, 0);
+		box_list_refresh(fs);
 		pthread_mutex_lock(&fs->list_lock);
 		for (size_t i = 0; i < fs->list_n && !rc; i++)
 			rc = cache_dir_add(d, fs->list[i], &dir);

@@ -36,17 +36,6 @@ bool sbx_entry_name_valid(const char *name)
 	return n <= 255 && !memchr(name, '/', n);
 }
 
-int sbx_path_join(char *out, size_t size, const char *dir, const char *name)
-{
-	int n;
-
-	if (!strcmp(dir, "/"))
-		n = snprintf(out, size, "/%s", name);
-	else
-		n = snprintf(out, size, "%s/%s", dir, name);
-	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
-}
-
 void sbx_time_iso(char *out, size_t size, long long t)
 {
 	time_t tt = (time_t)t;

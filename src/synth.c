@@ -125,6 +125,7 @@ static void root_ctl_text(struct sbxfs *fs, struct strbuf *sb)
 		strbuf_addf(sb, "%s %s\n", kv.v[i].key, kv.v[i].value);
 	sbx_kv_free(&kv);
 	strbuf_addf(sb, "attr_timeout %g\n", fs->provider->desc->attr_timeout);
+	strbuf_addf(sb, "cache_entries %zu\n", cache_count(fs->cache));
 	pthread_mutex_lock(&fs->ctl_lock);
 	if (fs->ctl_err[0]) {
 		sbx_time_iso(when, sizeof(when), fs->ctl_err_time);
@@ -549,7 +550,9 @@ static void sfile_write(fuse_req_t req, struct sfile *f, const char *buf, size_t
 	if (n->kind == NODE_EXEC)
 		rc = exec_write(fs, f, buf, size);
 	else if (n->kind == NODE_CMDFILE && n->cfile == CF_STDIN)
-		rc = size ? cmd_write_stdin(f->cmd, buf, size, req) : 0;
+		rc = !(fs->provider->desc->caps & SBX_CAP_STDIN) ? -ENOTSUP
+		     : size ? cmd_write_stdin(f->cmd, buf, size, req)
+			    : 0;
 	else
 		rc = ctl_write(fs, f, buf, size);
 	if (rc < 0)

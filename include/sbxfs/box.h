@@ -45,9 +45,9 @@ void box_err_text(struct box *b, char *out, size_t size);
 void box_deleted(struct sbxfs *fs, const char *name);
 
 /* The sandbox names, from the provider's list slot, kept for the entry
- * timeout.  refresh (force: even if fresh) returns 0 or -errno; dirty
+ * timeout.  refresh lists again if that has passed (0 or -errno); dirty
  * makes the next use list again; exists answers from the list. */
-int box_list_refresh(struct sbxfs *fs, int force);
+int box_list_refresh(struct sbxfs *fs);
 void box_list_dirty(struct sbxfs *fs);
 int box_exists(struct sbxfs *fs, const char *name);
 

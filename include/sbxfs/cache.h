@@ -64,7 +64,7 @@ struct cache_dir *cache_dir_new(void);
 int cache_dir_add(struct cache_dir *d, const char *name, const struct stat *st);
 void cache_dir_put(struct cache_dir *d);
 
-/* Entries currently held (for tests and the root ctl read). */
+/* Entries currently held (shown by the root ctl read). */
 size_t cache_count(struct cache *c);
 
 #endif

@@ -71,7 +71,4 @@ int cmd_signal(struct cmd *c, int sig);
 /* "running", "exited 0", ... without newline. */
 void cmd_status_word(struct cmd *c, char *out, size_t size);
 
-/* Read back a box's commands from its spool directory. */
-void cmd_load_all(struct box *b);
-
 #endif

@@ -14,10 +14,6 @@ bool sbx_name_valid(const char *name);
  * not "." or "..".  Any other byte is allowed. */
 bool sbx_entry_name_valid(const char *name);
 
-/* Join `dir` (absolute, normalised) and `name` into out (size `size`).
- * Returns 0, or -ENAMETOOLONG. */
-int sbx_path_join(char *out, size_t size, const char *dir, const char *name);
-
 /*
  * What the kernel should be told a symlink at `linkpath` (absolute, inside
  * a sandbox) points to, so that following it through the mount stays
