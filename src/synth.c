@@ -541,6 +541,19 @@ static int exec_write(struct sbxfs *fs, struct sfile *f, const char *data, size_
 	return 0;
 }
 
+/* cmd/N/stdin: what a provider without SBX_CAP_STDIN cannot take. */
+static ssize_t stdin_write(struct sbxfs *fs, struct sfile *f, const char *buf,
+			   size_t size, fuse_req_t req)
+{
+	if (!(fs->provider->desc->caps & SBX_CAP_STDIN)) {
+		box_fail(f->box, -ENOTSUP,
+			 "cmd %u: this provider takes no stdin after the start",
+			 f->cmd->n);
+		return -ENOTSUP;
+	}
+	return size ? cmd_write_stdin(f->cmd, buf, size, req) : 0;
+}
+
 static void sfile_write(fuse_req_t req, struct sfile *f, const char *buf, size_t size)
 {
 	struct sbxfs *fs = FS(req);
@@ -550,9 +563,7 @@ static void sfile_write(fuse_req_t req, struct sfile *f, const char *buf, size_t
 	if (n->kind == NODE_EXEC)
 		rc = exec_write(fs, f, buf, size);
 	else if (n->kind == NODE_CMDFILE && n->cfile == CF_STDIN)
-		rc = !(fs->provider->desc->caps & SBX_CAP_STDIN) ? -ENOTSUP
-		     : size ? cmd_write_stdin(f->cmd, buf, size, req)
-			    : 0;
+		rc = stdin_write(fs, f, buf, size, req);
 	else
 		rc = ctl_write(fs, f, buf, size);
 	if (rc < 0)
