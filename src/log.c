@@ -63,6 +63,9 @@ int sbx_tracing(unsigned component)
 }
 
 static void log_line(const char *level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
+static void log_line(const char *level, const char *fmt, va_list ap)
 {
 	struct timespec now;
 	struct tm tm;
