@@ -19,6 +19,20 @@ struct box *box_ref(struct box *b)
 	return b;
 }
 
+struct box *box_find(struct sbxfs *fs, const char *name)
+{
+	struct box *b;
+
+	pthread_mutex_lock(&fs->boxes_lock);
+	for (b = fs->boxes; b; b = b->next)
+		if (!strcmp(b->name, name))
+			break;
+	if (b)
+		box_ref(b);
+	pthread_mutex_unlock(&fs->boxes_lock);
+	return b;
+}
+
 struct box *box_get(struct sbxfs *fs, const char *name)
 {
 	struct box *b;

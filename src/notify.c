@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Telling the kernel what to forget.  Request handlers must never send
- * FUSE notifications themselves (the kernel may hold locks the
- * notification needs), so they queue work for the notifier thread.
+ * Telling the kernel what to forget.  A request handler must not send a
+ * notification that a related operation could be waiting on (libfuse's
+ * deadlock rule): most work is queued for the notifier thread; the few
+ * notifications that are safe from a ctl or exec write go at once.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -46,7 +47,7 @@ static void *inval_thread(void *arg)
 		}
 		snprintf(name, sizeof(name), "%s", fs->inval_boxes[--fs->inval_n]);
 		pthread_mutex_unlock(&fs->inval_lock);
-		if ((b = box_get(fs, name))) {
+		if ((b = box_find(fs, name))) {
 			node_visit_box(fs->nodes, b, inval_one, fs);
 			box_put(b);
 		}

@@ -31,6 +31,8 @@ struct box {
 
 /* The record for `name`, made on first use.  Returns a new reference. */
 struct box *box_get(struct sbxfs *fs, const char *name);
+/* The record for `name` if there is one (a new reference), else NULL. */
+struct box *box_find(struct sbxfs *fs, const char *name);
 struct box *box_ref(struct box *b);
 void box_put(struct box *b);
 
