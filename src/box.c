@@ -19,14 +19,23 @@ struct box *box_ref(struct box *b)
 	return b;
 }
 
+/* The registered record for `name`, or NULL.  boxes_lock held. */
+static struct box *find_locked(struct sbxfs *fs, const char *name)
+{
+	struct box *b;
+
+	for (b = fs->boxes; b; b = b->next)
+		if (!strcmp(b->name, name))
+			break;
+	return b;
+}
+
 struct box *box_find(struct sbxfs *fs, const char *name)
 {
 	struct box *b;
 
 	pthread_mutex_lock(&fs->boxes_lock);
-	for (b = fs->boxes; b; b = b->next)
-		if (!strcmp(b->name, name))
-			break;
+	b = find_locked(fs, name);
 	if (b)
 		box_ref(b);
 	pthread_mutex_unlock(&fs->boxes_lock);
@@ -38,9 +47,7 @@ struct box *box_get(struct sbxfs *fs, const char *name)
 	struct box *b;
 
 	pthread_mutex_lock(&fs->boxes_lock);
-	for (b = fs->boxes; b; b = b->next)
-		if (!strcmp(b->name, name))
-			break;
+	b = find_locked(fs, name);
 	if (!b && (b = calloc(1, sizeof(*b)))) {
 		snprintf(b->name, sizeof(b->name), "%s", name);
 		b->fs = fs;
