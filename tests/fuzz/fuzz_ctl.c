@@ -7,7 +7,8 @@
 #include "sbxfs/ctl.h"
 
 static const struct ctl_verb verbs[] = {
-	{ "new", 1, -1 }, { "rm", 1, 1 }, { "start", 0, 0 }, { "kill", 0, 1 }, { NULL, 0, 0 },
+	{ "new", 1, -1 }, { "rm", 1, 1 }, { "start", 0, 0 },
+	{ "kill", 0, 1 }, { NULL, 0, 0 },
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

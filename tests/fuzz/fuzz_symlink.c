@@ -39,7 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			continue;
 		if (out[0] == '/')
 			abort(); /* absolute answers are followed on the host */
-		for (char *c = strtok_r(out, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+		for (char *c = strtok_r(out, "/", &save); c;
+		     c = strtok_r(NULL, "/", &save)) {
 			if (!strcmp(c, ".."))
 				depth--;
 			else if (strcmp(c, "."))
