@@ -162,17 +162,9 @@ def apply(base, op, shell=host_shell):
         return ("ok", shell(base, op[1]))
     P = lambda rel: os.path.join(base, rel)  # noqa: E731
     try:
-        if k == "create":
-            fd = os.open(P(op[1]), os.O_CREAT | os.O_EXCL | os.O_WRONLY,
-                         op[2])
-            try:
-                n = os.write(fd, op[3])
-            finally:
-                os.close(fd)
-            return ("ok", n)
-        if k == "write_new":
-            fd = os.open(P(op[1]), os.O_CREAT | os.O_TRUNC | os.O_WRONLY,
-                         op[2])
+        if k in ("create", "write_new"):
+            excl = os.O_EXCL if k == "create" else os.O_TRUNC
+            fd = os.open(P(op[1]), os.O_CREAT | excl | os.O_WRONLY, op[2])
             try:
                 n = os.write(fd, op[3])
             finally:
