@@ -11,7 +11,7 @@
 #include "sbxfs/log.h"
 #include "sbxfs/names.h"
 #include "sbxfs/sbxfs.h"
-#include "sbxfs/spawn.h"
+#include "sbxfs/fsutil.h"
 
 struct box *box_ref(struct box *b)
 {
@@ -133,7 +133,6 @@ void box_deleted(struct sbxfs *fs, const char *name)
 {
 	struct box **pp, *b = NULL;
 	char dir[4200], why[256];
-	char *argv[] = { "rm", "-rf", "--one-file-system", dir, NULL };
 
 	pthread_mutex_lock(&fs->boxes_lock);
 	for (pp = &fs->boxes; *pp; pp = &(*pp)->next) {
@@ -147,7 +146,7 @@ void box_deleted(struct sbxfs *fs, const char *name)
 	if (b)
 		box_unregistered(b);
 	snprintf(dir, sizeof(dir), "%s/%s", fs->cmd_dir, name);
-	if (spawn_run(argv, 60000, why, sizeof(why)))
+	if (sbx_remove_tree(dir, 60000, why, sizeof(why)))
 		sbx_warn("removing \"%s\": %s", dir, why);
 }
 

@@ -15,6 +15,7 @@
 #include "sbxfs/box.h"
 #include "sbxfs/cache.h"
 #include "sbxfs/fs.h"
+#include "sbxfs/fsutil.h"
 #include "sbxfs/log.h"
 #include "sbxfs/node.h"
 #include "sbxfs/notify.h"
@@ -108,25 +109,6 @@ static int fail_usage(const char *prog, const char *why, const char *arg)
 	return 2;
 }
 
-static int mkdir_parents(const char *path)
-{
-	char tmp[PATH_MAX];
-
-	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	for (char *s = tmp + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		*s = '/';
-	}
-	if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 static char *default_state_dir(void)
 {
 	const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
@@ -191,10 +173,14 @@ int main(int argc, char *argv[])
 				NULL);
 		goto out;
 	}
-	if (mkdir_parents(state)) {
-		fprintf(stderr, "%s: cannot create state directory \"%s\": %s\n", prog,
-			state, strerror(errno));
-		goto out;
+	{
+		int err = sbx_mkdir_p(state, 0700);
+
+		if (err) {
+			fprintf(stderr, "%s: cannot create state directory \"%s\": %s\n",
+				prog, state, strerror(-err));
+			goto out;
+		}
 	}
 	{
 		char *real = realpath(state, NULL);
@@ -230,7 +216,7 @@ int main(int argc, char *argv[])
 	fs.state_dir = state;
 	if (asprintf(&fs.cmd_dir, "%s/cmds/%s", state, o.provider) < 0)
 		goto out;
-	mkdir_parents(fs.cmd_dir);
+	sbx_mkdir_p(fs.cmd_dir, 0700);
 	fs.uid = getuid();
 	fs.gid = getgid();
 	fs.started = time(NULL);

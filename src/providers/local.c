@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sbxfs/fsutil.h"
 #include "sbxfs/log.h"
 #include "sbxfs/names.h"
 #include "sbxfs/nsjoin.h"
@@ -150,25 +151,6 @@ static int box_dir(char *out, size_t size, struct local *l, const char *box,
 			 sub ? sub : "");
 
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
-}
-
-static int mkdir_p(const char *path, mode_t mode)
-{
-	char tmp[4096];
-
-	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	for (char *s = tmp + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-			return -errno;
-		*s = '/';
-	}
-	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
 }
 
 /* Read a whole small file (config) into a kv list. */
@@ -704,7 +686,7 @@ static int local_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	}
 	if (snprintf(dir, sizeof(dir), "%s/local", state) >= (int)sizeof(dir))
 		return -ENAMETOOLONG;
-	rc = mkdir_p(dir, 0700);
+	rc = sbx_mkdir_p(dir, 0700);
 	if (rc) {
 		sbx_failf("cannot create state directory \"%s\": %s", dir, strerror(-rc));
 		return rc;
@@ -885,7 +867,7 @@ static int local_create(struct sbx_provider *p, const char *box,
 	host = !strcmp(sbx_kv_get(&cfg, "image"), "host");
 	for (const char *const *d = host ? host_own_dirs : image_own_dirs; *d; d++) {
 		snprintf(sub, sizeof(sub), "%s/fs/%s", dir, *d);
-		rc = mkdir_p(sub, 0755);
+		rc = sbx_mkdir_p(sub, 0755);
 		if (rc)
 			goto undo;
 		if (!strcmp(*d, "tmp"))
@@ -910,10 +892,9 @@ static int local_create(struct sbx_provider *p, const char *box,
 undo:
 	sbx_failf("cannot create sandbox \"%s\": %s", box, strerror(-rc));
 	{
-		char *argv[] = { "rm", "-rf", "--one-file-system", dir, NULL };
 		char why[256];
 
-		spawn_run(argv, 60000, why, sizeof(why));
+		sbx_remove_tree(dir, 60000, why, sizeof(why));
 	}
 out:
 	sbx_kv_free(&cfg);
@@ -925,7 +906,6 @@ static int local_remove(struct sbx_provider *p, const char *box)
 	struct local *l = L(p);
 	struct local_box *b = box_get(l, box);
 	char dir[4096], trash[4200], why[256];
-	char *argv[] = { "rm", "-rf", "--one-file-system", trash, NULL };
 	int rc;
 
 	if (!b)
@@ -949,8 +929,7 @@ static int local_remove(struct sbx_provider *p, const char *box)
 		sbx_failf("cannot delete sandbox \"%s\": %s", box, strerror(-rc));
 		return rc;
 	}
-	rc = spawn_run(argv, 600000, why, sizeof(why));
-	if (rc)
+	if (sbx_remove_tree(trash, 600000, why, sizeof(why)))
 		sbx_warn("removing \"%s\": %s", trash, why);
 	return 0;
 }
