@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(build-essential meson ninja-build pkg-config libfuse3-dev fuse3
+          libcurl4-openssl-dev libcjson-dev libwebsockets-dev
           bubblewrap util-linux coreutils python3 python3-pytest)
 
 as_root() {

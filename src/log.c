@@ -22,6 +22,8 @@ static const struct {
 	{ "cmd", SBX_TRACE_CMD },
 	{ "provider", SBX_TRACE_PROVIDER },
 	{ "cache", SBX_TRACE_CACHE },
+	{ "http", SBX_TRACE_HTTP },
+	{ "ws", SBX_TRACE_WS },
 };
 
 void sbx_log_setup(FILE *out, enum sbx_log_level max)

@@ -31,27 +31,32 @@ struct options {
 	int foreground;
 	int help;
 	int version;
+	struct sbx_kvlist popts; /* options for the provider */
 };
 
-enum { KEY_HELP, KEY_VERSION, KEY_DEBUG, KEY_FOREGROUND };
+enum { KEY_HELP, KEY_VERSION, KEY_DEBUG, KEY_FOREGROUND, KEY_PROVIDER_OPT };
 
 #define OPT(t, p)                                 \
 	{                                         \
 		t, offsetof(struct options, p), 1 \
 	}
-static const struct fuse_opt option_spec[] = { OPT("provider=%s", provider),
-					       OPT("state_dir=%s", state_dir),
-					       OPT("image=%s", image),
-					       OPT("trace=%s", trace),
-					       OPT("log=%s", log),
-					       FUSE_OPT_KEY("-h", KEY_HELP),
-					       FUSE_OPT_KEY("--help", KEY_HELP),
-					       FUSE_OPT_KEY("-V", KEY_VERSION),
-					       FUSE_OPT_KEY("--version", KEY_VERSION),
-					       FUSE_OPT_KEY("-d", KEY_DEBUG),
-					       FUSE_OPT_KEY("debug", KEY_DEBUG),
-					       FUSE_OPT_KEY("-f", KEY_FOREGROUND),
-					       FUSE_OPT_END };
+static const struct fuse_opt option_spec[] = {
+	OPT("provider=%s", provider), OPT("state_dir=%s", state_dir),
+	OPT("image=%s", image), OPT("trace=%s", trace), OPT("log=%s", log),
+	FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION), FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("-d", KEY_DEBUG), FUSE_OPT_KEY("debug", KEY_DEBUG),
+	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+	/* Passed to the provider, which
+	   checks them. */
+	FUSE_OPT_KEY("api_url=", KEY_PROVIDER_OPT),
+	FUSE_OPT_KEY("api_key=", KEY_PROVIDER_OPT),
+	FUSE_OPT_KEY("jwt_token=", KEY_PROVIDER_OPT),
+	FUSE_OPT_KEY("organization_id=", KEY_PROVIDER_OPT),
+	FUSE_OPT_KEY("target=", KEY_PROVIDER_OPT),
+	FUSE_OPT_KEY("timeout=", KEY_PROVIDER_OPT),
+	FUSE_OPT_KEY("cache_max=", KEY_PROVIDER_OPT), FUSE_OPT_END
+};
 
 static int option_key(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
@@ -71,6 +76,13 @@ static int option_key(void *data, const char *arg, int key, struct fuse_args *ou
 	case KEY_FOREGROUND:
 		o->foreground = 1;
 		return 0;
+	case KEY_PROVIDER_OPT: {
+		const char *eq = strchr(arg, '=');
+		char name[64];
+
+		snprintf(name, sizeof(name), "%.*s", (int)(eq - arg), arg);
+		return sbx_kv_add(&o->popts, name, eq + 1) ? -1 : 0;
+	}
 	}
 	return 1; /* keep it for libfuse */
 }
@@ -92,9 +104,17 @@ static void usage(FILE *out, const char *prog)
 		"    -o image=IMAGE         default image for new sandboxes\n"
 		"                           (local: \"host\" or a root directory)\n"
 		"    -o trace=LIST          trace components, separated by ':':\n"
-		"                           fuse:cmd:provider:cache, or all\n"
+		"                           fuse:cmd:provider:cache:http:ws, or all\n"
 		"    -o log=FILE            log here (default: stderr in the foreground,\n"
 		"                           STATE_DIR/sbxfs.log otherwise)\n"
+		"\n"
+		"Remote providers (daytona) also take:\n"
+		"    -o api_url=URL         the service's API (default from the environment)\n"
+		"    -o target=REGION       where new sandboxes go\n"
+		"    -o timeout=SECONDS     bound on one request (default 30)\n"
+		"    -o cache_max=MIB       staged file data kept on disk (default 2048)\n"
+		"  Credentials come from the environment (DAYTONA_API_KEY, ...); see\n"
+		"  docs/providers.md.\n"
 		"\n"
 		"Unmount with fusermount3 -u MOUNTPOINT, or SIGINT/SIGTERM.\n"
 		"See sbxfs(1) and sbxfs-tree(5) in docs/.\n",
@@ -203,6 +223,8 @@ int main(int argc, char *argv[])
 	sbx_kv_add(&popts, "state_dir", state);
 	if (o.image)
 		sbx_kv_add(&popts, "image", o.image);
+	for (size_t i = 0; i < o.popts.n; i++)
+		sbx_kv_add(&popts, o.popts.v[i].key, o.popts.v[i].value);
 	rc = fs.provider->ops.init(fs.provider, &popts);
 	if (rc) {
 		fprintf(stderr, "%s: provider %s: %s\n", prog, o.provider,
@@ -289,6 +311,7 @@ out:
 	free(fs.cmd_dir);
 	free(state);
 	sbx_kv_free(&popts);
+	sbx_kv_free(&o.popts);
 	free(cl.mountpoint);
 	fuse_opt_free_args(&args);
 	free(o.provider);

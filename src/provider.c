@@ -11,6 +11,7 @@
 
 static const struct sbx_provider_desc *const providers[] = {
 	&sbx_provider_local,
+	&sbx_provider_daytona,
 };
 
 static __thread char fail_text[1024];

@@ -19,6 +19,8 @@ enum {
 	SBX_TRACE_CMD = 1u << 1,
 	SBX_TRACE_PROVIDER = 1u << 2,
 	SBX_TRACE_CACHE = 1u << 3,
+	SBX_TRACE_HTTP = 1u << 4,
+	SBX_TRACE_WS = 1u << 5,
 };
 
 /* Where log lines go (stderr by default) and the most verbose level. */

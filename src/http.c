@@ -1,0 +1,484 @@
+/* SPDX-License-Identifier: MIT */
+/* HTTP requests over a pool of reused libcurl handles; see http.h. */
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "sbxfs/http.h"
+#include "sbxfs/log.h"
+#include "sbxfs/provider.h"
+
+#define DEFAULT_MAX_BODY (4u << 20)
+#define POOL_MAX 16
+#define RETRY_WAIT_MAX_MS 10000
+
+struct http_client {
+	struct curl_slist *headers;
+	int connect_timeout_ms, timeout_ms, stall_ms, retries;
+
+	pthread_mutex_t lock; /* guards pool */
+	CURL *pool[POOL_MAX];
+	int npool;
+};
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+
+static void global_init(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+struct http_client *http_client_new(const struct http_config *cfg)
+{
+	struct http_client *c;
+	size_t i;
+
+	pthread_once(&global_once, global_init);
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	for (i = 0; i < cfg->nheaders; i++) {
+		struct curl_slist *n = curl_slist_append(c->headers, cfg->headers[i]);
+
+		if (!n) {
+			http_client_free(c);
+			return NULL;
+		}
+		c->headers = n;
+	}
+	c->connect_timeout_ms =
+		cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 10000;
+	c->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 30000;
+	c->stall_ms = cfg->stall_ms > 0 ? cfg->stall_ms : 30000;
+	c->retries = cfg->retries >= 0 ? cfg->retries : 3;
+	pthread_mutex_init(&c->lock, NULL);
+	return c;
+}
+
+void http_client_free(struct http_client *c)
+{
+	int i;
+
+	if (!c)
+		return;
+	for (i = 0; i < c->npool; i++)
+		curl_easy_cleanup(c->pool[i]);
+	/* The list held secrets: wipe before freeing. */
+	for (struct curl_slist *h = c->headers; h; h = h->next)
+		memset(h->data, 0, strlen(h->data));
+	curl_slist_free_all(c->headers);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+/* A handle from the pool (its connections stay warm), or a new one. */
+static CURL *handle_get(struct http_client *c)
+{
+	CURL *h = NULL;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->npool)
+		h = c->pool[--c->npool];
+	pthread_mutex_unlock(&c->lock);
+	if (h)
+		curl_easy_reset(h);
+	else
+		h = curl_easy_init();
+	return h;
+}
+
+static void handle_put(struct http_client *c, CURL *h)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->npool < POOL_MAX) {
+		c->pool[c->npool++] = h;
+		h = NULL;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (h)
+		curl_easy_cleanup(h);
+}
+
+/* ---- one attempt ---- */
+
+struct xfer {
+	CURL *h;
+	const struct http_req *req;
+	struct http_resp *resp;
+	size_t max_body;
+	int too_big;
+	int write_failed;
+	off_t part_off; /* read position in req->part */
+};
+
+static int status_ok(CURL *h)
+{
+	long code = 0;
+
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+	return code >= 200 && code < 300;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct xfer *x = arg;
+	size_t len = size * nmemb;
+
+	if (x->req->out_fd >= 0 && status_ok(x->h)) {
+		size_t done = 0;
+
+		while (done < len) {
+			ssize_t n = pwrite(x->req->out_fd, data + done, len - done,
+					   x->resp->body_size + (off_t)done);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				x->write_failed = errno;
+				return 0;
+			}
+			done += (size_t)n;
+		}
+	} else if (x->resp->body.len + len > x->max_body ||
+		   strbuf_add(&x->resp->body, data, len)) {
+		x->too_big = 1;
+		return 0;
+	}
+	x->resp->body_size += (off_t)len;
+	return len;
+}
+
+/* Seconds from a Retry-After value: "5", or a Go duration such as "1m0s"
+ * or "500ms".  -1 when it is neither (an HTTP date: use our backoff). */
+static double parse_retry_after(const char *v)
+{
+	double total = 0;
+	int any = 0;
+
+	while (*v == ' ')
+		v++;
+	while (*v && *v != '\r' && *v != '\n') {
+		char *end;
+		double n = strtod(v, &end);
+
+		if (end == v || n < 0)
+			return -1;
+		v = end;
+		if (!strncmp(v, "ms", 2)) {
+			total += n / 1000;
+			v += 2;
+		} else if (*v == 'h') {
+			total += n * 3600;
+			v++;
+		} else if (*v == 'm') {
+			total += n * 60;
+			v++;
+		} else if (*v == 's') {
+			total += n;
+			v++;
+		} else if (!*v || *v == '\r' || *v == '\n' || *v == ' ') {
+			total += n;
+		} else {
+			return -1;
+		}
+		any = 1;
+		while (*v == ' ')
+			v++;
+	}
+	return any ? total : -1;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct xfer *x = arg;
+	size_t len = size * nmemb;
+	char line[256];
+	char *v;
+
+	if (len >= sizeof(line))
+		return len;
+	memcpy(line, data, len);
+	line[len] = '\0';
+	v = strchr(line, ':');
+	if (!v)
+		return len;
+	*v++ = '\0';
+	while (*v == ' ')
+		v++;
+	v[strcspn(v, "\r\n")] = '\0';
+	if (!strcasecmp(line, "Retry-After"))
+		x->resp->retry_after = parse_retry_after(v);
+	else if (!strcasecmp(line, "Content-Type"))
+		snprintf(x->resp->content_type, sizeof(x->resp->content_type), "%s", v);
+	return len;
+}
+
+static size_t part_read(char *buf, size_t size, size_t nitems, void *arg)
+{
+	struct xfer *x = arg;
+	const struct http_part *p = x->req->part;
+	size_t want = size * nitems;
+	ssize_t n;
+
+	if (x->part_off >= p->size)
+		return 0;
+	if ((off_t)want > p->size - x->part_off)
+		want = (size_t)(p->size - x->part_off);
+	do
+		n = pread(p->fd, buf, want, x->part_off);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0) /* the file shrank or failed under us */
+		return CURL_READFUNC_ABORT;
+	x->part_off += n;
+	return (size_t)n;
+}
+
+static int part_seek(void *arg, curl_off_t offset, int origin)
+{
+	struct xfer *x = arg;
+
+	if (origin != SEEK_SET)
+		return CURL_SEEKFUNC_CANTSEEK;
+	x->part_off = offset;
+	return CURL_SEEKFUNC_OK;
+}
+
+static int errno_of_curl(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_OPERATION_TIMEDOUT:
+		return ETIMEDOUT;
+	case CURLE_COULDNT_CONNECT:
+		return ECONNREFUSED;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return EHOSTUNREACH;
+	case CURLE_OUT_OF_MEMORY:
+		return ENOMEM;
+	default:
+		return EIO;
+	}
+}
+
+static int attempt(struct http_client *c, const struct http_req *req,
+		   struct http_resp *resp, struct curl_slist *headers)
+{
+	struct xfer x = { .req = req, .resp = resp };
+	curl_mime *mime = NULL;
+	char errbuf[CURL_ERROR_SIZE] = "";
+	char pathbuf[256];
+	CURLcode rc;
+	CURL *h;
+
+	x.max_body = req->max_body ? req->max_body : DEFAULT_MAX_BODY;
+	h = x.h = handle_get(c);
+	if (!h) {
+		sbx_failf("cannot allocate an HTTP handle");
+		return -ENOMEM;
+	}
+	curl_easy_setopt(h, CURLOPT_URL, req->url);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
+	if (req->transfer) {
+		/* Big bodies take what they take, as long as they move. */
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
+				 (long)((c->stall_ms + 999) / 1000));
+	} else {
+		curl_easy_setopt(
+			h, CURLOPT_TIMEOUT_MS,
+			(long)(req->timeout_ms > 0 ? req->timeout_ms : c->timeout_ms));
+	}
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
+
+	if (req->part) {
+		curl_mimepart *part;
+
+		mime = curl_mime_init(h);
+		part = curl_mime_addpart(mime);
+		curl_mime_name(part, req->part->name);
+		curl_mime_filename(part, req->part->filename);
+		curl_mime_type(part, "application/octet-stream");
+		curl_mime_data_cb(part, (curl_off_t)req->part->size, part_read, part_seek,
+				  NULL, &x);
+		curl_easy_setopt(h, CURLOPT_MIMEPOST, mime);
+	} else if (req->body) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)req->body_len);
+	} else if (strcmp(req->method, "GET")) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
+	}
+	if (strcmp(req->method, "GET") && strcmp(req->method, "POST"))
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
+	else if (!strcmp(req->method, "GET"))
+		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+
+	rc = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+	curl_mime_free(mime);
+	http_url_path(req->url, pathbuf, sizeof(pathbuf));
+	if (x.too_big) {
+		handle_put(c, h);
+		sbx_failf("%s %s: answer larger than %zu bytes", req->method, pathbuf,
+			  x.max_body);
+		return -EFBIG;
+	}
+	if (x.write_failed) {
+		handle_put(c, h);
+		sbx_failf("%s %s: cannot store the answer: %s", req->method, pathbuf,
+			  strerror(x.write_failed));
+		return -x.write_failed;
+	}
+	handle_put(c, h);
+	if (rc != CURLE_OK) {
+		resp->status = 0;
+		sbx_failf("%s %s: %s", req->method, pathbuf,
+			  errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		return -errno_of_curl(rc);
+	}
+	return 0;
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+static int retryable(int rc, long status)
+{
+	if (rc)
+		return rc == -ETIMEDOUT || rc == -ECONNREFUSED || rc == -EIO;
+	return status == 429 || status >= 500;
+}
+
+int http_do(struct http_client *c, const struct http_req *req, struct http_resp *resp)
+{
+	struct curl_slist *headers = c->headers, *extra = NULL;
+	long start = now_ms(), wait_ms = 250;
+	int tries = req->idempotent ? c->retries + 1 : 1;
+	char pathbuf[256];
+	int rc = 0, i;
+
+	/* Per-request headers go in front of a copy-free tail: curl reads the
+	 * list as given, so chain our extra nodes onto the client's. */
+	for (i = 0; req->headers && req->headers[i]; i++) {
+		struct curl_slist *n = curl_slist_append(extra, req->headers[i]);
+
+		if (!n) {
+			curl_slist_free_all(extra);
+			return -ENOMEM;
+		}
+		extra = n;
+	}
+	if (extra) {
+		struct curl_slist *last = extra;
+
+		while (last->next)
+			last = last->next;
+		last->next = c->headers;
+		headers = extra;
+	}
+
+	for (i = 0; i < tries; i++) {
+		memset(resp, 0, sizeof(*resp));
+		resp->body.max = req->max_body ? req->max_body : DEFAULT_MAX_BODY;
+		resp->retry_after = -1;
+		if (req->out_fd >= 0 && ftruncate(req->out_fd, 0) < 0) {
+			rc = -errno;
+			sbx_failf("cannot truncate the staging file: %s",
+				  strerror(errno));
+			break;
+		}
+		rc = attempt(c, req, resp, headers);
+		if (i + 1 == tries || !retryable(rc, resp->status))
+			break;
+		if (resp->retry_after >= 0) {
+			if (resp->retry_after * 1000 > RETRY_WAIT_MAX_MS)
+				break; /* longer than we hold a caller: let it see 429 */
+			wait_ms = (long)(resp->retry_after * 1000);
+		}
+		sbx_trace(SBX_TRACE_HTTP, "%s %s: %s, retrying in %ld ms", req->method,
+			  http_url_path(req->url, pathbuf, sizeof(pathbuf)),
+			  rc ? sbx_fail_text() : "server busy", wait_ms);
+		http_resp_release(resp);
+		sleep_ms(wait_ms);
+		wait_ms = wait_ms * 2 > 4000 ? 4000 : wait_ms * 2;
+	}
+	if (extra) {
+		struct curl_slist *last = extra;
+
+		while (last->next != c->headers)
+			last = last->next;
+		last->next = NULL;
+		curl_slist_free_all(extra);
+	}
+	sbx_trace(SBX_TRACE_HTTP, "%s %s -> %ld, %lld bytes, %ld ms%s", req->method,
+		  http_url_path(req->url, pathbuf, sizeof(pathbuf)), resp->status,
+		  (long long)resp->body_size, now_ms() - start, rc ? " (failed)" : "");
+	return rc;
+}
+
+void http_resp_release(struct http_resp *resp)
+{
+	strbuf_release(&resp->body);
+}
+
+int http_escape(struct strbuf *sb, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	int rc = 0;
+
+	for (; *s && !rc; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (isalnum(ch) || ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+			rc = strbuf_add(sb, s, 1);
+		} else {
+			char enc[3] = { '%', hex[ch >> 4], hex[ch & 15] };
+
+			rc = strbuf_add(sb, enc, 3);
+		}
+	}
+	return rc;
+}
+
+const char *http_url_path(const char *url, char *buf, size_t size)
+{
+	const char *p = strstr(url, "://");
+	size_t n;
+
+	p = p ? strchr(p + 3, '/') : url;
+	if (!p)
+		p = "/";
+	n = strcspn(p, "?#");
+	snprintf(buf, size, "%.*s", (int)n, p);
+	return buf;
+}
