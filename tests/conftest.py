@@ -132,6 +132,10 @@ def module_box(request, mount, provider):
     helpers.remove_box(b)
 
 
+def pytest_sessionfinish(session, exitstatus):
+    helpers.stop_emulators()
+
+
 # ---------------------------------------------------------------- watchdog
 
 @pytest.fixture(autouse=True)

@@ -291,12 +291,45 @@ def bwrap_unavailable():
 
 
 def require_sandboxes(provider):
-    """Skip the calling test when the provider's sandboxes cannot run here."""
-    if provider == "local":
-        reason = bwrap_unavailable()
-        if reason:
+    """Skip the calling test when the provider's sandboxes cannot run here.
+
+    The local provider runs them with bubblewrap, and so do the emulators
+    of the remote providers.
+    """
+    reason = bwrap_unavailable()
+    if reason:
+        import pytest
+        pytest.skip(reason)
+
+
+# What each provider cannot do, as docs/providers.md lists it: tests of
+# these features skip on that provider, with the documented reason.
+UNSUPPORTED = {
+    "daytona": {
+        "symlink": "Daytona's file API follows symlinks and cannot make them",
+        "stdin_eof": "Daytona's input call cannot close a command's stdin",
+        "nlink": "Daytona's file API does not report link counts",
+        "binary_stdin": "Daytona's input call carries text, not bytes",
+        "non_utf8": "Daytona's file API turns names that are not UTF-8 into U+FFFD",
+        "stopped_files": "a stopped Daytona sandbox has no toolbox to serve files",
+        "atime": "Daytona's file API reports no access time",
+        "special_files": "Daytona's file API cannot make fifos or devices",
+    },
+}
+
+
+def unsupported(provider, feature):
+    """The documented reason provider cannot do feature, or None."""
+    return UNSUPPORTED.get(provider, {}).get(feature)
+
+
+def require(provider, *features):
+    """Skip the calling test if the provider cannot do one of features."""
+    for f in features:
+        why = unsupported(provider, f)
+        if why:
             import pytest
-            pytest.skip(reason)
+            pytest.skip("%s: %s" % (provider, why))
 
 
 # ---------------------------------------------------------------- the daemon
@@ -343,6 +376,136 @@ def unmount(path):
 LIVE_MOUNTS = []
 
 
+# ---------------------------------------------------------------- emulators
+
+# Providers that talk to a service, and the emulator that plays it.
+REMOTE = {
+    "daytona": "daytona.py",
+}
+
+
+class Emulator:
+    """A provider's service emulator on a random loopback port.
+
+    One per state directory, like a local provider's sandboxes: a remount
+    on the same state dir finds the same sandboxes.
+    """
+
+    API_KEY = "dtn_" + "5bf0" * 16
+
+    def __init__(self, provider, root):
+        self.provider = provider
+        self.root = str(root)
+        self.log_path = self.root + ".log"
+        self.proc = None
+        self.port = None
+
+    def start(self, *extra):
+        os.makedirs(self.root, exist_ok=True)
+        script = os.path.join(REPO, "tests", "emulators", REMOTE[self.provider])
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                ["/usr/bin/python3", script, "--root", self.root,
+                 "--api-key", self.API_KEY, "--port", "0"] + list(extra),
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+                start_new_session=True)
+        line = b""
+        deadline = time.monotonic() + 30
+        while not line.endswith(b"\n") and time.monotonic() < deadline:
+            b = self.proc.stdout.read(1)
+            if not b:
+                break
+            line += b
+        if not line.strip().isdigit():
+            self.stop()
+            raise AssertionError("emulator %s did not start: %r\n%s"
+                                 % (script, line, self.log_tail()))
+        self.port = int(line)
+        EMULATORS.append(self)
+        return self
+
+    def url(self, path=""):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def env(self):
+        """Environment for a daemon that uses this emulator."""
+        e = dict(os.environ)
+        if self.provider == "daytona":
+            e["DAYTONA_API_URL"] = self.url("/api")
+            e["DAYTONA_API_KEY"] = self.API_KEY
+        return e
+
+    def control(self, method, path, body=None):
+        """Call one of the emulator's /_emu routes; returns parsed JSON."""
+        import json
+        import urllib.request
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url(path), data=data, method=method,
+                                     headers={"Content-Type":
+                                              "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            text = r.read()
+        return json.loads(text) if text else None
+
+    def stats(self):
+        return self.control("GET", "/_emu/stats")
+
+    def reset_stats(self):
+        self.control("POST", "/_emu/reset")
+
+    def fault(self, **kw):
+        self.control("POST", "/_emu/fault", kw)
+
+    def clear_faults(self):
+        self.control("POST", "/_emu/fault/clear")
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(15)
+        self.proc.stdout.close()
+        if self in EMULATORS:
+            EMULATORS.remove(self)
+
+    def log_tail(self, limit=6000):
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, 2)
+                f.seek(max(0, f.tell() - limit))
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+
+EMULATORS = []
+_EMULATOR_BY_STATE = {}
+
+
+def emulator_for(provider, state_dir):
+    """The emulator serving mounts on state_dir, started on first use."""
+    key = (provider, os.path.realpath(state_dir))
+    emu = _EMULATOR_BY_STATE.get(key)
+    if emu is None or not emu.alive():
+        emu = Emulator(provider, str(state_dir).rstrip("/") + "-emu").start()
+        _EMULATOR_BY_STATE[key] = emu
+    return emu
+
+
+def stop_emulators():
+    for emu in list(EMULATORS):
+        emu.stop()
+    _EMULATOR_BY_STATE.clear()
+
+
 class Mount:
     """One sbxfs daemon running in the foreground on a mount point."""
 
@@ -356,6 +519,7 @@ class Mount:
         self.binary = sbxfs_binary()
         self.proc = None
         self.exit_codes = []
+        self.emulator = None
         os.makedirs(self.path, exist_ok=True)
         os.makedirs(self.state_dir, exist_ok=True)
 
@@ -382,11 +546,15 @@ class Mount:
     def start(self, timeout=30):
         assert self.proc is None or self.proc.poll() is not None
         assert not is_mounted(self.path), "%s already mounted" % self.path
+        env = None
+        if self.provider in REMOTE:
+            self.emulator = emulator_for(self.provider, self.state_dir)
+            env = self.emulator.env()
         with open(self.log_path, "ab") as log:
             log.write(("=== %s\n" % " ".join(self.argv())).encode())
             log.flush()
             self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=log,
+                                         stdout=log, stderr=log, env=env,
                                          start_new_session=True)
         if self not in LIVE_MOUNTS:
             LIVE_MOUNTS.append(self)

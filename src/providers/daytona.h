@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The Daytona provider's parts, shared by daytona.c (requests, errors,
+ * sandboxes), daytona_files.c (root/) and daytona_cmd.c (commands).
+ * Not an interface: the provider's interface is provider.h.
+ */
+#ifndef SBXFS_PROVIDERS_DAYTONA_H
+#define SBXFS_PROVIDERS_DAYTONA_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "sbxfs/http.h"
+#include "sbxfs/log.h"
+#include "sbxfs/names.h"
+#include "sbxfs/provider.h"
+#include "sbxfs/shell.h"
+#include "sbxfs/stage.h"
+#include "sbxfs/strbuf.h"
+
+#define DEFAULT_API_URL "https://app.daytona.io/api"
+#define LIST_PAGE 200
+#define LIST_PAGES_MAX 100 /* 20,000 sandboxes */
+#define LISTING_MAX (64u << 20)
+#define RUN_OUTPUT_MAX (1u << 20)
+#define LOG_MAX ((size_t)1 << 30)
+#define STATE_WAIT_S 300 /* bound on waiting for a state change */
+#define CMD_LOST_S 60	 /* a command whose server stops answering this long is lost */
+
+struct dbox {
+	struct dbox *next;
+	char name[SBX_NAME_MAX + 1];
+	char id[128];
+	char *toolbox; /* base URL of this sandbox's toolbox, no trailing '/' */
+};
+
+struct dt {
+	struct http_client *http;
+	char *api;    /* no trailing '/' */
+	char *target; /* default region for new sandboxes, or NULL */
+	int jwt;      /* authenticating with a JWT and an organisation id */
+	struct stage *stage;
+	char session_prefix[48];
+
+	pthread_mutex_t lock; /* guards boxes, cmd_seq, pollers, stopping */
+	pthread_cond_t pollers_done;
+	struct dbox *boxes;
+	unsigned long cmd_seq;
+	int pollers;
+	int stopping;
+};
+
+#define DT(p) ((struct dt *)(p)->priv)
+
+/* Exceptions to the default mapping, per call. */
+struct errmap {
+	long status;
+	int err;
+};
+
+enum {
+	REQ_IDEMPOTENT = 1 << 0,
+	REQ_TRANSFER = 1 << 1,
+	REQ_LONG = 1 << 2, /* the server may hold it up to 30 s on purpose */
+};
+
+/* ---- daytona.c ---- */
+
+int dt_fail_resp(const char *what, const struct http_resp *r, const struct errmap *over);
+int dt_request(struct dt *dt, struct http_resp *resp, const char *method, const char *url,
+	       cJSON *json, int flags, size_t max_body);
+const char *dt_jstr(const cJSON *o, const char *key);
+cJSON *dt_parse_json(const struct http_resp *r, const char *what);
+int dt_jnum(const cJSON *o, const char *key, double *out);
+int dt_url_sandbox(struct strbuf *sb, struct dt *dt, const char *idname,
+		   const char *suffix);
+int dt_url_toolbox(struct strbuf *sb, const char *toolbox, const char *route, ...);
+enum sbx_state dt_map_state(const char *s);
+int dt_get_sandbox(struct dt *dt, cJSON **out, const char *name);
+int dt_toolbox_of(struct dt *dt, char **out, const char *name);
+int dt_toolbox_fail(struct dt *dt, const char *box, const char *what,
+		    const struct http_resp *r, const struct errmap *over);
+int dt_state_of(struct dt *dt, const char *box, char *out, size_t size);
+
+/* ---- daytona_files.c ---- */
+
+/* Run a shell script in the sandbox with /process/execute; the scripts exit
+ * with an errno value for outcomes that have one (ENOTEMPTY, ...). */
+int dt_run(struct dt *dt, const char *box, const char *what, const char *script,
+	   struct strbuf *out);
+int dt_run_fmt(struct dt *dt, const char *box, const char *what, const char *fmt,
+	       const char *a, const char *b, struct strbuf *out);
+int dt_getattr(struct sbx_provider *p, struct stat *out, const char *box,
+	       const char *path);
+int dt_readdir(struct sbx_provider *p, const char *box, const char *path,
+	       sbx_dirent_fn fn, void *ctx);
+int dt_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
+	    const char *path, int flags, mode_t mode);
+ssize_t dt_read(struct sbx_provider *p, uint64_t fh, char *buf, size_t size, off_t off);
+ssize_t dt_write(struct sbx_provider *p, uint64_t fh, const char *buf, size_t size,
+		 off_t off);
+int dt_flush(struct sbx_provider *p, uint64_t fh);
+int dt_fsync(struct sbx_provider *p, uint64_t fh, int datasync);
+int dt_release(struct sbx_provider *p, uint64_t fh);
+int dt_mkdir(struct sbx_provider *p, const char *box, const char *path, mode_t mode);
+int dt_unlink(struct sbx_provider *p, const char *box, const char *path);
+int dt_rmdir(struct sbx_provider *p, const char *box, const char *path);
+int dt_rename(struct sbx_provider *p, const char *box, const char *from, const char *to,
+	      unsigned flags);
+int dt_chmod(struct sbx_provider *p, const char *box, const char *path, mode_t mode);
+int dt_chown(struct sbx_provider *p, const char *box, const char *path, uid_t uid,
+	     gid_t gid);
+int dt_truncate(struct sbx_provider *p, const char *box, const char *path, off_t size);
+int dt_utimens(struct sbx_provider *p, const char *box, const char *path,
+	       const struct timespec ts[2]);
+int dt_link(struct sbx_provider *p, const char *box, const char *from, const char *to);
+int dt_statfs(struct sbx_provider *p, struct statvfs *out, const char *box,
+	      const char *path);
+
+/* ---- daytona_cmd.c ---- */
+
+int dt_cmd_start(struct sbx_provider *p, void **handle, const char *box,
+		 const char *cmdline, struct sbx_cmd_sink *sink);
+ssize_t dt_cmd_stdin(struct sbx_provider *p, void *handle, const char *data, size_t len,
+		     const volatile int *interrupted);
+int dt_cmd_signal(struct sbx_provider *p, void *handle, int sig);
+void dt_cmd_release(struct sbx_provider *p, void *handle);
+
+#endif

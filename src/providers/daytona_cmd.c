@@ -1,0 +1,417 @@
+/* SPDX-License-Identifier: MIT */
+/* Daytona: commands, each in a session of its own.  See daytona.c. */
+#include "daytona.h"
+
+/* ---- commands ---- */
+
+static const char *const split_header[] = { "X-Daytona-Split-Output: true", NULL };
+
+/*
+ * One running command: a session of its own holding one asynchronous
+ * command, and a thread that follows its log and status until it ends.
+ */
+struct dcmd {
+	struct dt *dt;
+	char box[SBX_NAME_MAX + 1];
+	char *toolbox;
+	char sid[96];
+	char cid[128];
+	char marker[96]; /* SBXFS_CMD value in the command's environment */
+	struct sbx_cmd_sink *sink;
+	int signalled; /* the last signal we sent, 0 if none */
+
+	/* The log, demultiplexed: bytes consumed so far and the stream the
+	 * last marker chose; a possible marker split across reads waits. */
+	size_t log_off;
+	enum sbx_stream stream;
+};
+
+/* GET {toolbox}/process/session/{sid}{suffix}. */
+static int session_get(struct dcmd *c, struct http_resp *r, const char *suffix,
+		       const char *const *headers, size_t max)
+{
+	struct strbuf url = STRBUF_INIT(4096);
+	struct http_req req = HTTP_REQ_INIT;
+	int rc;
+
+	if (strbuf_addf(&url, "%s/process/session/%s%s", c->toolbox, c->sid, suffix))
+		return -ENOMEM;
+	req.method = "GET";
+	req.url = url.buf;
+	req.headers = headers;
+	req.idempotent = 1;
+	req.max_body = max;
+	rc = http_do(c->dt->http, &req, r);
+	strbuf_release(&url);
+	return rc;
+}
+
+static int is_marker(const unsigned char *p)
+{
+	return (p[0] == 1 && p[1] == 1 && p[2] == 1) ||
+	       (p[0] == 2 && p[1] == 2 && p[2] == 2);
+}
+
+/* Feed the log's new bytes [from, len) to the sink, split at the 3-byte
+ * stream markers.  A marker that may continue past the end is left for
+ * the next read, unless `final`. */
+static void demux(struct dcmd *c, const unsigned char *log, size_t len, int final)
+{
+	size_t i = c->log_off, seg = i;
+
+	while (i < len) {
+		if (len - i < 3 && !final && (log[i] == 1 || log[i] == 2))
+			break; /* maybe the start of a marker */
+		if (len - i >= 3 && is_marker(log + i)) {
+			if (i > seg)
+				c->sink->output(c->sink, c->stream,
+						(const char *)log + seg, i - seg);
+			c->stream = log[i] == 1 ? SBX_STREAM_STDOUT : SBX_STREAM_STDERR;
+			i += 3;
+			seg = i;
+			continue;
+		}
+		i++;
+	}
+	if (i > seg)
+		c->sink->output(c->sink, c->stream, (const char *)log + seg, i - seg);
+	c->log_off = i;
+}
+
+/* Read the log again and pass on what is new.  The log is the whole
+ * output so far (the API has no offsets). */
+static int follow_log(struct dcmd *c, int final)
+{
+	struct http_resp r;
+	char suffix[200];
+	int rc;
+
+	snprintf(suffix, sizeof(suffix), "/command/%s/logs", c->cid);
+	rc = session_get(c, &r, suffix, split_header, LOG_MAX);
+	if (rc)
+		return rc;
+	if (r.status != 200) {
+		rc = dt_fail_resp("command output", &r, NULL);
+	} else if (r.body.len < c->log_off) {
+		sbx_failf("daytona: command output shrank from %zu to %zu bytes",
+			  c->log_off, r.body.len);
+		rc = -EPROTO;
+	} else if (r.body.len) {
+		demux(c, (const unsigned char *)r.body.buf, r.body.len, final);
+	}
+	http_resp_release(&r);
+	return rc;
+}
+
+/* The command's exit code: 1 and *code when it has ended, 0 while it
+ * runs, or -errno. */
+static int command_status(struct dcmd *c, int *code)
+{
+	struct http_resp r;
+	char suffix[160];
+	double d;
+	cJSON *j;
+	int rc;
+
+	snprintf(suffix, sizeof(suffix), "/command/%s", c->cid);
+	rc = session_get(c, &r, suffix, NULL, 0);
+	if (rc)
+		return rc;
+	if (r.status != 200) {
+		rc = dt_fail_resp("command status", &r, NULL);
+	} else if (!(j = dt_parse_json(&r, "command status"))) {
+		rc = -EPROTO;
+	} else {
+		rc = dt_jnum(j, "exitCode", &d) ? 1 : 0;
+		if (rc)
+			*code = (int)d;
+		cJSON_Delete(j);
+	}
+	http_resp_release(&r);
+	return rc;
+}
+
+static void session_delete(struct dcmd *c)
+{
+	struct strbuf url = STRBUF_INIT(4096);
+	struct http_resp r;
+
+	if (strbuf_addf(&url, "%s/process/session/%s", c->toolbox, c->sid))
+		return;
+	if (!dt_request(c->dt, &r, "DELETE", url.buf, NULL, REQ_IDEMPOTENT, 0))
+		http_resp_release(&r);
+	strbuf_release(&url);
+}
+
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - t0->tv_sec) * 1000L + (now.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+static void *poller(void *arg)
+{
+	struct dcmd *c = arg;
+	struct dt *dt = c->dt;
+	struct sbx_exit ex = { .how = SBX_EXIT_FAILED };
+	struct timespec last_ok;
+	long delay_ms = 20;
+	int code = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &last_ok);
+	for (;;) {
+		int stopping, rc;
+		size_t before = c->log_off;
+
+		pthread_mutex_lock(&dt->lock);
+		stopping = dt->stopping;
+		pthread_mutex_unlock(&dt->lock);
+		if (stopping) {
+			snprintf(ex.reason, sizeof(ex.reason),
+				 "sbxfs was unmounted; the command may still run");
+			break;
+		}
+		/* Status first: output logged before the end is then in the
+		 * read that follows. */
+		rc = command_status(c, &code);
+		if (rc >= 0) {
+			int ended = rc;
+
+			rc = follow_log(c, ended);
+			if (!rc && ended) {
+				if (c->signalled && code == 128 + c->signalled) {
+					ex.how = SBX_EXIT_SIGNAL;
+					ex.code = c->signalled;
+				} else {
+					ex.how = SBX_EXIT_CODE;
+					ex.code = code;
+				}
+				break;
+			}
+		}
+		if (rc < 0) {
+			if (rc == -ENOENT || ms_since(&last_ok) > CMD_LOST_S * 1000L) {
+				snprintf(ex.reason, sizeof(ex.reason), "lost: %.140s",
+					 sbx_fail_text());
+				break;
+			}
+		} else {
+			clock_gettime(CLOCK_MONOTONIC, &last_ok);
+		}
+		/* Poll quickly while output flows, back off while it does not. */
+		delay_ms = c->log_off != before
+				   ? 20
+				   : (delay_ms * 3 / 2 > 500 ? 500 : delay_ms * 3 / 2);
+		usleep((useconds_t)delay_ms * 1000);
+	}
+	if (ex.how != SBX_EXIT_FAILED || !strstr(ex.reason, "unmounted"))
+		session_delete(c);
+	c->sink->done(c->sink, &ex); /* may release c: touch it no more */
+	pthread_mutex_lock(&dt->lock);
+	if (--dt->pollers == 0)
+		pthread_cond_broadcast(&dt->pollers_done);
+	pthread_mutex_unlock(&dt->lock);
+	return NULL;
+}
+
+static void dcmd_free(struct dcmd *c)
+{
+	free(c->toolbox);
+	free(c);
+}
+
+int dt_cmd_start(struct sbx_provider *p, void **handle, const char *box,
+		 const char *cmdline, struct sbx_cmd_sink *sink)
+{
+	static const struct errmap over[] = { { 409, EBUSY }, { 0, 0 } };
+	struct dt *dt = DT(p);
+	struct dcmd *c = calloc(1, sizeof(*c));
+	struct strbuf url = STRBUF_INIT(4096), cmd = STRBUF_INIT(1u << 20);
+	cJSON *body = NULL, *j = NULL;
+	struct http_resp r;
+	char state[64], env[128];
+	pthread_t t;
+	unsigned long seq;
+	int rc;
+
+	if (!c)
+		return -ENOMEM;
+	rc = dt_state_of(dt, box, state, sizeof(state));
+	if (!rc && dt_map_state(state) != SBX_STATE_RUNNING) {
+		sbx_failf("daytona: sandbox \"%s\" is %s, not started", box, state);
+		rc = -EAGAIN;
+	}
+	if (!rc)
+		rc = dt_toolbox_of(dt, &c->toolbox, box);
+	if (rc)
+		goto fail;
+	pthread_mutex_lock(&dt->lock);
+	seq = ++dt->cmd_seq;
+	pthread_mutex_unlock(&dt->lock);
+	c->dt = dt;
+	c->sink = sink;
+	snprintf(c->box, sizeof(c->box), "%s", box);
+	snprintf(c->sid, sizeof(c->sid), "%s-%lu", dt->session_prefix, seq);
+	snprintf(c->marker, sizeof(c->marker), "%s", c->sid);
+
+	/* A session of its own, so commands run side by side. */
+	body = cJSON_CreateObject();
+	if (!body || strbuf_addf(&url, "%s/process/session", c->toolbox)) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	cJSON_AddStringToObject(body, "sessionId", c->sid);
+	rc = dt_request(dt, &r, "POST", url.buf, body, 0, 0);
+	if (rc)
+		goto fail;
+	if (r.status != 201 && r.status != 200)
+		rc = dt_toolbox_fail(dt, box, "new session", &r, over);
+	http_resp_release(&r);
+	if (rc)
+		goto fail;
+
+	/* The marker in the environment lets kill find the command's
+	 * processes; base64 carries any bytes through JSON. */
+	snprintf(env, sizeof(env), "SBXFS_CMD=%s", c->marker);
+	cJSON_Delete(body);
+	body = cJSON_CreateObject();
+	if (!body || sh_wrap_base64(&cmd, env, cmdline)) {
+		rc = -ENOMEM;
+		goto fail_session;
+	}
+	cJSON_AddStringToObject(body, "command", cmd.buf);
+	cJSON_AddBoolToObject(body, "runAsync", 1);
+	cJSON_AddBoolToObject(body, "async", 1);
+	strbuf_release(&url);
+	if (strbuf_addf(&url, "%s/process/session/%s/exec", c->toolbox, c->sid)) {
+		rc = -ENOMEM;
+		goto fail_session;
+	}
+	rc = dt_request(dt, &r, "POST", url.buf, body, 0, 0);
+	if (rc)
+		goto fail_session;
+	if (r.status != 202 && r.status != 200) {
+		rc = dt_toolbox_fail(dt, box, "run command", &r, NULL);
+	} else if (
+		!(j = dt_parse_json(&r, "run command")) || !dt_jstr(j, "cmdId") ||
+		strlen(dt_jstr(j, "cmdId")) >= sizeof(c->cid) ||
+		strspn(dt_jstr(j, "cmdId"),
+		       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") !=
+			strlen(dt_jstr(j, "cmdId"))) {
+		sbx_failf("daytona: run command: no usable cmdId in the answer");
+		rc = -EPROTO;
+	} else {
+		snprintf(c->cid, sizeof(c->cid), "%s", dt_jstr(j, "cmdId"));
+	}
+	http_resp_release(&r);
+	if (rc)
+		goto fail_session;
+
+	pthread_mutex_lock(&dt->lock);
+	dt->pollers++;
+	pthread_mutex_unlock(&dt->lock);
+	{
+		pthread_attr_t attr;
+
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		rc = -pthread_create(&t, &attr, poller, c);
+		pthread_attr_destroy(&attr);
+	}
+	if (rc) {
+		pthread_mutex_lock(&dt->lock);
+		dt->pollers--;
+		pthread_mutex_unlock(&dt->lock);
+		sbx_failf("cannot start a thread: %s", strerror(-rc));
+		goto fail_session;
+	}
+	*handle = c;
+	cJSON_Delete(j);
+	cJSON_Delete(body);
+	strbuf_release(&url);
+	strbuf_release(&cmd);
+	return 0;
+
+fail_session:
+	session_delete(c);
+fail:
+	cJSON_Delete(j);
+	cJSON_Delete(body);
+	strbuf_release(&url);
+	strbuf_release(&cmd);
+	dcmd_free(c);
+	return rc;
+}
+
+ssize_t dt_cmd_stdin(struct sbx_provider *p, void *handle, const char *data, size_t len,
+		     const volatile int *interrupted)
+{
+	static const struct errmap over[] = { { 410, EPIPE }, { 404, EPIPE }, { 0, 0 } };
+	struct dcmd *c = handle;
+	struct strbuf url = STRBUF_INIT(4096);
+	struct http_resp r;
+	cJSON *body;
+	char *text;
+	int rc;
+
+	/* Daytona's input call cannot close stdin: EOF never reaches the
+	 * command (see docs/providers.md). */
+	if (len == 0)
+		return 0;
+	text = strndup(data, len);
+	body = cJSON_CreateObject();
+	if (!text || !body || strlen(text) != len ||
+	    strbuf_addf(&url, "%s/process/session/%s/command/%s/input", c->toolbox,
+			c->sid, c->cid)) {
+		rc = (text && strlen(text) != len) ? -EINVAL : -ENOMEM;
+		if (rc == -EINVAL)
+			sbx_failf("daytona: stdin cannot carry NUL bytes");
+		goto out;
+	}
+	cJSON_AddStringToObject(body, "data", text);
+	rc = dt_request(c->dt, &r, "POST", url.buf, body, 0, 0);
+	if (!rc) {
+		if (r.status < 200 || r.status > 299)
+			rc = dt_fail_resp("command input", &r, over);
+		http_resp_release(&r);
+	}
+out:
+	free(text);
+	cJSON_Delete(body);
+	strbuf_release(&url);
+	return rc ? rc : (ssize_t)len;
+}
+
+int dt_cmd_signal(struct sbx_provider *p, void *handle, int sig)
+{
+	struct dcmd *c = handle;
+	struct strbuf s = STRBUF_INIT(4096);
+	int rc;
+
+	if (sig <= 0 || sig > 64)
+		return -EINVAL;
+	/* Daytona has no kill call: find the command's processes by the
+	 * marker in their environment, and signal each. */
+	rc = strbuf_addf(
+		     &s,
+		     "for d in /proc/[0-9]*; do "
+		     "if tr '\\0' '\\n' < \"$d/environ\" 2>/dev/null | "
+		     "grep -qx 'SBXFS_CMD=%s'; then kill -%d \"${d#/proc/}\" 2>/dev/null; fi; "
+		     "done; exit 0",
+		     c->marker, sig)
+		     ? -ENOMEM
+		     : 0;
+	if (!rc) {
+		c->signalled = sig;
+		rc = dt_run(c->dt, c->box, "kill", s.buf, NULL);
+	}
+	strbuf_release(&s);
+	return rc;
+}
+
+void dt_cmd_release(struct sbx_provider *p, void *handle)
+{
+	dcmd_free(handle);
+}

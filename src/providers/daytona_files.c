@@ -1,0 +1,846 @@
+/* SPDX-License-Identifier: MIT */
+/* Daytona: root/ through the toolbox's file API, and commands for what it
+ * lacks.  See daytona.c for the overview. */
+#include "daytona.h"
+
+/* ---- FileInfo ---- */
+
+/* "2026-06-01T15:16:34.123456789Z" (modifiedAt) or Go's time.String()
+ * "2026-06-01 15:16:34.123456789 +0000 UTC" (modTime). */
+static int parse_time(const char *s, struct timespec *ts)
+{
+	struct tm tm = { 0 };
+	const char *p;
+	long nsec = 0, off = 0;
+	int digits = 0;
+
+	if (!s)
+		return -1;
+	p = strptime(s, "%Y-%m-%d", &tm);
+	if (!p || (*p != 'T' && *p != ' '))
+		return -1;
+	p = strptime(p + 1, "%H:%M:%S", &tm);
+	if (!p)
+		return -1;
+	if (*p == '.') {
+		for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+			if (digits < 9)
+				nsec = nsec * 10 + (*p - '0');
+		for (; digits < 9; digits++)
+			nsec *= 10;
+	}
+	while (*p == ' ')
+		p++;
+	if (*p == '+' || *p == '-') {
+		int sign = *p == '-' ? -1 : 1, hh = 0, mm = 0;
+
+		if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2 &&
+		    sscanf(p + 1, "%2d%2d", &hh, &mm) != 2)
+			return -1;
+		off = sign * (hh * 3600L + mm * 60L);
+	} else if (*p != 'Z' && *p) {
+		return -1;
+	}
+	ts->tv_sec = timegm(&tm) - off;
+	ts->tv_nsec = nsec;
+	return 0;
+}
+
+/* Go's FileMode.String(): type and special letters, then "rwxrwxrwx". */
+static mode_t parse_mode(const char *s, int is_dir, const char *perm)
+{
+	mode_t m = 0, type = is_dir ? S_IFDIR : S_IFREG;
+	size_t n = s ? strlen(s) : 0, i;
+
+	if (n >= 9) {
+		static const char rwx[] = "rwxrwxrwx";
+
+		for (i = 0; i < 9; i++)
+			if (s[n - 9 + i] == rwx[i])
+				m |= 0400 >> i;
+		for (i = 0; i < n - 9; i++) {
+			switch (s[i]) {
+			case 'u':
+				m |= S_ISUID;
+				break;
+			case 'g':
+				m |= S_ISGID;
+				break;
+			case 't':
+				m |= S_ISVTX;
+				break;
+			case 'p':
+				type = S_IFIFO;
+				break;
+			case 'S':
+				type = S_IFSOCK;
+				break;
+			case 'D':
+				type = strchr(s, 'c') && strchr(s, 'c') < s + n - 9
+					       ? S_IFCHR
+					       : S_IFBLK;
+				break;
+			}
+		}
+	} else if (perm) {
+		m = (mode_t)strtoul(perm, NULL, 8) & 07777;
+	}
+	if (is_dir)
+		type = S_IFDIR;
+	return type | m;
+}
+
+static unsigned idnum(const char *s)
+{
+	char *end;
+	unsigned long v;
+
+	if (!s || !*s)
+		return 65534;
+	v = strtoul(s, &end, 10);
+	return (*end || v > 0xfffffffful) ? 65534 : (unsigned)v;
+}
+
+/* A FileInfo as lstat would give it (as far as Daytona knows).  -EPROTO
+ * for an entry that lies: no name, a bad name, a negative size. */
+static int fileinfo_stat(const cJSON *fi, struct stat *st, const char **name)
+{
+	double size = -1;
+	const cJSON *isdir = cJSON_GetObjectItemCaseSensitive(fi, "isDir");
+	const char *n = dt_jstr(fi, "name");
+
+	memset(st, 0, sizeof(*st));
+	if (!cJSON_IsObject(fi) || !dt_jnum(fi, "size", &size) || size < 0 ||
+	    size > 0x1p62)
+		return -EPROTO;
+	if (name) {
+		if (!n || !sbx_entry_name_valid(n))
+			return -EPROTO;
+		*name = n;
+	}
+	st->st_mode = parse_mode(dt_jstr(fi, "mode"), cJSON_IsTrue(isdir),
+				 dt_jstr(fi, "permissions"));
+	st->st_size = (off_t)size;
+	st->st_nlink = S_ISDIR(st->st_mode) ? 2 : 1;
+	st->st_uid = idnum(dt_jstr(fi, "owner"));
+	st->st_gid = idnum(dt_jstr(fi, "group"));
+	st->st_blksize = 4096;
+	st->st_blocks = (st->st_size + 511) / 512;
+	if (parse_time(dt_jstr(fi, "modifiedAt"), &st->st_mtim) &&
+	    parse_time(dt_jstr(fi, "modTime"), &st->st_mtim))
+		st->st_mtim.tv_sec = 0;
+	st->st_atim = st->st_ctim = st->st_mtim;
+	return 0;
+}
+
+/* ---- file slots ---- */
+
+static int dt_info_call(struct dt *dt, struct stat *st, const char *box, const char *path)
+{
+	struct strbuf url = STRBUF_INIT(16384);
+	struct http_resp r;
+	char *tb;
+	cJSON *j;
+	int rc = dt_toolbox_of(dt, &tb, box);
+
+	if (rc)
+		return rc;
+	rc = dt_url_toolbox(&url, tb, "/files/info", "path", path, NULL) ? -ENOMEM : 0;
+	free(tb);
+	if (!rc)
+		rc = dt_request(dt, &r, "GET", url.buf, NULL, REQ_IDEMPOTENT, 0);
+	strbuf_release(&url);
+	if (rc)
+		return rc;
+	if (r.status == 404) {
+		rc = -ENOENT;
+	} else if (r.status != 200) {
+		rc = dt_toolbox_fail(dt, box, "file info", &r, NULL);
+	} else if (!(j = dt_parse_json(&r, "file info"))) {
+		rc = -EPROTO;
+	} else {
+		rc = fileinfo_stat(j, st, NULL);
+		if (rc)
+			sbx_failf("daytona: file info of \"%s\": a bad FileInfo", path);
+		cJSON_Delete(j);
+	}
+	http_resp_release(&r);
+	return rc;
+}
+
+int dt_getattr(struct sbx_provider *p, struct stat *out, const char *box,
+	       const char *path)
+{
+	struct dt *dt = DT(p);
+
+	if (!stage_stat(dt->stage, box, path, out))
+		return 0;
+	return dt_info_call(dt, out, box, path);
+}
+
+int dt_readdir(struct sbx_provider *p, const char *box, const char *path,
+	       sbx_dirent_fn fn, void *ctx)
+{
+	struct dt *dt = DT(p);
+	struct strbuf url = STRBUF_INIT(16384);
+	struct http_resp r;
+	cJSON *j, *it;
+	char *tb;
+	int rc = dt_toolbox_of(dt, &tb, box);
+
+	if (rc)
+		return rc;
+	rc = dt_url_toolbox(&url, tb, "/files", "path", path, NULL) ? -ENOMEM : 0;
+	free(tb);
+	if (!rc)
+		rc = dt_request(dt, &r, "GET", url.buf, NULL, REQ_IDEMPOTENT,
+				LISTING_MAX);
+	strbuf_release(&url);
+	if (rc)
+		return rc;
+	if (r.status == 404) {
+		http_resp_release(&r);
+		return -ENOENT;
+	}
+	if (r.status != 200) {
+		rc = dt_toolbox_fail(dt, box, "list files", &r, NULL);
+		http_resp_release(&r);
+		return rc;
+	}
+	j = dt_parse_json(&r, "list files");
+	http_resp_release(&r);
+	if (!j || !cJSON_IsArray(j)) {
+		cJSON_Delete(j);
+		sbx_failf("daytona: list files of \"%s\": not a list", path);
+		return -EPROTO;
+	}
+	cJSON_ArrayForEach(it, j)
+	{
+		struct stat st;
+		const char *name;
+
+		/* Skip what we cannot show truthfully: bad names, and names
+		 * the server turned to U+FFFD because they were not UTF-8. */
+		if (fileinfo_stat(it, &st, &name) || strstr(name, "\xef\xbf\xbd")) {
+			sbx_debug("daytona: %s:%s: skipped an entry that is not valid",
+				  box, path);
+			continue;
+		}
+		if (fn(ctx, name, &st))
+			break;
+	}
+	cJSON_Delete(j);
+	return 0;
+}
+
+/* A handle: the shared staged copy plus what this open may do. */
+struct dfile {
+	struct staged *f;
+	int writable;
+};
+
+/* Download box:path into f (locked by the caller). */
+static int fetch(struct dt *dt, struct staged *f, const char *box, const char *path,
+		 const struct stat *remote)
+{
+	struct strbuf url = STRBUF_INIT(16384);
+	struct http_req req = HTTP_REQ_INIT;
+	struct http_resp r;
+	char *tb;
+	int rc;
+
+	rc = stage_reserve(f, remote->st_size);
+	if (rc)
+		return rc;
+	rc = dt_toolbox_of(dt, &tb, box);
+	if (rc)
+		return rc;
+	rc = dt_url_toolbox(&url, tb, "/files/download", "path", path, NULL) ? -ENOMEM
+									     : 0;
+	free(tb);
+	if (rc)
+		return rc;
+	req.method = "GET";
+	req.url = url.buf;
+	req.out_fd = f->fd;
+	req.idempotent = 1;
+	req.transfer = 1;
+	rc = http_do(dt->http, &req, &r);
+	strbuf_release(&url);
+	if (rc) {
+		sbx_failf("daytona: download \"%s\": %s", path, sbx_fail_text());
+		return rc;
+	}
+	if (r.status != 200) {
+		rc = r.status == 404 ? -ENOENT
+				     : dt_toolbox_fail(dt, box, "download", &r, NULL);
+	} else if (r.body_size != remote->st_size) {
+		/* The file changed between info and download, or the server
+		 * lies: take what came, but do not trust it for reuse. */
+		sbx_debug("daytona: %s:%s: %lld bytes downloaded, %lld announced", box,
+			  path, (long long)r.body_size, (long long)remote->st_size);
+		if (ftruncate(f->fd, r.body_size))
+			rc = -errno;
+		f->fetched = 1;
+		f->remote_size = -1;
+	} else {
+		f->fetched = 1;
+		f->remote_size = remote->st_size;
+		f->remote_mtime = remote->st_mtim;
+	}
+	f->mode = remote->st_mode;
+	http_resp_release(&r);
+	return rc;
+}
+
+static int same_remote(const struct staged *f, const struct stat *st)
+{
+	return f->fetched && f->remote_size == st->st_size &&
+	       f->remote_mtime.tv_sec == st->st_mtim.tv_sec &&
+	       f->remote_mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+int dt_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
+	    const char *path, int flags, mode_t mode)
+{
+	struct dt *dt = DT(p);
+	struct dfile *h = calloc(1, sizeof(*h));
+	struct stat remote;
+	struct staged *f;
+	int rc = 0, shared;
+
+	if (!h)
+		return -ENOMEM;
+	f = h->f = stage_open(dt->stage, box, path, &rc);
+	if (!f) {
+		free(h);
+		return rc;
+	}
+	shared = stage_shared(f);
+	pthread_mutex_lock(&f->lock);
+	if (shared && (f->fetched || f->dirty)) {
+		/* Another open holds the current contents. */
+		if (flags & O_CREAT && flags & O_EXCL)
+			rc = -EEXIST;
+	} else {
+		rc = dt_info_call(dt, &remote, box, path);
+		if (rc == -ENOENT && (flags & O_CREAT)) {
+			/* New: exists here until close uploads it. */
+			rc = ftruncate(f->fd, 0) ? -errno : 0;
+			f->fetched = 0;
+			f->dirty = 1;
+			f->mode = S_IFREG | (mode & 07777);
+		} else if (!rc && (flags & O_CREAT) && (flags & O_EXCL)) {
+			rc = -EEXIST;
+		} else if (!rc && S_ISDIR(remote.st_mode)) {
+			rc = -EISDIR;
+		} else if (!rc && !S_ISREG(remote.st_mode)) {
+			rc = -EOPNOTSUPP;
+			sbx_failf("daytona: \"%s\" is not a regular file", path);
+		} else if (!rc && (flags & O_TRUNC)) {
+			rc = ftruncate(f->fd, 0) ? -errno : 0;
+			f->mode = remote.st_mode;
+			f->fetched = 1;
+			f->remote_size = -1;
+			f->dirty = 1;
+		} else if (!rc && !same_remote(f, &remote)) {
+			rc = fetch(dt, f, box, path, &remote);
+		}
+	}
+	if (!rc && (flags & O_TRUNC) && shared) {
+		rc = ftruncate(f->fd, 0) ? -errno : 0;
+		f->dirty = 1;
+	}
+	if (!rc && fstat(f->fd, st))
+		rc = -errno;
+	if (!rc) {
+		st->st_mode = f->mode;
+		st->st_nlink = 1;
+		if (f->fetched && !f->dirty && f->remote_size >= 0)
+			st->st_mtim = f->remote_mtime;
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (rc) {
+		stage_close(f);
+		free(h);
+		return rc;
+	}
+	h->writable = (flags & O_ACCMODE) != O_RDONLY;
+	*fh = (uint64_t)(uintptr_t)h;
+	return 0;
+}
+
+ssize_t dt_read(struct sbx_provider *p, uint64_t fh, char *buf, size_t size, off_t off)
+{
+	struct dfile *h = (struct dfile *)(uintptr_t)fh;
+	ssize_t n = pread(h->f->fd, buf, size, off);
+
+	return n < 0 ? -errno : n;
+}
+
+ssize_t dt_write(struct sbx_provider *p, uint64_t fh, const char *buf, size_t size,
+		 off_t off)
+{
+	struct dfile *h = (struct dfile *)(uintptr_t)fh;
+	struct staged *f = h->f;
+	ssize_t n;
+	int rc;
+
+	pthread_mutex_lock(&f->lock);
+	rc = stage_reserve(f, off + (off_t)size);
+	if (rc) {
+		pthread_mutex_unlock(&f->lock);
+		return rc;
+	}
+	n = pwrite(f->fd, buf, size, off);
+	if (n < 0)
+		n = -errno;
+	else
+		f->dirty = 1;
+	pthread_mutex_unlock(&f->lock);
+	return n;
+}
+
+/* Upload f (locked by the caller) if it has changes, then check that the
+ * server holds what we sent: a close that returns 0 means the data is
+ * there. */
+static int upload(struct dt *dt, struct staged *f)
+{
+	struct strbuf url = STRBUF_INIT(16384);
+	struct http_req req = HTTP_REQ_INIT;
+	struct http_part part = { "file", "upload", f->fd, 0 };
+	struct http_resp r;
+	struct stat local, remote;
+	char *box = NULL, *path = NULL, *tb = NULL;
+	int rc;
+
+	if (!f->dirty)
+		return 0;
+	rc = stage_where(f, &box, &path);
+	if (rc == -ENOENT) { /* unlinked while open: nothing to keep */
+		f->dirty = 0;
+		rc = 0;
+		goto out;
+	}
+	if (rc)
+		goto out;
+	if (fstat(f->fd, &local)) {
+		rc = -errno;
+		goto out;
+	}
+	part.size = local.st_size;
+	rc = dt_toolbox_of(dt, &tb, box);
+	if (rc)
+		goto out;
+	if (dt_url_toolbox(&url, tb, "/files/upload", "path", path, NULL)) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	req.method = "POST";
+	req.url = url.buf;
+	req.part = &part;
+	req.idempotent = 1; /* the whole file, overwritten: safe to repeat */
+	req.transfer = 1;
+	rc = http_do(dt->http, &req, &r);
+	if (rc) {
+		sbx_failf("daytona: upload \"%s\": %s", path, sbx_fail_text());
+		goto out;
+	}
+	if (r.status != 200 && r.status != 201) {
+		static const struct errmap over[] = { { 404, ENOENT }, { 0, 0 } };
+
+		rc = dt_toolbox_fail(dt, box, "upload", &r, over);
+		http_resp_release(&r);
+		goto out;
+	}
+	http_resp_release(&r);
+	/* A new file lands 0644: give it the mode it was created with. */
+	if (!f->fetched && (f->mode & 07777) != 0644) {
+		char m[8];
+
+		snprintf(m, sizeof(m), "%04o", (unsigned)(f->mode & 07777));
+		strbuf_release(&url);
+		url = (struct strbuf)STRBUF_INIT(16384);
+		if (dt_url_toolbox(&url, tb, "/files/permissions", "path", path, "mode",
+				   m, NULL)) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		rc = dt_request(dt, &r, "POST", url.buf, NULL, REQ_IDEMPOTENT, 0);
+		if (!rc && r.status != 200)
+			rc = dt_toolbox_fail(dt, box, "set mode after upload", &r, NULL);
+		if (!rc)
+			http_resp_release(&r);
+		if (rc)
+			goto out;
+	}
+	rc = dt_info_call(dt, &remote, box, path);
+	if (!rc && remote.st_size != local.st_size) {
+		sbx_failf(
+			"daytona: upload \"%s\": the server holds %lld bytes, we sent %lld",
+			path, (long long)remote.st_size, (long long)local.st_size);
+		rc = -EIO;
+	}
+	if (!rc) {
+		f->dirty = 0;
+		f->fetched = 1;
+		f->remote_size = remote.st_size;
+		f->remote_mtime = remote.st_mtim;
+		f->mode = (f->mode & S_IFMT) | (remote.st_mode & 07777);
+	}
+out:
+	strbuf_release(&url);
+	free(tb);
+	free(box);
+	free(path);
+	return rc;
+}
+
+int dt_flush(struct sbx_provider *p, uint64_t fh)
+{
+	struct dfile *h = (struct dfile *)(uintptr_t)fh;
+	int rc;
+
+	if (!h->writable)
+		return 0;
+	pthread_mutex_lock(&h->f->lock);
+	rc = upload(DT(p), h->f);
+	pthread_mutex_unlock(&h->f->lock);
+	return rc;
+}
+
+int dt_fsync(struct sbx_provider *p, uint64_t fh, int datasync)
+{
+	return dt_flush(p, fh);
+}
+
+int dt_release(struct sbx_provider *p, uint64_t fh)
+{
+	struct dfile *h = (struct dfile *)(uintptr_t)fh;
+	int rc = 0;
+
+	/* Normally flush uploaded it; a failed upload gets one more try, and
+	 * a loud log line if that fails too. */
+	if (h->writable) {
+		pthread_mutex_lock(&h->f->lock);
+		if (h->f->dirty && stage_shared(h->f) == 0) {
+			rc = upload(DT(p), h->f);
+			if (rc)
+				sbx_err("daytona: changes to a file were not saved: %s",
+					sbx_fail_text());
+		}
+		pthread_mutex_unlock(&h->f->lock);
+	}
+	stage_close(h->f);
+	free(h);
+	return rc;
+}
+
+static int simple_toolbox(struct dt *dt, const char *box, const char *method,
+			  const char *what, const char *route, const char *const *query,
+			  const struct errmap *over)
+{
+	struct strbuf url = STRBUF_INIT(32768);
+	struct http_resp r;
+	char *tb;
+	char sep = '?';
+	int rc = dt_toolbox_of(dt, &tb, box);
+
+	if (rc)
+		return rc;
+	rc = strbuf_addf(&url, "%s%s", tb, route);
+	free(tb);
+	for (; !rc && query && query[0]; query += 2) {
+		rc = strbuf_addf(&url, "%c%s=", sep, query[0]);
+		if (!rc)
+			rc = http_escape(&url, query[1]);
+		sep = '&';
+	}
+	if (!rc)
+		rc = dt_request(dt, &r, method, url.buf, NULL, 0, 0);
+	strbuf_release(&url);
+	if (rc)
+		return rc;
+	if (r.status < 200 || r.status > 299)
+		rc = dt_toolbox_fail(dt, box, what, &r, over);
+	http_resp_release(&r);
+	return rc;
+}
+
+int dt_mkdir(struct sbx_provider *p, const char *box, const char *path, mode_t mode)
+{
+	char m[8];
+	const char *q[] = { "path", path, "mode", m, NULL };
+
+	snprintf(m, sizeof(m), "%04o", (unsigned)(mode & 07777));
+	return simple_toolbox(DT(p), box, "POST", "mkdir", "/files/folder", q, NULL);
+}
+
+int dt_unlink(struct sbx_provider *p, const char *box, const char *path)
+{
+	static const struct errmap over[] = { { 400, EISDIR }, { 0, 0 } };
+	const char *q[] = { "path", path, NULL };
+	int rc = simple_toolbox(DT(p), box, "DELETE", "delete", "/files", q, over);
+
+	if (!rc || rc == -ENOENT)
+		stage_unlink(DT(p)->stage, box, path);
+	return rc;
+}
+
+int dt_chmod(struct sbx_provider *p, const char *box, const char *path, mode_t mode)
+{
+	char m[8];
+	const char *q[] = { "path", path, "mode", m, NULL };
+
+	snprintf(m, sizeof(m), "%04o", (unsigned)(mode & 07777));
+	return simple_toolbox(DT(p), box, "POST", "chmod", "/files/permissions", q, NULL);
+}
+
+int dt_chown(struct sbx_provider *p, const char *box, const char *path, uid_t uid,
+	     gid_t gid)
+{
+	char u[16], g[16];
+	const char *q[7] = { "path", path };
+	int n = 2;
+
+	if (uid != (uid_t)-1) {
+		snprintf(u, sizeof(u), "%u", (unsigned)uid);
+		q[n++] = "owner";
+		q[n++] = u;
+	}
+	if (gid != (gid_t)-1) {
+		snprintf(g, sizeof(g), "%u", (unsigned)gid);
+		q[n++] = "group";
+		q[n++] = g;
+	}
+	q[n] = NULL;
+	if (n == 2)
+		return 0;
+	return simple_toolbox(DT(p), box, "POST", "chown", "/files/permissions", q, NULL);
+}
+
+/* ---- what the toolbox lacks, as commands ---- */
+
+/*
+ * Run `script` with /bin/sh in the sandbox through /process/execute and
+ * map its exit code: 0 is success, and the scripts below exit with an
+ * errno value for the outcomes that have one; anything else is -EIO with
+ * the output in the failure text.  `out` (may be NULL) gets the output.
+ */
+int dt_run(struct dt *dt, const char *box, const char *what, const char *script,
+	   struct strbuf *out)
+{
+	struct strbuf url = STRBUF_INIT(4096), cmd = STRBUF_INIT(1u << 20);
+	struct http_resp r;
+	cJSON *body = cJSON_CreateObject(), *j = NULL;
+	double code = -1;
+	const char *result;
+	char *tb = NULL;
+	int rc;
+
+	rc = dt_toolbox_of(dt, &tb, box);
+	if (rc)
+		goto out;
+	if (!body || strbuf_addf(&url, "%s/process/execute", tb) ||
+	    sh_wrap_base64(&cmd, NULL, script)) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	cJSON_AddStringToObject(body, "command", cmd.buf);
+	cJSON_AddNumberToObject(body, "timeout", 60);
+	rc = dt_request(dt, &r, "POST", url.buf, body, REQ_LONG, RUN_OUTPUT_MAX);
+	if (rc)
+		goto out;
+	if (r.status != 200) {
+		rc = dt_toolbox_fail(dt, box, what, &r, NULL);
+		http_resp_release(&r);
+		goto out;
+	}
+	j = dt_parse_json(&r, what);
+	http_resp_release(&r);
+	if (!j) {
+		rc = -EPROTO;
+		goto out;
+	}
+	/* "code" before v0.113, "exitCode" since. */
+	if (!dt_jnum(j, "exitCode", &code))
+		dt_jnum(j, "code", &code);
+	result = dt_jstr(j, "result");
+	if (out && result)
+		strbuf_add(out, result, strlen(result));
+	if (code == 0) {
+		rc = 0;
+	} else if (code == ENOENT || code == EEXIST || code == ENOTDIR ||
+		   code == EISDIR || code == ENOTEMPTY || code == EPERM ||
+		   code == EACCES || code == EINVAL) {
+		rc = -(int)code;
+	} else {
+		sbx_failf("daytona: %s: exit %g: %.300s", what, code,
+			  result ? result : "");
+		rc = -EIO;
+	}
+out:
+	cJSON_Delete(j);
+	cJSON_Delete(body);
+	strbuf_release(&url);
+	strbuf_release(&cmd);
+	free(tb);
+	return rc;
+}
+
+/* script = prefix + quoted args, joined by the format in `fmt`, where
+ * each %q takes the next path. */
+static int script_of(struct strbuf *sb, const char *fmt, const char *a, const char *b)
+{
+	const char *args[2] = { a, b };
+	int i = 0, rc = 0;
+
+	for (; *fmt && !rc; fmt++) {
+		if (fmt[0] == '%' && fmt[1] == 'q' && i < 2) {
+			rc = sh_quote(sb, args[i++]);
+			fmt++;
+		} else {
+			rc = strbuf_add(sb, fmt, 1);
+		}
+	}
+	return rc;
+}
+
+int dt_run_fmt(struct dt *dt, const char *box, const char *what, const char *fmt,
+	       const char *a, const char *b, struct strbuf *out)
+{
+	struct strbuf s = STRBUF_INIT(1u << 20);
+	int rc = script_of(&s, fmt, a, b) ? -ENOMEM : dt_run(dt, box, what, s.buf, out);
+
+	strbuf_release(&s);
+	return rc;
+}
+
+int dt_rmdir(struct sbx_provider *p, const char *box, const char *path)
+{
+	/* The toolbox's delete is recursive or nothing: rmdir(1) refuses a
+	 * directory with anything in it, as rmdir(2) must. */
+	return dt_run_fmt(
+		DT(p), box, "rmdir",
+		"d=%q; [ -d \"$d\" ] || exit 20; rmdir -- \"$d\" 2>&1 && exit 0; "
+		"[ -n \"$(ls -A -- \"$d\" 2>/dev/null)\" ] && exit 39; exit 5",
+		path, NULL, NULL);
+}
+
+int dt_rename(struct sbx_provider *p, const char *box, const char *from, const char *to,
+	      unsigned flags)
+{
+	static const struct errmap over[] = { { 409, EEXIST }, { 0, 0 } };
+	struct dt *dt = DT(p);
+	const char *q[] = { "source", from, "destination", to, NULL };
+	int rc;
+
+	if (flags & ~RENAME_NOREPLACE) {
+		sbx_failf("daytona: rename cannot exchange two files");
+		return -EINVAL;
+	}
+	/* The toolbox moves only onto a free name (409 otherwise). */
+	rc = simple_toolbox(dt, box, "POST", "rename", "/files/move", q, over);
+	if (rc == -EEXIST && !(flags & RENAME_NOREPLACE)) {
+		/* Over an existing file, as editors save: rename(2) in the
+		 * sandbox, atomic there. */
+		rc = dt_run_fmt(
+			dt, box, "rename",
+			"a=%q; b=%q; mv -fT -- \"$a\" \"$b\" 2>&1 && exit 0; "
+			"[ -d \"$b\" ] && [ -n \"$(ls -A -- \"$b\")\" ] && exit 39; "
+			"exit 5",
+			from, to, NULL);
+	}
+	if (!rc)
+		stage_rename(dt->stage, box, from, to);
+	return rc;
+}
+
+int dt_truncate(struct sbx_provider *p, const char *box, const char *path, off_t size)
+{
+	struct dt *dt = DT(p);
+	char n[32];
+	int rc;
+
+	/* An open copy is the file's future contents: truncate that, and
+	 * close uploads it. */
+	rc = stage_truncate(dt->stage, box, path, size);
+	if (rc != -ENOENT)
+		return rc;
+	snprintf(n, sizeof(n), "%lld", (long long)size);
+	rc = dt_run_fmt(dt, box, "truncate", "truncate -s %q -- %q 2>&1 || exit 5", n,
+			path, NULL);
+	/* A cached copy no longer matches. */
+	if (!rc)
+		stage_unlink(dt->stage, box, path);
+	return rc;
+}
+
+static void touch_time(char *out, size_t size, const struct timespec *ts)
+{
+	snprintf(out, size, "@%lld.%09ld", (long long)ts->tv_sec, ts->tv_nsec);
+}
+
+int dt_utimens(struct sbx_provider *p, const char *box, const char *path,
+	       const struct timespec ts[2])
+{
+	struct dt *dt = DT(p);
+	struct strbuf s = STRBUF_INIT(1u << 20);
+	static const char *const flag[2] = { "-a", "-m" };
+	char t[48];
+	int rc = 0, i;
+
+	for (i = 0; i < 2 && !rc; i++) {
+		if (ts[i].tv_nsec == UTIME_OMIT)
+			continue;
+		rc = strbuf_addf(&s, "touch -c %s ", flag[i]);
+		if (!rc && ts[i].tv_nsec != UTIME_NOW) {
+			touch_time(t, sizeof(t), &ts[i]);
+			rc = strbuf_addf(&s, "-d %s ", t);
+		}
+		if (!rc)
+			rc = script_of(&s, "-- %q 2>&1 || exit 5; ", path, NULL);
+	}
+	if (!rc && s.len)
+		rc = dt_run(dt, box, "utimens", s.buf, NULL);
+	else if (rc)
+		rc = -ENOMEM;
+	strbuf_release(&s);
+	return rc;
+}
+
+int dt_link(struct sbx_provider *p, const char *box, const char *from, const char *to)
+{
+	return dt_run_fmt(DT(p), box, "link", "ln -- %q %q 2>&1 && exit 0; exit 5", from,
+			  to, NULL);
+}
+
+int dt_statfs(struct sbx_provider *p, struct statvfs *out, const char *box,
+	      const char *path)
+{
+	struct strbuf o = STRBUF_INIT(4096);
+	unsigned long long bsize, blocks, bfree, bavail, files, ffree, namemax;
+	int rc = dt_run_fmt(DT(p), box, "statfs",
+			    "stat -f -c '%S %b %f %a %c %d %l' -- %q 2>&1 || exit 5",
+			    path, NULL, &o);
+
+	if (rc)
+		goto out;
+	if (!o.buf || sscanf(o.buf, "%llu %llu %llu %llu %llu %llu %llu", &bsize, &blocks,
+			     &bfree, &bavail, &files, &ffree, &namemax) != 7) {
+		sbx_failf("daytona: statfs: unexpected answer");
+		rc = -EPROTO;
+		goto out;
+	}
+	memset(out, 0, sizeof(*out));
+	out->f_bsize = out->f_frsize = bsize;
+	out->f_blocks = blocks;
+	out->f_bfree = bfree;
+	out->f_bavail = bavail;
+	out->f_files = files;
+	out->f_ffree = out->f_favail = ffree;
+	out->f_namemax = namemax;
+out:
+	strbuf_release(&o);
+	return rc;
+}
