@@ -263,9 +263,11 @@ int stage_stat(struct stage *s, const char *box, const char *path, struct stat *
 		f->refs++;
 		pthread_mutex_unlock(&s->lock);
 		pthread_mutex_lock(&f->lock);
-		if ((f->fetched || f->dirty) && !fstat(f->fd, st)) {
+		if (f->dirty && !fstat(f->fd, st)) {
 			st->st_mode = f->mode;
 			st->st_nlink = 1;
+			st->st_ino = 0; /* the copy's, not the remote file's */
+			st->st_dev = 0;
 			rc = 0;
 		}
 		pthread_mutex_unlock(&f->lock);
@@ -345,30 +347,88 @@ void stage_unlink(struct stage *s, const char *box, const char *path)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* Rename the copy of `from` to `to`: the path itself, or a directory
+ * that holds it (`from` is then a prefix followed by '/'). */
+static int rename_one(struct stage *s, struct staged *f, const char *from, const char *to)
+{
+	size_t n = strlen(from);
+	char *np;
+
+	if (asprintf(&np, "%s%s", to, f->path + n) < 0)
+		return -ENOMEM;
+	table_remove(s, f);
+	free(f->path);
+	f->path = np;
+	f->next = s->table[hash(f->box, np)];
+	s->table[hash(f->box, np)] = f;
+	return 0;
+}
+
 void stage_rename(struct stage *s, const char *box, const char *from, const char *to)
 {
-	struct staged *f;
-	char *np;
+	size_t n = strlen(from), i;
+	struct staged *moved = NULL;
 
 	stage_unlink(s, box, to);
 	pthread_mutex_lock(&s->lock);
-	f = table_find(s, box, from);
-	if (f) {
-		table_remove(s, f);
-		np = strdup(to);
-		if (np) {
-			free(f->path);
-			f->path = np;
-			f->next = s->table[hash(box, to)];
-			s->table[hash(box, to)] = f;
-		} else if (f->refs) {
-			f->orphan = 1;
-		} else {
-			lru_unlink(f);
-			s->bytes -= (uint64_t)f->bytes;
-			entry_free(f);
+	/* Collect first: renaming rehashes into buckets not yet visited. */
+	for (i = 0; i < NBUCKETS; i++) {
+		struct staged **pp = &s->table[i];
+
+		while (*pp) {
+			struct staged *f = *pp;
+
+			if (!strcmp(f->box, box) && !strncmp(f->path, from, n) &&
+			    (f->path[n] == '\0' || f->path[n] == '/')) {
+				*pp = f->next;
+				f->next = moved;
+				moved = f;
+			} else {
+				pp = &f->next;
+			}
 		}
 	}
+	while (moved) {
+		struct staged *f = moved;
+
+		moved = f->next;
+		f->next = s->table[0]; /* so that rename_one can take it out */
+		s->table[0] = f;
+		if (rename_one(s, f, from, to)) {
+			table_remove(s, f);
+			if (f->refs) {
+				f->orphan = 1;
+			} else {
+				lru_unlink(f);
+				s->bytes -= (uint64_t)f->bytes;
+				entry_free(f);
+			}
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+struct staged *stage_lookup(struct stage *s, const char *box, const char *path)
+{
+	struct staged *f;
+
+	pthread_mutex_lock(&s->lock);
+	f = table_find(s, box, path);
+	if (f && f->opens)
+		f->refs++;
+	else
+		f = NULL;
+	pthread_mutex_unlock(&s->lock);
+	return f;
+}
+
+void stage_unref(struct staged *f)
+{
+	struct stage *s = f->owner;
+
+	/* Only taken on open copies, whose handles outlive this reference. */
+	pthread_mutex_lock(&s->lock);
+	f->refs--;
 	pthread_mutex_unlock(&s->lock);
 }
 

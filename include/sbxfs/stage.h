@@ -67,8 +67,8 @@ int stage_where(struct staged *f, char **box, char **path);
 int stage_shared(struct staged *f);
 
 /*
- * For getattr: if box:path has an open copy that holds data, fill st from
- * it and return 0; else -ENOENT.
+ * For getattr: if box:path has an open copy with changes not yet uploaded,
+ * fill st from it and return 0; else -ENOENT (the server knows best).
  */
 int stage_stat(struct stage *s, const char *box, const char *path, struct stat *st);
 
@@ -83,7 +83,13 @@ int stage_truncate(struct stage *s, const char *box, const char *path, off_t siz
 /* The remote file was removed or renamed away: open copies must not be
  * uploaded under the old name (unlink), or go to the new one (rename). */
 void stage_unlink(struct stage *s, const char *box, const char *path);
+/* Renaming a directory moves the copies of the files below it too. */
 void stage_rename(struct stage *s, const char *box, const char *from, const char *to);
+/* The open copy of box:path, referenced, or NULL; give it back with
+ * stage_unref(). */
+struct staged *stage_lookup(struct stage *s, const char *box, const char *path);
+void stage_unref(struct staged *f);
+
 /* Forget every unused copy of the box (it was deleted or changed). */
 void stage_drop_box(struct stage *s, const char *box);
 

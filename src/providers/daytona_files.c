@@ -354,6 +354,9 @@ int dt_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *b
 	if (!rc && fstat(f->fd, st))
 		rc = -errno;
 	if (!rc) {
+		/* The copy's own inode is no identity of the remote file. */
+		st->st_ino = 0;
+		st->st_dev = 0;
 		st->st_mode = f->mode;
 		st->st_nlink = 1;
 		if (f->fetched && !f->dirty && f->remote_size >= 0)
@@ -536,6 +539,26 @@ int dt_release(struct sbx_provider *p, uint64_t fh)
 	return rc;
 }
 
+/*
+ * Metadata calls need the file to exist on the server.  A file created
+ * and still open exists only in its staged copy until close: upload it
+ * now (tar and git chmod a file before closing it).
+ */
+static int flush_pending(struct dt *dt, const char *box, const char *path)
+{
+	struct staged *f = stage_lookup(dt->stage, box, path);
+	int rc = 0;
+
+	if (!f)
+		return 0;
+	pthread_mutex_lock(&f->lock);
+	if (f->dirty && !f->fetched)
+		rc = upload(dt, f);
+	pthread_mutex_unlock(&f->lock);
+	stage_unref(f);
+	return rc;
+}
+
 static int simple_toolbox(struct dt *dt, const char *box, const char *method,
 			  const char *what, const char *route, const char *const *query,
 			  const struct errmap *over)
@@ -592,6 +615,16 @@ int dt_chmod(struct sbx_provider *p, const char *box, const char *path, mode_t m
 	char m[8];
 	const char *q[] = { "path", path, "mode", m, NULL };
 
+	int rc = flush_pending(DT(p), box, path);
+
+	if (rc)
+		return rc;
+	/* The API's mode loses setuid, setgid and sticky: chmod(1) keeps them. */
+	if (mode & 07000) {
+		snprintf(m, sizeof(m), "%04o", (unsigned)(mode & 07777));
+		return dt_run_fmt(DT(p), box, "chmod", "chmod %q -- %q 2>&1 || exit 5", m,
+				  path, NULL);
+	}
 	snprintf(m, sizeof(m), "%04o", (unsigned)(mode & 07777));
 	return simple_toolbox(DT(p), box, "POST", "chmod", "/files/permissions", q, NULL);
 }
@@ -616,6 +649,9 @@ int dt_chown(struct sbx_provider *p, const char *box, const char *path, uid_t ui
 	q[n] = NULL;
 	if (n == 2)
 		return 0;
+	n = flush_pending(DT(p), box, path);
+	if (n)
+		return n;
 	return simple_toolbox(DT(p), box, "POST", "chown", "/files/permissions", q, NULL);
 }
 
@@ -739,6 +775,9 @@ int dt_rename(struct sbx_provider *p, const char *box, const char *from, const c
 		sbx_failf("daytona: rename cannot exchange two files");
 		return -EINVAL;
 	}
+	rc = flush_pending(dt, box, from);
+	if (rc)
+		return rc;
 	/* The toolbox moves only onto a free name (409 otherwise). */
 	rc = simple_toolbox(dt, box, "POST", "rename", "/files/move", q, over);
 	if (rc == -EEXIST && !(flags & RENAME_NOREPLACE)) {
@@ -788,7 +827,7 @@ int dt_utimens(struct sbx_provider *p, const char *box, const char *path,
 	struct strbuf s = STRBUF_INIT(1u << 20);
 	static const char *const flag[2] = { "-a", "-m" };
 	char t[48];
-	int rc = 0, i;
+	int rc = flush_pending(dt, box, path), i;
 
 	for (i = 0; i < 2 && !rc; i++) {
 		if (ts[i].tv_nsec == UTIME_OMIT)
@@ -803,14 +842,16 @@ int dt_utimens(struct sbx_provider *p, const char *box, const char *path,
 	}
 	if (!rc && s.len)
 		rc = dt_run(dt, box, "utimens", s.buf, NULL);
-	else if (rc)
-		rc = -ENOMEM;
 	strbuf_release(&s);
 	return rc;
 }
 
 int dt_link(struct sbx_provider *p, const char *box, const char *from, const char *to)
 {
+	int rc = flush_pending(DT(p), box, from);
+
+	if (rc)
+		return rc;
 	return dt_run_fmt(DT(p), box, "link", "ln -- %q %q 2>&1 && exit 0; exit 5", from,
 			  to, NULL);
 }
