@@ -500,7 +500,8 @@ def test_follow_websocket(emu, sandbox):
     _, tb = sandbox
     emu.call("POST", tb + "/process/session", {"sessionId": "ws"})
     started = _exec(emu, tb, "ws", "for i in 1 2 3; do echo $i; sleep 0.2; done;"
-                    " head -c 3000 /dev/zero | tr '\\0' x; echo; echo e >&2", runAsync=True)
+                    " head -c 3000 /dev/zero | tr '\\0' x; echo; sleep 0.2; echo e >&2",
+                    runAsync=True)
     url = emu.url + tb + "/process/session/ws/command/%s/logs?follow=true" % started["cmdId"]
 
     async def follow(headers):
@@ -634,3 +635,43 @@ def test_fault_switches_and_stats(emu, sandbox):
     assert stats["total"] == sum(stats["routes"].values()) == 9
     looked = emu.json("GET", "/_emu/sandbox/" + sandbox[0])
     assert looked["id"] == sandbox[0] and os.path.isdir(os.path.join(looked["dir"], "etc"))
+
+
+def test_pty(emu, sandbox):
+    aiohttp = pytest.importorskip("aiohttp")
+    _, tb = sandbox
+    created = emu.json("POST", tb + "/process/pty",
+                       {"id": "p1", "cols": 100, "rows": 30, "envs": {"Z": "zz"}},
+                       expect=201)
+    assert created == {"sessionId": "p1"}
+    st, _, d = emu.call("POST", tb + "/process/pty", {"id": "p1"})
+    assert st == 409 and "already exists" in json.loads(d)["error"]
+    st, _, d = emu.call("GET", tb + "/process/pty/nope")
+    assert st == 404 and json.loads(d) == {"error": "PTY session not found"}
+    url = emu.url + tb + "/process/pty/p1/connect"
+
+    async def session():
+        async with aiohttp.ClientSession(headers={"Authorization": "Bearer " + KEY}) as s:
+            async with s.ws_connect(url) as ws:
+                first = await ws.receive()
+                assert first.type == aiohttp.WSMsgType.TEXT
+                assert json.loads(first.data) == {"type": "control", "status": "connected"}
+                async with s.post(emu.url + tb + "/process/pty/p1/resize",
+                                  json={"cols": 120, "rows": 40}) as r:
+                    assert r.status == 200 and (await r.json())["cols"] == 120
+                await ws.send_bytes(b"echo hi $Z; stty size; exit 3\n")
+                out = b""
+                while True:
+                    msg = await ws.receive()
+                    if msg.type != aiohttp.WSMsgType.BINARY:
+                        return out, msg
+                    out += msg.data
+
+    out, close = asyncio.run(session())
+    assert b"hi zz\r\n" in out and b"40 120\r\n" in out
+    assert close.type == aiohttp.WSMsgType.CLOSE and close.data == 1011
+    assert json.loads(close.extra) == {"exitCode": 3, "exitReason": "non-zero exit"}
+    info = emu.json("GET", tb + "/process/pty/p1")
+    assert info["active"] is False and (info["cols"], info["rows"]) == (120, 40)
+    assert emu.json("DELETE", tb + "/process/pty/p1") == {"message": "PTY session deleted"}
+    assert emu.json("GET", tb + "/process/pty") == {"sessions": []}

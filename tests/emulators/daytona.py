@@ -478,15 +478,14 @@ class Runtime:
         return env
 
     async def spawn(self, cwd, command=None, env=None, stdin=None,
-                    stdout=None, stderr=None, ctty=False):
+                    stdout=None, stderr=None):
         """Run in the sandbox: `command` via sh -c, or else a shell reading
         its script from stdin.  The process (nsenter, which forks the real
         command into the pid namespace) leads its own session and process
-        group; with `ctty` its stdin terminal becomes the controlling one."""
+        group, so killing that group kills the command."""
         if not self.running:
             raise RuntimeError("sandbox is not running")
-        argv = ["setsid", "--ctty"] if ctty else []
-        argv += ["nsenter", "-t", str(self.init_pid), "-m", "-u", "-i", "-p", "-r"]
+        argv = ["nsenter", "-t", str(self.init_pid), "-m", "-u", "-i", "-p", "-r"]
         if os.geteuid() != 0:
             argv += ["-U", "--preserve-credentials"]
         if command is None:
@@ -496,7 +495,7 @@ class Runtime:
                      'cd -- "$0" || exit 1; exec /bin/sh -c "$1"', cwd, command]
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=stdin, stdout=stdout, stderr=stderr,
-            env=self.env(env), start_new_session=not ctty)
+            env=self.env(env), start_new_session=True)
         self.procs.add(proc)
         return proc
 
@@ -528,6 +527,22 @@ def kill_group(pgid, sig):
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def kill_tree(pid, sig):
+    """The process group of `pid` and its direct children (which may have
+    made sessions of their own inside the sandbox)."""
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            children = [int(c) for c in f.read().split()]
+    except OSError:
+        children = []
+    kill_group(pid, sig)
+    for child in children:
+        try:
+            os.kill(child, sig)
+        except ProcessLookupError:
+            pass
 
 
 # ----------------------------------------------------------------- sessions
@@ -690,10 +705,14 @@ class PtySession:
         self.resize()
         env = dict(self.envs)
         env.setdefault("TERM", "xterm-256color")
+        # The shell makes its own session inside the pid namespace and takes
+        # the terminal as its controlling tty there, so job control works.
+        # (`tty` still says "not a tty": the pty comes from the host's devpts,
+        # not the sandbox's /dev/pts.)
         try:
             self.proc = await runtime.spawn(
-                self.cwd, command="exec /bin/sh -i", env=env, stdin=slave,
-                stdout=slave, stderr=slave, ctty=True)
+                self.cwd, command="exec setsid --ctty /bin/sh -i", env=env,
+                stdin=slave, stdout=slave, stderr=slave)
         finally:
             os.close(slave)
         os.set_blocking(master, False)
@@ -734,7 +753,7 @@ class PtySession:
 
     def kill(self):
         if self.proc is not None and self.proc.returncode is None:
-            kill_group(self.proc.pid, signal.SIGKILL)
+            kill_tree(self.proc.pid, signal.SIGKILL)
 
     def close_reason(self):
         code = self.exit_code
@@ -1201,18 +1220,6 @@ class MainApi:
                 json.dumps(key(page[-1])).encode()).decode()
         return json_response({"items": [s.dto(listing=True) for s in page],
                               "nextCursor": cursor})
-
-    async def paginated(self, request):
-        items = sorted(self._filtered(request), key=lambda s: s.seq, reverse=True)
-        try:
-            page = max(1, int(request.query.get("page", "1")))
-            limit = max(1, min(200, int(request.query.get("limit", "10"))))
-        except ValueError:
-            raise _ApiError(400, "page and limit must be integer numbers")
-        chunk = items[(page - 1) * limit: page * limit]
-        return json_response({"items": [s.dto() for s in chunk],
-                              "total": len(items), "page": page,
-                              "totalPages": (len(items) + limit - 1) // limit})
 
     async def start(self, request):
         sb = self._sandbox(request)
@@ -1864,27 +1871,6 @@ class Toolbox:
                     out.append({"file": shown, "line": n, "content": line})
         return json_response(out)
 
-    async def replace(self, request):
-        sb = request["sandbox"]
-        try:
-            body = json.loads(await request.text())
-            files, pattern, new = body["files"], body["pattern"], body["newValue"]
-        except Exception:  # noqa: BLE001
-            return tb_error(request, 400, "invalid body request: bad replace request",
-                            "INVALID_REQUEST_BODY")
-        results = []
-        for path in files:
-            try:
-                host = sb.jail.host(path)
-                with open(host, encoding="utf-8", errors="surrogateescape") as f:
-                    text = f.read()
-                with open(host, "w", encoding="utf-8", errors="surrogateescape") as f:
-                    f.write(text.replace(pattern, new))
-                results.append({"file": path, "success": True})
-            except OSError as e:
-                results.append({"file": path, "success": False, "error": str(e)})
-        return json_response(results)
-
     async def home_dir(self, request):
         return json_response({"dir": HOME})
 
@@ -2357,7 +2343,6 @@ def build_app(emu):
         ("GET", "/api/config", api.config),
         ("POST", "/api/sandbox", api.create),
         ("GET", "/api/sandbox", api.list),
-        ("GET", "/api/sandbox/paginated", api.paginated),
         ("GET", "/api/sandbox/{sid}", api.get),
         ("DELETE", "/api/sandbox/{sid}", api.delete),
         ("POST", "/api/sandbox/{sid}/start", api.start),
@@ -2386,7 +2371,6 @@ def build_app(emu):
         ("POST", "/files/move", tb.move),
         ("POST", "/files/permissions", tb.permissions),
         ("GET", "/files/search", tb.search), ("GET", "/files/find", tb.find),
-        ("POST", "/files/replace", tb.replace),
         ("GET", "/user-home-dir", tb.home_dir), ("GET", "/project-dir", tb.home_dir),
         ("GET", "/work-dir", tb.home_dir), ("GET", "/version", tb.version),
         ("POST", "/process/execute", tb.execute),
