@@ -43,8 +43,11 @@ Deviations from the real service (deliberate, keep them in mind):
     "bad request: sandbox is not started" (the real proxy's status is not
     known).  Unknown sandbox id: 404 format 2 "not found: sandbox not found".
   * Sessions: the real daemon runs one long-lived shell per session (cwd and
-    exported variables persist between commands).  Here every command runs in
-    its own shell (nsenter + sh -c) in /home/daytona, so nothing persists.
+    exported variables persist between commands) and sources each command in
+    it, so a bare `exit N` there ends the whole session shell and the command
+    never gets an exit code.  Here every command runs in its own shell
+    (nsenter + sh -c) in /home/daytona: nothing persists, and `exit N` just
+    gives exit code N.  Clients should use `(exit N)` to work on both.
     Output is labelled per line like the daemon's wrapper; a partial last line
     is written to the log after ~0.5 s (protocol notes section 9).  The real
     v0.190 wrapper instead holds a partial line until newline/EOF and ends an
@@ -70,7 +73,9 @@ Deviations from the real service (deliberate, keep them in mind):
   * PTY: POST/GET/DELETE /process/pty, resize and the connect WebSocket
     (v0.190 protocol); not the newer create-connect route.
 
-Only Debian's python3-aiohttp is needed.
+Needs root (as in CI): unprivileged bwrap nests a user namespace that nsenter
+cannot join.  Only Debian's python3-aiohttp is needed besides bwrap and
+util-linux (nsenter, setsid).
 """
 
 import argparse
@@ -92,7 +97,6 @@ import sys
 import tempfile
 import termios
 import time
-import urllib.parse
 import uuid
 from collections import Counter, OrderedDict
 from email.utils import formatdate
@@ -255,6 +259,11 @@ def tb_untyped_error(message):
 def empty(status):
     """gin AbortWithError after v0.148: the status line and no body."""
     return web.Response(status=status)
+
+
+def open_for_reading(host):
+    """open(host, "rb") that cannot hang the event loop on a FIFO."""
+    return os.fdopen(os.open(host, os.O_RDONLY | os.O_NONBLOCK), "rb")
 
 
 def os_error_status(e):
@@ -1523,7 +1532,7 @@ class Toolbox:
             return empty(400)
         try:
             host = sb.jail.host(path)
-            f = open(host, "rb")
+            f = open_for_reading(host)
         except OSError as e:
             return empty(os_error_status(e))
         with f:
@@ -1715,7 +1724,7 @@ class Toolbox:
         if not isinstance(path, str) or not path:
             return err(400, "INVALID_FILE_PATH", "invalid file path: path is empty")
         try:
-            f = open(sb.jail.host(path), "rb")
+            f = open_for_reading(sb.jail.host(path))
         except IsADirectoryError:
             return err(400, "INVALID_FILE_PATH",
                        "invalid file path: path points to a directory: %s" % path)
@@ -1860,7 +1869,7 @@ class Toolbox:
             if isdir:
                 continue
             try:
-                with open(host, "rb") as f:
+                with open_for_reading(host) as f:
                     data = f.read(4 << 20)
             except OSError:
                 continue
@@ -2431,6 +2440,9 @@ def main():
     args = ap.parse_args()
     if not shutil.which("bwrap") or not shutil.which("nsenter"):
         log("warning: bwrap and nsenter are needed to run commands")
+    if os.geteuid() != 0:
+        log("warning: commands need root: unprivileged bwrap nests a user "
+            "namespace that nsenter cannot join")
     asyncio.run(amain(args))
 
 

@@ -118,7 +118,7 @@ await step('executeCommand', async () => {
 await step('session: async command, streamed and stored logs', async () => {
   await sb.process.createSession('s1');
   const started = await sb.process.executeSessionCommand('s1', {
-    command: 'echo one; sleep 1; echo two >&2; echo three; exit 5',
+    command: 'echo one; sleep 1; echo two >&2; echo three; (exit 5)',
     runAsync: true,
   });
   expect(started.cmdId, 'no cmdId from async exec');
