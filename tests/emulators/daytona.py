@@ -20,7 +20,24 @@ What it serves, following /work/shared/protocols/daytona.md (server v0.190.0):
                             "method"}, except the /files handlers that abort
                             with an EMPTY body, exactly where the daemon does.
   /api/toolbox/{id}/toolbox/...  the deprecated route to the same toolbox.
-  /_emu/...                 test control (no auth): stats, faults, lookups.
+
+Test control routes (no auth; not counted):
+  GET  /_emu/stats          {"total": N, "routes": {"GET /files/info": n, ...}}
+                            every /api and /toolbox request, keyed by method
+                            and route pattern ("GET /api/sandbox/{sid}",
+                            "POST /process/session/{session}/exec"; toolbox
+                            routes without their prefix; "GET (unmatched)").
+  POST /_emu/reset          zero the counters.
+  POST /_emu/fault          {"kind": "status"|"empty"|"slow"|"drop"|"ratelimit",
+                             "status": 500, "prefix": "/toolbox", "method": "GET",
+                             "count": 1, "delay": 1.0}: the next `count`
+                            requests whose path starts with `prefix` (and
+                            whose method is `method`, if given) get an error
+                            body of the right format / an empty body / a
+                            delay before normal service / a closed connection
+                            / 429 "ThrottlerException: Too Many Requests".
+  POST /_emu/fault/clear    forget all faults.
+  GET  /_emu/sandbox/{name or id}  {"id", "dir", "state"}: the backing directory.
 
 Sandboxes.  DIR/<id>/ is the sandbox's "/".  Commands run inside it with
 bubblewrap: every started sandbox has one long-lived "keeper"
@@ -115,7 +132,6 @@ DEFAULT_SNAPSHOT = "daytonaio/sandbox:0.4.3"
 TRANSITIONAL = {"creating", "restoring", "destroying", "starting", "stopping",
                 "pending_build", "building_snapshot", "pulling_snapshot",
                 "archiving"}
-JSON_CT = "application/json; charset=utf-8"
 
 
 def log(msg):
@@ -495,8 +511,6 @@ class Runtime:
         if not self.running:
             raise RuntimeError("sandbox is not running")
         argv = ["nsenter", "-t", str(self.init_pid), "-m", "-u", "-i", "-p", "-r"]
-        if os.geteuid() != 0:
-            argv += ["-U", "--preserve-credentials"]
         if command is None:
             argv += ["--", "/bin/sh", "-c", 'cd -- "$0" || exit 1; exec /bin/sh', cwd]
         else:
@@ -590,7 +604,7 @@ class Command:
             HOME, command=self.text,
             stdin=asyncio.subprocess.PIPE if keep_stdin else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        asyncio.create_task(self._finish(runtime))
+        self._finisher = asyncio.create_task(self._finish(runtime))
 
     async def _finish(self, runtime):
         try:
@@ -727,7 +741,7 @@ class PtySession:
         os.set_blocking(master, False)
         loop = asyncio.get_running_loop()
         loop.add_reader(master, self._readable)
-        asyncio.create_task(self._wait(runtime))
+        self._waiter = asyncio.create_task(self._wait(runtime))
 
     def _readable(self):
         try:
