@@ -327,17 +327,21 @@ int stage_truncate(struct stage *s, const char *box, const char *path, off_t siz
 	return rc;
 }
 
-void stage_unlink(struct stage *s, const char *box, const char *path)
+int stage_unlink(struct stage *s, const char *box, const char *path)
 {
 	struct staged *f;
+	int local_only = 0;
 
 	pthread_mutex_lock(&s->lock);
 	f = table_find(s, box, path);
 	if (f) {
 		table_remove(s, f);
 		if (f->refs) {
+			/* Read without the copy's lock: should an upload race
+			 * with this, the server had the file and its delete
+			 * succeeded, so the answer does not matter then. */
+			local_only = f->dirty && !f->fetched;
 			f->orphan = 1; /* the last close frees it */
-			f->fetched = 0;
 		} else {
 			lru_unlink(f);
 			s->bytes -= (uint64_t)f->bytes;
@@ -345,6 +349,7 @@ void stage_unlink(struct stage *s, const char *box, const char *path)
 		}
 	}
 	pthread_mutex_unlock(&s->lock);
+	return local_only;
 }
 
 /* Rename the copy of `from` to `to`: the path itself, or a directory

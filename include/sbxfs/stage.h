@@ -81,8 +81,10 @@ int stage_reserve(struct staged *f, off_t size);
 int stage_truncate(struct stage *s, const char *box, const char *path, off_t size);
 
 /* The remote file was removed or renamed away: open copies must not be
- * uploaded under the old name (unlink), or go to the new one (rename). */
-void stage_unlink(struct stage *s, const char *box, const char *path);
+ * uploaded under the old name (unlink), or go to the new one (rename).
+ * stage_unlink() returns 1 if the file existed only as an open copy that
+ * was never uploaded. */
+int stage_unlink(struct stage *s, const char *box, const char *path);
 /* Renaming a directory moves the copies of the files below it too. */
 void stage_rename(struct stage *s, const char *box, const char *from, const char *to);
 /* The open copy of box:path, referenced, or NULL; give it back with

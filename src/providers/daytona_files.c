@@ -605,8 +605,10 @@ int dt_unlink(struct sbx_provider *p, const char *box, const char *path)
 	const char *q[] = { "path", path, NULL };
 	int rc = simple_toolbox(DT(p), box, "DELETE", "delete", "/files", q, over);
 
-	if (!rc || rc == -ENOENT)
-		stage_unlink(DT(p)->stage, box, path);
+	/* A file created and still open is not on the server yet: dropping
+	 * its copy is the whole unlink. */
+	if ((!rc || rc == -ENOENT) && stage_unlink(DT(p)->stage, box, path))
+		rc = 0;
 	return rc;
 }
 
