@@ -352,16 +352,14 @@ int stage_unlink(struct stage *s, const char *box, const char *path)
 	return local_only;
 }
 
-/* Rename the copy of `from` to `to`: the path itself, or a directory
- * that holds it (`from` is then a prefix followed by '/'). */
+/* Give f, which is in no bucket, the path `to` + what followed `from` in
+ * its path, and put it in its new bucket. */
 static int rename_one(struct stage *s, struct staged *f, const char *from, const char *to)
 {
-	size_t n = strlen(from);
 	char *np;
 
-	if (asprintf(&np, "%s%s", to, f->path + n) < 0)
+	if (asprintf(&np, "%s%s", to, f->path + strlen(from)) < 0)
 		return -ENOMEM;
-	table_remove(s, f);
 	free(f->path);
 	f->path = np;
 	f->next = s->table[hash(f->box, np)];
@@ -376,7 +374,8 @@ void stage_rename(struct stage *s, const char *box, const char *from, const char
 
 	stage_unlink(s, box, to);
 	pthread_mutex_lock(&s->lock);
-	/* Collect first: renaming rehashes into buckets not yet visited. */
+	/* Take them all out first: renaming moves them to buckets this loop
+	 * may not have visited yet. */
 	for (i = 0; i < NBUCKETS; i++) {
 		struct staged **pp = &s->table[i];
 
@@ -397,17 +396,15 @@ void stage_rename(struct stage *s, const char *box, const char *from, const char
 		struct staged *f = moved;
 
 		moved = f->next;
-		f->next = s->table[0]; /* so that rename_one can take it out */
-		s->table[0] = f;
-		if (rename_one(s, f, from, to)) {
-			table_remove(s, f);
-			if (f->refs) {
-				f->orphan = 1;
-			} else {
-				lru_unlink(f);
-				s->bytes -= (uint64_t)f->bytes;
-				entry_free(f);
-			}
+		f->next = NULL;
+		if (!rename_one(s, f, from, to))
+			continue;
+		if (f->refs) { /* out of memory: never upload it under a stale name */
+			f->orphan = 1;
+		} else {
+			lru_unlink(f);
+			s->bytes -= (uint64_t)f->bytes;
+			entry_free(f);
 		}
 	}
 	pthread_mutex_unlock(&s->lock);
