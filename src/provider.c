@@ -14,28 +14,6 @@ static const struct sbx_provider_desc *const providers[] = {
 	&sbx_provider_daytona,
 };
 
-static __thread char fail_text[1024];
-
-void sbx_failf(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(fail_text, sizeof(fail_text), fmt, ap);
-	va_end(ap);
-	sbx_log(SBX_LOG_DEBUG, "failure: %s", fail_text);
-}
-
-const char *sbx_fail_text(void)
-{
-	return fail_text;
-}
-
-void sbx_fail_clear(void)
-{
-	fail_text[0] = '\0';
-}
-
 /* Defaults: what a provider leaves out, it cannot do. */
 static int no_init(struct sbx_provider *p, const struct sbx_kvlist *o)
 {

@@ -21,5 +21,7 @@ void test_status(void);
 void test_names(void);
 void test_cache(void);
 void test_log(void);
+void test_stage(void);
+void test_shell(void);
 
 #endif

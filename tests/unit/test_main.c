@@ -10,6 +10,8 @@ int main(void)
 	test_names();
 	test_cache();
 	test_log();
+	test_stage();
+	test_shell();
 	if (test_failures)
 		fprintf(stderr, "%d checks failed\n", test_failures);
 	return test_failures ? 1 : 0;

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/* The text of the failure being returned, per thread (see provider.h). */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "sbxfs/log.h"
+#include "sbxfs/provider.h"
+
+static __thread char fail_text[1024];
+
+void sbx_failf(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(fail_text, sizeof(fail_text), fmt, ap);
+	va_end(ap);
+	sbx_log(SBX_LOG_DEBUG, "failure: %s", fail_text);
+}
+
+const char *sbx_fail_text(void)
+{
+	return fail_text;
+}
+
+void sbx_fail_clear(void)
+{
+	fail_text[0] = '\0';
+}

@@ -1,0 +1,337 @@
+"""The Daytona provider against the Daytona emulator.
+
+What only Daytona has: configuration from the SDKs' environment variables,
+the state machine behind ctl, Daytona's keys on `new`, the three error
+shapes mapped to errno, faults injected by the emulator, and the number of
+requests each file operation costs.  The tree contract itself is checked by
+the other modules run with SBXFS_PROVIDERS=daytona.
+"""
+
+import errno
+import os
+import subprocess
+import threading
+import time
+
+import pytest
+
+import helpers
+from helpers import (Box, Emulator, errno_of, read_bytes, read_text,
+                     require_sandboxes, run, wait_for, write_ok, write_once)
+
+
+@pytest.fixture(scope="module")
+def dmount(tmp_path_factory):
+    """A daytona mount of its own, whatever SBXFS_PROVIDERS says."""
+    require_sandboxes("daytona")
+    base = tmp_path_factory.mktemp("daytona")
+    m = helpers.Mount(base / "mnt", base / "state", base / "sbxfs.log",
+                      "daytona", ["timeout=5"])
+    helpers.ALL_MOUNTS.append(m)
+    m.start()
+    yield m
+    rc = m.stop()
+    assert rc == 0, m.log_tail()
+
+
+@pytest.fixture
+def emu(dmount):
+    e = dmount.emulator
+    e.clear_faults()
+    yield e
+    e.clear_faults()
+
+
+@pytest.fixture
+def dbox(request, dmount):
+    b = helpers.new_box(dmount, request.node.name, start=False)
+    yield b
+    helpers.remove_box(b)
+
+
+def backing(emu, box, *parts):
+    """Path of a file in the emulator's directory for the sandbox."""
+    d = emu.control("GET", "/_emu/sandbox/" + box.name)["dir"]
+    return os.path.join(d, *[p.lstrip("/") for p in parts])
+
+
+def count(stats, *routes):
+    return sum(stats["routes"].get(r, 0) for r in routes)
+
+
+# ------------------------------------------------------------ configuration
+
+def test_missing_key_is_a_one_line_error(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAYTONA")}
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    cp = subprocess.run([helpers.sbxfs_binary(), "-f", "-o", "provider=daytona",
+                         "-o", "state_dir=%s" % (tmp_path / "s"), str(mnt)],
+                        env=env, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, timeout=30)
+    assert cp.returncode != 0
+    lines = cp.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "DAYTONA_API_KEY" in lines[0], lines
+    assert not helpers.is_mounted(str(mnt))
+
+
+def test_root_ctl_describes_without_secrets(dmount):
+    info = helpers.parse_kv(dmount.ctl_info())
+    assert info["provider"] == "daytona"
+    assert info["api_url"] == dmount.emulator.url("/api")
+    assert info["auth"] == "api_key"
+    assert Emulator.API_KEY not in dmount.ctl_info()
+
+
+def test_wrong_key_gives_eacces(tmp_path, dmount):
+    m = helpers.Mount(tmp_path / "mnt", tmp_path / "state", tmp_path / "log",
+                      "daytona")
+    m.emulator = dmount.emulator
+    env = dict(dmount.emulator.env(), DAYTONA_API_KEY="dtn_" + "0" * 64)
+    with open(m.log_path, "ab") as log:
+        m.proc = subprocess.Popen(m.argv(), env=env, stdout=log, stderr=log,
+                                  start_new_session=True)
+    try:
+        wait_for(lambda: os.path.ismount(m.path), what="mount")
+        assert errno_of(os.listdir, m.path) == errno.EACCES
+    finally:
+        m.stop()
+    assert "dtn_" + "0" * 64 not in open(m.log_path).read()
+
+
+# ------------------------------------------------------------ lifecycle
+
+def test_lifecycle_through_the_state_machine(dmount, emu):
+    name = helpers.box_name("life")
+    os.mkdir(dmount.p(name))
+    box = Box(dmount, name)
+    try:
+        # Daytona makes running sandboxes: mkdir returns once started.
+        assert box.state() == "running"
+        st = box.status()
+        assert st["provider"] == "daytona" and st["native_state"] == "started"
+        assert st["id"] == emu.control("GET", "/_emu/sandbox/" + name)["id"]
+        write_ok(box.p("root", "tmp", "f"), "data")
+        box.stop()
+        assert box.state() == "stopped"
+        # root/ of a stopped sandbox: EAGAIN, and err says why.
+        assert errno_of(os.listdir, box.r("tmp")) == errno.EAGAIN
+        assert "not started" in box.err()
+        write_ok(box.p("ctl"), "archive\n")
+        assert box.state() == "archived"
+        assert box.status()["native_state"] == "archived"
+        box.start()
+        assert box.state() == "running"
+        assert read_bytes(box.r("tmp", "f")) == b"data"
+        write_ok(box.p("ctl"), "restart\n")
+        assert box.state() == "running"
+    finally:
+        os.rmdir(box.path)
+    assert name not in dmount.names()
+    with pytest.raises(Exception):
+        emu.control("GET", "/_emu/sandbox/" + name)
+
+
+def test_new_with_daytona_keys(dmount):
+    name = helpers.box_name("keys")
+    write_ok(dmount.ctl, "new %s image=debian:12 cpu=2 memory=4 disk=8 "
+             "label.team=infra env.SECRET=hunter2 auto_stop=30\n" % name)
+    box = Box(dmount, name)
+    try:
+        st = box.status()
+        assert st["image"] == "debian:12"
+        assert (st["cpu"], st["memory"], st["disk"]) == ("2", "4", "8")
+        assert st["label.team"] == "infra"
+        assert st["env.SECRET"] == "(set)"   # values stay out of status
+        assert st["auto_stop"] == "30"
+        assert "hunter2" not in read_text(box.p("status"))
+    finally:
+        os.rmdir(box.path)
+
+
+def test_bad_new_arguments(dmount):
+    name = helpers.box_name("bad")
+    # A key Daytona does not have: ours to refuse.
+    assert write_once(dmount.ctl, "new %s colour=blue\n" % name) == errno.EINVAL
+    assert "colour" in read_text(dmount.ctl)
+    # Resources without an image: the server refuses (format-1 400).
+    assert write_once(dmount.ctl, "new %s cpu=2\n" % name) == errno.EINVAL
+    assert "resources" in read_text(dmount.ctl).lower()
+    assert name not in dmount.names()
+
+
+def test_exists_is_eexist(dmount, dbox):
+    assert errno_of(os.mkdir, dbox.path) == errno.EEXIST
+
+
+# ------------------------------------------------------------ commands
+
+def test_exec_exit_code_and_streams(dbox):
+    write_ok(dbox.p("exec"), "echo out; echo err >&2; exit 7")
+    assert helpers.cat(dbox.p("exec")) == b"out\nerr\n"
+    assert read_text(dbox.p("cmd", "1", "status")).strip() == "exited 7"
+    assert read_bytes(dbox.p("cmd", "1", "stdout")) == b"out\n"
+    assert read_bytes(dbox.p("cmd", "1", "stderr")) == b"err\n"
+
+
+def test_exec_sees_files_written_in_root(dbox):
+    write_ok(dbox.r("tmp", "in"), "from outside\n")
+    write_ok(dbox.p("exec"), "cat /tmp/in; echo made > /tmp/out")
+    assert helpers.cat(dbox.p("exec")) == b"from outside\n"
+    assert read_bytes(dbox.r("tmp", "out")) == b"made\n"
+
+
+def test_long_output_and_binary_safe_command_line(dbox):
+    write_ok(dbox.p("exec"), "seq 1 200000; printf 'q\\047uote \\316\\273\\n'")
+    out = helpers.cat(dbox.p("exec"), timeout=120)
+    lines = out.split(b"\n")
+    assert lines[0] == b"1" and lines[199999] == b"200000"
+    assert lines[200000] == b"q'uote \xce\xbb"
+
+
+def test_kill_with_a_signal(dbox):
+    write_ok(dbox.p("exec"), "trap 'echo got INT; exit 0' INT; "
+             "echo ready; while :; do sleep 0.1; done")
+    fd = os.open(dbox.p("cmd", "1", "out"), os.O_RDONLY)
+    try:
+        wait_for(lambda: b"ready" in read_bytes(dbox.p("cmd", "1", "out")))
+        write_ok(dbox.p("cmd", "1", "ctl"), "kill INT")
+        out = helpers.read_all(fd, timeout=60)
+    finally:
+        os.close(fd)
+    assert out == b"ready\ngot INT\n"
+    assert read_text(dbox.p("cmd", "1", "status")).strip() == "exited 0"
+    write_ok(dbox.p("exec"), "sleep 600")
+    wait_for(lambda: read_text(dbox.p("cmd", "2", "status")).strip() ==
+             "running")
+    write_ok(dbox.p("cmd", "2", "ctl"), "kill")
+    helpers.cat(dbox.p("exec"), timeout=60)
+    assert read_text(dbox.p("cmd", "2", "status")).strip() == "killed TERM"
+
+
+def test_stdin_text(dbox):
+    write_ok(dbox.p("exec"), "read a; read b; echo \"$b $a\"")
+    write_ok(dbox.p("cmd", "1", "stdin"), "world\nhello\n")
+    assert helpers.cat(dbox.p("exec"), timeout=60) == b"hello world\n"
+
+
+def test_parallel_commands(dbox):
+    for i in range(8):
+        write_ok(dbox.p("exec"), "sleep 1; echo %d" % i)
+    for i in range(8):
+        out = helpers.cat(dbox.p("cmd", str(i + 1), "out"), timeout=60)
+        assert out == b"%d\n" % i
+
+
+def test_exec_on_stopped_sandbox_is_eagain(dbox):
+    dbox.stop()
+    assert write_once(dbox.p("exec"), "true") == errno.EAGAIN
+    assert "not started" in dbox.err()
+    dbox.start()
+
+
+# ------------------------------------------------------------ errors
+
+def test_error_shapes_map_to_errno(dbox, emu):
+    write_ok(dbox.r("tmp", "e"), "x")
+    d = dbox.r("tmp")
+    # Format 2 with a body (daemon c.Error): 500 -> EIO, message in err.
+    emu.fault(kind="status", status=500, prefix="/toolbox", method="POST",
+              count=1)
+    assert errno_of(os.mkdir, os.path.join(d, "m1")) == errno.EIO
+    assert "500" in dbox.err()
+    # An empty body (daemon AbortWithError): the status decides.
+    emu.fault(kind="empty", status=403, prefix="/toolbox", method="POST",
+              count=1)
+    assert errno_of(os.mkdir, os.path.join(d, "m2")) == errno.EACCES
+    # Format 1 from the main API: 404 on an unknown sandbox.
+    assert errno_of(os.stat, dbox.mount.p("no-such-box")) == errno.ENOENT
+    # 409 on move onto an existing name with RENAME_NOREPLACE semantics
+    # is covered by rename over: both names stay consistent.
+    write_ok(dbox.r("tmp", "e2"), "y")
+    os.rename(dbox.r("tmp", "e2"), dbox.r("tmp", "e"))
+    assert read_bytes(dbox.r("tmp", "e")) == b"y"
+
+
+def test_retries_on_429_and_5xx(dbox, emu):
+    write_ok(dbox.r("tmp", "r"), "retry me")
+    emu.fault(kind="ratelimit", prefix="/toolbox", method="GET", count=2)
+    assert errno_of(os.stat, dbox.r("tmp", "nope-429")) == errno.ENOENT
+    emu.fault(kind="status", status=503, prefix="/toolbox", method="GET",
+              count=2)
+    assert read_bytes(dbox.r("tmp", "r")) == b"retry me"
+
+
+def test_slow_server_is_bounded(dbox, emu):
+    # -o timeout=5: a request that hangs longer fails with ETIMEDOUT after
+    # its retries, and the daemon stays up.
+    emu.fault(kind="slow", delay=30, prefix="/toolbox", method="GET",
+              count=100)
+    t0 = time.monotonic()
+    e = errno_of(os.stat, dbox.r("tmp", "slow-one"))
+    took = time.monotonic() - t0
+    emu.clear_faults()
+    assert e == errno.ETIMEDOUT
+    assert took < 120
+    dbox.mount.still_works()
+
+
+def test_dropped_connections_lose_no_acknowledged_write(dbox, emu):
+    # Uploads fail now and then; every close that returned 0 must have
+    # put its bytes on the server, and every other close reported an error.
+    acked = {}
+    for i in range(12):
+        if i % 3 == 0:
+            emu.fault(kind="drop", prefix="/toolbox", method="POST", count=1)
+        elif i % 3 == 1:
+            emu.fault(kind="empty", status=502, prefix="/toolbox",
+                      method="POST", count=4)
+        data = os.urandom(2000 + i)
+        p = dbox.r("tmp", "w%d" % i)
+        if write_once(p, data, os.O_WRONLY | os.O_CREAT | os.O_TRUNC) == 0:
+            acked[p] = data
+        emu.clear_faults()
+    assert acked, "every write failed: the retries do not work"
+    for p, data in acked.items():
+        rel = p[len(dbox.root):]
+        with open(backing(emu, dbox, rel), "rb") as f:
+            assert f.read() == data, p
+    dbox.mount.still_works()
+
+
+def test_key_never_reaches_log_status_or_err(dmount, dbox, emu):
+    emu.fault(kind="status", status=401, prefix="/toolbox", count=1)
+    errno_of(os.listdir, dbox.r("tmp"))
+    texts = [open(dmount.log_path, "rb").read(),
+             read_bytes(dbox.p("status")), read_bytes(dbox.p("err")),
+             read_bytes(dmount.ctl)]
+    for t in texts:
+        assert Emulator.API_KEY.encode() not in t
+
+
+# ------------------------------------------------------------ requests
+
+def test_requests_per_operation(dbox, emu):
+    d = dbox.r("tmp", "counted")
+    os.mkdir(d)
+    for i in range(20):
+        write_ok(os.path.join(d, "f%d" % i), "x" * i)
+    time.sleep(11)  # past the attribute timeout: everything is cold
+    emu.reset_stats()
+    run(["ls", "-l", d])
+    s = emu.stats()
+    assert count(s, "GET /files") == 1, s
+    assert count(s, "GET /files/info") <= 1, s   # the directory itself
+    emu.reset_stats()
+    run(["ls", "-l", d])
+    assert emu.stats()["total"] == 0, emu.stats()
+    emu.reset_stats()
+    assert read_bytes(os.path.join(d, "f7")) == b"x" * 7
+    s = emu.stats()
+    assert count(s, "GET /files/download") == 1, s
+    emu.reset_stats()
+    with open(os.path.join(d, "new"), "wb") as f:
+        for _ in range(100):
+            f.write(b"y" * 1000)
+    s = emu.stats()
+    assert count(s, "POST /files/upload") == 1, s
