@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 
 PACKAGES=(build-essential meson ninja-build pkg-config libfuse3-dev fuse3
           libcurl4-openssl-dev libcjson-dev libwebsockets-dev
-          bubblewrap util-linux coreutils python3 python3-pytest)
+          bubblewrap util-linux coreutils python3 python3-pytest python3-aiohttp)
 
 as_root() {
 	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
