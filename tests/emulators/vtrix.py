@@ -1742,6 +1742,12 @@ async def ws_connect(emu, request):
         sb.conns.discard(conn)
         for task in list(conn.tasks):
             task.cancel()
+    if conn.closer is not None:
+        # Let close_soon() send its code before aiohttp closes with 1000.
+        try:
+            await conn.closer
+        except Exception:  # noqa: BLE001 - the peer may be gone already
+            pass
     return ws
 
 
