@@ -308,7 +308,8 @@ UNSUPPORTED = {
     "daytona": {
         "symlink": "Daytona's file API follows symlinks and cannot make them",
         "stdin_eof": "Daytona's input call cannot close a command's stdin",
-        "nlink": "Daytona's file API does not report link counts",
+        "nlink": "Daytona's file API reports neither link counts nor inode "
+                 "numbers",
         "binary_stdin": "Daytona's input call carries text, not bytes",
         "non_utf8": "Daytona's file API turns names that are not UTF-8 into U+FFFD",
         "stopped_files": "a stopped Daytona sandbox has no toolbox to serve files",

@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+import conftest
 import helpers
 from helpers import (Box, Emulator, errno_of, read_bytes, read_text,
                      require_sandboxes, run, wait_for, write_ok, write_once)
@@ -27,7 +28,7 @@ def dmount(tmp_path_factory):
     base = tmp_path_factory.mktemp("daytona")
     m = helpers.Mount(base / "mnt", base / "state", base / "sbxfs.log",
                       "daytona", ["timeout=5"])
-    helpers.ALL_MOUNTS.append(m)
+    conftest.ALL_MOUNTS.append(m)
     m.start()
     yield m
     rc = m.stop()

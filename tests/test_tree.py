@@ -799,7 +799,9 @@ def test_tar_roundtrip(wd, tmp_path, provider):
     os.chmod(src / "dir" / "a", 0o751)
     if not unsupported(provider, "symlink"):
         os.symlink("a", src / "dir" / "sym")
-    os.link(src / "dir" / "a", src / "dir" / "hard")
+    # tar -d checks that hard links are one file (inode numbers).
+    if not unsupported(provider, "nlink"):
+        os.link(src / "dir" / "a", src / "dir" / "hard")
     os.utime(src / "dir" / "sub" / "b", (1e9, 1e9))
     archive = str(tmp_path / "t.tar")
     run(["tar", "-C", str(src), "-cf", archive, "dir"])

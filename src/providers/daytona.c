@@ -1061,6 +1061,7 @@ static const struct sbx_provider_ops daytona_ops = {
 	.ctl = dt_ctl,
 	.info = dt_info,
 	.getattr = dt_getattr,
+	.fgetattr = dt_fgetattr,
 	.readdir = dt_readdir,
 	.open = dt_open,
 	.read = dt_read,

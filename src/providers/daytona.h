@@ -108,6 +108,7 @@ int dt_readdir(struct sbx_provider *p, const char *box, const char *path,
 	       sbx_dirent_fn fn, void *ctx);
 int dt_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
 	    const char *path, int flags, mode_t mode);
+int dt_fgetattr(struct sbx_provider *p, struct stat *out, uint64_t fh);
 ssize_t dt_read(struct sbx_provider *p, uint64_t fh, char *buf, size_t size, off_t off);
 ssize_t dt_write(struct sbx_provider *p, uint64_t fh, const char *buf, size_t size,
 		 off_t off);

@@ -373,6 +373,23 @@ int dt_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *b
 	return 0;
 }
 
+int dt_fgetattr(struct sbx_provider *p, struct stat *out, uint64_t fh)
+{
+	struct dfile *h = (struct dfile *)(uintptr_t)fh;
+	struct staged *f = h->f;
+	int rc = 0;
+
+	/* A file unlinked while open lives on in its copy. */
+	pthread_mutex_lock(&f->lock);
+	if (fstat(f->fd, out))
+		rc = -errno;
+	out->st_mode = f->mode;
+	out->st_nlink = 0;
+	out->st_ino = out->st_dev = 0;
+	pthread_mutex_unlock(&f->lock);
+	return rc;
+}
+
 ssize_t dt_read(struct sbx_provider *p, uint64_t fh, char *buf, size_t size, off_t off)
 {
 	struct dfile *h = (struct dfile *)(uintptr_t)fh;
