@@ -476,13 +476,20 @@ def test_ws_subprotocol_echo_and_auth(emu, sid):
         assert rpc.ws.protocol == proto
         assert (await rpc.call("stat", {"path": "/"}))["is_dir"] is True
         await rpc.close()
+        # A browser can send neither header: the subprotocol alone will do.
+        rpc = await c.connect(sid, protocols=[proto], headers={})
+        assert rpc.ws.protocol == proto
+        await rpc.close()
         rpc = await c.connect(sid)          # Go: headers, no subprotocol
         assert rpc.ws.protocol is None
         await rpc.close()
-        for headers, code in (({"X-Project-ID": PROJECT}, 401),
-                              ({"Authorization": "Bearer " + TOKEN}, 403)):
+        for headers, protocols, code in (
+                ({"X-Project-ID": PROJECT}, [], 401),
+                ({"Authorization": "Bearer " + TOKEN}, [], 403),
+                ({}, ["bearer.wrong"], 401),
+                ({"X-Project-ID": "other"}, [proto], 403)):
             with pytest.raises(aiohttp.WSServerHandshakeError) as e:
-                await c.connect(sid, headers=headers)
+                await c.connect(sid, headers=headers, protocols=protocols)
             assert e.value.status == code
         with pytest.raises(aiohttp.WSServerHandshakeError) as e:
             await c.connect("no-such-sandbox")
@@ -584,6 +591,22 @@ def test_detached_exec_and_exec_logs_replay(emu, sid):
         with pytest.raises(RpcFailure) as e:
             await rpc.call("exec_logs", {"cmd_id": "nope"})
         assert e.value.code == -32000
+    with_rpc(emu, sid, body)
+
+
+def test_exec_logs_replay_keeps_the_last_512_kib(emu, sid):
+    async def body(rpc, c):
+        d = await rpc.call("exec", {"detached": True, "command":
+                                    "sleep 0.5; head -c 700000 /dev/zero | tr '\\0' A; echo END"})
+        r, notes = await rpc.call("exec_logs", {"cmd_id": d["cmd_id"]}, notes=True)
+        # Attached from the start, the live stream is complete...
+        assert sum(len(n["params"].get("data", "")) for n in notes
+                   if n["method"] == "exec.stdout") == 700004
+        # ...but the buffer, and so a later replay, keeps only the tail.
+        assert r["output"].endswith("AEND\n") and len(r["output"]) <= 512 * 1024
+        r, notes = await rpc.call("exec_logs", {"cmd_id": d["cmd_id"]}, notes=True)
+        replay = "".join(n["params"]["data"] for n in notes if n["method"] == "exec.stdout")
+        assert replay == r["output"] and 400 * 1024 < len(replay) <= 512 * 1024
     with_rpc(emu, sid, body)
 
 

@@ -16,11 +16,19 @@ the public SDKs; the server itself is not public):
   REST (Atlas behind Hermes), under /api/v1/sandbox/ (R1-R3) and
   /api/v1/sandboxes/ (R4):
       POST .../create, POST .../list (R4: both POST /api/v1/sandboxes, told
-      apart by the body: {} or a body with limit/offset/status is a list),
-      GET/DELETE/PATCH .../{id}, POST .../{id}/stop|start|restart|extend|
-      configure, and GET /admin/pool/status, POST /admin/rolling/start,
-      GET /admin/rolling/status, POST /admin/rolling/cancel.
-      Every answer is the envelope {"code","message","data","request_id"}.
+      apart by the body: an empty body, {} or a body with limit/offset/status
+      is a list, anything else a create; GET /api/v1/sandboxes?limit=..&
+      offset=..&status=..&user_id=.. lists too), GET/DELETE/PATCH .../{id},
+      POST .../{id}/stop|start|restart|extend|configure, and
+      GET /admin/pool/status, POST /admin/rolling/start,
+      GET /admin/rolling/status, POST /admin/rolling/cancel (rolling updates
+      "complete" at once; there is nothing to roll).
+      Every answer is the envelope {"code","message","data","request_id"}
+      (also on 4xx/5xx); create's data is {"sandbox": Info}, Get's a bare
+      Info, List's {"items": [Info], "pagination": {"total","limit",
+      "offset","has_more"}} (limit 0 = 20, at most 100; oldest first; an
+      unknown status filter gives an empty list).  Bodies are optional for
+      stop/start/restart (Go sends none, Node sends {}).
   WebSocket GET .../{id}/connect: JSON-RPC 2.0, one text frame per message,
       methods exec, exec_logs, kill, read, write, edit, write_binary,
       list_files, stat, read_stream.  Notifications (exec.start, exec.stdout,
@@ -28,9 +36,11 @@ the public SDKs; the server itself is not public):
       params.id and always precede the response to that request.  Calls run
       concurrently, so answers come back in the order the work finishes.
 
-Auth: "Authorization: Bearer TOKEN" (on the WebSocket the offered subprotocol
-"bearer.TOKEN" is accepted instead) and "X-Project-ID: PROJECT" (R1's
-"X-Service-ID" is accepted too) on every REST request and upgrade.
+Auth: "Authorization: Bearer TOKEN" and "X-Project-ID: PROJECT" (R1's
+"X-Service-ID" is accepted too) on every REST request and upgrade.  On the
+upgrade the offered subprotocol "bearer.TOKEN" (old Node SDK, for browsers)
+may replace the Authorization header, and then the project header may be
+missing (not wrong); the offered subprotocol is always echoed.
 
 Test control routes (no auth; not counted):
   GET  /_emu/stats          {"total": N, "routes": {"POST /api/v1/sandbox/{id}/stop": n,
@@ -810,8 +820,14 @@ class Emulator:
     # ---------------------------------------------------------- checks
 
     def auth_error(self, request, allow_subprotocol=False):
-        """An AtlasError if the token or project header is wrong, else None."""
+        """An AtlasError if the token or project header is wrong, else None.
+
+        On the WebSocket upgrade the token may come as the subprotocol
+        "bearer.TOKEN" instead (the Node SDK's way, meant for browsers, which
+        cannot set headers); an upgrade authenticated that way may also lack
+        the project header, but a wrong one is still refused."""
         token = None
+        by_subprotocol = False
         scheme, _, value = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer":
             token = value.strip()
@@ -820,6 +836,7 @@ class Emulator:
                 proto = proto.strip()
                 if proto.startswith("bearer."):
                     token = proto[len("bearer."):]
+                    by_subprotocol = True
         if token is None:
             return AtlasError(E_UNAUTHORIZED, "missing bearer token")
         if token != self.token:
@@ -827,6 +844,8 @@ class Emulator:
         project = request.headers.get("X-Project-ID") or \
             request.headers.get("X-Service-ID")
         if not project:
+            if by_subprotocol:
+                return None
             return AtlasError(E_FORBIDDEN, "missing X-Project-ID header")
         if project != self.project:
             return AtlasError(E_FORBIDDEN, "project %s is not allowed" % project)
