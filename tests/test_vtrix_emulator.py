@@ -310,6 +310,9 @@ def test_auth_and_project_header(emu):
         status, env = await c.rest("POST", path, {}, headers={
             "Authorization": "Bearer " + TOKEN, "X-Project-ID": "other"})
         assert env["code"] == 40300
+        # A sandbox id that looks like a route is no way around the checks.
+        status, env = await c.rest("GET", "/api/v1/sandbox/connect", headers={})
+        assert env["code"] == 40100
         # R1 sent X-Service-ID instead.
         status, env = await c.rest("POST", path, {}, headers={
             "Authorization": "Bearer " + TOKEN, "X-Service-ID": PROJECT})

@@ -111,7 +111,10 @@ not a directory, sandbox not active, ...) with a message saying which.
 Deviations from the real service (deliberate, keep them in mind):
   * Info fields ip, namespace, preview_url, preview_host and port are
     synthetic; image_tag is spec.image (default "vtrix/sandbox:latest"), but
-    no image is ever pulled: commands see the host's /usr read-only.
+    no image is ever pulled: commands see the host's /usr read-only.  spec is
+    always present (defaults cpu "1", memory "2Gi"); labels is omitted when
+    empty; allocated_at is "" until the sandbox first becomes active.
+  * Sandbox ids are UUIDs; the real id format is not known.
   * The default TTL (ttl_hours 0) is 12 h, like extend's default; extend adds
     to expire_at ({"hours": N} R1/R2, {"seconds": N} R3/R4, 0 or none = 12 h,
     seconds above 86400 refused).  An expired sandbox is destroyed (the real
@@ -1879,7 +1882,7 @@ async def serve(emu, request, handler):
     if unmatched:
         return envelope(request, E_NOT_FOUND, "no route for %s %s"
                         % (request.method, request.path))
-    if not request.path.endswith("/connect"):
+    if not key.endswith("/{id}/connect"):       # ws_connect checks for itself
         bad = emu.auth_error(request)
         if bad is not None:
             return atlas_error(request, bad)
