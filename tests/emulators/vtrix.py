@@ -115,6 +115,12 @@ Deviations from the real service (deliberate, keep them in mind):
     always present (defaults cpu "1", memory "2Gi"); labels is omitted when
     empty; allocated_at is "" until the sandbox first becomes active.
   * Sandbox ids are UUIDs; the real id format is not known.
+  * Create reads user_id (required, non-empty), spec, labels, payloads and
+    ttl_hours; other fields are ignored, a top-level "env" included (the
+    SDK's CreateOptions.Env is never sent: the client merges it into each
+    exec's "env").  Payload env ("/api/v1/env" bodies, R3 "envs") reaches
+    every command; PATCH payloads replace the stored ones, configure's apply
+    to that one restart only.
   * The default TTL (ttl_hours 0) is 12 h, like extend's default; extend adds
     to expire_at ({"hours": N} R1/R2, {"seconds": N} R3/R4, 0 or none = 12 h,
     seconds above 86400 refused).  An expired sandbox is destroyed (the real
