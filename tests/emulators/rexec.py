@@ -121,9 +121,8 @@ Test control routes (no auth; not counted in the stats):
                             `count` drops of terminal WebSockets (whose path
                             starts with `prefix`): the next socket that
                             sends an input loses its TCP connection, without
-                            a close frame, right after the next output frame
-                            (or after `delay` seconds, default 2, if no
-                            output comes) - a connection lost mid-command.
+                            a close frame, `delay` seconds (default 0.5)
+                            later - a connection lost mid-command.
   POST /_emu/fault/clear    forget all faults.
   GET  /_emu/sandbox/{name, db id or Docker id}
                             {"id", "dir", "state", "db_id", "docker_id", "running"}:
@@ -855,10 +854,11 @@ def json_response(data, status=200, headers=None):
                         headers=headers)
 
 
-def error(status, message, **extra):
+def error(http_status, message, /, **extra):
+    """c.JSON(status, gin.H{"error": message, ...})."""
     body = GoMap(error=message)
     body.update(extra)
-    return json_response(body, status)
+    return json_response(body, http_status)
 
 
 class DockerError(Exception):
@@ -1931,7 +1931,7 @@ class FileApi:
         ident = request.match_info["id"]
         path = request.query.get("path", "") or HOME
         c, err = self._container(ident)
-        if err:
+        if err is not None:
             return err
         try:
             target = self.emu.docker_get(ident)
@@ -1949,7 +1949,7 @@ class FileApi:
         ident = request.match_info["id"]
         path = request.query.get("path", "")
         c, err = self._container(ident)
-        if err:
+        if err is not None:
             return None, err
         try:
             target = self.emu.docker_get(ident)
@@ -1973,7 +1973,7 @@ class FileApi:
                 return error(403, "cannot delete system files")
         path, err = await self._simple(request, lambda p: ["rm", "-rf", p],
                                        "failed to delete file")
-        if err:
+        if err is not None:
             return err
         return json_response(GoMap(message="file deleted successfully", path=path))
 
@@ -1982,7 +1982,7 @@ class FileApi:
             return error(400, "path parameter required")
         path, err = await self._simple(request, lambda p: ["mkdir", "-p", p],
                                        "failed to create directory")
-        if err:
+        if err is not None:
             return err
         return json_response(GoMap(message="directory created successfully", path=path))
 
@@ -1993,7 +1993,7 @@ class FileApi:
         if path == "":
             return error(400, "path parameter required")
         c, err = self._container(ident)
-        if err:
+        if err is not None:
             return err
         try:
             target = emu.docker_get(ident)
@@ -2051,7 +2051,7 @@ class FileApi:
         ident = request.match_info["id"]
         dest = request.query.get("path", "") or HOME + "/"
         c, err = self._container(ident)
-        if err:
+        if err is not None:
             return err
         # ParseMultipartForm reads the whole body before FormFile("file").
         if request.content_type != "multipart/form-data":
@@ -2421,6 +2421,7 @@ class TerminalSession:
         self.stale = False                  # the previous reader still waits
         self.gone = asyncio.Event()         # the client went away
         self.drop = None                    # an armed ws_drop fault
+        self.closing = None                 # the task sending the close frame
 
     # ------------------------------------------------------- sending
 
@@ -2441,8 +2442,6 @@ class TerminalSession:
             except (ConnectionError, RuntimeError):
                 self.gone.set()
                 return
-        if type_ == "output" and self.drop is not None:
-            self.abort_transport()
 
     def abort_transport(self):
         log("ws_drop: dropping terminal connection to %s" % self.docker_id[:12])
@@ -2454,12 +2453,18 @@ class TerminalSession:
         self.gone.set()
 
     async def close(self, code=1000, reason="session ended"):
-        """CloseWithCode: a close frame, then the connection is dropped."""
-        if self.closed:
-            return
-        self.closed = True
+        """CloseWithCode: a close frame, then the connection is dropped.
+        Whoever comes second waits for the first close to be sent."""
+        if self.closing is None:
+            if self.closed:                 # aborted: nothing to send
+                return
+            self.closed = True
+            self.closing = asyncio.ensure_future(self._close(code, reason))
+        await asyncio.shield(self.closing)
+
+    async def _close(self, code, reason):
         try:
-            await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()), 2)
+            await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()), 3)
         except (asyncio.TimeoutError, ConnectionError, RuntimeError):
             pass
         self.gone.set()
@@ -2535,7 +2540,7 @@ class TerminalSession:
             fault = self.emu.take_fault(self.request, ("ws_drop",))
             if fault is not None:
                 self.drop = fault
-                delay = float(fault.get("delay") or 2.0)
+                delay = float(fault.get("delay") or 0.5)
                 asyncio.get_running_loop().call_later(
                     delay, lambda: self.drop is not None and not self.closed
                     and self.abort_transport())
@@ -2768,6 +2773,7 @@ class Server:
             limiter = emu.limiters[step]
             ip = emu.client_ip(request)
             if not limiter.allow(ip) and emu.enforce_limits:
+                request["rl_headers"] = {}       # the refusal sets its own
                 return self.finish(request, limiter.refusal())
             request["rl_headers"] = {"X-RateLimit-Limit": str(limiter.rate),
                                      "X-RateLimit-Remaining": str(limiter.remaining(ip))}
