@@ -1106,23 +1106,28 @@ class Runtime:
         """Kill everything: the pid namespace dies with its init.  The state
         is cleared before the first await, so nobody sees a half-dead
         container as running."""
-        keeper, init_pid, procs = self.keeper, self.init_pid, list(self.procs)
+        keeper, init_pid = self.keeper, self.init_pid
         self.keeper = None
         self.init_pid = None
+        # Killing the init kills every process of the namespace; each nsenter
+        # then reaps its child and exits (see kill_in_container).
         self.procs.clear()
-        for proc in procs:
-            kill_group(proc.pid, signal.SIGKILL)
         if init_pid:
             try:
                 os.kill(init_pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         if keeper is not None:
-            kill_group(keeper.pid, signal.SIGKILL)
+            # The outer bwrap reaps the namespace's init and exits by itself;
+            # killing it first would leave the init a zombie of PID 1.
             try:
-                await asyncio.wait_for(keeper.wait(), 5)
+                await asyncio.wait_for(keeper.wait(), 2)
             except asyncio.TimeoutError:
-                pass
+                kill_group(keeper.pid, signal.SIGKILL)
+                try:
+                    await asyncio.wait_for(keeper.wait(), 5)
+                except asyncio.TimeoutError:
+                    pass
 
 
 def kill_group(pgid, sig):
@@ -1130,6 +1135,25 @@ def kill_group(pgid, sig):
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def kill_in_container(proc, sig=signal.SIGKILL):
+    """Kill what an nsenter process runs in the container (its direct child)
+    and let nsenter reap it and exit.  Killing nsenter first would orphan the
+    child to the host's PID 1: a zombie that holds up the pid namespace's
+    teardown until PID 1 reaps it."""
+    try:
+        with open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)) as f:
+            children = [int(x) for x in f.read().split()]
+    except OSError:
+        children = []
+    for child in children:
+        try:
+            os.kill(child, sig)
+        except ProcessLookupError:
+            pass
+    if not children and proc.returncode is None:
+        kill_group(proc.pid, sig)      # nothing forked yet
 
 
 def exit_code(rc):
@@ -1921,7 +1945,7 @@ class FileApi:
                                    FILE_OP_TIMEOUT)
             rc = exit_code(await asyncio.wait_for(proc.wait(), FILE_OP_TIMEOUT))
         except asyncio.TimeoutError:
-            kill_group(proc.pid, signal.SIGKILL)
+            kill_in_container(proc)
             raise
         finally:
             target.runtime.forget(proc)
@@ -2209,6 +2233,7 @@ class ExecApi:
                     if len(raw) > EXEC_MAX_OUTPUT:
                         full.set()
             pumps = asyncio.gather(pump(proc.stdout, 1), pump(proc.stderr, 2))
+            pumps.add_done_callback(_retrieve)
             waiter = asyncio.ensure_future(full.wait())
             done, _ = await asyncio.wait({pumps, waiter}, timeout=timeout,
                                          return_when=asyncio.FIRST_COMPLETED)
@@ -2258,28 +2283,18 @@ class ExecApi:
         t.add_done_callback(self.background.discard)
 
 
+def _retrieve(fut):
+    """Consume a future's outcome (a cancelled gather must not be logged)."""
+    if not fut.cancelled():
+        fut.exception()
+
+
 async def _discard(stream):
     while await stream.read(65536):
         pass
 
 
 # ==================================================== terminal WebSocket
-
-def kill_tree(pid, sig):
-    """The process group of `pid` and its direct children (a shell that made
-    its own session inside the container)."""
-    try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            children = [int(x) for x in f.read().split()]
-    except OSError:
-        children = []
-    kill_group(pid, sig)
-    for child in children:
-        try:
-            os.kill(child, sig)
-        except ProcessLookupError:
-            pass
-
 
 TIOCSPTLCK = 0x40045431
 TIOCGPTPEER = 0x5441
@@ -2400,7 +2415,7 @@ class PtyShell:
 
     def kill(self):
         if self.proc is not None and self.proc.returncode is None:
-            kill_tree(self.proc.pid, signal.SIGKILL)
+            kill_in_container(self.proc)
 
 
 class TerminalSession:
@@ -2916,7 +2931,7 @@ class TerminalApi:
                                status=status,
                                hint="Start the container before connecting to terminal",
                                action_required="start")
-        return (docker_id, status), None
+        return (docker_id, status, db), None
 
     async def handle(self, request):
         emu = self.emu
@@ -2928,7 +2943,7 @@ class TerminalApi:
         found, refusal = self._precheck(ident)
         if refusal is not None:
             return refusal
-        docker_id, status = found
+        docker_id, status, db = found
         ws = web.WebSocketResponse(max_msg_size=WS_MAX_MESSAGE, autoping=True,
                                    compress=True, timeout=2.0)
         if not ws.can_prepare(request).ok:
@@ -2947,8 +2962,9 @@ class TerminalApi:
         tasks = []
         try:
             await sess.send("connected", "Terminal session established")
-            c = emu.mgr_get(docker_id)
-            db = emu.db_find_docker(docker_id)
+            # Only when the container was found through the database: its
+            # status wins over a stale manager entry.
+            c = emu.mgr_get(docker_id) if db is not None else None
             if db is not None and c is not None and c.m_status != db.status:
                 c.m_status = db.status
                 status = db.status
