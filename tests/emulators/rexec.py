@@ -13,7 +13,8 @@ query strings).  SIGTERM/SIGINT stop it and kill every container process.
 Options:
   --token        the one API token accepted (normally "rexec_" + 64 hex).
   --delay        seconds per lifecycle step: "creating" (image pull) and
-                 "configuring" (shell setup) each last this long.
+                 "configuring" (shell setup) each last this long (role
+                 "barebone" skips the setup wait, as on the server).
   --mode         new: the newer server with POST /api/containers/:id/exec;
                  old: the 2026-02-27 snapshot, where that route is a 404.
   --tier         the token owner's plan: container limit (pro 10, free/trial
@@ -91,9 +92,14 @@ Server behaviour reproduced on purpose (a client must cope with it):
     times, then close 1000 "session ended"); the first client message
     after such a restart is swallowed by the previous session's reader
     (an input is lost, a ping still gets its pong).  If the container
-    stopped, the terminal STARTS IT AGAIN; if it is gone, the client gets
+    stopped, the terminal STARTS IT AGAIN (the manager then says
+    "running", the DB "stopped": a list copies the manager's status to the
+    DB, the terminal's 5-second refresh the DB's to the manager, whichever
+    comes first wins); if it is gone, the client gets
     container_restart_required and close 4100.  A second connection with
-    the same ?id= (default "default") closes the first one (1000).
+    the same ?id= (default "default") closes the first one (1000).  The
+    shell is `/bin/sh -l` on a pty of the container's own devpts, in
+    /home/user, with the server's TERM/LANG/PATH.
   * Exec (new mode): {"stdout","stderr","output","exit_code","command"
     [,"cmd"][,"truncated"]}; output = stdout, a newline only if stdout
     does not end with one, then stderr; NULs stripped; invalid UTF-8 runs
@@ -163,15 +169,18 @@ Deliberate deviations from the real service:
   * JSON decoding errors ("invalid body: …", the create request's binding
     errors) use Go's wording for type errors and required fields, and an
     approximation of it for syntax errors.
-  * Docker error texts (No such container, Could not find the file,
-    container … is not running, OCI runtime exec failed …) are rebuilt
-    from Docker's sources, with container paths where Docker might print
-    host paths.
-  * A timed-out exec answers 504 (as the notes say) and its process keeps
-    running; a terminal shell is killed when its WebSocket closes (Docker
-    would leave it running); gorilla's exact permessage-deflate parameters
-    and its acceptance of invalid UTF-8 in text frames are not copied
-    (aiohttp closes such a socket with 1007).
+  * Docker and runc error texts (No such container, Could not find the
+    file, container … is not running, OCI runtime exec failed …, exit codes
+    126/127) follow Docker's wording as far as known, not checked against a
+    live daemon, and show container paths where Docker might show host
+    paths.
+  * A timed-out exec answers 504 with what was read (exec.go's intent; it
+    is not certain that the Docker client really interrupts the read at
+    the deadline) and its process keeps running; a truncated exec's
+    process runs on too.  A terminal shell is killed when its WebSocket
+    closes (Docker would leave it running).  Gorilla's exact
+    permessage-deflate parameters and its acceptance of invalid UTF-8 in
+    text frames are not copied (aiohttp closes such a socket with 1007).
   * The status refresh reads the emulator's state directly; the stats
     payload is synthetic.  POST /api/containers/stream, settings, shell
     setup and every other route not listed above answer 404.
@@ -186,7 +195,9 @@ and util-linux (nsenter, setsid).
 import argparse
 import asyncio
 import errno
+import fcntl
 import hashlib
+import ipaddress
 import json
 import os
 import pty
@@ -200,7 +211,6 @@ import struct
 import sys
 import tempfile
 import termios
-import fcntl
 import time
 import uuid
 from collections import Counter
@@ -1214,7 +1224,8 @@ class Container:
         disk = self.resources["disk_mb"]
         return {
             "PATH": IMAGE_PATH, "HOME": HOME, "TERM": "xterm-256color",
-            "SHELL": "/bin/bash", "USER_ID": self.emu.user_id,
+            "SHELL": "/bin/bash",       # ImageShells["ubuntu"]; not per image
+            "USER_ID": self.emu.user_id,
             "CONTAINER_NAME": self.name, "HOSTNAME": self.hostname,
             "REXEC_DISK_QUOTA": format_bytes(disk * 1024 * 1024),
             "REXEC_MEMORY_LIMIT": format_bytes(mem * 1024 * 1024),
@@ -1229,11 +1240,11 @@ class Container:
 
 def format_bytes(n):
     """manager.go formatBytes."""
+    if n == 0:
+        return "2G"
     if n >= 1 << 30:
-        return "%dG" % (n >> 30) if n % (1 << 30) == 0 else "%.1fG" % (n / (1 << 30))
-    if n >= 1 << 20:
-        return "%dM" % (n >> 20)
-    return "%d" % n
+        return "%dG" % (n >> 30)
+    return "%dM" % (n >> 20)
 
 
 # ======================================================= rate limiting
@@ -1632,7 +1643,6 @@ def _read_db(c, path):
 
 
 def _is_ip(s):
-    import ipaddress
     try:
         ipaddress.ip_address(s)
         return True
