@@ -22,9 +22,8 @@ import urllib.parse
 import urllib.request
 import uuid
 
+import aiohttp
 import pytest
-
-aiohttp = pytest.importorskip("aiohttp")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EMULATOR = os.path.join(HERE, "emulators", "rexec.py")
