@@ -424,7 +424,10 @@ ssize_t cmd_read(struct cmd *c, enum cmd_stream s, char *buf, size_t size, off_t
 	while (off >= c->size[s] && c->running) {
 		struct timespec ts;
 
-		if (req && fuse_req_interrupted(req)) {
+		/* Ctrl-C on the reader, or the daemon shutting down (SIGTERM):
+		 * a reader must not keep the daemon from exiting. */
+		if (req &&
+		    (fuse_req_interrupted(req) || fuse_session_exited(c->box->fs->se))) {
 			pthread_mutex_unlock(&c->lock);
 			fuse_req_interrupt_func(req, NULL, NULL);
 			return -EINTR;

@@ -83,6 +83,33 @@ def test_signal_unmounts_cleanly(make_mount, sig):
     assert name in os.listdir(m.path)
 
 
+def test_sigterm_with_a_blocked_reader(make_mount, provider):
+    # A reader blocked on a command that never ends must not keep the
+    # daemon from exiting on SIGTERM.
+    helpers.require_sandboxes(provider)
+    m = make_mount()
+    box = helpers.new_box(m, "blocked", start=True)
+    helpers.write_ok(box.p("exec"), "sleep %s" % helpers.sleep_marker())
+    reader = subprocess.Popen(["cat", box.p("exec")], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    time.sleep(1)
+    assert reader.poll() is None, "the reader should still be waiting"
+    m.proc.send_signal(signal.SIGTERM)
+    try:
+        rc = m.proc.wait(60)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("sbxfs hung on SIGTERM with a blocked reader\n%s"
+                             % m.log_tail())
+    finally:
+        try:
+            reader.wait(30)
+        except subprocess.TimeoutExpired:
+            reader.kill()
+    m.proc = None
+    helpers.LIVE_MOUNTS.remove(m)
+    assert rc == 0, "exit %s\n%s" % (rc, m.log_tail())
+
+
 def test_daemonizes_without_f(binary, tmp_path):
     if helpers.fuse_unavailable():
         pytest.skip(helpers.fuse_unavailable())

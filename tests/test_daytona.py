@@ -56,6 +56,13 @@ def backing(emu, box, *parts):
     return os.path.join(d, *[p.lstrip("/") for p in parts])
 
 
+def put(path, data):
+    if isinstance(data, str):
+        data = data.encode()
+    with open(path, "wb") as f:
+        f.write(data)
+
+
 def count(stats, *routes):
     return sum(stats["routes"].get(r, 0) for r in routes)
 
@@ -84,20 +91,20 @@ def test_root_ctl_describes_without_secrets(dmount):
     assert Emulator.API_KEY not in dmount.ctl_info()
 
 
-def test_wrong_key_gives_eacces(tmp_path, dmount):
-    m = helpers.Mount(tmp_path / "mnt", tmp_path / "state", tmp_path / "log",
-                      "daytona")
-    m.emulator = dmount.emulator
-    env = dict(dmount.emulator.env(), DAYTONA_API_KEY="dtn_" + "0" * 64)
-    with open(m.log_path, "ab") as log:
-        m.proc = subprocess.Popen(m.argv(), env=env, stdout=log, stderr=log,
-                                  start_new_session=True)
-    try:
-        wait_for(lambda: os.path.ismount(m.path), what="mount")
-        assert errno_of(os.listdir, m.path) == errno.EACCES
-    finally:
-        m.stop()
-    assert "dtn_" + "0" * 64 not in open(m.log_path).read()
+def test_refused_key_is_a_mount_error(tmp_path, dmount):
+    wrong = "dtn_" + "0" * 64
+    env = dict(dmount.emulator.env(), DAYTONA_API_KEY=wrong)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    cp = subprocess.run([helpers.sbxfs_binary(), "-f", "-o", "provider=daytona",
+                         "-o", "state_dir=%s" % (tmp_path / "s"), str(mnt)],
+                        env=env, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, timeout=60)
+    assert cp.returncode != 0
+    err = cp.stderr.decode()
+    assert "refused" in err and "401" in err, err
+    assert wrong not in err and wrong not in cp.stdout.decode()
+    assert not helpers.is_mounted(str(mnt))
 
 
 # ------------------------------------------------------------ lifecycle
@@ -112,7 +119,7 @@ def test_lifecycle_through_the_state_machine(dmount, emu):
         st = box.status()
         assert st["provider"] == "daytona" and st["native_state"] == "started"
         assert st["id"] == emu.control("GET", "/_emu/sandbox/" + name)["id"]
-        write_ok(box.p("root", "tmp", "f"), "data")
+        put(box.p("root", "tmp", "f"), "data")
         box.stop()
         assert box.state() == "stopped"
         # root/ of a stopped sandbox: EAGAIN, and err says why.
@@ -176,7 +183,7 @@ def test_exec_exit_code_and_streams(dbox):
 
 
 def test_exec_sees_files_written_in_root(dbox):
-    write_ok(dbox.r("tmp", "in"), "from outside\n")
+    put(dbox.r("tmp", "in"), "from outside\n")
     write_ok(dbox.p("exec"), "cat /tmp/in; echo made > /tmp/out")
     assert helpers.cat(dbox.p("exec")) == b"from outside\n"
     assert read_bytes(dbox.r("tmp", "out")) == b"made\n"
@@ -234,7 +241,7 @@ def test_exec_on_stopped_sandbox_is_eagain(dbox):
 # ------------------------------------------------------------ errors
 
 def test_error_shapes_map_to_errno(dbox, emu):
-    write_ok(dbox.r("tmp", "e"), "x")
+    put(dbox.r("tmp", "e"), "x")
     d = dbox.r("tmp")
     # Format 2 with a body (daemon c.Error): 500 -> EIO, message in err.
     emu.fault(kind="status", status=500, prefix="/toolbox", method="POST",
@@ -249,13 +256,13 @@ def test_error_shapes_map_to_errno(dbox, emu):
     assert errno_of(os.stat, dbox.mount.p("no-such-box")) == errno.ENOENT
     # 409 on move onto an existing name with RENAME_NOREPLACE semantics
     # is covered by rename over: both names stay consistent.
-    write_ok(dbox.r("tmp", "e2"), "y")
+    put(dbox.r("tmp", "e2"), "y")
     os.rename(dbox.r("tmp", "e2"), dbox.r("tmp", "e"))
     assert read_bytes(dbox.r("tmp", "e")) == b"y"
 
 
 def test_retries_on_429_and_5xx(dbox, emu):
-    write_ok(dbox.r("tmp", "r"), "retry me")
+    put(dbox.r("tmp", "r"), "retry me")
     emu.fault(kind="ratelimit", prefix="/toolbox", method="GET", count=2)
     assert errno_of(os.stat, dbox.r("tmp", "nope-429")) == errno.ENOENT
     emu.fault(kind="status", status=503, prefix="/toolbox", method="GET",
@@ -316,7 +323,7 @@ def test_requests_per_operation(dbox, emu):
     d = dbox.r("tmp", "counted")
     os.mkdir(d)
     for i in range(20):
-        write_ok(os.path.join(d, "f%d" % i), "x" * i)
+        put(os.path.join(d, "f%d" % i), "x" * i)
     time.sleep(11)  # past the attribute timeout: everything is cold
     emu.reset_stats()
     run(["ls", "-l", d])

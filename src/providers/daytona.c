@@ -428,6 +428,31 @@ static char *opt_or_env(const struct sbx_kvlist *o, const char *key, const char 
 	return v && v[0] ? strdup(v) : NULL;
 }
 
+/*
+ * One small request at mount time: a refused key is a mount error, said
+ * once, rather than a tree that stays empty.  An unreachable server is
+ * only a warning: the mount works once it answers.
+ */
+static int check_credentials(struct dt *dt)
+{
+	struct strbuf url = STRBUF_INIT(4096);
+	struct http_resp r;
+	int rc;
+
+	if (strbuf_addf(&url, "%s/sandbox?limit=1", dt->api))
+		return -ENOMEM;
+	rc = dt_request(dt, &r, "GET", url.buf, NULL, 0, 0);
+	strbuf_release(&url);
+	if (rc) {
+		sbx_warn("%s; mounting anyway", sbx_fail_text());
+		return 0;
+	}
+	if (r.status == 401 || r.status == 403)
+		rc = dt_fail_resp("the credentials were refused", &r, NULL);
+	http_resp_release(&r);
+	return rc;
+}
+
 static int dt_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 {
 	char *key = opt_or_env(opts, "api_key", "DAYTONA_API_KEY");
@@ -510,8 +535,10 @@ static int dt_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	dt->stage = stage_new(stagedir, cache_max);
 	if (!dt->http || !dt->stage)
 		goto fail;
+	rc = check_credentials(dt);
+	if (rc)
+		goto fail;
 	p->priv = dt;
-	rc = 0;
 	goto out;
 fail:
 	http_client_free(dt->http);
