@@ -284,6 +284,8 @@ int dt_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 	cJSON_AddStringToObject(body, "command", cmd.buf);
 	cJSON_AddBoolToObject(body, "runAsync", 1);
 	cJSON_AddBoolToObject(body, "async", 1);
+	/* Otherwise Daytona copies what we send to stdin into the output. */
+	cJSON_AddBoolToObject(body, "suppressInputEcho", 1);
 	strbuf_release(&url);
 	if (strbuf_addf(&url, "%s/process/session/%s/exec", c->toolbox, c->sid)) {
 		rc = -ENOMEM;
