@@ -503,6 +503,14 @@ def emulator_for(provider, state_dir):
     return emu
 
 
+def start_emulator(provider, state_dir, *flags):
+    """Start an emulator with extra flags for mounts on state_dir."""
+    key = (provider, os.path.realpath(state_dir))
+    emu = Emulator(provider, str(state_dir).rstrip("/") + "-emu").start(*flags)
+    _EMULATOR_BY_STATE[key] = emu
+    return emu
+
+
 def stop_emulators():
     for emu in list(EMULATORS):
         emu.stop()

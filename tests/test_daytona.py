@@ -107,6 +107,33 @@ def test_refused_key_is_a_mount_error(tmp_path, dmount):
     assert not helpers.is_mounted(str(mnt))
 
 
+def test_older_servers(tmp_path):
+    # A bare array for the list (before v0.180) and no toolboxProxyUrl in
+    # the sandbox JSON (before v0.148): files still work, through the
+    # toolbox-proxy-url call.
+    require_sandboxes("daytona")
+    state = tmp_path / "state"
+    state.mkdir()
+    emu = helpers.start_emulator("daytona", state, "--legacy-list",
+                                 "--no-proxy-url-field")
+    m = helpers.Mount(tmp_path / "mnt", state, tmp_path / "log", "daytona")
+    m.start()
+    try:
+        name = helpers.box_name("old")
+        os.mkdir(m.p(name))
+        assert name in m.names()
+        box = Box(m, name)
+        put(box.r("tmp", "f"), "old server")
+        assert read_bytes(box.r("tmp", "f")) == b"old server"
+        s = emu.stats()
+        assert s["routes"].get("GET /api/sandbox/{sid}/toolbox-proxy-url"), s
+        os.rmdir(box.path)
+        assert name not in m.names()
+    finally:
+        assert m.stop() == 0, m.log_tail()
+        emu.stop()
+
+
 # ------------------------------------------------------------ lifecycle
 
 def test_lifecycle_through_the_state_machine(dmount, emu):
