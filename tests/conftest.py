@@ -3,7 +3,7 @@
 Environment:
   SBXFS            the daemon binary (default: build/sbxfs in the repo)
   SBXFS_PROVIDERS  comma-separated providers to run the suite against
-                   (default: local)
+                   (default: local; meson test sets local,daytona)
   SBXFS_OPTS       extra comma-separated -o options for every mount
   SBXFS_DEBUG      if set, mount with -d (debug log, printed on failure)
   SBXFS_TEST_TIMEOUT  seconds after which a hung test has its daemon killed
@@ -119,6 +119,8 @@ def box(request, mount, provider):
 def stopped_box(request, mount):
     """A created but never started sandbox."""
     b = helpers.new_box(mount, request.node.name, start=False)
+    if b.mount.provider in helpers.CREATES_RUNNING:
+        b.stop()
     yield b
     helpers.remove_box(b)
 
