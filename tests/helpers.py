@@ -315,10 +315,24 @@ UNSUPPORTED = {
         "stopped_files": "a stopped Daytona sandbox has no toolbox to serve files",
         "atime": "Daytona's file API reports no access time",
         "special_files": "Daytona's file API cannot make fifos or devices",
+        "exit_signal": "a command's exit code cannot tell a signal from "
+                       "exit 128+N, and the session shell notes the signal",
+        "image_host": "the local provider's image=host layout",
+        "isolation": "the local provider's namespaces; remote sandboxes are "
+                     "isolated by their service",
         "huge_files": "files move whole: a 5 GiB file is a 5 GiB transfer, "
                       "past the default cache_max",
     },
 }
+
+
+# Providers whose sandboxes are running as soon as they exist.
+CREATES_RUNNING = {"daytona"}
+
+
+def initial_state(provider):
+    """The state of a sandbox right after `new` or mkdir."""
+    return "running" if provider in CREATES_RUNNING else "stopped"
 
 
 def unsupported(provider, feature):

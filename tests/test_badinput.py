@@ -132,7 +132,8 @@ def test_new_good_name_edges(mount, name):
     write_ok(mount.ctl, "new %s\n" % name)
     try:
         assert name in os.listdir(mount.path)
-        assert Box(mount, name).state() == "stopped"
+        assert Box(mount, name).state() == \
+            helpers.initial_state(mount.provider)
     finally:
         write_ok(mount.ctl, "rm %s\n" % name)
     assert name not in os.listdir(mount.path)

@@ -24,6 +24,7 @@ def host_ns(kind):
 # ------------------------------------------------------------------ processes
 
 def test_own_namespaces(box):
+    helpers.require(box.mount.provider, "isolation")
     kinds = ["pid", "mnt", "ipc", "uts", "user", "net"]
     out = box.check("for k in %s; do readlink /proc/self/ns/$k; done"
                     % " ".join(kinds)).split()
@@ -176,6 +177,7 @@ def need_python_inside():
 
 
 def test_no_network(box):
+    helpers.require(box.mount.provider, "isolation")
     devs = box.check("cat /proc/net/dev")
     names = sorted(line.split(":")[0].strip()
                    for line in devs.splitlines()[2:])
@@ -191,6 +193,7 @@ def test_no_network(box):
 
 
 def test_net_host(mount, provider):
+    helpers.require(provider, "isolation")
     require_sandboxes(provider)
     need_python_inside()
     name = helpers.box_name("nethost")
@@ -286,6 +289,7 @@ def test_symlink_escape_write(box, tmp_path):
 
 
 def test_host_made_absolute_symlink_stays_inside(box):
+    helpers.require(box.mount.provider, "isolation")
     marker = "marker-%s" % secrets.token_hex(4)
     with open(box.r("tmp", marker), "w") as f:
         f.write("inside")
@@ -312,6 +316,7 @@ def test_host_made_absolute_symlink_stays_inside(box):
 # ------------------------------------------------------------------ persistence
 
 def test_persistence_across_remount(make_mount, provider):
+    helpers.require(provider, "isolation")
     require_sandboxes(provider)
     m = make_mount()
     a = helpers.new_box(m, "persist-a", start=True)

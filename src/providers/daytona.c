@@ -433,6 +433,16 @@ static char *opt_or_env(const struct sbx_kvlist *o, const char *key, const char 
  * once, rather than a tree that stays empty.  An unreachable server is
  * only a warning: the mount works once it answers.
  */
+static void free_ws_headers(struct dt *dt)
+{
+	for (size_t i = 0; i < dt->nws_headers; i++) {
+		if (dt->ws_headers[i])
+			memset(dt->ws_headers[i], 0, strlen(dt->ws_headers[i]));
+		free(dt->ws_headers[i]);
+	}
+	dt->nws_headers = 0;
+}
+
 static int check_credentials(struct dt *dt)
 {
 	struct strbuf url = STRBUF_INIT(4096);
@@ -519,6 +529,13 @@ static int dt_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 		headers[cfg.nheaders++] = orgh;
 	}
 	headers[cfg.nheaders++] = "X-Daytona-Source: sbxfs";
+	dt->ws_headers[dt->nws_headers++] = strdup(auth);
+	if (dt->jwt)
+		dt->ws_headers[dt->nws_headers++] = strdup(orgh);
+	dt->ws_headers[dt->nws_headers++] = strdup("X-Daytona-Split-Output: true");
+	for (size_t i = 0; i < dt->nws_headers; i++)
+		if (!dt->ws_headers[i])
+			goto fail;
 	cfg.headers = headers;
 	cfg.retries = 3;
 	if ((v = sbx_kv_get(opts, "timeout"))) {
@@ -541,6 +558,7 @@ static int dt_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	p->priv = dt;
 	goto out;
 fail:
+	free_ws_headers(dt);
 	http_client_free(dt->http);
 	stage_free(dt->stage);
 	free(dt->api);
@@ -584,6 +602,7 @@ static void dt_destroy(struct sbx_provider *p)
 	pthread_mutex_unlock(&dt->lock);
 	if (dt->pollers)
 		return; /* a poller is stuck in a bounded request: leak, don't crash */
+	free_ws_headers(dt);
 	http_client_free(dt->http);
 	stage_free(dt->stage);
 	free(dt->api);

@@ -53,6 +53,10 @@ struct dt {
 	int jwt;      /* authenticating with a JWT and an organisation id */
 	struct stage *stage;
 	char session_prefix[48];
+	/* Handshake headers for WebSockets: credentials and the split
+	 * output switch.  Secret: wiped at destroy. */
+	char *ws_headers[3];
+	size_t nws_headers;
 
 	pthread_mutex_t lock; /* guards boxes, cmd_seq, pollers, stopping */
 	pthread_cond_t pollers_done;

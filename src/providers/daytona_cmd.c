@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Daytona: commands, each in a session of its own.  See daytona.c. */
 #include "daytona.h"
+#include "sbxfs/ws.h"
 
 /* ---- commands ---- */
 
@@ -20,10 +21,13 @@ struct dcmd {
 	struct sbx_cmd_sink *sink;
 	int signalled; /* the last signal we sent, 0 if none */
 
-	/* The log, demultiplexed: bytes consumed so far and the stream the
-	 * last marker chose; a possible marker split across reads waits. */
+	/* The log, demultiplexed: raw bytes taken so far (over HTTP or the
+	 * WebSocket: both carry the log file's bytes), the stream the last
+	 * marker chose, and up to 2 bytes that may start a marker. */
 	size_t log_off;
 	enum sbx_stream stream;
+	unsigned char held[2];
+	size_t nheld;
 };
 
 /* GET {toolbox}/process/session/{sid}{suffix}. */
@@ -52,17 +56,23 @@ static int is_marker(const unsigned char *p)
 	       (p[0] == 2 && p[1] == 2 && p[2] == 2);
 }
 
-/* Feed the log's new bytes [from, len) to the sink, split at the 3-byte
- * stream markers.  A marker that may continue past the end is left for
- * the next read, unless `final`. */
-static void demux(struct dcmd *c, const unsigned char *log, size_t len, int final)
+/* Pass the log's next raw bytes to the sink, split at the 3-byte stream
+ * markers.  Bytes that may start a marker wait for the next call, unless
+ * `final`. */
+static void feed(struct dcmd *c, const unsigned char *data, size_t len, int final)
 {
-	size_t i = c->log_off, seg = i;
+	unsigned char *log = malloc(c->nheld + len + 1);
+	size_t n = c->nheld + len, i = 0, seg = 0;
 
-	while (i < len) {
-		if (len - i < 3 && !final && (log[i] == 1 || log[i] == 2))
+	if (!log)
+		return;
+	memcpy(log, c->held, c->nheld);
+	memcpy(log + c->nheld, data, len);
+	c->log_off += len;
+	while (i < n) {
+		if (n - i < 3 && !final && (log[i] == 1 || log[i] == 2))
 			break; /* maybe the start of a marker */
-		if (len - i >= 3 && is_marker(log + i)) {
+		if (n - i >= 3 && is_marker(log + i)) {
 			if (i > seg)
 				c->sink->output(c->sink, c->stream,
 						(const char *)log + seg, i - seg);
@@ -75,7 +85,9 @@ static void demux(struct dcmd *c, const unsigned char *log, size_t len, int fina
 	}
 	if (i > seg)
 		c->sink->output(c->sink, c->stream, (const char *)log + seg, i - seg);
-	c->log_off = i;
+	c->nheld = n - i;
+	memcpy(c->held, log + i, c->nheld);
+	free(log);
 }
 
 /* Read the log again and pass on what is new.  The log is the whole
@@ -96,8 +108,9 @@ static int follow_log(struct dcmd *c, int final)
 		sbx_failf("daytona: command output shrank from %zu to %zu bytes",
 			  c->log_off, r.body.len);
 		rc = -EPROTO;
-	} else if (r.body.len) {
-		demux(c, (const unsigned char *)r.body.buf, r.body.len, final);
+	} else {
+		feed(c, (const unsigned char *)r.body.buf + c->log_off,
+		     r.body.len - c->log_off, final);
 	}
 	http_resp_release(&r);
 	return rc;
@@ -151,6 +164,85 @@ static long ms_since(const struct timespec *t0)
 	return (now.tv_sec - t0->tv_sec) * 1000L + (now.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
+static int is_stopping(struct dt *dt)
+{
+	int stopping;
+
+	pthread_mutex_lock(&dt->lock);
+	stopping = dt->stopping;
+	pthread_mutex_unlock(&dt->lock);
+	return stopping;
+}
+
+/*
+ * Follow the log over Daytona's log WebSocket while the command runs: the
+ * server sends the log's bytes as they come and closes with 1000 once the
+ * command has ended and all was sent.  Returns 0 then, or -errno when the
+ * caller should poll the log over HTTP instead (no WebSocket route, a
+ * dropped connection, a server gone quiet).
+ */
+static int follow_ws(struct dcmd *c)
+{
+	struct ws_config cfg = { 0 };
+	struct strbuf url = STRBUF_INIT(4096), msg = STRBUF_INIT(1u << 20);
+	struct ws_conn *ws;
+	size_t seen = 0;
+	int rc, close_code = 0, quiet = 0;
+
+	if (strbuf_addf(&url, "%s/process/session/%s/command/%s/logs?follow=true",
+			c->toolbox, c->sid, c->cid))
+		return -ENOMEM;
+	cfg.url = url.buf;
+	cfg.headers = (const char *const *)c->dt->ws_headers;
+	cfg.nheaders = c->dt->nws_headers;
+	cfg.connect_timeout_ms = 10000;
+	rc = ws_connect(&ws, &cfg);
+	strbuf_release(&url);
+	if (rc) {
+		sbx_trace(SBX_TRACE_WS, "daytona: command log stream: %s; polling",
+			  sbx_fail_text());
+		return rc;
+	}
+	for (;;) {
+		int code;
+
+		if (is_stopping(c->dt)) {
+			rc = -ECANCELED;
+			break;
+		}
+		rc = ws_recv(ws, &msg, NULL, &close_code, 1000);
+		if (rc == -ETIMEDOUT) {
+			/* Silence is fine while the command runs; check now and
+			 * then that the server is still there. */
+			if (++quiet % 10)
+				continue;
+			rc = command_status(c, &code);
+			if (rc < 0)
+				break;
+			continue;
+		}
+		if (rc < 0)
+			break;
+		if (rc == 0) {
+			rc = close_code == 1000 ? 0 : -EPIPE;
+			break;
+		}
+		quiet = 0;
+		/* After a fallback and a new stream, skip what we have. */
+		if (seen + msg.len > c->log_off) {
+			size_t skip = c->log_off > seen ? c->log_off - seen : 0;
+
+			feed(c, (const unsigned char *)msg.buf + skip, msg.len - skip, 0);
+		}
+		seen += msg.len;
+	}
+	strbuf_release(&msg);
+	ws_close(ws);
+	sbx_trace(SBX_TRACE_WS, "daytona: command log stream ended (%d, close %d)", rc,
+		  close_code);
+	return rc;
+}
+
 static void *poller(void *arg)
 {
 	struct dcmd *c = arg;
@@ -158,8 +250,10 @@ static void *poller(void *arg)
 	struct sbx_exit ex = { .how = SBX_EXIT_FAILED };
 	struct timespec last_ok;
 	long delay_ms = 20;
-	int code = 0;
+	int code = 0, streamed;
 
+	/* The log stream first; polling the log is the fallback. */
+	streamed = follow_ws(c) == 0;
 	clock_gettime(CLOCK_MONOTONIC, &last_ok);
 	for (;;) {
 		int stopping, rc;
@@ -179,7 +273,11 @@ static void *poller(void *arg)
 		if (rc >= 0) {
 			int ended = rc;
 
-			rc = follow_log(c, ended);
+			rc = 0;
+			if (!streamed)
+				rc = follow_log(c, ended);
+			else if (ended)
+				feed(c, NULL, 0, 1); /* what was held back */
 			if (!rc && ended) {
 				if (c->signalled && code == 128 + c->signalled) {
 					ex.how = SBX_EXIT_SIGNAL;

@@ -421,6 +421,8 @@ ssize_t dt_write(struct sbx_provider *p, uint64_t fh, const char *buf, size_t si
 	return n;
 }
 
+static int set_mode(struct dt *dt, const char *box, const char *path, mode_t mode);
+
 /* Upload f (locked by the caller) if it has changes, then check that the
  * server holds what we sent: a close that returns 0 means the data is
  * there. */
@@ -476,21 +478,7 @@ static int upload(struct dt *dt, struct staged *f)
 	http_resp_release(&r);
 	/* A new file lands 0644: give it the mode it was created with. */
 	if (!f->fetched && (f->mode & 07777) != 0644) {
-		char m[8];
-
-		snprintf(m, sizeof(m), "%04o", (unsigned)(f->mode & 07777));
-		strbuf_release(&url);
-		url = (struct strbuf)STRBUF_INIT(16384);
-		if (dt_url_toolbox(&url, tb, "/files/permissions", "path", path, "mode",
-				   m, NULL)) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		rc = dt_request(dt, &r, "POST", url.buf, NULL, REQ_IDEMPOTENT, 0);
-		if (!rc && r.status != 200)
-			rc = dt_toolbox_fail(dt, box, "set mode after upload", &r, NULL);
-		if (!rc)
-			http_resp_release(&r);
+		rc = set_mode(dt, box, path, f->mode);
 		if (rc)
 			goto out;
 	}
@@ -629,23 +617,25 @@ int dt_unlink(struct sbx_provider *p, const char *box, const char *path)
 	return rc;
 }
 
-int dt_chmod(struct sbx_provider *p, const char *box, const char *path, mode_t mode)
+/* The toolbox's permissions call loses setuid, setgid and sticky (Go's
+ * FileMode has its own bits for them): chmod(1) in the sandbox keeps them. */
+static int set_mode(struct dt *dt, const char *box, const char *path, mode_t mode)
 {
 	char m[8];
 	const char *q[] = { "path", path, "mode", m, NULL };
 
+	snprintf(m, sizeof(m), "%04o", (unsigned)(mode & 07777));
+	if (mode & 07000)
+		return dt_run_fmt(dt, box, "chmod", "chmod %q -- %q 2>&1 || exit 5", m, path,
+				  NULL);
+	return simple_toolbox(dt, box, "POST", "chmod", "/files/permissions", q, NULL);
+}
+
+int dt_chmod(struct sbx_provider *p, const char *box, const char *path, mode_t mode)
+{
 	int rc = flush_pending(DT(p), box, path);
 
-	if (rc)
-		return rc;
-	/* The API's mode loses setuid, setgid and sticky: chmod(1) keeps them. */
-	if (mode & 07000) {
-		snprintf(m, sizeof(m), "%04o", (unsigned)(mode & 07777));
-		return dt_run_fmt(DT(p), box, "chmod", "chmod %q -- %q 2>&1 || exit 5", m,
-				  path, NULL);
-	}
-	snprintf(m, sizeof(m), "%04o", (unsigned)(mode & 07777));
-	return simple_toolbox(DT(p), box, "POST", "chmod", "/files/permissions", q, NULL);
+	return rc ? rc : set_mode(DT(p), box, path, mode);
 }
 
 int dt_chown(struct sbx_provider *p, const char *box, const char *path, uid_t uid,

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A small blocking WebSocket client over libwebsockets, for the remote
+ * providers' streams.
+ *
+ * One connection, one thread: the thread that calls ws_recv() drives the
+ * connection (each connection has its own libwebsockets context, so no
+ * service thread is shared and nothing blocks another connection).  Every
+ * wait is bounded by the caller's timeout.  Messages are bounded by
+ * `max_message`.  Header values (credentials) are never logged.
+ */
+#ifndef SBXFS_WS_H
+#define SBXFS_WS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "sbxfs/strbuf.h"
+
+struct ws_conn;
+
+struct ws_config {
+	const char *url; /* ws://, wss://, http:// or https:// (mapped to ws) */
+	/* Extra handshake header lines, "Name: value". */
+	const char *const *headers;
+	size_t nheaders;
+	int connect_timeout_ms;
+	size_t max_message; /* default 1 MiB */
+};
+
+/* Connect and finish the handshake.  -ECONNREFUSED, -ETIMEDOUT, or -EIO
+ * with sbx_failf() text (a refused upgrade, e.g. 404, is -ENOENT). */
+int ws_connect(struct ws_conn **out, const struct ws_config *cfg);
+
+/*
+ * The next whole message into `msg` (replacing its contents).  Returns
+ * 1 with a message, 0 once the peer closed (*close_code set: 1000 for a
+ * normal close, 1006 when the connection dropped without one), or -errno:
+ * -ETIMEDOUT when nothing came within timeout_ms (the connection stays
+ * usable), -EFBIG for a message over max_message.
+ */
+int ws_recv(struct ws_conn *c, struct strbuf *msg, int *binary, int *close_code,
+	    int timeout_ms);
+
+/* Send one text message (queued, then written as the socket allows). */
+int ws_send_text(struct ws_conn *c, const char *data, size_t len, int timeout_ms);
+
+void ws_close(struct ws_conn *c);
+
+#endif
