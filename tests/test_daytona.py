@@ -260,6 +260,31 @@ def test_parallel_commands(dbox):
         assert out == b"%d\n" % i
 
 
+def test_output_survives_a_dropped_log_stream(dbox, emu):
+    # The log WebSocket is the first GET after the command starts: drop it,
+    # and the output still arrives whole, by polling the log instead.
+    emu.reset_stats()
+    emu.fault(kind="drop", prefix="/toolbox", method="GET", count=1)
+    write_ok(dbox.p("exec"), "for i in 1 2 3; do echo line $i; done; echo err >&2")
+    out = helpers.cat(dbox.p("exec"), timeout=60)
+    assert out == b"line 1\nline 2\nline 3\nerr\n"
+    n = os.readlink(dbox.p("cmd", "last"))
+    assert read_text(dbox.p("cmd", n, "status")).strip() == "exited 0"
+    assert read_bytes(dbox.p("cmd", n, "stderr")) == b"err\n"
+    assert count(emu.stats(), "GET /process/session/{session}/command/{command}/logs") >= 1, \
+        emu.stats()
+
+
+def test_output_streams_without_polling(dbox, emu):
+    emu.reset_stats()
+    write_ok(dbox.p("exec"), "echo one; sleep 1; echo two")
+    assert helpers.cat(dbox.p("exec"), timeout=60) == b"one\ntwo\n"
+    routes = emu.stats()["routes"]
+    polls = [k for k in routes if k.endswith("/logs") and k.startswith("GET")]
+    # One GET of the logs route: the WebSocket itself; no polling.
+    assert sum(routes[k] for k in polls) == 1, routes
+
+
 def test_exec_on_stopped_sandbox_is_eagain(dbox):
     dbox.stop()
     assert write_once(dbox.p("exec"), "true") == errno.EAGAIN

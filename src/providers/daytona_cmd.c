@@ -493,14 +493,17 @@ int dt_cmd_signal(struct sbx_provider *p, void *handle, int sig)
 	if (sig <= 0 || sig > 64)
 		return -EINVAL;
 	/* Daytona has no kill call: find the command's processes by the
-	 * marker in their environment, and signal each. */
-	rc = strbuf_addf(
-		     &s,
-		     "for d in /proc/[0-9]*; do "
-		     "if tr '\\0' '\\n' < \"$d/environ\" 2>/dev/null | "
-		     "grep -qx 'SBXFS_CMD=%s'; then kill -%d \"${d#/proc/}\" 2>/dev/null; fi; "
-		     "done; exit 0",
-		     c->marker, sig)
+	 * marker in their environment, and signal each.  A command that was
+	 * just started may not have its processes yet: look again for up to
+	 * 3 s before giving up. */
+	rc = strbuf_addf(&s,
+			 "i=0; while [ $i -lt 30 ]; do n=0; "
+			 "for d in /proc/[0-9]*; do "
+			 "if tr '\\0' '\\n' < \"$d/environ\" 2>/dev/null | "
+			 "grep -qx 'SBXFS_CMD=%s'; then "
+			 "kill -%d \"${d#/proc/}\" 2>/dev/null && n=$((n+1)); fi; done; "
+			 "[ $n -gt 0 ] && exit 0; sleep 0.1; i=$((i+1)); done; exit 0",
+			 c->marker, sig)
 		     ? -ENOMEM
 		     : 0;
 	if (!rc) {
