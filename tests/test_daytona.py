@@ -134,6 +134,27 @@ def test_older_servers(tmp_path):
         emu.stop()
 
 
+def test_list_follows_the_cursor(tmp_path):
+    # Pages of 2: five sandboxes take three list requests, all shown.
+    require_sandboxes("daytona")
+    state = tmp_path / "state"
+    state.mkdir()
+    emu = helpers.start_emulator("daytona", state, "--page-max", "2")
+    m = helpers.Mount(tmp_path / "mnt", state, tmp_path / "log", "daytona")
+    m.start()
+    try:
+        names = [helpers.box_name("page") for _ in range(5)]
+        for n in names:
+            write_ok(m.ctl, "new %s\n" % n)
+        time.sleep(11)  # past the list's cache time
+        emu.reset_stats()
+        assert sorted(m.names()) == sorted(names)
+        assert count(emu.stats(), "GET /api/sandbox") == 3, emu.stats()
+    finally:
+        assert m.stop() == 0, m.log_tail()
+        emu.stop()
+
+
 # ------------------------------------------------------------ lifecycle
 
 def test_lifecycle_through_the_state_machine(dmount, emu):

@@ -904,6 +904,7 @@ class Emulator:
         self.api_key = args.api_key
         self.delay = args.delay
         self.legacy_list = args.legacy_list
+        self.page_max = args.page_max
         self.proxy_url_field = not args.no_proxy_url_field
         self.layout = HostLayout()
         self.org_id = str(uuid.uuid4())
@@ -1236,6 +1237,10 @@ class MainApi:
                          if (key(s) < after if desc else key(s) > after)]
             except TypeError:
                 raise _ApiError(400, "Invalid cursor")
+        # --page-max: a server that returns shorter pages than asked (the
+        # client must follow nextCursor, not count on its limit).
+        if self.emu.page_max:
+            limit = min(limit, self.emu.page_max)
         page = items[:limit]
         cursor = None
         if len(items) > limit:
@@ -2447,6 +2452,8 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--delay", type=float, default=0.2,
                     help="seconds per lifecycle step (default 0.2)")
+    ap.add_argument("--page-max", type=int, default=0,
+                    help="answer list pages of at most this many sandboxes")
     ap.add_argument("--legacy-list", action="store_true",
                     help="GET /api/sandbox answers a bare array (pre-v0.180)")
     ap.add_argument("--no-proxy-url-field", action="store_true",
