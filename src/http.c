@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* HTTP requests over a pool of reused libcurl handles; see http.h. */
 #include <ctype.h>
+#include <stdint.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -133,6 +134,13 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 
 	if (x->req->out_fd >= 0 && status_ok(x->h)) {
 		size_t done = 0;
+
+		/* A file body is bounded only if the caller said so. */
+		if (x->req->max_body &&
+		    (uint64_t)x->resp->body_size + len > x->req->max_body) {
+			x->too_big = 1;
+			return 0;
+		}
 
 		while (done < len) {
 			ssize_t n = pwrite(x->req->out_fd, data + done, len - done,
@@ -276,7 +284,7 @@ static int attempt(struct http_client *c, const struct http_req *req,
 	CURLcode rc;
 	CURL *h;
 
-	x.max_body = req->max_body ? req->max_body : DEFAULT_MAX_BODY;
+	x.max_body = req->max_body && req->out_fd < 0 ? req->max_body : DEFAULT_MAX_BODY;
 	h = x.h = handle_get(c);
 	if (!h) {
 		sbx_failf("cannot allocate an HTTP handle");
@@ -337,7 +345,7 @@ static int attempt(struct http_client *c, const struct http_req *req,
 	if (x.too_big) {
 		handle_put(c, h);
 		sbx_failf("%s %s: answer larger than %zu bytes", req->method, pathbuf,
-			  x.max_body);
+			  req->out_fd >= 0 && status_ok(h) ? req->max_body : x.max_body);
 		return -EFBIG;
 	}
 	if (x.write_failed) {
@@ -409,7 +417,8 @@ int http_do(struct http_client *c, const struct http_req *req, struct http_resp 
 
 	for (i = 0; i < tries; i++) {
 		memset(resp, 0, sizeof(*resp));
-		resp->body.max = req->max_body ? req->max_body : DEFAULT_MAX_BODY;
+		resp->body.max = req->max_body && req->out_fd < 0 ? req->max_body
+								  : DEFAULT_MAX_BODY;
 		resp->retry_after = -1;
 		if (req->out_fd >= 0 && ftruncate(req->out_fd, 0) < 0) {
 			rc = -errno;

@@ -57,8 +57,8 @@ struct http_req {
 	/* ...or one multipart file part. */
 	const struct http_part *part;
 	/* Where a 2xx body goes: memory (at most max_body bytes; default
-	 * 4 MiB) or, if out_fd >= 0, that file from offset 0.  Error bodies
-	 * always go to memory. */
+	 * 4 MiB) or, if out_fd >= 0, that file from offset 0 (at most
+	 * max_body bytes if set).  Error bodies always go to memory. */
 	int out_fd;
 	size_t max_body;
 	/* Safe to send again after a failure that may have reached the

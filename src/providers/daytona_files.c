@@ -265,6 +265,8 @@ static int fetch(struct dt *dt, struct staged *f, const char *box, const char *p
 	req.out_fd = f->fd;
 	req.idempotent = 1;
 	req.transfer = 1;
+	/* A server that sends more than it announced is still bounded. */
+	req.max_body = stage_max(dt->stage);
 	rc = http_do(dt->http, &req, &r);
 	strbuf_release(&url);
 	if (rc) {
