@@ -343,9 +343,9 @@ static int attempt(struct http_client *c, const struct http_req *req,
 	curl_mime_free(mime);
 	http_url_path(req->url, pathbuf, sizeof(pathbuf));
 	if (x.too_big) {
-		handle_put(c, h);
 		sbx_failf("%s %s: answer larger than %zu bytes", req->method, pathbuf,
 			  req->out_fd >= 0 && status_ok(h) ? req->max_body : x.max_body);
+		handle_put(c, h);
 		return -EFBIG;
 	}
 	if (x.write_failed) {
