@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # bench/run.sh: time the same file operations on a native directory, through
-# sbxfs (local provider) and through sshfs to 127.0.0.1, side by side, and
-# print a table of medians and ratios (plain text, then Markdown for
-# docs/performance.md).
+# sbxfs (local provider), through sshfs to 127.0.0.1 and through sbxfs
+# -o provider=daytona over the Daytona emulator (tests/emulators/daytona.py)
+# on 127.0.0.1, side by side, and print a table of medians and ratios (plain
+# text, then Markdown for docs/performance.md), with the emulator's request
+# counts per daytona operation.
 #
 # Run as root from anywhere:   bench/run.sh
 # Quick run:                   BIG_MB=64 RUNS=3 bench/run.sh
 # Without sbxfs (no binary):   TARGETS="native sshfs" bench/run.sh
+# Without daytona's cp -r:     OPS="find lsR grep cat exec" bench/run.sh
+#   (through daytona, cp -r of include/ is about 9,000 uploads, tens of
+#   seconds per copy: far the slowest operation, well within OP_TIMEOUT)
 #
 # Environment (defaults in brackets):
 #   BENCH_DIR     work directory: corpus, scratch, results [/var/tmp/sbxfs-bench]
@@ -15,22 +20,29 @@
 #   EXEC_RUNS     exec round trips per warm exec sample [20]
 #   SBXFS         the sbxfs binary [REPO/build/sbxfs]
 #   SSH_PORT      first loopback port to try for our own sshd [2222]
-#   TARGETS       any of: native sbxfs sshfs [all three]
+#   TARGETS       any of: native sbxfs sshfs daytona [all four]
 #   OPS           any of: find lsR grep cat cp exec [all six]
 #   OP_TIMEOUT    seconds before one timed operation is killed [900]
 #   MOUNT_TIMEOUT seconds to wait for a mount to appear [30]
 #   KEEP_RUN=1    keep the per-run directory (logs, sbxfs state) afterwards
 #
-# Cold = a fresh mount (unmount + remount of the FUSE target) and the kernel's
-# page, dentry and inode caches dropped (sync; echo 3 > drop_caches), for all
-# three targets alike. Warm = the same operation again at once on that mount.
+# Cold = a fresh mount (unmount + remount of the FUSE target; the Daytona
+# emulator keeps running) and the kernel's page, dentry and inode caches
+# dropped (sync; echo 3 > drop_caches), for all targets alike. Warm = the
+# same operation again at once on that mount.
+#
+# daytona: the corpus is copied into the sandbox's directory on the
+# emulator's side (as sshfs's corpus lives on its server), and cp -r copies
+# are removed there. The emulator counts requests: each timed daytona
+# operation is bracketed (outside the timing) by POST /_emu/reset and
+# GET /_emu/stats, and the counts go to RESULTS/STAMP.requests.tsv.
 set -euo pipefail
 export LC_ALL=C
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 
-usage() { sed -n '2,27s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; }
 case "${1:-}" in
   -h|--help) usage; exit 0 ;;
   "") ;;
@@ -50,7 +62,7 @@ RUNS=${RUNS:-5}
 EXEC_RUNS=${EXEC_RUNS:-20}
 SBXFS=${SBXFS:-$REPO/build/sbxfs}
 SSH_PORT=${SSH_PORT:-2222}
-TARGETS=${TARGETS:-native sbxfs sshfs}
+TARGETS=${TARGETS:-native sbxfs sshfs daytona}
 TARGETS=${TARGETS//,/ }
 OP_TIMEOUT=${OP_TIMEOUT:-900}
 MOUNT_TIMEOUT=${MOUNT_TIMEOUT:-30}
@@ -62,10 +74,11 @@ OPS=${OPS//,/ }
 log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { printf 'run.sh: %s\n' "$*" >&2; exit 1; }
 has_target() { [[ " $TARGETS " == *" $1 "* ]]; }
+uses_sbxfs() { has_target sbxfs || has_target daytona; }
 
 [[ $(id -u) -eq 0 ]] || die "must run as root (it installs packages, starts sshd and drops caches)"
 for t in $TARGETS; do
-  case $t in native|sbxfs|sshfs) ;; *) die "unknown target '$t' in TARGETS" ;; esac
+  case $t in native|sbxfs|sshfs|daytona) ;; *) die "unknown target '$t' in TARGETS" ;; esac
 done
 for op in $OPS; do
   case $op in find|lsR|grep|cat|cp|exec) ;; *) die "unknown operation '$op' in OPS" ;; esac
@@ -76,9 +89,13 @@ for v in BIG_MB RUNS EXEC_RUNS SSH_PORT OP_TIMEOUT MOUNT_TIMEOUT; do
 done
 [[ $BENCH_DIR == /* ]] || BENCH_DIR="$(pwd)/$BENCH_DIR"
 [[ $BENCH_DIR != *[[:space:]]* ]] || die "BENCH_DIR must not contain spaces"
-if has_target sbxfs; then
+if uses_sbxfs; then
   [[ $SBXFS == /* ]] || SBXFS="$(pwd)/$SBXFS"
   [[ -x $SBXFS ]] || die "no sbxfs binary at '$SBXFS' (build it: meson setup build && ninja -C build; or set SBXFS, or TARGETS='native sshfs')"
+fi
+EMULATOR=$REPO/tests/emulators/daytona.py
+if has_target daytona; then
+  [[ -f $EMULATOR ]] || die "no Daytona emulator at '$EMULATOR'"
 fi
 [[ -e /dev/fuse ]] || die "/dev/fuse is missing"
 
@@ -94,6 +111,13 @@ install_deps() {
     [[ -x /usr/sbin/sshd ]] || pkgs+=(openssh-server)
     { command -v ssh && command -v ssh-keygen; } >/dev/null || pkgs+=(openssh-client)
     command -v sshfs >/dev/null || pkgs+=(sshfs)
+  fi
+  if has_target daytona; then
+    command -v bwrap >/dev/null || pkgs+=(bubblewrap)
+    command -v nsenter >/dev/null || pkgs+=(util-linux)
+    command -v curl >/dev/null || pkgs+=(curl)
+    [[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c 'import aiohttp' 2>/dev/null ||
+      pkgs+=(python3-aiohttp)
   fi
   ((${#pkgs[@]})) || return 0
   log "installing: ${pkgs[*]}"
@@ -120,11 +144,19 @@ RUN=$BENCH_DIR/run             # per-invocation: sshd, mounts, sbxfs state, logs
 RESULTS=$BENCH_DIR/results     # reports kept across invocations
 MNT_SBXFS=$RUN/mnt/sbxfs
 MNT_SSHFS=$RUN/mnt/sshfs
+MNT_DAYTONA=$RUN/mnt/daytona
 STATE=$RUN/state
+STATE_DAYTONA=$RUN/state-daytona  # sbxfs state_dir of the daytona mount
+EMU_ROOT=$RUN/daytona-emu      # the emulator's sandboxes (each DIR/<id>/ is a "/")
 BOX=$MNT_SBXFS/bench
+BOX_DT=$MNT_DAYTONA/bench
 SBXFS_PID=""
 SSHFS_PID=""
 SSHD_PID=""
+DAYTONA_PID=""
+EMU_PID=""
+EMU_PORT=""
+DT_DIR=""                      # host directory of the daytona sandbox's "/"
 OP_PID=""
 
 # Is anything mounted at or below $1?  (reads mountinfo, never stats the
@@ -171,6 +203,18 @@ cleanup() {
   fi
   unmount_fuse "$MNT_SBXFS" "$SBXFS_PID"
   unmount_fuse "$MNT_SSHFS" "$SSHFS_PID"
+  unmount_fuse "$MNT_DAYTONA" "$DAYTONA_PID"
+  if [[ -n $EMU_PID ]]; then
+    # SIGTERM: the emulator kills every sandbox process and exits.
+    kill -TERM "$EMU_PID" 2>/dev/null
+    local i
+    for ((i = 0; i < 100; i++)); do kill -0 "$EMU_PID" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$EMU_PID" 2>/dev/null; then
+      log "Daytona emulator $EMU_PID did not exit on SIGTERM; SIGKILL"
+      kill -KILL "$EMU_PID" 2>/dev/null
+    fi
+    wait "$EMU_PID" 2>/dev/null
+  fi
   if [[ -n $SSHD_PID ]]; then
     kill -TERM "$SSHD_PID" 2>/dev/null; wait "$SSHD_PID" 2>/dev/null
   fi
@@ -194,13 +238,22 @@ if [[ -d $RUN ]]; then
   mounted_below "$RUN" && die "$RUN has mounts from an earlier run; unmount them first"
   rm -rf --one-file-system "$RUN"
 fi
-mkdir -p "$RUN/ssh" "$MNT_SBXFS" "$MNT_SSHFS" "$STATE" "$SCRATCH" "$RESULTS"
-if has_target sbxfs; then
+mkdir -p "$RUN/ssh" "$MNT_SBXFS" "$MNT_SSHFS" "$MNT_DAYTONA" "$STATE" "$STATE_DAYTONA" \
+  "$SCRATCH" "$RESULTS"
+if uses_sbxfs; then
   # Run a private copy, so a rebuild during the benchmark changes nothing.
   SBXFS_SRC=$SBXFS
   SBXFS=$RUN/sbxfs
   cp "$SBXFS_SRC" "$SBXFS"
-  SBXFS_GIT=$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo 'no commit')
+  # The commit of the tree the binary sits in (the repository for the default).
+  SBXFS_GIT=$(git -C "$(dirname "$SBXFS_SRC")" describe --always --dirty 2>/dev/null || echo 'no commit')
+fi
+if has_target daytona; then
+  # Likewise the emulator.
+  cp "$EMULATOR" "$RUN/daytona.py"
+  EMULATOR_GIT=$(git -C "$REPO" log -1 --format=%h -- tests/emulators/daytona.py 2>/dev/null || true)
+  git -C "$REPO" diff --quiet HEAD -- tests/emulators/daytona.py 2>/dev/null ||
+    EMULATOR_GIT+=" (modified)"
 fi
 : >"$RUN/ops.err"
 
@@ -221,6 +274,7 @@ build_corpus() {
     mv "$CORPUS/big.bin.tmp" "$CORPUS/big.bin"
   fi
   CORPUS_FILES=$(find "$CORPUS/include" | wc -l)
+  CORPUS_SYMLINKS=$(find "$CORPUS/include" -type l | wc -l)
   CORPUS_MIB=$(du -sm --apparent-size "$CORPUS/include" | cut -f1)
 }
 build_corpus
@@ -345,20 +399,21 @@ mount_sbxfs() {
     { tail -n 20 "$RUN/sbxfs.log" >&2; die "sbxfs did not mount (log: $RUN/sbxfs.log)"; }
 }
 
-box_state() { timeout 10 head -n1 "$BOX/ctl" 2>/dev/null || true; }
+box_state() { timeout 10 head -n1 "$1/ctl" 2>/dev/null || true; }
 
+# Make sure the sandbox directory $1 (default: the sbxfs target's) runs.
 ensure_started() {
-  local st i
-  st=$(box_state)
+  local box=${1:-$BOX} st i
+  st=$(box_state "$box")
   [[ $st == running* ]] && return 0
-  timeout 120 bash -c 'echo start > "$1"' _ "$BOX/ctl" ||
-    die "sbxfs: 'start' failed (state '$st'; err: $(timeout 5 cat "$BOX/err" 2>/dev/null))"
+  timeout 120 bash -c 'echo start > "$1"' _ "$box/ctl" ||
+    die "$box: 'start' failed (state '$st'; err: $(timeout 5 cat "$box/err" 2>/dev/null))"
   for ((i = 0; i < 100; i++)); do
-    st=$(box_state)
+    st=$(box_state "$box")
     [[ $st == running* ]] && return 0
     sleep 0.1
   done
-  die "sbxfs: sandbox not running after start (state '$st')"
+  die "$box: sandbox not running after start (state '$st')"
 }
 
 setup_sbxfs() {
@@ -382,6 +437,115 @@ setup_sbxfs() {
   [[ $sz -eq $((BIG_MB * 1024 * 1024)) ]] || die "sbxfs: big.bin copy has $sz bytes"
 }
 
+# ---------------------------------------------------------------- daytona
+
+emu_url() { printf 'http://127.0.0.1:%s%s' "$EMU_PORT" "$1"; }
+
+start_emulator() {
+  local i
+  mkdir -p "$EMU_ROOT"
+  EMU_KEY=bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+  # It prints its port on stdout once listening (the file keeps stdout
+  # open) and one line per request on stderr.
+  /usr/bin/python3 "$RUN/daytona.py" --root "$EMU_ROOT" --api-key "$EMU_KEY" --port 0 \
+    </dev/null >"$RUN/daytona-emu.port" 2>>"$RUN/daytona-emu.log" &
+  EMU_PID=$!
+  for ((i = 0; i < MOUNT_TIMEOUT * 10; i++)); do
+    EMU_PORT=""
+    { read -r EMU_PORT <"$RUN/daytona-emu.port"; } 2>/dev/null || EMU_PORT=""
+    [[ $EMU_PORT =~ ^[0-9]+$ ]] && break
+    kill -0 "$EMU_PID" 2>/dev/null ||
+      { tail -n 20 "$RUN/daytona-emu.log" >&2; die "the Daytona emulator exited"; }
+    sleep 0.1
+  done
+  [[ $EMU_PORT =~ ^[0-9]+$ ]] || die "the Daytona emulator did not listen after ${MOUNT_TIMEOUT}s"
+  log "Daytona emulator (pid $EMU_PID, copy of $EMULATOR) on 127.0.0.1:$EMU_PORT"
+}
+
+mount_daytona() {
+  unmount_fuse "$MNT_DAYTONA" "$DAYTONA_PID"
+  DAYTONA_PID=""
+  DAYTONA_API_URL=$(emu_url /api) DAYTONA_API_KEY=$EMU_KEY \
+    "$SBXFS" -f -o provider=daytona -o "state_dir=$STATE_DAYTONA" "$MNT_DAYTONA" \
+    </dev/null >>"$RUN/daytona.log" 2>&1 &
+  DAYTONA_PID=$!
+  wait_mount "daytona mount" "$DAYTONA_PID" test -e "$MNT_DAYTONA/ctl" ||
+    { tail -n 20 "$RUN/daytona.log" >&2; die "sbxfs (daytona) did not mount (log: $RUN/daytona.log)"; }
+}
+
+setup_daytona() {
+  start_emulator
+  log "mounting sbxfs -o provider=daytona (copy of $SBXFS_SRC), state in $STATE_DAYTONA"
+  mount_daytona
+  timeout 120 mkdir "$BOX_DT" || die "daytona: mkdir $BOX_DT failed"
+  ensure_started "$BOX_DT"
+  DT_DIR=$(curl -sf -m 10 "$(emu_url /_emu/sandbox/bench)" |
+             /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["dir"])') ||
+    die "daytona: no sandbox 'bench' on the emulator"
+  [[ -d $DT_DIR/tmp ]] || die "daytona: the sandbox's directory '$DT_DIR' has no tmp/"
+  # Server side, the way sshfs's corpus lives on its server.
+  log "copying the corpus into the sandbox on the emulator's side ($DT_DIR/tmp/corpus)"
+  mkdir -p "$DT_DIR/tmp/corpus"
+  cp -a "$CORPUS/include" "$CORPUS/big.bin" "$DT_DIR/tmp/corpus/" ||
+    die "daytona: copying the corpus in failed"
+  local sz
+  # The file API follows symlinks (absolute ones inside the sandbox), so
+  # the tree has a different number of entries through this target.
+  DT_FILES=$(timeout "$OP_TIMEOUT" find "$BOX_DT/root/tmp/corpus/include" | wc -l)
+  sz=$(timeout 60 stat -c %s "$BOX_DT/root/tmp/corpus/big.bin")
+  [[ $sz -eq $((BIG_MB * 1024 * 1024)) ]] || die "daytona: big.bin has $sz bytes through the mount"
+  log "daytona: the corpus shows $DT_FILES entries through the mount ($CORPUS_FILES on the host)"
+}
+
+# Request counts around each timed daytona operation.
+REQUESTS_TSV=$RUN/requests.tsv
+dt_reset() {
+  curl -sf -m 10 -X POST "$(emu_url /_emu/reset)" >/dev/null ||
+    log "daytona: POST /_emu/reset failed"
+}
+# Route keys of GET /_emu/stats grouped into columns; anything else goes to
+# "other", and other_routes names it.
+DT_ROW_PY='
+import json, sys
+s = json.load(sys.stdin)
+cols = {"list": 0, "info": 0, "download": 0, "upload": 0, "folder": 0,
+        "execute": 0, "session": 0, "api": 0, "other": 0}
+other = []
+for key, n in sorted(s.get("routes", {}).items()):
+    method, _, route = key.partition(" ")
+    if route in ("/files", "/files/") and method == "GET":
+        c = "list"
+    elif key == "GET /files/info":
+        c = "info"
+    elif key == "GET /files/download":
+        c = "download"
+    elif key == "POST /files/upload":
+        c = "upload"
+    elif key == "POST /files/folder":
+        c = "folder"
+    elif key == "POST /process/execute":
+        c = "execute"
+    elif route.startswith("/process/session"):
+        c = "session"
+    elif route.startswith("/api/"):
+        c = "api"
+    else:
+        c = "other"
+        other.append("%s=%d" % (key, n))
+    cols[c] += n
+print("\t".join([str(s.get("total", 0))] + [str(v) for v in cols.values()]
+                + [",".join(other) or "-"]))
+'
+dt_record() {  # op phase run
+  local js row
+  if js=$(curl -sf -m 10 "$(emu_url /_emu/stats)") &&
+     row=$(/usr/bin/python3 -c "$DT_ROW_PY" <<<"$js"); then
+    printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$row" >>"$REQUESTS_TSV"
+  else
+    log "daytona: GET /_emu/stats failed"
+  fi
+}
+
 # ---------------------------------------------------------------- operations
 
 # Paths per target: the tree to walk, the big file, where cp -r copies go.
@@ -390,8 +554,13 @@ target_paths() {
     native) TREE=$CORPUS/include BIG=$CORPUS/big.bin DEST=$SCRATCH/native ;;
     sshfs)  TREE=$MNT_SSHFS/corpus/include BIG=$MNT_SSHFS/corpus/big.bin DEST=$MNT_SSHFS/scratch/sshfs ;;
     sbxfs)  TREE=$BOX/root/tmp/corpus/include BIG=$BOX/root/tmp/corpus/big.bin DEST=$BOX/root/tmp ;;
+    daytona) TREE=$BOX_DT/root/tmp/corpus/include BIG=$BOX_DT/root/tmp/corpus/big.bin DEST=$BOX_DT/root/tmp ;;
   esac
 }
+
+# Targets with sandboxes (the exec operation) and their sandbox directory.
+has_exec() { [[ $1 == sbxfs || $1 == daytona ]]; }
+box_of() { if [[ $1 == daytona ]]; then echo "$BOX_DT"; else echo "$BOX"; fi; }
 
 # The shell command for operation $2 on target $1; $3 names a cp destination.
 op_cmd() {
@@ -402,13 +571,26 @@ op_cmd() {
     lsR)  printf 'ls -lR %q' "$TREE" ;;
     grep) printf 'grep -r -- %q %q || [ $? -eq 1 ]' "$PATTERN" "$TREE" ;;
     cat)  printf 'cat %q' "$BIG" ;;
-    cp)   printf 'cp -r %q %q' "$CORPUS/include" "$DEST/$3" ;;
-    exec) q=$(printf %q "$BOX/exec"); printf 'echo true > %s; cat %s' "$q" "$q" ;;
+    cp)   if [[ $1 == daytona ]]; then
+            # The Daytona file API cannot make symlinks (EPERM): one
+            # "cannot create symbolic link" per symlink of the corpus is
+            # expected. cp's stderr is kept in daytona-cp.log; other lines
+            # also go to ops.err, and only they make the copy fail.
+            local e=$RUN/daytona-cp.err s='cannot create symbolic link'
+            printf 'cp -r %q %q 2>%q; rc=$?; cat %q >>%q; ' \
+              "$CORPUS/include" "$DEST/$3" "$e" "$e" "$RUN/daytona-cp.log"
+            printf '[ $rc -eq 0 ] || { ! grep -v -e %q %q >&2 && [ "$(grep -c -e %q %q)" -le %d ]; }' \
+              "$s" "$e" "$s" "$e" "$CORPUS_SYMLINKS"
+          else
+            printf 'cp -r %q %q' "$CORPUS/include" "$DEST/$3"
+          fi ;;
+    exec) q=$(printf %q "$(box_of "$1")/exec"); printf 'echo true > %s; cat %s' "$q" "$q" ;;
   esac
 }
 
 # Remove a cp destination, outside the timing. Native and sshfs copies are
-# removed on the host directly; sbxfs copies through the mount.
+# removed on the host directly, daytona copies on the emulator's side; sbxfs
+# copies through the mount.
 remove_copy() {
   local t=$1 name=$2
   case $t in
@@ -416,6 +598,7 @@ remove_copy() {
     sshfs)  rm -rf "$SCRATCH/sshfs/$name" ;;
     sbxfs)  timeout "$OP_TIMEOUT" rm -rf "$BOX/root/tmp/$name" ||
               log "sbxfs: removing $name failed" ;;
+    daytona) rm -rf --one-file-system "$DT_DIR/tmp/$name" ;;
   esac
 }
 
@@ -459,6 +642,7 @@ fresh_mount() {
     native) ;;
     sshfs) mount_sshfs ;;
     sbxfs) mount_sbxfs ;;
+    daytona) mount_daytona ;;
   esac
 }
 
@@ -466,9 +650,23 @@ fresh_mount() {
 
 if has_target sshfs; then start_sshd; mount_sshfs; fi
 if has_target sbxfs; then setup_sbxfs; fi
+if has_target daytona; then setup_daytona; fi
 mkdir -p "$SCRATCH/native" "$SCRATCH/sshfs"
 printf 'target\top\tphase\trun\tseconds\trc\n' >"$RESULTS_TSV"
+printf 'op\tphase\trun\ttotal\tlist\tinfo\tdownload\tupload\tfolder\texecute\tsession\tapi\tother\tother_routes\n' \
+  >"$REQUESTS_TSV"
 
+# Time operation $2 on target $1 ($3: cp destination) and record it as phase
+# $4 of run $5; for daytona, count the requests it made.
+timed() {
+  [[ $1 == daytona ]] && dt_reset
+  time_cmd "$(op_cmd "$1" "$2" "$3")"
+  record "$1" "$2" "$4" "$5"
+  [[ $1 == daytona ]] && dt_record "$2" "$4" "$5"
+  return 0
+}
+
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 log "corpus: $CORPUS_FILES entries, $CORPUS_MIB MiB in include/, big.bin $BIG_MB MiB; $RUNS runs; targets: $TARGETS"
 for ((r = 1; r <= RUNS; r++)); do
   # Rotate which target goes first in each run, so that none always runs
@@ -479,22 +677,21 @@ for ((r = 1; r <= RUNS; r++)); do
   done
   for op in $OPS; do
     for t in "${order[@]}"; do
-      [[ $op == exec && $t != sbxfs ]] && continue
+      [[ $op == exec ]] && ! has_exec "$t" && continue
       fresh_mount "$t"
       [[ $t == sbxfs && ( $op == exec || $op == cp ) ]] && ensure_started
+      # root/ of a Daytona sandbox needs it started, for every operation.
+      [[ $t == daytona ]] && ensure_started "$BOX_DT"
       drop_caches
 
-      time_cmd "$(op_cmd "$t" "$op" "copy${r}c")"
-      record "$t" "$op" cold "$r"
+      timed "$t" "$op" "copy${r}c" cold "$r"
       cold=$ELAPSED
       if [[ $op == exec ]]; then
         for ((k = 1; k <= EXEC_RUNS; k++)); do
-          time_cmd "$(op_cmd "$t" exec)"
-          record "$t" "$op" warm "$r"
+          timed "$t" exec "" warm "$r"
         done
       else
-        time_cmd "$(op_cmd "$t" "$op" "copy${r}w")"
-        record "$t" "$op" warm "$r"
+        timed "$t" "$op" "copy${r}w" warm "$r"
       fi
       log "run $r/$RUNS $op $t: cold ${cold}s warm ${ELAPSED}s"
       if [[ $op == cp ]]; then
@@ -523,9 +720,17 @@ if has_target sshfs; then
   meta sshfs "$(sshfs --version 2>/dev/null | grep -m1 -i 'sshfs version' || echo 'sshfs ?'), $(ssh -V 2>&1 | cut -d, -f1)"
   meta sshfs_opts "-o IdentityFile=...,StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null,port=$SSH_PORT -o $SSHFS_EXTRA"
 fi
-if has_target sbxfs; then
+if uses_sbxfs; then
   meta sbxfs "$(timeout 10 "$SBXFS" --version 2>&1 | head -n1 || true)"
   meta git "$SBXFS_GIT"
+fi
+if has_target daytona; then
+  meta daytona_emulator "tests/emulators/daytona.py from git ${EMULATOR_GIT:-?}, Python $(/usr/bin/python3 -c 'import sys, aiohttp; print("%d.%d.%d" % sys.version_info[:3], "aiohttp", aiohttp.__version__)')"
+  meta daytona_entries "$DT_FILES"
+  meta corpus_symlinks "$CORPUS_SYMLINKS"
+  meta corpus_entries "$CORPUS_FILES"
+  meta daytona_cp_symlink_errors "$(grep -c 'cannot create symbolic link' "$RUN/daytona-cp.log" 2>/dev/null || true)"
+  meta daytona_cp_copies "$(awk -F'\t' '$1 == "daytona" && $2 == "cp"' "$RESULTS_TSV" | wc -l)"
 fi
 meta corpus "/usr/include copy: $CORPUS_FILES entries, $CORPUS_MIB MiB; big file $BIG_MB MiB"
 meta runs "$RUNS"
@@ -533,11 +738,18 @@ meta exec_runs "$EXEC_RUNS"
 meta drop_caches "$DROP_OK"
 meta targets "$TARGETS"
 meta pattern "$PATTERN"
+meta load "$LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end (1, 5, 15 min)"
 
 stamp=$(date +%Y%m%d-%H%M%S)
 cp "$RESULTS_TSV" "$RESULTS/$stamp.tsv"
-/usr/bin/python3 "$HERE/report.py" "$RESULTS_TSV" "$META" "$RESULTS/$stamp.md"
-log "report saved to $RESULTS/$stamp.md, samples in $RESULTS/$stamp.tsv"
+cp "$META" "$RESULTS/$stamp.meta.tsv"
+REPORT_ARGS=()
+if has_target daytona; then
+  cp "$REQUESTS_TSV" "$RESULTS/$stamp.requests.tsv"
+  REPORT_ARGS=(--requests "$REQUESTS_TSV")
+fi
+/usr/bin/python3 "$HERE/report.py" "${REPORT_ARGS[@]}" "$RESULTS_TSV" "$META" "$RESULTS/$stamp.md"
+log "report saved to $RESULTS/$stamp.md, samples in $RESULTS/$stamp.tsv, settings in $RESULTS/$stamp.meta.tsv"
 if [[ -s $RUN/ops.err ]]; then
   cp "$RUN/ops.err" "$RESULTS/$stamp.err"
   log "operations wrote to stderr; see $RESULTS/$stamp.err"
