@@ -174,6 +174,16 @@ static int is_stopping(struct dt *dt)
 	return stopping;
 }
 
+/* Is the command's sandbox still started?  (Stopping it ends every
+ * command, and its toolbox stops answering.) */
+static int sandbox_running(struct dcmd *c)
+{
+	char state[64];
+
+	return !dt_state_of(c->dt, c->box, state, sizeof(state)) &&
+	       dt_map_state(state) == SBX_STATE_RUNNING;
+}
+
 /*
  * Follow the log over Daytona's log WebSocket while the command runs: the
  * server sends the log's bytes as they come and closes with 1000 once the
@@ -214,7 +224,7 @@ static int follow_ws(struct dcmd *c)
 		if (rc == -ETIMEDOUT) {
 			/* Silence is fine while the command runs; check now and
 			 * then that the server is still there. */
-			if (++quiet % 10)
+			if (++quiet % 5)
 				continue;
 			rc = command_status(c, &code);
 			if (rc < 0)
@@ -290,6 +300,11 @@ static void *poller(void *arg)
 			}
 		}
 		if (rc < 0) {
+			if (!sandbox_running(c)) {
+				snprintf(ex.reason, sizeof(ex.reason),
+					 "the sandbox stopped under it");
+				break;
+			}
 			if (rc == -ENOENT || ms_since(&last_ok) > CMD_LOST_S * 1000L) {
 				snprintf(ex.reason, sizeof(ex.reason), "lost: %.140s",
 					 sbx_fail_text());

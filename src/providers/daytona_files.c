@@ -325,7 +325,9 @@ int dt_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *b
 		if (flags & O_CREAT && flags & O_EXCL)
 			rc = -EEXIST;
 	} else {
-		rc = dt_info_call(dt, &remote, box, path);
+		/* O_CREAT reaches us only from create, which the kernel sends
+		 * after a lookup found no such file: no need to ask again. */
+		rc = (flags & O_CREAT) ? -ENOENT : dt_info_call(dt, &remote, box, path);
 		if (rc == -ENOENT && (flags & O_CREAT)) {
 			/* New: exists here until close uploads it. */
 			rc = ftruncate(f->fd, 0) ? -errno : 0;
@@ -602,8 +604,14 @@ int dt_mkdir(struct sbx_provider *p, const char *box, const char *path, mode_t m
 	char m[8];
 	const char *q[] = { "path", path, "mode", m, NULL };
 
-	snprintf(m, sizeof(m), "%04o", (unsigned)(mode & 07777));
-	return simple_toolbox(DT(p), box, "POST", "mkdir", "/files/folder", q, NULL);
+	int rc;
+
+	snprintf(m, sizeof(m), "%04o", (unsigned)(mode & 0777));
+	rc = simple_toolbox(DT(p), box, "POST", "mkdir", "/files/folder", q, NULL);
+	/* The folder call's mode loses setgid and sticky, as chmod's does. */
+	if (!rc && (mode & 07000))
+		rc = set_mode(DT(p), box, path, mode);
+	return rc;
 }
 
 int dt_unlink(struct sbx_provider *p, const char *box, const char *path)
