@@ -349,6 +349,8 @@ int dt_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *b
 			f->dirty = 1;
 		} else if (!rc && !same_remote(f, &remote)) {
 			rc = fetch(dt, f, box, path, &remote);
+		} else if (!rc) {
+			f->mode = remote.st_mode; /* chmod changes no mtime */
 		}
 	}
 	if (!rc && (flags & O_TRUNC) && shared) {
