@@ -18,12 +18,9 @@ static const struct {
 	const char *name;
 	unsigned bit;
 } trace_names[] = {
-	{ "fuse", SBX_TRACE_FUSE },
-	{ "cmd", SBX_TRACE_CMD },
-	{ "provider", SBX_TRACE_PROVIDER },
-	{ "cache", SBX_TRACE_CACHE },
-	{ "http", SBX_TRACE_HTTP },
-	{ "ws", SBX_TRACE_WS },
+	{ "fuse", SBX_TRACE_FUSE },	    { "cmd", SBX_TRACE_CMD },
+	{ "provider", SBX_TRACE_PROVIDER }, { "cache", SBX_TRACE_CACHE },
+	{ "http", SBX_TRACE_HTTP },	    { "ws", SBX_TRACE_WS },
 };
 
 void sbx_log_setup(FILE *out, enum sbx_log_level max)

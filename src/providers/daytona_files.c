@@ -638,8 +638,8 @@ static int set_mode(struct dt *dt, const char *box, const char *path, mode_t mod
 
 	snprintf(m, sizeof(m), "%04o", (unsigned)(mode & 07777));
 	if (mode & 07000)
-		return dt_run_fmt(dt, box, "chmod", "chmod %q -- %q 2>&1 || exit 5", m, path,
-				  NULL);
+		return dt_run_fmt(dt, box, "chmod", "chmod %q -- %q 2>&1 || exit 5", m,
+				  path, NULL);
 	return simple_toolbox(dt, box, "POST", "chmod", "/files/permissions", q, NULL);
 }
 
