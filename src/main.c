@@ -20,6 +20,7 @@
 #include "sbxfs/node.h"
 #include "sbxfs/notify.h"
 #include "sbxfs/sbxfs.h"
+#include "sbxfs/synth.h"
 
 struct options {
 	char *provider;
@@ -291,6 +292,7 @@ int main(int argc, char *argv[])
 	rc = (rc == 0 || rc == SIGINT || rc == SIGTERM || rc == SIGHUP) ? 0 : 1;
 	fuse_loop_cfg_destroy(loop);
 	notifier_stop(&fs);
+	synth_release_all();
 	sbx_info("unmounting %s", cl.mountpoint);
 out:
 	if (fs.se) {

@@ -89,11 +89,19 @@ struct sfile {
 	struct cmd *cmd;   /* reference, or NULL */
 	char *text;	   /* built at open for text files */
 	size_t len;
-	int writer;	      /* opened for writing */
-	int refs;	      /* atomic: the open file, and each request using it */
-	pthread_mutex_t lock; /* guards cmd, rpos */
-	off_t rpos;	      /* streams: where this open file reads next */
+	int writer;		   /* opened for writing */
+	int refs;		   /* atomic: the open file, and each request using it */
+	pthread_mutex_t lock;	   /* guards cmd, rpos */
+	off_t rpos;		   /* streams: where this open file reads next */
+	struct sfile *prev, *next; /* in open_files */
 };
+
+/* Every open synthetic file, so that those the kernel never releases (the
+ * daemon exits while they are open) are freed at exit. */
+static struct {
+	pthread_mutex_t lock;
+	struct sfile *head;
+} open_files = { PTHREAD_MUTEX_INITIALIZER, NULL };
 
 static int is_stream(const struct node *n)
 {
@@ -199,6 +207,14 @@ static void sfile_free(struct sfile *f)
 {
 	if (__atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) > 0)
 		return;
+	pthread_mutex_lock(&open_files.lock);
+	if (f->prev)
+		f->prev->next = f->next;
+	else if (open_files.head == f)
+		open_files.head = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	pthread_mutex_unlock(&open_files.lock);
 	cmd_put(f->cmd);
 	box_put(f->box);
 	free(f->text);
@@ -228,6 +244,12 @@ void synth_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 	pthread_mutex_init(&f->lock, NULL);
 	f->refs = 1;
 	f->node = n;
+	pthread_mutex_lock(&open_files.lock);
+	f->next = open_files.head;
+	if (f->next)
+		f->next->prev = f;
+	open_files.head = f;
+	pthread_mutex_unlock(&open_files.lock);
 	f->box = n->box ? box_ref(n->box) : NULL;
 	f->writer = acc != O_RDONLY;
 	if (n->kind == NODE_CMDFILE && !(f->cmd = cmd_get(n->box, n->cmd))) {
@@ -646,6 +668,22 @@ void synth_write(fuse_req_t req, struct fuse_file_info *fi, const char *buf, siz
 
 	sfile_write(req, f, buf, size);
 	sfile_free(f);
+}
+
+void synth_release_all(void)
+{
+	struct sfile *f;
+
+	for (;;) {
+		pthread_mutex_lock(&open_files.lock);
+		f = open_files.head;
+		if (f)
+			f->refs = 1; /* no request runs any more: only the open file */
+		pthread_mutex_unlock(&open_files.lock);
+		if (!f)
+			break;
+		sfile_free(f);
+	}
 }
 
 void synth_release(struct fuse_file_info *fi)

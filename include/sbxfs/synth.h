@@ -21,6 +21,9 @@ void synth_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi);
 void synth_read(fuse_req_t req, struct fuse_file_info *fi, size_t size, off_t off);
 void synth_write(fuse_req_t req, struct fuse_file_info *fi, const char *buf, size_t size);
 void synth_release(struct fuse_file_info *fi);
+/* At exit, after the session loop: free the files the kernel still holds
+ * open (it will never release them now). */
+void synth_release_all(void);
 
 /* "new NAME [k=v ...]" (argv[0] is the verb) and "rm NAME", as the root
  * ctl and mkdir/rmdir in MOUNT do them.  On failure `why` says why (it is

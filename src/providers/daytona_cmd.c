@@ -67,7 +67,8 @@ static void feed(struct dcmd *c, const unsigned char *data, size_t len, int fina
 	if (!log)
 		return;
 	memcpy(log, c->held, c->nheld);
-	memcpy(log + c->nheld, data, len);
+	if (len)
+		memcpy(log + c->nheld, data, len);
 	c->log_off += len;
 	while (i < n) {
 		if (n - i < 3 && !final && (log[i] == 1 || log[i] == 2))
