@@ -368,7 +368,7 @@ int dt_toolbox_of(struct dt *dt, char **out, const char *name)
 		rc = strbuf_addf(&url, "%s/toolbox/", dt->api) || http_escape(&url, id) ||
 		     strbuf_addf(&url, "/toolbox");
 	} else {
-		rc = -(r.status ? -dt_fail_resp("toolbox address", &r, NULL) : EIO);
+		rc = dt_fail_resp("toolbox address", &r, NULL);
 		cJSON_Delete(j);
 		http_resp_release(&r);
 		strbuf_release(&url);
