@@ -230,6 +230,13 @@ static int follow_ws(struct dcmd *c)
 			rc = command_status(c, &code);
 			if (rc < 0)
 				break;
+			if (rc == 1) {
+				/* Ended, yet the stream stays open (a background
+				 * process holds the output): take the rest over
+				 * HTTP. */
+				rc = -EAGAIN;
+				break;
+			}
 			continue;
 		}
 		if (rc < 0)
@@ -511,15 +518,20 @@ int dt_cmd_signal(struct sbx_provider *p, void *handle, int sig)
 	/* Daytona has no kill call: find the command's processes by the
 	 * marker in their environment, and signal each.  A command that was
 	 * just started may not have its processes yet: look again for up to
-	 * 3 s before giving up. */
-	rc = strbuf_addf(&s,
-			 "i=0; while [ $i -lt 30 ]; do n=0; "
-			 "for d in /proc/[0-9]*; do "
-			 "if tr '\\0' '\\n' < \"$d/environ\" 2>/dev/null | "
-			 "grep -qx 'SBXFS_CMD=%s'; then "
-			 "kill -%d \"${d#/proc/}\" 2>/dev/null && n=$((n+1)); fi; done; "
-			 "[ $n -gt 0 ] && exit 0; sleep 0.1; i=$((i+1)); done; exit 0",
-			 c->marker, sig)
+	 * 3 s; and once some were signalled, look once more for children
+	 * forked meanwhile (each process gets the signal once). */
+	rc = strbuf_addf(
+		     &s,
+		     "hit=' '; k() { n=0; for d in /proc/[0-9]*; do p=${d#/proc/}; "
+		     "case \"$hit\" in *\" $p \"*) continue;; esac; "
+		     "if tr '\\0' '\\n' < \"$d/environ\" 2>/dev/null | "
+		     "grep -qx 'SBXFS_CMD=%s'; then "
+		     "kill -%d \"$p\" 2>/dev/null && n=$((n+1)) && hit=\"$hit$p \"; fi; "
+		     "done; }; "
+		     "i=0; while [ $i -lt 30 ]; do k; "
+		     "if [ $n -gt 0 ]; then sleep 0.2; k; exit 0; fi; "
+		     "sleep 0.1; i=$((i+1)); done; exit 0",
+		     c->marker, sig)
 		     ? -ENOMEM
 		     : 0;
 	if (!rc) {
