@@ -177,7 +177,7 @@ int ws_connect(struct ws_conn **out, const struct ws_config *cfg)
 	char *url = strdup(cfg->url), pathbuf[4096];
 	struct ws_conn *c = calloc(1, sizeof(*c));
 	long deadline;
-	int port, rc = 0;
+	int port, tls, rc = 0;
 
 	pthread_once(&log_once, quiet_lws);
 	*out = NULL;
@@ -200,7 +200,9 @@ int ws_connect(struct ws_conn **out, const struct ws_config *cfg)
 	memset(&ci, 0, sizeof(ci));
 	ci.port = CONTEXT_PORT_NO_LISTEN;
 	ci.protocols = protocols;
-	ci.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	tls = !strcmp(prot, "wss") || !strcmp(prot, "https");
+	/* TLS set-up (the CA store) only for connections that use it. */
+	ci.options = tls ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0;
 	ci.connect_timeout_secs = (cfg->connect_timeout_ms + 999) / 1000;
 	c->ctx = lws_create_context(&ci);
 	if (!c->ctx) {
