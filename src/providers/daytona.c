@@ -1011,16 +1011,6 @@ static int dt_ctl(struct sbx_provider *p, const char *box, int argc, char *const
 	return -EINVAL;
 }
 
-static time_t parse_iso(const char *s)
-{
-	struct tm tm = { 0 };
-	const char *end;
-
-	if (!s || !(end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)))
-		return 0;
-	return timegm(&tm);
-}
-
 static void add_map(struct sbx_kvlist *out, const cJSON *sb, const char *field,
 		    const char *prefix, int hide_values)
 {
@@ -1082,7 +1072,12 @@ static int dt_info(struct sbx_provider *p, struct sbx_box_info *out, const char 
 	else if (bi && (v = dt_jstr(bi, "dockerfileContent")) && !strncmp(v, "FROM ", 5))
 		snprintf(out->image, sizeof(out->image), "%.*s",
 			 (int)strcspn(v + 5, "\n"), v + 5);
-	out->created = parse_iso(dt_jstr(sb, "createdAt"));
+	{
+		struct timespec created;
+
+		if (!dt_parse_time(dt_jstr(sb, "createdAt"), &created))
+			out->created = created.tv_sec;
+	}
 	for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		if ((v = dt_jstr(sb, strs[i].field)) && v[0] && !strchr(v, '\n'))
 			sbx_kv_add(&out->extra, strs[i].key, v);

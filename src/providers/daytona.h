@@ -100,6 +100,9 @@ int dt_state_of(struct dt *dt, const char *box, char *out, size_t size);
 
 /* ---- daytona_files.c ---- */
 
+/* An RFC 3339 time, or Go's time.String() form; -1 if neither. */
+int dt_parse_time(const char *s, struct timespec *ts);
+
 /* Run a shell script in the sandbox with /process/execute; the scripts exit
  * with an errno value for outcomes that have one (ENOTEMPTY, ...). */
 int dt_run(struct dt *dt, const char *box, const char *what, const char *script,

@@ -274,13 +274,10 @@ static void *poller(void *arg)
 	streamed = follow_ws(c) == 0;
 	clock_gettime(CLOCK_MONOTONIC, &last_ok);
 	for (;;) {
-		int stopping, rc;
 		size_t before = c->log_off;
+		int rc;
 
-		pthread_mutex_lock(&dt->lock);
-		stopping = dt->stopping;
-		pthread_mutex_unlock(&dt->lock);
-		if (stopping) {
+		if (is_stopping(dt)) {
 			snprintf(ex.reason, sizeof(ex.reason),
 				 "sbxfs was unmounted; the command may still run");
 			break;

@@ -7,7 +7,7 @@
 
 /* "2026-06-01T15:16:34.123456789Z" (modifiedAt) or Go's time.String()
  * "2026-06-01 15:16:34.123456789 +0000 UTC" (modTime). */
-static int parse_time(const char *s, struct timespec *ts)
+int dt_parse_time(const char *s, struct timespec *ts)
 {
 	struct tm tm = { 0 };
 	const char *p;
@@ -126,8 +126,8 @@ static int fileinfo_stat(const cJSON *fi, struct stat *st, const char **name)
 	st->st_gid = idnum(dt_jstr(fi, "group"));
 	st->st_blksize = 4096;
 	st->st_blocks = (st->st_size + 511) / 512;
-	if (parse_time(dt_jstr(fi, "modifiedAt"), &st->st_mtim) &&
-	    parse_time(dt_jstr(fi, "modTime"), &st->st_mtim))
+	if (dt_parse_time(dt_jstr(fi, "modifiedAt"), &st->st_mtim) &&
+	    dt_parse_time(dt_jstr(fi, "modTime"), &st->st_mtim))
 		st->st_mtim.tv_sec = 0;
 	st->st_atim = st->st_ctim = st->st_mtim;
 	return 0;
