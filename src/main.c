@@ -54,6 +54,9 @@ static const struct fuse_opt option_spec[] = {
 	FUSE_OPT_KEY("api_key=", KEY_PROVIDER_OPT),
 	FUSE_OPT_KEY("jwt_token=", KEY_PROVIDER_OPT),
 	FUSE_OPT_KEY("organization_id=", KEY_PROVIDER_OPT),
+	FUSE_OPT_KEY("token=", KEY_PROVIDER_OPT),
+	FUSE_OPT_KEY("project_id=", KEY_PROVIDER_OPT),
+	FUSE_OPT_KEY("user_id=", KEY_PROVIDER_OPT),
 	FUSE_OPT_KEY("target=", KEY_PROVIDER_OPT),
 	FUSE_OPT_KEY("timeout=", KEY_PROVIDER_OPT),
 	FUSE_OPT_KEY("cache_max=", KEY_PROVIDER_OPT), FUSE_OPT_END
@@ -109,12 +112,13 @@ static void usage(FILE *out, const char *prog)
 		"    -o log=FILE            log here (default: stderr in the foreground,\n"
 		"                           STATE_DIR/sbxfs.log otherwise)\n"
 		"\n"
-		"Remote providers (daytona) also take:\n"
+		"Remote providers (daytona, rexec, vtrix) also take:\n"
 		"    -o api_url=URL         the service's API (default from the environment)\n"
 		"    -o target=REGION       where new sandboxes go\n"
 		"    -o timeout=SECONDS     bound on one request (default 30)\n"
 		"    -o cache_max=MIB       staged file data kept on disk (default 2048)\n"
-		"  Credentials come from the environment (DAYTONA_API_KEY, ...); see\n"
+		"  Credentials come from the environment (DAYTONA_API_KEY,\n"
+		"  REXEC_TOKEN, VTRIX_TOKEN, ...) or -o api_key=, token=; see\n"
 		"  docs/providers.md.\n"
 		"\n"
 		"Unmount with fusermount3 -u MOUNTPOINT, or SIGINT/SIGTERM.\n"

@@ -3,7 +3,9 @@
 Environment:
   SBXFS            the daemon binary (default: build/sbxfs in the repo)
   SBXFS_PROVIDERS  comma-separated providers to run the suite against
-                   (default: local; meson test sets local,daytona)
+                   (default: local; meson test sets every provider).
+                   NAME@VARIANT runs a remote provider against its
+                   emulator's server variant, e.g. rexec@old
   SBXFS_OPTS       extra comma-separated -o options for every mount
   SBXFS_DEBUG      if set, mount with -d (debug log, printed on failure)
   SBXFS_TEST_TIMEOUT  seconds after which a hung test has its daemon killed
@@ -119,7 +121,7 @@ def box(request, mount, provider):
 def stopped_box(request, mount):
     """A created but never started sandbox."""
     b = helpers.new_box(mount, request.node.name, start=False)
-    if b.mount.provider in helpers.CREATES_RUNNING:
+    if helpers.initial_state(b.mount.provider) == "running":
         b.stop()
     yield b
     helpers.remove_box(b)

@@ -330,14 +330,26 @@ UNSUPPORTED = {
 CREATES_RUNNING = {"daytona"}
 
 
+def provider_base(provider):
+    """The provider's name without its server variant: "rexec@old" is the
+    rexec provider mounted against an emulator in its "old" mode."""
+    return provider.split("@", 1)[0]
+
+
+def provider_variant(provider):
+    """The server variant of "NAME@VARIANT", or None."""
+    return provider.split("@", 1)[1] if "@" in provider else None
+
+
 def initial_state(provider):
     """The state of a sandbox right after `new` or mkdir."""
-    return "running" if provider in CREATES_RUNNING else "stopped"
+    return ("running" if provider_base(provider) in CREATES_RUNNING
+            else "stopped")
 
 
 def unsupported(provider, feature):
     """The documented reason provider cannot do feature, or None."""
-    return UNSUPPORTED.get(provider, {}).get(feature)
+    return UNSUPPORTED.get(provider_base(provider), {}).get(feature)
 
 
 def require(provider, *features):
@@ -398,7 +410,13 @@ LIVE_MOUNTS = []
 # Providers that talk to a service, and the emulator that plays it.
 REMOTE = {
     "daytona": "daytona.py",
+    "rexec": "rexec.py",
+    "vtrix": "vtrix.py",
 }
+
+
+def is_remote(provider):
+    return provider_base(provider) in REMOTE
 
 
 class Emulator:
@@ -409,9 +427,13 @@ class Emulator:
     """
 
     API_KEY = "dtn_" + "5bf0" * 16
+    TOKEN = "rx_" + "c0de" * 12           # rexec and vtrix bearer tokens
+    PROJECT = "proj-7f3e"                 # vtrix X-Project-ID
+    USER = "user-42"                      # vtrix sandbox owner
 
     def __init__(self, provider, root):
-        self.provider = provider
+        self.provider = provider_base(provider)
+        self.variant = provider_variant(provider)
         self.root = str(root)
         self.log_path = self.root + ".log"
         self.proc = None
@@ -423,7 +445,7 @@ class Emulator:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 ["/usr/bin/python3", script, "--root", self.root,
-                 "--api-key", self.API_KEY, "--port", "0"] + list(extra),
+                 "--port", "0"] + self.credential_args() + list(extra),
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
                 start_new_session=True)
         line = b""
@@ -441,6 +463,16 @@ class Emulator:
         EMULATORS.append(self)
         return self
 
+    def credential_args(self):
+        """What the emulator accepts, and its server variant."""
+        if self.provider == "daytona":
+            return ["--api-key", self.API_KEY]
+        if self.provider == "rexec":
+            return ["--token", self.TOKEN, "--mode", self.variant or "new"]
+        if self.provider == "vtrix":
+            return ["--token", self.TOKEN, "--project", self.PROJECT]
+        raise ValueError("no emulator for " + self.provider)
+
     def url(self, path=""):
         return "http://127.0.0.1:%d%s" % (self.port, path)
 
@@ -450,6 +482,14 @@ class Emulator:
         if self.provider == "daytona":
             e["DAYTONA_API_URL"] = self.url("/api")
             e["DAYTONA_API_KEY"] = self.API_KEY
+        elif self.provider == "rexec":
+            e["REXEC_URL"] = self.url()
+            e["REXEC_TOKEN"] = self.TOKEN
+        elif self.provider == "vtrix":
+            e["VTRIX_URL"] = self.url()
+            e["VTRIX_TOKEN"] = self.TOKEN
+            e["VTRIX_PROJECT_ID"] = self.PROJECT
+            e["VTRIX_USER_ID"] = self.USER
         return e
 
     def control(self, method, path, body=None):
@@ -562,7 +602,7 @@ class Mount:
         if os.environ.get("SBXFS_DEBUG"):
             args.append("-d")
         args += ["-o", "state_dir=" + self.state_dir,
-                 "-o", "provider=" + self.provider]
+                 "-o", "provider=" + provider_base(self.provider)]
         for o in self.extra_opts:
             args += ["-o", o]
         args.append(self.path)
@@ -572,7 +612,7 @@ class Mount:
         assert self.proc is None or self.proc.poll() is not None
         assert not is_mounted(self.path), "%s already mounted" % self.path
         env = None
-        if self.provider in REMOTE:
+        if is_remote(self.provider):
             self.emulator = emulator_for(self.provider, self.state_dir)
             env = self.emulator.env()
         with open(self.log_path, "ab") as log:
