@@ -9,6 +9,7 @@ the other modules run with SBXFS_PROVIDERS=daytona.
 
 import errno
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -356,6 +357,33 @@ def test_slow_server_is_bounded(dbox, emu):
     emu.clear_faults()
     assert e == errno.ETIMEDOUT
     assert took < 120
+    dbox.mount.still_works()
+
+
+def test_ctrl_c_ends_a_wait_on_the_server(dbox, emu):
+    # cat of a file while the server hangs: Ctrl-C (SIGINT) ends cat at
+    # once.  The kernel waits for the daemon's answer to a request it has
+    # sent, so the daemon must give up on the server when told (INTERRUPT),
+    # well before the request's own timeout (-o timeout=5) and retries.
+    put(backing(emu, dbox, "tmp", "slow.txt"), "x" * 1000)
+    emu.fault(kind="slow", delay=60, prefix="/toolbox", method="GET",
+              count=100)
+    p = subprocess.Popen(["cat", dbox.r("tmp", "slow.txt")],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.5)
+        assert p.poll() is None, "cat did not wait for the server"
+        p.send_signal(signal.SIGINT)
+        p.wait(timeout=4)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+        emu.clear_faults()
+    assert p.returncode == -signal.SIGINT
+    assert "slow.txt" not in read_text(dbox.p("err"))
+    assert read_bytes(dbox.r("tmp", "slow.txt")) == b"x" * 1000
     dbox.mount.still_works()
 
 
