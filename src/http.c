@@ -30,6 +30,17 @@ struct http_client {
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static const char *ca_file;
+
+void http_set_ca_file(const char *path)
+{
+	ca_file = path;
+}
+
+const char *http_ca_file(void)
+{
+	return ca_file;
+}
 
 static void global_init(void)
 {
@@ -271,6 +282,9 @@ static int errno_of_curl(CURLcode rc)
 	switch (rc) {
 	case CURLE_ABORTED_BY_CALLBACK:
 		return EINTR;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+		return EPROTO; /* not the server we want: never retried */
 	case CURLE_OPERATION_TIMEDOUT:
 		return ETIMEDOUT;
 	case CURLE_COULDNT_CONNECT:
@@ -310,6 +324,8 @@ static int attempt(struct http_client *c, const struct http_req *req,
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
+	if (ca_file)
+		curl_easy_setopt(h, CURLOPT_CAINFO, ca_file);
 	if (req->transfer) {
 		/* Big bodies take what they take, as long as they move. */
 		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);

@@ -9,6 +9,7 @@
 
 #include <libwebsockets.h>
 
+#include "sbxfs/http.h"
 #include "sbxfs/log.h"
 #include "sbxfs/provider.h"
 #include "sbxfs/ws.h"
@@ -203,6 +204,8 @@ int ws_connect(struct ws_conn **out, const struct ws_config *cfg)
 	tls = !strcmp(prot, "wss") || !strcmp(prot, "https");
 	/* TLS set-up (the CA store) only for connections that use it. */
 	ci.options = tls ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0;
+	if (tls)
+		ci.client_ssl_ca_filepath = http_ca_file();
 	ci.connect_timeout_secs = (cfg->connect_timeout_ms + 999) / 1000;
 	c->ctx = lws_create_context(&ci);
 	if (!c->ctx) {

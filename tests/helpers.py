@@ -438,9 +438,12 @@ class Emulator:
         self.log_path = self.root + ".log"
         self.proc = None
         self.port = None
+        self.ca_file = None     # the certificate it serves TLS with, if any
 
     def start(self, *extra):
         os.makedirs(self.root, exist_ok=True)
+        if "--tls-cert" in extra:
+            self.ca_file = extra[list(extra).index("--tls-cert") + 1]
         script = os.path.join(REPO, "tests", "emulators", REMOTE[self.provider])
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
@@ -474,7 +477,8 @@ class Emulator:
         raise ValueError("no emulator for " + self.provider)
 
     def url(self, path=""):
-        return "http://127.0.0.1:%d%s" % (self.port, path)
+        scheme = "https" if self.ca_file else "http"
+        return "%s://127.0.0.1:%d%s" % (scheme, self.port, path)
 
     def env(self):
         """Environment for a daemon that uses this emulator."""
@@ -500,7 +504,11 @@ class Emulator:
         req = urllib.request.Request(self.url(path), data=data, method=method,
                                      headers={"Content-Type":
                                               "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as r:
+        tls = None
+        if self.ca_file:
+            import ssl
+            tls = ssl.create_default_context(cafile=self.ca_file)
+        with urllib.request.urlopen(req, timeout=30, context=tls) as r:
             text = r.read()
         return json.loads(text) if text else None
 

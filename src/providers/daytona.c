@@ -453,6 +453,8 @@ static int check_credentials(struct dt *dt)
 		return -ENOMEM;
 	rc = dt_request(dt, &r, "GET", url.buf, NULL, 0, 0);
 	strbuf_release(&url);
+	if (rc == -EPROTO)
+		return rc; /* an untrusted certificate does not get better */
 	if (rc) {
 		sbx_warn("%s; mounting anyway", sbx_fail_text());
 		return 0;
