@@ -83,26 +83,21 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/*
- * Let the caller's Ctrl-C end a long provider call.  Between intr_begin()
- * and intr_end(), an INTERRUPT of `req` sets *flag, which the provider sees
- * through sbx_interrupted().  intr_end() comes before the reply: after it,
- * libfuse no longer calls us with this request or this flag.
- */
+/* Ctrl-C of a caller waiting on a provider call: see fs.h. */
 static void intr_set(fuse_req_t req, void *flag)
 {
 	(void)req;
 	*(volatile int *)flag = 1;
 }
 
-static void intr_begin(fuse_req_t req, volatile int *flag)
+void fs_intr_begin(fuse_req_t req, volatile int *flag)
 {
 	*flag = 0;
 	sbx_intr_enter(flag);
 	fuse_req_interrupt_func(req, intr_set, (void *)flag);
 }
 
-static void intr_end(fuse_req_t req)
+void fs_intr_end(fuse_req_t req)
 {
 	fuse_req_interrupt_func(req, NULL, NULL);
 	sbx_intr_leave();
@@ -309,9 +304,9 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
-	intr_begin(req, &intr);
+	fs_intr_begin(req, &intr);
 	rc = lookup_child(fs, p, name, &n, &st);
-	intr_end(req);
+	fs_intr_end(req);
 	sbx_trace(SBX_TRACE_FUSE, "lookup %lu/%s -> %d", (unsigned long)parent, name, rc);
 	if (rc) {
 		fuse_reply_err(req, -rc);
@@ -348,9 +343,9 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
-	intr_begin(req, &intr);
+	fs_intr_begin(req, &intr);
 	rc = node_attr(fs, n, &st);
-	intr_end(req);
+	fs_intr_end(req);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -706,10 +701,10 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		return;
 	}
 	sbx_fail_clear();
-	intr_begin(req, &intr);
+	fs_intr_begin(req, &intr);
 	rc = fs->provider->ops.open(fs->provider, &fh, &st, n->box->name, path, flags,
 				    mode);
-	intr_end(req);
+	fs_intr_end(req);
 	if (flags & (O_CREAT | O_TRUNC | O_WRONLY | O_RDWR))
 		cache_forget(fs->cache, n->box->name, path, 0);
 	if (rc) {
@@ -763,9 +758,9 @@ static void fs_read(fuse_req_t req, struct node *n, size_t size, off_t off,
 	}
 	__atomic_store_n(&n->open_fh, fi->fh, __ATOMIC_RELEASE);
 	sbx_fail_clear();
-	intr_begin(req, &intr);
+	fs_intr_begin(req, &intr);
 	got = fs->provider->ops.read(fs->provider, fi->fh, buf, size, off);
-	intr_end(req);
+	fs_intr_end(req);
 	if (got < 0) {
 		fs_node_error(fs, n, (int)got, "read");
 		fuse_reply_err(req, (int)-got);
@@ -1080,10 +1075,10 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		volatile int intr;
 		int rc;
 
-		intr_begin(req, &intr);
+		fs_intr_begin(req, &intr);
 		rc = is_fs(dh->node) ? fs_list(fs, dh->node, &dh->list)
 				     : synth_list(fs, dh->node, &dh->list);
-		intr_end(req);
+		fs_intr_end(req);
 
 		if (rc) {
 			free(buf);

@@ -443,6 +443,26 @@ def test_ctrl_c_ends_a_wait_on_the_server(dbox, emu):
     dbox.mount.still_works()
 
 
+def test_ctrl_c_ends_a_ctl_verb_waiting_on_the_server(dbox, emu):
+    # `echo stop > ctl` while the API hangs: Ctrl-C ends the shell.
+    emu.fault(kind="slow", delay=60, prefix="/api/sandbox", method="POST",
+              count=100)
+    p = subprocess.Popen(["sh", "-c", 'echo stop > "$1"', "sh", dbox.p("ctl")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.5)
+        assert p.poll() is None, "the write did not wait for the server"
+        p.send_signal(signal.SIGINT)
+        p.wait(timeout=4)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        emu.clear_faults()
+    assert p.returncode == -signal.SIGINT
+    dbox.mount.still_works()
+
+
 def test_dropped_connections_lose_no_acknowledged_write(dbox, emu):
     # Uploads fail now and then; every close that returned 0 must have
     # put its bytes on the server, and every other close reported an error.
