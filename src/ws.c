@@ -39,6 +39,8 @@ struct ws_conn {
 	} ready[QUEUE_MAX];
 	int nready;
 	int too_big;
+	int rx_paused; /* reading stopped while `ready` is full */
+	int woken;     /* ws_wake() was called; atomic */
 
 	/* One outgoing text message at a time. */
 	unsigned char *out; /* LWS_PRE bytes of headroom, then the data */
@@ -123,6 +125,10 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason, void *use
 			c->ready[c->nready].data =
 				strbuf_detach(&c->partial, &c->ready[c->nready].len);
 			c->nready++;
+			/* A full queue pauses reading (the peer waits) rather
+			 * than failing the connection. */
+			if (c->nready == QUEUE_MAX && !lws_rx_flow_control(wsi, 0))
+				c->rx_paused = 1;
 		}
 		break;
 	case LWS_CALLBACK_CLIENT_WRITEABLE:
@@ -275,6 +281,10 @@ int ws_recv(struct ws_conn *c, struct strbuf *msg, int *binary, int *close_code,
 				*binary = c->ready[0].binary;
 			memmove(&c->ready[0], &c->ready[1],
 				--c->nready * sizeof(c->ready[0]));
+			if (c->rx_paused && c->wsi) {
+				c->rx_paused = 0;
+				lws_rx_flow_control(c->wsi, 1);
+			}
 			return 1;
 		}
 		if (c->phase != WS_OPEN) {
@@ -282,6 +292,8 @@ int ws_recv(struct ws_conn *c, struct strbuf *msg, int *binary, int *close_code,
 				*close_code = c->close_code ? c->close_code : 1006;
 			return 0;
 		}
+		if (__atomic_exchange_n(&c->woken, 0, __ATOMIC_ACQ_REL))
+			return -EAGAIN;
 		if (now_ms() >= deadline)
 			return -ETIMEDOUT;
 		lws_service(c->ctx,
@@ -310,6 +322,12 @@ int ws_send_text(struct ws_conn *c, const char *data, size_t len, int timeout_ms
 		return c->phase == WS_OPEN ? -ETIMEDOUT : -EPIPE;
 	}
 	return 0;
+}
+
+void ws_wake(struct ws_conn *c)
+{
+	__atomic_store_n(&c->woken, 1, __ATOMIC_RELEASE);
+	lws_cancel_service(c->ctx);
 }
 
 void ws_close(struct ws_conn *c)

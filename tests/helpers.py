@@ -323,11 +323,24 @@ UNSUPPORTED = {
         "huge_files": "files move whole: a 5 GiB file is a 5 GiB transfer, "
                       "past the default cache_max",
     },
+    "vtrix": {
+        "stdin_eof": "Vtrix writes a command's stdin before it starts and has "
+                     "no call to write more or close it later",
+        "binary_stdin": "Vtrix takes no stdin after the start",
+        "stopped_files": "a stopped Vtrix sandbox answers no file calls",
+        "exit_signal": "a command's exit code cannot tell a signal from "
+                       "exit 128+N",
+        "image_host": "the local provider's image=host layout",
+        "isolation": "the local provider's namespaces; remote sandboxes are "
+                     "isolated by their service",
+        "huge_files": "files move whole in one write_binary message: a 5 GiB "
+                      "file cannot be sent",
+    },
 }
 
 
 # Providers whose sandboxes are running as soon as they exist.
-CREATES_RUNNING = {"daytona"}
+CREATES_RUNNING = {"daytona", "vtrix"}
 
 
 def provider_base(provider):
