@@ -279,7 +279,9 @@ static int parse_record(char *rec, struct stat *st, const char **name)
 	st->st_gid = (gid_t)num[2];
 	st->st_size = (off_t)num[3];
 	st->st_nlink = (nlink_t)(num[4] ? num[4] : 1);
-	st->st_ino = (ino_t)num[5];
+	/* No inode number: the node table keys files by name (a file made
+	 * here has none until it is on the server). */
+	st->st_ino = 0;
 	st->st_blksize = 4096;
 	st->st_blocks = (st->st_size + 511) / 512;
 	*name = f[10];
@@ -412,6 +414,11 @@ int vx_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box,
 struct vfile {
 	struct staged *f;
 	int writable;
+	/* Write-only: the contents are fetched at the first write, so an
+	 * open that writes nothing (touch) reads nothing (and leaves the
+	 * file's atime alone). */
+	int lazy;
+	struct stat remote;
 };
 
 struct fetch_ctx {
@@ -592,6 +599,13 @@ int vx_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *b
 			f->fetched = 1;
 			f->remote_size = -1;
 			f->dirty = 1;
+		} else if (!rc && !same_remote(f, &remote) &&
+			   (flags & O_ACCMODE) == O_WRONLY) {
+			f->fetched = 0;
+			f->mode = remote.st_mode;
+			h->lazy = 1;
+			h->remote = remote;
+			rc = ftruncate(f->fd, remote.st_size) ? -errno : 0;
 		} else if (!rc && !same_remote(f, &remote)) {
 			rc = fetch(vx, f, box, path, &remote);
 		} else if (!rc) {
@@ -605,6 +619,8 @@ int vx_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *b
 	if (!rc && fstat(f->fd, st))
 		rc = -errno;
 	if (!rc) {
+		if (h->lazy)
+			st->st_mtim = h->remote.st_mtim;
 		st->st_ino = 0;
 		st->st_dev = 0;
 		st->st_mode = f->mode;
@@ -656,6 +672,19 @@ ssize_t vx_write(struct sbx_provider *p, uint64_t fh, const char *buf, size_t si
 	int rc;
 
 	pthread_mutex_lock(&f->lock);
+	if (h->lazy && !f->fetched && !f->dirty) {
+		char *box = NULL, *path = NULL;
+
+		rc = stage_where(f, &box, &path);
+		if (!rc)
+			rc = fetch(VX(p), f, box, path, &h->remote);
+		free(box);
+		free(path);
+		if (rc) {
+			pthread_mutex_unlock(&f->lock);
+			return rc;
+		}
+	}
 	rc = stage_reserve(f, off + (off_t)size);
 	if (rc) {
 		pthread_mutex_unlock(&f->lock);
