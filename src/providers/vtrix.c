@@ -1048,7 +1048,7 @@ static int vx_info(struct sbx_provider *p, struct sbx_box_info *out, const char 
 	snprintf(out->id, sizeof(out->id), "%s", (v = vx_jstr(info, "id")) ? v : "");
 	v = vx_jstr(info, "status");
 	out->state = vx_map_state(v);
-	if (v && strcmp(v, sbx_state_word(out->state)))
+	if (v)
 		snprintf(out->native_state, sizeof(out->native_state), "%s", v);
 	spec = cJSON_GetObjectItemCaseSensitive(info, "spec");
 	if ((v = vx_jstr(info, "image_tag")) || (v = vx_jstr(spec, "image")))
@@ -1110,15 +1110,16 @@ static const struct sbx_provider_ops vtrix_ops = {
 	.link = vx_link,
 	.statfs = vx_statfs,
 	.cmd_start = vx_cmd_start,
+	.cmd_stdin = vx_cmd_stdin,
 	.cmd_signal = vx_cmd_signal,
 	.cmd_release = vx_cmd_release,
 };
 
 const struct sbx_provider_desc sbx_provider_vtrix = {
 	.name = "vtrix",
-	/* No STDIN: Vtrix writes stdin_data before the command starts and
-	 * has no call to write more later. */
-	.caps = SBX_CAP_SYMLINK | SBX_CAP_HARDLINK | SBX_CAP_CHOWN |
+	/* STDIN only in that cmd/N/stdin is answered: Vtrix closes stdin
+	 * at the start, so writes fail with EPIPE (vtrix_cmd.c). */
+	.caps = SBX_CAP_SYMLINK | SBX_CAP_HARDLINK | SBX_CAP_CHOWN | SBX_CAP_STDIN |
 		SBX_CAP_RENAME_OVER,
 	/* Every look costs a command in the sandbox: trust answers a while. */
 	.attr_timeout = 10.0,

@@ -120,6 +120,14 @@ struct vx_call_opts {
  */
 int vx_call(struct vx *vx, cJSON **result, const char *box, const char *method,
 	    const char *params_json, size_t len, const struct vx_call_opts *o);
+/* vx_call in two steps: queue the call (0 and *out, or -errno), then
+ * wait for its answer (frees `p`).  Between them the caller may make
+ * other calls. */
+struct vx_pending;
+int vx_submit(struct vx *vx, struct vx_pending **out, const char *box,
+	      const char *method, const char *params_json, size_t len,
+	      const struct vx_call_opts *o);
+int vx_wait(struct vx_pending *p, cJSON **result);
 /* The same with params as cJSON (borrowed). */
 int vx_call_json(struct vx *vx, cJSON **result, const char *box, const char *method,
 		 const cJSON *params, const struct vx_call_opts *o);
@@ -177,6 +185,8 @@ int vx_statfs(struct sbx_provider *p, struct statvfs *out, const char *box,
 
 int vx_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 		 const char *cmdline, struct sbx_cmd_sink *sink);
+ssize_t vx_cmd_stdin(struct sbx_provider *p, void *handle, const char *data, size_t len,
+		     const volatile int *interrupted);
 int vx_cmd_signal(struct sbx_provider *p, void *handle, int sig);
 void vx_cmd_release(struct sbx_provider *p, void *handle);
 

@@ -6,15 +6,19 @@
  * socket); the answer is its cmd_id.  A follower thread then holds an
  * exec_logs call open: the server replays what the command wrote so far
  * and streams the rest as exec.stdout/exec.stderr notifications, and
- * answers with the exit code once the command has ended.  If the socket
+ * answers with the exit code once the command has ended.  The replay
+ * keeps only the last 512 KiB, so the command waits at a gate (a file it
+ * polls for) until exec_logs is under way: nothing it writes is lost to
+ * the gap between the two calls.  The gate opens with a write_binary of
+ * an empty file; past 30 s the command runs anyway.  If the socket
  * drops, or the call stays silent for long, the follower asks again and
  * skips the bytes it already passed on (the replay buffer keeps the last
  * 512 KiB; output lost beyond it is noted).  kill is the `kill` call with
  * the signal's name.
  *
  * stdin: Vtrix writes "stdin_data" before the command starts and has no
- * call to write more, so commands start with stdin at end of file and
- * cmd/N/stdin takes nothing (no SBX_CAP_STDIN).
+ * call to write more, so commands start with stdin at end of file and a
+ * write to cmd/N/stdin fails with EPIPE.
  */
 #include <signal.h>
 
@@ -26,6 +30,8 @@
 
 struct vcmd {
 	struct vx *vx;
+	char gate[96];	/* the file that lets the command run */
+	int gate_open;
 	char box[SBX_NAME_MAX + 1];
 	char id[CMD_ID_MAX];
 	struct sbx_cmd_sink *sink;
@@ -73,12 +79,38 @@ static int on_output(void *arg, const char *method, const cJSON *params)
 	return 0;
 }
 
+/* Let the command run: the gate file, made empty.  A failure only costs
+ * the command its 30 s wait. */
+static void open_gate(struct vcmd *c)
+{
+	struct strbuf params = STRBUF_INIT(4096);
+
+	if (!strbuf_addf(&params, "{\"path\":\"%s\",\"data\":\"\"}", c->gate) &&
+	    vx_call(c->vx, NULL, c->box, "write_binary", params.buf, params.len, NULL))
+		sbx_warn("vtrix: %s: a command waits 30 s: %s", c->box, sbx_fail_text());
+	strbuf_release(&params);
+}
+
+/* The command as the sandbox runs it: wait at the gate, then become the
+ * user's shell (same process, so kill and exit codes are the user's). */
+static int gated_script(struct strbuf *sb, const struct vcmd *c, const char *cmdline)
+{
+	int rc = strbuf_addf(sb,
+			     "g=%s; i=0; while [ ! -e \"$g\" ] && [ $i -lt 600 ]; do "
+			     "sleep 0.05; i=$((i+1)); done; rm -f \"$g\"; exec /bin/sh -c ",
+			     c->gate);
+
+	return rc ? rc : sh_quote(sb, cmdline);
+}
+
 /* One exec_logs call: 1 with *ex set when the command has ended, 0 to
  * ask again, -errno on failure. */
 static int follow_once(struct vcmd *c, struct sbx_exit *ex)
 {
 	struct vx_call_opts o = { .note = on_output, .ctx = c, .idle_ms = FOLLOW_IDLE_MS };
 	cJSON *params = cJSON_CreateObject(), *res = NULL;
+	struct vx_pending *pd;
+	char *text;
 	double code;
 	int rc, sig;
 
@@ -86,8 +118,19 @@ static int follow_once(struct vcmd *c, struct sbx_exit *ex)
 		return -ENOMEM;
 	cJSON_AddStringToObject(params, "cmd_id", c->id);
 	c->seen = 0;
-	rc = vx_call_json(c->vx, &res, c->box, "exec_logs", params, &o);
+	text = cJSON_PrintUnformatted(params);
 	cJSON_Delete(params);
+	if (!text)
+		return -ENOMEM;
+	rc = vx_submit(c->vx, &pd, c->box, "exec_logs", text, strlen(text), &o);
+	free(text);
+	if (rc)
+		return rc;
+	if (!c->gate_open) {
+		open_gate(c);
+		c->gate_open = 1;
+	}
+	rc = vx_wait(pd, &res);
 	if (rc == -ETIMEDOUT) {
 		cJSON_Delete(res);
 		return 0; /* silence: ask again (replayed bytes are skipped) */
@@ -203,13 +246,18 @@ int vx_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 		 const char *cmdline, struct sbx_cmd_sink *sink)
 {
 	struct vx *vx = VX(p);
+	static unsigned long seq;
 	struct vcmd *c = calloc(1, sizeof(*c));
-	struct strbuf cmd = STRBUF_INIT(1u << 20);
+	struct strbuf cmd = STRBUF_INIT(1u << 20), script = STRBUF_INIT(1u << 20);
 	cJSON *params = cJSON_CreateObject(), *res = NULL;
 	int rc;
 
-	if (!c || !params ||
-	    (!vx_utf8_valid(cmdline) && sh_wrap_base64(&cmd, NULL, cmdline))) {
+	if (c)
+		snprintf(c->gate, sizeof(c->gate), "/tmp/.sbxfs-go-%d-%lx-%lu",
+			 (int)getpid(), (unsigned long)time(NULL),
+			 __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
+	if (!c || !params || gated_script(&script, c, cmdline) ||
+	    (!vx_utf8_valid(script.buf) && sh_wrap_base64(&cmd, NULL, script.buf))) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -217,7 +265,7 @@ int vx_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 	c->sink = sink;
 	snprintf(c->box, sizeof(c->box), "%s", box);
 	/* JSON text is UTF-8: other bytes travel base64-wrapped. */
-	cJSON_AddStringToObject(params, "command", cmd.len ? cmd.buf : cmdline);
+	cJSON_AddStringToObject(params, "command", cmd.len ? cmd.buf : script.buf);
 	cJSON_AddBoolToObject(params, "detached", 1);
 	rc = vx_call_json(vx, &res, box, "exec", params, NULL);
 	if (rc) {
@@ -233,11 +281,13 @@ int vx_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 	cJSON_Delete(res);
 	cJSON_Delete(params);
 	strbuf_release(&cmd);
+	strbuf_release(&script);
 	return 0;
 fail:
 	cJSON_Delete(res);
 	cJSON_Delete(params);
 	strbuf_release(&cmd);
+	strbuf_release(&script);
 	free(c);
 	return rc;
 }
@@ -251,6 +301,19 @@ static const char *signal_name(int sig, char *buf, size_t size)
 		return NULL;
 	snprintf(buf, size, "SIG%s", abbrev);
 	return buf;
+}
+
+/* Vtrix closes a command's stdin once it has written stdin_data, before
+ * the start: there is no stdin left to write to (as a pipe whose reader
+ * is gone).  Closing it (len 0) is nothing to do. */
+ssize_t vx_cmd_stdin(struct sbx_provider *p, void *handle, const char *data, size_t len,
+		     const volatile int *interrupted)
+{
+	if (len == 0)
+		return 0;
+	sbx_failf("vtrix: a command's stdin is closed when it starts (Vtrix takes "
+		  "stdin only before the start)");
+	return -EPIPE;
 }
 
 int vx_cmd_signal(struct sbx_provider *p, void *handle, int sig)

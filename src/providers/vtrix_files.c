@@ -944,7 +944,9 @@ static int set_mode(struct vx *vx, const char *box, const char *path, mode_t mod
 {
 	char m[8];
 
-	snprintf(m, sizeof(m), "%04o", (unsigned)(mode & 07777));
+	/* Five digits: GNU chmod keeps a directory's setuid and setgid bits
+	 * for a four-digit mode. */
+	snprintf(m, sizeof(m), "0%04o", (unsigned)(mode & 07777));
 	return run_fmt(vx, box, "chmod",
 		       "p=%q; [ -e \"$p\" ] || [ -h \"$p\" ] || exit 2; "
 		       "chmod %q -- \"$p\" 2>&1 || exit 5",

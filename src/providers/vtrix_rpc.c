@@ -519,69 +519,117 @@ static void wait_call(struct vx_rpc *r, struct vcall *c, int idle_ms)
 	}
 }
 
-int vx_call(struct vx *vx, cJSON **result, const char *box, const char *method,
-	    const char *params_json, size_t len, const struct vx_call_opts *o)
+/* A call queued on a socket, not yet waited for. */
+struct vx_pending {
+	struct vx_rpc *r; /* referenced */
+	struct vcall *c;
+	int idle_ms;
+	int err; /* set when it could not be queued */
+};
+
+int vx_submit(struct vx *vx, struct vx_pending **out, const char *box,
+	      const char *method, const char *params_json, size_t len,
+	      const struct vx_call_opts *o)
 {
 	static const struct vx_call_opts none = { 0 };
 	struct strbuf m = STRBUF_INIT((size_t)-1);
-	struct vcall c = { 0 };
+	struct vx_pending *pd = calloc(1, sizeof(*pd));
+	struct vcall *c = calloc(1, sizeof(*c));
 	struct vx_rpc *r;
 	char id[128];
-	int rc, idle;
+	int rc;
 
+	*out = NULL;
+	if (!pd || !c) {
+		free(pd);
+		free(c);
+		return -ENOMEM;
+	}
 	if (!o)
 		o = &none;
-	idle = o->idle_ms == 0 ? vx->timeout_ms : o->idle_ms;
-	if (result)
-		*result = NULL;
+	pd->idle_ms = o->idle_ms == 0 ? vx->timeout_ms : o->idle_ms;
 	rc = vx_id_of(vx, id, sizeof(id), box);
-	if (rc)
+	r = rc ? NULL : rpc_get(vx, box, id, &rc);
+	if (!r) {
+		free(pd);
+		free(c);
 		return rc;
-	r = rpc_get(vx, box, id, &rc);
-	if (!r)
-		return rc;
-	snprintf(c.method, sizeof(c.method), "%s", method);
-	c.note = o->note;
-	c.ctx = o->ctx;
+	}
+	snprintf(c->method, sizeof(c->method), "%s", method);
+	c->note = o->note;
+	c->ctx = o->ctx;
 	pthread_mutex_lock(&r->lock);
-	c.id = ++r->next_id;
+	c->id = ++r->next_id;
 	pthread_mutex_unlock(&r->lock);
 	if (strbuf_addf(&m, "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"method\":\"%s\",\"params\":",
-			c.id, method) ||
+			c->id, method) ||
 	    strbuf_add(&m, params_json, len) || strbuf_add(&m, "}", 1)) {
 		strbuf_release(&m);
 		rpc_put(vx, r);
+		free(pd);
+		free(c);
 		return -ENOMEM;
 	}
-	c.msg = strbuf_detach(&m, &c.len);
-	c.last_ms = now_ms();
+	c->msg = strbuf_detach(&m, &c->len);
+	c->last_ms = now_ms();
+	pd->r = r;
+	pd->c = c;
 	pthread_mutex_lock(&r->lock);
 	if (r->dead || r->stop) {
-		rc = -ECONNRESET;
-		snprintf(c.text, sizeof(c.text),
+		/* Died since rpc_get: fail it, as a dropped socket would. */
+		c->done = 1;
+		c->err = -ECONNRESET;
+		snprintf(c->text, sizeof(c->text),
 			 "vtrix: the socket of sandbox \"%s\" is closing", box);
-		free(c.msg);
+		free(c->msg);
+		c->msg = NULL;
 	} else {
-		c.next = r->calls;
-		r->calls = &c;
+		c->next = r->calls;
+		r->calls = c;
 		if (r->conn)
 			ws_wake(r->conn);
-		wait_call(r, &c, idle);
-		rc = c.err;
 	}
 	pthread_mutex_unlock(&r->lock);
-	rpc_put(vx, r);
-	sbx_trace(SBX_TRACE_WS, "vtrix: %s: %s #%lld: %d", box, method, c.id, rc);
-	if (rc) {
-		cJSON_Delete(c.result);
-		sbx_failf("%s", c.text[0] ? c.text : "vtrix: call failed");
-		return rc;
-	}
-	if (result)
-		*result = c.result;
-	else
-		cJSON_Delete(c.result);
+	*out = pd;
 	return 0;
+}
+
+int vx_wait(struct vx_pending *pd, cJSON **result)
+{
+	struct vx_rpc *r = pd->r;
+	struct vcall *c = pd->c;
+	int rc;
+
+	if (result)
+		*result = NULL;
+	pthread_mutex_lock(&r->lock);
+	wait_call(r, c, pd->idle_ms);
+	rc = c->err;
+	pthread_mutex_unlock(&r->lock);
+	sbx_trace(SBX_TRACE_WS, "vtrix: %s: %s #%lld: %d", r->box, c->method, c->id, rc);
+	if (rc) {
+		cJSON_Delete(c->result);
+		sbx_failf("%s", c->text[0] ? c->text : "vtrix: call failed");
+	} else if (result) {
+		*result = c->result;
+	} else {
+		cJSON_Delete(c->result);
+	}
+	rpc_put(r->vx, r);
+	free(c);
+	free(pd);
+	return rc;
+}
+
+int vx_call(struct vx *vx, cJSON **result, const char *box, const char *method,
+	    const char *params_json, size_t len, const struct vx_call_opts *o)
+{
+	struct vx_pending *pd;
+	int rc = vx_submit(vx, &pd, box, method, params_json, len, o);
+
+	if (result)
+		*result = NULL;
+	return rc ? rc : vx_wait(pd, result);
 }
 
 int vx_call_json(struct vx *vx, cJSON **result, const char *box, const char *method,
