@@ -304,8 +304,9 @@ def test_long_output_and_odd_command_line(vbox):
     assert lines[0] == b"1" and lines[199999] == b"200000"
     assert lines[200000] == b"q'uote \xce\xbb"
     # A command line that is not UTF-8 travels base64-wrapped.
-    assert vbox.check("printf '%s\\n' caf\xe9 | od -An -c | tr -s ' '") \
-        .strip() == "c a f 351 \\n"
+    write_ok(vbox.p("exec"), b"printf '%s\\n' caf\xe9 | od -An -c | tr -s ' '\n")
+    n = vbox.last()
+    assert helpers.cat(vbox.cmd(n, "out")).strip() == b"c a f 351 \\n"
 
 
 @pytest.mark.parametrize("sig,word", [("", "TERM"), ("TERM", "TERM"),
