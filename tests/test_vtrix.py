@@ -149,6 +149,39 @@ def test_options_override_the_environment(tmp_path, vmount):
     assert Emulator.TOKEN.encode() not in log.split(b"\n", 1)[1]
 
 
+def test_r4_gateway(tmp_path, vmount):
+    # A gateway that does not know R2's list route: sbxfs speaks R4's
+    # /api/v1/sandboxes (create and list both POST there).
+    e = vmount.emulator
+    e.fault(kind="status", status=404, code=40400,
+            prefix="/api/v1/sandbox/list", count=1)
+    m = helpers.Mount(tmp_path / "mnt", tmp_path / "state", tmp_path / "log",
+                      "vtrix")
+    m.emulator = e
+    with open(m.log_path, "ab") as log:
+        m.proc = subprocess.Popen(m.argv(), stdin=subprocess.DEVNULL,
+                                  stdout=log, stderr=log, env=e.env(),
+                                  start_new_session=True)
+    try:
+        wait_for(lambda: os.path.ismount(m.path), 30, what="the mount")
+        assert helpers.parse_kv(m.ctl_info())["api"].startswith("R4")
+        e.reset_stats()
+        box = helpers.new_box(m, "r4", start=False)
+        put(box.r("tmp", "f"), "r4 data")
+        assert read_bytes(box.r("tmp", "f")) == b"r4 data"
+        write_ok(box.p("ctl"), "extend 1\n")
+        s = e.stats()
+        assert count(s, "POST /api/v1/sandboxes") >= 1, s
+        assert count(s, "GET /api/v1/sandboxes/{id}/connect") == 1, s
+        assert count(s, "POST /api/v1/sandboxes/{id}/extend") == 1, s
+        assert not [r for r in s["routes"] if r.startswith(
+            ("POST /api/v1/sandbox/", "GET /api/v1/sandbox/"))], s
+        os.rmdir(box.path)
+    finally:
+        e.clear_faults()
+        assert m.stop() == 0, m.log_tail()
+
+
 # ------------------------------------------------------------ lifecycle
 
 def test_lifecycle_through_the_state_machine(vmount, emu):
