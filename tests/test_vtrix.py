@@ -469,6 +469,25 @@ def test_binary_files_round_trip_byte_exact(vbox, emu):
         os.unlink(q)
 
 
+def test_a_file_too_big_for_one_message_is_efbig(vbox, emu):
+    # A file is sent in one write_binary, which sbxfs bounds at 160 MiB of
+    # message: close says EFBIG, and the server's file is left alone.
+    p = vbox.r("tmp", "huge")
+    put(p, b"before")
+    fd = os.open(p, os.O_WRONLY | os.O_TRUNC)
+    try:
+        chunk = b"\xab" * (1 << 20)
+        for _ in range(125):
+            os.write(fd, chunk)
+    finally:
+        e = errno_of(os.close, fd)
+    assert e == errno.EFBIG, errno.errorcode.get(e, e)
+    assert "too big" in vbox.err()
+    with open(backing(emu, vbox, "tmp", "huge"), "rb") as f:
+        assert f.read() == b"before"
+    vbox.mount.still_works()
+
+
 def test_server_written_file_read_byte_exact(vbox, emu):
     data = bytes(range(256)) * 4096 + b"\x00\xff\xfe"
     with open(backing(emu, vbox, "tmp", "srv.bin"), "wb") as f:

@@ -128,6 +128,12 @@ int vx_submit(struct vx *vx, struct vx_pending **out, const char *box,
 	      const char *method, const char *params_json, size_t len,
 	      const struct vx_call_opts *o);
 int vx_wait(struct vx_pending *p, cJSON **result);
+/* For big params without a copy: vx_msg_begin() starts the message in
+ * `msg`, the caller appends the params object, vx_submit_msg() ends it
+ * and takes the buffer (released on failure too). */
+int vx_msg_begin(struct strbuf *msg, const char *method);
+int vx_submit_msg(struct vx *vx, struct vx_pending **out, const char *box,
+		  const char *method, struct strbuf *msg, const struct vx_call_opts *o);
 /* The same with params as cJSON (borrowed). */
 int vx_call_json(struct vx *vx, cJSON **result, const char *box, const char *method,
 		 const cJSON *params, const struct vx_call_opts *o);

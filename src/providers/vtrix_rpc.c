@@ -527,50 +527,44 @@ struct vx_pending {
 	int err; /* set when it could not be queued */
 };
 
-int vx_submit(struct vx *vx, struct vx_pending **out, const char *box,
-	      const char *method, const char *params_json, size_t len,
-	      const struct vx_call_opts *o)
+int vx_msg_begin(struct strbuf *msg, const char *method)
+{
+	return strbuf_addf(msg, "{\"jsonrpc\":\"2.0\",\"method\":\"%s\",\"params\":",
+			   method);
+}
+
+int vx_submit_msg(struct vx *vx, struct vx_pending **out, const char *box,
+		  const char *method, struct strbuf *msg, const struct vx_call_opts *o)
 {
 	static const struct vx_call_opts none = { 0 };
-	struct strbuf m = STRBUF_INIT((size_t)-1);
 	struct vx_pending *pd = calloc(1, sizeof(*pd));
 	struct vcall *c = calloc(1, sizeof(*c));
-	struct vx_rpc *r;
+	struct vx_rpc *r = NULL;
 	char id[128];
 	int rc;
 
 	*out = NULL;
-	if (!pd || !c) {
-		free(pd);
-		free(c);
-		return -ENOMEM;
-	}
 	if (!o)
 		o = &none;
+	rc = (!pd || !c) ? -ENOMEM : vx_id_of(vx, id, sizeof(id), box);
+	if (!rc)
+		r = rpc_get(vx, box, id, &rc);
+	if (!r)
+		goto fail;
 	pd->idle_ms = o->idle_ms == 0 ? vx->timeout_ms : o->idle_ms;
-	rc = vx_id_of(vx, id, sizeof(id), box);
-	r = rc ? NULL : rpc_get(vx, box, id, &rc);
-	if (!r) {
-		free(pd);
-		free(c);
-		return rc;
-	}
 	snprintf(c->method, sizeof(c->method), "%s", method);
 	c->note = o->note;
 	c->ctx = o->ctx;
 	pthread_mutex_lock(&r->lock);
 	c->id = ++r->next_id;
 	pthread_mutex_unlock(&r->lock);
-	if (strbuf_addf(&m, "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"method\":\"%s\",\"params\":",
-			c->id, method) ||
-	    strbuf_add(&m, params_json, len) || strbuf_add(&m, "}", 1)) {
-		strbuf_release(&m);
+	/* The id goes last, so the caller could build the rest. */
+	if (strbuf_addf(msg, ",\"id\":%lld}", c->id)) {
 		rpc_put(vx, r);
-		free(pd);
-		free(c);
-		return -ENOMEM;
+		rc = -ENOMEM;
+		goto fail;
 	}
-	c->msg = strbuf_detach(&m, &c->len);
+	c->msg = strbuf_detach(msg, &c->len);
 	c->last_ms = now_ms();
 	pd->r = r;
 	pd->c = c;
@@ -592,6 +586,25 @@ int vx_submit(struct vx *vx, struct vx_pending **out, const char *box,
 	pthread_mutex_unlock(&r->lock);
 	*out = pd;
 	return 0;
+fail:
+	strbuf_release(msg);
+	free(pd);
+	free(c);
+	return rc;
+}
+
+int vx_submit(struct vx *vx, struct vx_pending **out, const char *box,
+	      const char *method, const char *params_json, size_t len,
+	      const struct vx_call_opts *o)
+{
+	struct strbuf m = STRBUF_INIT((size_t)-1);
+
+	if (vx_msg_begin(&m, method) || strbuf_add(&m, params_json, len)) {
+		strbuf_release(&m);
+		*out = NULL;
+		return -ENOMEM;
+	}
+	return vx_submit_msg(vx, out, box, method, &m, o);
 }
 
 int vx_wait(struct vx_pending *pd, cJSON **result)
