@@ -249,6 +249,39 @@ def test_illegal_transition_is_ebusy(vbox, emu):
     vbox.start()
 
 
+def rest_call(emu, method, path, body=None):
+    """A REST call of another client (an SDK) with the mount's credentials;
+    returns the envelope."""
+    import json
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request(
+        emu.url(path), method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": "Bearer " + Emulator.TOKEN,
+                 "X-Project-ID": Emulator.PROJECT,
+                 "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return json.loads(e.read())
+
+
+def test_stop_under_way_elsewhere_is_waited_for(vbox, emu):
+    # Another client stops the sandbox; while it goes down (still "active")
+    # the server refuses another stop with 40900: sbxfs waits for the
+    # first one instead of failing.
+    sid = vbox.status()["id"]
+    assert rest_call(emu, "POST", "/api/v1/sandbox/%s/stop" % sid)["code"] == 0
+    again = rest_call(emu, "POST", "/api/v1/sandbox/%s/stop" % sid)
+    assert again["code"] == 40900, again
+    write_ok(vbox.p("ctl"), "stop\n")
+    assert vbox.state() == "stopped"
+    # And a start of another client's stopped sandbox is a real start.
+    vbox.start()
+
+
 def test_new_with_vtrix_keys(vmount):
     name = helpers.box_name("keys")
     write_ok(vmount.ctl, "new %s image=debian:12 cpu=2 memory=4Gi ttl=3 "
@@ -284,16 +317,8 @@ def test_exists_is_eexist(vmount, vbox):
 
 def test_sandboxes_without_a_name_label_show_as_their_id(vmount, emu):
     # One made by another client (an SDK): no "name" label.
-    import json
-    import urllib.request
-    req = urllib.request.Request(
-        emu.url("/api/v1/sandbox/create"),
-        data=json.dumps({"user_id": Emulator.USER}).encode(), method="POST",
-        headers={"Authorization": "Bearer " + Emulator.TOKEN,
-                 "X-Project-ID": Emulator.PROJECT,
-                 "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        sid = json.loads(r.read())["data"]["sandbox"]["id"]
+    sid = rest_call(emu, "POST", "/api/v1/sandbox/create",
+                    {"user_id": Emulator.USER})["data"]["sandbox"]["id"]
     try:
         wait_for(lambda: sid in vmount.names(), 30, what="the id to show")
         box = Box(vmount, sid)

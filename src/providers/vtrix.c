@@ -18,6 +18,8 @@
  * Every failure code (envelope, HTTP without an envelope, JSON-RPC) becomes
  * an errno in vx_errno() and nowhere else.
  */
+#include <math.h>
+
 #include "vtrix.h"
 
 /* ---- errors: the one mapping ---- */
@@ -194,7 +196,7 @@ static int rest(struct vx *vx, cJSON **data, const char *method, const char *suf
 		msg[i] = '\0';
 		sbx_failf("vtrix: %s: %s (code %.0f)", what, msg[0] ? msg : "refused",
 			  code);
-		rc = -vx_errno(VX_ENVELOPE, (long)code);
+		rc = -vx_errno(VX_ENVELOPE, fabs(code) < 1e15 ? (long)code : 50000);
 	} else if (data) {
 		*data = cJSON_DetachItemFromObjectCaseSensitive(env, "data");
 	}

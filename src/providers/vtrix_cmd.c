@@ -144,6 +144,11 @@ static int follow_once(struct vcmd *c, struct sbx_exit *ex)
 		cJSON_Delete(res);
 		return 0; /* not ended (a timeout on the server's side) */
 	}
+	if (code < -1000000 || code > 1000000) {
+		cJSON_Delete(res);
+		sbx_failf("vtrix: exec_logs: exit code %g is not one", code);
+		return -EIO;
+	}
 	cJSON_Delete(res);
 	sig = __atomic_load_n(&c->signalled, __ATOMIC_ACQUIRE);
 	if (sig && code == 128 + sig) {

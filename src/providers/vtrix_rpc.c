@@ -87,6 +87,14 @@ static void clean_text(char *out, size_t size, const char *s)
 	out[o] = '\0';
 }
 
+/* A JSON number that can be one of our ids (1 .. 2^53); 0 if not. */
+static long long id_of(const cJSON *v)
+{
+	if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble > 9007199254740992.0)
+		return 0;
+	return (long long)v->valuedouble;
+}
+
 /* ---- the call list (rpc->lock held) ---- */
 
 static struct vcall *find_call(struct vx_rpc *r, long long id)
@@ -151,7 +159,10 @@ static void on_answer(struct vx_rpc *r, cJSON *j, long long id)
 	}
 	if (cJSON_IsObject(e)) {
 		const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
-		long n = cJSON_IsNumber(code) ? (long)code->valuedouble : -32603;
+		long n = cJSON_IsNumber(code) && code->valuedouble > -1e9 &&
+					 code->valuedouble < 1e9
+				 ? (long)code->valuedouble
+				 : -32603;
 
 		clean_text(msg, sizeof(msg), vx_jstr(e, "message"));
 		snprintf(text, sizeof(text), "vtrix: %s: %s (JSON-RPC error %ld)",
@@ -175,9 +186,9 @@ static void on_note(struct vx_rpc *r, const char *method, const cJSON *params)
 	long long id;
 	int rc;
 
-	if (!cJSON_IsNumber(idv))
+	id = id_of(idv);
+	if (!id)
 		return; /* as the SDKs do: only numeric ids route */
-	id = (long long)idv->valuedouble;
 	pthread_mutex_lock(&r->lock);
 	c = find_call(r, id);
 	if (!c || !c->note || c->note_err) {
@@ -215,8 +226,8 @@ static void dispatch(struct vx_rpc *r, const struct strbuf *msg)
 
 		if (cJSON_IsObject(params))
 			on_note(r, method, params);
-	} else if (cJSON_IsNumber(id)) {
-		on_answer(r, j, (long long)id->valuedouble);
+	} else if (id_of(id)) {
+		on_answer(r, j, id_of(id));
 	}
 	cJSON_Delete(j);
 }
