@@ -788,10 +788,11 @@ static int upload(struct vx *vx, struct staged *f)
 	rc = stage_where(f, &box, &path);
 	if (rc == -ENOENT) { /* unlinked while open: nothing to keep */
 		f->dirty = 0;
-		return 0;
+		rc = 0;
+		goto out;
 	}
 	if (rc)
-		return rc;
+		goto out;
 	if (fstat(f->fd, &local)) {
 		rc = -errno;
 		goto out;
