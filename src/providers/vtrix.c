@@ -505,11 +505,12 @@ static void free_ws_headers(struct vx *vx)
 static int check_credentials(struct vx *vx)
 {
 	cJSON *body = list_body(vx, 0), *data = NULL;
+	char text[400];
 	int rc;
 
 	if (!body)
 		return -ENOMEM;
-	rc = rest(vx, &data, "POST", "/list", body, 0, "the credentials were refused");
+	rc = rest(vx, &data, "POST", "/list", body, 0, "list sandboxes");
 	if (rc == -ENOENT) {
 		free(vx->prefix);
 		vx->prefix = strdup("/api/v1/sandboxes");
@@ -517,18 +518,20 @@ static int check_credentials(struct vx *vx)
 		if (!vx->prefix)
 			rc = -ENOMEM;
 		else
-			rc = rest(vx, &data, "POST", "", body, 0,
-				  "the credentials were refused");
+			rc = rest(vx, &data, "POST", "", body, 0, "list sandboxes (R4)");
 	}
 	cJSON_Delete(body);
 	cJSON_Delete(data);
-	if (rc == -EACCES || rc == -ENOENT)
-		return rc;
-	if (rc == -ENOMEM)
-		return rc;
-	if (rc)
-		sbx_warn("%s; mounting anyway", sbx_fail_text());
-	return 0;
+	snprintf(text, sizeof(text), "%s", sbx_fail_text());
+	if (rc == -EACCES) {
+		sbx_failf("vtrix: the credentials were refused: %s", text);
+	} else if (rc == -ENOENT) {
+		sbx_failf("vtrix: %s is not a Vtrix gateway: %s", vx->url, text);
+	} else if (rc && rc != -ENOMEM) {
+		sbx_warn("%s; mounting anyway", text);
+		rc = 0;
+	}
+	return rc;
 }
 
 static int parse_opts(struct vx *vx, const struct sbx_kvlist *opts, uint64_t *cache_max)
