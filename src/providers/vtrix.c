@@ -22,59 +22,6 @@
 
 #include "vtrix.h"
 
-/* ---- errors: the one mapping ---- */
-
-static int http_like_errno(long status)
-{
-	switch (status) {
-	case 400:
-	case 422:
-		return EINVAL;
-	case 401:
-	case 403:
-		return EACCES;
-	case 404:
-		return ENOENT;
-	case 408:
-	case 504:
-		return ETIMEDOUT;
-	case 409:
-		return EBUSY;
-	case 413:
-		return EFBIG;
-	case 429:
-	case 503:
-		return EAGAIN;
-	default:
-		return EIO;
-	}
-}
-
-int vx_errno(enum vx_src src, long code)
-{
-	if (src == VX_ENVELOPE) {
-		/* Atlas codes seen so far are the HTTP status times 100
-		 * (40400); a bare HTTP-like code is taken as it is. */
-		return http_like_errno(code >= 10000 ? code / 100 : code);
-	}
-	if (src == VX_RPC) {
-		switch (code) {
-		case -32001:
-			return ENOENT; /* file not found: the one code the SDKs know */
-		case -32602:
-			return EINVAL;
-		case -32601:
-			return EOPNOTSUPP;
-		case -32600:
-		case -32700:
-			return EPROTO;
-		default:
-			return EIO; /* -32000 and the rest: a failure with text */
-		}
-	}
-	return http_like_errno(code); /* VX_HTTP: a status without an envelope */
-}
-
 /* ---- JSON ---- */
 
 const char *vx_jstr(const cJSON *o, const char *key)
@@ -92,43 +39,6 @@ int vx_jnum(const cJSON *o, const char *key, double *out)
 		return 0;
 	*out = v->valuedouble;
 	return 1;
-}
-
-/* "2026-06-01T15:16:34Z", with optional fraction and offset. */
-int vx_parse_time(const char *s, struct timespec *ts)
-{
-	struct tm tm = { 0 };
-	const char *p;
-	long nsec = 0, off = 0;
-	int digits = 0;
-
-	if (!s)
-		return -1;
-	p = strptime(s, "%Y-%m-%d", &tm);
-	if (!p || (*p != 'T' && *p != 't' && *p != ' '))
-		return -1;
-	p = strptime(p + 1, "%H:%M:%S", &tm);
-	if (!p)
-		return -1;
-	if (*p == '.') {
-		for (p++; *p >= '0' && *p <= '9'; p++, digits++)
-			if (digits < 9)
-				nsec = nsec * 10 + (*p - '0');
-		for (; digits < 9; digits++)
-			nsec *= 10;
-	}
-	if (*p == '+' || *p == '-') {
-		int sign = *p == '-' ? -1 : 1, hh = 0, mm = 0;
-
-		if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2)
-			return -1;
-		off = sign * (hh * 3600L + mm * 60L);
-	} else if (*p != 'Z' && *p != 'z') {
-		return -1;
-	}
-	ts->tv_sec = timegm(&tm) - off;
-	ts->tv_nsec = nsec;
-	return 0;
 }
 
 /* ---- REST ---- */
@@ -221,26 +131,6 @@ static int id_path(char *out, size_t size, const char *id, const char *tail)
 }
 
 /* ---- sandbox records ---- */
-
-enum sbx_state vx_map_state(const char *s)
-{
-	static const struct {
-		const char *word;
-		enum sbx_state state;
-	} map[] = {
-		{ "active", SBX_STATE_RUNNING },    { "stopped", SBX_STATE_STOPPED },
-		{ "creating", SBX_STATE_CREATING }, { "warming", SBX_STATE_CREATING },
-		{ "warm", SBX_STATE_CREATING },	    { "destroying", SBX_STATE_DELETING },
-		{ "deleting", SBX_STATE_DELETING }, { "deleted", SBX_STATE_DELETING },
-		{ "failed", SBX_STATE_ERROR },
-	};
-	size_t i;
-
-	for (i = 0; s && i < sizeof(map) / sizeof(map[0]); i++)
-		if (!strcmp(map[i].word, s))
-			return map[i].state;
-	return SBX_STATE_UNKNOWN;
-}
 
 /* The directory name of a sandbox: its "name" label if that is a valid
  * name, else its id. */

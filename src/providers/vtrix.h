@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,21 +76,34 @@ struct vx {
 
 #define VX(p) ((struct vx *)(p)->priv)
 
-/* ---- vtrix.c ---- */
+/* ---- vtrix_parse.c ---- */
 
 /* The errno for a failure code from `src`; the one mapping. */
 int vx_errno(enum vx_src src, long code);
+enum sbx_state vx_map_state(const char *s);
+/* RFC 3339 into ts; -1 if it is not. */
+int vx_parse_time(const char *s, struct timespec *ts);
+/* Is s valid UTF-8 (what JSON text must be)? */
+int vx_utf8_valid(const char *s);
+/* Strict base64 (whitespace skipped) into out, which has room for
+ * len / 4 * 3 + 3 bytes; the length, or -1 if it is not base64. */
+ssize_t vx_b64_decode(unsigned char *out, const char *in, size_t len);
+/* One record of the find -printf listing ("y mode uid gid size nlink ino
+ * mtime atime ctime name", modified in place) into st and *name (in rec);
+ * -EPROTO for a record that lies. */
+int vx_parse_record(char *rec, struct stat *st, const char **name);
+
+/* ---- vtrix.c ---- */
+
 const char *vx_jstr(const cJSON *o, const char *key);
 int vx_jnum(const cJSON *o, const char *key, double *out);
 /* The Vtrix id of sandbox `box`: -ENOENT if there is none. */
 int vx_id_of(struct vx *vx, char *out, size_t size, const char *box);
 /* The sandbox's Info (caller frees); -ENOENT if it is gone. */
 int vx_get_info(struct vx *vx, cJSON **out, const char *box);
-enum sbx_state vx_map_state(const char *s);
 /* A file or command call failed with -EIO-like `rc`: if the sandbox is
  * not active, say so and return -EAGAIN, else rc. */
 int vx_not_active(struct vx *vx, const char *box, int rc);
-int vx_parse_time(const char *s, struct timespec *ts);
 
 /* ---- vtrix_rpc.c ---- */
 
@@ -151,9 +165,6 @@ void vx_rpc_close(struct vx *vx, const char *box);
  */
 int vx_run(struct vx *vx, const char *box, const char *what, const char *script,
 	   struct strbuf *out);
-
-/* Is s valid UTF-8 (what JSON text must be)? */
-int vx_utf8_valid(const char *s);
 
 int vx_getattr(struct sbx_provider *p, struct stat *out, const char *box,
 	       const char *path);

@@ -31,84 +31,6 @@
 
 /* ---- helpers ---- */
 
-int vx_utf8_valid(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-
-	while (*p) {
-		int n;
-
-		if (*p < 0x80) {
-			p++;
-			continue;
-		}
-		if ((*p & 0xe0) == 0xc0 && *p >= 0xc2)
-			n = 1;
-		else if ((*p & 0xf0) == 0xe0)
-			n = 2;
-		else if ((*p & 0xf8) == 0xf0 && *p <= 0xf4)
-			n = 3;
-		else
-			return 0;
-		for (int i = 1; i <= n; i++)
-			if ((p[i] & 0xc0) != 0x80)
-				return 0;
-		if (n == 2 && ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0)))
-			return 0;
-		if (n == 3 && ((p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90)))
-			return 0;
-		p += n + 1;
-	}
-	return 1;
-}
-
-static int b64_value(int ch)
-{
-	if (ch >= 'A' && ch <= 'Z')
-		return ch - 'A';
-	if (ch >= 'a' && ch <= 'z')
-		return ch - 'a' + 26;
-	if (ch >= '0' && ch <= '9')
-		return ch - '0' + 52;
-	if (ch == '+')
-		return 62;
-	if (ch == '/')
-		return 63;
-	return -1;
-}
-
-/* Strict base64 (whitespace skipped) into out (room for len*3/4 bytes);
- * -1 if it is not base64. */
-static ssize_t b64_decode(unsigned char *out, const char *in, size_t len)
-{
-	unsigned v = 0;
-	int bits = 0, pad = 0;
-	size_t o = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		int ch = (unsigned char)in[i], d;
-
-		if (ch == '\n' || ch == '\r' || ch == ' ')
-			continue;
-		if (ch == '=') {
-			pad++;
-			continue;
-		}
-		d = b64_value(ch);
-		if (d < 0 || pad)
-			return -1;
-		v = (v << 6) | (unsigned)d;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (unsigned char)(v >> bits);
-		}
-	}
-	if (pad > 2 || bits >= 6)
-		return -1;
-	return (ssize_t)o;
-}
-
 /* script = fmt with each %q replaced by the next of a, b, quoted. */
 static int script_of(struct strbuf *sb, const char *fmt, const char *a, const char *b)
 {
@@ -192,102 +114,6 @@ static int run_fmt(struct vx *vx, const char *box, const char *what, const char 
 
 /* ---- metadata ---- */
 
-/* "1700000000.1234567890" into ts. */
-static int parse_stamp(const char *s, struct timespec *ts)
-{
-	char *end;
-	long long sec = strtoll(s, &end, 10);
-	long nsec = 0;
-	int digits = 0;
-
-	if (end == s)
-		return -1;
-	if (*end == '.') {
-		for (end++; *end >= '0' && *end <= '9'; end++, digits++)
-			if (digits < 9)
-				nsec = nsec * 10 + (*end - '0');
-		for (; digits < 9; digits++)
-			nsec *= 10;
-	}
-	if (*end)
-		return -1;
-	ts->tv_sec = (time_t)sec;
-	ts->tv_nsec = nsec;
-	return 0;
-}
-
-static mode_t type_of(char y)
-{
-	switch (y) {
-	case 'f':
-		return S_IFREG;
-	case 'd':
-		return S_IFDIR;
-	case 'l':
-		return S_IFLNK;
-	case 'p':
-		return S_IFIFO;
-	case 's':
-		return S_IFSOCK;
-	case 'c':
-		return S_IFCHR;
-	case 'b':
-		return S_IFBLK;
-	default:
-		return 0;
-	}
-}
-
-/*
- * One find record ("y mode uid gid size nlink ino mtime atime ctime
- * name") into st and *name.  -EPROTO for a record that lies.
- */
-static int parse_record(char *rec, struct stat *st, const char **name)
-{
-	char *f[11], *p = rec;
-	unsigned long long num[6];
-	int i;
-
-	for (i = 0; i < 10; i++) {
-		char *sp = strchr(p, ' ');
-
-		if (!sp)
-			return -EPROTO;
-		*sp = '\0';
-		f[i] = p;
-		p = sp + 1;
-	}
-	f[10] = p;
-	memset(st, 0, sizeof(*st));
-	if (strlen(f[0]) != 1 || !type_of(f[0][0]))
-		return -EPROTO;
-	for (i = 0; i < 6; i++) {
-		char *end;
-
-		num[i] = strtoull(f[i + 1], &end, i == 0 ? 8 : 10);
-		if (end == f[i + 1] || *end)
-			return -EPROTO;
-	}
-	if (num[0] > 07777 || num[1] > 0xffffffffull || num[2] > 0xffffffffull ||
-	    num[3] > (1ull << 62))
-		return -EPROTO;
-	if (parse_stamp(f[7], &st->st_mtim) || parse_stamp(f[8], &st->st_atim) ||
-	    parse_stamp(f[9], &st->st_ctim))
-		return -EPROTO;
-	st->st_mode = type_of(f[0][0]) | (mode_t)num[0];
-	st->st_uid = (uid_t)num[1];
-	st->st_gid = (gid_t)num[2];
-	st->st_size = (off_t)num[3];
-	st->st_nlink = (nlink_t)(num[4] ? num[4] : 1);
-	/* No inode number: the node table keys files by name (a file made
-	 * here has none until it is on the server). */
-	st->st_ino = 0;
-	st->st_blksize = 4096;
-	st->st_blocks = (st->st_size + 511) / 512;
-	*name = f[10];
-	return 0;
-}
-
 /* Decode the base64 output of a listing script into `raw` (caller frees). */
 static int decode_output(const struct strbuf *out, char **raw, size_t *len)
 {
@@ -296,7 +122,7 @@ static int decode_output(const struct strbuf *out, char **raw, size_t *len)
 	*raw = malloc(out->len / 4 * 3 + 4);
 	if (!*raw)
 		return -ENOMEM;
-	n = b64_decode((unsigned char *)*raw, out->buf ? out->buf : "", out->len);
+	n = vx_b64_decode((unsigned char *)*raw, out->buf ? out->buf : "", out->len);
 	if (n < 0) {
 		free(*raw);
 		*raw = NULL;
@@ -323,7 +149,7 @@ static int stat_call(struct vx *vx, struct stat *st, const char *box, const char
 	if (!rc)
 		rc = decode_output(&out, &raw, &len);
 	if (!rc && (len == 0 || raw[len - 1] != '\0' ||
-		    parse_record(raw, st, &name))) {
+		    vx_parse_record(raw, st, &name))) {
 		sbx_failf("vtrix: stat \"%s\": an answer that does not parse", path);
 		rc = -EPROTO;
 	}
@@ -367,7 +193,7 @@ int vx_readdir(struct sbx_provider *p, const char *box, const char *path,
 		if (off + n >= len)
 			break; /* a record cut short */
 		off += n + 1;
-		if (parse_record(rec, &st, &name) || !sbx_entry_name_valid(name)) {
+		if (vx_parse_record(rec, &st, &name) || !sbx_entry_name_valid(name)) {
 			sbx_debug("vtrix: %s:%s: skipped an entry that does not parse",
 				  box, path);
 			continue;
@@ -452,7 +278,7 @@ static int on_chunk(void *arg, const char *method, const cJSON *params)
 		x->buf = b;
 		x->cap = need;
 	}
-	n = b64_decode(x->buf, data, strlen(data));
+	n = vx_b64_decode(x->buf, data, strlen(data));
 	if (n < 0) {
 		sbx_failf("vtrix: read_stream: a chunk that is not base64");
 		return -EPROTO;
