@@ -415,6 +415,8 @@ static int check_credentials(struct vx *vx)
 	snprintf(text, sizeof(text), "%s", sbx_fail_text());
 	if (rc == -EACCES) {
 		sbx_failf("vtrix: the credentials were refused: %s", text);
+	} else if (rc == -EPROTO) {
+		sbx_failf("%s", text); /* an untrusted certificate does not get better */
 	} else if (rc == -ENOENT) {
 		sbx_failf("vtrix: %s is not a Vtrix gateway: %s", vx->url, text);
 	} else if (rc && rc != -ENOMEM) {
@@ -649,6 +651,12 @@ static int wait_state(struct vx *vx, const char *box, const char *want, int limi
 			return -ETIMEDOUT;
 		}
 		usleep((useconds_t)delay_ms * 1000);
+		if (sbx_interrupted()) {
+			sbx_failf("vtrix: interrupted while sandbox \"%s\" was %s "
+				  "(waiting for %s)",
+				  box, state, want);
+			return -EINTR;
+		}
 		if (delay_ms < 1000)
 			delay_ms = delay_ms * 3 / 2;
 	}

@@ -519,6 +519,21 @@ static void wait_call(struct vx_rpc *r, struct vcall *c, int idle_ms)
 			if (c->last_ms + idle_ms < until)
 				until = c->last_ms + idle_ms;
 		}
+		/* Ctrl-C of the process waiting in the kernel (the flag is
+		 * this thread's FUSE request's). */
+		if (sbx_interrupted()) {
+			while (c->busy)
+				pthread_cond_wait(&r->cond, &r->lock);
+			if (c->done)
+				break;
+			finish_call(r, c, -EINTR, NULL);
+			snprintf(c->text, sizeof(c->text),
+				 "vtrix: %s: interrupted while waiting for sandbox \"%s\"",
+				 c->method, r->box);
+			break;
+		}
+		if (until > now + 200)
+			until = now + 200; /* look at the interrupt flag often */
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += (until - now) / 1000;
 		ts.tv_nsec += ((until - now) % 1000) * 1000000L;
