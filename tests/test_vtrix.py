@@ -12,6 +12,7 @@ SBXFS_PROVIDERS=vtrix.
 
 import errno
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -572,6 +573,48 @@ def test_server_that_stops_answering_is_bounded(vbox, emu):
     assert "no answer" in vbox.err()
     vbox.mount.still_works()
     assert read_bytes(vbox.r("tmp", "slow")) == b"x"
+
+
+def test_ctrl_c_ends_a_wait_for_an_answer(vbox, emu):
+    # cat of a file while the socket's answers hang: Ctrl-C (SIGINT) ends
+    # cat at once, well before -o timeout=5.
+    put(backing(emu, vbox, "tmp", "slow.txt"), "x" * 1000)
+    emu.fault(kind="ws_slow", delay=60, method="exec", count=100)
+    p = subprocess.Popen(["cat", vbox.r("tmp", "slow.txt")],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.5)
+        assert p.poll() is None, "cat did not wait for the server"
+        p.send_signal(signal.SIGINT)
+        p.wait(timeout=3)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+        emu.clear_faults()
+    assert p.returncode == -signal.SIGINT
+    assert read_bytes(vbox.r("tmp", "slow.txt")) == b"x" * 1000
+    vbox.mount.still_works()
+
+
+def test_ctrl_c_ends_a_ctl_verb_waiting_on_the_server(vbox, emu):
+    emu.fault(kind="slow", delay=60, prefix="/api/v1/sandbox/", method="POST",
+              count=100)
+    p = subprocess.Popen(["sh", "-c", 'echo stop > "$1"', "sh", vbox.p("ctl")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.5)
+        assert p.poll() is None, "the write did not wait for the server"
+        p.send_signal(signal.SIGINT)
+        p.wait(timeout=4)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        emu.clear_faults()
+    assert p.returncode == -signal.SIGINT
+    vbox.mount.still_works()
 
 
 def test_rest_that_stops_answering_is_bounded(vbox, emu):
