@@ -26,8 +26,9 @@
  * When the socket closes or fails, the thread fails every call in flight
  * with -ECONNRESET and the reason, marks the socket dead and ends; the
  * next call for the sandbox opens a new socket (reconnect on demand).
- * Sockets are reference counted: the table holds one, each caller one
- * while it waits; the last reference joins the thread and frees.
+ * Sockets are reference counted: the table holds one, each call one from
+ * vx_submit() to vx_wait(); the last reference joins the thread and frees.
+ * Waits look at the caller's interrupt flag (Ctrl-C) at least every 200 ms.
  */
 #include "vtrix.h"
 #include "sbxfs/ws.h"
@@ -146,11 +147,7 @@ static void on_answer(struct vx_rpc *r, cJSON *j, long long id)
 	char text[sizeof(c->text)], msg[RPC_TEXT_MAX];
 
 	pthread_mutex_lock(&r->lock);
-	c = find_call(r, id);
-	while (c && c->busy) {
-		pthread_cond_wait(&r->cond, &r->lock);
-		c = find_call(r, id);
-	}
+	c = find_call(r, id); /* never busy: only this thread feeds calls */
 	if (!c) {
 		pthread_mutex_unlock(&r->lock);
 		sbx_trace(SBX_TRACE_WS, "vtrix: %s: answer to call %lld, which is gone",
@@ -353,10 +350,6 @@ static void *io_main(void *arg)
 	pthread_mutex_lock(&r->lock);
 	r->dead = 1;
 	r->conn = NULL;
-	/* Busy calls are being fed; let their note() return first. */
-	for (struct vcall *c = r->calls; c; c = c->next)
-		while (c->busy)
-			pthread_cond_wait(&r->cond, &r->lock);
 	fail_all(r, -ECONNRESET, why);
 	pthread_mutex_unlock(&r->lock);
 	ws_close(conn);
