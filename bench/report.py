@@ -72,16 +72,20 @@ def load(results_path, meta_path):
 
 def load_requests(path):
     """target -> (op, phase) -> list of samples, each {route: count}."""
-    samples = {}
+    reqs = {}
     if not path:
-        return {}
+        return reqs
+    counts = None
     with open(path, newline="") as f:
         for row in csv.DictReader(f, delimiter="\t"):
-            key = (row["target"], row["op"], row["phase"], row["run"])
-            samples.setdefault(key, {})[row["route"]] = int(row["count"])
-    reqs = {}
-    for (target, op, phase, _), counts in samples.items():
-        reqs.setdefault(target, {}).setdefault((op, phase), []).append(counts)
+            # Each sample's rows start with its "total" (a run has several
+            # samples of a warm exec).
+            if row["route"] == "total":
+                counts = {}
+                reqs.setdefault(row["target"], {}).setdefault(
+                    (row["op"], row["phase"]), []).append(counts)
+            if counts is not None:
+                counts[row["route"]] = int(row["count"])
     return reqs
 
 
