@@ -2471,6 +2471,11 @@ def main():
                     "certificate (PEM), and --tls-key")
     ap.add_argument("--tls-key", help="the certificate's private key (PEM)")
     args = ap.parse_args()
+    # Commands get the signal dispositions a fresh sandbox gives them: run
+    # under nohup or as a background job, this process ignores SIGHUP,
+    # SIGINT or SIGQUIT, and exec would hand that on to every command.
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
     if bool(args.tls_cert) != bool(args.tls_key):
         ap.error("--tls-cert and --tls-key go together")
     if not shutil.which("bwrap") or not shutil.which("nsenter"):

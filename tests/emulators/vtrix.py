@@ -1967,6 +1967,11 @@ def main():
     ap.add_argument("--delay", type=float, default=0.2,
                     help="seconds per lifecycle step (default 0.2)")
     args = ap.parse_args()
+    # Commands get the signal dispositions a fresh sandbox gives them: run
+    # under nohup or as a background job, this process ignores SIGHUP,
+    # SIGINT or SIGQUIT, and exec would hand that on to every command.
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
     if not shutil.which("bwrap") or not shutil.which("nsenter"):
         log("warning: bwrap and nsenter are needed to run commands")
     if os.geteuid() != 0:
