@@ -278,6 +278,7 @@ struct sbx_provider {
 /* The providers built in. */
 extern const struct sbx_provider_desc sbx_provider_local;
 extern const struct sbx_provider_desc sbx_provider_daytona;
+extern const struct sbx_provider_desc sbx_provider_rexec;
 
 /* Find a provider by name and make an instance with every ops slot set.
  * Returns NULL with sbx_failf() text if the name is unknown. */
