@@ -323,11 +323,22 @@ UNSUPPORTED = {
         "huge_files": "files move whole: a 5 GiB file is a 5 GiB transfer, "
                       "past the default cache_max",
     },
+    "rexec": {
+        "nlink": "inode numbers are not shown: a new file's inode in the "
+                 "container is known only after its upload",
+        "stopped_files": "Rexec's file endpoints and exec need a running "
+                         "container",
+        "image_host": "the local provider's image=host layout",
+        "isolation": "the local provider's namespaces; remote sandboxes are "
+                     "isolated by their service",
+        "huge_files": "files move whole: a 5 GiB file is a 5 GiB transfer "
+                      "(in 100 MiB uploads), past the default cache_max",
+    },
 }
 
 
 # Providers whose sandboxes are running as soon as they exist.
-CREATES_RUNNING = {"daytona"}
+CREATES_RUNNING = {"daytona", "rexec"}
 
 
 def provider_base(provider):

@@ -10,8 +10,8 @@
  * (exact bytes), staged on disk (stage.c): downloaded at open, uploaded
  * at close or fsync.  An upload goes to a temporary name in the target
  * directory and a script then gives it its mode and renames it over the
- * file, so a reader never sees half a file and the mode is kept (the
- * server writes every upload 0644).  The server takes at most 100 MiB per
+ * file (the server writes every upload 0644); an existing file is
+ * rewritten in place instead, keeping its inode, owner and links.  The server takes at most 100 MiB per
  * upload: a larger file goes up in parts that a script joins.  The rest
  * (mkdir, unlink, rmdir, rename, chmod, chown, truncate, utimens,
  * symlinks, links, statfs) are scripts that exit with an errno value.
@@ -128,7 +128,9 @@ static int parse_entry(const char *s, struct stat *st, const char **name)
 	st->st_uid = (uid_t)uid;
 	st->st_gid = (gid_t)gid;
 	st->st_size = (off_t)size;
-	st->st_ino = (ino_t)ino;
+	/* No inode number: a new file's is known only after its upload,
+	 * and the tree needs one stable identity per file from the start. */
+	(void)ino;
 	st->st_blksize = 4096;
 	st->st_blocks = (st->st_size + 511) / 512;
 	*name = s;
@@ -497,6 +499,8 @@ static int put_file(struct rx *rx, const char *box, const char *path, int fd,
 	updir = plain(dir) ? dir : "/home/user";
 	tmp_name(tmp, sizeof(tmp), "up");
 	rc = rx_docker_id(rx, id, sizeof(id), box, 0);
+	if (size == 0)
+		nparts = 0; /* the script makes an empty file */
 	for (i = 0; !rc && i < nparts; i++) {
 		off_t off = (off_t)i * RX_UPLOAD_MAX;
 		off_t len = size - off < RX_UPLOAD_MAX ? size - off : RX_UPLOAD_MAX;
@@ -523,6 +527,8 @@ static int put_file(struct rx *rx, const char *box, const char *path, int fd,
 			      "rm -f \"$t.$i\"; i=$((i+1)); done; ",
 			  (long long)nparts);
 	}
+	else if (nparts == 0)
+		rc = strbuf_addf(&s, ": > \"$t\" || exit 5; ") ? -ENOMEM : 0;
 	if (rc) {
 		/* Leave no parts behind. */
 		s.len = 0;
@@ -530,9 +536,15 @@ static int put_file(struct rx *rx, const char *box, const char *path, int fd,
 			rx_run_errno(rx, box, "upload", s.buf, RX_RUN_RETRY, NULL);
 		goto out;
 	}
+	/* An existing file is rewritten in place, as a write would: it
+	 * keeps its inode, owner, mode and hard links.  A new one is renamed
+	 * into place with its mode. */
 	rc = rx_script(&s,
-		       "chmod %s \"$t\" && mv -fT -- \"$t\" \"$p\" 2>&1 || "
-		       "{ rm -f \"$t\"; [ -d \"$p\" ] && exit 21; exit 5; }; "
+		       "if [ -f \"$p\" ] && ! [ -L \"$p\" ]; then "
+		       "cat \"$t\" > \"$p\" 2>&1 || { rm -f \"$t\"; exit 28; }; "
+		       "rm -f \"$t\"; "
+		       "else chmod %s \"$t\" && mv -fT -- \"$t\" \"$p\" 2>&1 || "
+		       "{ rm -f \"$t\"; [ -d \"$p\" ] && exit 21; exit 5; }; fi; "
 		       "find \"$p\" -maxdepth 0 -printf %q",
 		       m, find_fmt);
 	if (!rc)
