@@ -324,6 +324,10 @@ UNSUPPORTED = {
                       "past the default cache_max",
     },
     "rexec": {
+        "exit_signal": "a command's exit status comes from its shell's $?, "
+                       "which cannot tell a signal from exit 128+N",
+        "dot_names": "Rexec container names are [A-Za-z0-9_-]: the server "
+                     "refuses names with '.'",
         "nlink": "inode numbers are not shown: a new file's inode in the "
                  "container is known only after its upload",
         "stopped_files": "Rexec's file endpoints and exec need a running "

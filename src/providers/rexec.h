@@ -38,6 +38,8 @@
 #define RX_UPLOAD_MAX (100ll << 20) /* the server's per-request upload cap */
 #define RX_STATE_WAIT_S 300	   /* bound on waiting for a state change */
 #define RX_ID_MAX 80
+/* Where scripts and commands keep their files in the container. */
+#define RX_WORK_DIR "/var/tmp/.sbxfs"
 
 struct rx_term;
 

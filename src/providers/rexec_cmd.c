@@ -5,7 +5,7 @@
  * Neither transport streams: the exec endpoint answers once the command
  * has ended (at most 1 MiB, at most 300 s), and terminal output is not
  * byte-exact.  So a command runs detached in the container, under a
- * directory of its own (/tmp/.sbxfs-cmd/ID):
+ * directory of its own (/var/tmp/.sbxfs/cmd/ID):
  *
  *   in      a fifo, the command's stdin; a "keeper" process holds it open
  *           until stdin is closed, so the command sees EOF only then
@@ -31,7 +31,7 @@
 #define POLL_ERR_MAX (128 * 1024)
 #define STDIN_CHUNK (24 * 1024) /* twice base64-encoded under 128 KiB */
 #define CMD_LOST_S 60
-#define CMD_ROOT "/tmp/.sbxfs-cmd"
+#define CMD_ROOT RX_WORK_DIR "/cmd"
 
 struct rcmd {
 	struct rx *rx;
@@ -214,7 +214,7 @@ static int launch(struct rcmd *c, const char *cmdline)
 		"|| exit 5; "
 		"(exec 3<>\"$d/in\"; exec sleep 2147483647) </dev/null >/dev/null 2>&1 & "
 		"echo $! > \"$d/keeper\"; "
-		"( setsid sh -c 'eval \"$1\"' sh \"$c\" <\"$d/in\" >\"$d/out\" 2>\"$d/err\" & "
+		"( setsid /bin/sh -c \"$c\" <\"$d/in\" >\"$d/out\" 2>\"$d/err\" & "
 		"p=$!; echo $p > \"$d/pid.t\"; mv \"$d/pid.t\" \"$d/pid\"; wait $p; "
 		"echo $? > \"$d/rc.t\"; mv \"$d/rc.t\" \"$d/rc\"; "
 		"kill $(cat \"$d/keeper\") 2>/dev/null ) </dev/null >/dev/null 2>&1 & "
@@ -334,7 +334,7 @@ int rx_cmd_signal(struct sbx_provider *p, void *handle, int sig)
 	/* The command leads a process group of its own (setsid). */
 	return rx_runf(c->rx, c->box, "kill", RX_RUN_RETRY, NULL,
 		       "d=%q; [ -e \"$d/rc\" ] && exit 0; p=$(cat \"$d/pid\" 2>/dev/null) "
-		       "|| exit 3; kill -%L -- -$p 2>/dev/null || kill -%L $p 2>/dev/null; "
+		       "|| exit 3; kill -%L -$p 2>/dev/null || kill -%L $p 2>/dev/null; "
 		       "exit 0",
 		       c->dir, (long long)sig, (long long)sig);
 }

@@ -6,7 +6,8 @@
  * script.  A script travels base64-encoded inside a fixed ASCII wrapper,
  * so no quoting or encoding on the way can change it.  The wrapper runs
  * it with stdin from /dev/null, stdout and stderr to files in a private
- * temporary directory, and prints
+ * temporary directory under /var/tmp/.sbxfs (out of the way of what
+ * users look at, /tmp), and prints
  *
  *     base64(stdout) "--\n" base64(first 2 KiB of stderr)
  *
@@ -111,8 +112,11 @@ void rx_out_release(struct rx_out *o)
 /* The wrapper around a script (see the top of the file). */
 static int wrap(struct strbuf *sb, const char *script, int exec_mode)
 {
-	int rc = strbuf_addf(sb, "sbx_r=125; sbx_t=$(mktemp -d /tmp/.sbxfs.XXXXXX "
-				 "2>/dev/null) && { (eval \"$(printf %%s '");
+	int rc = strbuf_addf(sb, "sbx_r=125; mkdir -p %s 2>/dev/null; "
+				 "sbx_t=$(mktemp -d %s/r.XXXXXX 2>/dev/null || "
+				 "mktemp -d /tmp/.sbxfs.XXXXXX 2>/dev/null) && "
+				 "{ (eval \"$(printf %%s '",
+			     RX_WORK_DIR, RX_WORK_DIR);
 
 	if (!rc)
 		rc = sh_base64(sb, script, strlen(script));
