@@ -38,6 +38,7 @@ struct ws_conn {
 	} ready[QUEUE_MAX];
 	int nready;
 	int too_big;
+	int paused; /* reception paused while the queue is full */
 
 	/* One outgoing text message at a time. */
 	unsigned char *out; /* LWS_PRE bytes of headroom, then the data */
@@ -122,6 +123,12 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason, void *use
 			c->ready[c->nready].data =
 				strbuf_detach(&c->partial, &c->ready[c->nready].len);
 			c->nready++;
+			/* Many small messages in one read: hold the rest in
+			 * libwebsockets until the reader takes some. */
+			if (c->nready == QUEUE_MAX && !c->paused) {
+				c->paused = 1;
+				lws_rx_flow_control(wsi, 0);
+			}
 		}
 		break;
 	case LWS_CALLBACK_CLIENT_WRITEABLE:
@@ -272,6 +279,10 @@ int ws_recv(struct ws_conn *c, struct strbuf *msg, int *binary, int *close_code,
 				*binary = c->ready[0].binary;
 			memmove(&c->ready[0], &c->ready[1],
 				--c->nready * sizeof(c->ready[0]));
+			if (c->paused && c->wsi) {
+				c->paused = 0;
+				lws_rx_flow_control(c->wsi, 1);
+			}
 			return 1;
 		}
 		if (c->phase != WS_OPEN) {

@@ -13,7 +13,12 @@
  *   pid     the command's process group (setsid), for signals
  *   rc      its exit status, written once it has ended
  *
- * and every step is a short script (rexec_run.c): the launch, which also
+ * The keeper and the waiter (which records rc) run in sessions of their
+ * own, so that neither a terminal that closes nor a kill of the command's
+ * process group takes them along; the command gets SIGINT and SIGQUIT
+ * back (a background job starts with them ignored) where env(1) can.
+ *
+ * Every step is a short script (rexec_run.c): the launch, which also
  * waits up to half a second and returns the first output, so a quick
  * command costs one call; polls that return the output past the offsets
  * already seen (bounded per poll, base64 on the way, so binary output is
@@ -212,12 +217,15 @@ static int launch(struct rcmd *c, const char *cmdline)
 		"if ! [ -e \"$d/pid\" ]; then "
 		"mkdir -p \"$d\" && mkfifo \"$d/in\" && : > \"$d/out\" && : > \"$d/err\" "
 		"|| exit 5; "
-		"(exec 3<>\"$d/in\"; exec sleep 2147483647) </dev/null >/dev/null 2>&1 & "
-		"echo $! > \"$d/keeper\"; "
-		"( setsid /bin/sh -c \"$c\" <\"$d/in\" >\"$d/out\" 2>\"$d/err\" & "
-		"p=$!; echo $p > \"$d/pid.t\"; mv \"$d/pid.t\" \"$d/pid\"; wait $p; "
-		"echo $? > \"$d/rc.t\"; mv \"$d/rc.t\" \"$d/rc\"; "
-		"kill $(cat \"$d/keeper\") 2>/dev/null ) </dev/null >/dev/null 2>&1 & "
+		"E=; env --default-signal=INT true 2>/dev/null && "
+		"E='env --default-signal=INT,QUIT'; "
+		"setsid /bin/sh -c 'exec 3<>\"$0/in\"; exec sleep 2147483647' \"$d\" "
+		"</dev/null >/dev/null 2>&1 & echo $! > \"$d/keeper\"; "
+		"setsid /bin/sh -c '$2 setsid /bin/sh -c \"$1\" <\"$0/in\" >\"$0/out\" "
+		"2>\"$0/err\" & p=$!; echo $p > \"$0/pid.t\"; mv \"$0/pid.t\" \"$0/pid\"; "
+		"wait $p; echo $? > \"$0/rc.t\"; mv \"$0/rc.t\" \"$0/rc\"; "
+		"kill $(cat \"$0/keeper\") 2>/dev/null' \"$d\" \"$c\" \"$E\" "
+		"</dev/null >/dev/null 2>&1 & "
 		"i=0; while ! [ -e \"$d/pid\" ] && [ $i -lt 200 ]; do sleep 0.01; "
 		"i=$((i+1)); done; fi; "
 		"i=0; while ! [ -e \"$d/rc\" ] && [ $i -lt 10 ]; do sleep 0.05; "
