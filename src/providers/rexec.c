@@ -261,6 +261,29 @@ struct rx_box *rx_box_get(struct rx *rx, const char *box)
 	return b;
 }
 
+int rx_box_stopping(struct rx *rx, struct rx_box *b)
+{
+	int s;
+
+	pthread_mutex_lock(&rx->lock);
+	s = b->stopping;
+	pthread_mutex_unlock(&rx->lock);
+	return s;
+}
+
+static void set_stopping(struct rx *rx, const char *box, int on)
+{
+	struct rx_box *b = rx_box_get(rx, box);
+
+	if (!b)
+		return;
+	pthread_mutex_lock(&rx->lock);
+	b->stopping += on ? 1 : -1;
+	pthread_mutex_unlock(&rx->lock);
+	if (on)
+		rx_term_close(rx, b);
+}
+
 /* Is this list entry one of the user's own containers? */
 static int own_container(const cJSON *c)
 {
@@ -965,11 +988,14 @@ static int rx_stop(struct sbx_provider *p, const char *box)
 		break;
 	}
 	/* A terminal whose shell dies with the container starts it again. */
-	rx_term_close(rx, rx_box_get(rx, box));
+	set_stopping(rx, box, 1);
 	if (!rc)
 		rc = lifecycle(rx, box, "stop");
 	stage_drop_box(rx->stage, box);
-	return rc ? rc : wait_state(rx, box, "stopped");
+	if (!rc)
+		rc = wait_state(rx, box, "stopped");
+	set_stopping(rx, box, 0);
+	return rc;
 }
 
 static int rx_remove(struct sbx_provider *p, const char *box)
@@ -993,19 +1019,21 @@ static int rx_remove(struct sbx_provider *p, const char *box)
 	rc = wait_state(rx, box, "running stopped error gone");
 	if (rc)
 		return rc;
-	rx_term_close(rx, rx_box_get(rx, box));
+	set_stopping(rx, box, 1);
 	snprintf(msg, sizeof(msg), "delete container \"%s\"", box);
-	if (rx_url(&url, rx, db[0] ? db : docker, NULL, NULL))
-		return -ENOMEM;
-	rc = rx_request(rx, &r, "DELETE", url.buf, NULL, RX_REQ_IDEMPOTENT, 0, 120000);
+	rc = rx_url(&url, rx, db[0] ? db : docker, NULL, NULL);
+	if (!rc)
+		rc = rx_request(rx, &r, "DELETE", url.buf, NULL, RX_REQ_IDEMPOTENT, 0,
+				120000);
 	strbuf_release(&url);
-	if (rc)
-		return rc;
-	if (r.status != 200 && r.status != 404)
-		rc = rx_fail_resp(msg, &r, NULL);
-	http_resp_release(&r);
+	if (!rc) {
+		if (r.status != 200 && r.status != 404)
+			rc = rx_fail_resp(msg, &r, NULL);
+		http_resp_release(&r);
+	}
 	if (!rc)
 		rc = wait_state(rx, box, "gone");
+	set_stopping(rx, box, 0);
 	if (!rc)
 		mark_gone(rx, box);
 	return rc;

@@ -54,6 +54,7 @@ struct rx_box {
 	char docker_id[RX_ID_MAX]; /* "" while creating */
 	char status[32];
 	int gone;
+	int stopping; /* a stop or delete is under way: open no terminal */
 	/* The terminal of this container; its own lock guards its use. */
 	struct rx_term *term;
 };
@@ -111,6 +112,7 @@ int rx_url(struct strbuf *sb, struct rx *rx, const char *id, const char *suffix,
  * is not running, -ENOENT when there is none.  `fresh` asks the server. */
 int rx_docker_id(struct rx *rx, char *id, size_t size, const char *box, int fresh);
 struct rx_box *rx_box_get(struct rx *rx, const char *box);
+int rx_box_stopping(struct rx *rx, struct rx_box *b);
 long rx_ms_since(const struct timespec *t0);
 int rx_is_stopping(struct rx *rx);
 

@@ -575,7 +575,7 @@ static int term_drain(struct rx_term *t)
 
 	do {
 		junk.len = 0;
-		rc = next_frame(t, &junk, 0, type, sizeof(type));
+		rc = next_frame(t, &junk, 1, type, sizeof(type));
 	} while (rc > 0 && ++n < 10000);
 	strbuf_release(&junk);
 	return rc == -ETIMEDOUT ? 0 : rc;
@@ -671,6 +671,13 @@ static int run_terminal(struct rx *rx, const char *box, const char *id,
 		}
 		if (t->ws && (strcmp(t->docker_id, id) || term_drain(t)))
 			term_disconnect(t);
+		if (!t->ws && rx_box_stopping(rx, b)) {
+			/* A terminal opened now would start the container
+			 * again when its shell dies. */
+			sbx_failf("rexec: container \"%s\" is being stopped", box);
+			rc = -EAGAIN;
+			break;
+		}
 		if (!t->ws) {
 			rc = term_connect(rx, t, id);
 			if (rc)
