@@ -290,10 +290,17 @@ int ws_recv(struct ws_conn *c, struct strbuf *msg, int *binary, int *close_code,
 				*close_code = c->close_code ? c->close_code : 1006;
 			return 0;
 		}
-		if (now_ms() >= deadline)
+		long left = deadline - now_ms();
+
+		if (left <= 0)
 			return -ETIMEDOUT;
-		lws_service(c->ctx,
-			    (int)(deadline - now_ms() < 100 ? deadline - now_ms() : 100));
+		/* libwebsockets' poll waits for its own next timer, whatever
+		 * timeout we pass: a timer on the connection bounds it. */
+		if (left > 100)
+			left = 100;
+		if (c->wsi)
+			lws_set_timer_usecs(c->wsi, (lws_usec_t)left * 1000);
+		lws_service(c->ctx, (int)left);
 	}
 }
 

@@ -20,6 +20,12 @@
 
 /* type mode links uid gid size atime mtime ctime inode name NUL */
 static const char find_fmt[] = "%y %m %n %U %G %s %A@ %T@ %C@ %i %f\\0";
+/* Without GNU find (busybox): stat(1), one process per entry, times in
+ * whole seconds: xRAWMODE links uid gid size atime mtime ctime inode
+ * path, a newline, then a NUL from printf. */
+static const char stat_fmt[] = "x%f %h %u %g %s %X %Y %Z %i %n";
+/* Is there a find with -printf? */
+#define HAVE_FIND "find / -maxdepth 0 -printf '' 2>/dev/null"
 
 /* ---- find -printf entries ---- */
 
@@ -105,24 +111,58 @@ static mode_t type_of(char c)
 	}
 }
 
-/* One entry, NUL-terminated at s + len, into st and *name.  -EPROTO if
- * it is not what find prints. */
-static int parse_entry(const char *s, struct stat *st, const char **name)
+/* stat's "x81a4 " (raw st_mode in hex) into type and permissions. */
+static int parse_rawmode(const char **p, mode_t *type, unsigned long *perm)
+{
+	char *end;
+	unsigned long m = strtoul(*p + 1, &end, 16);
+
+	if (end == *p + 1 || *end != ' ' || m > 0xffff)
+		return -1;
+	*type = (mode_t)(m & S_IFMT);
+	*perm = m & 07777;
+	*p = end + 1;
+	return 0;
+}
+
+/* One entry, NUL-terminated, into st and *name (which points into s; a
+ * stat(1) entry's path is cut to its last component there).  -EPROTO if
+ * it is not what find or stat print. */
+static int parse_entry(char *s, struct stat *st, const char **name)
 {
 	unsigned long long nlink, uid, gid, size, ino;
-	unsigned long perm;
+	unsigned long perm = 0;
 	mode_t type = type_of(s[0]);
+	int from_stat = s[0] == 'x';
+	const char *p = s + 2;
 
 	memset(st, 0, sizeof(*st));
-	if (!type || s[1] != ' ')
+	if (from_stat) {
+		p = s;
+		if (parse_rawmode(&p, &type, &perm))
+			return -EPROTO;
+	} else if (!type || s[1] != ' ' || parse_octal(&p, &perm)) {
 		return -EPROTO;
-	s += 2;
-	if (parse_octal(&s, &perm) || parse_u64(&s, &nlink) || parse_u64(&s, &uid) ||
-	    parse_u64(&s, &gid) || parse_u64(&s, &size) || parse_time(&s, &st->st_atim) ||
-	    parse_time(&s, &st->st_mtim) || parse_time(&s, &st->st_ctim) ||
-	    parse_u64(&s, &ino) || size > (1ull << 62) || uid > 0xfffffffful ||
+	}
+	s = (char *)p;
+	if (!type || parse_u64(&p, &nlink) || parse_u64(&p, &uid) ||
+	    parse_u64(&p, &gid) || parse_u64(&p, &size) || parse_time(&p, &st->st_atim) ||
+	    parse_time(&p, &st->st_mtim) || parse_time(&p, &st->st_ctim) ||
+	    parse_u64(&p, &ino) || size > (1ull << 62) || uid > 0xfffffffful ||
 	    gid > 0xfffffffful)
 		return -EPROTO;
+	s = (char *)p;
+	if (from_stat) {
+		size_t n = strlen(s);
+		char *slash;
+
+		if (!n || s[n - 1] != '\n')
+			return -EPROTO;
+		s[n - 1] = '\0';
+		slash = strrchr(s, '/');
+		if (slash && slash[1])
+			s = slash + 1;
+	}
 	st->st_mode = type | (mode_t)perm;
 	st->st_nlink = nlink ? (nlink_t)nlink : 1;
 	st->st_uid = (uid_t)uid;
@@ -145,9 +185,10 @@ static int stat_call(struct rx *rx, struct stat *st, const char *box, const char
 	struct strbuf out = STRBUF_INIT(1u << 16);
 	const char *name;
 	int rc = rx_runf(rx, box, "stat", RX_RUN_RETRY, &out,
-			 "p=%q; if [ -e \"$p\" ] || [ -L \"$p\" ]; then "
-			 "find \"$p\" -maxdepth 0 -printf %q || exit 5; else exit 2; fi",
-			 path, find_fmt);
+			 "p=%q; { [ -e \"$p\" ] || [ -L \"$p\" ]; } || exit 2; "
+			 "if " HAVE_FIND "; then find \"$p\" -maxdepth 0 -printf %q "
+			 "|| exit 5; else stat -c %q -- \"$p\" || exit 5; printf '\\0'; fi",
+			 path, find_fmt, stat_fmt);
 
 	if (!rc && (!out.len || out.buf[out.len - 1] != '\0' ||
 		    parse_entry(out.buf, st, &name))) {
@@ -177,11 +218,16 @@ int rx_readdir(struct sbx_provider *p, const char *box, const char *path,
 	int rc = rx_runf(rx, box, "list", RX_RUN_RETRY, &out,
 			 "d=%q; [ -d \"$d\" ] || { [ -e \"$d\" ] && exit 20; exit 2; }; "
 			 "[ -L \"$d\" ] && exit 20; "
-			 "find \"$d\" -mindepth 1 -maxdepth 1 -printf %q; exit 0",
-			 path, find_fmt);
+			 "if " HAVE_FIND "; then "
+			 "find \"$d\" -mindepth 1 -maxdepth 1 -printf %q; exit 0; fi; "
+			 "for f in \"$d\"/* \"$d\"/.[!.]* \"$d\"/..?*; do "
+			 "{ [ -e \"$f\" ] || [ -L \"$f\" ]; } || continue; "
+			 "stat -c %q -- \"$f\" && printf '\\0'; done; exit 0",
+			 path, find_fmt, stat_fmt);
 
 	while (!rc && i < out.len) {
 		const char *e = memchr(out.buf + i, '\0', out.len - i), *name;
+		size_t next = e ? (size_t)(e - out.buf) + 1 : 0;
 		struct stat st;
 
 		if (!e)
@@ -191,7 +237,7 @@ int rx_readdir(struct sbx_provider *p, const char *box, const char *path,
 		if (!parse_entry(out.buf + i, &st, &name) && sbx_entry_name_valid(name) &&
 		    fn(ctx, name, &st))
 			break;
-		i = (size_t)(e - out.buf) + 1;
+		i = next;
 	}
 	strbuf_release(&out);
 	return rc;
@@ -545,8 +591,9 @@ static int put_file(struct rx *rx, const char *box, const char *path, int fd,
 		       "rm -f \"$t\"; "
 		       "else chmod %s \"$t\" && mv -fT -- \"$t\" \"$p\" 2>&1 || "
 		       "{ rm -f \"$t\"; [ -d \"$p\" ] && exit 21; exit 5; }; fi; "
-		       "find \"$p\" -maxdepth 0 -printf %q",
-		       m, find_fmt);
+		       "if " HAVE_FIND "; then find \"$p\" -maxdepth 0 -printf %q; "
+		       "else stat -c %q -- \"$p\"; printf '\\0'; fi",
+		       m, find_fmt, stat_fmt);
 	if (!rc)
 		rc = rx_run_errno(rx, box, "upload", s.buf, 0, &out);
 	if (!rc && (!out.len || out.buf[out.len - 1] != '\0' ||
@@ -818,7 +865,8 @@ int rx_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box,
 	struct strbuf out = STRBUF_INIT(1u << 16);
 	int rc = rx_runf(RX(p), box, "readlink", RX_RUN_RETRY, &out,
 			 "p=%q; [ -L \"$p\" ] || { [ -e \"$p\" ] && exit 22; exit 2; }; "
-			 "find \"$p\" -maxdepth 0 -printf '%l'",
+			 "if " HAVE_FIND "; then find \"$p\" -maxdepth 0 -printf '%l'; "
+			 "else t=$(readlink -- \"$p\"; echo x); printf %%s \"${t%%?x}\"; fi",
 			 path);
 
 	if (!rc && out.len >= size)
