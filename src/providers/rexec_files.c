@@ -563,7 +563,7 @@ static int put_file(struct rx *rx, const char *box, const char *path, int fd,
 		if (pfd != fd)
 			close(pfd);
 	}
-	snprintf(m, sizeof(m), "%04o", (unsigned)(mode & 07777));
+	snprintf(m, sizeof(m), "%05o", (unsigned)(mode & 07777));
 	/* t: the upload; then the parts joined, mode set, renamed over. */
 	if (rx_script(&s, "u=%q; t=\"$u\"/%q; p=%q; ", updir, tmp, path)) {
 		rc = -ENOMEM;
@@ -712,7 +712,7 @@ int rx_mkdir(struct sbx_provider *p, const char *box, const char *path, mode_t m
 {
 	char m[8];
 
-	snprintf(m, sizeof(m), "%04o", (unsigned)(mode & 07777));
+	snprintf(m, sizeof(m), "%05o", (unsigned)(mode & 07777));
 	return rx_runf(RX(p), box, "mkdir", 0, NULL,
 		       "p=%q; " EXISTS("p") " && exit 17; "
 		       "mkdir -m %s -- \"$p\" 2>&1 && exit 0; "
@@ -777,7 +777,9 @@ int rx_chmod(struct sbx_provider *p, const char *box, const char *path, mode_t m
 	char m[8];
 	int rc = flush_pending(RX(p), box, path);
 
-	snprintf(m, sizeof(m), "%04o", (unsigned)(mode & 07777));
+	/* Five digits: GNU chmod keeps a directory's setuid and setgid bits
+	 * under a shorter numeric mode. */
+	snprintf(m, sizeof(m), "%05o", (unsigned)(mode & 07777));
 	return rc ? rc
 		  : rx_runf(RX(p), box, "chmod", RX_RUN_RETRY, NULL,
 			    "p=%q; " EXISTS("p") " || exit 2; chmod %s -- \"$p\" 2>&1 || "
