@@ -40,6 +40,8 @@
 #define RX_ID_MAX 80
 /* Where scripts and commands keep their files in the container. */
 #define RX_WORK_DIR "/var/tmp/.sbxfs"
+/* The container's home, a volume the file endpoints always see. */
+#define RX_HOME "/home/user"
 
 struct rx_term;
 

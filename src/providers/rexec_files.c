@@ -283,11 +283,13 @@ static int fetch(struct rx *rx, struct staged *f, const char *box, const char *p
 	if (rc)
 		return rc;
 	if (!plain(path)) {
-		/* A name the query cannot carry: copy it to a plain one. */
+		/* A name the query cannot carry: copy it to a plain one, in
+		 * the home volume (Docker's archive API does not see tmpfs
+		 * mounts such as /tmp). */
 		char t[96];
 
 		tmp_name(t, sizeof(t), "dl");
-		snprintf(tmp, sizeof(tmp), "/tmp/%s", t);
+		snprintf(tmp, sizeof(tmp), "%s/%s", RX_HOME, t);
 		rc = rx_runf(rx, box, "download", 0, NULL, "cp -- %q %q 2>&1 || exit 5",
 			     path, tmp);
 		if (rc)
@@ -542,7 +544,7 @@ static int put_file(struct rx *rx, const char *box, const char *path, int fd,
 	slash = strrchr(dir, '/');
 	slash[slash == dir ? 1 : 0] = '\0';
 	/* A directory the query cannot carry: go through the home. */
-	updir = plain(dir) ? dir : "/home/user";
+	updir = plain(dir) ? dir : RX_HOME;
 	tmp_name(tmp, sizeof(tmp), "up");
 	rc = rx_docker_id(rx, id, sizeof(id), box, 0);
 	if (size == 0)
