@@ -5,10 +5,10 @@ the issue's goals, as a plain table and as Markdown for docs/performance.md.
 usage: report.py [--requests REQUESTS.tsv] RESULTS.tsv META.tsv [OUT.md]
 
 RESULTS.tsv has a header and rows: target op phase run seconds rc.
-META.tsv has rows: key value.  REQUESTS.tsv (daytona target) has a header
-and rows: op phase run total list info download upload folder execute
-session api other other_routes, the Daytona emulator's request counts for
-one timed operation.  Only the Python standard library is used.
+META.tsv has rows: key value.  REQUESTS.tsv (remote targets) has a header
+and rows: target op phase run route count, an emulator's count of requests
+(or WebSocket calls) of one route during one timed operation; the route
+"total" counts them all.  Only the Python standard library is used.
 """
 
 import csv
@@ -16,9 +16,10 @@ import math
 import statistics
 import sys
 
-TARGETS = ["native", "sbxfs", "sshfs", "daytona"]
-# Shown only when it has samples (runs without it keep the older table).
-OPTIONAL = {"daytona"}
+REMOTES = ["daytona", "rexec", "vtrix"]
+TARGETS = ["native", "sbxfs", "sshfs"] + REMOTES
+# Shown only when they have samples.
+OPTIONAL = set(REMOTES)
 OPS = [
     ("find", "find"),
     ("lsR", "ls -lR"),
@@ -28,19 +29,29 @@ OPS = [
     ("exec", "exec round trip"),
 ]
 PHASES = ["cold", "warm"]
-# Columns of REQUESTS.tsv, as shown: (column, heading).
-REQ_COLS = [
-    ("total", "total"),
-    ("list", "list"),
-    ("info", "info"),
-    ("download", "download"),
-    ("upload", "upload"),
-    ("folder", "mkdir"),
-    ("execute", "execute"),
-    ("session", "session"),
-    ("api", "api"),
-    ("other", "other"),
-]
+# Request columns per remote target: (heading, test of an emulator route
+# key "METHOD /pattern" or "WS method").  A route no test claims goes to
+# "other"; a target without a list here gets one column per route seen.
+REQ_GROUPS = {
+    "daytona": [
+        ("list", lambda k: k in ("GET /files", "GET /files/")),
+        ("info", lambda k: k == "GET /files/info"),
+        ("download", lambda k: k == "GET /files/download"),
+        ("upload", lambda k: k == "POST /files/upload"),
+        ("mkdir", lambda k: k == "POST /files/folder"),
+        ("execute", lambda k: k == "POST /process/execute"),
+        ("session", lambda k: k.split(" ", 1)[-1].startswith("/process/session")),
+        ("api", lambda k: k.split(" ", 1)[-1].startswith("/api/")),
+    ],
+}
+REQ_LEGEND = {
+    "daytona": "`list` `GET /files`, `info` `GET /files/info`, `download` "
+               "`GET /files/download`, `upload` `POST /files/upload`, `mkdir` "
+               "`POST /files/folder`, `execute` `POST /process/execute`, `session` "
+               "`/process/session/...` (exec), `api` the main API (`/api/...`)",
+}
+# Most columns a table gets before the rest goes to "other".
+REQ_MAX_COLS = 9
 
 
 def load(results_path, meta_path):
@@ -60,16 +71,45 @@ def load(results_path, meta_path):
 
 
 def load_requests(path):
-    """(op, phase) -> list of rows (dicts of ints, plus other_routes)."""
+    """target -> (op, phase) -> list of samples, each {route: count}."""
     reqs = {}
     if not path:
         return reqs
+    counts = None
     with open(path, newline="") as f:
         for row in csv.DictReader(f, delimiter="\t"):
-            r = {c: int(row[c]) for c, _ in REQ_COLS}
-            r["other_routes"] = row.get("other_routes", "-")
-            reqs.setdefault((row["op"], row["phase"]), []).append(r)
+            # Each sample's rows start with its "total" (a run has several
+            # samples of a warm exec).
+            if row["route"] == "total":
+                counts = {}
+                reqs.setdefault(row["target"], {}).setdefault(
+                    (row["op"], row["phase"]), []).append(counts)
+            if counts is not None:
+                counts[row["route"]] = int(row["count"])
     return reqs
+
+
+def short_route(key):
+    """A column heading for a route key: its method and the part after the
+    sandbox id ("GET /api/containers/{id}/files/list" -> "GET files/list")."""
+    method, _, route = key.partition(" ")
+    if "{id}/" in route:
+        route = route.split("{id}/", 1)[1]
+    return f"{method} {route}".strip()
+
+
+def req_columns(target, rows):
+    """[(heading, test)] for the target's table."""
+    if target in REQ_GROUPS:
+        return REQ_GROUPS[target]
+    seen = {}
+    for got in rows.values():
+        for counts in got:
+            for k, n in counts.items():
+                if k != "total":
+                    seen[k] = seen.get(k, 0) + n
+    keys = sorted(seen, key=lambda k: (-seen[k], k))[:REQ_MAX_COLS]
+    return [(short_route(k), (lambda k0: lambda k: k == k0)(k)) for k in sorted(keys)]
 
 
 def shown_targets(samples):
@@ -136,8 +176,8 @@ def build_rows(samples, big_label):
                 "cells": cells,
                 "sbx_nat": ratio(med["sbxfs"], med["native"]),
                 "ssh_sbx": ratio(med["sshfs"], med["sbxfs"]),
-                "dt_nat": ratio(med.get("daytona"), med["native"]),
-                "ssh_dt": ratio(med["sshfs"], med.get("daytona")),
+                "remote": {t: (ratio(med.get(t), med["native"]),
+                               ratio(med["sshfs"], med.get(t))) for t in REMOTES},
             })
     return rows, notes
 
@@ -170,11 +210,11 @@ def goals(rows):
 def table(rows, targets):
     """(head, body) of the time table."""
     head = ["operation", *targets, "sbxfs/native", "sshfs/sbxfs"]
-    keys = ["sbx_nat", "ssh_sbx"]
-    if "daytona" in targets:
-        head += ["daytona/native", "sshfs/daytona"]
-        keys += ["dt_nat", "ssh_dt"]
-    body = [[r["label"], *r["cells"], *(rcell(r[k]) for k in keys)] for r in rows]
+    remotes = [t for t in REMOTES if t in targets]
+    for t in remotes:
+        head += [f"{t}/native", f"sshfs/{t}"]
+    body = [[r["label"], *r["cells"], rcell(r["sbx_nat"]), rcell(r["ssh_sbx"]),
+             *(rcell(x) for t in remotes for x in r["remote"][t])] for r in rows]
     return head, body
 
 
@@ -201,30 +241,48 @@ def num(x):
     return str(int(x)) if x == int(x) else f"{x:.1f}"
 
 
-def request_rows(reqs, big_label):
-    """(head, body, notes) of the Daytona requests table: medians per
+def request_rows(target, rows, big_label):
+    """(head, body, notes) of a remote target's requests table: medians per
     operation and phase; notes (lines of text) for totals that varied and
     for requests outside the named columns."""
-    head = ["operation", "n"] + [h for _, h in REQ_COLS]
+    cols = req_columns(target, rows)
+    head = ["operation", "n", "total"] + [h for h, _ in cols] + ["other"]
     body, spread, others = [], [], []
     for op, label in OPS:
         if op == "cat":
             label = big_label
         for phase in PHASES:
-            got = reqs.get((op, phase))
+            got = rows.get((op, phase))
             if not got:
                 continue
             name = f"{label} ({phase})"
-            body.append([name, str(len(got))]
-                        + [num(statistics.median(r[c] for r in got)) for c, _ in REQ_COLS])
-            totals = [r["total"] for r in got]
+            per_col = [[] for _ in cols]
+            other_n, other_keys = [], set()
+            for counts in got:
+                sums = [0] * len(cols)
+                rest = 0
+                for k, n in counts.items():
+                    if k == "total":
+                        continue
+                    for i, (_, test) in enumerate(cols):
+                        if test(k):
+                            sums[i] += n
+                            break
+                    else:
+                        rest += n
+                        other_keys.add(k)
+                for i, v in enumerate(sums):
+                    per_col[i].append(v)
+                other_n.append(rest)
+            totals = [c.get("total", 0) for c in got]
+            body.append([name, str(len(got)), num(statistics.median(totals))]
+                        + [num(statistics.median(v)) for v in per_col]
+                        + [num(statistics.median(other_n))])
             if min(totals) != max(totals):
                 spread.append(f"{name}: {min(totals)} to {max(totals)} "
                               f"over {len(got)} samples")
-            other = sorted({x for r in got for x in r["other_routes"].split(",")
-                            if x and x != "-"})
-            if other:
-                others.append(f"{name}: {', '.join(other)}")
+            if other_keys:
+                others.append(f"{name}: {', '.join(sorted(other_keys))}")
     notes = []
     if spread:
         notes += ["Totals that differed between samples:", ""] + [f"- {x}" for x in spread]
@@ -234,9 +292,38 @@ def request_rows(reqs, big_label):
     return head, body, notes
 
 
-def markdown(rows, targets, notes, goal_lines, meta, req):
+def remote_note(t, m):
+    """The bullet that says how remote target t was measured."""
+    text = (f"- {t}: sbxfs `-o provider={t}` against the {t} emulator "
+            f"(`tests/emulators/{t}.py`) on 127.0.0.1, one running sandbox. The corpus "
+            "is copied into the sandbox on the emulator's side (as sshfs's lives on its "
+            "server) and `cp -r` copies are removed there, outside the timing. "
+            f"The corpus tree shows {m(t + '_entries', '?')} entries through it "
+            f"({m('corpus_entries', '?')} on the host)")
+    if t == "daytona":
+        text += (": the file API follows symlinks (inside the sandbox) and hides "
+                 "dangling ones")
+    if m(t + "_cp_copies", "0") != "0":
+        text += (f"; it cannot make symlinks, so each `cp -r` gets EPERM for the corpus's "
+                 f"{m('corpus_symlinks', '?')} symlinks "
+                 f"({m(t + '_cp_symlink_errors', '?')} such errors in "
+                 f"{m(t + '_cp_copies', '?')} copies), expected and not counted as "
+                 "failures (any other error is)")
+    return text + "."
+
+
+def req_heading(t):
+    legend = REQ_LEGEND.get(t)
+    text = (f"{t} requests per operation (medians over the samples, n; counted by "
+            "the emulator around each timed operation)")
+    return text + (": " + legend + "." if legend else
+                   "; columns are the emulator's routes after the sandbox id, "
+                   "`WS m` a JSON-RPC call of method m.")
+
+
+def markdown(rows, targets, notes, goal_lines, meta, reqs):
     m = meta.get
-    daytona = "daytona" in targets
+    remotes = [t for t in REMOTES if t in targets]
     out = []
     out.append(f"### Results, {m('date', '?')}")
     out.append("")
@@ -247,8 +334,11 @@ def markdown(rows, targets, notes, goal_lines, meta, req):
         vers.append(m("sshfs"))
     if "sbxfs" in meta:
         vers.append(f"{m('sbxfs')}, built from git {m('git', '?')}")
-    if daytona and "daytona_emulator" in meta:
-        vers.append(m("daytona_emulator"))
+    for t in remotes:
+        if t + "_emulator" in meta:
+            vers.append(m(t + "_emulator"))
+    if remotes and "python" in meta:
+        vers.append(m("python"))
     out.append("Versions: " + "; ".join(v for v in vers if v) + ".")
     if "load" in meta:
         out.append(f"Load average: {m('load')}.")
@@ -263,10 +353,10 @@ def markdown(rows, targets, notes, goal_lines, meta, req):
     out.append(f"Corpus: {m('corpus', '?')}. Seconds, median of {runs} run(s); "
                f"warm exec: median of {runs} x {m('exec_runs', '?')} round trips.")
     out.append("")
+    fuse = [t for t in targets if t != "native"]
     out.append("- cold: before each run a fresh mount ("
-               + ("sbxfs, sshfs and daytona are unmounted and mounted again; "
-                  "the Daytona emulator keeps running"
-                  if daytona else "sbxfs and sshfs are unmounted and mounted again")
+               + ", ".join(fuse) + " are unmounted and mounted again"
+               + ("; the emulators keep running" if remotes else "")
                + ") and "
                + ("the kernel's page, dentry and inode caches dropped "
                   "(`sync; echo 3 > /proc/sys/vm/drop_caches`), for all targets;"
@@ -276,35 +366,18 @@ def markdown(rows, targets, notes, goal_lines, meta, req):
     out.append("- warm: the same operation again at once on the same mount;")
     out.append("- `grep -r` looks for a pattern that never matches, so every file is read;")
     out.append("- `cp -r` copies the native include/ tree into the target (for sbxfs"
-               + (" and daytona" if daytona else "")
+               + "".join(f", {t}" for t in remotes)
                + " into the sandbox's /tmp through root/), each run into a new directory;")
     out.append("- exec: `echo true > exec; cat exec` on a running sandbox;")
     out.append("- sshfs: to 127.0.0.1 over loopback, default caching, `"
-               + m("sshfs_opts", "?") + "`" + (";" if daytona else "."))
-    if daytona:
-        out.append("- daytona: sbxfs `-o provider=daytona` against the Daytona emulator "
-                   "(`tests/emulators/daytona.py`) on 127.0.0.1, one running sandbox. The "
-                   "corpus is copied into the sandbox on the emulator's side (as sshfs's "
-                   "lives on its server) and `cp -r` copies are removed there, outside the "
-                   "timing. The file API follows symlinks (inside the sandbox) and hides "
-                   f"dangling ones, so the tree shows {m('daytona_entries', '?')} entries "
-                   f"there, not {m('corpus_entries', '?')}; "
-                   "it cannot make symlinks, so each `cp -r` gets EPERM for the corpus's "
-                   f"{m('corpus_symlinks', '?')} symlinks "
-                   f"({m('daytona_cp_symlink_errors', '?')} such errors in "
-                   f"{m('daytona_cp_copies', '?')} copies), expected and not counted as "
-                   "failures (any other error is).")
+               + m("sshfs_opts", "?") + "`" + (";" if remotes else "."))
+    for t in remotes:
+        out.append(remote_note(t, m))
     out.append("")
     out.extend(md_table(*table(rows, targets)))
     out.append("")
-    if req is not None:
-        head, body, rnotes = req
-        out.append("Daytona requests per operation (medians over the samples, n; "
-                   "counted by the emulator around each timed operation): `list` "
-                   "`GET /files`, `info` `GET /files/info`, `download` "
-                   "`GET /files/download`, `upload` `POST /files/upload`, `mkdir` "
-                   "`POST /files/folder`, `execute` `POST /process/execute`, `session` "
-                   "`/process/session/...` (exec), `api` the main API (`/api/...`).")
+    for t, (head, body, rnotes) in reqs:
+        out.append(req_heading(t))
         out.append("")
         out.extend(md_table(head, body))
         if rnotes:
@@ -337,7 +410,7 @@ def main():
     big_label = f"cat {big} file" if big else "cat big file"
     rows, notes = build_rows(samples, big_label)
     goal_lines = goals(rows)
-    req = request_rows(reqs, big_label) if reqs else None
+    req = [(t, request_rows(t, reqs[t], big_label)) for t in REMOTES if t in reqs]
     md = markdown(rows, targets, notes, goal_lines, meta, req)
 
     print()
@@ -350,9 +423,8 @@ def main():
     print()
     print(plain(*table(rows, targets)))
     print()
-    if req is not None:
-        head, body, rnotes = req
-        print("Daytona requests per operation (medians; n = samples)")
+    for t, (head, body, rnotes) in req:
+        print(f"{t} requests per operation (medians; n = samples)")
         print()
         print(plain(head, body))
         if rnotes:

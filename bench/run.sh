@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # bench/run.sh: time the same file operations on a native directory, through
-# sbxfs (local provider), through sshfs to 127.0.0.1 and through sbxfs
-# -o provider=daytona over the Daytona emulator (tests/emulators/daytona.py)
-# on 127.0.0.1, side by side, and print a table of medians and ratios (plain
-# text, then Markdown for docs/performance.md), with the emulator's request
-# counts per daytona operation.
+# sbxfs (local provider), through sshfs to 127.0.0.1 and through sbxfs's
+# remote providers (daytona, rexec, vtrix) over their emulators
+# (tests/emulators/NAME.py) on 127.0.0.1, side by side, and print a table of
+# medians and ratios (plain text, then Markdown for docs/performance.md),
+# with each emulator's request counts per operation.
 #
 # Run as root from anywhere:   bench/run.sh
 # Quick run:                   BIG_MB=64 RUNS=3 bench/run.sh
 # Without sbxfs (no binary):   TARGETS="native sshfs" bench/run.sh
-# Without daytona's cp -r:     OPS="find lsR grep cat exec" bench/run.sh
-#   (through daytona, cp -r of include/ is about 9,000 uploads, tens of
-#   seconds per copy: far the slowest operation, well within OP_TIMEOUT)
+# Without the remote cp -r:    OPS="find lsR grep cat exec" bench/run.sh
+#   (through a remote provider, cp -r of include/ is about 9,000 uploads,
+#   tens of seconds per copy: far the slowest operation, within OP_TIMEOUT)
+# Only some targets:           TARGETS="native sbxfs rexec" bench/run.sh
 #
 # Environment (defaults in brackets):
 #   BENCH_DIR     work directory: corpus, scratch, results [/var/tmp/sbxfs-bench]
@@ -20,20 +21,21 @@
 #   EXEC_RUNS     exec round trips per warm exec sample [20]
 #   SBXFS         the sbxfs binary [REPO/build/sbxfs]
 #   SSH_PORT      first loopback port to try for our own sshd [2222]
-#   TARGETS       any of: native sbxfs sshfs daytona [all four]
+#   TARGETS       any of: native sbxfs sshfs daytona rexec vtrix [all six]
 #   OPS           any of: find lsR grep cat cp exec [all six]
 #   OP_TIMEOUT    seconds before one timed operation is killed [900]
 #   MOUNT_TIMEOUT seconds to wait for a mount to appear [30]
 #   KEEP_RUN=1    keep the per-run directory (logs, sbxfs state) afterwards
 #
-# Cold = a fresh mount (unmount + remount of the FUSE target; the Daytona
-# emulator keeps running) and the kernel's page, dentry and inode caches
-# dropped (sync; echo 3 > drop_caches), for all targets alike. Warm = the
-# same operation again at once on that mount.
+# Cold = a fresh mount (unmount + remount of the FUSE target; the emulators
+# keep running) and the kernel's page, dentry and inode caches dropped
+# (sync; echo 3 > drop_caches), for all targets alike. Warm = the same
+# operation again at once on that mount.
 #
-# daytona: the corpus is copied into the sandbox's directory on the
+# Remote targets: each has its own emulator and mount, with one sandbox
+# "bench". The corpus is copied into the sandbox's directory on the
 # emulator's side (as sshfs's corpus lives on its server), and cp -r copies
-# are removed there. The emulator counts requests: each timed daytona
+# are removed there. The emulators count requests: each timed remote
 # operation is bracketed (outside the timing) by POST /_emu/reset and
 # GET /_emu/stats, and the counts go to RESULTS/STAMP.requests.tsv.
 set -euo pipefail
@@ -62,7 +64,8 @@ RUNS=${RUNS:-5}
 EXEC_RUNS=${EXEC_RUNS:-20}
 SBXFS=${SBXFS:-$REPO/build/sbxfs}
 SSH_PORT=${SSH_PORT:-2222}
-TARGETS=${TARGETS:-native sbxfs sshfs daytona}
+REMOTES="daytona rexec vtrix"
+TARGETS=${TARGETS:-native sbxfs sshfs $REMOTES}
 TARGETS=${TARGETS//,/ }
 OP_TIMEOUT=${OP_TIMEOUT:-900}
 MOUNT_TIMEOUT=${MOUNT_TIMEOUT:-30}
@@ -74,11 +77,13 @@ OPS=${OPS//,/ }
 log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { printf 'run.sh: %s\n' "$*" >&2; exit 1; }
 has_target() { [[ " $TARGETS " == *" $1 "* ]]; }
-uses_sbxfs() { has_target sbxfs || has_target daytona; }
+is_remote() { [[ " $REMOTES " == *" $1 "* ]]; }
+uses_remote() { local t; for t in $TARGETS; do is_remote "$t" && return 0; done; return 1; }
+uses_sbxfs() { has_target sbxfs || uses_remote; }
 
 [[ $(id -u) -eq 0 ]] || die "must run as root (it installs packages, starts sshd and drops caches)"
 for t in $TARGETS; do
-  case $t in native|sbxfs|sshfs|daytona) ;; *) die "unknown target '$t' in TARGETS" ;; esac
+  case $t in native|sbxfs|sshfs|daytona|rexec|vtrix) ;; *) die "unknown target '$t' in TARGETS" ;; esac
 done
 for op in $OPS; do
   case $op in find|lsR|grep|cat|cp|exec) ;; *) die "unknown operation '$op' in OPS" ;; esac
@@ -93,10 +98,10 @@ if uses_sbxfs; then
   [[ $SBXFS == /* ]] || SBXFS="$(pwd)/$SBXFS"
   [[ -x $SBXFS ]] || die "no sbxfs binary at '$SBXFS' (build it: meson setup build && ninja -C build; or set SBXFS, or TARGETS='native sshfs')"
 fi
-EMULATOR=$REPO/tests/emulators/daytona.py
-if has_target daytona; then
-  [[ -f $EMULATOR ]] || die "no Daytona emulator at '$EMULATOR'"
-fi
+for t in $TARGETS; do
+  is_remote "$t" || continue
+  [[ -f $REPO/tests/emulators/$t.py ]] || die "no $t emulator at '$REPO/tests/emulators/$t.py'"
+done
 [[ -e /dev/fuse ]] || die "/dev/fuse is missing"
 
 # ---------------------------------------------------------------- packages
@@ -112,7 +117,7 @@ install_deps() {
     { command -v ssh && command -v ssh-keygen; } >/dev/null || pkgs+=(openssh-client)
     command -v sshfs >/dev/null || pkgs+=(sshfs)
   fi
-  if has_target daytona; then
+  if uses_remote; then
     command -v bwrap >/dev/null || pkgs+=(bubblewrap)
     command -v nsenter >/dev/null || pkgs+=(util-linux)
     command -v curl >/dev/null || pkgs+=(curl)
@@ -144,20 +149,22 @@ RUN=$BENCH_DIR/run             # per-invocation: sshd, mounts, sbxfs state, logs
 RESULTS=$BENCH_DIR/results     # reports kept across invocations
 MNT_SBXFS=$RUN/mnt/sbxfs
 MNT_SSHFS=$RUN/mnt/sshfs
-MNT_DAYTONA=$RUN/mnt/daytona
 STATE=$RUN/state
-STATE_DAYTONA=$RUN/state-daytona  # sbxfs state_dir of the daytona mount
-EMU_ROOT=$RUN/daytona-emu      # the emulator's sandboxes (each DIR/<id>/ is a "/")
 BOX=$MNT_SBXFS/bench
-BOX_DT=$MNT_DAYTONA/bench
 SBXFS_PID=""
 SSHFS_PID=""
 SSHD_PID=""
-DAYTONA_PID=""
-EMU_PID=""
-EMU_PORT=""
-DT_DIR=""                      # host directory of the daytona sandbox's "/"
 OP_PID=""
+# Remote target T: its mount $RUN/mnt/T with state in $RUN/state-T, its
+# emulator's sandboxes under $RUN/T-emu (each DIR/<id>/ is a "/"), and:
+declare -A MOUNT_PID=()         # sbxfs daemon of the mount
+declare -A EMU_PID=()           # the emulator
+declare -A EMU_PORT=()          # its loopback port
+declare -A EMU_KEY=()           # the token it accepts
+declare -A SBX_DIR=()           # host directory of the sandbox's "/"
+declare -A SBX_ENTRIES=()       # entries of the corpus tree through the mount
+remote_mnt() { printf '%s/mnt/%s' "$RUN" "$1"; }
+remote_box() { printf '%s/mnt/%s/bench' "$RUN" "$1"; }
 
 # Is anything mounted at or below $1?  (reads mountinfo, never stats the
 # mount itself, so a hung FUSE daemon cannot hang us here)
@@ -203,18 +210,19 @@ cleanup() {
   fi
   unmount_fuse "$MNT_SBXFS" "$SBXFS_PID"
   unmount_fuse "$MNT_SSHFS" "$SSHFS_PID"
-  unmount_fuse "$MNT_DAYTONA" "$DAYTONA_PID"
-  if [[ -n $EMU_PID ]]; then
+  local t pid i
+  for t in "${!MOUNT_PID[@]}"; do unmount_fuse "$(remote_mnt "$t")" "${MOUNT_PID[$t]}"; done
+  for t in "${!EMU_PID[@]}"; do
     # SIGTERM: the emulator kills every sandbox process and exits.
-    kill -TERM "$EMU_PID" 2>/dev/null
-    local i
-    for ((i = 0; i < 100; i++)); do kill -0 "$EMU_PID" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$EMU_PID" 2>/dev/null; then
-      log "Daytona emulator $EMU_PID did not exit on SIGTERM; SIGKILL"
-      kill -KILL "$EMU_PID" 2>/dev/null
+    pid=${EMU_PID[$t]}
+    kill -TERM "$pid" 2>/dev/null
+    for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "$t emulator $pid did not exit on SIGTERM; SIGKILL"
+      kill -KILL "$pid" 2>/dev/null
     fi
-    wait "$EMU_PID" 2>/dev/null
-  fi
+    wait "$pid" 2>/dev/null
+  done
   if [[ -n $SSHD_PID ]]; then
     kill -TERM "$SSHD_PID" 2>/dev/null; wait "$SSHD_PID" 2>/dev/null
   fi
@@ -238,8 +246,7 @@ if [[ -d $RUN ]]; then
   mounted_below "$RUN" && die "$RUN has mounts from an earlier run; unmount them first"
   rm -rf --one-file-system "$RUN"
 fi
-mkdir -p "$RUN/ssh" "$MNT_SBXFS" "$MNT_SSHFS" "$MNT_DAYTONA" "$STATE" "$STATE_DAYTONA" \
-  "$SCRATCH" "$RESULTS"
+mkdir -p "$RUN/ssh" "$MNT_SBXFS" "$MNT_SSHFS" "$STATE" "$SCRATCH" "$RESULTS"
 if uses_sbxfs; then
   # Run a private copy, so a rebuild during the benchmark changes nothing.
   SBXFS_SRC=$SBXFS
@@ -248,13 +255,16 @@ if uses_sbxfs; then
   # The commit of the tree the binary sits in (the repository for the default).
   SBXFS_GIT=$(git -C "$(dirname "$SBXFS_SRC")" describe --always --dirty 2>/dev/null || echo 'no commit')
 fi
-if has_target daytona; then
-  # Likewise the emulator.
-  cp "$EMULATOR" "$RUN/daytona.py"
-  EMULATOR_GIT=$(git -C "$REPO" log -1 --format=%h -- tests/emulators/daytona.py 2>/dev/null || true)
-  git -C "$REPO" diff --quiet HEAD -- tests/emulators/daytona.py 2>/dev/null ||
-    EMULATOR_GIT+=" (modified)"
-fi
+declare -A EMU_GIT=()
+for t in $TARGETS; do
+  is_remote "$t" || continue
+  # Likewise the emulators.
+  mkdir -p "$(remote_mnt "$t")" "$RUN/state-$t"
+  cp "$REPO/tests/emulators/$t.py" "$RUN/$t.py"
+  EMU_GIT[$t]=$(git -C "$REPO" log -1 --format=%h -- "tests/emulators/$t.py" 2>/dev/null || true)
+  git -C "$REPO" diff --quiet HEAD -- "tests/emulators/$t.py" 2>/dev/null ||
+    EMU_GIT[$t]+=" (modified)"
+done
 : >"$RUN/ops.err"
 
 # ---------------------------------------------------------------- corpus
@@ -437,112 +447,115 @@ setup_sbxfs() {
   [[ $sz -eq $((BIG_MB * 1024 * 1024)) ]] || die "sbxfs: big.bin copy has $sz bytes"
 }
 
-# ---------------------------------------------------------------- daytona
+# ---------------------------------------------------------------- remote targets
 
-emu_url() { printf 'http://127.0.0.1:%s%s' "$EMU_PORT" "$1"; }
+emu_url() { printf 'http://127.0.0.1:%s%s' "${EMU_PORT[$1]}" "$2"; }
+
+# What emulator $1 is told to accept.
+emu_args() {
+  case $1 in
+    daytona) printf '%s\n' --api-key "${EMU_KEY[$1]}" ;;
+    rexec)   printf '%s\n' --token "${EMU_KEY[$1]}" --mode new ;;
+    vtrix)   printf '%s\n' --token "${EMU_KEY[$1]}" --project bench-project ;;
+  esac
+}
+
+# The environment (NAME=value lines) of an sbxfs mount that uses emulator $1.
+remote_env() {
+  case $1 in
+    daytona) printf '%s\n' "DAYTONA_API_URL=$(emu_url "$1" /api)" "DAYTONA_API_KEY=${EMU_KEY[$1]}" ;;
+    rexec)   printf '%s\n' "REXEC_URL=$(emu_url "$1" "")" "REXEC_TOKEN=${EMU_KEY[$1]}" ;;
+    vtrix)   printf '%s\n' "VTRIX_URL=$(emu_url "$1" "")" "VTRIX_TOKEN=${EMU_KEY[$1]}" \
+               VTRIX_PROJECT_ID=bench-project VTRIX_USER_ID=bench-user ;;
+  esac
+}
 
 start_emulator() {
-  local i
-  mkdir -p "$EMU_ROOT"
-  EMU_KEY=bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+  local t=$1 i port args=()
+  mkdir -p "$RUN/$t-emu"
+  EMU_KEY[$t]=bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+  [[ $t == rexec ]] && EMU_KEY[$t]=rexec_$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+  mapfile -t args < <(emu_args "$t")
   # It prints its port on stdout once listening (the file keeps stdout
   # open) and one line per request on stderr.
-  /usr/bin/python3 "$RUN/daytona.py" --root "$EMU_ROOT" --api-key "$EMU_KEY" --port 0 \
-    </dev/null >"$RUN/daytona-emu.port" 2>>"$RUN/daytona-emu.log" &
-  EMU_PID=$!
+  /usr/bin/python3 "$RUN/$t.py" --root "$RUN/$t-emu" --port 0 "${args[@]}" \
+    </dev/null >"$RUN/$t-emu.port" 2>>"$RUN/$t-emu.log" &
+  EMU_PID[$t]=$!
   for ((i = 0; i < MOUNT_TIMEOUT * 10; i++)); do
-    EMU_PORT=""
-    { read -r EMU_PORT <"$RUN/daytona-emu.port"; } 2>/dev/null || EMU_PORT=""
-    [[ $EMU_PORT =~ ^[0-9]+$ ]] && break
-    kill -0 "$EMU_PID" 2>/dev/null ||
-      { tail -n 20 "$RUN/daytona-emu.log" >&2; die "the Daytona emulator exited"; }
+    port=""
+    { read -r port <"$RUN/$t-emu.port"; } 2>/dev/null || port=""
+    [[ $port =~ ^[0-9]+$ ]] && break
+    kill -0 "${EMU_PID[$t]}" 2>/dev/null ||
+      { tail -n 20 "$RUN/$t-emu.log" >&2; die "the $t emulator exited"; }
     sleep 0.1
   done
-  [[ $EMU_PORT =~ ^[0-9]+$ ]] || die "the Daytona emulator did not listen after ${MOUNT_TIMEOUT}s"
-  log "Daytona emulator (pid $EMU_PID, copy of $EMULATOR) on 127.0.0.1:$EMU_PORT"
+  [[ $port =~ ^[0-9]+$ ]] || die "the $t emulator did not listen after ${MOUNT_TIMEOUT}s"
+  EMU_PORT[$t]=$port
+  log "$t emulator (pid ${EMU_PID[$t]}, copy of tests/emulators/$t.py) on 127.0.0.1:$port"
 }
 
-mount_daytona() {
-  unmount_fuse "$MNT_DAYTONA" "$DAYTONA_PID"
-  DAYTONA_PID=""
-  DAYTONA_API_URL=$(emu_url /api) DAYTONA_API_KEY=$EMU_KEY \
-    "$SBXFS" -f -o provider=daytona -o "state_dir=$STATE_DAYTONA" "$MNT_DAYTONA" \
-    </dev/null >>"$RUN/daytona.log" 2>&1 &
-  DAYTONA_PID=$!
-  wait_mount "daytona mount" "$DAYTONA_PID" test -e "$MNT_DAYTONA/ctl" ||
-    { tail -n 20 "$RUN/daytona.log" >&2; die "sbxfs (daytona) did not mount (log: $RUN/daytona.log)"; }
+mount_remote() {
+  local t=$1 mnt env=()
+  mnt=$(remote_mnt "$t")
+  unmount_fuse "$mnt" "${MOUNT_PID[$t]:-}"
+  mapfile -t env < <(remote_env "$t")
+  env "${env[@]}" "$SBXFS" -f -o "provider=$t" -o "state_dir=$RUN/state-$t" "$mnt" \
+    </dev/null >>"$RUN/$t.log" 2>&1 &
+  MOUNT_PID[$t]=$!
+  wait_mount "$t mount" "${MOUNT_PID[$t]}" test -e "$mnt/ctl" ||
+    { tail -n 20 "$RUN/$t.log" >&2; die "sbxfs ($t) did not mount (log: $RUN/$t.log)"; }
 }
 
-setup_daytona() {
-  start_emulator
-  log "mounting sbxfs -o provider=daytona (copy of $SBXFS_SRC), state in $STATE_DAYTONA"
-  mount_daytona
-  timeout 120 mkdir "$BOX_DT" || die "daytona: mkdir $BOX_DT failed"
-  ensure_started "$BOX_DT"
-  DT_DIR=$(curl -sf -m 10 "$(emu_url /_emu/sandbox/bench)" |
-             /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["dir"])') ||
-    die "daytona: no sandbox 'bench' on the emulator"
-  [[ -d $DT_DIR/tmp ]] || die "daytona: the sandbox's directory '$DT_DIR' has no tmp/"
+setup_remote() {
+  local t=$1 box dir sz
+  box=$(remote_box "$t")
+  start_emulator "$t"
+  log "mounting sbxfs -o provider=$t (copy of $SBXFS_SRC), state in $RUN/state-$t"
+  mount_remote "$t"
+  timeout 120 mkdir "$box" || die "$t: mkdir $box failed"
+  ensure_started "$box"
+  dir=$(curl -sf -m 10 "$(emu_url "$t" /_emu/sandbox/bench)" |
+          /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["dir"])') ||
+    die "$t: no sandbox 'bench' on the emulator"
+  [[ -d $dir/tmp ]] || die "$t: the sandbox's directory '$dir' has no tmp/"
+  SBX_DIR[$t]=$dir
   # Server side, the way sshfs's corpus lives on its server.
-  log "copying the corpus into the sandbox on the emulator's side ($DT_DIR/tmp/corpus)"
-  mkdir -p "$DT_DIR/tmp/corpus"
-  cp -a "$CORPUS/include" "$CORPUS/big.bin" "$DT_DIR/tmp/corpus/" ||
-    die "daytona: copying the corpus in failed"
-  local sz
-  # The file API follows symlinks (absolute ones inside the sandbox), so
-  # the tree has a different number of entries through this target.
-  DT_FILES=$(timeout "$OP_TIMEOUT" find "$BOX_DT/root/tmp/corpus/include" | wc -l)
-  sz=$(timeout 60 stat -c %s "$BOX_DT/root/tmp/corpus/big.bin")
-  [[ $sz -eq $((BIG_MB * 1024 * 1024)) ]] || die "daytona: big.bin has $sz bytes through the mount"
-  log "daytona: the corpus shows $DT_FILES entries through the mount ($CORPUS_FILES on the host)"
+  log "copying the corpus into the sandbox on the emulator's side ($dir/tmp/corpus)"
+  mkdir -p "$dir/tmp/corpus"
+  cp -a "$CORPUS/include" "$CORPUS/big.bin" "$dir/tmp/corpus/" ||
+    die "$t: copying the corpus in failed"
+  # Daytona's file API follows symlinks (absolute ones inside the
+  # sandbox), so a tree may have a different number of entries through a
+  # remote target.
+  SBX_ENTRIES[$t]=$(timeout "$OP_TIMEOUT" find "$box/root/tmp/corpus/include" | wc -l)
+  sz=$(timeout 60 stat -c %s "$box/root/tmp/corpus/big.bin")
+  [[ $sz -eq $((BIG_MB * 1024 * 1024)) ]] || die "$t: big.bin has $sz bytes through the mount"
+  log "$t: the corpus shows ${SBX_ENTRIES[$t]} entries through the mount ($CORPUS_FILES on the host)"
 }
 
-# Request counts around each timed daytona operation.
+# Request counts around each timed remote operation, one row per route:
+# target op phase run route count (route "total": all of them).
 REQUESTS_TSV=$RUN/requests.tsv
-dt_reset() {
-  curl -sf -m 10 -X POST "$(emu_url /_emu/reset)" >/dev/null ||
-    log "daytona: POST /_emu/reset failed"
+emu_reset() {
+  curl -sf -m 10 -X POST "$(emu_url "$1" /_emu/reset)" >/dev/null ||
+    log "$1: POST /_emu/reset failed"
 }
-# Route keys of GET /_emu/stats grouped into columns; anything else goes to
-# "other", and other_routes names it.
-DT_ROW_PY='
+STATS_ROWS_PY='
 import json, sys
 s = json.load(sys.stdin)
-cols = {"list": 0, "info": 0, "download": 0, "upload": 0, "folder": 0,
-        "execute": 0, "session": 0, "api": 0, "other": 0}
-other = []
+prefix = sys.argv[1]
+print("%s\ttotal\t%d" % (prefix, s.get("total", 0)))
 for key, n in sorted(s.get("routes", {}).items()):
-    method, _, route = key.partition(" ")
-    if route in ("/files", "/files/") and method == "GET":
-        c = "list"
-    elif key == "GET /files/info":
-        c = "info"
-    elif key == "GET /files/download":
-        c = "download"
-    elif key == "POST /files/upload":
-        c = "upload"
-    elif key == "POST /files/folder":
-        c = "folder"
-    elif key == "POST /process/execute":
-        c = "execute"
-    elif route.startswith("/process/session"):
-        c = "session"
-    elif route.startswith("/api/"):
-        c = "api"
-    else:
-        c = "other"
-        other.append("%s=%d" % (key, n))
-    cols[c] += n
-print("\t".join([str(s.get("total", 0))] + [str(v) for v in cols.values()]
-                + [",".join(other) or "-"]))
+    if n:
+        print("%s\t%s\t%d" % (prefix, key.replace("\t", " "), n))
 '
-dt_record() {  # op phase run
-  local js row
-  if js=$(curl -sf -m 10 "$(emu_url /_emu/stats)") &&
-     row=$(/usr/bin/python3 -c "$DT_ROW_PY" <<<"$js"); then
-    printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$row" >>"$REQUESTS_TSV"
+emu_record() {  # target op phase run
+  local js rows
+  if js=$(curl -sf -m 10 "$(emu_url "$1" /_emu/stats)") &&
+     rows=$(/usr/bin/python3 -c "$STATS_ROWS_PY" "$(printf '%s\t%s\t%s\t%s' "$@")" <<<"$js"); then
+    printf '%s\n' "$rows" >>"$REQUESTS_TSV"
   else
-    log "daytona: GET /_emu/stats failed"
+    log "$1: GET /_emu/stats failed"
   fi
 }
 
@@ -554,13 +567,18 @@ target_paths() {
     native) TREE=$CORPUS/include BIG=$CORPUS/big.bin DEST=$SCRATCH/native ;;
     sshfs)  TREE=$MNT_SSHFS/corpus/include BIG=$MNT_SSHFS/corpus/big.bin DEST=$MNT_SSHFS/scratch/sshfs ;;
     sbxfs)  TREE=$BOX/root/tmp/corpus/include BIG=$BOX/root/tmp/corpus/big.bin DEST=$BOX/root/tmp ;;
-    daytona) TREE=$BOX_DT/root/tmp/corpus/include BIG=$BOX_DT/root/tmp/corpus/big.bin DEST=$BOX_DT/root/tmp ;;
+    *)      local b; b=$(remote_box "$1")
+            TREE=$b/root/tmp/corpus/include BIG=$b/root/tmp/corpus/big.bin DEST=$b/root/tmp ;;
   esac
 }
 
+# Remote targets that cannot make symlinks (EPERM), as docs/providers.md says.
+NO_SYMLINKS="daytona"
+makes_symlinks() { [[ " $NO_SYMLINKS " != *" $1 "* ]]; }
+
 # Targets with sandboxes (the exec operation) and their sandbox directory.
-has_exec() { [[ $1 == sbxfs || $1 == daytona ]]; }
-box_of() { if [[ $1 == daytona ]]; then echo "$BOX_DT"; else echo "$BOX"; fi; }
+has_exec() { [[ $1 == sbxfs ]] || is_remote "$1"; }
+box_of() { if is_remote "$1"; then remote_box "$1"; else echo "$BOX"; fi; }
 
 # The shell command for operation $2 on target $1; $3 names a cp destination.
 op_cmd() {
@@ -571,14 +589,14 @@ op_cmd() {
     lsR)  printf 'ls -lR %q' "$TREE" ;;
     grep) printf 'grep -r -- %q %q || [ $? -eq 1 ]' "$PATTERN" "$TREE" ;;
     cat)  printf 'cat %q' "$BIG" ;;
-    cp)   if [[ $1 == daytona ]]; then
-            # The Daytona file API cannot make symlinks (EPERM): one
+    cp)   if ! makes_symlinks "$1"; then
+            # A provider that cannot make symlinks (EPERM): one
             # "cannot create symbolic link" per symlink of the corpus is
-            # expected. cp's stderr is kept in daytona-cp.log; other lines
+            # expected. cp's stderr is kept in T-cp.log; other lines
             # also go to ops.err, and only they make the copy fail.
-            local e=$RUN/daytona-cp.err s='cannot create symbolic link'
+            local e=$RUN/$1-cp.err s='cannot create symbolic link'
             printf 'cp -r %q %q 2>%q; rc=$?; cat %q >>%q; ' \
-              "$CORPUS/include" "$DEST/$3" "$e" "$e" "$RUN/daytona-cp.log"
+              "$CORPUS/include" "$DEST/$3" "$e" "$e" "$RUN/$1-cp.log"
             printf '[ $rc -eq 0 ] || { ! grep -v -e %q %q >&2 && [ "$(grep -c -e %q %q)" -le %d ]; }' \
               "$s" "$e" "$s" "$e" "$CORPUS_SYMLINKS"
           else
@@ -589,7 +607,7 @@ op_cmd() {
 }
 
 # Remove a cp destination, outside the timing. Native and sshfs copies are
-# removed on the host directly, daytona copies on the emulator's side; sbxfs
+# removed on the host directly, remote ones on the emulator's side; sbxfs
 # copies through the mount.
 remove_copy() {
   local t=$1 name=$2
@@ -598,7 +616,7 @@ remove_copy() {
     sshfs)  rm -rf "$SCRATCH/sshfs/$name" ;;
     sbxfs)  timeout "$OP_TIMEOUT" rm -rf "$BOX/root/tmp/$name" ||
               log "sbxfs: removing $name failed" ;;
-    daytona) rm -rf --one-file-system "$DT_DIR/tmp/$name" ;;
+    *)      rm -rf --one-file-system "${SBX_DIR[$t]}/tmp/$name" ;;
   esac
 }
 
@@ -642,7 +660,7 @@ fresh_mount() {
     native) ;;
     sshfs) mount_sshfs ;;
     sbxfs) mount_sbxfs ;;
-    daytona) mount_daytona ;;
+    *) mount_remote "$1" ;;
   esac
 }
 
@@ -650,19 +668,18 @@ fresh_mount() {
 
 if has_target sshfs; then start_sshd; mount_sshfs; fi
 if has_target sbxfs; then setup_sbxfs; fi
-if has_target daytona; then setup_daytona; fi
+for t in $TARGETS; do is_remote "$t" && setup_remote "$t"; done
 mkdir -p "$SCRATCH/native" "$SCRATCH/sshfs"
 printf 'target\top\tphase\trun\tseconds\trc\n' >"$RESULTS_TSV"
-printf 'op\tphase\trun\ttotal\tlist\tinfo\tdownload\tupload\tfolder\texecute\tsession\tapi\tother\tother_routes\n' \
-  >"$REQUESTS_TSV"
+printf 'target\top\tphase\trun\troute\tcount\n' >"$REQUESTS_TSV"
 
 # Time operation $2 on target $1 ($3: cp destination) and record it as phase
-# $4 of run $5; for daytona, count the requests it made.
+# $4 of run $5; for remote targets, count the requests it made.
 timed() {
-  [[ $1 == daytona ]] && dt_reset
+  is_remote "$1" && emu_reset "$1"
   time_cmd "$(op_cmd "$1" "$2" "$3")"
   record "$1" "$2" "$4" "$5"
-  [[ $1 == daytona ]] && dt_record "$2" "$4" "$5"
+  is_remote "$1" && emu_record "$1" "$2" "$4" "$5"
   return 0
 }
 
@@ -680,8 +697,8 @@ for ((r = 1; r <= RUNS; r++)); do
       [[ $op == exec ]] && ! has_exec "$t" && continue
       fresh_mount "$t"
       [[ $t == sbxfs && ( $op == exec || $op == cp ) ]] && ensure_started
-      # root/ of a Daytona sandbox needs it started, for every operation.
-      [[ $t == daytona ]] && ensure_started "$BOX_DT"
+      # root/ of a remote sandbox needs it started, for every operation.
+      is_remote "$t" && ensure_started "$(remote_box "$t")"
       drop_caches
 
       timed "$t" "$op" "copy${r}c" cold "$r"
@@ -724,14 +741,20 @@ if uses_sbxfs; then
   meta sbxfs "$(timeout 10 "$SBXFS" --version 2>&1 | head -n1 || true)"
   meta git "$SBXFS_GIT"
 fi
-if has_target daytona; then
-  meta daytona_emulator "tests/emulators/daytona.py from git ${EMULATOR_GIT:-?}, Python $(/usr/bin/python3 -c 'import sys, aiohttp; print("%d.%d.%d" % sys.version_info[:3], "aiohttp", aiohttp.__version__)')"
-  meta daytona_entries "$DT_FILES"
+if uses_remote; then
+  meta python "Python $(/usr/bin/python3 -c 'import sys, aiohttp; print("%d.%d.%d" % sys.version_info[:3], "aiohttp", aiohttp.__version__)')"
   meta corpus_symlinks "$CORPUS_SYMLINKS"
   meta corpus_entries "$CORPUS_FILES"
-  meta daytona_cp_symlink_errors "$(grep -c 'cannot create symbolic link' "$RUN/daytona-cp.log" 2>/dev/null || true)"
-  meta daytona_cp_copies "$(awk -F'\t' '$1 == "daytona" && $2 == "cp"' "$RESULTS_TSV" | wc -l)"
 fi
+for t in $TARGETS; do
+  is_remote "$t" || continue
+  meta "${t}_emulator" "tests/emulators/$t.py from git ${EMU_GIT[$t]:-?}"
+  meta "${t}_entries" "${SBX_ENTRIES[$t]}"
+  if ! makes_symlinks "$t"; then
+    meta "${t}_cp_symlink_errors" "$(cat "$RUN/$t-cp.log" 2>/dev/null | grep -c 'cannot create symbolic link' || true)"
+    meta "${t}_cp_copies" "$(awk -F'\t' -v t="$t" '$1 == t && $2 == "cp"' "$RESULTS_TSV" | wc -l)"
+  fi
+done
 meta corpus "/usr/include copy: $CORPUS_FILES entries, $CORPUS_MIB MiB; big file $BIG_MB MiB"
 meta runs "$RUNS"
 meta exec_runs "$EXEC_RUNS"
@@ -744,7 +767,7 @@ stamp=$(date +%Y%m%d-%H%M%S)
 cp "$RESULTS_TSV" "$RESULTS/$stamp.tsv"
 cp "$META" "$RESULTS/$stamp.meta.tsv"
 REPORT_ARGS=()
-if has_target daytona; then
+if uses_remote; then
   cp "$REQUESTS_TSV" "$RESULTS/$stamp.requests.tsv"
   REPORT_ARGS=(--requests "$REQUESTS_TSV")
 fi

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The text of the failure being returned, per thread (see provider.h). */
+/* The text of the failure being returned, and whether the request being
+ * served was interrupted, per thread (see provider.h). */
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -7,6 +8,7 @@
 #include "sbxfs/provider.h"
 
 static __thread char fail_text[1024];
+static __thread const volatile int *intr_flag;
 
 void sbx_failf(const char *fmt, ...)
 {
@@ -26,4 +28,19 @@ const char *sbx_fail_text(void)
 void sbx_fail_clear(void)
 {
 	fail_text[0] = '\0';
+}
+
+int sbx_interrupted(void)
+{
+	return intr_flag && *intr_flag;
+}
+
+void sbx_intr_enter(const volatile int *flag)
+{
+	intr_flag = flag;
+}
+
+void sbx_intr_leave(void)
+{
+	intr_flag = NULL;
 }

@@ -55,6 +55,8 @@ static void fs_error(struct box *b, int rc, const char *op, const char *path)
 {
 	const char *text = sbx_fail_text();
 
+	if (rc == -EINTR)
+		return; /* the caller gave up: nothing went wrong */
 	if (text[0])
 		box_fail(b, rc, "%s \"%s\": %s", op, path, text);
 	else if (rc == -EIO || rc == -ETIMEDOUT || rc == -ENOTCONN || rc == -EPROTO ||
@@ -79,6 +81,26 @@ static double now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Ctrl-C of a caller waiting on a provider call: see fs.h. */
+static void intr_set(fuse_req_t req, void *flag)
+{
+	(void)req;
+	*(volatile int *)flag = 1;
+}
+
+void fs_intr_begin(fuse_req_t req, volatile int *flag)
+{
+	*flag = 0;
+	sbx_intr_enter(flag);
+	fuse_req_interrupt_func(req, intr_set, (void *)flag);
+}
+
+void fs_intr_end(fuse_req_t req)
+{
+	fuse_req_interrupt_func(req, NULL, NULL);
+	sbx_intr_leave();
 }
 
 /* ---- attributes ---- */
@@ -274,6 +296,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct sbxfs *fs = FS(req);
 	struct node *p = node_find(fs->nodes, parent), *n;
 	struct fuse_entry_param e;
+	volatile int intr;
 	struct stat st;
 	int rc;
 
@@ -281,7 +304,9 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
+	fs_intr_begin(req, &intr);
 	rc = lookup_child(fs, p, name, &n, &st);
+	fs_intr_end(req);
 	sbx_trace(SBX_TRACE_FUSE, "lookup %lu/%s -> %d", (unsigned long)parent, name, rc);
 	if (rc) {
 		fuse_reply_err(req, -rc);
@@ -310,6 +335,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	struct sbxfs *fs = FS(req);
 	struct node *n = node_find(fs->nodes, ino);
+	volatile int intr;
 	struct stat st;
 	int rc;
 
@@ -317,7 +343,9 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
+	fs_intr_begin(req, &intr);
 	rc = node_attr(fs, n, &st);
+	fs_intr_end(req);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -660,6 +688,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	struct sbxfs *fs = FS(req);
 	char path[PATH_MAX_SBX];
 	struct node *n = NULL;
+	volatile int intr;
 	struct stat st;
 	uint64_t fh;
 	int rc, flags = fi->flags;
@@ -672,8 +701,10 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		return;
 	}
 	sbx_fail_clear();
+	fs_intr_begin(req, &intr);
 	rc = fs->provider->ops.open(fs->provider, &fh, &st, n->box->name, path, flags,
 				    mode);
+	fs_intr_end(req);
 	if (flags & (O_CREAT | O_TRUNC | O_WRONLY | O_RDWR))
 		cache_forget(fs->cache, n->box->name, path, 0);
 	if (rc) {
@@ -718,6 +749,7 @@ static void fs_read(fuse_req_t req, struct node *n, size_t size, off_t off,
 {
 	struct sbxfs *fs = FS(req);
 	char *buf = malloc(size ? size : 1);
+	volatile int intr;
 	ssize_t got;
 
 	if (!buf) {
@@ -726,7 +758,9 @@ static void fs_read(fuse_req_t req, struct node *n, size_t size, off_t off,
 	}
 	__atomic_store_n(&n->open_fh, fi->fh, __ATOMIC_RELEASE);
 	sbx_fail_clear();
+	fs_intr_begin(req, &intr);
 	got = fs->provider->ops.read(fs->provider, fi->fh, buf, size, off);
+	fs_intr_end(req);
 	if (got < 0) {
 		fs_node_error(fs, n, (int)got, "read");
 		fuse_reply_err(req, (int)-got);
@@ -1038,8 +1072,13 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 	}
 	if (!dh->list) {
-		int rc = is_fs(dh->node) ? fs_list(fs, dh->node, &dh->list)
-					 : synth_list(fs, dh->node, &dh->list);
+		volatile int intr;
+		int rc;
+
+		fs_intr_begin(req, &intr);
+		rc = is_fs(dh->node) ? fs_list(fs, dh->node, &dh->list)
+				     : synth_list(fs, dh->node, &dh->list);
+		fs_intr_end(req);
 
 		if (rc) {
 			free(buf);

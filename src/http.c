@@ -30,6 +30,17 @@ struct http_client {
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static const char *ca_file;
+
+void http_set_ca_file(const char *path)
+{
+	ca_file = path;
+}
+
+const char *http_ca_file(void)
+{
+	return ca_file;
+}
 
 static void global_init(void)
 {
@@ -257,9 +268,23 @@ static int part_seek(void *arg, curl_off_t offset, int origin)
 	return CURL_SEEKFUNC_OK;
 }
 
+/* curl asks now and then, also while it waits for an answer: a nonzero
+ * return ends the transfer (CURLE_ABORTED_BY_CALLBACK). */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+		       curl_off_t ultotal, curl_off_t ulnow)
+{
+	(void)arg, (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	return sbx_interrupted();
+}
+
 static int errno_of_curl(CURLcode rc)
 {
 	switch (rc) {
+	case CURLE_ABORTED_BY_CALLBACK:
+		return EINTR;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+		return EPROTO; /* not the server we want: never retried */
 	case CURLE_OPERATION_TIMEDOUT:
 		return ETIMEDOUT;
 	case CURLE_COULDNT_CONNECT:
@@ -299,6 +324,8 @@ static int attempt(struct http_client *c, const struct http_req *req,
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
+	if (ca_file)
+		curl_easy_setopt(h, CURLOPT_CAINFO, ca_file);
 	if (req->transfer) {
 		/* Big bodies take what they take, as long as they move. */
 		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
@@ -313,6 +340,8 @@ static int attempt(struct http_client *c, const struct http_req *req,
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 
 	if (req->part) {
 		curl_mimepart *part;
@@ -358,7 +387,9 @@ static int attempt(struct http_client *c, const struct http_req *req,
 	if (rc != CURLE_OK) {
 		resp->status = 0;
 		sbx_failf("%s %s: %s", req->method, pathbuf,
-			  errbuf[0] ? errbuf : curl_easy_strerror(rc));
+			  rc == CURLE_ABORTED_BY_CALLBACK ? "interrupted"
+			  : errbuf[0]			  ? errbuf
+							  : curl_easy_strerror(rc));
 		return -errno_of_curl(rc);
 	}
 	return 0;
@@ -372,12 +403,18 @@ static long now_ms(void)
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
 }
 
+/* Sleep between attempts, in steps, so that an interrupted caller does
+ * not wait for the next attempt. */
 static void sleep_ms(long ms)
 {
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	while (ms > 0 && !sbx_interrupted()) {
+		long step = ms < 50 ? ms : 50;
+		struct timespec ts = { 0, step * 1000000L };
 
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
+		while (nanosleep(&ts, &ts) && errno == EINTR)
+			;
+		ms -= step;
+	}
 }
 
 static int retryable(int rc, long status)
@@ -427,7 +464,7 @@ int http_do(struct http_client *c, const struct http_req *req, struct http_resp 
 			break;
 		}
 		rc = attempt(c, req, resp, headers);
-		if (i + 1 == tries || !retryable(rc, resp->status))
+		if (i + 1 == tries || !retryable(rc, resp->status) || sbx_interrupted())
 			break;
 		if (resp->retry_after >= 0) {
 			if (resp->retry_after * 1000 > RETRY_WAIT_MAX_MS)

@@ -16,6 +16,7 @@
 #include "sbxfs/cache.h"
 #include "sbxfs/fs.h"
 #include "sbxfs/fsutil.h"
+#include "sbxfs/http.h"
 #include "sbxfs/log.h"
 #include "sbxfs/node.h"
 #include "sbxfs/notify.h"
@@ -28,6 +29,7 @@ struct options {
 	char *image;
 	char *trace;
 	char *log;
+	char *ca_file;
 	int debug;
 	int foreground;
 	int help;
@@ -44,6 +46,7 @@ enum { KEY_HELP, KEY_VERSION, KEY_DEBUG, KEY_FOREGROUND, KEY_PROVIDER_OPT };
 static const struct fuse_opt option_spec[] = {
 	OPT("provider=%s", provider), OPT("state_dir=%s", state_dir),
 	OPT("image=%s", image), OPT("trace=%s", trace), OPT("log=%s", log),
+	OPT("ca_file=%s", ca_file),
 	FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION), FUSE_OPT_KEY("--version", KEY_VERSION),
 	FUSE_OPT_KEY("-d", KEY_DEBUG), FUSE_OPT_KEY("debug", KEY_DEBUG),
@@ -117,6 +120,9 @@ static void usage(FILE *out, const char *prog)
 		"    -o target=REGION       where new sandboxes go\n"
 		"    -o timeout=SECONDS     bound on one request (default 30)\n"
 		"    -o cache_max=MIB       staged file data kept on disk (default 2048)\n"
+		"    -o ca_file=PEM         trust these certificate authorities for HTTPS\n"
+		"                           and WSS (default: $SSL_CERT_FILE, else the\n"
+		"                           system's)\n"
 		"  Credentials come from the environment (DAYTONA_API_KEY,\n"
 		"  REXEC_TOKEN, VTRIX_TOKEN, ...) or -o api_key=, token=; see\n"
 		"  docs/providers.md.\n"
@@ -219,6 +225,18 @@ int main(int argc, char *argv[])
 		}
 	}
 	sbx_log_setup(stderr, o.debug ? SBX_LOG_DEBUG : SBX_LOG_INFO);
+
+	/* Private certificate authorities, as OpenSSL's tools take them. */
+	if (!o.ca_file && getenv("SSL_CERT_FILE") && *getenv("SSL_CERT_FILE"))
+		o.ca_file = strdup(getenv("SSL_CERT_FILE"));
+	if (o.ca_file) {
+		if (access(o.ca_file, R_OK)) {
+			fprintf(stderr, "%s: cannot read ca_file \"%s\": %s\n", prog,
+				o.ca_file, strerror(errno));
+			goto out;
+		}
+		http_set_ca_file(o.ca_file);
+	}
 
 	fs.provider = sbx_provider_new(o.provider);
 	if (!fs.provider) {
@@ -325,6 +343,7 @@ out:
 	free(o.image);
 	free(o.trace);
 	free(o.log);
+	free(o.ca_file);
 	if (logf)
 		fclose(logf);
 	return rc;

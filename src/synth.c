@@ -16,6 +16,7 @@
 #include "sbxfs/box.h"
 #include "sbxfs/cmd.h"
 #include "sbxfs/ctl.h"
+#include "sbxfs/fs.h"
 #include "sbxfs/log.h"
 #include "sbxfs/names.h"
 #include "sbxfs/node.h"
@@ -586,8 +587,14 @@ static void sfile_write(fuse_req_t req, struct sfile *f, const char *buf, size_t
 		rc = exec_write(fs, f, buf, size);
 	else if (n->kind == NODE_CMDFILE && n->cfile == CF_STDIN)
 		rc = stdin_write(fs, f, buf, size, req);
-	else
+	else {
+		/* A verb may wait long on a provider (start, stop). */
+		volatile int intr;
+
+		fs_intr_begin(req, &intr);
 		rc = ctl_write(fs, f, buf, size);
+		fs_intr_end(req);
+	}
 	if (rc < 0)
 		fuse_reply_err(req, (int)-rc);
 	else

@@ -9,6 +9,7 @@
 
 #include <libwebsockets.h>
 
+#include "sbxfs/http.h"
 #include "sbxfs/log.h"
 #include "sbxfs/provider.h"
 #include "sbxfs/ws.h"
@@ -38,7 +39,8 @@ struct ws_conn {
 	} ready[QUEUE_MAX];
 	int nready;
 	int too_big;
-	int paused; /* reception paused while the queue is full */
+	int rx_paused; /* reading stopped while `ready` is full */
+	int woken;     /* ws_wake() was called; atomic */
 
 	/* One outgoing text message at a time. */
 	unsigned char *out; /* LWS_PRE bytes of headroom, then the data */
@@ -123,12 +125,10 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason, void *use
 			c->ready[c->nready].data =
 				strbuf_detach(&c->partial, &c->ready[c->nready].len);
 			c->nready++;
-			/* Many small messages in one read: hold the rest in
-			 * libwebsockets until the reader takes some. */
-			if (c->nready == QUEUE_MAX && !c->paused) {
-				c->paused = 1;
-				lws_rx_flow_control(wsi, 0);
-			}
+			/* A full queue pauses reading (the peer waits) rather
+			 * than failing the connection. */
+			if (c->nready == QUEUE_MAX && !lws_rx_flow_control(wsi, 0))
+				c->rx_paused = 1;
 		}
 		break;
 	case LWS_CALLBACK_CLIENT_WRITEABLE:
@@ -210,6 +210,8 @@ int ws_connect(struct ws_conn **out, const struct ws_config *cfg)
 	tls = !strcmp(prot, "wss") || !strcmp(prot, "https");
 	/* TLS set-up (the CA store) only for connections that use it. */
 	ci.options = tls ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0;
+	if (tls)
+		ci.client_ssl_ca_filepath = http_ca_file();
 	ci.connect_timeout_secs = (cfg->connect_timeout_ms + 999) / 1000;
 	c->ctx = lws_create_context(&ci);
 	if (!c->ctx) {
@@ -263,7 +265,7 @@ fail:
 int ws_recv(struct ws_conn *c, struct strbuf *msg, int *binary, int *close_code,
 	    int timeout_ms)
 {
-	long deadline = now_ms() + timeout_ms;
+	long deadline = now_ms() + timeout_ms, left;
 
 	for (;;) {
 		if (c->too_big) {
@@ -279,8 +281,8 @@ int ws_recv(struct ws_conn *c, struct strbuf *msg, int *binary, int *close_code,
 				*binary = c->ready[0].binary;
 			memmove(&c->ready[0], &c->ready[1],
 				--c->nready * sizeof(c->ready[0]));
-			if (c->paused && c->wsi) {
-				c->paused = 0;
+			if (c->rx_paused && c->wsi) {
+				c->rx_paused = 0;
 				lws_rx_flow_control(c->wsi, 1);
 			}
 			return 1;
@@ -290,8 +292,9 @@ int ws_recv(struct ws_conn *c, struct strbuf *msg, int *binary, int *close_code,
 				*close_code = c->close_code ? c->close_code : 1006;
 			return 0;
 		}
-		long left = deadline - now_ms();
-
+		if (__atomic_exchange_n(&c->woken, 0, __ATOMIC_ACQ_REL))
+			return -EAGAIN;
+		left = deadline - now_ms();
 		if (left <= 0)
 			return -ETIMEDOUT;
 		/* libwebsockets' poll waits for its own next timer, whatever
@@ -325,6 +328,12 @@ int ws_send_text(struct ws_conn *c, const char *data, size_t len, int timeout_ms
 		return c->phase == WS_OPEN ? -ETIMEDOUT : -EPIPE;
 	}
 	return 0;
+}
+
+void ws_wake(struct ws_conn *c)
+{
+	__atomic_store_n(&c->woken, 1, __ATOMIC_RELEASE);
+	lws_cancel_service(c->ctx);
 }
 
 void ws_close(struct ws_conn *c)

@@ -338,11 +338,27 @@ UNSUPPORTED = {
         "huge_files": "files move whole: a 5 GiB file is a 5 GiB transfer "
                       "(in 100 MiB uploads), past the default cache_max",
     },
+    "vtrix": {
+        "stdin_eof": "Vtrix writes a command's stdin before it starts and has "
+                     "no call to write more or close it later",
+        "binary_stdin": "Vtrix takes no stdin after the start",
+        "stopped_files": "a stopped Vtrix sandbox answers no file calls",
+        "nlink": "a file created through the mount has no inode number until "
+                 "it is on the server, so a hard link made to it before it is "
+                 "looked up again is a separate inode for the kernel",
+        "exit_signal": "a command's exit code cannot tell a signal from "
+                       "exit 128+N",
+        "image_host": "the local provider's image=host layout",
+        "isolation": "the local provider's namespaces; remote sandboxes are "
+                     "isolated by their service",
+        "huge_files": "files move whole in one write_binary message: a 5 GiB "
+                      "file cannot be sent",
+    },
 }
 
 
 # Providers whose sandboxes are running as soon as they exist.
-CREATES_RUNNING = {"daytona", "rexec"}
+CREATES_RUNNING = {"daytona", "rexec", "vtrix"}
 
 
 def provider_base(provider):
@@ -453,9 +469,12 @@ class Emulator:
         self.log_path = self.root + ".log"
         self.proc = None
         self.port = None
+        self.ca_file = None     # the certificate it serves TLS with, if any
 
     def start(self, *extra):
         os.makedirs(self.root, exist_ok=True)
+        if "--tls-cert" in extra:
+            self.ca_file = extra[list(extra).index("--tls-cert") + 1]
         script = os.path.join(REPO, "tests", "emulators", REMOTE[self.provider])
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
@@ -489,7 +508,8 @@ class Emulator:
         raise ValueError("no emulator for " + self.provider)
 
     def url(self, path=""):
-        return "http://127.0.0.1:%d%s" % (self.port, path)
+        scheme = "https" if self.ca_file else "http"
+        return "%s://127.0.0.1:%d%s" % (scheme, self.port, path)
 
     def env(self):
         """Environment for a daemon that uses this emulator."""
@@ -515,7 +535,11 @@ class Emulator:
         req = urllib.request.Request(self.url(path), data=data, method=method,
                                      headers={"Content-Type":
                                               "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as r:
+        tls = None
+        if self.ca_file:
+            import ssl
+            tls = ssl.create_default_context(cafile=self.ca_file)
+        with urllib.request.urlopen(req, timeout=30, context=tls) as r:
             text = r.read()
         return json.loads(text) if text else None
 

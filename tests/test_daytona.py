@@ -9,6 +9,8 @@ the other modules run with SBXFS_PROVIDERS=daytona.
 
 import errno
 import os
+import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -81,6 +83,61 @@ def test_missing_key_is_a_one_line_error(tmp_path):
     lines = cp.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and "DAYTONA_API_KEY" in lines[0], lines
     assert not helpers.is_mounted(str(mnt))
+
+
+def make_certificate(d):
+    """A self-signed certificate for 127.0.0.1: (cert, key) paths."""
+    cert, key = str(d / "cert.pem"), str(d / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-keyout", key, "-out", cert, "-days", "2",
+                    "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                   timeout=60)
+    return cert, key
+
+
+def test_https_and_wss_with_a_private_ca(tmp_path):
+    # The service behind TLS, as the real one is: the certificate is
+    # checked (a mount that does not trust it fails, saying why), and with
+    # -o ca_file the API, the toolbox and the log WebSocket (WSS) work.
+    require_sandboxes("daytona")
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is needed to make a certificate")
+    cert, key = make_certificate(tmp_path)
+    state = tmp_path / "state"
+    emu = helpers.start_emulator("daytona", state, "--tls-cert", cert,
+                                 "--tls-key", key)
+    assert emu.url().startswith("https://")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    cp = subprocess.run([helpers.sbxfs_binary(), "-f", "-o", "provider=daytona",
+                         "-o", "state_dir=%s" % state, str(mnt)],
+                        env=emu.env(), stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, timeout=120)
+    assert cp.returncode != 0
+    lines = cp.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "certificate" in lines[0], lines
+    assert not helpers.is_mounted(str(mnt))
+
+    m = helpers.Mount(mnt, state, tmp_path / "sbxfs.log", "daytona",
+                      ["ca_file=" + cert])
+    conftest.ALL_MOUNTS.append(m)
+    m.start()
+    try:
+        assert m.emulator is emu
+        b = helpers.new_box(m, "tls", start=True)
+        put(b.r("tmp", "f"), "over https\n")
+        assert read_text(b.r("tmp", "f")) == "over https\n"
+        emu.reset_stats()
+        write_ok(b.p("exec"), "echo one; sleep 1; echo two")
+        assert helpers.cat(b.p("exec"), timeout=60) == b"one\ntwo\n"
+        routes = emu.stats()["routes"]
+        logs = [k for k in routes if k.endswith("/logs") and k.startswith("GET")]
+        assert sum(routes[k] for k in logs) == 1, routes   # the WSS stream
+        helpers.remove_box(b)
+    finally:
+        assert m.stop() == 0, m.log_tail()
 
 
 def test_root_ctl_describes_without_secrets(dmount):
@@ -356,6 +413,53 @@ def test_slow_server_is_bounded(dbox, emu):
     emu.clear_faults()
     assert e == errno.ETIMEDOUT
     assert took < 120
+    dbox.mount.still_works()
+
+
+def test_ctrl_c_ends_a_wait_on_the_server(dbox, emu):
+    # cat of a file while the server hangs: Ctrl-C (SIGINT) ends cat at
+    # once.  The kernel waits for the daemon's answer to a request it has
+    # sent, so the daemon must give up on the server when told (INTERRUPT),
+    # well before the request's own timeout (-o timeout=5) and retries.
+    put(backing(emu, dbox, "tmp", "slow.txt"), "x" * 1000)
+    emu.fault(kind="slow", delay=60, prefix="/toolbox", method="GET",
+              count=100)
+    p = subprocess.Popen(["cat", dbox.r("tmp", "slow.txt")],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.5)
+        assert p.poll() is None, "cat did not wait for the server"
+        p.send_signal(signal.SIGINT)
+        p.wait(timeout=4)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+        emu.clear_faults()
+    assert p.returncode == -signal.SIGINT
+    assert "slow.txt" not in read_text(dbox.p("err"))
+    assert read_bytes(dbox.r("tmp", "slow.txt")) == b"x" * 1000
+    dbox.mount.still_works()
+
+
+def test_ctrl_c_ends_a_ctl_verb_waiting_on_the_server(dbox, emu):
+    # `echo stop > ctl` while the API hangs: Ctrl-C ends the shell.
+    emu.fault(kind="slow", delay=60, prefix="/api/sandbox", method="POST",
+              count=100)
+    p = subprocess.Popen(["sh", "-c", 'echo stop > "$1"', "sh", dbox.p("ctl")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.5)
+        assert p.poll() is None, "the write did not wait for the server"
+        p.send_signal(signal.SIGINT)
+        p.wait(timeout=4)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        emu.clear_faults()
+    assert p.returncode == -signal.SIGINT
     dbox.mount.still_works()
 
 

@@ -34,6 +34,21 @@ struct http_config {
 	int retries;		/* further attempts for idempotent requests; default 3 */
 };
 
+/*
+ * Trust the certificate authorities in this PEM file, instead of the
+ * system's, for HTTPS here and WSS in ws.c.  Set once at start-up, before
+ * any connection; NULL means the system's store.  The string is kept.
+ */
+void http_set_ca_file(const char *path);
+const char *http_ca_file(void);
+
+/*
+ * http_do() fails with -ETIMEDOUT, -ECONNREFUSED, -EHOSTUNREACH or -EIO for
+ * transport failures (retried when idempotent), -EPROTO when the server's
+ * TLS certificate is not trusted (never retried), -EINTR when the caller
+ * was interrupted (see sbx_interrupted()), -EFBIG for a body over the
+ * maximum; always with sbx_failf() text.
+ */
 struct http_client *http_client_new(const struct http_config *cfg);
 void http_client_free(struct http_client *c);
 

@@ -23,7 +23,8 @@
  *    go to caller-owned out-parameters, which come first.
  *  - Every slot may block, and may be called from many threads at once;
  *    the provider does its own locking.  Every slot that waits on something
- *    remote must bound its wait and fail with -ETIMEDOUT past the bound.
+ *    remote must bound its wait and fail with -ETIMEDOUT past the bound,
+ *    and should give up with -EINTR once sbx_interrupted() says so.
  */
 #ifndef SBXFS_PROVIDER_H
 #define SBXFS_PROVIDER_H
@@ -279,6 +280,7 @@ struct sbx_provider {
 extern const struct sbx_provider_desc sbx_provider_local;
 extern const struct sbx_provider_desc sbx_provider_daytona;
 extern const struct sbx_provider_desc sbx_provider_rexec;
+extern const struct sbx_provider_desc sbx_provider_vtrix;
 
 /* Find a provider by name and make an instance with every ops slot set.
  * Returns NULL with sbx_failf() text if the name is unknown. */
@@ -291,5 +293,17 @@ void sbx_failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The text recorded by the last sbx_failf() on this thread, or "" */
 const char *sbx_fail_text(void);
 void sbx_fail_clear(void);
+
+/*
+ * Whether the caller gave up on the request this thread serves (Ctrl-C of
+ * a process blocked in open, read, stat or a listing).  A slot that waits
+ * long on something remote polls it and returns -EINTR once it is set;
+ * http.c does so for every request.  Always 0 outside such a request.
+ * sbx_intr_enter()/sbx_intr_leave() bracket the request (the FUSE layer
+ * does this); `flag` becomes nonzero when the request is interrupted.
+ */
+int sbx_interrupted(void);
+void sbx_intr_enter(const volatile int *flag);
+void sbx_intr_leave(void);
 
 #endif

@@ -37,10 +37,19 @@ int ws_connect(struct ws_conn **out, const struct ws_config *cfg);
  * 1 with a message, 0 once the peer closed (*close_code set: 1000 for a
  * normal close, 1006 when the connection dropped without one), or -errno:
  * -ETIMEDOUT when nothing came within timeout_ms (the connection stays
- * usable), -EFBIG for a message over max_message.
+ * usable), -EFBIG for a message over max_message, -EAGAIN after ws_wake().
+ * While unread messages pile up, the connection stops reading from the
+ * peer instead of failing.
  */
 int ws_recv(struct ws_conn *c, struct strbuf *msg, int *binary, int *close_code,
 	    int timeout_ms);
+
+/*
+ * Make a ws_recv() running (or about to run) in another thread return
+ * -EAGAIN at once, e.g. because there is something to send.  The only
+ * call that is safe from another thread; `c` must stay open meanwhile.
+ */
+void ws_wake(struct ws_conn *c);
 
 /* Send one text message (queued, then written as the socket allows). */
 int ws_send_text(struct ws_conn *c, const char *data, size_t len, int timeout_ms);

@@ -453,6 +453,8 @@ static int check_credentials(struct dt *dt)
 		return -ENOMEM;
 	rc = dt_request(dt, &r, "GET", url.buf, NULL, 0, 0);
 	strbuf_release(&url);
+	if (rc == -EPROTO)
+		return rc; /* an untrusted certificate does not get better */
 	if (rc) {
 		sbx_warn("%s; mounting anyway", sbx_fail_text());
 		return 0;
@@ -739,6 +741,11 @@ static int wait_state(struct dt *dt, const char *box, const char *want)
 			return -ETIMEDOUT;
 		}
 		usleep((useconds_t)delay_ms * 1000);
+		if (sbx_interrupted()) {
+			sbx_failf("daytona: interrupted while sandbox \"%s\" was %s "
+				  "(waiting for %s)", box, last, want);
+			return -EINTR;
+		}
 		if (delay_ms < 1000)
 			delay_ms = delay_ms * 3 / 2;
 	}

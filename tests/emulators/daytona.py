@@ -4,8 +4,10 @@
 Usage:
     /usr/bin/python3 tests/emulators/daytona.py --root DIR --api-key KEY
         [--port 0] [--delay SECONDS] [--legacy-list] [--no-proxy-url-field]
+        [--tls-cert CERT.pem --tls-key KEY.pem]
 
-It binds 127.0.0.1:PORT (0 = any free port), prints "PORT\\n" on stdout once
+It binds 127.0.0.1:PORT (0 = any free port), with TLS (HTTPS, WSS) when given
+a certificate, prints "PORT\\n" on stdout once
 listening and logs one line per request on stderr (never the API key, never
 query strings).  SIGTERM/SIGINT stop it and kill every sandbox process.
 
@@ -108,6 +110,7 @@ import pty
 import re
 import shutil
 import signal
+import ssl
 import stat
 import struct
 import sys
@@ -901,6 +904,7 @@ class Emulator:
         self.root = os.path.abspath(args.root)
         os.makedirs(self.root, exist_ok=True)
         self.work = tempfile.mkdtemp(prefix=".emu-", dir=self.root)
+        self.args = args
         self.api_key = args.api_key
         self.delay = args.delay
         self.legacy_list = args.legacy_list
@@ -918,7 +922,8 @@ class Emulator:
 
     @property
     def base_url(self):
-        return "http://127.0.0.1:%d" % self.port
+        scheme = "https" if self.args.tls_cert else "http"
+        return "%s://127.0.0.1:%d" % (scheme, self.port)
 
     @property
     def toolbox_url(self):
@@ -2428,7 +2433,11 @@ async def amain(args):
     emu = Emulator(args)
     runner = web.AppRunner(build_app(emu), access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", args.port)
+    tls = None
+    if args.tls_cert:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
+    site = web.TCPSite(runner, "127.0.0.1", args.port, ssl_context=tls)
     await site.start()
     emu.port = runner.addresses[0][1]
     sys.stdout.write("%d\n" % emu.port)
@@ -2458,7 +2467,12 @@ def main():
                     help="GET /api/sandbox answers a bare array (pre-v0.180)")
     ap.add_argument("--no-proxy-url-field", action="store_true",
                     help="omit toolboxProxyUrl from Sandbox JSON (pre-v0.148)")
+    ap.add_argument("--tls-cert", help="serve HTTPS and WSS with this "
+                    "certificate (PEM), and --tls-key")
+    ap.add_argument("--tls-key", help="the certificate's private key (PEM)")
     args = ap.parse_args()
+    if bool(args.tls_cert) != bool(args.tls_key):
+        ap.error("--tls-cert and --tls-key go together")
     if not shutil.which("bwrap") or not shutil.which("nsenter"):
         log("warning: bwrap and nsenter are needed to run commands")
     if os.geteuid() != 0:

@@ -23,5 +23,6 @@ void test_cache(void);
 void test_log(void);
 void test_stage(void);
 void test_shell(void);
+void test_vtrix(void);
 
 #endif

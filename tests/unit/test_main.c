@@ -12,6 +12,7 @@ int main(void)
 	test_log();
 	test_stage();
 	test_shell();
+	test_vtrix();
 	if (test_failures)
 		fprintf(stderr, "%d checks failed\n", test_failures);
 	return test_failures ? 1 : 0;

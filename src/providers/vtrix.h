@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The Vtrix provider's parts, shared by vtrix.c (REST, errors, sandboxes),
+ * vtrix_rpc.c (the JSON-RPC socket of each sandbox), vtrix_files.c (root/)
+ * and vtrix_cmd.c (commands).  Not an interface: the provider's interface
+ * is provider.h.
+ */
+#ifndef SBXFS_PROVIDERS_VTRIX_H
+#define SBXFS_PROVIDERS_VTRIX_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "sbxfs/http.h"
+#include "sbxfs/log.h"
+#include "sbxfs/names.h"
+#include "sbxfs/provider.h"
+#include "sbxfs/shell.h"
+#include "sbxfs/stage.h"
+#include "sbxfs/strbuf.h"
+
+#define VX_LIST_PAGE 100
+#define VX_LIST_PAGES_MAX 200 /* 20,000 sandboxes */
+#define VX_LISTING_MAX (64u << 20)
+#define VX_STATE_WAIT_S 300 /* bound on waiting for a state change */
+#define VX_WS_MESSAGE_MAX (160u << 20)
+#define VX_NAME_LABEL "name" /* the label that names a sandbox here */
+
+/* Where a failure came from, for the one errno mapping (vx_errno). */
+enum vx_src {
+	VX_ENVELOPE, /* a REST envelope with code != 0 */
+	VX_RPC,	     /* a JSON-RPC error object */
+	VX_HTTP,     /* an HTTP status that came without an envelope */
+};
+
+/* A sandbox we know: its directory name and Vtrix id. */
+struct vbox {
+	struct vbox *next;
+	char name[SBX_NAME_MAX + 1];
+	char id[128];
+};
+
+struct vx_rpc; /* one JSON-RPC socket, vtrix_rpc.c */
+
+struct vx {
+	struct http_client *http;
+	char *url;    /* gateway base URL, no trailing '/' */
+	char *prefix; /* "/api/v1/sandbox" (R1-R3) or "/api/v1/sandboxes" (R4) */
+	int r4;	      /* R4: create and list are both POST {prefix} */
+	char *project;
+	char *user;	      /* owner of the sandboxes shown and made, or NULL */
+	int timeout_ms;	      /* bound on every wait for the server */
+	struct stage *stage;
+	/* Handshake headers for the sockets.  Secret: wiped at destroy. */
+	char *ws_headers[2];
+	size_t nws_headers;
+
+	pthread_mutex_t lock; /* guards boxes, rpcs, followers, stopping */
+	pthread_cond_t followers_done;
+	struct vbox *boxes;
+	struct vx_rpc *rpcs;
+	int followers;
+	int stopping;
+};
+
+#define VX(p) ((struct vx *)(p)->priv)
+
+/* ---- vtrix_parse.c ---- */
+
+/* The errno for a failure code from `src`; the one mapping. */
+int vx_errno(enum vx_src src, long code);
+enum sbx_state vx_map_state(const char *s);
+/* RFC 3339 into ts; -1 if it is not. */
+int vx_parse_time(const char *s, struct timespec *ts);
+/* Is s valid UTF-8 (what JSON text must be)? */
+int vx_utf8_valid(const char *s);
+/* Strict base64 (whitespace skipped) into out, which has room for
+ * len / 4 * 3 + 3 bytes; the length, or -1 if it is not base64. */
+ssize_t vx_b64_decode(unsigned char *out, const char *in, size_t len);
+/* One record of the find -printf listing ("y mode uid gid size nlink ino
+ * mtime atime ctime name", modified in place) into st and *name (in rec);
+ * -EPROTO for a record that lies. */
+int vx_parse_record(char *rec, struct stat *st, const char **name);
+
+/* ---- vtrix.c ---- */
+
+const char *vx_jstr(const cJSON *o, const char *key);
+int vx_jnum(const cJSON *o, const char *key, double *out);
+/* The Vtrix id of sandbox `box`: -ENOENT if there is none. */
+int vx_id_of(struct vx *vx, char *out, size_t size, const char *box);
+/* The sandbox's Info (caller frees); -ENOENT if it is gone. */
+int vx_get_info(struct vx *vx, cJSON **out, const char *box);
+/* A file or command call failed with -EIO-like `rc`: if the sandbox is
+ * not active, say so and return -EAGAIN, else rc. */
+int vx_not_active(struct vx *vx, const char *box, int rc);
+
+/* ---- vtrix_rpc.c ---- */
+
+/*
+ * Called from the socket's thread for each notification of a call, in
+ * arrival order, with the method and params (borrowed).  A negative errno
+ * fails the call (once its answer arrives); further notifications of that
+ * call are then dropped.
+ */
+typedef int (*vx_note_fn)(void *ctx, const char *method, const cJSON *params);
+
+struct vx_call_opts {
+	vx_note_fn note; /* may be NULL */
+	void *ctx;
+	/* Fail with -ETIMEDOUT after this long without any message for the
+	 * call: 0 = the mount's timeout, -1 = no bound (the socket's death
+	 * still ends the call). */
+	int idle_ms;
+};
+
+/*
+ * Call `method` with `params` (a JSON object, serialised by the caller:
+ * `params_json`, `len` bytes) on the socket of sandbox `box`, connecting
+ * it first if need be; wait for the answer.  *result (caller frees) gets
+ * "result".  Errors: a JSON-RPC error through vx_errno() with text,
+ * -ECONNRESET if the socket dropped meanwhile, -ETIMEDOUT, -ENOENT if the
+ * sandbox is gone.
+ */
+int vx_call(struct vx *vx, cJSON **result, const char *box, const char *method,
+	    const char *params_json, size_t len, const struct vx_call_opts *o);
+/* vx_call in two steps: queue the call (0 and *out, or -errno), then
+ * wait for its answer (frees `p`).  Between them the caller may make
+ * other calls. */
+struct vx_pending;
+int vx_submit(struct vx *vx, struct vx_pending **out, const char *box,
+	      const char *method, const char *params_json, size_t len,
+	      const struct vx_call_opts *o);
+int vx_wait(struct vx_pending *p, cJSON **result);
+/* For big params without a copy: vx_msg_begin() starts the message in
+ * `msg`, the caller appends the params object, vx_submit_msg() ends it
+ * and takes the buffer (released on failure too). */
+int vx_msg_begin(struct strbuf *msg, const char *method);
+int vx_submit_msg(struct vx *vx, struct vx_pending **out, const char *box,
+		  const char *method, struct strbuf *msg, const struct vx_call_opts *o);
+/* The same with params as cJSON (borrowed). */
+int vx_call_json(struct vx *vx, cJSON **result, const char *box, const char *method,
+		 const cJSON *params, const struct vx_call_opts *o);
+/* Close the socket of `box` (stop, delete): its calls fail, its thread is
+ * joined.  NULL box: every socket (unmount). */
+void vx_rpc_close(struct vx *vx, const char *box);
+
+/* ---- vtrix_files.c ---- */
+
+/*
+ * Run `script` with /bin/sh in the sandbox (a blocking exec) and map its
+ * exit code: 0 is success; the scripts exit with an errno value for the
+ * outcomes that have one; anything else is -EIO with the output in the
+ * failure text.  `out` (may be NULL) gets stdout and stderr.
+ */
+int vx_run(struct vx *vx, const char *box, const char *what, const char *script,
+	   struct strbuf *out);
+
+int vx_getattr(struct sbx_provider *p, struct stat *out, const char *box,
+	       const char *path);
+int vx_readdir(struct sbx_provider *p, const char *box, const char *path,
+	       sbx_dirent_fn fn, void *ctx);
+int vx_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
+	    const char *path, int flags, mode_t mode);
+int vx_fgetattr(struct sbx_provider *p, struct stat *out, uint64_t fh);
+ssize_t vx_read(struct sbx_provider *p, uint64_t fh, char *buf, size_t size, off_t off);
+ssize_t vx_write(struct sbx_provider *p, uint64_t fh, const char *buf, size_t size,
+		 off_t off);
+int vx_flush(struct sbx_provider *p, uint64_t fh);
+int vx_fsync(struct sbx_provider *p, uint64_t fh, int datasync);
+int vx_release(struct sbx_provider *p, uint64_t fh);
+int vx_mkdir(struct sbx_provider *p, const char *box, const char *path, mode_t mode);
+int vx_unlink(struct sbx_provider *p, const char *box, const char *path);
+int vx_rmdir(struct sbx_provider *p, const char *box, const char *path);
+int vx_rename(struct sbx_provider *p, const char *box, const char *from, const char *to,
+	      unsigned flags);
+int vx_chmod(struct sbx_provider *p, const char *box, const char *path, mode_t mode);
+int vx_chown(struct sbx_provider *p, const char *box, const char *path, uid_t uid,
+	     gid_t gid);
+int vx_truncate(struct sbx_provider *p, const char *box, const char *path, off_t size);
+int vx_utimens(struct sbx_provider *p, const char *box, const char *path,
+	       const struct timespec ts[2]);
+int vx_symlink(struct sbx_provider *p, const char *box, const char *target,
+	       const char *path);
+int vx_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box,
+		const char *path);
+int vx_link(struct sbx_provider *p, const char *box, const char *from, const char *to);
+int vx_statfs(struct sbx_provider *p, struct statvfs *out, const char *box,
+	      const char *path);
+
+/* ---- vtrix_cmd.c ---- */
+
+int vx_cmd_start(struct sbx_provider *p, void **handle, const char *box,
+		 const char *cmdline, struct sbx_cmd_sink *sink);
+ssize_t vx_cmd_stdin(struct sbx_provider *p, void *handle, const char *data, size_t len,
+		     const volatile int *interrupted);
+int vx_cmd_signal(struct sbx_provider *p, void *handle, int sig);
+void vx_cmd_release(struct sbx_provider *p, void *handle);
+
+#endif
