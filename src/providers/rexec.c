@@ -549,6 +549,8 @@ static int check_credentials(struct rx *rx)
 		return -ENOMEM;
 	rc = rx_request(rx, &r, "GET", url.buf, NULL, 0, RX_LIST_MAX, 0);
 	strbuf_release(&url);
+	if (rc == -EPROTO)
+		return rc; /* an untrusted certificate does not get better */
 	if (rc) {
 		sbx_warn("%s; mounting anyway", sbx_fail_text());
 		return 0;
@@ -778,6 +780,12 @@ static int wait_state(struct rx *rx, const char *box, const char *want)
 			return -ETIMEDOUT;
 		}
 		usleep((useconds_t)delay_ms * 1000);
+		if (sbx_interrupted()) {
+			sbx_failf("rexec: interrupted while container \"%s\" was %s "
+				  "(waiting for %s)",
+				  box, last, want);
+			return -EINTR;
+		}
 		if (delay_ms < 1000)
 			delay_ms = delay_ms * 3 / 2;
 	}

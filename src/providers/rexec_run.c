@@ -616,7 +616,12 @@ static int term_round(struct rx *rx, struct rx_term *t, const char *script,
 			rc = -ETIMEDOUT;
 			break;
 		}
-		rc = next_frame(t, &acc, 1000, type, sizeof(type));
+		if (sbx_interrupted()) {
+			sbx_failf("rexec: interrupted while waiting for the terminal");
+			rc = -EINTR;
+			break;
+		}
+		rc = next_frame(t, &acc, 250, type, sizeof(type));
 		if (rc == -ETIMEDOUT)
 			continue;
 		if (rc < 0)
@@ -689,7 +694,7 @@ static int run_terminal(struct rx *rx, const char *box, const char *id,
 		}
 		res->out.len = res->err.len = 0;
 		rc = term_round(rx, t, script, res, rx->timeout_s);
-		if (rc == -ECONNRESET || rc == -ETIMEDOUT || rc == -EPROTO) {
+		if (rc == -ECONNRESET || rc == -ETIMEDOUT || rc == -EPROTO || rc == -EINTR) {
 			/* The shell may still be busy with our line: start over. */
 			term_disconnect(t);
 		}
