@@ -103,7 +103,8 @@ static int status_errno(long status, const char *text, const struct rx_errmap *o
 	}
 }
 
-int rx_fail_resp(const char *what, const struct http_resp *r, const struct rx_errmap *over)
+int rx_fail_resp(const char *what, const struct http_resp *r,
+		 const struct rx_errmap *over)
 {
 	char text[320], extra[1024];
 	cJSON *j = r->body.len ? cJSON_ParseWithLength(r->body.buf, r->body.len) : NULL;
@@ -213,9 +214,9 @@ static enum sbx_state map_state(const char *s)
 		const char *word;
 		enum sbx_state state;
 	} map[] = {
-		{ "running", SBX_STATE_RUNNING },   { "creating", SBX_STATE_CREATING },
+		{ "running", SBX_STATE_RUNNING },      { "creating", SBX_STATE_CREATING },
 		{ "configuring", SBX_STATE_STARTING }, { "stopped", SBX_STATE_STOPPED },
-		{ "paused", SBX_STATE_STOPPED },    { "error", SBX_STATE_ERROR },
+		{ "paused", SBX_STATE_STOPPED },       { "error", SBX_STATE_ERROR },
 	};
 	size_t i;
 
@@ -885,8 +886,8 @@ static int rx_create(struct sbx_provider *p, const char *box,
 	if (r.status != 202 && r.status != 200 && r.status != 201) {
 		rc = rx_fail_resp(what, &r, NULL);
 	} else if (!(c = cJSON_ParseWithLength(r.body.buf, r.body.len)) ||
-		   !id_ok(rx_jstr(c, "id")) ||
-		   !rx_jstr(c, "name") || strcmp(rx_jstr(c, "name"), box)) {
+		   !id_ok(rx_jstr(c, "id")) || !rx_jstr(c, "name") ||
+		   strcmp(rx_jstr(c, "name"), box)) {
 		sbx_failf("rexec: %s: the answer is not the new container", what);
 		rc = -EPROTO;
 	} else {
@@ -1059,10 +1060,8 @@ static int rx_info(struct sbx_provider *p, struct sbx_box_info *out, const char 
 	static const struct {
 		const char *field, *key;
 	} strs[] = {
-		{ "db_id", "db_id" },
-		{ "role", "role" },
-		{ "ip_address", "ip_address" },
-		{ "last_used_at", "last_used" },
+		{ "db_id", "db_id" },		{ "role", "role" },
+		{ "ip_address", "ip_address" }, { "last_used_at", "last_used" },
 		{ "expires_at", "expires" },
 	};
 	struct rx *rx = RX(p);

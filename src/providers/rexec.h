@@ -32,11 +32,11 @@
 #include "sbxfs/stage.h"
 #include "sbxfs/strbuf.h"
 
-#define RX_LIST_MAX (8u << 20)	   /* the container list */
-#define RX_OUTPUT_MAX (48u << 20) /* one script's output, base64 included */
-#define RX_EXEC_CAP (1u << 20)	   /* the exec endpoint's output cap */
+#define RX_LIST_MAX (8u << 20)	    /* the container list */
+#define RX_OUTPUT_MAX (48u << 20)   /* one script's output, base64 included */
+#define RX_EXEC_CAP (1u << 20)	    /* the exec endpoint's output cap */
 #define RX_UPLOAD_MAX (100ll << 20) /* the server's per-request upload cap */
-#define RX_STATE_WAIT_S 300	   /* bound on waiting for a state change */
+#define RX_STATE_WAIT_S 300	    /* bound on waiting for a state change */
 #define RX_ID_MAX 80
 /* Where scripts and commands keep their files in the container. */
 #define RX_WORK_DIR "/var/tmp/.sbxfs"
@@ -69,7 +69,7 @@ enum rx_transport {
 
 struct rx {
 	struct http_client *http;
-	char *url; /* no trailing '/' */
+	char *url;  /* no trailing '/' */
 	char *auth; /* "Authorization: Bearer ..." for WebSockets: secret */
 	struct stage *stage;
 	char *stage_dir;
@@ -103,7 +103,8 @@ enum {
 /* ---- rexec.c ---- */
 
 /* The one place where a failed answer becomes an errno (and err text). */
-int rx_fail_resp(const char *what, const struct http_resp *r, const struct rx_errmap *over);
+int rx_fail_resp(const char *what, const struct http_resp *r,
+		 const struct rx_errmap *over);
 int rx_request(struct rx *rx, struct http_resp *resp, const char *method, const char *url,
 	       cJSON *json, int flags, size_t max_body, int timeout_ms);
 const char *rx_jstr(const cJSON *o, const char *key);

@@ -72,7 +72,8 @@ static int add_poll(struct strbuf *s, const struct rcmd *c)
 		"kill $(cat \"$d/keeper\" 2>/dev/null) 2>/dev/null; "
 		"mv \"$d\" \"$d.done\"; fi; exit 0",
 		c->dir, c->out_off, c->err_off, (long long)POLL_OUT_MAX,
-		(long long)POLL_OUT_MAX, (long long)POLL_ERR_MAX, (long long)POLL_ERR_MAX);
+		(long long)POLL_OUT_MAX, (long long)POLL_ERR_MAX,
+		(long long)POLL_ERR_MAX);
 }
 
 /*
@@ -87,8 +88,9 @@ static int take_poll(struct rcmd *c, const struct strbuf *a, int *code)
 	const char *nl = a->buf ? memchr(a->buf, '\n', a->len) : NULL;
 	const char *data;
 
-	if (!nl || nl - a->buf > 60 || sscanf(a->buf, "%15s %lld %lld", rcw, &no, &ne) != 3 ||
-	    no < 0 || ne < 0 || no > POLL_OUT_MAX || ne > POLL_ERR_MAX ||
+	if (!nl || nl - a->buf > 60 ||
+	    sscanf(a->buf, "%15s %lld %lld", rcw, &no, &ne) != 3 || no < 0 || ne < 0 ||
+	    no > POLL_OUT_MAX || ne > POLL_ERR_MAX ||
 	    (size_t)(nl + 1 - a->buf) + (size_t)no + (size_t)ne != a->len) {
 		sbx_failf("rexec: command output: unexpected answer");
 		return -EPROTO;
@@ -183,9 +185,9 @@ static void *poller(void *arg)
 		if (c->out_off + c->err_off != before)
 			delay_ms = 0;
 		else
-			delay_ms = delay_ms < 20 ? 20
+			delay_ms = delay_ms < 20	    ? 20
 				   : delay_ms * 3 / 2 > 500 ? 500
-							      : delay_ms * 3 / 2;
+							    : delay_ms * 3 / 2;
 		if (delay_ms)
 			usleep((useconds_t)delay_ms * 1000);
 	}
@@ -340,11 +342,12 @@ int rx_cmd_signal(struct sbx_provider *p, void *handle, int sig)
 		return -EINVAL;
 	c->signalled = sig;
 	/* The command leads a process group of its own (setsid). */
-	return rx_runf(c->rx, c->box, "kill", RX_RUN_RETRY, NULL,
-		       "d=%q; [ -e \"$d/rc\" ] && exit 0; p=$(cat \"$d/pid\" 2>/dev/null) "
-		       "|| exit 3; kill -%L -$p 2>/dev/null || kill -%L $p 2>/dev/null; "
-		       "exit 0",
-		       c->dir, (long long)sig, (long long)sig);
+	return rx_runf(
+		c->rx, c->box, "kill", RX_RUN_RETRY, NULL,
+		"d=%q; [ -e \"$d/rc\" ] && exit 0; p=$(cat \"$d/pid\" 2>/dev/null) "
+		"|| exit 3; kill -%L -$p 2>/dev/null || kill -%L $p 2>/dev/null; "
+		"exit 0",
+		c->dir, (long long)sig, (long long)sig);
 }
 
 void rx_cmd_release(struct sbx_provider *p, void *handle)

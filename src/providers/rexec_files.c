@@ -11,8 +11,8 @@
  * at close or fsync.  An upload goes to a temporary name in the target
  * directory and a script then gives it its mode and renames it over the
  * file (the server writes every upload 0644); an existing file is
- * rewritten in place instead, keeping its inode, owner and links.  The server takes at most 100 MiB per
- * upload: a larger file goes up in parts that a script joins.  The rest
+ * rewritten in place instead, keeping its inode, owner and links.  The server takes at
+ * most 100 MiB per upload: a larger file goes up in parts that a script joins.  The rest
  * (mkdir, unlink, rmdir, rename, chmod, chown, truncate, utimens,
  * symlinks, links, statfs) are scripts that exit with an errno value.
  */
@@ -184,11 +184,12 @@ static int stat_call(struct rx *rx, struct stat *st, const char *box, const char
 {
 	struct strbuf out = STRBUF_INIT(1u << 16);
 	const char *name;
-	int rc = rx_runf(rx, box, "stat", RX_RUN_RETRY, &out,
-			 "p=%q; { [ -e \"$p\" ] || [ -L \"$p\" ]; } || exit 2; "
-			 "if " HAVE_FIND "; then find \"$p\" -maxdepth 0 -printf %q "
-			 "|| exit 5; else stat -c %q -- \"$p\" || exit 5; printf '\\0'; fi",
-			 path, find_fmt, stat_fmt);
+	int rc = rx_runf(
+		rx, box, "stat", RX_RUN_RETRY, &out,
+		"p=%q; { [ -e \"$p\" ] || [ -L \"$p\" ]; } || exit 2; "
+		"if " HAVE_FIND "; then find \"$p\" -maxdepth 0 -printf %q "
+		"|| exit 5; else stat -c %q -- \"$p\" || exit 5; printf '\\0'; fi",
+		path, find_fmt, stat_fmt);
 
 	if (!rc && (!out.len || out.buf[out.len - 1] != '\0' ||
 		    parse_entry(out.buf, st, &name))) {
@@ -528,15 +529,16 @@ static int upload_one(struct rx *rx, const char *id, const char *dir, const char
  * 100 MiB, then joined), and a script gives it its mode and renames it
  * over path; the answer is the new file's attributes.
  */
-static int put_file(struct rx *rx, const char *box, const char *path, int fd,
-		    off_t size, mode_t mode, struct stat *remote)
+static int put_file(struct rx *rx, const char *box, const char *path, int fd, off_t size,
+		    mode_t mode, struct stat *remote)
 {
 	struct strbuf s = STRBUF_INIT(1u << 20), out = STRBUF_INIT(1u << 16);
 	char id[RX_ID_MAX], tmp[96], part[128], m[8];
 	char *dir = strdup(path), *slash;
 	const char *name, *updir;
-	int nparts = size > RX_UPLOAD_MAX ? (int)((size + RX_UPLOAD_MAX - 1) / RX_UPLOAD_MAX)
-					  : 1;
+	int nparts = size > RX_UPLOAD_MAX
+			     ? (int)((size + RX_UPLOAD_MAX - 1) / RX_UPLOAD_MAX)
+			     : 1;
 	int rc, i;
 
 	if (!dir)
@@ -570,12 +572,12 @@ static int put_file(struct rx *rx, const char *box, const char *path, int fd,
 	if (rx_script(&s, "u=%q; t=\"$u\"/%q; p=%q; ", updir, tmp, path)) {
 		rc = -ENOMEM;
 	} else if (nparts > 1) {
-		rx_script(&s, "n=%L; i=0; : > \"$t\" || exit 5; while [ $i -lt $n ]; do "
-			      "cat \"$t.$i\" >> \"$t\" || { rm -f \"$t\"*; exit 28; }; "
-			      "rm -f \"$t.$i\"; i=$((i+1)); done; ",
+		rx_script(&s,
+			  "n=%L; i=0; : > \"$t\" || exit 5; while [ $i -lt $n ]; do "
+			  "cat \"$t.$i\" >> \"$t\" || { rm -f \"$t\"*; exit 28; }; "
+			  "rm -f \"$t.$i\"; i=$((i+1)); done; ",
 			  (long long)nparts);
-	}
-	else if (nparts == 0)
+	} else if (nparts == 0)
 		rc = strbuf_addf(&s, ": > \"$t\" || exit 5; ") ? -ENOMEM : 0;
 	if (rc) {
 		/* Leave no parts behind. */
@@ -604,8 +606,9 @@ static int put_file(struct rx *rx, const char *box, const char *path, int fd,
 		rc = -EPROTO;
 	}
 	if (!rc && remote->st_size != size) {
-		sbx_failf("rexec: upload \"%s\": the server holds %lld bytes, we sent %lld",
-			  path, (long long)remote->st_size, (long long)size);
+		sbx_failf(
+			"rexec: upload \"%s\": the server holds %lld bytes, we sent %lld",
+			path, (long long)remote->st_size, (long long)size);
 		rc = -EIO;
 	}
 out:
@@ -717,16 +720,17 @@ int rx_mkdir(struct sbx_provider *p, const char *box, const char *path, mode_t m
 	snprintf(m, sizeof(m), "%05o", (unsigned)(mode & 07777));
 	return rx_runf(RX(p), box, "mkdir", 0, NULL,
 		       "p=%q; " EXISTS("p") " && exit 17; "
-		       "mkdir -m %s -- \"$p\" 2>&1 && exit 0; "
-		       "[ -d \"${p%%/*}/\" ] || exit 2; exit 5",
+					    "mkdir -m %s -- \"$p\" 2>&1 && exit 0; "
+					    "[ -d \"${p%%/*}/\" ] || exit 2; exit 5",
 		       path, m);
 }
 
 int rx_unlink(struct sbx_provider *p, const char *box, const char *path)
 {
 	int rc = rx_runf(RX(p), box, "unlink", 0, NULL,
-			 "p=%q; " EXISTS("p") " || exit 2; " REALDIR("p") " && exit 21; "
-			 "rm -f -- \"$p\" 2>&1 || exit 5",
+			 "p=%q; " EXISTS("p") " || exit 2; " REALDIR(
+				 "p") " && exit 21; "
+				      "rm -f -- \"$p\" 2>&1 || exit 5",
 			 path);
 
 	/* A file created and still open is not on the server yet. */
@@ -759,16 +763,20 @@ int rx_rename(struct sbx_provider *p, const char *box, const char *from, const c
 	rc = flush_pending(rx, box, from);
 	if (rc)
 		return rc;
-	rc = rx_runf(rx, box, "rename", 0, NULL,
-		     "a=%q; b=%q; nr=%s; [ \"$a\" = \"$b\" ] && exit 0; "
-		     EXISTS("a") " || exit 2; "
-		     "case \"$b\" in \"$a\"/*) exit 22;; esac; "
-		     "if " EXISTS("b") "; then [ $nr = 1 ] && exit 17; "
-		     "if " REALDIR("a") "; then " REALDIR("b") " || exit 20; "
-		     "[ -z \"$(ls -A -- \"$b\")\" ] || exit 39; "
-		     "elif " REALDIR("b") "; then exit 21; fi; fi; "
-		     "mv -fT -- \"$a\" \"$b\" 2>&1 || exit 5",
-		     from, to, (flags & RENAME_NOREPLACE) ? "1" : "0");
+	rc = rx_runf(
+		rx, box, "rename", 0, NULL,
+		"a=%q; b=%q; nr=%s; [ \"$a\" = \"$b\" ] && exit 0; " EXISTS(
+			"a") " || exit 2; "
+			     "case \"$b\" in \"$a\"/*) exit 22;; esac; "
+			     "if " EXISTS(
+				     "b") "; then [ $nr = 1 ] && exit 17; "
+					  "if " REALDIR("a") "; then " REALDIR(
+						  "b") " || exit 20; "
+						       "[ -z \"$(ls -A -- \"$b\")\" ] || exit 39; "
+						       "elif " REALDIR(
+							       "b") "; then exit 21; fi; fi; "
+								    "mv -fT -- \"$a\" \"$b\" 2>&1 || exit 5",
+		from, to, (flags & RENAME_NOREPLACE) ? "1" : "0");
 	if (!rc)
 		stage_rename(rx->stage, box, from, to);
 	return rc;
@@ -785,7 +793,7 @@ int rx_chmod(struct sbx_provider *p, const char *box, const char *path, mode_t m
 	return rc ? rc
 		  : rx_runf(RX(p), box, "chmod", RX_RUN_RETRY, NULL,
 			    "p=%q; " EXISTS("p") " || exit 2; chmod %s -- \"$p\" 2>&1 || "
-			    "exit 5",
+						 "exit 5",
 			    path, m);
 }
 
@@ -806,7 +814,7 @@ int rx_chown(struct sbx_provider *p, const char *box, const char *path, uid_t ui
 	return rc ? rc
 		  : rx_runf(RX(p), box, "chown", RX_RUN_RETRY, NULL,
 			    "p=%q; " EXISTS("p") " || exit 2; chown -h %s -- \"$p\" 2>&1 "
-			    "|| exit 1",
+						 "|| exit 1",
 			    path, who);
 }
 
@@ -819,7 +827,7 @@ int rx_truncate(struct sbx_provider *p, const char *box, const char *path, off_t
 		return rc;
 	rc = rx_runf(rx, box, "truncate", RX_RUN_RETRY, NULL,
 		     "p=%q; " EXISTS("p") " || exit 2; [ -d \"$p\" ] && exit 21; "
-		     "truncate -s %L -- \"$p\" 2>&1 || exit 5",
+					  "truncate -s %L -- \"$p\" 2>&1 || exit 5",
 		     path, (long long)size);
 	if (!rc)
 		stage_unlink(rx->stage, box, path); /* a cached copy is stale */
@@ -859,7 +867,7 @@ int rx_symlink(struct sbx_provider *p, const char *box, const char *target,
 {
 	return rx_runf(RX(p), box, "symlink", 0, NULL,
 		       "t=%q; p=%q; " EXISTS("p") " && exit 17; "
-		       "ln -s -- \"$t\" \"$p\" 2>&1 || exit 5",
+						  "ln -s -- \"$t\" \"$p\" 2>&1 || exit 5",
 		       target, path);
 }
 
@@ -867,11 +875,12 @@ int rx_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box,
 		const char *path)
 {
 	struct strbuf out = STRBUF_INIT(1u << 16);
-	int rc = rx_runf(RX(p), box, "readlink", RX_RUN_RETRY, &out,
-			 "p=%q; [ -L \"$p\" ] || { [ -e \"$p\" ] && exit 22; exit 2; }; "
-			 "if " HAVE_FIND "; then find \"$p\" -maxdepth 0 -printf '%l'; "
-			 "else t=$(readlink -- \"$p\"; echo x); printf %%s \"${t%%?x}\"; fi",
-			 path);
+	int rc = rx_runf(
+		RX(p), box, "readlink", RX_RUN_RETRY, &out,
+		"p=%q; [ -L \"$p\" ] || { [ -e \"$p\" ] && exit 22; exit 2; }; "
+		"if " HAVE_FIND "; then find \"$p\" -maxdepth 0 -printf '%l'; "
+		"else t=$(readlink -- \"$p\"; echo x); printf %%s \"${t%%?x}\"; fi",
+		path);
 
 	if (!rc && out.len >= size)
 		rc = -ENAMETOOLONG;
@@ -891,9 +900,9 @@ int rx_link(struct sbx_provider *p, const char *box, const char *from, const cha
 
 	return rc ? rc
 		  : rx_runf(RX(p), box, "link", 0, NULL,
-			    "a=%q; b=%q; " EXISTS("a") " || exit 2; " EXISTS("b")
-			    " && exit 17; " REALDIR("a") " && exit 1; "
-			    "ln -- \"$a\" \"$b\" 2>&1 || exit 5",
+			    "a=%q; b=%q; " EXISTS("a") " || exit 2; " EXISTS(
+				    "b") " && exit 17; " REALDIR("a") " && exit 1; "
+								      "ln -- \"$a\" \"$b\" 2>&1 || exit 5",
 			    from, to);
 }
 

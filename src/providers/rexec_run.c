@@ -112,16 +112,18 @@ void rx_out_release(struct rx_out *o)
 /* The wrapper around a script (see the top of the file). */
 static int wrap(struct strbuf *sb, const char *script, int exec_mode)
 {
-	int rc = strbuf_addf(sb, "sbx_r=125; mkdir -p %s 2>/dev/null; "
-				 "sbx_t=$(mktemp -d %s/r.XXXXXX 2>/dev/null || "
-				 "mktemp -d /tmp/.sbxfs.XXXXXX 2>/dev/null) && "
-				 "{ (eval \"$(printf %%s '",
+	int rc = strbuf_addf(sb,
+			     "sbx_r=125; mkdir -p %s 2>/dev/null; "
+			     "sbx_t=$(mktemp -d %s/r.XXXXXX 2>/dev/null || "
+			     "mktemp -d /tmp/.sbxfs.XXXXXX 2>/dev/null) && "
+			     "{ (eval \"$(printf %%s '",
 			     RX_WORK_DIR, RX_WORK_DIR);
 
 	if (!rc)
 		rc = sh_base64(sb, script, strlen(script));
 	if (!rc)
-		rc = strbuf_addf(sb, "' | base64 -d)\") </dev/null >\"$sbx_t/o\" "
+		rc = strbuf_addf(sb,
+				 "' | base64 -d)\") </dev/null >\"$sbx_t/o\" "
 				 "2>\"$sbx_t/e\"; sbx_r=$?; base64 \"$sbx_t/o\"; "
 				 "echo --; head -c %d \"$sbx_t/e\" | base64; "
 				 "rm -rf \"$sbx_t\"; }%s",
@@ -284,11 +286,13 @@ static int run_exec(struct rx *rx, const char *id, const char *what, const char 
 		rc = rx_fail_resp(msg, &r, NULL);
 	} else if (!(j = cJSON_ParseWithLength(r.body.buf, r.body.len)) ||
 		   !(out = rx_jstr(j, "stdout")) ||
-		   !cJSON_IsNumber(code = cJSON_GetObjectItemCaseSensitive(j, "exit_code"))) {
+		   !cJSON_IsNumber(
+			   code = cJSON_GetObjectItemCaseSensitive(j, "exit_code"))) {
 		sbx_failf("rexec: %s: the exec answer is not an exec result", what);
 		rc = -EPROTO;
 	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "truncated"))) {
-		sbx_failf("rexec: %s: the output is over the exec endpoint's 1 MiB", what);
+		sbx_failf("rexec: %s: the output is over the exec endpoint's 1 MiB",
+			  what);
 		rc = -EFBIG;
 	} else {
 		rc = unwrap(out, strlen(out), res);
@@ -371,8 +375,8 @@ static void nonce(char *out, size_t size)
 		struct timespec ts;
 
 		clock_gettime(CLOCK_MONOTONIC, &ts);
-		memcpy(r, &ts.tv_nsec, sizeof(r) < sizeof(ts.tv_nsec) ? sizeof(r)
-								       : sizeof(ts.tv_nsec));
+		memcpy(r, &ts.tv_nsec,
+		       sizeof(r) < sizeof(ts.tv_nsec) ? sizeof(r) : sizeof(ts.tv_nsec));
 	}
 	for (i = 0; i < sizeof(r) && 2 * i + 2 < size; i++)
 		snprintf(out + 2 * i, 3, "%02x", r[i]);
@@ -403,8 +407,8 @@ static int send_input(struct rx_term *t, const char *text)
  * the connection or the shell went away, -EAGAIN when the container must
  * be started again.
  */
-static int next_frame(struct rx_term *t, struct strbuf *acc, int timeout_ms,
-		      char *type, size_t tsize)
+static int next_frame(struct rx_term *t, struct strbuf *acc, int timeout_ms, char *type,
+		      size_t tsize)
 {
 	struct strbuf msg = STRBUF_INIT(RX_OUTPUT_MAX);
 	int binary = 0, close_code = 0, rc;
@@ -494,7 +498,9 @@ static int term_setup(struct rx *rx, struct rx_term *t)
 			goto out;
 		ready = !strcmp(type, "shell_ready");
 	}
-	rc = send_input(t, "stty -echo -icanon min 1 time 0 2>/dev/null; exec /bin/sh 2>/dev/null\n");
+	rc = send_input(
+		t,
+		"stty -echo -icanon min 1 time 0 2>/dev/null; exec /bin/sh 2>/dev/null\n");
 	if (rc)
 		goto out;
 	usleep(150000);
@@ -612,7 +618,8 @@ static int term_round(struct rx *rx, struct rx_term *t, const char *script,
 		const char *b, *e;
 
 		if (rx_ms_since(&t0) > timeout_s * 1000L) {
-			sbx_failf("rexec: no answer from the terminal in %d s", timeout_s);
+			sbx_failf("rexec: no answer from the terminal in %d s",
+				  timeout_s);
 			rc = -ETIMEDOUT;
 			break;
 		}
@@ -694,7 +701,8 @@ static int run_terminal(struct rx *rx, const char *box, const char *id,
 		}
 		res->out.len = res->err.len = 0;
 		rc = term_round(rx, t, script, res, rx->timeout_s);
-		if (rc == -ECONNRESET || rc == -ETIMEDOUT || rc == -EPROTO || rc == -EINTR) {
+		if (rc == -ECONNRESET || rc == -ETIMEDOUT || rc == -EPROTO ||
+		    rc == -EINTR) {
 			/* The shell may still be busy with our line: start over. */
 			term_disconnect(t);
 		}
@@ -767,7 +775,8 @@ static void err_text(char *out, size_t size, const struct strbuf *err)
 	size_t i, o = 0;
 
 	for (i = 0; i < err->len && o + 1 < size; i++)
-		out[o++] = (err->buf[i] >= 0x20 && err->buf[i] < 0x7f) ? err->buf[i] : ' ';
+		out[o++] =
+			(err->buf[i] >= 0x20 && err->buf[i] < 0x7f) ? err->buf[i] : ' ';
 	while (o && out[o - 1] == ' ')
 		o--;
 	out[o] = '\0';
@@ -785,7 +794,8 @@ int rx_run_errno(struct rx *rx, const char *box, const char *what, const char *s
 		char msg[512];
 
 		snprintf(msg, sizeof(msg), "%s", sbx_fail_text());
-		sbx_failf("rexec: %s: %s", what, msg + (strncmp(msg, "rexec: ", 7) ? 0 : 7));
+		sbx_failf("rexec: %s: %s", what,
+			  msg + (strncmp(msg, "rexec: ", 7) ? 0 : 7));
 	} else if (res.code == 0) {
 		if (out && res.out.len && strbuf_add(out, res.out.buf, res.out.len))
 			rc = -EFBIG;
