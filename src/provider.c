@@ -12,6 +12,7 @@
 static const struct sbx_provider_desc *const providers[] = {
 	&sbx_provider_local,
 	&sbx_provider_daytona,
+	&sbx_provider_rexec,
 	&sbx_provider_vtrix,
 };
 

@@ -265,7 +265,7 @@ fail:
 int ws_recv(struct ws_conn *c, struct strbuf *msg, int *binary, int *close_code,
 	    int timeout_ms)
 {
-	long deadline = now_ms() + timeout_ms;
+	long deadline = now_ms() + timeout_ms, left;
 
 	for (;;) {
 		if (c->too_big) {
@@ -294,10 +294,16 @@ int ws_recv(struct ws_conn *c, struct strbuf *msg, int *binary, int *close_code,
 		}
 		if (__atomic_exchange_n(&c->woken, 0, __ATOMIC_ACQ_REL))
 			return -EAGAIN;
-		if (now_ms() >= deadline)
+		left = deadline - now_ms();
+		if (left <= 0)
 			return -ETIMEDOUT;
-		lws_service(c->ctx,
-			    (int)(deadline - now_ms() < 100 ? deadline - now_ms() : 100));
+		/* libwebsockets' poll waits for its own next timer, whatever
+		 * timeout we pass: a timer on the connection bounds it. */
+		if (left > 100)
+			left = 100;
+		if (c->wsi)
+			lws_set_timer_usecs(c->wsi, (lws_usec_t)left * 1000);
+		lws_service(c->ctx, (int)left);
 	}
 }
 

@@ -323,6 +323,21 @@ UNSUPPORTED = {
         "huge_files": "files move whole: a 5 GiB file is a 5 GiB transfer, "
                       "past the default cache_max",
     },
+    "rexec": {
+        "exit_signal": "a command's exit status comes from its shell's $?, "
+                       "which cannot tell a signal from exit 128+N",
+        "dot_names": "Rexec container names are [A-Za-z0-9_-]: the server "
+                     "refuses names with '.'",
+        "nlink": "inode numbers are not shown: a new file's inode in the "
+                 "container is known only after its upload",
+        "stopped_files": "Rexec's file endpoints and exec need a running "
+                         "container",
+        "image_host": "the local provider's image=host layout",
+        "isolation": "the local provider's namespaces; remote sandboxes are "
+                     "isolated by their service",
+        "huge_files": "files move whole: a 5 GiB file is a 5 GiB transfer "
+                      "(in 100 MiB uploads), past the default cache_max",
+    },
     "vtrix": {
         "stdin_eof": "Vtrix writes a command's stdin before it starts and has "
                      "no call to write more or close it later",
@@ -343,7 +358,7 @@ UNSUPPORTED = {
 
 
 # Providers whose sandboxes are running as soon as they exist.
-CREATES_RUNNING = {"daytona", "vtrix"}
+CREATES_RUNNING = {"daytona", "rexec", "vtrix"}
 
 
 def provider_base(provider):

@@ -279,6 +279,7 @@ struct sbx_provider {
 /* The providers built in. */
 extern const struct sbx_provider_desc sbx_provider_local;
 extern const struct sbx_provider_desc sbx_provider_daytona;
+extern const struct sbx_provider_desc sbx_provider_rexec;
 extern const struct sbx_provider_desc sbx_provider_vtrix;
 
 /* Find a provider by name and make an instance with every ops slot set.

@@ -3034,6 +3034,11 @@ def main():
     ap.add_argument("--ws-ping", type=float, default=15.0)
     ap.add_argument("--ws-stats", type=float, default=1.0)
     args = ap.parse_args()
+    # Commands get the signal dispositions a fresh container gives them: run
+    # under nohup or as a background job, this process ignores SIGHUP,
+    # SIGINT or SIGQUIT, and exec would hand that on to every command.
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
     if not shutil.which("bwrap") or not shutil.which("nsenter"):
         log("warning: bwrap and nsenter are needed to run containers")
     if os.geteuid() != 0:

@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The Rexec provider's parts, shared by rexec.c (requests, errors,
+ * containers), rexec_run.c (running scripts in a container: the exec
+ * endpoint or the terminal WebSocket), rexec_files.c (root/) and
+ * rexec_cmd.c (commands).  Not an interface: the provider's interface is
+ * provider.h.
+ */
+#ifndef SBXFS_PROVIDERS_REXEC_H
+#define SBXFS_PROVIDERS_REXEC_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "sbxfs/http.h"
+#include "sbxfs/log.h"
+#include "sbxfs/names.h"
+#include "sbxfs/provider.h"
+#include "sbxfs/shell.h"
+#include "sbxfs/stage.h"
+#include "sbxfs/strbuf.h"
+
+#define RX_LIST_MAX (8u << 20)	    /* the container list */
+#define RX_OUTPUT_MAX (48u << 20)   /* one script's output, base64 included */
+#define RX_EXEC_CAP (1u << 20)	    /* the exec endpoint's output cap */
+#define RX_UPLOAD_MAX (100ll << 20) /* the server's per-request upload cap */
+#define RX_STATE_WAIT_S 300	    /* bound on waiting for a state change */
+#define RX_ID_MAX 80
+/* Where scripts and commands keep their files in the container. */
+#define RX_WORK_DIR "/var/tmp/.sbxfs"
+/* The container's home, a volume the file endpoints always see. */
+#define RX_HOME "/home/user"
+
+struct rx_term;
+
+/* What we know of one container.  Records are never freed before
+ * destroy (a command or terminal may still point at one); a deleted
+ * container's record is marked gone and reused if the name comes back. */
+struct rx_box {
+	struct rx_box *next;
+	char name[SBX_NAME_MAX + 1];
+	/* Guarded by rx->lock. */
+	char db_id[RX_ID_MAX];
+	char docker_id[RX_ID_MAX]; /* "" while creating */
+	char status[32];
+	int gone;
+	int stopping; /* a stop or delete is under way: open no terminal */
+	/* The terminal of this container; its own lock guards its use. */
+	struct rx_term *term;
+};
+
+enum rx_transport {
+	RX_UNKNOWN = 0,
+	RX_EXEC,     /* POST /api/containers/:id/exec */
+	RX_TERMINAL, /* /ws/terminal/:id */
+};
+
+struct rx {
+	struct http_client *http;
+	char *url;  /* no trailing '/' */
+	char *auth; /* "Authorization: Bearer ..." for WebSockets: secret */
+	struct stage *stage;
+	char *stage_dir;
+	int timeout_s;
+	char transport_opt[16]; /* "auto", "exec" or "terminal" */
+
+	pthread_mutex_t lock; /* guards everything below and rx_box fields */
+	pthread_cond_t pollers_done;
+	enum rx_transport transport;
+	struct rx_box *boxes;
+	struct timespec listed; /* when the list was last fetched */
+	unsigned long seq;
+	int pollers;
+	int stopping;
+};
+
+#define RX(p) ((struct rx *)(p)->priv)
+
+/* Exceptions to the default status mapping, per call. */
+struct rx_errmap {
+	long status;
+	int err;
+};
+
+enum {
+	RX_REQ_IDEMPOTENT = 1 << 0,
+	RX_REQ_TRANSFER = 1 << 1,
+	RX_REQ_LONG = 1 << 2,
+};
+
+/* ---- rexec.c ---- */
+
+/* The one place where a failed answer becomes an errno (and err text). */
+int rx_fail_resp(const char *what, const struct http_resp *r,
+		 const struct rx_errmap *over);
+int rx_request(struct rx *rx, struct http_resp *resp, const char *method, const char *url,
+	       cJSON *json, int flags, size_t max_body, int timeout_ms);
+const char *rx_jstr(const cJSON *o, const char *key);
+/* {url}/api/containers/{id}{suffix}[?path=...] */
+int rx_url(struct strbuf *sb, struct rx *rx, const char *id, const char *suffix,
+	   const char *path);
+/* The Docker id of a running container into id; -EAGAIN with text when it
+ * is not running, -ENOENT when there is none.  `fresh` asks the server. */
+int rx_docker_id(struct rx *rx, char *id, size_t size, const char *box, int fresh);
+struct rx_box *rx_box_get(struct rx *rx, const char *box);
+int rx_box_stopping(struct rx *rx, struct rx_box *b);
+long rx_ms_since(const struct timespec *t0);
+int rx_is_stopping(struct rx *rx);
+
+/* ---- rexec_run.c ---- */
+
+/* How a script ran: its stdout exactly, the start of its stderr. */
+struct rx_out {
+	struct strbuf out;
+	struct strbuf err;
+	int code;
+};
+
+enum {
+	RX_RUN_RETRY = 1 << 0, /* safe to run again after a lost connection */
+};
+
+void rx_out_init(struct rx_out *o, size_t max);
+void rx_out_release(struct rx_out *o);
+/* Run `script` with /bin/sh in the running container; 0 when it ran
+ * (whatever its exit code), -errno when it could not be run. */
+int rx_run(struct rx *rx, const char *box, const char *what, const char *script,
+	   int flags, struct rx_out *res);
+/* Run and map the exit code: 0 is success, an errno value is that errno,
+ * anything else is -EIO with stderr in the failure text.  `out` (may be
+ * NULL) gets stdout. */
+int rx_run_errno(struct rx *rx, const char *box, const char *what, const char *script,
+		 int flags, struct strbuf *out);
+/* Build a script: %q a shell-quoted string, %s a raw string, %L a long
+ * long, %% a '%'. */
+int rx_script(struct strbuf *sb, const char *fmt, ...);
+int rx_vscript(struct strbuf *sb, const char *fmt, va_list ap);
+/* rx_script then rx_run_errno. */
+int rx_runf(struct rx *rx, const char *box, const char *what, int flags,
+	    struct strbuf *out, const char *fmt, ...);
+/* Close the container's terminal, if open (before stop or delete). */
+void rx_term_close(struct rx *rx, struct rx_box *b);
+void rx_term_free(struct rx_term *t);
+const char *rx_transport_word(struct rx *rx);
+
+/* ---- rexec_files.c ---- */
+
+int rx_getattr(struct sbx_provider *p, struct stat *out, const char *box,
+	       const char *path);
+int rx_readdir(struct sbx_provider *p, const char *box, const char *path,
+	       sbx_dirent_fn fn, void *ctx);
+int rx_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
+	    const char *path, int flags, mode_t mode);
+int rx_fgetattr(struct sbx_provider *p, struct stat *out, uint64_t fh);
+ssize_t rx_read(struct sbx_provider *p, uint64_t fh, char *buf, size_t size, off_t off);
+ssize_t rx_write(struct sbx_provider *p, uint64_t fh, const char *buf, size_t size,
+		 off_t off);
+int rx_flush(struct sbx_provider *p, uint64_t fh);
+int rx_fsync(struct sbx_provider *p, uint64_t fh, int datasync);
+int rx_release(struct sbx_provider *p, uint64_t fh);
+int rx_mkdir(struct sbx_provider *p, const char *box, const char *path, mode_t mode);
+int rx_unlink(struct sbx_provider *p, const char *box, const char *path);
+int rx_rmdir(struct sbx_provider *p, const char *box, const char *path);
+int rx_rename(struct sbx_provider *p, const char *box, const char *from, const char *to,
+	      unsigned flags);
+int rx_chmod(struct sbx_provider *p, const char *box, const char *path, mode_t mode);
+int rx_chown(struct sbx_provider *p, const char *box, const char *path, uid_t uid,
+	     gid_t gid);
+int rx_truncate(struct sbx_provider *p, const char *box, const char *path, off_t size);
+int rx_utimens(struct sbx_provider *p, const char *box, const char *path,
+	       const struct timespec ts[2]);
+int rx_symlink(struct sbx_provider *p, const char *box, const char *target,
+	       const char *path);
+int rx_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box,
+		const char *path);
+int rx_link(struct sbx_provider *p, const char *box, const char *from, const char *to);
+int rx_statfs(struct sbx_provider *p, struct statvfs *out, const char *box,
+	      const char *path);
+
+/* ---- rexec_cmd.c ---- */
+
+int rx_cmd_start(struct sbx_provider *p, void **handle, const char *box,
+		 const char *cmdline, struct sbx_cmd_sink *sink);
+ssize_t rx_cmd_stdin(struct sbx_provider *p, void *handle, const char *data, size_t len,
+		     const volatile int *interrupted);
+int rx_cmd_signal(struct sbx_provider *p, void *handle, int sig);
+void rx_cmd_release(struct sbx_provider *p, void *handle);
+
+#endif

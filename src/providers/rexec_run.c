@@ -1,0 +1,833 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Rexec: running a shell script in a container, exactly.
+ *
+ * Everything the REST API lacks (listings, metadata, commands) is a
+ * script.  A script travels base64-encoded inside a fixed ASCII wrapper,
+ * so no quoting or encoding on the way can change it.  The wrapper runs
+ * it with stdin from /dev/null, stdout and stderr to files in a private
+ * temporary directory under /var/tmp/.sbxfs (out of the way of what
+ * users look at, /tmp), and prints
+ *
+ *     base64(stdout) "--\n" base64(first 2 KiB of stderr)
+ *
+ * so the output survives both transports byte for byte: the exec
+ * endpoint strips NULs and replaces invalid UTF-8, the terminal drops
+ * invalid UTF-8 and turns "\n" into "\r\n"; base64 is plain ASCII and
+ * "--" is no base64 line.
+ *
+ * Two transports, chosen once per mount (-o transport=auto asks the
+ * server): POST /api/containers/:id/exec where the server has it (a
+ * synchronous call; the wrapper's exit code is the script's), else the
+ * terminal WebSocket.  A terminal is one connection per container, kept
+ * open and used by one round at a time.  On connecting, the login shell
+ * is told `stty -echo -icanon` (no echo of what we type; no 4 KiB line
+ * limit) and replaced by a non-interactive /bin/sh (no prompt, no line
+ * editor).  A round sends one line:
+ *
+ *     printf 'SBX%sB\n' NONCE; WRAPPER; printf 'SBX%sE%s\n' NONCE "$sbx_r"
+ *
+ * and takes the output between "SBX<nonce>B" and "SBX<nonce>E<code>".
+ * The nonce is random per round and the markers exist whole only in the
+ * output (the input holds "SBX%sB"), so neither an echo, nor a stale
+ * round, nor a script printing marker-like text can be mistaken for
+ * them: the script's own output is base64 between them.  A connection
+ * that drops, times out or whose shell restarts is closed; rounds marked
+ * RX_RUN_RETRY are then run again on a new connection, others fail with
+ * EIO (their effect is unknown).
+ */
+#include <sys/random.h>
+
+#include "rexec.h"
+#include "sbxfs/ws.h"
+
+#define ERR_KEEP 2048
+#define SETUP_PROBES 6
+
+struct rx_term {
+	pthread_mutex_t lock; /* held for a whole round */
+	struct ws_conn *ws;   /* NULL when not connected */
+	char docker_id[RX_ID_MAX];
+	unsigned refs; /* guarded by term_refs_lock */
+};
+
+static pthread_mutex_t term_refs_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* ---- scripts ---- */
+
+int rx_vscript(struct strbuf *sb, const char *fmt, va_list ap)
+{
+	int rc = 0;
+
+	for (; *fmt && !rc; fmt++) {
+		if (fmt[0] != '%' || !fmt[1]) {
+			rc = strbuf_add(sb, fmt, 1);
+			continue;
+		}
+		switch (*++fmt) {
+		case 'q':
+			rc = sh_quote(sb, va_arg(ap, const char *));
+			break;
+		case 's':
+			rc = strbuf_addf(sb, "%s", va_arg(ap, const char *));
+			break;
+		case 'L':
+			rc = strbuf_addf(sb, "%lld", va_arg(ap, long long));
+			break;
+		case '%':
+			rc = strbuf_add(sb, "%", 1);
+			break;
+		default:
+			rc = strbuf_add(sb, fmt - 1, 2);
+			break;
+		}
+	}
+	return rc ? -ENOMEM : 0;
+}
+
+int rx_script(struct strbuf *sb, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = rx_vscript(sb, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+void rx_out_init(struct rx_out *o, size_t max)
+{
+	o->out = (struct strbuf)STRBUF_INIT(max);
+	o->err = (struct strbuf)STRBUF_INIT(ERR_KEEP * 2);
+	o->code = -1;
+}
+
+void rx_out_release(struct rx_out *o)
+{
+	strbuf_release(&o->out);
+	strbuf_release(&o->err);
+}
+
+/* The wrapper around a script (see the top of the file). */
+static int wrap(struct strbuf *sb, const char *script, int exec_mode)
+{
+	int rc = strbuf_addf(sb,
+			     "sbx_r=125; mkdir -p %s 2>/dev/null; "
+			     "sbx_t=$(mktemp -d %s/r.XXXXXX 2>/dev/null || "
+			     "mktemp -d /tmp/.sbxfs.XXXXXX 2>/dev/null) && "
+			     "{ (eval \"$(printf %%s '",
+			     RX_WORK_DIR, RX_WORK_DIR);
+
+	if (!rc)
+		rc = sh_base64(sb, script, strlen(script));
+	if (!rc)
+		rc = strbuf_addf(sb,
+				 "' | base64 -d)\") </dev/null >\"$sbx_t/o\" "
+				 "2>\"$sbx_t/e\"; sbx_r=$?; base64 \"$sbx_t/o\"; "
+				 "echo --; head -c %d \"$sbx_t/e\" | base64; "
+				 "rm -rf \"$sbx_t\"; }%s",
+				 ERR_KEEP, exec_mode ? "; exit $sbx_r" : "");
+	return rc ? -ENOMEM : 0;
+}
+
+/* ---- base64 output ---- */
+
+static int b64_value(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+struct b64 {
+	unsigned v;
+	int n, pad;
+};
+
+/* Feed one character; -EPROTO for one that is no base64. */
+static int b64_feed(struct b64 *d, struct strbuf *to, int c)
+{
+	int x = b64_value(c);
+	unsigned char out[3];
+
+	if (c == '=') {
+		d->pad++;
+		x = 0;
+	} else if (x < 0 || d->pad) {
+		return -EPROTO;
+	}
+	d->v = d->v << 6 | (unsigned)x;
+	if (++d->n < 4)
+		return 0;
+	out[0] = (unsigned char)(d->v >> 16);
+	out[1] = (unsigned char)(d->v >> 8);
+	out[2] = (unsigned char)d->v;
+	d->n = 0;
+	d->v = 0;
+	if (d->pad > 2)
+		return -EPROTO;
+	return strbuf_add(to, out, 3 - (size_t)d->pad) ? -EFBIG : 0;
+}
+
+/* Decode the wrapper's output into res; -EPROTO if it is not what the
+ * wrapper prints (it could not run: no mktemp or base64 in the image). */
+static int unwrap(const char *s, size_t n, struct rx_out *res)
+{
+	struct b64 d = { 0 };
+	struct strbuf *to = &res->out;
+	size_t i = 0;
+	int rc = 0, sep = 0;
+
+	while (i < n && !rc) {
+		size_t e = i, len;
+
+		while (e < n && s[e] != '\n')
+			e++;
+		len = e;
+		while (len > i && s[len - 1] == '\r')
+			len--;
+		if (len - i == 2 && s[i] == '-' && s[i + 1] == '-' && !sep) {
+			if (d.n)
+				rc = -EPROTO;
+			sep = 1;
+			to = &res->err;
+			d = (struct b64){ 0 };
+		} else {
+			for (; i < len && !rc; i++)
+				rc = b64_feed(&d, to, (unsigned char)s[i]);
+		}
+		i = e + 1;
+	}
+	if (!rc && (!sep || d.n))
+		rc = -EPROTO;
+	if (rc == -EPROTO)
+		sbx_failf("rexec: a script's output is garbled (does the image have "
+			  "mktemp, base64 and head?)");
+	else if (rc)
+		sbx_failf("rexec: a script's output is over %zu bytes", res->out.max);
+	return rc;
+}
+
+/* ---- transport: the exec endpoint ---- */
+
+const char *rx_transport_word(struct rx *rx)
+{
+	enum rx_transport t;
+
+	pthread_mutex_lock(&rx->lock);
+	t = rx->transport;
+	pthread_mutex_unlock(&rx->lock);
+	return t == RX_EXEC ? "exec" : t == RX_TERMINAL ? "terminal" : "auto";
+}
+
+static void set_transport(struct rx *rx, enum rx_transport t)
+{
+	pthread_mutex_lock(&rx->lock);
+	if (rx->transport == RX_UNKNOWN) {
+		rx->transport = t;
+		sbx_info("rexec: commands go through %s",
+			 t == RX_EXEC ? "the exec endpoint" : "the terminal WebSocket");
+	}
+	pthread_mutex_unlock(&rx->lock);
+}
+
+/* Is a 404 the router's (no such route) rather than the handler's? */
+static int no_route(const struct http_resp *r)
+{
+	cJSON *j = cJSON_ParseWithLength(r->body.buf ? r->body.buf : "", r->body.len);
+	const char *e = rx_jstr(j, "error");
+	int none = !j || !e || !strstr(e, "container");
+
+	cJSON_Delete(j);
+	return none;
+}
+
+/* 0 with the script's results, -ENOSYS if the server has no exec. */
+static int run_exec(struct rx *rx, const char *id, const char *what, const char *script,
+		    int flags, struct rx_out *res)
+{
+	struct strbuf url = STRBUF_INIT(4096), w = STRBUF_INIT(RX_OUTPUT_MAX);
+	cJSON *body = cJSON_CreateObject(), *argv, *j = NULL;
+	struct http_resp r;
+	const cJSON *code;
+	const char *out;
+	int rc;
+
+	argv = body ? cJSON_AddArrayToObject(body, "cmd") : NULL;
+	if (!argv || rx_url(&url, rx, id, "/exec", NULL) || wrap(&w, script, 1)) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	cJSON_AddItemToArray(argv, cJSON_CreateString("/bin/sh"));
+	cJSON_AddItemToArray(argv, cJSON_CreateString("-c"));
+	cJSON_AddItemToArray(argv, cJSON_CreateString(w.buf));
+	cJSON_AddNumberToObject(body, "timeout_seconds",
+				rx->timeout_s > 300 ? 300 : rx->timeout_s);
+	rc = rx_request(rx, &r, "POST", url.buf, body,
+			(flags & RX_RUN_RETRY) ? RX_REQ_IDEMPOTENT : 0, RX_EXEC_CAP * 4,
+			(rx->timeout_s + 15) * 1000);
+	if (rc)
+		goto out;
+	if (r.status == 404 && no_route(&r)) {
+		rc = -ENOSYS;
+	} else if (r.status != 200) {
+		char msg[160];
+
+		snprintf(msg, sizeof(msg), "%s (exec)", what);
+		rc = rx_fail_resp(msg, &r, NULL);
+	} else if (!(j = cJSON_ParseWithLength(r.body.buf, r.body.len)) ||
+		   !(out = rx_jstr(j, "stdout")) ||
+		   !cJSON_IsNumber(
+			   code = cJSON_GetObjectItemCaseSensitive(j, "exit_code"))) {
+		sbx_failf("rexec: %s: the exec answer is not an exec result", what);
+		rc = -EPROTO;
+	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "truncated"))) {
+		sbx_failf("rexec: %s: the output is over the exec endpoint's 1 MiB",
+			  what);
+		rc = -EFBIG;
+	} else {
+		rc = unwrap(out, strlen(out), res);
+		res->code = (int)code->valuedouble;
+	}
+	http_resp_release(&r);
+out:
+	cJSON_Delete(j);
+	cJSON_Delete(body);
+	strbuf_release(&url);
+	strbuf_release(&w);
+	return rc;
+}
+
+/* ---- transport: the terminal ---- */
+
+static void term_disconnect(struct rx_term *t)
+{
+	if (t->ws)
+		ws_close(t->ws);
+	t->ws = NULL;
+}
+
+void rx_term_free(struct rx_term *t)
+{
+	unsigned left;
+
+	if (!t)
+		return;
+	pthread_mutex_lock(&term_refs_lock);
+	left = --t->refs;
+	pthread_mutex_unlock(&term_refs_lock);
+	if (left)
+		return;
+	term_disconnect(t);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+void rx_term_close(struct rx *rx, struct rx_box *b)
+{
+	struct rx_term *t;
+
+	if (!b)
+		return;
+	pthread_mutex_lock(&rx->lock);
+	t = b->term;
+	b->term = NULL;
+	pthread_mutex_unlock(&rx->lock);
+	rx_term_free(t);
+}
+
+/* The box's terminal, referenced (created if none). */
+static struct rx_term *term_get(struct rx *rx, struct rx_box *b)
+{
+	struct rx_term *t;
+
+	pthread_mutex_lock(&rx->lock);
+	t = b->term;
+	if (!t && (t = calloc(1, sizeof(*t)))) {
+		pthread_mutex_init(&t->lock, NULL);
+		t->refs = 1; /* the box's */
+		b->term = t;
+	}
+	if (t) {
+		pthread_mutex_lock(&term_refs_lock);
+		t->refs++;
+		pthread_mutex_unlock(&term_refs_lock);
+	}
+	pthread_mutex_unlock(&rx->lock);
+	return t;
+}
+
+static void nonce(char *out, size_t size)
+{
+	unsigned char r[8];
+	size_t i;
+
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		memcpy(r, &ts.tv_nsec,
+		       sizeof(r) < sizeof(ts.tv_nsec) ? sizeof(r) : sizeof(ts.tv_nsec));
+	}
+	for (i = 0; i < sizeof(r) && 2 * i + 2 < size; i++)
+		snprintf(out + 2 * i, 3, "%02x", r[i]);
+}
+
+static int send_input(struct rx_term *t, const char *text)
+{
+	cJSON *m = cJSON_CreateObject();
+	char *s;
+	int rc;
+
+	if (!m)
+		return -ENOMEM;
+	cJSON_AddStringToObject(m, "type", "input");
+	cJSON_AddStringToObject(m, "data", text);
+	s = cJSON_PrintUnformatted(m);
+	cJSON_Delete(m);
+	if (!s)
+		return -ENOMEM;
+	rc = ws_send_text(t->ws, s, strlen(s), 10000);
+	free(s);
+	return rc;
+}
+
+/*
+ * The next frame: 1 with output text appended to `acc`, 2 for another
+ * frame, or -errno: -ETIMEDOUT when nothing came in time, -ECONNRESET when
+ * the connection or the shell went away, -EAGAIN when the container must
+ * be started again.
+ */
+static int next_frame(struct rx_term *t, struct strbuf *acc, int timeout_ms, char *type,
+		      size_t tsize)
+{
+	struct strbuf msg = STRBUF_INIT(RX_OUTPUT_MAX);
+	int binary = 0, close_code = 0, rc;
+	cJSON *j;
+	const char *ty, *data;
+
+	rc = ws_recv(t->ws, &msg, &binary, &close_code, timeout_ms);
+	if (rc == 0) {
+		sbx_failf("rexec: the terminal closed (%d)", close_code);
+		rc = -ECONNRESET;
+	}
+	if (rc < 0) {
+		if (rc != -ETIMEDOUT && rc != -ECONNRESET) {
+			sbx_failf("rexec: the terminal failed: %s", sbx_fail_text());
+			rc = -ECONNRESET;
+		}
+		strbuf_release(&msg);
+		return rc;
+	}
+	j = cJSON_ParseWithLength(msg.buf ? msg.buf : "", msg.len);
+	strbuf_release(&msg);
+	ty = rx_jstr(j, "type");
+	data = rx_jstr(j, "data");
+	snprintf(type, tsize, "%s", ty ? ty : "");
+	rc = 2;
+	if (ty && !strcmp(ty, "output") && data) {
+		rc = strbuf_add(acc, data, strlen(data)) ? -EFBIG : 1;
+		if (rc == -EFBIG)
+			sbx_failf("rexec: a script's output is over %zu bytes", acc->max);
+	} else if (ty && !strcmp(ty, "container_restart_required")) {
+		sbx_failf("rexec: the terminal says the container must be restarted");
+		rc = -EAGAIN;
+	} else if (ty && !strcmp(ty, "error")) {
+		sbx_failf("rexec: the terminal says: %.200s", data ? data : "error");
+		rc = -ECONNRESET;
+	}
+	cJSON_Delete(j);
+	return rc;
+}
+
+static int has_error(const struct http_resp *r)
+{
+	cJSON *j = cJSON_ParseWithLength(r->body.buf ? r->body.buf : "", r->body.len);
+	int yes = rx_jstr(j, "error") != NULL;
+
+	cJSON_Delete(j);
+	return yes;
+}
+
+/* Why a WebSocket upgrade was refused: the same address as a plain GET
+ * answers with the server's JSON error, mapped in the one place. */
+static int diagnose_refusal(struct rx *rx, const char *url, int ws_rc)
+{
+	struct http_resp r;
+	int rc = rx_request(rx, &r, "GET", url, NULL, 0, 0, 0);
+
+	if (rc)
+		return ws_rc;
+	if (r.status >= 400 && has_error(&r))
+		rc = rx_fail_resp("open the terminal", &r, NULL);
+	else
+		rc = ws_rc;
+	http_resp_release(&r);
+	return rc;
+}
+
+/* Wait for "shell_ready", then make the shell ours (see the top). */
+static int term_setup(struct rx *rx, struct rx_term *t)
+{
+	struct strbuf acc = STRBUF_INIT(1u << 20);
+	struct timespec t0;
+	char type[32], n[20], want[32], line[64];
+	int rc = 0, ready = 0, probe;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (!ready) {
+		if (rx_ms_since(&t0) > rx->timeout_s * 1000L) {
+			sbx_failf("rexec: the terminal's shell did not start in %d s",
+				  rx->timeout_s);
+			rc = -ETIMEDOUT;
+			goto out;
+		}
+		rc = next_frame(t, &acc, 1000, type, sizeof(type));
+		if (rc == -ETIMEDOUT)
+			continue;
+		if (rc < 0)
+			goto out;
+		ready = !strcmp(type, "shell_ready");
+	}
+	rc = send_input(
+		t,
+		"stty -echo -icanon min 1 time 0 2>/dev/null; exec /bin/sh 2>/dev/null\n");
+	if (rc)
+		goto out;
+	usleep(150000);
+	for (probe = 0; probe < SETUP_PROBES; probe++) {
+		struct timespec p0;
+
+		nonce(n, sizeof(n));
+		snprintf(want, sizeof(want), "SBX%sR", n);
+		snprintf(line, sizeof(line), "printf 'SBX%%sR\\n' %s\n", n);
+		rc = send_input(t, line);
+		if (rc)
+			goto out;
+		clock_gettime(CLOCK_MONOTONIC, &p0);
+		while (rx_ms_since(&p0) < 1500) {
+			rc = next_frame(t, &acc, 300, type, sizeof(type));
+			if (rc == -ETIMEDOUT)
+				continue;
+			if (rc < 0)
+				goto out;
+			if (acc.buf && strstr(acc.buf, want)) {
+				rc = 0;
+				goto out;
+			}
+		}
+	}
+	sbx_failf("rexec: the terminal's shell does not answer");
+	rc = -ETIMEDOUT;
+out:
+	strbuf_release(&acc);
+	return rc;
+}
+
+static int term_connect(struct rx *rx, struct rx_term *t, const char *id)
+{
+	struct strbuf url = STRBUF_INIT(4096);
+	struct ws_config cfg = { 0 };
+	const char *headers[1] = { rx->auth };
+	unsigned long seq;
+	int rc;
+
+	pthread_mutex_lock(&rx->lock);
+	seq = ++rx->seq;
+	pthread_mutex_unlock(&rx->lock);
+	/* A connection id of our own: the server closes an older session
+	 * with the same id. */
+	if (strbuf_addf(&url, "%s/ws/terminal/%s?id=sbxfs-%d-%lu", rx->url, id,
+			(int)getpid(), seq))
+		return -ENOMEM;
+	cfg.url = url.buf;
+	cfg.headers = headers;
+	cfg.nheaders = 1;
+	cfg.connect_timeout_ms = rx->timeout_s * 1000;
+	cfg.max_message = RX_OUTPUT_MAX;
+	rc = ws_connect(&t->ws, &cfg);
+	if (rc) {
+		t->ws = NULL;
+		rc = diagnose_refusal(rx, url.buf, rc);
+	}
+	strbuf_release(&url);
+	if (!rc) {
+		rc = term_setup(rx, t);
+		if (rc)
+			term_disconnect(t);
+	}
+	if (!rc)
+		snprintf(t->docker_id, sizeof(t->docker_id), "%s", id);
+	sbx_trace(SBX_TRACE_WS, "rexec: terminal to %.12s: %s", id,
+		  rc ? sbx_fail_text() : "ready");
+	return rc;
+}
+
+/* Take what came while nobody read; notice a connection that died. */
+static int term_drain(struct rx_term *t)
+{
+	struct strbuf junk = STRBUF_INIT(RX_OUTPUT_MAX);
+	struct timespec t0;
+	char type[32];
+	int rc;
+
+	/* Bounded: a server that keeps sending must not hold us here. */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		junk.len = 0;
+		rc = next_frame(t, &junk, 1, type, sizeof(type));
+	} while (rc > 0 && rx_ms_since(&t0) < 200);
+	strbuf_release(&junk);
+	return rc == -ETIMEDOUT ? 0 : rc;
+}
+
+/* One round on a connected terminal (see the top). */
+static int term_round(struct rx *rx, struct rx_term *t, const char *script,
+		      struct rx_out *res, int timeout_s)
+{
+	struct strbuf line = STRBUF_INIT(RX_OUTPUT_MAX), acc = STRBUF_INIT(RX_OUTPUT_MAX);
+	char n[20], begin[32], end[32], type[32];
+	struct timespec t0;
+	size_t scan = 0;
+	int rc;
+
+	nonce(n, sizeof(n));
+	snprintf(begin, sizeof(begin), "SBX%sB", n);
+	snprintf(end, sizeof(end), "SBX%sE", n);
+	if (strbuf_addf(&line, "printf 'SBX%%sB\\n' %s; ", n) || wrap(&line, script, 0) ||
+	    strbuf_addf(&line, "; printf 'SBX%%sE%%s\\n' %s \"$sbx_r\"\n", n)) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = send_input(t, line.buf);
+	if (rc) {
+		rc = -ECONNRESET;
+		goto out;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		const char *b, *e;
+
+		if (rx_ms_since(&t0) > timeout_s * 1000L) {
+			sbx_failf("rexec: no answer from the terminal in %d s",
+				  timeout_s);
+			rc = -ETIMEDOUT;
+			break;
+		}
+		if (sbx_interrupted()) {
+			sbx_failf("rexec: interrupted while waiting for the terminal");
+			rc = -EINTR;
+			break;
+		}
+		rc = next_frame(t, &acc, 250, type, sizeof(type));
+		if (rc == -ETIMEDOUT)
+			continue;
+		if (rc < 0)
+			break;
+		if (rc != 1)
+			continue;
+		/* A shell that exited was replaced: our line went nowhere. */
+		if (strstr(acc.buf + scan, "[Starting new session...]")) {
+			sbx_failf("rexec: the terminal's shell restarted");
+			rc = -ECONNRESET;
+			break;
+		}
+		scan = acc.len > 64 ? acc.len - 64 : 0;
+		b = strstr(acc.buf, begin);
+		e = b ? strstr(b, end) : NULL;
+		if (e && strchr(e, '\n')) {
+			const char *body = strchr(b, '\n');
+			char *stop;
+			long code = strtol(e + strlen(end), &stop, 10);
+
+			if (!body || body > e || (*stop != '\r' && *stop != '\n')) {
+				sbx_failf("rexec: garbled markers from the terminal");
+				rc = -EPROTO;
+				break;
+			}
+			body++;
+			rc = unwrap(body, (size_t)(e - body), res);
+			res->code = (int)code;
+			break;
+		}
+	}
+out:
+	strbuf_release(&line);
+	strbuf_release(&acc);
+	return rc;
+}
+
+static int run_terminal(struct rx *rx, const char *box, const char *id,
+			const char *script, int flags, struct rx_out *res)
+{
+	struct rx_box *b = rx_box_get(rx, box);
+	struct rx_term *t = b ? term_get(rx, b) : NULL;
+	int rc = -ECONNRESET, attempt;
+
+	if (!t)
+		return -ENOMEM;
+	pthread_mutex_lock(&t->lock);
+	for (attempt = 0; attempt < 2 && rc == -ECONNRESET; attempt++) {
+		int fresh = 0;
+
+		if (rx_is_stopping(rx)) {
+			sbx_failf("rexec: unmounting");
+			rc = -ECANCELED;
+			break;
+		}
+		if (t->ws && (strcmp(t->docker_id, id) || term_drain(t)))
+			term_disconnect(t);
+		if (!t->ws && rx_box_stopping(rx, b)) {
+			/* A terminal opened now would start the container
+			 * again when its shell dies. */
+			sbx_failf("rexec: container \"%s\" is being stopped", box);
+			rc = -EAGAIN;
+			break;
+		}
+		if (!t->ws) {
+			rc = term_connect(rx, t, id);
+			if (rc)
+				break;
+			fresh = 1;
+		}
+		res->out.len = res->err.len = 0;
+		rc = term_round(rx, t, script, res, rx->timeout_s);
+		if (rc == -ECONNRESET || rc == -ETIMEDOUT || rc == -EPROTO ||
+		    rc == -EINTR) {
+			/* The shell may still be busy with our line: start over. */
+			term_disconnect(t);
+		}
+		if (rc == -ECONNRESET && !(flags & RX_RUN_RETRY) && fresh)
+			break;
+		if (rc == -ECONNRESET && !(flags & RX_RUN_RETRY)) {
+			sbx_failf("rexec: the terminal went away during a command; "
+				  "whether it ran is unknown");
+			rc = -EIO;
+			break;
+		}
+	}
+	if (rc == -ECONNRESET)
+		rc = -EIO;
+	pthread_mutex_unlock(&t->lock);
+	rx_term_free(t);
+	return rc;
+}
+
+/* ---- running ---- */
+
+static enum rx_transport transport_of(struct rx *rx)
+{
+	enum rx_transport t;
+
+	pthread_mutex_lock(&rx->lock);
+	t = rx->transport;
+	pthread_mutex_unlock(&rx->lock);
+	return t;
+}
+
+int rx_run(struct rx *rx, const char *box, const char *what, const char *script,
+	   int flags, struct rx_out *res)
+{
+	char id[RX_ID_MAX];
+	int rc = 0, attempt;
+
+	for (attempt = 0; attempt < 2; attempt++) {
+		enum rx_transport t = transport_of(rx);
+
+		rc = rx_docker_id(rx, id, sizeof(id), box, attempt > 0);
+		if (rc)
+			return rc;
+		res->out.len = res->err.len = 0;
+		if (t != RX_TERMINAL) {
+			rc = run_exec(rx, id, what, script, flags, res);
+			if (rc == -ENOSYS && t == RX_UNKNOWN) {
+				set_transport(rx, RX_TERMINAL);
+				t = RX_TERMINAL;
+			} else if (rc == -ENOSYS) {
+				sbx_failf("rexec: this server has no exec endpoint "
+					  "(transport=exec)");
+				return -ENOTSUP;
+			} else if (!rc) {
+				set_transport(rx, RX_EXEC);
+			}
+		}
+		if (t == RX_TERMINAL)
+			rc = run_terminal(rx, box, id, script, flags, res);
+		/* A stale Docker id (the container was recreated): ask again. */
+		if (rc != -ENOENT)
+			break;
+	}
+	return rc;
+}
+
+/* Printable start of a script's stderr, for messages. */
+static void err_text(char *out, size_t size, const struct strbuf *err)
+{
+	size_t i, o = 0;
+
+	for (i = 0; i < err->len && o + 1 < size; i++)
+		out[o++] =
+			(err->buf[i] >= 0x20 && err->buf[i] < 0x7f) ? err->buf[i] : ' ';
+	while (o && out[o - 1] == ' ')
+		o--;
+	out[o] = '\0';
+}
+
+int rx_run_errno(struct rx *rx, const char *box, const char *what, const char *script,
+		 int flags, struct strbuf *out)
+{
+	struct rx_out res;
+	int rc;
+
+	rx_out_init(&res, out ? out->max : (1u << 20));
+	rc = rx_run(rx, box, what, script, flags, &res);
+	if (rc) {
+		char msg[512];
+
+		snprintf(msg, sizeof(msg), "%s", sbx_fail_text());
+		sbx_failf("rexec: %s: %s", what,
+			  msg + (strncmp(msg, "rexec: ", 7) ? 0 : 7));
+	} else if (res.code == 0) {
+		if (out && res.out.len && strbuf_add(out, res.out.buf, res.out.len))
+			rc = -EFBIG;
+	} else if (res.code == ENOENT || res.code == EEXIST || res.code == ENOTDIR ||
+		   res.code == EISDIR || res.code == ENOTEMPTY || res.code == EPERM ||
+		   res.code == EACCES || res.code == EINVAL || res.code == EFBIG ||
+		   res.code == ENOSPC || res.code == EXDEV || res.code == ELOOP ||
+		   res.code == ENAMETOOLONG || res.code == EPIPE || res.code == ESRCH) {
+		rc = -res.code;
+	} else {
+		char e[300];
+
+		err_text(e, sizeof(e), &res.err);
+		sbx_failf("rexec: %s: exit %d%s%s", what, res.code, e[0] ? ": " : "", e);
+		rc = -EIO;
+	}
+	rx_out_release(&res);
+	return rc;
+}
+
+int rx_runf(struct rx *rx, const char *box, const char *what, int flags,
+	    struct strbuf *out, const char *fmt, ...)
+{
+	struct strbuf s = STRBUF_INIT(1u << 20);
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = rx_vscript(&s, fmt, ap);
+	va_end(ap);
+	if (!rc)
+		rc = rx_run_errno(rx, box, what, s.buf, flags, out);
+	strbuf_release(&s);
+	return rc;
+}
