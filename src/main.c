@@ -60,6 +60,7 @@ static const struct fuse_opt option_spec[] = {
 	FUSE_OPT_KEY("token=", KEY_PROVIDER_OPT),
 	FUSE_OPT_KEY("project_id=", KEY_PROVIDER_OPT),
 	FUSE_OPT_KEY("user_id=", KEY_PROVIDER_OPT),
+	FUSE_OPT_KEY("transport=", KEY_PROVIDER_OPT),
 	FUSE_OPT_KEY("target=", KEY_PROVIDER_OPT),
 	FUSE_OPT_KEY("timeout=", KEY_PROVIDER_OPT),
 	FUSE_OPT_KEY("cache_max=", KEY_PROVIDER_OPT), FUSE_OPT_END

@@ -16,8 +16,8 @@
  * invalid UTF-8 and turns "\n" into "\r\n"; base64 is plain ASCII and
  * "--" is no base64 line.
  *
- * Two transports, chosen once per mount (-o transport=auto asks the
- * server): POST /api/containers/:id/exec where the server has it (a
+ * Two transports, chosen once per mount (the server is asked, unless
+ * -o transport= or REXEC_TRANSPORT says exec or terminal): POST /api/containers/:id/exec where the server has it (a
  * synchronous call; the wrapper's exit code is the script's), else the
  * terminal WebSocket.  A terminal is one connection per container, kept
  * open and used by one round at a time.  On connecting, the login shell
