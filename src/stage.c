@@ -201,13 +201,14 @@ int stage_where(struct staged *f, char **box, char **path)
 	if (f->orphan)
 		rc = -ENOENT;
 	pthread_mutex_unlock(&s->lock);
-	if (!*box || !*path) {
+	if (rc || !*box || !*path) {
+		/* Unlinked or no memory: the caller gets nothing to free. */
 		free(*box);
 		free(*path);
 		*box = *path = NULL;
-		return -ENOMEM;
+		return rc ? rc : -ENOMEM;
 	}
-	return rc;
+	return 0;
 }
 
 int stage_shared(struct staged *f)

@@ -60,7 +60,8 @@ struct staged *stage_open(struct stage *s, const char *box, const char *path, in
 void stage_close(struct staged *f);
 
 /* Copies of the copy's current sandbox and path (they change on rename);
- * the caller frees both.  -ENOMEM, or -ENOENT if it was unlinked. */
+ * the caller frees both.  -ENOMEM, or -ENOENT if it was unlinked (then
+ * both are NULL). */
 int stage_where(struct staged *f, char **box, char **path);
 
 /* Was the copy open (opens > 1) when the caller opened it? */
