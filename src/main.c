@@ -46,11 +46,10 @@ enum { KEY_HELP, KEY_VERSION, KEY_DEBUG, KEY_FOREGROUND, KEY_PROVIDER_OPT };
 static const struct fuse_opt option_spec[] = {
 	OPT("provider=%s", provider), OPT("state_dir=%s", state_dir),
 	OPT("image=%s", image), OPT("trace=%s", trace), OPT("log=%s", log),
-	OPT("ca_file=%s", ca_file),
-	FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
-	FUSE_OPT_KEY("-V", KEY_VERSION), FUSE_OPT_KEY("--version", KEY_VERSION),
-	FUSE_OPT_KEY("-d", KEY_DEBUG), FUSE_OPT_KEY("debug", KEY_DEBUG),
-	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+	OPT("ca_file=%s", ca_file), FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP), FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION), FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_KEY("debug", KEY_DEBUG), FUSE_OPT_KEY("-f", KEY_FOREGROUND),
 	/* Passed to the provider, which
 	   checks them. */
 	FUSE_OPT_KEY("api_url=", KEY_PROVIDER_OPT),

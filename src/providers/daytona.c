@@ -743,7 +743,8 @@ static int wait_state(struct dt *dt, const char *box, const char *want)
 		usleep((useconds_t)delay_ms * 1000);
 		if (sbx_interrupted()) {
 			sbx_failf("daytona: interrupted while sandbox \"%s\" was %s "
-				  "(waiting for %s)", box, last, want);
+				  "(waiting for %s)",
+				  box, last, want);
 			return -EINTR;
 		}
 		if (delay_ms < 1000)

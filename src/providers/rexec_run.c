@@ -17,13 +17,12 @@
  * "--" is no base64 line.
  *
  * Two transports, chosen once per mount (the server is asked, unless
- * -o transport= or REXEC_TRANSPORT says exec or terminal): POST /api/containers/:id/exec where the server has it (a
- * synchronous call; the wrapper's exit code is the script's), else the
- * terminal WebSocket.  A terminal is one connection per container, kept
- * open and used by one round at a time.  On connecting, the login shell
- * is told `stty -echo -icanon` (no echo of what we type; no 4 KiB line
- * limit) and replaced by a non-interactive /bin/sh (no prompt, no line
- * editor).  A round sends one line:
+ * -o transport= or REXEC_TRANSPORT says exec or terminal): POST /api/containers/:id/exec
+ * where the server has it (a synchronous call; the wrapper's exit code is the script's),
+ * else the terminal WebSocket.  A terminal is one connection per container, kept open and
+ * used by one round at a time.  On connecting, the login shell is told `stty -echo
+ * -icanon` (no echo of what we type; no 4 KiB line limit) and replaced by a
+ * non-interactive /bin/sh (no prompt, no line editor).  A round sends one line:
  *
  *     printf 'SBX%sB\n' NONCE; WRAPPER; printf 'SBX%sE%s\n' NONCE "$sbx_r"
  *

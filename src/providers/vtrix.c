@@ -102,7 +102,8 @@ static int rest(struct vx *vx, cJSON **data, const char *method, const char *suf
 		size_t i;
 
 		for (i = 0; m && m[i] && i + 1 < sizeof(msg); i++)
-			msg[i] = ((unsigned char)m[i] >= 0x20 && m[i] != 0x7f) ? m[i] : '?';
+			msg[i] = ((unsigned char)m[i] >= 0x20 && m[i] != 0x7f) ? m[i]
+									       : '?';
 		msg[i] = '\0';
 		sbx_failf("vtrix: %s: %s (code %.0f)", what, msg[0] ? msg : "refused",
 			  code);
@@ -589,7 +590,8 @@ static void vx_describe(struct sbx_provider *p, struct sbx_kvlist *out)
 	struct vx *vx = VX(p);
 
 	sbx_kv_add(out, "api_url", vx->url);
-	sbx_kv_add(out, "api", vx->r4 ? "R4 (/api/v1/sandboxes)" : "R1-R3 (/api/v1/sandbox)");
+	sbx_kv_add(out, "api",
+		   vx->r4 ? "R4 (/api/v1/sandboxes)" : "R1-R3 (/api/v1/sandbox)");
 	sbx_kv_add(out, "project_id", vx->project);
 	if (vx->user)
 		sbx_kv_add(out, "user_id", vx->user);
@@ -645,9 +647,10 @@ static int wait_state(struct vx *vx, const char *box, const char *want, int limi
 			return -EIO;
 		}
 		if (time(NULL) > deadline) {
-			sbx_failf("vtrix: sandbox \"%s\" still %s after %d s (waiting for "
-				  "%s)",
-				  box, state, limit_s, want);
+			sbx_failf(
+				"vtrix: sandbox \"%s\" still %s after %d s (waiting for "
+				"%s)",
+				box, state, limit_s, want);
 			return -ETIMEDOUT;
 		}
 		usleep((useconds_t)delay_ms * 1000);
@@ -705,7 +708,8 @@ static int create_body(struct vx *vx, cJSON *body, const char *box,
 
 		if ((rc = one_line(key, v)))
 			break;
-		if (!strcmp(key, "cpu") || !strcmp(key, "memory") || !strcmp(key, "image")) {
+		if (!strcmp(key, "cpu") || !strcmp(key, "memory") ||
+		    !strcmp(key, "image")) {
 			cJSON_DeleteItemFromObject(spec, key);
 			cJSON_AddStringToObject(spec, key, v);
 		} else if (!strcmp(key, "ttl")) {

@@ -59,8 +59,8 @@ struct vx {
 	char *prefix; /* "/api/v1/sandbox" (R1-R3) or "/api/v1/sandboxes" (R4) */
 	int r4;	      /* R4: create and list are both POST {prefix} */
 	char *project;
-	char *user;	      /* owner of the sandboxes shown and made, or NULL */
-	int timeout_ms;	      /* bound on every wait for the server */
+	char *user;	/* owner of the sandboxes shown and made, or NULL */
+	int timeout_ms; /* bound on every wait for the server */
 	struct stage *stage;
 	/* Handshake headers for the sockets.  Secret: wiped at destroy. */
 	char *ws_headers[2];
@@ -138,9 +138,8 @@ int vx_call(struct vx *vx, cJSON **result, const char *box, const char *method,
  * wait for its answer (frees `p`).  Between them the caller may make
  * other calls. */
 struct vx_pending;
-int vx_submit(struct vx *vx, struct vx_pending **out, const char *box,
-	      const char *method, const char *params_json, size_t len,
-	      const struct vx_call_opts *o);
+int vx_submit(struct vx *vx, struct vx_pending **out, const char *box, const char *method,
+	      const char *params_json, size_t len, const struct vx_call_opts *o);
 int vx_wait(struct vx_pending *p, cJSON **result);
 /* For big params without a copy: vx_msg_begin() starts the message in
  * `msg`, the caller appends the params object, vx_submit_msg() ends it
