@@ -30,7 +30,7 @@
 
 struct vcmd {
 	struct vx *vx;
-	char gate[96];	/* the file that lets the command run */
+	char gate[96]; /* the file that lets the command run */
 	int gate_open;
 	char box[SBX_NAME_MAX + 1];
 	char id[CMD_ID_MAX];
@@ -95,10 +95,11 @@ static void open_gate(struct vcmd *c)
  * user's shell (same process, so kill and exit codes are the user's). */
 static int gated_script(struct strbuf *sb, const struct vcmd *c, const char *cmdline)
 {
-	int rc = strbuf_addf(sb,
-			     "g=%s; i=0; while [ ! -e \"$g\" ] && [ $i -lt 600 ]; do "
-			     "sleep 0.05; i=$((i+1)); done; rm -f \"$g\"; exec /bin/sh -c ",
-			     c->gate);
+	int rc = strbuf_addf(
+		sb,
+		"g=%s; i=0; while [ ! -e \"$g\" ] && [ $i -lt 600 ]; do "
+		"sleep 0.05; i=$((i+1)); done; rm -f \"$g\"; exec /bin/sh -c ",
+		c->gate);
 
 	return rc ? rc : sh_quote(sb, cmdline);
 }
@@ -107,7 +108,9 @@ static int gated_script(struct strbuf *sb, const struct vcmd *c, const char *cmd
  * ask again, -errno on failure. */
 static int follow_once(struct vcmd *c, struct sbx_exit *ex)
 {
-	struct vx_call_opts o = { .note = on_output, .ctx = c, .idle_ms = FOLLOW_IDLE_MS };
+	struct vx_call_opts o = { .note = on_output,
+				  .ctx = c,
+				  .idle_ms = FOLLOW_IDLE_MS };
 	cJSON *params = cJSON_CreateObject(), *res = NULL;
 	struct vx_pending *pd;
 	char *text;
@@ -215,7 +218,8 @@ static int take_id(struct vcmd *c, const cJSON *res)
 	size_t n = id ? strlen(id) : 0;
 
 	if (!n || n >= sizeof(c->id) ||
-	    strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:") !=
+	    strspn(id,
+		   "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:") !=
 		    n) {
 		sbx_failf("vtrix: exec: no usable cmd_id in the answer");
 		return -EPROTO;

@@ -87,9 +87,9 @@ int vx_run(struct vx *vx, const char *box, const char *what, const char *script,
 	}
 	if (code == 0) {
 		rc = 0;
-	} else if (code == ENOENT || code == EEXIST || code == ENOTDIR || code == EISDIR ||
-		   code == ENOTEMPTY || code == EPERM || code == EACCES || code == EINVAL ||
-		   code == ELOOP) {
+	} else if (code == ENOENT || code == EEXIST || code == ENOTDIR ||
+		   code == EISDIR || code == ENOTEMPTY || code == EPERM ||
+		   code == EACCES || code == EINVAL || code == ELOOP) {
 		rc = -(int)code;
 	} else {
 		sbx_failf("vtrix: %s: exit %g: %.300s", what, code, output ? output : "");
@@ -143,13 +143,14 @@ static int stat_call(struct vx *vx, struct stat *st, const char *box, const char
 	size_t len;
 	int rc = run_fmt(vx, box, "stat",
 			 "p=%q; [ -e \"$p\" ] || [ -h \"$p\" ] || exit 2; "
-			 "find \"$p\" -maxdepth 0 -printf " FIND_FMT " 2>/dev/null | base64",
+			 "find \"$p\" -maxdepth 0 -printf " FIND_FMT
+			 " 2>/dev/null | base64",
 			 path, NULL, &out);
 
 	if (!rc)
 		rc = decode_output(&out, &raw, &len);
-	if (!rc && (len == 0 || raw[len - 1] != '\0' ||
-		    vx_parse_record(raw, st, &name))) {
+	if (!rc &&
+	    (len == 0 || raw[len - 1] != '\0' || vx_parse_record(raw, st, &name))) {
 		sbx_failf("vtrix: stat \"%s\": an answer that does not parse", path);
 		rc = -EPROTO;
 	}
@@ -527,8 +528,7 @@ ssize_t vx_write(struct sbx_provider *p, uint64_t fh, const char *buf, size_t si
 
 /* The params of write_binary for the copy: {"path","mode"?,"data"}, the
  * data base64 straight from the file. */
-static int write_params(struct strbuf *sb, int fd, off_t size, const char *path,
-			int mode)
+static int write_params(struct strbuf *sb, int fd, off_t size, const char *path, int mode)
 {
 	const size_t block = 3 * 65536;
 	unsigned char *buf = malloc(block);
@@ -592,8 +592,8 @@ static int write_binary(struct vx *vx, struct staged *f, const char *box,
 	if (rc)
 		return vx_not_active(vx, box, rc);
 	if (vx_jnum(res, "bytes_written", &n) && n != (double)size) {
-		sbx_failf("vtrix: write \"%s\": the server wrote %.0f bytes of %lld", path,
-			  n, (long long)size);
+		sbx_failf("vtrix: write \"%s\": the server wrote %.0f bytes of %lld",
+			  path, n, (long long)size);
 		rc = -EIO;
 	}
 	cJSON_Delete(res);
@@ -863,9 +863,8 @@ int vx_utimens(struct sbx_provider *p, const char *box, const char *path,
 	int rc = flush_pending(vx, box, path), i;
 
 	if (!rc)
-		rc = script_of(&s,
-			       "p=%q; [ -e \"$p\" ] || [ -h \"$p\" ] || exit 2; ", path,
-			       NULL);
+		rc = script_of(&s, "p=%q; [ -e \"$p\" ] || [ -h \"$p\" ] || exit 2; ",
+			       path, NULL);
 	for (i = 0; i < 2 && !rc; i++) {
 		if (ts[i].tv_nsec == UTIME_OMIT)
 			continue;

@@ -140,9 +140,11 @@ int vx_utf8_valid(const char *s)
 		for (int i = 1; i <= n; i++)
 			if ((p[i] & 0xc0) != 0x80)
 				return 0;
-		if (n == 2 && ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0)))
+		if (n == 2 &&
+		    ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0)))
 			return 0;
-		if (n == 3 && ((p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90)))
+		if (n == 3 &&
+		    ((p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90)))
 			return 0;
 		p += n + 1;
 	}
@@ -293,4 +295,3 @@ int vx_parse_record(char *rec, struct stat *st, const char **name)
 	*name = f[10];
 	return 0;
 }
-

@@ -91,7 +91,8 @@ static void clean_text(char *out, size_t size, const char *s)
 /* A JSON number that can be one of our ids (1 .. 2^53); 0 if not. */
 static long long id_of(const cJSON *v)
 {
-	if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble > 9007199254740992.0)
+	if (!cJSON_IsNumber(v) || v->valuedouble < 1 ||
+	    v->valuedouble > 9007199254740992.0)
 		return 0;
 	return (long long)v->valuedouble;
 }
@@ -216,8 +217,10 @@ static void dispatch(struct vx_rpc *r, const struct strbuf *msg)
 	const char *method = vx_jstr(j, "method");
 
 	if (!cJSON_IsObject(j)) {
-		sbx_trace(SBX_TRACE_WS, "vtrix: %s: ignored a message that is not "
-					"a JSON object", r->box);
+		sbx_trace(SBX_TRACE_WS,
+			  "vtrix: %s: ignored a message that is not "
+			  "a JSON object",
+			  r->box);
 	} else if (method && method[0]) {
 		const cJSON *params = cJSON_GetObjectItemCaseSensitive(j, "params");
 
@@ -282,8 +285,9 @@ static void *io_main(void *arg)
 
 	rc = connect_socket(r, &conn);
 	if (rc) {
-		snprintf(why, sizeof(why), "vtrix: cannot open the socket of sandbox "
-					   "\"%s\": %s",
+		snprintf(why, sizeof(why),
+			 "vtrix: cannot open the socket of sandbox "
+			 "\"%s\": %s",
 			 r->box, sbx_fail_text());
 		pthread_mutex_lock(&r->lock);
 		r->dead = 1;
@@ -340,8 +344,9 @@ static void *io_main(void *arg)
 				 r->box, close_code);
 			break;
 		} else if (rc != -EAGAIN && rc != -ETIMEDOUT) {
-			snprintf(why, sizeof(why), "vtrix: the socket of sandbox \"%s\" "
-						   "failed: %s",
+			snprintf(why, sizeof(why),
+				 "vtrix: the socket of sandbox \"%s\" "
+				 "failed: %s",
 				 r->box, sbx_fail_text());
 			break;
 		}
@@ -520,9 +525,10 @@ static void wait_call(struct vx_rpc *r, struct vcall *c, int idle_ms)
 			if (c->done)
 				break;
 			finish_call(r, c, -EINTR, NULL);
-			snprintf(c->text, sizeof(c->text),
-				 "vtrix: %s: interrupted while waiting for sandbox \"%s\"",
-				 c->method, r->box);
+			snprintf(
+				c->text, sizeof(c->text),
+				"vtrix: %s: interrupted while waiting for sandbox \"%s\"",
+				c->method, r->box);
 			break;
 		}
 		if (until > now + 200)
@@ -548,8 +554,8 @@ struct vx_pending {
 
 int vx_msg_begin(struct strbuf *msg, const char *method)
 {
-	return strbuf_addf(msg, "{\"jsonrpc\":\"2.0\",\"method\":\"%s\",\"params\":",
-			   method);
+	return strbuf_addf(msg,
+			   "{\"jsonrpc\":\"2.0\",\"method\":\"%s\",\"params\":", method);
 }
 
 int vx_submit_msg(struct vx *vx, struct vx_pending **out, const char *box,
@@ -612,9 +618,8 @@ fail:
 	return rc;
 }
 
-int vx_submit(struct vx *vx, struct vx_pending **out, const char *box,
-	      const char *method, const char *params_json, size_t len,
-	      const struct vx_call_opts *o)
+int vx_submit(struct vx *vx, struct vx_pending **out, const char *box, const char *method,
+	      const char *params_json, size_t len, const struct vx_call_opts *o)
 {
 	struct strbuf m = STRBUF_INIT((size_t)-1);
 

@@ -42,8 +42,8 @@ static void check_states_and_times(void)
 	CHECK(vx_map_state("failed") == SBX_STATE_ERROR);
 	CHECK(vx_map_state("Active") == SBX_STATE_UNKNOWN);
 	CHECK(vx_map_state(NULL) == SBX_STATE_UNKNOWN);
-	CHECK(vx_parse_time("2026-06-01T15:16:34Z", &ts) == 0 && ts.tv_sec == 1780326994 &&
-	      ts.tv_nsec == 0);
+	CHECK(vx_parse_time("2026-06-01T15:16:34Z", &ts) == 0 &&
+	      ts.tv_sec == 1780326994 && ts.tv_nsec == 0);
 	CHECK(vx_parse_time("2026-06-01T17:16:34.5+02:00", &ts) == 0 &&
 	      ts.tv_sec == 1780326994 && ts.tv_nsec == 500000000);
 	CHECK(vx_parse_time("", &ts) == -1);
@@ -86,10 +86,14 @@ static void check_records(void)
 	char link[] = "l 777 1000 1000 7 1 5 1 2 3 ln";
 	char dir[] = "d 4755 0 0 4096 3 7 0 0 0 d";
 	char *bad[] = {
-		strdup("x 644 0 0 1 1 1 1 1 1 n"),   strdup("f 644 0 0 1 1 1 1 1 1"),
-		strdup("f 9999 0 0 1 1 1 1 1 1 n"),  strdup("f 644 0 0 -1 1 1 1 1 1 n"),
-		strdup("f 644 0 0 1 1 1 1.x 1 1 n"), strdup("f 644 4294967296 0 1 1 1 1 1 1 n"),
-		strdup("ff 644 0 0 1 1 1 1 1 1 n"),  strdup(""),
+		strdup("x 644 0 0 1 1 1 1 1 1 n"),
+		strdup("f 644 0 0 1 1 1 1 1 1"),
+		strdup("f 9999 0 0 1 1 1 1 1 1 n"),
+		strdup("f 644 0 0 -1 1 1 1 1 1 n"),
+		strdup("f 644 0 0 1 1 1 1.x 1 1 n"),
+		strdup("f 644 4294967296 0 1 1 1 1 1 1 n"),
+		strdup("ff 644 0 0 1 1 1 1 1 1 n"),
+		strdup(""),
 	};
 	struct stat st;
 	const char *name;
