@@ -16,7 +16,11 @@ struct entry {
 	int negative;
 	struct stat st;
 	struct cache_dir *dir; /* a listing entry when non-NULL */
+	size_t size;	       /* a size hint: entries in the listing */
 };
+
+/* Size hints outlive listings: they only steer what is asked. */
+#define HINT_LIFETIME 3600.0
 
 struct cache {
 	pthread_mutex_t lock; /* guards everything below */
@@ -114,7 +118,8 @@ uint64_t cache_begin(struct cache *c)
 	return gen;
 }
 
-/* Keys: 'a' + box + path for attributes, 'd' + box + path for listings. */
+/* Keys: 'a' + box + path for attributes, 'd' + box + path for listings,
+ * 'n' + box + path for a listing's size hint. */
 static char *make_key(char kind, const char *box, const char *path, size_t *len)
 {
 	size_t bl = strlen(box), pl = strlen(path);
@@ -163,9 +168,11 @@ static struct entry *lookup_locked(struct cache *c, char kind, const char *box,
 	return e;
 }
 
-/* Insert or replace; takes ownership of dir.  Lock held. */
-static void store_locked(struct cache *c, char kind, const char *box, const char *path,
-			 const struct stat *st, struct cache_dir *dir)
+/* Insert or replace; takes ownership of dir.  Lock held.  Returns the
+ * entry, or NULL if there was no memory. */
+static struct entry *store_locked(struct cache *c, char kind, const char *box,
+				  const char *path, const struct stat *st,
+				  struct cache_dir *dir)
 {
 	size_t len;
 	char *key = make_key(kind, box, path, &len);
@@ -203,10 +210,11 @@ static void store_locked(struct cache *c, char kind, const char *box, const char
 	if (st)
 		e->st = *st;
 	e->dir = dir;
-	return;
+	return e;
 drop:
 	if (dir)
 		cache_dir_put(dir);
+	return NULL;
 }
 
 int cache_get_attr(struct cache *c, struct stat *st, const char *box, const char *path)
@@ -255,6 +263,7 @@ void cache_put_dir(struct cache *c, uint64_t gen, const char *box, const char *p
 		   struct cache_dir *dir)
 {
 	char child[4096];
+	struct entry *e;
 
 	if (c->ttl <= 0) {
 		cache_dir_put(dir);
@@ -278,7 +287,25 @@ void cache_put_dir(struct cache *c, uint64_t gen, const char *box, const char *p
 		store_locked(c, 'a', box, child, &dir->v[i].st, NULL);
 	}
 	store_locked(c, 'd', box, path, NULL, dir);
+	if ((e = store_locked(c, 'n', box, path, NULL, NULL))) {
+		e->size = dir->n;
+		e->expires = cache_clock() + HINT_LIFETIME;
+	}
 	pthread_mutex_unlock(&c->lock);
+}
+
+int cache_dir_size_hint(struct cache *c, const char *box, const char *path, size_t *n)
+{
+	struct entry *e;
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&c->lock);
+	if ((e = lookup_locked(c, 'n', box, path))) {
+		*n = e->size;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
 }
 
 static void forget_key_locked(struct cache *c, char kind, const char *box,
@@ -299,7 +326,8 @@ static void forget_key_locked(struct cache *c, char kind, const char *box,
 	}
 }
 
-/* Drop entries of `box` whose path is `prefix` or below it. */
+/* Drop entries of `box` whose path is `prefix` or below it, size hints
+ * excepted. */
 static void forget_prefix_locked(struct cache *c, const char *box, const char *prefix)
 {
 	size_t bl = strlen(box), pl = prefix ? strlen(prefix) : 0;
@@ -310,7 +338,8 @@ static void forget_prefix_locked(struct cache *c, const char *box, const char *p
 		while (*pp) {
 			struct entry *e = *pp;
 			const char *p = e->key + 1 + bl;
-			int hit = e->boxlen == bl && !memcmp(e->key + 1, box, bl) &&
+			int hit = e->key[0] != 'n' && e->boxlen == bl &&
+				  !memcmp(e->key + 1, box, bl) &&
 				  (!prefix || (!strncmp(p, prefix, pl) &&
 					       (p[pl] == '\0' || p[pl] == '/')));
 

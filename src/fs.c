@@ -105,17 +105,65 @@ void fs_intr_end(fuse_req_t req)
 
 /* ---- attributes ---- */
 
-/* Attributes of a path below root/, through the cache. */
-static int fs_getattr_path(struct sbxfs *fs, struct box *b, const char *path,
+static int list_path(struct sbxfs *fs, struct box *b, const char *path,
+		     struct cache_dir **out);
+
+/* Directories longer than this are not listed again for one entry. */
+#define RELIST_MAX 4096
+
+/*
+ * Attributes that expired come back a directory at a time where a listing
+ * costs what one stat does (SBX_CAP_LIST_STATS): a walk that outlives the
+ * timeout (ls -lR, git status, an editor's tree) then asks once per
+ * directory, not once per entry.  Only directories listed before, and not
+ * huge, are listed again.  0, -ENOENT (not in the listing), or -EAGAIN:
+ * ask for the entry alone.
+ */
+static int stat_by_listing(struct sbxfs *fs, struct box *b, const char *path,
 			   struct stat *st)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX_SBX];
+	struct cache_dir *d;
+	size_t size;
+	int rc = -ENOENT;
+
+	if (!(fs->provider->desc->caps & SBX_CAP_LIST_STATS) || !slash || !slash[1])
+		return -EAGAIN;
+	if (slash == path)
+		strcpy(dir, "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	if (cache_dir_size_hint(fs->cache, b->name, dir, &size) || size > RELIST_MAX)
+		return -EAGAIN;
+	if (list_path(fs, b, dir, &d))
+		return -EAGAIN;
+	for (size_t i = 0; i < d->n; i++) {
+		if (!strcmp(d->v[i].name, slash + 1)) {
+			*st = d->v[i].st;
+			rc = 0;
+			break;
+		}
+	}
+	cache_dir_put(d);
+	return rc;
+}
+
+/* Attributes of a path below root/, through the cache.  `opens`: handles
+ * open on it; their unsaved changes only the provider knows, so then
+ * neither the cache nor a listing answers. */
+static int fs_getattr_path(struct sbxfs *fs, struct box *b, const char *path,
+			   unsigned opens, struct stat *st)
 {
 	uint64_t gen;
 	double t0;
-	int rc = cache_get_attr(fs->cache, st, b->name, path);
+	int rc = opens ? -EAGAIN : cache_get_attr(fs->cache, st, b->name, path);
 
 	/* A file with several names changes under all of them when one is
 	 * linked or unlinked: its cached attributes are not trusted. */
 	if (rc != -EAGAIN && !(rc == 0 && !S_ISDIR(st->st_mode) && st->st_nlink > 1))
+		return rc;
+	if (rc == -EAGAIN && !opens && (rc = stat_by_listing(fs, b, path, st)) != -EAGAIN)
 		return rc;
 	gen = cache_begin(fs->cache);
 	sbx_fail_clear();
@@ -134,7 +182,7 @@ static int fs_getattr_path(struct sbxfs *fs, struct box *b, const char *path,
 
 static double attr_timeout(struct sbxfs *fs, const struct node *n)
 {
-	return is_fs(n) ? fs->provider->desc->attr_timeout : SYNTH_TIMEOUT;
+	return is_fs(n) ? fs->attr_timeout : SYNTH_TIMEOUT;
 }
 
 static int node_attr(struct sbxfs *fs, struct node *n, struct stat *st)
@@ -158,7 +206,8 @@ static int node_attr(struct sbxfs *fs, struct node *n, struct stat *st)
 	}
 	if (rc)
 		return rc;
-	rc = fs_getattr_path(fs, n->box, path, st);
+	rc = fs_getattr_path(fs, n->box, path,
+			     __atomic_load_n(&n->opens, __ATOMIC_ACQUIRE), st);
 	if (rc == 0) {
 		st->st_ino = n->ino;
 		if (n->kind == NODE_FSROOT)
@@ -176,7 +225,7 @@ static void fill_entry(struct sbxfs *fs, struct fuse_entry_param *e, struct node
 	e->attr = *st;
 	e->attr.st_ino = n->ino;
 	e->attr_timeout = attr_timeout(fs, n);
-	e->entry_timeout = is_fs(n) ? fs->provider->desc->entry_timeout : SYNTH_TIMEOUT;
+	e->entry_timeout = is_fs(n) ? fs->entry_timeout : SYNTH_TIMEOUT;
 }
 
 /* ---- lookup ---- */
@@ -263,7 +312,8 @@ static int lookup_child(struct sbxfs *fs, struct node *parent, const char *name,
 		rc = node_child_path(fs->nodes, parent, name, path, sizeof(path));
 		if (rc)
 			return rc == -ENOENT ? -ESTALE : rc;
-		rc = fs_getattr_path(fs, box, path, st);
+		rc = fs_getattr_path(fs, box, path,
+				     node_child_opens(fs->nodes, parent, name), st);
 		if (rc)
 			return rc;
 		break;
@@ -713,8 +763,10 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		return;
 	}
 	fi->fh = fh;
-	if (!parent)
+	if (!parent) {
 		__atomic_store_n(&n->open_fh, fh, __ATOMIC_RELEASE);
+		__atomic_add_fetch(&n->opens, 1, __ATOMIC_ACQ_REL);
+	}
 	/* Nothing to flush for a reader, or ever for some providers: spare
 	 * close(2) a round trip. */
 	fi->noflush = (flags & O_ACCMODE) == O_RDONLY ||
@@ -734,12 +786,15 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 			return;
 		}
 		__atomic_store_n(&child->open_fh, fh, __ATOMIC_RELEASE);
+		__atomic_add_fetch(&child->opens, 1, __ATOMIC_ACQ_REL);
 		fill_entry(fs, &e, child, &st);
 		if (fuse_reply_create(req, &e, fi)) {
+			__atomic_sub_fetch(&child->opens, 1, __ATOMIC_ACQ_REL);
 			node_forget(fs->nodes, child->ino, 1);
 			fs->provider->ops.release(fs->provider, fh);
 		}
 	} else if (fuse_reply_open(req, fi)) {
+		__atomic_sub_fetch(&n->opens, 1, __ATOMIC_ACQ_REL);
 		fs->provider->ops.release(fs->provider, fh);
 	}
 }
@@ -871,6 +926,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 		__atomic_compare_exchange_n(&n->open_fh, &fh, 0, 0, __ATOMIC_ACQ_REL,
 					    __ATOMIC_RELAXED);
+		__atomic_sub_fetch(&n->opens, 1, __ATOMIC_ACQ_REL);
 		fs->provider->ops.release(fs->provider, fi->fh);
 	} else {
 		synth_release(fi);
@@ -910,20 +966,17 @@ static int fill_dirent(void *ctx, const char *name, const struct stat *st)
 	return cache_dir_add(d, name, st);
 }
 
-/* The listing of a root/ directory: from the cache, or one provider call. */
-static int fs_list(struct sbxfs *fs, struct node *n, struct cache_dir **out)
+/* The listing of box:path: from the cache, or one provider call.  Errors
+ * are the caller's to report. */
+static int list_path(struct sbxfs *fs, struct box *b, const char *path,
+		     struct cache_dir **out)
 {
-	char path[PATH_MAX_SBX];
-	struct cache_dir *d;
+	struct cache_dir *d = cache_get_dir(fs->cache, b->name, path);
 	uint64_t gen;
 	double t0;
-	int rc = node_path(fs->nodes, n, path, sizeof(path));
+	int rc;
 
-	if (rc)
-		return rc == -ENOENT ? -ESTALE : rc;
-	d = cache_get_dir(fs->cache, n->box->name, path);
-	sbx_trace(SBX_TRACE_CACHE, "listing %s:%s %s", n->box->name, path,
-		  d ? "hit" : "miss");
+	sbx_trace(SBX_TRACE_CACHE, "listing %s:%s %s", b->name, path, d ? "hit" : "miss");
 	if (d) {
 		*out = d;
 		return 0;
@@ -934,21 +987,33 @@ static int fs_list(struct sbxfs *fs, struct node *n, struct cache_dir **out)
 	gen = cache_begin(fs->cache);
 	sbx_fail_clear();
 	t0 = now_ms();
-	rc = fs->provider->ops.readdir(fs->provider, n->box->name, path, fill_dirent, d);
+	rc = fs->provider->ops.readdir(fs->provider, b->name, path, fill_dirent, d);
 	sbx_trace(SBX_TRACE_PROVIDER, "readdir %s:%s -> %d, %zu entries (%.3f ms)",
-		  n->box->name, path, rc, d->n, now_ms() - t0);
+		  b->name, path, rc, d->n, now_ms() - t0);
 	if (rc) {
-		fs_error(n->box, rc, "readdir", path);
 		cache_dir_put(d);
 		return rc;
 	}
 	d->refs++;
-	cache_put_dir(fs->cache, gen, n->box->name, path, d);
+	cache_put_dir(fs->cache, gen, b->name, path, d);
 	*out = d;
 	return 0;
 }
 
-/* The names of a synthetic directory (attributes come from lookup). */
+/* The listing of a root/ directory. */
+static int fs_list(struct sbxfs *fs, struct node *n, struct cache_dir **out)
+{
+	char path[PATH_MAX_SBX];
+	int rc = node_path(fs->nodes, n, path, sizeof(path));
+
+	if (rc)
+		return rc == -ENOENT ? -ESTALE : rc;
+	rc = list_path(fs, n->box, path, out);
+	if (rc)
+		fs_error(n->box, rc, "readdir", path);
+	return rc;
+}
+
 static int synth_list(struct sbxfs *fs, struct node *n, struct cache_dir **out)
 {
 	struct cache_dir *d = cache_dir_new();
@@ -1092,6 +1157,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct node *n = NULL;
 		struct stat st;
 		const char *name;
+		unsigned opens;
 		size_t need;
 
 		memset(&e, 0, sizeof(e));
@@ -1105,16 +1171,21 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			name = de->name;
 			if (plus) {
 				st = de->st;
-				if (is_fs(dh->node) && !S_ISDIR(st.st_mode) &&
-				    st.st_nlink > 1) {
+				opens = is_fs(dh->node) && !S_ISDIR(st.st_mode)
+						? node_child_opens(fs->nodes, dh->node,
+								   name)
+						: 0;
+				if (opens || (is_fs(dh->node) && !S_ISDIR(st.st_mode) &&
+					      st.st_nlink > 1)) {
 					/* A listing cached under one of its names may be
-					 * stale if it was written through another. */
+					 * stale if it was written through another; an
+					 * open file may have changes the server lacks. */
 					char cpath[PATH_MAX_SBX];
 
 					if (node_child_path(fs->nodes, dh->node, name,
 							    cpath, sizeof(cpath)) ||
 					    fs_getattr_path(fs, dh->node->box, cpath,
-							    &st))
+							    opens, &st))
 						continue;
 				}
 				if (is_fs(dh->node)) {

@@ -30,6 +30,7 @@ struct options {
 	char *trace;
 	char *log;
 	char *ca_file;
+	char *attr_timeout;
 	int debug;
 	int foreground;
 	int help;
@@ -46,10 +47,11 @@ enum { KEY_HELP, KEY_VERSION, KEY_DEBUG, KEY_FOREGROUND, KEY_PROVIDER_OPT };
 static const struct fuse_opt option_spec[] = {
 	OPT("provider=%s", provider), OPT("state_dir=%s", state_dir),
 	OPT("image=%s", image), OPT("trace=%s", trace), OPT("log=%s", log),
-	OPT("ca_file=%s", ca_file), FUSE_OPT_KEY("-h", KEY_HELP),
-	FUSE_OPT_KEY("--help", KEY_HELP), FUSE_OPT_KEY("-V", KEY_VERSION),
-	FUSE_OPT_KEY("--version", KEY_VERSION), FUSE_OPT_KEY("-d", KEY_DEBUG),
-	FUSE_OPT_KEY("debug", KEY_DEBUG), FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+	OPT("ca_file=%s", ca_file), OPT("attr_timeout=%s", attr_timeout),
+	FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION), FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("-d", KEY_DEBUG), FUSE_OPT_KEY("debug", KEY_DEBUG),
+	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
 	/* Passed to the provider, which
 	   checks them. */
 	FUSE_OPT_KEY("api_url=", KEY_PROVIDER_OPT),
@@ -114,6 +116,9 @@ static void usage(FILE *out, const char *prog)
 		"                           fuse:cmd:provider:cache:http:ws, or all\n"
 		"    -o log=FILE            log here (default: stderr in the foreground,\n"
 		"                           STATE_DIR/sbxfs.log otherwise)\n"
+		"    -o attr_timeout=SECONDS  trust attributes, names and listings below\n"
+		"                           root/ this long (default: the provider's;\n"
+		"                           local 5, remote 10; 0 asks every time)\n"
 		"\n"
 		"Remote providers (daytona, rexec, vtrix) also take:\n"
 		"    -o api_url=URL         the service's API (default from the environment)\n"
@@ -130,6 +135,20 @@ static void usage(FILE *out, const char *prog)
 		"Unmount with fusermount3 -u MOUNTPOINT, or SIGINT/SIGTERM.\n"
 		"See sbxfs(1) and sbxfs-tree(5) in docs/.\n",
 		prog);
+}
+
+/* "1.5" -> 1.5: a decimal number of seconds, 0 to a day. */
+static int parse_seconds(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !(v >= 0 && v <= 86400))
+		return -1;
+	*out = v;
+	return 0;
 }
 
 static int fail_usage(const char *prog, const char *why, const char *arg)
@@ -165,6 +184,7 @@ int main(int argc, char *argv[])
 	const char *prog = "sbxfs";
 	char *state = NULL;
 	FILE *logf = NULL;
+	double timeout = -1;
 	int rc = 1, mounted = 0;
 
 	if (fuse_opt_parse(&args, &o, option_spec, option_key) < 0) {
@@ -193,6 +213,11 @@ int main(int argc, char *argv[])
 	}
 	if (o.trace && sbx_log_set_trace(o.trace)) {
 		rc = fail_usage(prog, "unknown trace component in", o.trace);
+		goto out;
+	}
+	if (o.attr_timeout && parse_seconds(o.attr_timeout, &timeout)) {
+		rc = fail_usage(prog, "attr_timeout must be seconds, 0 to 86400, not",
+				o.attr_timeout);
 		goto out;
 	}
 	if (!o.provider)
@@ -268,7 +293,11 @@ int main(int argc, char *argv[])
 	pthread_mutex_init(&fs.boxes_lock, NULL);
 	pthread_mutex_init(&fs.ctl_lock, NULL);
 	pthread_mutex_init(&fs.list_lock, NULL);
-	fs.cache = cache_new(fs.provider->desc->attr_timeout, 200000);
+	fs.attr_timeout = fs.provider->desc->attr_timeout;
+	fs.entry_timeout = fs.provider->desc->entry_timeout;
+	if (timeout >= 0)
+		fs.attr_timeout = fs.entry_timeout = timeout;
+	fs.cache = cache_new(fs.attr_timeout, 200000);
 	fs.nodes = node_table_new();
 	if (!fs.cache || !fs.nodes)
 		goto out;
@@ -344,6 +373,7 @@ out:
 	free(o.trace);
 	free(o.log);
 	free(o.ca_file);
+	free(o.attr_timeout);
 	if (logf)
 		fclose(logf);
 	return rc;

@@ -279,6 +279,18 @@ fuse_ino_t node_child_ino(struct node_table *t, struct node *parent, const char 
 	return ino;
 }
 
+unsigned node_child_opens(struct node_table *t, struct node *parent, const char *name)
+{
+	struct node *n;
+	unsigned opens;
+
+	pthread_mutex_lock(&t->lock);
+	n = child_locked(t, parent, name);
+	opens = n ? __atomic_load_n(&n->opens, __ATOMIC_ACQUIRE) : 0;
+	pthread_mutex_unlock(&t->lock);
+	return opens;
+}
+
 void node_forget(struct node_table *t, fuse_ino_t ino, uint64_t count)
 {
 	struct node *n;

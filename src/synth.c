@@ -133,7 +133,7 @@ static void root_ctl_text(struct sbxfs *fs, struct strbuf *sb)
 	for (size_t i = 0; i < kv.n; i++)
 		strbuf_addf(sb, "%s %s\n", kv.v[i].key, kv.v[i].value);
 	sbx_kv_free(&kv);
-	strbuf_addf(sb, "attr_timeout %g\n", fs->provider->desc->attr_timeout);
+	strbuf_addf(sb, "attr_timeout %g\n", fs->attr_timeout);
 	strbuf_addf(sb, "cache_entries %zu\n", cache_count(fs->cache));
 	pthread_mutex_lock(&fs->ctl_lock);
 	if (fs->ctl_err[0]) {

@@ -530,3 +530,67 @@ def test_requests_per_operation(dbox, emu):
             f.write(b"y" * 1000)
     s = emu.stats()
     assert count(s, "POST /files/upload") == 1, s
+
+
+@pytest.fixture(scope="module")
+def short_ttl(tmp_path_factory):
+    """A daytona mount that trusts attributes for one second only."""
+    require_sandboxes("daytona")
+    base = tmp_path_factory.mktemp("daytona-ttl")
+    m = helpers.Mount(base / "mnt", base / "state", base / "sbxfs.log",
+                      "daytona", ["timeout=5", "attr_timeout=1"])
+    conftest.ALL_MOUNTS.append(m)
+    m.start()
+    b = helpers.new_box(m, "ttl", start=False)
+    yield m, b
+    helpers.remove_box(b)
+    assert m.stop() == 0, m.log_tail()
+
+
+def test_expired_entries_come_back_with_one_listing(short_ttl):
+    # A walk that outlives the attribute timeout (ls -lR, git status)
+    # refreshes a directory's entries with one listing, not one stat each.
+    m, b = short_ttl
+    emu = m.emulator
+    server = backing(emu, b, "tmp", "walk")
+    os.mkdir(server)
+    for i in range(30):
+        put(os.path.join(server, "f%d" % i), "x" * i)
+    d = b.r("tmp", "walk")
+    first = run(["ls", "-l", d]).stdout
+    time.sleep(1.5)
+    emu.reset_stats()
+    assert run(["ls", "-l", d]).stdout == first
+    s = emu.stats()
+    assert count(s, "GET /files") <= 2, s
+    assert count(s, "GET /files/info") <= 4, s
+    # Changes made on the server show after the timeout, as before.
+    put(os.path.join(server, "f3"), "changed on the server")
+    time.sleep(1.5)
+    assert os.stat(os.path.join(d, "f3")).st_size == len("changed on the server")
+    os.unlink(os.path.join(server, "f4"))
+    time.sleep(1.5)
+    assert not os.path.exists(os.path.join(d, "f4"))
+
+
+def test_an_open_file_keeps_its_unsaved_size_past_the_timeout(short_ttl):
+    # The server has not seen these bytes yet: a refreshed listing must
+    # not shrink the file under its writer.
+    m, b = short_ttl
+    d = b.r("tmp", "open")
+    os.makedirs(d, exist_ok=True)
+    for i in range(5):
+        put(os.path.join(d, "g%d" % i), "y")
+    run(["ls", "-l", d])
+    path = os.path.join(d, "g0")
+    with open(path, "r+b") as f:
+        f.write(b"z" * 5000)
+        f.flush()
+        time.sleep(1.5)
+        assert os.stat(path).st_size == 5000
+        assert os.fstat(f.fileno()).st_size == 5000
+        time.sleep(1.5)
+        assert os.stat(os.path.join(d, "g1")).st_size == 1
+        assert os.stat(path).st_size == 5000
+    assert os.stat(path).st_size == 5000
+    assert read_bytes(path) == b"z" * 5000

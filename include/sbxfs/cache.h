@@ -54,6 +54,13 @@ struct cache_dir *cache_get_dir(struct cache *c, const char *box, const char *pa
 void cache_put_dir(struct cache *c, uint64_t gen, const char *box, const char *path,
 		   struct cache_dir *dir);
 
+/*
+ * How many entries the last listing of box:path had, in *n; -ENOENT if
+ * none was stored within the hour.  A hint for choosing what to ask the
+ * provider: kept past the listing's timeout and through invalidations.
+ */
+int cache_dir_size_hint(struct cache *c, const char *box, const char *path, size_t *n);
+
 /* Drop what is known of `path` and the listing of its parent directory.
  * With `subtree` set, also everything below `path`. */
 void cache_forget(struct cache *c, const char *box, const char *path, int subtree);

@@ -56,6 +56,7 @@ struct node {
 	unsigned cmd;	  /* NODE_CMD, NODE_CMDFILE */
 	int cfile;	  /* NODE_CMDFILE: enum cmd_file */
 	uint64_t open_fh; /* NODE_FS: a provider handle open on it, or 0 */
+	unsigned opens;	  /* NODE_FS: handles open on it (atomic) */
 	dev_t dev;	  /* NODE_FS non-directories: the provider's identity, */
 	ino_t backing;	  /* 0 when unknown; hard links share one node */
 	struct node *next_ino, *next_name, *next_id; /* hash chains */
@@ -89,6 +90,9 @@ struct node *node_lookup(struct node_table *t, struct node *parent, const char *
 
 /* The inode number of the child `name` of `parent`, or 0 if none. */
 fuse_ino_t node_child_ino(struct node_table *t, struct node *parent, const char *name);
+
+/* Handles open on the child `name` of `parent` (0 if there is none). */
+unsigned node_child_opens(struct node_table *t, struct node *parent, const char *name);
 
 /* Drop `n` kernel lookups. */
 void node_forget(struct node_table *t, fuse_ino_t ino, uint64_t n);

@@ -105,6 +105,9 @@ enum {
 	SBX_CAP_STDIN = 1u << 3,       /* cmd_stdin after start */
 	SBX_CAP_RENAME_OVER = 1u << 4, /* rename replaces the target atomically */
 	SBX_CAP_NO_FLUSH = 1u << 5,    /* flush never has work: close(2) skips it */
+	/* readdir costs about what one getattr does (one round trip): an
+	 * expired entry is refreshed with its whole directory. */
+	SBX_CAP_LIST_STATS = 1u << 6,
 };
 
 /* Called by the list slot for each sandbox; nonzero stops the listing. */

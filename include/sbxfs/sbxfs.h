@@ -24,6 +24,11 @@ struct sbxfs {
 	gid_t gid;
 	time_t started;
 
+	/* How long the kernel and the cache trust attributes and names below
+	 * root/: the provider's timeouts, or -o attr_timeout. */
+	double attr_timeout;
+	double entry_timeout;
+
 	pthread_mutex_t boxes_lock; /* guards boxes */
 	struct box *boxes;
 

@@ -1137,7 +1137,8 @@ static const struct sbx_provider_ops daytona_ops = {
 const struct sbx_provider_desc sbx_provider_daytona = {
 	.name = "daytona",
 	/* No SYMLINK: the toolbox follows symlinks and cannot show them. */
-	.caps = SBX_CAP_HARDLINK | SBX_CAP_CHOWN | SBX_CAP_STDIN | SBX_CAP_RENAME_OVER,
+	.caps = SBX_CAP_HARDLINK | SBX_CAP_CHOWN | SBX_CAP_STDIN | SBX_CAP_RENAME_OVER |
+		SBX_CAP_LIST_STATS,
 	/* Every look costs a round trip: trust answers a little longer. */
 	.attr_timeout = 10.0,
 	.entry_timeout = 10.0,

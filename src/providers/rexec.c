@@ -1146,7 +1146,7 @@ static const struct sbx_provider_ops rexec_ops = {
 const struct sbx_provider_desc sbx_provider_rexec = {
 	.name = "rexec",
 	.caps = SBX_CAP_SYMLINK | SBX_CAP_HARDLINK | SBX_CAP_CHOWN | SBX_CAP_STDIN |
-		SBX_CAP_RENAME_OVER,
+		SBX_CAP_RENAME_OVER | SBX_CAP_LIST_STATS,
 	/* Every look is a script in the container: trust answers a while. */
 	.attr_timeout = 10.0,
 	.entry_timeout = 10.0,

@@ -1027,7 +1027,7 @@ const struct sbx_provider_desc sbx_provider_vtrix = {
 	/* STDIN only in that cmd/N/stdin is answered: Vtrix closes stdin
 	 * at the start, so writes fail with EPIPE (vtrix_cmd.c). */
 	.caps = SBX_CAP_SYMLINK | SBX_CAP_HARDLINK | SBX_CAP_CHOWN | SBX_CAP_STDIN |
-		SBX_CAP_RENAME_OVER,
+		SBX_CAP_RENAME_OVER | SBX_CAP_LIST_STATS,
 	/* Every look costs a command in the sandbox: trust answers a while. */
 	.attr_timeout = 10.0,
 	.entry_timeout = 10.0,

@@ -72,6 +72,27 @@ void test_cache(void)
 	CHECK(cache_get_attr(c, &out, "b", "/a") == -EAGAIN);
 	CHECK(cache_get_attr(c, &out, "b2", "/a") == 0);
 
+	/* A listing's size outlives the listing, its timeout and invalidations
+	 * of its contents: it only steers what is asked. */
+	{
+		size_t n = 99;
+
+		CHECK(cache_dir_size_hint(c, "b", "/sized", &n) == -ENOENT);
+		d = cache_dir_new();
+		CHECK(cache_dir_add(d, "f", &st) == 0);
+		gen = cache_begin(c);
+		cache_put_dir(c, gen, "b", "/sized", d);
+		CHECK(cache_dir_size_hint(c, "b", "/sized", &n) == 0 && n == 1);
+		fake_now += 10;
+		CHECK(cache_get_dir(c, "b", "/sized") == NULL);
+		cache_forget_box(c, "b");
+		cache_forget(c, "b", "/sized", 1);
+		CHECK(cache_dir_size_hint(c, "b", "/sized", &n) == 0 && n == 1);
+		CHECK(cache_dir_size_hint(c, "b2", "/sized", &n) == -ENOENT);
+		fake_now += 3600;
+		CHECK(cache_dir_size_hint(c, "b", "/sized", &n) == -ENOENT);
+	}
+
 	/* The bound holds. */
 	gen = cache_begin(c);
 	for (int i = 0; i < 5000; i++) {
