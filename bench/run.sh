@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # bench/run.sh: time the same file operations on a native directory, through
-# sbxfs (local provider), through sshfs to 127.0.0.1 and through sbxfs's
-# remote providers (daytona, rexec, vtrix) over their emulators
-# (tests/emulators/NAME.py) on 127.0.0.1, side by side, and print a table of
-# medians and ratios (plain text, then Markdown for docs/performance.md),
-# with each emulator's request counts per operation.
+# sbxfs (local provider), through a reference FUSE filesystem (fuseref),
+# through sshfs to 127.0.0.1 and through sbxfs's remote providers (daytona,
+# rexec, vtrix) over their emulators (tests/emulators/NAME.py) on 127.0.0.1,
+# side by side, and print a table of medians and ratios (plain text, then
+# Markdown for docs/performance.md), with each emulator's request counts per
+# operation.
 #
 # Run as root from anywhere:   bench/run.sh
 # Quick run:                   BIG_MB=64 RUNS=3 bench/run.sh
@@ -21,11 +22,20 @@
 #   EXEC_RUNS     exec round trips per warm exec sample [20]
 #   SBXFS         the sbxfs binary [REPO/build/sbxfs]
 #   SSH_PORT      first loopback port to try for our own sshd [2222]
-#   TARGETS       any of: native sbxfs sshfs daytona rexec vtrix [all six]
+#   TARGETS       any of: native sbxfs fuseref sshfs daytona rexec vtrix [all seven]
 #   OPS           any of: find lsR grep cat cp exec [all six]
 #   OP_TIMEOUT    seconds before one timed operation is killed [900]
 #   MOUNT_TIMEOUT seconds to wait for a mount to appear [30]
 #   KEEP_RUN=1    keep the per-run directory (logs, sbxfs state) afterwards
+#
+# fuseref: what a minimal FUSE filesystem costs on this machine. It is
+# libfuse's example low-level passthrough filesystem, passthrough_ll.c, as
+# Debian ships it in libfuse3-dev (/usr/share/doc/libfuse3-dev/examples/),
+# built into the per-run directory at run time (nothing of it is in this
+# repository), mounted with -o source=DATA,cache=always (the kernel keeps
+# attributes, entries and pages: its most favourable setting) over the same
+# directory sshfs exports. It holds one descriptor per inode the kernel
+# knows, so it runs with the open-file limit raised to the hard limit.
 #
 # Cold = a fresh mount (unmount + remount of the FUSE target; the emulators
 # keep running) and the kernel's page, dentry and inode caches dropped
@@ -65,7 +75,7 @@ EXEC_RUNS=${EXEC_RUNS:-20}
 SBXFS=${SBXFS:-$REPO/build/sbxfs}
 SSH_PORT=${SSH_PORT:-2222}
 REMOTES="daytona rexec vtrix"
-TARGETS=${TARGETS:-native sbxfs sshfs $REMOTES}
+TARGETS=${TARGETS:-native sbxfs fuseref sshfs $REMOTES}
 TARGETS=${TARGETS//,/ }
 OP_TIMEOUT=${OP_TIMEOUT:-900}
 MOUNT_TIMEOUT=${MOUNT_TIMEOUT:-30}
@@ -83,7 +93,7 @@ uses_sbxfs() { has_target sbxfs || uses_remote; }
 
 [[ $(id -u) -eq 0 ]] || die "must run as root (it installs packages, starts sshd and drops caches)"
 for t in $TARGETS; do
-  case $t in native|sbxfs|sshfs|daytona|rexec|vtrix) ;; *) die "unknown target '$t' in TARGETS" ;; esac
+  case $t in native|sbxfs|fuseref|sshfs|daytona|rexec|vtrix) ;; *) die "unknown target '$t' in TARGETS" ;; esac
 done
 for op in $OPS; do
   case $op in find|lsR|grep|cat|cp|exec) ;; *) die "unknown operation '$op' in OPS" ;; esac
@@ -106,6 +116,9 @@ done
 
 # ---------------------------------------------------------------- packages
 
+# Where Debian's libfuse3-dev puts libfuse's examples (the fuseref target).
+FUSEREF_SRC=/usr/share/doc/libfuse3-dev/examples
+
 install_deps() {
   local pkgs=()
   command -v fusermount3 >/dev/null || pkgs+=(fuse3)
@@ -116,6 +129,12 @@ install_deps() {
     [[ -x /usr/sbin/sshd ]] || pkgs+=(openssh-server)
     { command -v ssh && command -v ssh-keygen; } >/dev/null || pkgs+=(openssh-client)
     command -v sshfs >/dev/null || pkgs+=(sshfs)
+  fi
+  if has_target fuseref; then
+    { [[ -f $FUSEREF_SRC/passthrough_ll.c ]] && pkg-config --exists fuse3; } 2>/dev/null ||
+      pkgs+=(libfuse3-dev)
+    command -v cc >/dev/null || pkgs+=(gcc)
+    command -v pkg-config >/dev/null || pkgs+=(pkg-config)
   fi
   if uses_remote; then
     command -v bwrap >/dev/null || pkgs+=(bubblewrap)
@@ -142,17 +161,19 @@ install_deps
 
 # ---------------------------------------------------------------- layout
 
-DATA=$BENCH_DIR/data           # exported by sshfs; holds corpus and scratch
+DATA=$BENCH_DIR/data           # exported by sshfs and fuseref; corpus and scratch
 CORPUS=$DATA/corpus            # include/ (copy of /usr/include) and big.bin
-SCRATCH=$DATA/scratch          # cp -r destinations for native and sshfs
+SCRATCH=$DATA/scratch          # cp -r destinations for native, sshfs and fuseref
 RUN=$BENCH_DIR/run             # per-invocation: sshd, mounts, sbxfs state, logs
 RESULTS=$BENCH_DIR/results     # reports kept across invocations
 MNT_SBXFS=$RUN/mnt/sbxfs
 MNT_SSHFS=$RUN/mnt/sshfs
+MNT_FUSEREF=$RUN/mnt/fuseref
 STATE=$RUN/state
 BOX=$MNT_SBXFS/bench
 SBXFS_PID=""
 SSHFS_PID=""
+FUSEREF_PID=""
 SSHD_PID=""
 OP_PID=""
 # Remote target T: its mount $RUN/mnt/T with state in $RUN/state-T, its
@@ -210,6 +231,7 @@ cleanup() {
   fi
   unmount_fuse "$MNT_SBXFS" "$SBXFS_PID"
   unmount_fuse "$MNT_SSHFS" "$SSHFS_PID"
+  unmount_fuse "$MNT_FUSEREF" "$FUSEREF_PID"
   local t pid i
   for t in "${!MOUNT_PID[@]}"; do unmount_fuse "$(remote_mnt "$t")" "${MOUNT_PID[$t]}"; done
   for t in "${!EMU_PID[@]}"; do
@@ -246,7 +268,7 @@ if [[ -d $RUN ]]; then
   mounted_below "$RUN" && die "$RUN has mounts from an earlier run; unmount them first"
   rm -rf --one-file-system "$RUN"
 fi
-mkdir -p "$RUN/ssh" "$MNT_SBXFS" "$MNT_SSHFS" "$STATE" "$SCRATCH" "$RESULTS"
+mkdir -p "$RUN/ssh" "$MNT_SBXFS" "$MNT_SSHFS" "$MNT_FUSEREF" "$STATE" "$SCRATCH" "$RESULTS"
 if uses_sbxfs; then
   # Run a private copy, so a rebuild during the benchmark changes nothing.
   SBXFS_SRC=$SBXFS
@@ -396,6 +418,37 @@ mount_sshfs() {
   SSHFS_PID=$!
   wait_mount "sshfs mount" "$SSHFS_PID" test -d "$MNT_SSHFS/corpus/include" ||
     { tail -n 20 "$RUN/sshfs.log" >&2; die "sshfs did not mount"; }
+}
+
+# ---------------------------------------------------------------- fuseref
+
+# libfuse's example, built from the installed package once per invocation.
+FUSEREF=$RUN/passthrough_ll
+FUSEREF_OPTS=""
+FUSEREF_NOFILE=""
+build_fuseref() {
+  [[ -f $FUSEREF_SRC/passthrough_ll.c ]] ||
+    die "no $FUSEREF_SRC/passthrough_ll.c (libfuse3-dev installed without its examples?)"
+  log "building $FUSEREF from $FUSEREF_SRC/passthrough_ll.c"
+  # shellcheck disable=SC2046 # pkg-config prints several words
+  cc -O2 -I"$FUSEREF_SRC" "$FUSEREF_SRC/passthrough_ll.c" -o "$FUSEREF" \
+    $(pkg-config --cflags --libs fuse3) >"$RUN/fuseref-build.log" 2>&1 ||
+    { cat "$RUN/fuseref-build.log" >&2; die "building passthrough_ll failed"; }
+  FUSEREF_OPTS="-f -o source=$DATA,cache=always"
+}
+
+mount_fuseref() {
+  unmount_fuse "$MNT_FUSEREF" "$FUSEREF_PID"
+  FUSEREF_PID=""
+  # One O_PATH descriptor per inode the kernel holds, and a cp -r pair
+  # alone is two corpus trees: the soft open-file limit goes up to the hard.
+  # shellcheck disable=SC2086 # FUSEREF_OPTS is words
+  (ulimit -n "$(ulimit -Hn)" 2>/dev/null || true; exec "$FUSEREF" $FUSEREF_OPTS "$MNT_FUSEREF") \
+    </dev/null >>"$RUN/fuseref.log" 2>&1 &
+  FUSEREF_PID=$!
+  wait_mount "fuseref mount" "$FUSEREF_PID" test -d "$MNT_FUSEREF/corpus/include" ||
+    { tail -n 20 "$RUN/fuseref.log" >&2; die "passthrough_ll did not mount"; }
+  FUSEREF_NOFILE=$(awk '/^Max open files/ { print $4 }' "/proc/$FUSEREF_PID/limits" 2>/dev/null || true)
 }
 
 # ---------------------------------------------------------------- sbxfs
@@ -566,6 +619,8 @@ target_paths() {
   case $1 in
     native) TREE=$CORPUS/include BIG=$CORPUS/big.bin DEST=$SCRATCH/native ;;
     sshfs)  TREE=$MNT_SSHFS/corpus/include BIG=$MNT_SSHFS/corpus/big.bin DEST=$MNT_SSHFS/scratch/sshfs ;;
+    fuseref) TREE=$MNT_FUSEREF/corpus/include BIG=$MNT_FUSEREF/corpus/big.bin
+             DEST=$MNT_FUSEREF/scratch/fuseref ;;
     sbxfs)  TREE=$BOX/root/tmp/corpus/include BIG=$BOX/root/tmp/corpus/big.bin DEST=$BOX/root/tmp ;;
     *)      local b; b=$(remote_box "$1")
             TREE=$b/root/tmp/corpus/include BIG=$b/root/tmp/corpus/big.bin DEST=$b/root/tmp ;;
@@ -606,14 +661,15 @@ op_cmd() {
   esac
 }
 
-# Remove a cp destination, outside the timing. Native and sshfs copies are
-# removed on the host directly, remote ones on the emulator's side; sbxfs
-# copies through the mount.
+# Remove a cp destination, outside the timing. Native, sshfs and fuseref
+# copies are removed on the host directly, remote ones on the emulator's
+# side; sbxfs copies through the mount.
 remove_copy() {
   local t=$1 name=$2
   case $t in
     native) rm -rf "$SCRATCH/native/$name" ;;
     sshfs)  rm -rf "$SCRATCH/sshfs/$name" ;;
+    fuseref) rm -rf "$SCRATCH/fuseref/$name" ;;
     sbxfs)  timeout "$OP_TIMEOUT" rm -rf "$BOX/root/tmp/$name" ||
               log "sbxfs: removing $name failed" ;;
     *)      rm -rf --one-file-system "${SBX_DIR[$t]}/tmp/$name" ;;
@@ -659,6 +715,7 @@ fresh_mount() {
   case $1 in
     native) ;;
     sshfs) mount_sshfs ;;
+    fuseref) mount_fuseref ;;
     sbxfs) mount_sbxfs ;;
     *) mount_remote "$1" ;;
   esac
@@ -667,9 +724,10 @@ fresh_mount() {
 # ---------------------------------------------------------------- run
 
 if has_target sshfs; then start_sshd; mount_sshfs; fi
+if has_target fuseref; then build_fuseref; mount_fuseref; fi
 if has_target sbxfs; then setup_sbxfs; fi
 for t in $TARGETS; do is_remote "$t" && setup_remote "$t"; done
-mkdir -p "$SCRATCH/native" "$SCRATCH/sshfs"
+mkdir -p "$SCRATCH/native" "$SCRATCH/sshfs" "$SCRATCH/fuseref"
 printf 'target\top\tphase\trun\tseconds\trc\n' >"$RESULTS_TSV"
 printf 'target\top\tphase\trun\troute\tcount\n' >"$REQUESTS_TSV"
 
@@ -736,6 +794,11 @@ meta fuse "libfuse $(dpkg-query -W -f='${Version}' libfuse3-3 2>/dev/null || fus
 if has_target sshfs; then
   meta sshfs "$(sshfs --version 2>/dev/null | grep -m1 -i 'sshfs version' || echo 'sshfs ?'), $(ssh -V 2>&1 | cut -d, -f1)"
   meta sshfs_opts "-o IdentityFile=...,StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null,port=$SSH_PORT -o $SSHFS_EXTRA"
+fi
+if has_target fuseref; then
+  meta fuseref "passthrough_ll from libfuse3-dev $(dpkg-query -W -f='${Version}' libfuse3-dev 2>/dev/null || echo '?'), libfuse $(pkg-config --modversion fuse3 2>/dev/null || echo '?')"
+  meta fuseref_opts "$FUSEREF_OPTS"
+  meta fuseref_nofile "${FUSEREF_NOFILE:-?}"
 fi
 if uses_sbxfs; then
   meta sbxfs "$(timeout 10 "$SBXFS" --version 2>&1 | head -n1 || true)"
