@@ -233,6 +233,13 @@ int dt_readdir(struct sbx_provider *p, const char *box, const char *path,
 	return 0;
 }
 
+/* Opens go through stagefile.c, with the transfers below. */
+int dt_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
+	    const char *path, int flags, mode_t mode)
+{
+	return stagefile_open(&DT(p)->files, fh, st, box, path, flags, mode);
+}
+
 /* ---- staged file data (stagefile.c keeps the bookkeeping) ---- */
 
 static int sf_info(void *ctx, struct stat *st, const char *box, const char *path)
@@ -334,23 +341,12 @@ out:
 
 const struct stagefile_ops dt_stagefile_ops = {
 	.name = "daytona",
+	/* The upload's answer tells nothing of the file: ask. */
 	.upload_stat = STAGEFILE_STAT_BY_INFO,
 	.info = sf_info,
 	.fetch = sf_fetch,
 	.upload = sf_upload,
 };
-
-int dt_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
-	    const char *path, int flags, mode_t mode)
-{
-	return stagefile_open(&DT(p)->files, fh, st, box, path, flags, mode);
-}
-
-/* Metadata calls need the file on the server: see stagefile.h. */
-static int flush_pending(struct dt *dt, const char *box, const char *path)
-{
-	return stagefile_flush_pending(&dt->files, box, path);
-}
 
 static int simple_toolbox(struct dt *dt, const char *box, const char *method,
 			  const char *what, const char *route, const char *const *query,
@@ -427,7 +423,7 @@ static int set_mode(struct dt *dt, const char *box, const char *path, mode_t mod
 
 int dt_chmod(struct sbx_provider *p, const char *box, const char *path, mode_t mode)
 {
-	int rc = flush_pending(DT(p), box, path);
+	int rc = stagefile_flush_pending(&DT(p)->files, box, path);
 
 	return rc ? rc : set_mode(DT(p), box, path, mode);
 }
@@ -452,7 +448,7 @@ int dt_chown(struct sbx_provider *p, const char *box, const char *path, uid_t ui
 	q[n] = NULL;
 	if (n == 2)
 		return 0;
-	n = flush_pending(DT(p), box, path);
+	n = stagefile_flush_pending(&DT(p)->files, box, path);
 	if (n)
 		return n;
 	return simple_toolbox(DT(p), box, "POST", "chown", "/files/permissions", q, NULL);
@@ -578,7 +574,7 @@ int dt_rename(struct sbx_provider *p, const char *box, const char *from, const c
 		sbx_failf("daytona: rename cannot exchange two files");
 		return -EINVAL;
 	}
-	rc = flush_pending(dt, box, from);
+	rc = stagefile_flush_pending(&dt->files, box, from);
 	if (rc)
 		return rc;
 	/* The toolbox moves only onto a free name (409 otherwise). */
@@ -630,7 +626,7 @@ int dt_utimens(struct sbx_provider *p, const char *box, const char *path,
 	struct strbuf s = STRBUF_INIT(1u << 20);
 	static const char *const flag[2] = { "-a", "-m" };
 	char t[48];
-	int rc = flush_pending(dt, box, path), i;
+	int rc = stagefile_flush_pending(&dt->files, box, path), i;
 
 	for (i = 0; i < 2 && !rc; i++) {
 		if (ts[i].tv_nsec == UTIME_OMIT)
@@ -651,7 +647,7 @@ int dt_utimens(struct sbx_provider *p, const char *box, const char *path,
 
 int dt_link(struct sbx_provider *p, const char *box, const char *from, const char *to)
 {
-	int rc = flush_pending(DT(p), box, from);
+	int rc = stagefile_flush_pending(&DT(p)->files, box, from);
 
 	if (rc)
 		return rc;
