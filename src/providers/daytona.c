@@ -11,7 +11,7 @@
  *    toolbox-proxy-url call, or {api_url}/toolbox/{id}/toolbox).  File
  *    errors often have an empty body: the HTTP status is what counts.
  *  - Files move whole (no ranges): they are staged on disk (stage.c),
- *    fetched at open, uploaded at close or fsync.
+ *    fetched at open, uploaded at close or fsync (stagefile.c).
  *  - What the toolbox lacks (rmdir that refuses non-empty directories,
  *    rename over a file, truncate, utimens, link, statfs) runs as a
  *    command through /process/execute, with its exit code carrying the
@@ -554,6 +554,7 @@ static int dt_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	dt->stage = stage_new(stagedir, cache_max);
 	if (!dt->http || !dt->stage)
 		goto fail;
+	stagefile_init(&dt->files, &dt_stagefile_ops, dt->stage, dt);
 	rc = check_credentials(dt);
 	if (rc)
 		goto fail;
@@ -1110,14 +1111,14 @@ static const struct sbx_provider_ops daytona_ops = {
 	.ctl = dt_ctl,
 	.info = dt_info,
 	.getattr = dt_getattr,
-	.fgetattr = dt_fgetattr,
+	.fgetattr = stagefile_fgetattr,
 	.readdir = dt_readdir,
 	.open = dt_open,
-	.read = dt_read,
-	.write = dt_write,
-	.flush = dt_flush,
-	.fsync = dt_fsync,
-	.release = dt_release,
+	.read = stagefile_read,
+	.write = stagefile_write,
+	.flush = stagefile_flush,
+	.fsync = stagefile_fsync,
+	.release = stagefile_release,
 	.mkdir = dt_mkdir,
 	.unlink = dt_unlink,
 	.rmdir = dt_rmdir,

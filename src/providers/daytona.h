@@ -28,6 +28,7 @@
 #include "sbxfs/provider.h"
 #include "sbxfs/shell.h"
 #include "sbxfs/stage.h"
+#include "sbxfs/stagefile.h"
 #include "sbxfs/strbuf.h"
 
 #define DEFAULT_API_URL "https://app.daytona.io/api"
@@ -52,6 +53,7 @@ struct dt {
 	char *target; /* default region for new sandboxes, or NULL */
 	int jwt;      /* authenticating with a JWT and an organisation id */
 	struct stage *stage;
+	struct stagefile files; /* root/'s open files, over stage */
 	char session_prefix[48];
 	/* Handshake headers for WebSockets: credentials and the split
 	 * output switch.  Secret: wiped at destroy. */
@@ -113,15 +115,10 @@ int dt_getattr(struct sbx_provider *p, struct stat *out, const char *box,
 	       const char *path);
 int dt_readdir(struct sbx_provider *p, const char *box, const char *path,
 	       sbx_dirent_fn fn, void *ctx);
+/* The transfers of staged files (stagefile.h). */
+extern const struct stagefile_ops dt_stagefile_ops;
 int dt_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
 	    const char *path, int flags, mode_t mode);
-int dt_fgetattr(struct sbx_provider *p, struct stat *out, uint64_t fh);
-ssize_t dt_read(struct sbx_provider *p, uint64_t fh, char *buf, size_t size, off_t off);
-ssize_t dt_write(struct sbx_provider *p, uint64_t fh, const char *buf, size_t size,
-		 off_t off);
-int dt_flush(struct sbx_provider *p, uint64_t fh);
-int dt_fsync(struct sbx_provider *p, uint64_t fh, int datasync);
-int dt_release(struct sbx_provider *p, uint64_t fh);
 int dt_mkdir(struct sbx_provider *p, const char *box, const char *path, mode_t mode);
 int dt_unlink(struct sbx_provider *p, const char *box, const char *path);
 int dt_rmdir(struct sbx_provider *p, const char *box, const char *path);

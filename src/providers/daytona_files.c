@@ -233,25 +233,31 @@ int dt_readdir(struct sbx_provider *p, const char *box, const char *path,
 	return 0;
 }
 
-/* A handle: the shared staged copy plus what this open may do. */
-struct dfile {
-	struct staged *f;
-	int writable;
-};
+/* Opens go through stagefile.c, with the transfers below. */
+int dt_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
+	    const char *path, int flags, mode_t mode)
+{
+	return stagefile_open(&DT(p)->files, fh, st, box, path, flags, mode);
+}
+
+/* ---- staged file data (stagefile.c keeps the bookkeeping) ---- */
+
+static int sf_info(void *ctx, struct stat *st, const char *box, const char *path)
+{
+	return dt_info_call(ctx, st, box, path);
+}
 
 /* Download box:path into f (locked by the caller). */
-static int fetch(struct dt *dt, struct staged *f, const char *box, const char *path,
-		 const struct stat *remote)
+static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *path,
+		    const struct stat *remote)
 {
+	struct dt *dt = ctx;
 	struct strbuf url = STRBUF_INIT(16384);
 	struct http_req req = HTTP_REQ_INIT;
 	struct http_resp r;
 	char *tb;
 	int rc;
 
-	rc = stage_reserve(f, remote->st_size);
-	if (rc)
-		return rc;
 	rc = dt_toolbox_of(dt, &tb, box);
 	if (rc)
 		return rc;
@@ -262,6 +268,7 @@ static int fetch(struct dt *dt, struct staged *f, const char *box, const char *p
 		return rc;
 	req.method = "GET";
 	req.url = url.buf;
+	/* http_do() empties the copy first: it ends up holding what came. */
 	req.out_fd = f->fd;
 	req.idempotent = 1;
 	req.transfer = 1;
@@ -273,190 +280,31 @@ static int fetch(struct dt *dt, struct staged *f, const char *box, const char *p
 		sbx_failf("daytona: download \"%s\": %s", path, sbx_fail_text());
 		return rc;
 	}
-	if (r.status != 200) {
+	if (r.status != 200)
 		rc = r.status == 404 ? -ENOENT
 				     : dt_toolbox_fail(dt, box, "download", &r, NULL);
-	} else if (r.body_size != remote->st_size) {
-		/* The file changed between info and download, or the server
-		 * lies: take what came, but do not trust it for reuse. */
+	else if (r.body_size != remote->st_size)
 		sbx_debug("daytona: %s:%s: %lld bytes downloaded, %lld announced", box,
 			  path, (long long)r.body_size, (long long)remote->st_size);
-		if (ftruncate(f->fd, r.body_size))
-			rc = -errno;
-		f->fetched = 1;
-		f->remote_size = -1;
-	} else {
-		f->fetched = 1;
-		f->remote_size = remote->st_size;
-		f->remote_mtime = remote->st_mtim;
-	}
-	f->mode = remote->st_mode;
 	http_resp_release(&r);
 	return rc;
 }
 
-static int same_remote(const struct staged *f, const struct stat *st)
-{
-	return f->fetched && f->remote_size == st->st_size &&
-	       f->remote_mtime.tv_sec == st->st_mtim.tv_sec &&
-	       f->remote_mtime.tv_nsec == st->st_mtim.tv_nsec;
-}
-
-int dt_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
-	    const char *path, int flags, mode_t mode)
-{
-	struct dt *dt = DT(p);
-	struct dfile *h = calloc(1, sizeof(*h));
-	struct stat remote;
-	struct staged *f;
-	int rc = 0, shared;
-
-	if (!h)
-		return -ENOMEM;
-	f = h->f = stage_open(dt->stage, box, path, &rc);
-	if (!f) {
-		free(h);
-		return rc;
-	}
-	shared = stage_shared(f);
-	pthread_mutex_lock(&f->lock);
-	if (shared && (f->fetched || f->dirty)) {
-		/* Another open holds the current contents. */
-		if (flags & O_CREAT && flags & O_EXCL)
-			rc = -EEXIST;
-	} else {
-		/* O_CREAT reaches us only from create, which the kernel sends
-		 * after a lookup found no such file: no need to ask again. */
-		rc = (flags & O_CREAT) ? -ENOENT : dt_info_call(dt, &remote, box, path);
-		if (rc == -ENOENT && (flags & O_CREAT)) {
-			/* New: exists here until close uploads it. */
-			rc = ftruncate(f->fd, 0) ? -errno : 0;
-			f->fetched = 0;
-			f->dirty = 1;
-			f->mode = S_IFREG | (mode & 07777);
-		} else if (!rc && (flags & O_CREAT) && (flags & O_EXCL)) {
-			rc = -EEXIST;
-		} else if (!rc && S_ISDIR(remote.st_mode)) {
-			rc = -EISDIR;
-		} else if (!rc && !S_ISREG(remote.st_mode)) {
-			rc = -EOPNOTSUPP;
-			sbx_failf("daytona: \"%s\" is not a regular file", path);
-		} else if (!rc && (flags & O_TRUNC)) {
-			rc = ftruncate(f->fd, 0) ? -errno : 0;
-			f->mode = remote.st_mode;
-			f->fetched = 1;
-			f->remote_size = -1;
-			f->dirty = 1;
-		} else if (!rc && !same_remote(f, &remote)) {
-			rc = fetch(dt, f, box, path, &remote);
-		} else if (!rc) {
-			f->mode = remote.st_mode; /* chmod changes no mtime */
-		}
-	}
-	if (!rc && (flags & O_TRUNC) && shared) {
-		rc = ftruncate(f->fd, 0) ? -errno : 0;
-		f->dirty = 1;
-	}
-	if (!rc && fstat(f->fd, st))
-		rc = -errno;
-	if (!rc) {
-		/* The copy's own inode is no identity of the remote file. */
-		st->st_ino = 0;
-		st->st_dev = 0;
-		st->st_mode = f->mode;
-		st->st_nlink = 1;
-		if (f->fetched && !f->dirty && f->remote_size >= 0)
-			st->st_mtim = f->remote_mtime;
-	}
-	pthread_mutex_unlock(&f->lock);
-	if (rc) {
-		stage_close(f);
-		free(h);
-		return rc;
-	}
-	h->writable = (flags & O_ACCMODE) != O_RDONLY;
-	*fh = (uint64_t)(uintptr_t)h;
-	return 0;
-}
-
-int dt_fgetattr(struct sbx_provider *p, struct stat *out, uint64_t fh)
-{
-	struct dfile *h = (struct dfile *)(uintptr_t)fh;
-	struct staged *f = h->f;
-	int rc = 0;
-
-	/* A file unlinked while open lives on in its copy. */
-	pthread_mutex_lock(&f->lock);
-	if (fstat(f->fd, out))
-		rc = -errno;
-	out->st_mode = f->mode;
-	out->st_nlink = 0;
-	out->st_ino = out->st_dev = 0;
-	pthread_mutex_unlock(&f->lock);
-	return rc;
-}
-
-ssize_t dt_read(struct sbx_provider *p, uint64_t fh, char *buf, size_t size, off_t off)
-{
-	struct dfile *h = (struct dfile *)(uintptr_t)fh;
-	ssize_t n = pread(h->f->fd, buf, size, off);
-
-	return n < 0 ? -errno : n;
-}
-
-ssize_t dt_write(struct sbx_provider *p, uint64_t fh, const char *buf, size_t size,
-		 off_t off)
-{
-	struct dfile *h = (struct dfile *)(uintptr_t)fh;
-	struct staged *f = h->f;
-	ssize_t n;
-	int rc;
-
-	pthread_mutex_lock(&f->lock);
-	rc = stage_reserve(f, off + (off_t)size);
-	if (rc) {
-		pthread_mutex_unlock(&f->lock);
-		return rc;
-	}
-	n = pwrite(f->fd, buf, size, off);
-	if (n < 0)
-		n = -errno;
-	else
-		f->dirty = 1;
-	pthread_mutex_unlock(&f->lock);
-	return n;
-}
-
 static int set_mode(struct dt *dt, const char *box, const char *path, mode_t mode);
 
-/* Upload f (locked by the caller) if it has changes, then check that the
- * server holds what we sent: a close that returns 0 means the data is
- * there. */
-static int upload(struct dt *dt, struct staged *f)
+/* Upload f (locked by the caller); stagefile.c then asks for the file's
+ * info and checks that the server holds what we sent. */
+static int sf_upload(void *ctx, struct stat *remote, struct staged *f, const char *box,
+		     const char *path, off_t size)
 {
+	struct dt *dt = ctx;
 	struct strbuf url = STRBUF_INIT(16384);
 	struct http_req req = HTTP_REQ_INIT;
-	struct http_part part = { "file", "upload", f->fd, 0 };
+	struct http_part part = { "file", "upload", f->fd, size };
 	struct http_resp r;
-	struct stat local, remote;
-	char *box = NULL, *path = NULL, *tb = NULL;
+	char *tb = NULL;
 	int rc;
 
-	if (!f->dirty)
-		return 0;
-	rc = stage_where(f, &box, &path);
-	if (rc == -ENOENT) { /* unlinked while open: nothing to keep */
-		f->dirty = 0;
-		rc = 0;
-		goto out;
-	}
-	if (rc)
-		goto out;
-	if (fstat(f->fd, &local)) {
-		rc = -errno;
-		goto out;
-	}
-	part.size = local.st_size;
 	rc = dt_toolbox_of(dt, &tb, box);
 	if (rc)
 		goto out;
@@ -483,92 +331,22 @@ static int upload(struct dt *dt, struct staged *f)
 	}
 	http_resp_release(&r);
 	/* A new file lands 0644: give it the mode it was created with. */
-	if (!f->fetched && (f->mode & 07777) != 0644) {
+	if (!f->fetched && (f->mode & 07777) != 0644)
 		rc = set_mode(dt, box, path, f->mode);
-		if (rc)
-			goto out;
-	}
-	rc = dt_info_call(dt, &remote, box, path);
-	if (!rc && remote.st_size != local.st_size) {
-		sbx_failf(
-			"daytona: upload \"%s\": the server holds %lld bytes, we sent %lld",
-			path, (long long)remote.st_size, (long long)local.st_size);
-		rc = -EIO;
-	}
-	if (!rc) {
-		f->dirty = 0;
-		f->fetched = 1;
-		f->remote_size = remote.st_size;
-		f->remote_mtime = remote.st_mtim;
-		f->mode = (f->mode & S_IFMT) | (remote.st_mode & 07777);
-	}
 out:
 	strbuf_release(&url);
 	free(tb);
-	free(box);
-	free(path);
 	return rc;
 }
 
-int dt_flush(struct sbx_provider *p, uint64_t fh)
-{
-	struct dfile *h = (struct dfile *)(uintptr_t)fh;
-	int rc;
-
-	if (!h->writable)
-		return 0;
-	pthread_mutex_lock(&h->f->lock);
-	rc = upload(DT(p), h->f);
-	pthread_mutex_unlock(&h->f->lock);
-	return rc;
-}
-
-int dt_fsync(struct sbx_provider *p, uint64_t fh, int datasync)
-{
-	return dt_flush(p, fh);
-}
-
-int dt_release(struct sbx_provider *p, uint64_t fh)
-{
-	struct dfile *h = (struct dfile *)(uintptr_t)fh;
-	int rc = 0;
-
-	/* Normally flush uploaded it; a failed upload gets one more try, and
-	 * a loud log line if that fails too. */
-	if (h->writable) {
-		pthread_mutex_lock(&h->f->lock);
-		if (h->f->dirty && stage_shared(h->f) == 0) {
-			rc = upload(DT(p), h->f);
-			if (rc)
-				sbx_err("daytona: changes to a file were not saved: %s",
-					sbx_fail_text());
-		}
-		pthread_mutex_unlock(&h->f->lock);
-	}
-	stage_close(h->f);
-	free(h);
-	return rc;
-}
-
-/*
- * Metadata calls need the file to exist on the server.  A file created
- * and still open exists only in its staged copy until close: upload it
- * now (tar and git chmod a file before closing it).
- */
-static int flush_pending(struct dt *dt, const char *box, const char *path)
-{
-	struct staged *f = stage_lookup(dt->stage, box, path);
-	int rc = 0;
-
-	if (!f)
-		return 0;
-	pthread_mutex_lock(&f->lock);
-	if (f->dirty && !f->fetched)
-		rc = upload(dt, f);
-	pthread_mutex_unlock(&f->lock);
-	stage_unref(f);
-	return rc;
-}
+const struct stagefile_ops dt_stagefile_ops = {
+	.name = "daytona",
+	/* The upload's answer tells nothing of the file: ask. */
+	.upload_stat = STAGEFILE_STAT_BY_INFO,
+	.info = sf_info,
+	.fetch = sf_fetch,
+	.upload = sf_upload,
+};
 
 static int simple_toolbox(struct dt *dt, const char *box, const char *method,
 			  const char *what, const char *route, const char *const *query,
@@ -645,7 +423,7 @@ static int set_mode(struct dt *dt, const char *box, const char *path, mode_t mod
 
 int dt_chmod(struct sbx_provider *p, const char *box, const char *path, mode_t mode)
 {
-	int rc = flush_pending(DT(p), box, path);
+	int rc = stagefile_flush_pending(&DT(p)->files, box, path);
 
 	return rc ? rc : set_mode(DT(p), box, path, mode);
 }
@@ -670,7 +448,7 @@ int dt_chown(struct sbx_provider *p, const char *box, const char *path, uid_t ui
 	q[n] = NULL;
 	if (n == 2)
 		return 0;
-	n = flush_pending(DT(p), box, path);
+	n = stagefile_flush_pending(&DT(p)->files, box, path);
 	if (n)
 		return n;
 	return simple_toolbox(DT(p), box, "POST", "chown", "/files/permissions", q, NULL);
@@ -796,7 +574,7 @@ int dt_rename(struct sbx_provider *p, const char *box, const char *from, const c
 		sbx_failf("daytona: rename cannot exchange two files");
 		return -EINVAL;
 	}
-	rc = flush_pending(dt, box, from);
+	rc = stagefile_flush_pending(&dt->files, box, from);
 	if (rc)
 		return rc;
 	/* The toolbox moves only onto a free name (409 otherwise). */
@@ -848,7 +626,7 @@ int dt_utimens(struct sbx_provider *p, const char *box, const char *path,
 	struct strbuf s = STRBUF_INIT(1u << 20);
 	static const char *const flag[2] = { "-a", "-m" };
 	char t[48];
-	int rc = flush_pending(dt, box, path), i;
+	int rc = stagefile_flush_pending(&dt->files, box, path), i;
 
 	for (i = 0; i < 2 && !rc; i++) {
 		if (ts[i].tv_nsec == UTIME_OMIT)
@@ -869,7 +647,7 @@ int dt_utimens(struct sbx_provider *p, const char *box, const char *path,
 
 int dt_link(struct sbx_provider *p, const char *box, const char *from, const char *to)
 {
-	int rc = flush_pending(DT(p), box, from);
+	int rc = stagefile_flush_pending(&DT(p)->files, box, from);
 
 	if (rc)
 		return rc;

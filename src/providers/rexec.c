@@ -688,6 +688,7 @@ static int rx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 		rx->stage = stage_new(rx->stage_dir, cache_max);
 	if (!rx->auth || !rx->http || !rx->stage)
 		goto fail;
+	stagefile_init(&rx->files, &rx_stagefile_ops, rx->stage, rx);
 	rc = check_credentials(rx);
 	if (rc)
 		goto fail;
@@ -1117,14 +1118,14 @@ static const struct sbx_provider_ops rexec_ops = {
 	.ctl = rx_ctl,
 	.info = rx_info,
 	.getattr = rx_getattr,
-	.fgetattr = rx_fgetattr,
+	.fgetattr = stagefile_fgetattr,
 	.readdir = rx_readdir,
 	.open = rx_open,
-	.read = rx_read,
-	.write = rx_write,
-	.flush = rx_flush,
-	.fsync = rx_fsync,
-	.release = rx_release,
+	.read = stagefile_read,
+	.write = stagefile_write,
+	.flush = stagefile_flush,
+	.fsync = stagefile_fsync,
+	.release = stagefile_release,
 	.mkdir = rx_mkdir,
 	.unlink = rx_unlink,
 	.rmdir = rx_rmdir,

@@ -30,6 +30,7 @@
 #include "sbxfs/provider.h"
 #include "sbxfs/shell.h"
 #include "sbxfs/stage.h"
+#include "sbxfs/stagefile.h"
 #include "sbxfs/strbuf.h"
 
 #define RX_LIST_MAX (8u << 20)	    /* the container list */
@@ -72,6 +73,7 @@ struct rx {
 	char *url;  /* no trailing '/' */
 	char *auth; /* "Authorization: Bearer ..." for WebSockets: secret */
 	struct stage *stage;
+	struct stagefile files; /* root/'s open files, over stage */
 	char *stage_dir;
 	int timeout_s;
 	char transport_opt[16]; /* "auto", "exec" or "terminal" */
@@ -161,15 +163,10 @@ int rx_getattr(struct sbx_provider *p, struct stat *out, const char *box,
 	       const char *path);
 int rx_readdir(struct sbx_provider *p, const char *box, const char *path,
 	       sbx_dirent_fn fn, void *ctx);
+/* The transfers of staged files (stagefile.h). */
+extern const struct stagefile_ops rx_stagefile_ops;
 int rx_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
 	    const char *path, int flags, mode_t mode);
-int rx_fgetattr(struct sbx_provider *p, struct stat *out, uint64_t fh);
-ssize_t rx_read(struct sbx_provider *p, uint64_t fh, char *buf, size_t size, off_t off);
-ssize_t rx_write(struct sbx_provider *p, uint64_t fh, const char *buf, size_t size,
-		 off_t off);
-int rx_flush(struct sbx_provider *p, uint64_t fh);
-int rx_fsync(struct sbx_provider *p, uint64_t fh, int datasync);
-int rx_release(struct sbx_provider *p, uint64_t fh);
 int rx_mkdir(struct sbx_provider *p, const char *box, const char *path, mode_t mode);
 int rx_unlink(struct sbx_provider *p, const char *box, const char *path);
 int rx_rmdir(struct sbx_provider *p, const char *box, const char *path);

@@ -8,7 +8,7 @@
  * byte of a name survives (the output travels base64-encoded, see
  * rexec_run.c).  File data moves whole, through the REST file endpoints
  * (exact bytes), staged on disk (stage.c): downloaded at open, uploaded
- * at close or fsync.  An upload goes to a temporary name in the target
+ * at close or fsync (stagefile.c).  An upload goes to a temporary name in the target
  * directory and a script then gives it its mode and renames it over the
  * file (the server writes every upload 0644); an existing file is
  * rewritten in place instead, keeping its inode, owner and links.  The server takes at
@@ -244,12 +244,19 @@ int rx_readdir(struct sbx_provider *p, const char *box, const char *path,
 	return rc;
 }
 
-/* ---- staged file data ---- */
+/* Opens go through stagefile.c, with the transfers below. */
+int rx_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
+	    const char *path, int flags, mode_t mode)
+{
+	return stagefile_open(&RX(p)->files, fh, st, box, path, flags, mode);
+}
 
-struct rfile {
-	struct staged *f;
-	int writable;
-};
+/* ---- staged file data (stagefile.c keeps the bookkeeping) ---- */
+
+static int sf_info(void *ctx, struct stat *st, const char *box, const char *path)
+{
+	return stat_call(ctx, st, box, path);
+}
 
 /* A path fit for a URL query as the server decodes it: printable ASCII. */
 static int plain(const char *s)
@@ -270,9 +277,10 @@ static void tmp_name(char *out, size_t size, const char *tag)
 }
 
 /* Download box:path into f (locked by the caller). */
-static int fetch(struct rx *rx, struct staged *f, const char *box, const char *path,
-		 const struct stat *remote)
+static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *path,
+		    const struct stat *remote)
 {
+	struct rx *rx = ctx;
 	struct strbuf url = STRBUF_INIT(16384);
 	struct http_req req = HTTP_REQ_INIT;
 	struct http_resp r;
@@ -280,9 +288,6 @@ static int fetch(struct rx *rx, struct staged *f, const char *box, const char *p
 	const char *from = path;
 	int rc;
 
-	rc = stage_reserve(f, remote->st_size);
-	if (rc)
-		return rc;
 	if (!plain(path)) {
 		/* A name the query cannot carry: copy it to a plain one, in
 		 * the home volume (Docker's archive API does not see tmpfs
@@ -304,6 +309,7 @@ static int fetch(struct rx *rx, struct staged *f, const char *box, const char *p
 		goto out;
 	req.method = "GET";
 	req.url = url.buf;
+	/* http_do() empties the copy first: it ends up holding what came. */
 	req.out_fd = f->fd;
 	req.idempotent = 1;
 	req.transfer = 1;
@@ -313,154 +319,14 @@ static int fetch(struct rx *rx, struct staged *f, const char *box, const char *p
 		sbx_failf("rexec: download \"%s\": %s", path, sbx_fail_text());
 		goto out;
 	}
-	if (r.status != 200) {
+	if (r.status != 200)
 		rc = rx_fail_resp("download", &r, NULL);
-	} else if (r.body_size != remote->st_size) {
-		/* Changed between stat and download: take what came, but do
-		 * not trust it for reuse. */
-		if (ftruncate(f->fd, r.body_size))
-			rc = -errno;
-		f->fetched = 1;
-		f->remote_size = -1;
-	} else {
-		f->fetched = 1;
-		f->remote_size = remote->st_size;
-		f->remote_mtime = remote->st_mtim;
-	}
-	f->mode = remote->st_mode;
 	http_resp_release(&r);
 out:
 	if (tmp[0])
 		rx_runf(rx, box, "download", RX_RUN_RETRY, NULL, "rm -f -- %q", tmp);
 	strbuf_release(&url);
 	return rc;
-}
-
-static int same_remote(const struct staged *f, const struct stat *st)
-{
-	return f->fetched && f->remote_size == st->st_size &&
-	       f->remote_mtime.tv_sec == st->st_mtim.tv_sec &&
-	       f->remote_mtime.tv_nsec == st->st_mtim.tv_nsec;
-}
-
-int rx_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
-	    const char *path, int flags, mode_t mode)
-{
-	struct rx *rx = RX(p);
-	struct rfile *h = calloc(1, sizeof(*h));
-	struct stat remote;
-	struct staged *f;
-	int rc = 0, shared;
-
-	if (!h)
-		return -ENOMEM;
-	f = h->f = stage_open(rx->stage, box, path, &rc);
-	if (!f) {
-		free(h);
-		return rc;
-	}
-	shared = stage_shared(f);
-	pthread_mutex_lock(&f->lock);
-	if (shared && (f->fetched || f->dirty)) {
-		if (flags & O_CREAT && flags & O_EXCL)
-			rc = -EEXIST;
-	} else {
-		/* O_CREAT comes from create, after a lookup found nothing. */
-		rc = (flags & O_CREAT) ? -ENOENT : stat_call(rx, &remote, box, path);
-		if (rc == -ENOENT && (flags & O_CREAT)) {
-			rc = ftruncate(f->fd, 0) ? -errno : 0;
-			f->fetched = 0;
-			f->dirty = 1;
-			f->mode = S_IFREG | (mode & 07777);
-		} else if (!rc && (flags & O_CREAT) && (flags & O_EXCL)) {
-			rc = -EEXIST;
-		} else if (!rc && S_ISDIR(remote.st_mode)) {
-			rc = -EISDIR;
-		} else if (!rc && !S_ISREG(remote.st_mode)) {
-			rc = -EOPNOTSUPP;
-			sbx_failf("rexec: \"%s\" is not a regular file", path);
-		} else if (!rc && (flags & O_TRUNC)) {
-			rc = ftruncate(f->fd, 0) ? -errno : 0;
-			f->mode = remote.st_mode;
-			f->fetched = 1;
-			f->remote_size = -1;
-			f->dirty = 1;
-		} else if (!rc && !same_remote(f, &remote)) {
-			rc = fetch(rx, f, box, path, &remote);
-		} else if (!rc) {
-			f->mode = remote.st_mode;
-		}
-	}
-	if (!rc && (flags & O_TRUNC) && shared) {
-		rc = ftruncate(f->fd, 0) ? -errno : 0;
-		f->dirty = 1;
-	}
-	if (!rc && fstat(f->fd, st))
-		rc = -errno;
-	if (!rc) {
-		st->st_ino = 0;
-		st->st_dev = 0;
-		st->st_mode = f->mode;
-		st->st_nlink = 1;
-		if (f->fetched && !f->dirty && f->remote_size >= 0)
-			st->st_mtim = f->remote_mtime;
-	}
-	pthread_mutex_unlock(&f->lock);
-	if (rc) {
-		stage_close(f);
-		free(h);
-		return rc;
-	}
-	h->writable = (flags & O_ACCMODE) != O_RDONLY;
-	*fh = (uint64_t)(uintptr_t)h;
-	return 0;
-}
-
-int rx_fgetattr(struct sbx_provider *p, struct stat *out, uint64_t fh)
-{
-	struct rfile *h = (struct rfile *)(uintptr_t)fh;
-	struct staged *f = h->f;
-	int rc = 0;
-
-	pthread_mutex_lock(&f->lock);
-	if (fstat(f->fd, out))
-		rc = -errno;
-	out->st_mode = f->mode;
-	out->st_nlink = 0;
-	out->st_ino = out->st_dev = 0;
-	pthread_mutex_unlock(&f->lock);
-	return rc;
-}
-
-ssize_t rx_read(struct sbx_provider *p, uint64_t fh, char *buf, size_t size, off_t off)
-{
-	struct rfile *h = (struct rfile *)(uintptr_t)fh;
-	ssize_t n = pread(h->f->fd, buf, size, off);
-
-	return n < 0 ? -errno : n;
-}
-
-ssize_t rx_write(struct sbx_provider *p, uint64_t fh, const char *buf, size_t size,
-		 off_t off)
-{
-	struct rfile *h = (struct rfile *)(uintptr_t)fh;
-	struct staged *f = h->f;
-	ssize_t n;
-	int rc;
-
-	pthread_mutex_lock(&f->lock);
-	rc = stage_reserve(f, off + (off_t)size);
-	if (rc) {
-		pthread_mutex_unlock(&f->lock);
-		return rc;
-	}
-	n = pwrite(f->fd, buf, size, off);
-	if (n < 0)
-		n = -errno;
-	else
-		f->dirty = 1;
-	pthread_mutex_unlock(&f->lock);
-	return n;
 }
 
 /* A copy of bytes [off, off+len) of fd in an unnamed file under dir. */
@@ -527,7 +393,8 @@ static int upload_one(struct rx *rx, const char *id, const char *dir, const char
 /*
  * Put the staged copy on the server as dir/tmp (in parts of at most
  * 100 MiB, then joined), and a script gives it its mode and renames it
- * over path; the answer is the new file's attributes.
+ * over path; the answer is the new file's attributes (stagefile.c checks
+ * the size).
  */
 static int put_file(struct rx *rx, const char *box, const char *path, int fd, off_t size,
 		    mode_t mode, struct stat *remote)
@@ -605,12 +472,6 @@ static int put_file(struct rx *rx, const char *box, const char *path, int fd, of
 		sbx_failf("rexec: upload \"%s\": unexpected answer", path);
 		rc = -EPROTO;
 	}
-	if (!rc && remote->st_size != size) {
-		sbx_failf(
-			"rexec: upload \"%s\": the server holds %lld bytes, we sent %lld",
-			path, (long long)remote->st_size, (long long)size);
-		rc = -EIO;
-	}
 out:
 	free(dir);
 	strbuf_release(&s);
@@ -618,95 +479,20 @@ out:
 	return rc;
 }
 
-/* Upload f (locked by the caller) if it has changes: a close that
- * returns 0 means the data is on the server. */
-static int upload(struct rx *rx, struct staged *f)
+static int sf_upload(void *ctx, struct stat *remote, struct staged *f, const char *box,
+		     const char *path, off_t size)
 {
-	struct stat local, remote;
-	char *box = NULL, *path = NULL;
-	int rc;
-
-	if (!f->dirty)
-		return 0;
-	rc = stage_where(f, &box, &path);
-	if (rc == -ENOENT) { /* unlinked while open: nothing to keep */
-		f->dirty = 0;
-		return 0;
-	}
-	if (rc)
-		return rc;
-	if (fstat(f->fd, &local)) {
-		rc = -errno;
-		goto out;
-	}
-	rc = put_file(rx, box, path, f->fd, local.st_size, f->mode, &remote);
-	if (!rc) {
-		f->dirty = 0;
-		f->fetched = 1;
-		f->remote_size = remote.st_size;
-		f->remote_mtime = remote.st_mtim;
-		f->mode = (f->mode & S_IFMT) | (remote.st_mode & 07777);
-	}
-out:
-	free(box);
-	free(path);
-	return rc;
+	return put_file(ctx, box, path, f->fd, size, f->mode, remote);
 }
 
-int rx_flush(struct sbx_provider *p, uint64_t fh)
-{
-	struct rfile *h = (struct rfile *)(uintptr_t)fh;
-	int rc;
-
-	if (!h->writable)
-		return 0;
-	pthread_mutex_lock(&h->f->lock);
-	rc = upload(RX(p), h->f);
-	pthread_mutex_unlock(&h->f->lock);
-	return rc;
-}
-
-int rx_fsync(struct sbx_provider *p, uint64_t fh, int datasync)
-{
-	return rx_flush(p, fh);
-}
-
-int rx_release(struct sbx_provider *p, uint64_t fh)
-{
-	struct rfile *h = (struct rfile *)(uintptr_t)fh;
-	int rc = 0;
-
-	if (h->writable) {
-		pthread_mutex_lock(&h->f->lock);
-		if (h->f->dirty && stage_shared(h->f) == 0) {
-			rc = upload(RX(p), h->f);
-			if (rc)
-				sbx_err("rexec: changes to a file were not saved: %s",
-					sbx_fail_text());
-		}
-		pthread_mutex_unlock(&h->f->lock);
-	}
-	stage_close(h->f);
-	free(h);
-	return rc;
-}
-
-/* A file created and still open exists only in its copy: metadata calls
- * need it on the server first. */
-static int flush_pending(struct rx *rx, const char *box, const char *path)
-{
-	struct staged *f = stage_lookup(rx->stage, box, path);
-	int rc = 0;
-
-	if (!f)
-		return 0;
-	pthread_mutex_lock(&f->lock);
-	if (f->dirty && !f->fetched)
-		rc = upload(rx, f);
-	pthread_mutex_unlock(&f->lock);
-	stage_unref(f);
-	return rc;
-}
+const struct stagefile_ops rx_stagefile_ops = {
+	.name = "rexec",
+	/* put_file()'s script ends by printing the file's attributes. */
+	.upload_stat = STAGEFILE_STAT_BY_UPLOAD,
+	.info = sf_info,
+	.fetch = sf_fetch,
+	.upload = sf_upload,
+};
 
 /* ---- what the REST API lacks, as scripts ---- */
 
@@ -760,7 +546,7 @@ int rx_rename(struct sbx_provider *p, const char *box, const char *from, const c
 		sbx_failf("rexec: rename cannot exchange two files");
 		return -EINVAL;
 	}
-	rc = flush_pending(rx, box, from);
+	rc = stagefile_flush_pending(&rx->files, box, from);
 	if (rc)
 		return rc;
 	rc = rx_runf(
@@ -785,7 +571,7 @@ int rx_rename(struct sbx_provider *p, const char *box, const char *from, const c
 int rx_chmod(struct sbx_provider *p, const char *box, const char *path, mode_t mode)
 {
 	char m[8];
-	int rc = flush_pending(RX(p), box, path);
+	int rc = stagefile_flush_pending(&RX(p)->files, box, path);
 
 	/* Five digits: GNU chmod keeps a directory's setuid and setgid bits
 	 * under a shorter numeric mode. */
@@ -810,7 +596,7 @@ int rx_chown(struct sbx_provider *p, const char *box, const char *path, uid_t ui
 			 (unsigned)gid);
 	if (!who[0])
 		return 0;
-	rc = flush_pending(RX(p), box, path);
+	rc = stagefile_flush_pending(&RX(p)->files, box, path);
 	return rc ? rc
 		  : rx_runf(RX(p), box, "chown", RX_RUN_RETRY, NULL,
 			    "p=%q; " EXISTS("p") " || exit 2; chown -h %s -- \"$p\" 2>&1 "
@@ -840,7 +626,7 @@ int rx_utimens(struct sbx_provider *p, const char *box, const char *path,
 	struct rx *rx = RX(p);
 	struct strbuf s = STRBUF_INIT(1u << 16);
 	static const char *const flag[2] = { "-a", "-m" };
-	int rc = flush_pending(rx, box, path), i;
+	int rc = stagefile_flush_pending(&rx->files, box, path), i;
 
 	if (!rc)
 		rc = rx_script(&s, "p=%q; " EXISTS("p") " || exit 2; ", path);
@@ -896,7 +682,7 @@ int rx_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box,
 
 int rx_link(struct sbx_provider *p, const char *box, const char *from, const char *to)
 {
-	int rc = flush_pending(RX(p), box, from);
+	int rc = stagefile_flush_pending(&RX(p)->files, box, from);
 
 	return rc ? rc
 		  : rx_runf(RX(p), box, "link", 0, NULL,

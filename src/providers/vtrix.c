@@ -543,6 +543,7 @@ static int vx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	if (!vx->prefix || !vx->ws_headers[0] || !vx->ws_headers[1] || !vx->http ||
 	    !vx->stage)
 		goto fail;
+	stagefile_init(&vx->files, &vx_stagefile_ops, vx->stage, vx);
 	rc = check_credentials(vx);
 	if (rc)
 		goto fail;
@@ -996,14 +997,14 @@ static const struct sbx_provider_ops vtrix_ops = {
 	.ctl = vx_ctl,
 	.info = vx_info,
 	.getattr = vx_getattr,
-	.fgetattr = vx_fgetattr,
+	.fgetattr = stagefile_fgetattr,
 	.readdir = vx_readdir,
 	.open = vx_open,
-	.read = vx_read,
-	.write = vx_write,
-	.flush = vx_flush,
-	.fsync = vx_fsync,
-	.release = vx_release,
+	.read = stagefile_read,
+	.write = stagefile_write,
+	.flush = stagefile_flush,
+	.fsync = stagefile_fsync,
+	.release = stagefile_release,
 	.mkdir = vx_mkdir,
 	.unlink = vx_unlink,
 	.rmdir = vx_rmdir,

@@ -28,6 +28,7 @@
 #include "sbxfs/provider.h"
 #include "sbxfs/shell.h"
 #include "sbxfs/stage.h"
+#include "sbxfs/stagefile.h"
 #include "sbxfs/strbuf.h"
 
 #define VX_LIST_PAGE 100
@@ -62,6 +63,7 @@ struct vx {
 	char *user;	/* owner of the sandboxes shown and made, or NULL */
 	int timeout_ms; /* bound on every wait for the server */
 	struct stage *stage;
+	struct stagefile files; /* root/'s open files, over stage */
 	/* Handshake headers for the sockets.  Secret: wiped at destroy. */
 	char *ws_headers[2];
 	size_t nws_headers;
@@ -169,15 +171,10 @@ int vx_getattr(struct sbx_provider *p, struct stat *out, const char *box,
 	       const char *path);
 int vx_readdir(struct sbx_provider *p, const char *box, const char *path,
 	       sbx_dirent_fn fn, void *ctx);
+/* The transfers of staged files (stagefile.h). */
+extern const struct stagefile_ops vx_stagefile_ops;
 int vx_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
 	    const char *path, int flags, mode_t mode);
-int vx_fgetattr(struct sbx_provider *p, struct stat *out, uint64_t fh);
-ssize_t vx_read(struct sbx_provider *p, uint64_t fh, char *buf, size_t size, off_t off);
-ssize_t vx_write(struct sbx_provider *p, uint64_t fh, const char *buf, size_t size,
-		 off_t off);
-int vx_flush(struct sbx_provider *p, uint64_t fh);
-int vx_fsync(struct sbx_provider *p, uint64_t fh, int datasync);
-int vx_release(struct sbx_provider *p, uint64_t fh);
 int vx_mkdir(struct sbx_provider *p, const char *box, const char *path, mode_t mode);
 int vx_unlink(struct sbx_provider *p, const char *box, const char *path);
 int vx_rmdir(struct sbx_provider *p, const char *box, const char *path);

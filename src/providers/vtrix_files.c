@@ -235,18 +235,19 @@ int vx_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box,
 	return rc;
 }
 
-/* ---- contents ---- */
+/* Opens go through stagefile.c, with the transfers below. */
+int vx_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
+	    const char *path, int flags, mode_t mode)
+{
+	return stagefile_open(&VX(p)->files, fh, st, box, path, flags, mode);
+}
 
-/* A handle: the shared staged copy plus what this open may do. */
-struct vfile {
-	struct staged *f;
-	int writable;
-	/* Write-only: the contents are fetched at the first write, so an
-	 * open that writes nothing (touch) reads nothing (and leaves the
-	 * file's atime alone). */
-	int lazy;
-	struct stat remote;
-};
+/* ---- contents (stagefile.c keeps the bookkeeping) ---- */
+
+static int sf_info(void *ctx, struct stat *st, const char *box, const char *path)
+{
+	return stat_call(ctx, st, box, path);
+}
 
 struct fetch_ctx {
 	struct staged *f;
@@ -324,24 +325,20 @@ static int fetch_by_command(struct vx *vx, struct staged *f, const char *box,
 }
 
 /* Download box:path into f (locked by the caller): one read_stream. */
-static int fetch(struct vx *vx, struct staged *f, const char *box, const char *path,
-		 const struct stat *remote)
+static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *path,
+		    const struct stat *remote)
 {
+	struct vx *vx = ctx;
 	struct fetch_ctx x = { .f = f };
 	struct vx_call_opts o = { .note = on_chunk, .ctx = &x };
 	cJSON *params = NULL, *res = NULL;
 	double total = -1;
 	int rc;
 
-	rc = stage_reserve(f, remote->st_size);
-	if (!rc && ftruncate(f->fd, 0))
-		rc = -errno;
-	if (rc)
-		return rc;
-	if (!vx_utf8_valid(path)) {
-		rc = fetch_by_command(vx, f, box, path);
-		goto done;
-	}
+	if (ftruncate(f->fd, 0))
+		return -errno;
+	if (!vx_utf8_valid(path))
+		return fetch_by_command(vx, f, box, path);
 	params = cJSON_CreateObject();
 	if (!params)
 		return -ENOMEM;
@@ -363,167 +360,7 @@ static int fetch(struct vx *vx, struct staged *f, const char *box, const char *p
 	cJSON_Delete(res);
 	if (!rc && ftruncate(f->fd, x.off))
 		rc = -errno;
-done:
-	if (rc)
-		return rc;
-	f->fetched = 1;
-	f->remote_size = remote->st_size;
-	f->remote_mtime = remote->st_mtim;
-	if (lseek(f->fd, 0, SEEK_END) != remote->st_size)
-		f->remote_size = -1; /* it changed meanwhile: do not reuse */
-	f->mode = remote->st_mode;
-	return 0;
-}
-
-static int same_remote(const struct staged *f, const struct stat *st)
-{
-	return f->fetched && f->remote_size == st->st_size &&
-	       f->remote_mtime.tv_sec == st->st_mtim.tv_sec &&
-	       f->remote_mtime.tv_nsec == st->st_mtim.tv_nsec;
-}
-
-int vx_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
-	    const char *path, int flags, mode_t mode)
-{
-	struct vx *vx = VX(p);
-	struct vfile *h = calloc(1, sizeof(*h));
-	struct stat remote;
-	struct staged *f;
-	int rc = 0, shared;
-
-	if (!h)
-		return -ENOMEM;
-	f = h->f = stage_open(vx->stage, box, path, &rc);
-	if (!f) {
-		free(h);
-		return rc;
-	}
-	shared = stage_shared(f);
-	pthread_mutex_lock(&f->lock);
-	if (shared && (f->fetched || f->dirty)) {
-		if (flags & O_CREAT && flags & O_EXCL)
-			rc = -EEXIST;
-	} else {
-		/* O_CREAT comes from create, after a lookup found nothing. */
-		rc = (flags & O_CREAT) ? -ENOENT : stat_call(vx, &remote, box, path);
-		if (rc == -ENOENT && (flags & O_CREAT)) {
-			rc = ftruncate(f->fd, 0) ? -errno : 0;
-			f->fetched = 0;
-			f->dirty = 1;
-			f->mode = S_IFREG | (mode & 07777);
-		} else if (!rc && (flags & O_CREAT) && (flags & O_EXCL)) {
-			rc = -EEXIST;
-		} else if (!rc && S_ISDIR(remote.st_mode)) {
-			rc = -EISDIR;
-		} else if (!rc && S_ISLNK(remote.st_mode)) {
-			rc = -ELOOP;
-		} else if (!rc && !S_ISREG(remote.st_mode)) {
-			rc = -EOPNOTSUPP;
-			sbx_failf("vtrix: \"%s\" is not a regular file", path);
-		} else if (!rc && (flags & O_TRUNC)) {
-			rc = ftruncate(f->fd, 0) ? -errno : 0;
-			f->mode = remote.st_mode;
-			f->fetched = 1;
-			f->remote_size = -1;
-			f->dirty = 1;
-		} else if (!rc && !same_remote(f, &remote) &&
-			   (flags & O_ACCMODE) == O_WRONLY) {
-			f->fetched = 0;
-			f->mode = remote.st_mode;
-			h->lazy = 1;
-			h->remote = remote;
-			rc = ftruncate(f->fd, remote.st_size) ? -errno : 0;
-		} else if (!rc && !same_remote(f, &remote)) {
-			rc = fetch(vx, f, box, path, &remote);
-		} else if (!rc) {
-			f->mode = remote.st_mode;
-		}
-	}
-	if (!rc && (flags & O_TRUNC) && shared) {
-		rc = ftruncate(f->fd, 0) ? -errno : 0;
-		f->dirty = 1;
-	}
-	if (!rc && fstat(f->fd, st))
-		rc = -errno;
-	if (!rc) {
-		if (h->lazy)
-			st->st_mtim = h->remote.st_mtim;
-		st->st_ino = 0;
-		st->st_dev = 0;
-		st->st_mode = f->mode;
-		st->st_nlink = 1;
-		if (f->fetched && !f->dirty && f->remote_size >= 0)
-			st->st_mtim = f->remote_mtime;
-	}
-	pthread_mutex_unlock(&f->lock);
-	if (rc) {
-		stage_close(f);
-		free(h);
-		return rc;
-	}
-	h->writable = (flags & O_ACCMODE) != O_RDONLY;
-	*fh = (uint64_t)(uintptr_t)h;
-	return 0;
-}
-
-int vx_fgetattr(struct sbx_provider *p, struct stat *out, uint64_t fh)
-{
-	struct vfile *h = (struct vfile *)(uintptr_t)fh;
-	struct staged *f = h->f;
-	int rc = 0;
-
-	pthread_mutex_lock(&f->lock);
-	if (fstat(f->fd, out))
-		rc = -errno;
-	out->st_mode = f->mode;
-	out->st_nlink = 0;
-	out->st_ino = out->st_dev = 0;
-	pthread_mutex_unlock(&f->lock);
 	return rc;
-}
-
-ssize_t vx_read(struct sbx_provider *p, uint64_t fh, char *buf, size_t size, off_t off)
-{
-	struct vfile *h = (struct vfile *)(uintptr_t)fh;
-	ssize_t n = pread(h->f->fd, buf, size, off);
-
-	return n < 0 ? -errno : n;
-}
-
-ssize_t vx_write(struct sbx_provider *p, uint64_t fh, const char *buf, size_t size,
-		 off_t off)
-{
-	struct vfile *h = (struct vfile *)(uintptr_t)fh;
-	struct staged *f = h->f;
-	ssize_t n;
-	int rc;
-
-	pthread_mutex_lock(&f->lock);
-	if (h->lazy && !f->fetched && !f->dirty) {
-		char *box = NULL, *path = NULL;
-
-		rc = stage_where(f, &box, &path);
-		if (!rc)
-			rc = fetch(VX(p), f, box, path, &h->remote);
-		free(box);
-		free(path);
-		if (rc) {
-			pthread_mutex_unlock(&f->lock);
-			return rc;
-		}
-	}
-	rc = stage_reserve(f, off + (off_t)size);
-	if (rc) {
-		pthread_mutex_unlock(&f->lock);
-		return rc;
-	}
-	n = pwrite(f->fd, buf, size, off);
-	if (n < 0)
-		n = -errno;
-	else
-		f->dirty = 1;
-	pthread_mutex_unlock(&f->lock);
-	return n;
 }
 
 /* The params of write_binary for the copy: {"path","mode"?,"data"}, the
@@ -600,38 +437,25 @@ static int write_binary(struct vx *vx, struct staged *f, const char *box,
 	return rc;
 }
 
-/* Upload f (locked by the caller) if it has changes: one write_binary,
- * whose answer means the data is there. */
-static int upload(struct vx *vx, struct staged *f)
+/* Upload f (locked by the caller): one write_binary, whose answer means
+ * the data is there.  It tells nothing of the file's mtime
+ * (STAGEFILE_STAT_NONE). */
+static int sf_upload(void *ctx, struct stat *remote, struct staged *f, const char *box,
+		     const char *path, off_t size)
 {
-	char *box = NULL, *path = NULL;
-	struct stat local;
+	struct vx *vx = ctx;
 	int rc, isnew = !f->fetched;
 	int mode = isnew ? (int)(f->mode & 0777) : -1;
 
-	if (!f->dirty)
-		return 0;
-	rc = stage_where(f, &box, &path);
-	if (rc == -ENOENT) { /* unlinked while open: nothing to keep */
-		f->dirty = 0;
-		rc = 0;
-		goto out;
-	}
-	if (rc)
-		goto out;
-	if (fstat(f->fd, &local)) {
-		rc = -errno;
-		goto out;
-	}
 	if (vx_utf8_valid(path)) {
-		rc = write_binary(vx, f, box, path, local.st_size, mode > 0 ? mode : -1);
+		rc = write_binary(vx, f, box, path, size, mode > 0 ? mode : -1);
 	} else {
 		/* Not UTF-8: write a temporary file, then mv it into place. */
 		char tmp[96];
 
 		snprintf(tmp, sizeof(tmp), "/tmp/.sbxfs-upload-%d-%lx-%p", (int)getpid(),
 			 (unsigned long)time(NULL), (void *)f);
-		rc = write_binary(vx, f, box, tmp, local.st_size, mode > 0 ? mode : 0644);
+		rc = write_binary(vx, f, box, tmp, size, mode > 0 ? mode : 0644);
 		if (!rc)
 			rc = run_fmt(vx, box, "write",
 				     isnew ? "mv -f -- %q %q 2>&1 || exit 5"
@@ -643,72 +467,19 @@ static int upload(struct vx *vx, struct staged *f)
 	/* A mode the call cannot give (0, or setuid and the like). */
 	if (!rc && isnew && (mode == 0 || (f->mode & 07000)))
 		rc = set_mode(vx, box, path, f->mode);
-	if (!rc) {
-		f->dirty = 0;
-		f->fetched = 1;
-		f->remote_size = -1; /* mtime unknown: refetch on the next open */
-	}
-out:
-	free(box);
-	free(path);
 	return rc;
 }
 
-int vx_flush(struct sbx_provider *p, uint64_t fh)
-{
-	struct vfile *h = (struct vfile *)(uintptr_t)fh;
-	int rc;
-
-	if (!h->writable)
-		return 0;
-	pthread_mutex_lock(&h->f->lock);
-	rc = upload(VX(p), h->f);
-	pthread_mutex_unlock(&h->f->lock);
-	return rc;
-}
-
-int vx_fsync(struct sbx_provider *p, uint64_t fh, int datasync)
-{
-	return vx_flush(p, fh);
-}
-
-int vx_release(struct sbx_provider *p, uint64_t fh)
-{
-	struct vfile *h = (struct vfile *)(uintptr_t)fh;
-	int rc = 0;
-
-	/* Normally flush uploaded it; a failed upload gets one more try. */
-	if (h->writable) {
-		pthread_mutex_lock(&h->f->lock);
-		if (h->f->dirty && stage_shared(h->f) == 0) {
-			rc = upload(VX(p), h->f);
-			if (rc)
-				sbx_err("vtrix: changes to a file were not saved: %s",
-					sbx_fail_text());
-		}
-		pthread_mutex_unlock(&h->f->lock);
-	}
-	stage_close(h->f);
-	free(h);
-	return rc;
-}
-
-/* A file created and still open exists only as its copy: metadata calls
- * need it on the server first. */
-static int flush_pending(struct vx *vx, const char *box, const char *path)
-{
-	struct staged *f = stage_lookup(vx->stage, box, path);
-	int rc = 0;
-
-	if (!f)
-		return 0;
-	pthread_mutex_lock(&f->lock);
-	if (f->dirty && !f->fetched)
-		rc = upload(vx, f);
-	pthread_mutex_unlock(&f->lock);
-	stage_unref(f);
-	return rc;
-}
+const struct stagefile_ops vx_stagefile_ops = {
+	.name = "vtrix",
+	/* Reading costs a read_stream and an atime: touch reads nothing. */
+	.flags = STAGEFILE_LAZY_WRONLY | STAGEFILE_SYMLINK_ELOOP,
+	/* write_binary's answer has no mtime, and asking costs an exec. */
+	.upload_stat = STAGEFILE_STAT_NONE,
+	.info = sf_info,
+	.fetch = sf_fetch,
+	.upload = sf_upload,
+};
 
 /* ---- namespace and metadata, as commands ---- */
 
@@ -759,7 +530,7 @@ int vx_rename(struct sbx_provider *p, const char *box, const char *from, const c
 		sbx_failf("vtrix: rename cannot exchange two files");
 		return -EINVAL;
 	}
-	rc = flush_pending(vx, box, from);
+	rc = stagefile_flush_pending(&vx->files, box, from);
 	if (rc)
 		return rc;
 	rc = run_fmt(vx, box, "rename",
@@ -798,7 +569,7 @@ int vx_chmod(struct sbx_provider *p, const char *box, const char *path, mode_t m
 {
 	struct vx *vx = VX(p);
 	struct staged *f;
-	int rc = flush_pending(vx, box, path);
+	int rc = stagefile_flush_pending(&vx->files, box, path);
 
 	if (!rc)
 		rc = set_mode(vx, box, path, mode);
@@ -825,7 +596,7 @@ int vx_chown(struct sbx_provider *p, const char *box, const char *path, uid_t ui
 	if (gid != (gid_t)-1)
 		snprintf(who + strlen(who), sizeof(who) - strlen(who), ":%u",
 			 (unsigned)gid);
-	rc = flush_pending(VX(p), box, path);
+	rc = stagefile_flush_pending(&VX(p)->files, box, path);
 	if (rc)
 		return rc;
 	return run_fmt(VX(p), box, "chown",
@@ -860,7 +631,7 @@ int vx_utimens(struct sbx_provider *p, const char *box, const char *path,
 	static const char *const flag[2] = { "-a", "-m" };
 	struct vx *vx = VX(p);
 	struct strbuf s = STRBUF_INIT(1u << 20);
-	int rc = flush_pending(vx, box, path), i;
+	int rc = stagefile_flush_pending(&vx->files, box, path), i;
 
 	if (!rc)
 		rc = script_of(&s, "p=%q; [ -e \"$p\" ] || [ -h \"$p\" ] || exit 2; ",
@@ -892,7 +663,7 @@ int vx_symlink(struct sbx_provider *p, const char *box, const char *target,
 
 int vx_link(struct sbx_provider *p, const char *box, const char *from, const char *to)
 {
-	int rc = flush_pending(VX(p), box, from);
+	int rc = stagefile_flush_pending(&VX(p)->files, box, from);
 
 	if (rc)
 		return rc;

@@ -22,6 +22,7 @@ void test_names(void);
 void test_cache(void);
 void test_log(void);
 void test_stage(void);
+void test_stagefile(void);
 void test_shell(void);
 void test_vtrix(void);
 

@@ -11,6 +11,7 @@ int main(void)
 	test_cache();
 	test_log();
 	test_stage();
+	test_stagefile();
 	test_shell();
 	test_vtrix();
 	if (test_failures)
