@@ -739,9 +739,9 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	char path[PATH_MAX_SBX];
 	struct node *n = NULL;
 	volatile int intr;
-	struct stat st;
+	struct stat st, known;
 	uint64_t fh;
-	int rc, flags = fi->flags;
+	int rc, flags = fi->flags, have_known = 0;
 
 	if (parent) {
 		if (!(n = fs_parent(req, parent->ino, name, path, sizeof(path))))
@@ -749,11 +749,17 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		flags |= O_CREAT;
 	} else if (!(n = fs_node(req, ino, path, sizeof(path)))) {
 		return;
+	} else if (!(flags & O_TRUNC) &&
+		   cache_get_attr(fs->cache, &known, n->box->name, path) == 0 &&
+		   (S_ISDIR(known.st_mode) || known.st_nlink == 1)) {
+		/* Fresh attributes spare a remote provider asking again; not
+		 * those of a file with several names (see fs_getattr_path). */
+		have_known = 1;
 	}
 	sbx_fail_clear();
 	fs_intr_begin(req, &intr);
 	rc = fs->provider->ops.open(fs->provider, &fh, &st, n->box->name, path, flags,
-				    mode);
+				    mode, have_known ? &known : NULL);
 	fs_intr_end(req);
 	if (flags & (O_CREAT | O_TRUNC | O_WRONLY | O_RDWR))
 		cache_forget(fs->cache, n->box->name, path, 0);

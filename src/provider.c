@@ -63,7 +63,7 @@ static int no_readdir(struct sbx_provider *p, const char *b, const char *path,
 	return -ENOTSUP;
 }
 static int no_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *b,
-		   const char *path, int f, mode_t m)
+		   const char *path, int f, mode_t m, const struct stat *known)
 {
 	return -ENOTSUP;
 }

@@ -82,10 +82,12 @@ static int create_new(struct staged *f, mode_t mode)
 /*
  * Make the copy of an open that is the only one, or the first with
  * contents, hold the remote file as open(2) `flags` ask.  Here is the
- * open's one call to info.
+ * open's one call to info, spared when the cache knows the file: a copy
+ * is then as fresh as what stat(2) shows, and the kernel's page cache,
+ * kept across opens, no fresher.
  */
 static int revalidate(struct handle *h, const char *box, const char *path, int flags,
-		      mode_t mode)
+		      mode_t mode, const struct stat *known)
 {
 	struct stagefile *sf = h->sf;
 	struct staged *f = h->f;
@@ -94,7 +96,13 @@ static int revalidate(struct handle *h, const char *box, const char *path, int f
 
 	/* O_CREAT reaches us only from create, which the kernel sends after
 	 * a lookup found no such file: no need to ask again. */
-	rc = (flags & O_CREAT) ? -ENOENT : sf->ops->info(sf->ctx, &remote, box, path);
+	if (flags & O_CREAT)
+		rc = -ENOENT;
+	else if (known) {
+		remote = *known;
+		rc = 0;
+	} else
+		rc = sf->ops->info(sf->ctx, &remote, box, path);
 	if (rc == -ENOENT && (flags & O_CREAT))
 		return create_new(f, mode);
 	if (rc)
@@ -151,7 +159,7 @@ static int open_stat(const struct handle *h, struct stat *st)
 }
 
 int stagefile_open(struct stagefile *sf, uint64_t *fh, struct stat *st, const char *box,
-		   const char *path, int flags, mode_t mode)
+		   const char *path, int flags, mode_t mode, const struct stat *known)
 {
 	struct handle *h = calloc(1, sizeof(*h));
 	struct staged *f;
@@ -172,7 +180,7 @@ int stagefile_open(struct stagefile *sf, uint64_t *fh, struct stat *st, const ch
 		if (flags & O_CREAT && flags & O_EXCL)
 			rc = -EEXIST;
 	} else {
-		rc = revalidate(h, box, path, flags, mode);
+		rc = revalidate(h, box, path, flags, mode, known);
 	}
 	if (!rc && (flags & O_TRUNC) && shared) {
 		rc = ftruncate(f->fd, 0) ? -errno : 0;

@@ -594,3 +594,30 @@ def test_an_open_file_keeps_its_unsaved_size_past_the_timeout(short_ttl):
         assert os.stat(path).st_size == 5000
     assert os.stat(path).st_size == 5000
     assert read_bytes(path) == b"z" * 5000
+
+
+def test_open_trusts_what_a_fresh_listing_said(short_ttl):
+    # Within the attribute timeout, open does not ask again what the
+    # listing just told (stat(2) would not either); after it, it does, and
+    # a file changed on the server is fetched anew.
+    m, b = short_ttl
+    emu = m.emulator
+    server = backing(emu, b, "tmp", "reads")
+    os.mkdir(server)
+    for i in range(10):
+        put(os.path.join(server, "h%d" % i), "v1 %d" % i)
+    d = b.r("tmp", "reads")
+    run(["ls", "-l", d])
+    emu.reset_stats()
+    for i in range(10):
+        assert read_text(os.path.join(d, "h%d" % i)) == "v1 %d" % i
+    s = emu.stats()
+    assert count(s, "GET /files/info") == 0, s
+    assert count(s, "GET /files/download") == 10, s
+    put(os.path.join(server, "h0"), "v2, longer")
+    time.sleep(1.5)
+    emu.reset_stats()
+    assert read_text(os.path.join(d, "h0")) == "v2, longer"
+    assert read_text(os.path.join(d, "h1")) == "v1 1"
+    s = emu.stats()
+    assert count(s, "GET /files/download") == 1, s

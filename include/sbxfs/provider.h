@@ -183,10 +183,14 @@ struct sbx_provider_ops {
 	 * open: open (or with O_CREAT, create with `mode`) the regular file at
 	 * `path` with open(2) `flags`; never follows a final symlink.  Sets
 	 * *fh to a provider handle, and *st to the file's attributes after the
-	 * open.  The handle is used from several threads at once.
+	 * open.  The handle is used from several threads at once.  `known`,
+	 * when not NULL, is what the cache holds of the file, younger than
+	 * the attribute timeout: a provider may trust it instead of asking
+	 * the server again (as stat(2) would be answered).
 	 */
 	int (*open)(struct sbx_provider *p, uint64_t *fh, struct stat *st,
-		    const char *box, const char *path, int flags, mode_t mode);
+		    const char *box, const char *path, int flags, mode_t mode,
+		    const struct stat *known);
 
 	/* read, write: at `off`; return bytes done or -errno.  A short read
 	 * means end of file. */

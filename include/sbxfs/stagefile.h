@@ -73,8 +73,9 @@ struct stagefile_ops {
 	/*
 	 * info: lstat() of box:path on the server into *st: at least
 	 * st_mode, st_size and st_mtim.  -ENOENT if there is no such file.
-	 * Called at open (unless another open already holds the contents)
-	 * and, with STAGEFILE_STAT_BY_INFO, after each upload.
+	 * Called at open (unless another open already holds the contents, or
+	 * the cache knows the file) and, with STAGEFILE_STAT_BY_INFO, after
+	 * each upload.
 	 */
 	int (*info)(void *ctx, struct stat *st, const char *box, const char *path);
 
@@ -119,9 +120,11 @@ void stagefile_init(struct stagefile *sf, const struct stagefile_ops *ops,
 /*
  * The provider's open slot (provider.h): open box:path through sf.  The
  * handle in *fh is what the slots below take; it points back at sf.
+ * `known` (may be NULL): the file's fresh cached attributes, used instead
+ * of info.
  */
 int stagefile_open(struct stagefile *sf, uint64_t *fh, struct stat *st, const char *box,
-		   const char *path, int flags, mode_t mode);
+		   const char *path, int flags, mode_t mode, const struct stat *known);
 
 /*
  * The slots that take a handle, with the signatures of provider.h so that

@@ -118,7 +118,7 @@ int dt_readdir(struct sbx_provider *p, const char *box, const char *path,
 /* The transfers of staged files (stagefile.h). */
 extern const struct stagefile_ops dt_stagefile_ops;
 int dt_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
-	    const char *path, int flags, mode_t mode);
+	    const char *path, int flags, mode_t mode, const struct stat *known);
 int dt_mkdir(struct sbx_provider *p, const char *box, const char *path, mode_t mode);
 int dt_unlink(struct sbx_provider *p, const char *box, const char *path);
 int dt_rmdir(struct sbx_provider *p, const char *box, const char *path);

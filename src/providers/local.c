@@ -1057,8 +1057,10 @@ static int local_readdir(struct sbx_provider *p, const char *box, const char *pa
 }
 
 static int local_open(struct sbx_provider *p, uint64_t *fh, struct stat *st,
-		      const char *box, const char *path, int flags, mode_t mode)
+		      const char *box, const char *path, int flags, mode_t mode,
+		      const struct stat *known)
 {
+	(void)known; /* the file itself is at hand */
 	int root = box_root(p, box), fd;
 
 	if (root < 0)

@@ -166,7 +166,7 @@ int rx_readdir(struct sbx_provider *p, const char *box, const char *path,
 /* The transfers of staged files (stagefile.h). */
 extern const struct stagefile_ops rx_stagefile_ops;
 int rx_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
-	    const char *path, int flags, mode_t mode);
+	    const char *path, int flags, mode_t mode, const struct stat *known);
 int rx_mkdir(struct sbx_provider *p, const char *box, const char *path, mode_t mode);
 int rx_unlink(struct sbx_provider *p, const char *box, const char *path);
 int rx_rmdir(struct sbx_provider *p, const char *box, const char *path);

@@ -246,9 +246,9 @@ int rx_readdir(struct sbx_provider *p, const char *box, const char *path,
 
 /* Opens go through stagefile.c, with the transfers below. */
 int rx_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
-	    const char *path, int flags, mode_t mode)
+	    const char *path, int flags, mode_t mode, const struct stat *known)
 {
-	return stagefile_open(&RX(p)->files, fh, st, box, path, flags, mode);
+	return stagefile_open(&RX(p)->files, fh, st, box, path, flags, mode, known);
 }
 
 /* ---- staged file data (stagefile.c keeps the bookkeeping) ---- */

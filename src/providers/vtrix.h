@@ -174,7 +174,7 @@ int vx_readdir(struct sbx_provider *p, const char *box, const char *path,
 /* The transfers of staged files (stagefile.h). */
 extern const struct stagefile_ops vx_stagefile_ops;
 int vx_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
-	    const char *path, int flags, mode_t mode);
+	    const char *path, int flags, mode_t mode, const struct stat *known);
 int vx_mkdir(struct sbx_provider *p, const char *box, const char *path, mode_t mode);
 int vx_unlink(struct sbx_provider *p, const char *box, const char *path);
 int vx_rmdir(struct sbx_provider *p, const char *box, const char *path);

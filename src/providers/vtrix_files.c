@@ -237,9 +237,9 @@ int vx_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box,
 
 /* Opens go through stagefile.c, with the transfers below. */
 int vx_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
-	    const char *path, int flags, mode_t mode)
+	    const char *path, int flags, mode_t mode, const struct stat *known)
 {
-	return stagefile_open(&VX(p)->files, fh, st, box, path, flags, mode);
+	return stagefile_open(&VX(p)->files, fh, st, box, path, flags, mode, known);
 }
 
 /* ---- contents (stagefile.c keeps the bookkeeping) ---- */

@@ -83,7 +83,7 @@ static uint64_t opened(struct stagefile *sf, int flags, int want)
 	struct stat st;
 	uint64_t fh = 0;
 
-	CHECK(stagefile_open(sf, &fh, &st, "box", "/f", flags, 0600) == want);
+	CHECK(stagefile_open(sf, &fh, &st, "box", "/f", flags, 0600, NULL) == want);
 	return fh;
 }
 
@@ -109,6 +109,27 @@ static void test_reuse(struct stagefile *sf, struct server *sv)
 	sv->extra = NULL;
 	stagefile_release(NULL, opened(sf, O_RDONLY, 0));
 	CHECK(sv->fetches == 4);
+}
+
+/* Attributes the cache knows stand in for info: no call when the copy
+ * matches them, a fetch alone when it does not. */
+static void test_known(struct stagefile *sf, struct server *sv)
+{
+	struct stat known, st;
+	int infos, fetches;
+	uint64_t fh;
+
+	stagefile_release(NULL, opened(sf, O_RDONLY, 0));
+	CHECK(fake_info(sv, &known, "box", "/f") == 0);
+	infos = sv->infos;
+	fetches = sv->fetches;
+	CHECK(stagefile_open(sf, &fh, &st, "box", "/f", O_RDONLY, 0, &known) == 0);
+	stagefile_release(NULL, fh);
+	CHECK(sv->infos == infos && sv->fetches == fetches);
+	known.st_mtim.tv_sec++;
+	CHECK(stagefile_open(sf, &fh, &st, "box", "/f", O_RDONLY, 0, &known) == 0);
+	stagefile_release(NULL, fh);
+	CHECK(sv->infos == infos && sv->fetches == fetches + 1);
 }
 
 static void test_write_and_upload(struct stagefile *sf, struct server *sv)
@@ -172,7 +193,7 @@ static void test_lazy(struct stagefile *sf, struct server *sv)
 	ops.flags = STAGEFILE_LAZY_WRONLY;
 	ops.upload_stat = STAGEFILE_STAT_NONE;
 	sv->mtime += 10;
-	CHECK(stagefile_open(sf, &fh, &st, "box", "/f", O_WRONLY, 0) == 0);
+	CHECK(stagefile_open(sf, &fh, &st, "box", "/f", O_WRONLY, 0, NULL) == 0);
 	CHECK(st.st_size == 3 && st.st_mtim.tv_sec == sv->mtime && sv->fetches == 4);
 	stagefile_release(NULL, fh); /* touch: nothing read, nothing sent */
 	CHECK(sv->fetches == 4 && sv->uploads == 4);
@@ -204,6 +225,7 @@ void test_stagefile(void)
 		test_create(&sf, &sv);
 		test_not_regular(&sf, &sv);
 		test_lazy(&sf, &sv);
+		test_known(&sf, &sv);
 		stage_free(s);
 	}
 	CHECK(sbx_remove_tree(dir, 10000, why, sizeof(why)) == 0);
