@@ -51,6 +51,9 @@ static int fetch(struct stagefile *sf, struct staged *f, const char *box,
 	struct stat got;
 	int rc = stage_reserve(f, remote->st_size);
 
+	/* A fetch that fails may leave the copy half written: until one
+	 * succeeds it is nobody's version. */
+	f->remote_size = -1;
 	if (!rc)
 		rc = sf->ops->fetch(sf->ctx, f, box, path, remote);
 	if (!rc && fstat(f->fd, &got))
