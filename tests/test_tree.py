@@ -722,6 +722,18 @@ def test_inode_numbers(wd):
     assert out == [os.path.join(wd, "f4")]
 
 
+def test_rename_symlink_over_its_target(wd, provider):
+    # rename(2) lets a symlink replace the very file it points to (GNU mv
+    # calls them the same file and refuses).
+    require(provider, "symlink")
+    put(os.path.join(wd, "a"), b"x")
+    os.symlink("a", os.path.join(wd, "b"))
+    os.rename(os.path.join(wd, "b"), os.path.join(wd, "a"))
+    assert os.readlink(os.path.join(wd, "a")) == "a"
+    assert not os.path.lexists(os.path.join(wd, "b"))
+    assert sorted(os.listdir(wd)) == ["a"]
+
+
 def test_rename_directory_with_cached_children(wd):
     os.makedirs(os.path.join(wd, "d1", "sub"))
     f_old = os.path.join(wd, "d1", "sub", "f")

@@ -22,4 +22,17 @@ int sh_base64(struct strbuf *sb, const void *data, size_t len);
  */
 int sh_wrap_base64(struct strbuf *sb, const char *env, const char *script);
 
+/*
+ * Shell text that renames "$a" to "$b" as rename(2) does, replacing a file
+ * or an empty directory there; its status is mv's, with mv's message on
+ * stdout.  GNU mv refuses to move a symlink over the file it points to
+ * ("are the same file"), which rename(2) allows: that case is redone with
+ * perl's rename, or without perl by moving "$b" aside first.
+ */
+#define SH_RENAME_AB                                                                     \
+	"{ mv -fT -- \"$a\" \"$b\" 2>&1 || { [ -h \"$a\" ] && ! [ -d \"$b\" ] && "       \
+	"{ perl -e 'rename($ARGV[0], $ARGV[1]) or exit 1' \"$a\" \"$b\" 2>/dev/null || " \
+	"{ t=\"$b.sbxfs-mv.$$\"; mv -fT -- \"$b\" \"$t\" && mv -fT -- \"$a\" \"$b\" && " \
+	"rm -f -- \"$t\"; }; }; }; }"
+
 #endif

@@ -560,8 +560,8 @@ int rx_rename(struct sbx_provider *p, const char *box, const char *from, const c
 						  "b") " || exit 20; "
 						       "[ -z \"$(ls -A -- \"$b\")\" ] || exit 39; "
 						       "elif " REALDIR(
-							       "b") "; then exit 21; fi; fi; "
-								    "mv -fT -- \"$a\" \"$b\" 2>&1 || exit 5",
+							       "b") "; then exit 21; fi; fi; " SH_RENAME_AB
+								    " || exit 5",
 		from, to, (flags & RENAME_NOREPLACE) ? "1" : "0");
 	if (!rc)
 		stage_rename(rx->stage, box, from, to);

@@ -533,20 +533,20 @@ int vx_rename(struct sbx_provider *p, const char *box, const char *from, const c
 	rc = stagefile_flush_pending(&vx->files, box, from);
 	if (rc)
 		return rc;
-	rc = run_fmt(vx, box, "rename",
-		     (flags & RENAME_NOREPLACE)
-			     ? "a=%q; b=%q; [ -e \"$a\" ] || [ -h \"$a\" ] || exit 2; "
-			       "{ [ -e \"$b\" ] || [ -h \"$b\" ]; } && exit 17; "
-			       "mv -fT -- \"$a\" \"$b\" 2>&1 || exit 5"
-			     : "a=%q; b=%q; [ -e \"$a\" ] || [ -h \"$a\" ] || exit 2; "
-			       "ad=0; [ -d \"$a\" ] && ! [ -h \"$a\" ] && ad=1; "
-			       "if [ -d \"$b\" ] && ! [ -h \"$b\" ]; then "
-			       "[ $ad = 1 ] || exit 21; "
-			       "[ -n \"$(ls -A -- \"$b\")\" ] && exit 39; "
-			       "elif [ -e \"$b\" ] || [ -h \"$b\" ]; then "
-			       "[ $ad = 1 ] && exit 20; fi; "
-			       "mv -fT -- \"$a\" \"$b\" 2>&1 || exit 5",
-		     from, to, NULL);
+	rc = run_fmt(
+		vx, box, "rename",
+		(flags & RENAME_NOREPLACE)
+			? "a=%q; b=%q; [ -e \"$a\" ] || [ -h \"$a\" ] || exit 2; "
+			  "{ [ -e \"$b\" ] || [ -h \"$b\" ]; } && exit 17; " SH_RENAME_AB
+			  " || exit 5"
+			: "a=%q; b=%q; [ -e \"$a\" ] || [ -h \"$a\" ] || exit 2; "
+			  "ad=0; [ -d \"$a\" ] && ! [ -h \"$a\" ] && ad=1; "
+			  "if [ -d \"$b\" ] && ! [ -h \"$b\" ]; then "
+			  "[ $ad = 1 ] || exit 21; "
+			  "[ -n \"$(ls -A -- \"$b\")\" ] && exit 39; "
+			  "elif [ -e \"$b\" ] || [ -h \"$b\" ]; then "
+			  "[ $ad = 1 ] && exit 20; fi; " SH_RENAME_AB " || exit 5",
+		from, to, NULL);
 	if (!rc)
 		stage_rename(vx->stage, box, from, to);
 	return rc;
