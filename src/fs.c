@@ -150,20 +150,24 @@ static int stat_by_listing(struct sbxfs *fs, struct box *b, const char *path,
 }
 
 /* Attributes of a path below root/, through the cache.  `opens`: handles
- * open on it; their unsaved changes only the provider knows, so then
- * neither the cache nor a listing answers. */
+ * open on it, whose changes the server may not have seen yet: the
+ * provider is asked about those before the cache or a listing. */
 static int fs_getattr_path(struct sbxfs *fs, struct box *b, const char *path,
 			   unsigned opens, struct stat *st)
 {
 	uint64_t gen;
 	double t0;
-	int rc = opens ? -EAGAIN : cache_get_attr(fs->cache, st, b->name, path);
+	int rc;
+
+	if (opens && fs->provider->ops.unsaved(fs->provider, st, b->name, path) == 0)
+		return 0;
+	rc = cache_get_attr(fs->cache, st, b->name, path);
 
 	/* A file with several names changes under all of them when one is
 	 * linked or unlinked: its cached attributes are not trusted. */
 	if (rc != -EAGAIN && !(rc == 0 && !S_ISDIR(st->st_mode) && st->st_nlink > 1))
 		return rc;
-	if (rc == -EAGAIN && !opens && (rc = stat_by_listing(fs, b, path, st)) != -EAGAIN)
+	if (rc == -EAGAIN && (rc = stat_by_listing(fs, b, path, st)) != -EAGAIN)
 		return rc;
 	gen = cache_begin(fs->cache);
 	sbx_fail_clear();
@@ -907,6 +911,16 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		synth_write(req, fi, buf, size);
 }
 
+/* A handle that may write has been saved: what was cached of the file
+ * is older than what the server holds now. */
+static void forget_saved(struct sbxfs *fs, struct node *n)
+{
+	char path[PATH_MAX_SBX];
+
+	if (node_path(fs->nodes, n, path, sizeof(path)) == 0)
+		cache_forget(fs->cache, n->box->name, path, 0);
+}
+
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct sbxfs *fs = FS(req);
@@ -916,6 +930,8 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (n && is_fs(n)) {
 		sbx_fail_clear();
 		rc = fs->provider->ops.flush(fs->provider, fi->fh);
+		/* Readers close without a flush (noflush): this was a writer. */
+		forget_saved(fs, n);
 		if (rc)
 			fs_node_error(fs, n, rc, "close");
 	}
@@ -934,6 +950,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 					    __ATOMIC_RELAXED);
 		__atomic_sub_fetch(&n->opens, 1, __ATOMIC_ACQ_REL);
 		fs->provider->ops.release(fs->provider, fi->fh);
+		if ((fi->flags & O_ACCMODE) != O_RDONLY)
+			forget_saved(fs, n);
 	} else {
 		synth_release(fi);
 	}

@@ -53,6 +53,12 @@ static int no_getattr(struct sbx_provider *p, struct stat *o, const char *b,
 {
 	return -ENOTSUP;
 }
+
+static int no_unsaved(struct sbx_provider *p, struct stat *o, const char *b,
+		      const char *path)
+{
+	return -ENOENT;
+}
 static int no_fgetattr(struct sbx_provider *p, struct stat *o, uint64_t fh)
 {
 	return -ESTALE;
@@ -166,6 +172,7 @@ static void fill_defaults(struct sbx_provider_ops *o)
 	FILL(ctl, no_ctl);
 	FILL(info, no_info);
 	FILL(getattr, no_getattr);
+	FILL(unsaved, no_unsaved);
 	FILL(fgetattr, no_fgetattr);
 	FILL(readdir, no_readdir);
 	FILL(open, no_open);

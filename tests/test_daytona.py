@@ -65,6 +65,15 @@ def put(path, data):
         f.write(data)
 
 
+def server_files(emu, box, name, files):
+    """Make /tmp/NAME with these files on the server side; its path there."""
+    d = backing(emu, box, "tmp", name)
+    os.mkdir(d)
+    for f, data in files.items():
+        put(os.path.join(d, f), data)
+    return d
+
+
 def count(stats, *routes):
     return sum(stats["routes"].get(r, 0) for r in routes)
 
@@ -552,10 +561,7 @@ def test_expired_entries_come_back_with_one_listing(short_ttl):
     # refreshes a directory's entries with one listing, not one stat each.
     m, b = short_ttl
     emu = m.emulator
-    server = backing(emu, b, "tmp", "walk")
-    os.mkdir(server)
-    for i in range(30):
-        put(os.path.join(server, "f%d" % i), "x" * i)
+    server = server_files(emu, b, "walk", {"f%d" % i: "x" * i for i in range(30)})
     d = b.r("tmp", "walk")
     first = run(["ls", "-l", d]).stdout
     time.sleep(1.5)
@@ -602,10 +608,7 @@ def test_open_trusts_what_a_fresh_listing_said(short_ttl):
     # a file changed on the server is fetched anew.
     m, b = short_ttl
     emu = m.emulator
-    server = backing(emu, b, "tmp", "reads")
-    os.mkdir(server)
-    for i in range(10):
-        put(os.path.join(server, "h%d" % i), "v1 %d" % i)
+    server = server_files(emu, b, "reads", {"h%d" % i: "v1 %d" % i for i in range(10)})
     d = b.r("tmp", "reads")
     run(["ls", "-l", d])
     emu.reset_stats()
@@ -614,6 +617,15 @@ def test_open_trusts_what_a_fresh_listing_said(short_ttl):
     s = emu.stats()
     assert count(s, "GET /files/info") == 0, s
     assert count(s, "GET /files/download") == 10, s
+    # Again at once (grep -r twice): the copies and the cache answer all,
+    # fstat(2) of the open files included.
+    emu.reset_stats()
+    for i in range(10):
+        p = os.path.join(d, "h%d" % i)
+        with open(p, "rb") as f:
+            assert f.read() == ("v1 %d" % i).encode()
+            assert os.fstat(f.fileno()).st_size == len("v1 %d" % i)
+    assert emu.stats()["total"] == 0, emu.stats()
     put(os.path.join(server, "h0"), "v2, longer")
     time.sleep(1.5)
     emu.reset_stats()

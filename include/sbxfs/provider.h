@@ -170,6 +170,16 @@ struct sbx_provider_ops {
 	int (*getattr)(struct sbx_provider *p, struct stat *out, const char *box,
 		       const char *path);
 
+	/*
+	 * unsaved: the attributes of box:path if this provider holds changes
+	 * to it that the server has not seen yet (an open staged copy that
+	 * was written), else -ENOENT.  Cheap, never remote: the FUSE layer
+	 * asks before trusting its cache or a listing about an open file.
+	 * Optional: a provider that writes through has nothing unsaved.
+	 */
+	int (*unsaved)(struct sbx_provider *p, struct stat *out, const char *box,
+		       const char *path);
+
 	/* fgetattr: fstat() of an open handle; for files that lost their
 	 * name (unlinked while open).  Default: -ESTALE. */
 	int (*fgetattr)(struct sbx_provider *p, struct stat *out, uint64_t fh);

@@ -1111,6 +1111,7 @@ static const struct sbx_provider_ops daytona_ops = {
 	.ctl = dt_ctl,
 	.info = dt_info,
 	.getattr = dt_getattr,
+	.unsaved = dt_unsaved,
 	.fgetattr = stagefile_fgetattr,
 	.readdir = dt_readdir,
 	.open = dt_open,

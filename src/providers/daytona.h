@@ -113,6 +113,8 @@ int dt_run_fmt(struct dt *dt, const char *box, const char *what, const char *fmt
 	       const char *a, const char *b, struct strbuf *out);
 int dt_getattr(struct sbx_provider *p, struct stat *out, const char *box,
 	       const char *path);
+int dt_unsaved(struct sbx_provider *p, struct stat *out, const char *box,
+	       const char *path);
 int dt_readdir(struct sbx_provider *p, const char *box, const char *path,
 	       sbx_dirent_fn fn, void *ctx);
 /* The transfers of staged files (stagefile.h). */

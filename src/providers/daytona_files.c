@@ -178,6 +178,12 @@ int dt_getattr(struct sbx_provider *p, struct stat *out, const char *box,
 	return dt_info_call(dt, out, box, path);
 }
 
+int dt_unsaved(struct sbx_provider *p, struct stat *out, const char *box,
+	       const char *path)
+{
+	return stage_stat(DT(p)->stage, box, path, out);
+}
+
 int dt_readdir(struct sbx_provider *p, const char *box, const char *path,
 	       sbx_dirent_fn fn, void *ctx)
 {

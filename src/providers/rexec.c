@@ -1118,6 +1118,7 @@ static const struct sbx_provider_ops rexec_ops = {
 	.ctl = rx_ctl,
 	.info = rx_info,
 	.getattr = rx_getattr,
+	.unsaved = rx_unsaved,
 	.fgetattr = stagefile_fgetattr,
 	.readdir = rx_readdir,
 	.open = rx_open,

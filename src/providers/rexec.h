@@ -161,6 +161,8 @@ const char *rx_transport_word(struct rx *rx);
 
 int rx_getattr(struct sbx_provider *p, struct stat *out, const char *box,
 	       const char *path);
+int rx_unsaved(struct sbx_provider *p, struct stat *out, const char *box,
+	       const char *path);
 int rx_readdir(struct sbx_provider *p, const char *box, const char *path,
 	       sbx_dirent_fn fn, void *ctx);
 /* The transfers of staged files (stagefile.h). */

@@ -210,6 +210,12 @@ int rx_getattr(struct sbx_provider *p, struct stat *out, const char *box,
 	return stat_call(rx, out, box, path);
 }
 
+int rx_unsaved(struct sbx_provider *p, struct stat *out, const char *box,
+	       const char *path)
+{
+	return stage_stat(RX(p)->stage, box, path, out);
+}
+
 int rx_readdir(struct sbx_provider *p, const char *box, const char *path,
 	       sbx_dirent_fn fn, void *ctx)
 {

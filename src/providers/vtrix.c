@@ -997,6 +997,7 @@ static const struct sbx_provider_ops vtrix_ops = {
 	.ctl = vx_ctl,
 	.info = vx_info,
 	.getattr = vx_getattr,
+	.unsaved = vx_unsaved,
 	.fgetattr = stagefile_fgetattr,
 	.readdir = vx_readdir,
 	.open = vx_open,

@@ -169,6 +169,8 @@ int vx_run(struct vx *vx, const char *box, const char *what, const char *script,
 
 int vx_getattr(struct sbx_provider *p, struct stat *out, const char *box,
 	       const char *path);
+int vx_unsaved(struct sbx_provider *p, struct stat *out, const char *box,
+	       const char *path);
 int vx_readdir(struct sbx_provider *p, const char *box, const char *path,
 	       sbx_dirent_fn fn, void *ctx);
 /* The transfers of staged files (stagefile.h). */

@@ -169,6 +169,12 @@ int vx_getattr(struct sbx_provider *p, struct stat *out, const char *box,
 	return stat_call(vx, out, box, path);
 }
 
+int vx_unsaved(struct sbx_provider *p, struct stat *out, const char *box,
+	       const char *path)
+{
+	return stage_stat(VX(p)->stage, box, path, out);
+}
+
 int vx_readdir(struct sbx_provider *p, const char *box, const char *path,
 	       sbx_dirent_fn fn, void *ctx)
 {
