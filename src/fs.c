@@ -116,8 +116,8 @@ static int list_path(struct sbxfs *fs, struct box *b, const char *path,
  * costs what one stat does (SBX_CAP_LIST_STATS): a walk that outlives the
  * timeout (ls -lR, git status, an editor's tree) then asks once per
  * directory, not once per entry.  Only directories listed before, and not
- * huge, are listed again.  0, -ENOENT (not in the listing), or -EAGAIN:
- * ask for the entry alone.
+ * huge, are listed again.  0, or -EAGAIN: ask for the entry alone (also
+ * when the listing lacks it: a listing leaves out what it cannot show).
  */
 static int stat_by_listing(struct sbxfs *fs, struct box *b, const char *path,
 			   struct stat *st)
@@ -126,7 +126,7 @@ static int stat_by_listing(struct sbxfs *fs, struct box *b, const char *path,
 	char dir[PATH_MAX_SBX];
 	struct cache_dir *d;
 	size_t size;
-	int rc = -ENOENT;
+	int rc = -EAGAIN;
 
 	if (!(fs->provider->desc->caps & SBX_CAP_LIST_STATS) || !slash || !slash[1])
 		return -EAGAIN;
