@@ -64,6 +64,18 @@ def _processes_mentioning(text):
     return found
 
 
+def _cmdlines(pids):
+    out = []
+    for pid in pids:
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                out.append("%d: %s" % (pid, f.read().replace(b"\0", b" ").decode(
+                    errors="replace")))
+        except OSError:
+            out.append("%d: gone" % pid)
+    return "; ".join(out)
+
+
 class Emulator:
     """One emulator process on a random port with its own root."""
 
@@ -93,10 +105,13 @@ class Emulator:
         rc = self.proc.wait(20)
         self.log.close()
         assert rc == 0, "emulator exited %s\n%s" % (rc, self.log_text())
-        deadline = time.monotonic() + 5
+        # Sandboxes die with the emulator (bwrap --die-with-parent); on a
+        # loaded machine the kernel may take a few seconds to reap them.
+        deadline = time.monotonic() + 30
         while _processes_mentioning(self.root) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not _processes_mentioning(self.root), "sandbox processes survived"
+        left = _processes_mentioning(self.root)
+        assert not left, "sandbox processes survived: %s" % _cmdlines(left)
 
 
 @pytest.fixture(scope="module")
