@@ -466,6 +466,7 @@ class Runtime:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE, pass_fds=(w,),
                 start_new_session=True)
+            KEEPERS.add(self.keeper.pid)
         finally:
             os.close(w)
         try:
@@ -539,6 +540,7 @@ class Runtime:
                 pass
         if self.keeper is not None:
             kill_group(self.keeper.pid, signal.SIGKILL)
+            KEEPERS.discard(self.keeper.pid)
             try:
                 await asyncio.wait_for(self.keeper.wait(), 5)
             except asyncio.TimeoutError:
@@ -546,6 +548,19 @@ class Runtime:
         self.keeper = None
         self.init_pid = None
         self.procs.clear()
+
+
+# Every keeper started and not yet stopped, by process group: shutdown
+# kills what is left, whatever a cancelled start was doing at the time
+# (--die-with-parent does not cover a keeper whose parent exits before
+# bwrap arms it).
+KEEPERS = set()
+
+
+def kill_keepers():
+    for pgid in list(KEEPERS):
+        kill_group(pgid, signal.SIGKILL)
+    KEEPERS.clear()
 
 
 def kill_group(pgid, sig):
@@ -2452,6 +2467,7 @@ async def amain(args):
     log("shutting down")
     await emu.shutdown()
     await runner.cleanup()
+    kill_keepers()
 
 
 def main():

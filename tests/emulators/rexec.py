@@ -1065,6 +1065,7 @@ class Runtime:
                 *self.layout.keeper_argv(self.root, self.hostname, w),
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                 pass_fds=(w,), start_new_session=True)
+            KEEPERS.add(self.keeper.pid)
         finally:
             os.close(w)
         try:
@@ -1128,6 +1129,7 @@ class Runtime:
             except ProcessLookupError:
                 pass
         if keeper is not None:
+            KEEPERS.discard(keeper.pid)
             # The outer bwrap reaps the namespace's init and exits by itself;
             # killing it first would leave the init a zombie of PID 1.
             try:
@@ -1138,6 +1140,19 @@ class Runtime:
                     await asyncio.wait_for(keeper.wait(), 5)
                 except asyncio.TimeoutError:
                     pass
+
+
+# Every keeper started and not yet stopped, by process group: shutdown
+# kills what is left, whatever a cancelled start was doing at the time
+# (--die-with-parent does not cover a keeper whose parent exits before
+# bwrap arms it).
+KEEPERS = set()
+
+
+def kill_keepers():
+    for pgid in list(KEEPERS):
+        kill_group(pgid, signal.SIGKILL)
+    KEEPERS.clear()
 
 
 def kill_group(pgid, sig):
@@ -3015,6 +3030,7 @@ async def amain(args):
     log("shutting down")
     await emu.shutdown()
     await runner.cleanup()
+    kill_keepers()
 
 
 def main():
