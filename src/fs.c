@@ -149,6 +149,14 @@ static int stat_by_listing(struct sbxfs *fs, struct box *b, const char *path,
 	return rc;
 }
 
+/* A non-directory with several names changes under all of them when it is
+ * written, linked or unlinked through one: its cached attributes are not
+ * trusted. */
+static int several_names(const struct stat *st)
+{
+	return !S_ISDIR(st->st_mode) && st->st_nlink > 1;
+}
+
 /* Attributes of a path below root/, through the cache.  `opens`: handles
  * open on it, whose changes the server may not have seen yet: the
  * provider is asked about those before the cache or a listing. */
@@ -163,9 +171,7 @@ static int fs_getattr_path(struct sbxfs *fs, struct box *b, const char *path,
 		return 0;
 	rc = cache_get_attr(fs->cache, st, b->name, path);
 
-	/* A file with several names changes under all of them when one is
-	 * linked or unlinked: its cached attributes are not trusted. */
-	if (rc != -EAGAIN && !(rc == 0 && !S_ISDIR(st->st_mode) && st->st_nlink > 1))
+	if (rc != -EAGAIN && !(rc == 0 && several_names(st)))
 		return rc;
 	if (rc == -EAGAIN && (rc = stat_by_listing(fs, b, path, st)) != -EAGAIN)
 		return rc;
@@ -755,9 +761,8 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		return;
 	} else if (!(flags & O_TRUNC) &&
 		   cache_get_attr(fs->cache, &known, n->box->name, path) == 0 &&
-		   (S_ISDIR(known.st_mode) || known.st_nlink == 1)) {
-		/* Fresh attributes spare a remote provider asking again; not
-		 * those of a file with several names (see fs_getattr_path). */
+		   !several_names(&known)) {
+		/* Fresh attributes spare a remote provider asking again. */
 		have_known = 1;
 	}
 	sbx_fail_clear();
@@ -1195,12 +1200,11 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			name = de->name;
 			if (plus) {
 				st = de->st;
-				opens = is_fs(dh->node) && !S_ISDIR(st.st_mode)
-						? node_child_opens(fs->nodes, dh->node,
-								   name)
-						: 0;
-				if (opens || (is_fs(dh->node) && !S_ISDIR(st.st_mode) &&
-					      st.st_nlink > 1)) {
+				opens = 0;
+				if (is_fs(dh->node) && !S_ISDIR(st.st_mode))
+					opens = node_child_opens(fs->nodes, dh->node,
+								 name);
+				if (opens || (is_fs(dh->node) && several_names(&st))) {
 					/* A listing cached under one of its names may be
 					 * stale if it was written through another; an
 					 * open file may have changes the server lacks. */
