@@ -22,6 +22,7 @@
 #include "sbxfs/log.h"
 #include "sbxfs/names.h"
 #include "sbxfs/node.h"
+#include "sbxfs/req.h"
 #include "sbxfs/sbxfs.h"
 #include "sbxfs/status.h"
 #include "sbxfs/strbuf.h"
@@ -81,26 +82,6 @@ static double now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-/* Ctrl-C of a caller waiting on a provider call: see fs.h. */
-static void intr_set(fuse_req_t req, void *flag)
-{
-	(void)req;
-	*(volatile int *)flag = 1;
-}
-
-void fs_intr_begin(fuse_req_t req, volatile int *flag)
-{
-	*flag = 0;
-	sbx_intr_enter(flag);
-	fuse_req_interrupt_func(req, intr_set, (void *)flag);
-}
-
-void fs_intr_end(fuse_req_t req)
-{
-	fuse_req_interrupt_func(req, NULL, NULL);
-	sbx_intr_leave();
 }
 
 /* ---- attributes ---- */
@@ -295,13 +276,13 @@ static int lookup_child(struct sbxfs *fs, struct node *parent, const char *name,
 		break;
 	case NODE_CMDS:
 		if (!strcmp(name, "last")) {
-			if (!cmd_count(box))
+			if (!box_cmd_count(box))
 				return -ENOENT;
 			kind = NODE_CMDLAST;
 			break;
 		}
 		cmd = parse_cmd_number(name);
-		if (!cmd || cmd > cmd_count(box))
+		if (!cmd || cmd > box_cmd_count(box))
 			return -ENOENT;
 		kind = NODE_CMD;
 		break;
@@ -364,9 +345,9 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
-	fs_intr_begin(req, &intr);
+	req_intr_begin(req, &intr);
 	rc = lookup_child(fs, p, name, &n, &st);
-	fs_intr_end(req);
+	req_intr_end(req);
 	sbx_trace(SBX_TRACE_FUSE, "lookup %lu/%s -> %d", (unsigned long)parent, name, rc);
 	if (rc) {
 		fuse_reply_err(req, -rc);
@@ -403,9 +384,9 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
-	fs_intr_begin(req, &intr);
+	req_intr_begin(req, &intr);
 	rc = node_attr(fs, n, &st);
-	fs_intr_end(req);
+	req_intr_end(req);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -510,7 +491,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	int rc;
 
 	if (n && n->kind == NODE_CMDLAST) {
-		snprintf(target, sizeof(target), "%u", cmd_count(n->box));
+		snprintf(target, sizeof(target), "%u", box_cmd_count(n->box));
 		fuse_reply_readlink(req, target);
 		return;
 	}
@@ -766,10 +747,10 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		have_known = 1;
 	}
 	sbx_fail_clear();
-	fs_intr_begin(req, &intr);
+	req_intr_begin(req, &intr);
 	rc = fs->provider->ops.open(fs->provider, &fh, &st, n->box->name, path, flags,
 				    mode, have_known ? &known : NULL);
-	fs_intr_end(req);
+	req_intr_end(req);
 	if (flags & (O_CREAT | O_TRUNC | O_WRONLY | O_RDWR))
 		cache_forget(fs->cache, n->box->name, path, 0);
 	if (rc) {
@@ -828,9 +809,9 @@ static void fs_read(fuse_req_t req, struct node *n, size_t size, off_t off,
 	}
 	__atomic_store_n(&n->open_fh, fi->fh, __ATOMIC_RELEASE);
 	sbx_fail_clear();
-	fs_intr_begin(req, &intr);
+	req_intr_begin(req, &intr);
 	got = fs->provider->ops.read(fs->provider, fi->fh, buf, size, off);
-	fs_intr_end(req);
+	req_intr_end(req);
 	if (got < 0) {
 		fs_node_error(fs, n, (int)got, "read");
 		fuse_reply_err(req, (int)-got);
@@ -1073,7 +1054,7 @@ static int synth_list(struct sbxfs *fs, struct node *n, struct cache_dir **out)
 						   : &reg);
 		break;
 	case NODE_CMDS: {
-		unsigned count = cmd_count(n->box);
+		unsigned count = box_cmd_count(n->box);
 
 		for (unsigned i = 1; i <= count && !rc; i++) {
 			snprintf(num, sizeof(num), "%u", i);
@@ -1169,10 +1150,10 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		volatile int intr;
 		int rc;
 
-		fs_intr_begin(req, &intr);
+		req_intr_begin(req, &intr);
 		rc = is_fs(dh->node) ? fs_list(fs, dh->node, &dh->list)
 				     : synth_list(fs, dh->node, &dh->list);
-		fs_intr_end(req);
+		req_intr_end(req);
 
 		if (rc) {
 			free(buf);

@@ -16,8 +16,8 @@
 #include "sbxfs/box.h"
 #include "sbxfs/cmd.h"
 #include "sbxfs/ctl.h"
-#include "sbxfs/fs.h"
 #include "sbxfs/log.h"
+#include "sbxfs/req.h"
 #include "sbxfs/names.h"
 #include "sbxfs/node.h"
 #include "sbxfs/notify.h"
@@ -253,7 +253,7 @@ void synth_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 	pthread_mutex_unlock(&open_files.lock);
 	f->box = n->box ? box_ref(n->box) : NULL;
 	f->writer = acc != O_RDONLY;
-	if (n->kind == NODE_CMDFILE && !(f->cmd = cmd_get(n->box, n->cmd))) {
+	if (n->kind == NODE_CMDFILE && !(f->cmd = box_cmd_get(n->box, n->cmd))) {
 		sfile_free(f);
 		fuse_reply_err(req, ENOENT);
 		return;
@@ -447,7 +447,7 @@ static int box_ctl_line(struct sbxfs *fs, struct box *b, char *line)
 	return rc;
 }
 
-static int cmd_ctl_line(struct cmd *cmd, char *line)
+static int cmd_ctl_line(struct box *b, struct cmd *cmd, char *line)
 {
 	struct ctl_cmd c;
 	char why[768];
@@ -469,7 +469,7 @@ static int cmd_ctl_line(struct cmd *cmd, char *line)
 			snprintf(why, sizeof(why), "kill: %s", strerror(-rc));
 	}
 	if (rc)
-		box_fail(cmd->box, rc, "cmd %u: %s", cmd->n, why);
+		box_fail(b, rc, "cmd %u: %s", cmd->n, why);
 	return rc;
 }
 
@@ -515,7 +515,7 @@ static int ctl_write(struct sbxfs *fs, struct sfile *f, const char *data, size_t
 			rc = box_ctl_line(fs, f->box, line);
 			break;
 		default:
-			rc = cmd_ctl_line(f->cmd, line);
+			rc = cmd_ctl_line(f->box, f->cmd, line);
 			break;
 		}
 	}
@@ -549,7 +549,7 @@ static int exec_write(struct sbxfs *fs, struct sfile *f, const char *data, size_
 		box_fail(f->box, -EINVAL, "exec: empty command line");
 		return -EINVAL;
 	}
-	rc = cmd_start(&c, f->box, line);
+	rc = box_cmd_start(&c, f->box, line);
 	free(line);
 	if (rc)
 		return rc;
@@ -591,9 +591,9 @@ static void sfile_write(fuse_req_t req, struct sfile *f, const char *buf, size_t
 		/* A verb may wait long on a provider (start, stop). */
 		volatile int intr;
 
-		fs_intr_begin(req, &intr);
+		req_intr_begin(req, &intr);
 		rc = ctl_write(fs, f, buf, size);
-		fs_intr_end(req);
+		req_intr_end(req);
 	}
 	if (rc < 0)
 		fuse_reply_err(req, (int)-rc);
@@ -628,10 +628,10 @@ static void sfile_read(fuse_req_t req, struct sfile *f, size_t size, off_t off)
 	/* exec: this file's command, else the newest at the first read. */
 	pthread_mutex_lock(&f->lock);
 	if (!f->cmd && n->kind == NODE_EXEC)
-		f->cmd = cmd_get(f->box, cmd_count(f->box));
+		f->cmd = box_cmd_get(f->box, box_cmd_count(f->box));
 	c = f->cmd;
 	if (c)
-		__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+		cmd_ref(c);
 	/* Streams are not seekable, and on an O_RDWR exec file the kernel's
 	 * offset counts what was written: keep our own read position. */
 	off = f->rpos;
