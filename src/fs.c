@@ -221,26 +221,6 @@ static void fill_entry(struct sbxfs *fs, struct fuse_entry_param *e, struct node
 
 /* ---- lookup ---- */
 
-static const struct {
-	const char *name;
-	enum node_kind kind;
-} box_files[] = {
-	{ "ctl", NODE_BOXCTL }, { "status", NODE_STATUS }, { "err", NODE_ERR },
-	{ "exec", NODE_EXEC },	{ "cmd", NODE_CMDS },	   { "root", NODE_FSROOT },
-};
-
-/* N as written in cmd/: decimal, no sign, no leading zero. */
-static unsigned parse_cmd_number(const char *s)
-{
-	unsigned long n;
-	char *end;
-
-	if (s[0] < '1' || s[0] > '9' || strlen(s) > 9)
-		return 0;
-	n = strtoul(s, &end, 10);
-	return *end ? 0 : (unsigned)n;
-}
-
 /*
  * Find (making it if needed, with one kernel lookup) the child `name` of
  * `parent`, and its attributes.  Returns 0 or -errno.
@@ -254,48 +234,7 @@ static int lookup_child(struct sbxfs *fs, struct node *parent, const char *name,
 	int cfile = 0, rc;
 	struct node *n;
 
-	switch (parent->kind) {
-	case NODE_ROOT:
-		if (!strcmp(name, "ctl")) {
-			kind = NODE_ROOTCTL;
-			break;
-		}
-		if (!sbx_name_valid(name) || !box_exists(fs, name))
-			return -ENOENT;
-		kind = NODE_BOX;
-		box = newbox = box_get(fs, name);
-		if (!box)
-			return -ENOMEM;
-		break;
-	case NODE_BOX:
-		for (size_t i = 0; i < sizeof(box_files) / sizeof(box_files[0]); i++)
-			if (!strcmp(name, box_files[i].name))
-				kind = box_files[i].kind;
-		if (kind == NODE_FS)
-			return -ENOENT;
-		break;
-	case NODE_CMDS:
-		if (!strcmp(name, "last")) {
-			if (!box_cmd_count(box))
-				return -ENOENT;
-			kind = NODE_CMDLAST;
-			break;
-		}
-		cmd = parse_cmd_number(name);
-		if (!cmd || cmd > box_cmd_count(box))
-			return -ENOENT;
-		kind = NODE_CMD;
-		break;
-	case NODE_CMD:
-		for (cfile = 0; cfile < CF_COUNT; cfile++)
-			if (!strcmp(name, cmd_file_names[cfile]))
-				break;
-		if (cfile == CF_COUNT)
-			return -ENOENT;
-		kind = NODE_CMDFILE;
-		break;
-	case NODE_FSROOT:
-	case NODE_FS: {
+	if (is_fs(parent)) {
 		char path[PATH_MAX_SBX];
 
 		if (strlen(name) > 255)
@@ -307,10 +246,17 @@ static int lookup_child(struct sbxfs *fs, struct node *parent, const char *name,
 				     node_child_opens(fs->nodes, parent, name), st);
 		if (rc)
 			return rc;
-		break;
-	}
-	default:
-		return -ENOTDIR;
+	} else {
+		struct synth_child sc;
+
+		rc = synth_lookup(fs, parent, name, &sc);
+		if (rc)
+			return rc;
+		kind = sc.file->kind;
+		cfile = sc.file->cfile;
+		cmd = sc.cmd;
+		if (sc.box)
+			box = newbox = sc.box;
 	}
 	n = node_lookup(fs->nodes, parent, name, kind, box, cmd, cfile,
 			kind == NODE_FS ? st : NULL);
@@ -1022,61 +968,6 @@ static int fs_list(struct sbxfs *fs, struct node *n, struct cache_dir **out)
 	if (rc)
 		fs_error(n->box, rc, "readdir", path);
 	return rc;
-}
-
-static int synth_list(struct sbxfs *fs, struct node *n, struct cache_dir **out)
-{
-	struct cache_dir *d = cache_dir_new();
-	struct stat reg = { .st_mode = S_IFREG }, dir = { .st_mode = S_IFDIR };
-	struct stat lnk = { .st_mode = S_IFLNK };
-	char num[16];
-	int rc = 0;
-
-	if (!d)
-		return -ENOMEM;
-	switch (n->kind) {
-	case NODE_ROOT:
-		rc = cache_dir_add(d, "ctl", &reg);
-		box_list_refresh(fs);
-		pthread_mutex_lock(&fs->list_lock);
-		for (size_t i = 0; i < fs->list_n && !rc; i++)
-			rc = cache_dir_add(d, fs->list[i], &dir);
-		pthread_mutex_unlock(&fs->list_lock);
-		break;
-	case NODE_BOX:
-		for (size_t i = 0; i < sizeof(box_files) / sizeof(box_files[0]) && !rc;
-		     i++)
-			rc = cache_dir_add(d, box_files[i].name,
-					   box_files[i].kind == NODE_CMDS ||
-							   box_files[i].kind ==
-								   NODE_FSROOT
-						   ? &dir
-						   : &reg);
-		break;
-	case NODE_CMDS: {
-		unsigned count = box_cmd_count(n->box);
-
-		for (unsigned i = 1; i <= count && !rc; i++) {
-			snprintf(num, sizeof(num), "%u", i);
-			rc = cache_dir_add(d, num, &dir);
-		}
-		if (count && !rc)
-			rc = cache_dir_add(d, "last", &lnk);
-		break;
-	}
-	case NODE_CMD:
-		for (int i = 0; i < CF_COUNT && !rc; i++)
-			rc = cache_dir_add(d, cmd_file_names[i], &reg);
-		break;
-	default:
-		rc = -ENOTDIR;
-	}
-	if (rc) {
-		cache_dir_put(d);
-		return rc;
-	}
-	*out = d;
-	return 0;
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
