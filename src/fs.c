@@ -149,7 +149,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int rc;
 
 	if (!p) {
-		fuse_reply_err(req, ESTALE);
+		reply_err(req, -ESTALE);
 		return;
 	}
 	req_intr_begin(req, &intr);
@@ -157,18 +157,18 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	req_intr_end(req);
 	sbx_trace(SBX_TRACE_FUSE, "lookup %lu/%s -> %d", (unsigned long)parent, name, rc);
 	if (rc) {
-		fuse_reply_err(req, -rc);
+		reply_err(req, rc);
 		return;
 	}
 	fs_fill_entry(fs, &e, n, &st);
-	if (fuse_reply_entry(req, &e))
+	if (reply_entry(req, &e))
 		node_forget(fs->nodes, n->ino, 1);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
 	node_forget(FS(req)->nodes, ino, nlookup);
-	fuse_reply_none(req);
+	reply_none(req);
 }
 
 static void op_forget_multi(fuse_req_t req, size_t count,
@@ -176,7 +176,7 @@ static void op_forget_multi(fuse_req_t req, size_t count,
 {
 	for (size_t i = 0; i < count; i++)
 		node_forget(FS(req)->nodes, forgets[i].ino, forgets[i].nlookup);
-	fuse_reply_none(req);
+	reply_none(req);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -188,16 +188,16 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	int rc;
 
 	if (!n) {
-		fuse_reply_err(req, ESTALE);
+		reply_err(req, -ESTALE);
 		return;
 	}
 	req_intr_begin(req, &intr);
 	rc = fs_node_attr(fs, n, &st);
 	req_intr_end(req);
 	if (rc)
-		fuse_reply_err(req, -rc);
+		reply_err(req, rc);
 	else
-		fuse_reply_attr(req, &st, fs_attr_timeout(fs, n));
+		reply_attr(req, &st, fs_attr_timeout(fs, n));
 }
 
 /* Resolve (node, path) for an operation on root/; replies on failure. */
@@ -208,16 +208,16 @@ struct node *fs_node(fuse_req_t req, fuse_ino_t ino, char *path, size_t size)
 	int rc;
 
 	if (!n) {
-		fuse_reply_err(req, ESTALE);
+		reply_err(req, -ESTALE);
 		return NULL;
 	}
 	if (!is_fs(n)) {
-		fuse_reply_err(req, EPERM);
+		reply_err(req, -EPERM);
 		return NULL;
 	}
 	rc = node_path(fs->nodes, n, path, size);
 	if (rc) {
-		fuse_reply_err(req, rc == -ENOENT ? ESTALE : -rc);
+		reply_err(req, rc == -ENOENT ? -ESTALE : rc);
 		return NULL;
 	}
 	return n;
@@ -234,7 +234,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	int rc = 0;
 
 	if (!n) {
-		fuse_reply_err(req, ESTALE);
+		reply_err(req, -ESTALE);
 		return;
 	}
 	if (!is_fs(n)) {
@@ -243,11 +243,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		if (to_set & ~(FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME |
 			       FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
 			       FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME))
-			fuse_reply_err(req, EPERM);
+			reply_err(req, -EPERM);
 		else if ((to_set & FUSE_SET_ATTR_SIZE) && !(st.st_mode & 0222))
-			fuse_reply_err(req, EACCES);
+			reply_err(req, -EACCES);
 		else
-			fuse_reply_attr(req, &st, SYNTH_TIMEOUT);
+			reply_attr(req, &st, SYNTH_TIMEOUT);
 		return;
 	}
 	if (!fs_node(req, ino, path, sizeof(path)))
@@ -284,9 +284,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		rc = fs_node_attr(fs, n, &st);
 	if (rc) {
 		attr_report(n->box, rc, "setattr", path);
-		fuse_reply_err(req, -rc);
+		reply_err(req, rc);
 	} else {
-		fuse_reply_attr(req, &st, fs_attr_timeout(fs, n));
+		reply_attr(req, &st, fs_attr_timeout(fs, n));
 	}
 }
 
@@ -299,7 +299,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 
 	if (n && n->kind == NODE_CMDLAST) {
 		snprintf(target, sizeof(target), "%u", box_cmd_count(n->box));
-		fuse_reply_readlink(req, target);
+		reply_readlink(req, target);
 		return;
 	}
 	if (!fs_node(req, ino, path, sizeof(path)))
@@ -313,9 +313,9 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 		rc = sbx_symlink_confine(confined, sizeof(confined), path, target);
 	if (rc) {
 		attr_report(n->box, rc, "readlink", path);
-		fuse_reply_err(req, -rc);
+		reply_err(req, rc);
 	} else {
-		fuse_reply_readlink(req, confined);
+		reply_readlink(req, confined);
 	}
 }
 
@@ -331,11 +331,11 @@ static int reply_new_entry(fuse_req_t req, struct node *parent, const char *name
 	int rc = fs_lookup_child(fs, parent, name, &n, &st);
 
 	if (rc) {
-		fuse_reply_err(req, -rc);
+		reply_err(req, rc);
 		return rc;
 	}
 	fs_fill_entry(fs, &e, n, &st);
-	rc = fuse_reply_entry(req, &e);
+	rc = reply_entry(req, &e);
 	if (rc)
 		node_forget(fs->nodes, n->ino, 1);
 	return rc;
@@ -350,20 +350,20 @@ struct node *fs_parent(fuse_req_t req, fuse_ino_t parent, const char *name, char
 	int rc;
 
 	if (!p) {
-		fuse_reply_err(req, ESTALE);
+		reply_err(req, -ESTALE);
 		return NULL;
 	}
 	if (!is_fs(p)) {
-		fuse_reply_err(req, p->kind == NODE_ROOT ? EINVAL : EPERM);
+		reply_err(req, p->kind == NODE_ROOT ? -EINVAL : -EPERM);
 		return NULL;
 	}
 	if (strlen(name) > 255) {
-		fuse_reply_err(req, ENAMETOOLONG);
+		reply_err(req, -ENAMETOOLONG);
 		return NULL;
 	}
 	rc = node_child_path(fs->nodes, p, name, path, size);
 	if (rc) {
-		fuse_reply_err(req, rc == -ENOENT ? ESTALE : -rc);
+		reply_err(req, rc == -ENOENT ? -ESTALE : rc);
 		return NULL;
 	}
 	return p;
@@ -378,7 +378,7 @@ static void new_name_done(fuse_req_t req, struct node *p, const char *name,
 	cache_forget(fs->cache, p->box->name, path, 0);
 	if (rc) {
 		attr_report(p->box, rc, op, path);
-		fuse_reply_err(req, -rc);
+		reply_err(req, rc);
 		return;
 	}
 	reply_new_entry(req, p, name);
@@ -396,7 +396,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 
 		rc = box_create(fs, 2, argv, why, sizeof(why));
 		if (rc)
-			fuse_reply_err(req, -rc);
+			reply_err(req, rc);
 		else
 			reply_new_entry(req, p, name);
 		return;
@@ -419,7 +419,7 @@ static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
 	if (!p)
 		return;
 	if (!has_cap(fs, SBX_CAP_SYMLINK)) {
-		fuse_reply_err(req, EPERM); /* what Linux says where there are none */
+		reply_err(req, -EPERM); /* what Linux says where there are none */
 		return;
 	}
 	sbx_fail_clear();
@@ -440,11 +440,11 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	if (!(p = fs_parent(req, newparent, newname, to, sizeof(to))))
 		return;
 	if (p->box != n->box) {
-		fuse_reply_err(req, EXDEV);
+		reply_err(req, -EXDEV);
 		return;
 	}
 	if (!has_cap(fs, SBX_CAP_HARDLINK)) {
-		fuse_reply_err(req, EPERM);
+		reply_err(req, -EPERM);
 		return;
 	}
 	sbx_fail_clear();
@@ -465,7 +465,7 @@ static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, int
 					  : -ENOENT;
 		if (!rc)
 			node_unname(fs->nodes, p, name);
-		fuse_reply_err(req, -rc);
+		reply_err(req, rc);
 		return;
 	}
 	if (!(p = fs_parent(req, parent, name, path, sizeof(path))))
@@ -478,7 +478,7 @@ static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, int
 		attr_report(p->box, rc, dir ? "rmdir" : "unlink", path);
 	else
 		node_unname(fs->nodes, p, name);
-	fuse_reply_err(req, -rc);
+	reply_err(req, rc);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -504,12 +504,12 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (!(np = fs_parent(req, newparent, newname, to, sizeof(to))))
 		return;
 	if (p->box != np->box) {
-		fuse_reply_err(req, EXDEV);
+		reply_err(req, -EXDEV);
 		return;
 	}
 	/* RENAME_NOREPLACE and RENAME_EXCHANGE need an atomic rename. */
 	if (flags && !has_cap(fs, SBX_CAP_RENAME_OVER)) {
-		fuse_reply_err(req, EINVAL);
+		reply_err(req, -EINVAL);
 		return;
 	}
 	sbx_fail_clear();
@@ -525,7 +525,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	} else {
 		rc = node_rename(fs->nodes, p, name, np, newname);
 	}
-	fuse_reply_err(req, -rc);
+	reply_err(req, rc);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -537,16 +537,16 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	int rc;
 
 	if (!n || !is_fs(n) || node_path(fs->nodes, n, path, sizeof(path))) {
-		fuse_reply_statfs(req, &sv);
+		reply_statfs(req, &sv);
 		return;
 	}
 	sbx_fail_clear();
 	rc = fs->provider->ops.statfs(fs->provider, &sv, n->box->name, path);
 	if (rc) {
 		attr_report(n->box, rc, "statfs", path);
-		fuse_reply_err(req, -rc);
+		reply_err(req, rc);
 	} else {
-		fuse_reply_statfs(req, &sv);
+		reply_statfs(req, &sv);
 	}
 }
 
@@ -575,30 +575,105 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->max_readahead = 1 << 20;
 }
 
+/*
+ * What libfuse calls: each operation between req_begin() and req_end(),
+ * so that debug builds check it replies exactly once (see req.h).
+ */
+#define ONE_REPLY(op, params, args) \
+	static void one_##op params \
+	{                           \
+		req_begin(req);     \
+		op_##op args;       \
+		req_end(req);       \
+	}
+
+ONE_REPLY(lookup, (fuse_req_t req, fuse_ino_t parent, const char *name),
+	  (req, parent, name))
+ONE_REPLY(forget, (fuse_req_t req, fuse_ino_t ino, uint64_t nlookup), (req, ino, nlookup))
+ONE_REPLY(forget_multi, (fuse_req_t req, size_t count, struct fuse_forget_data *forgets),
+	  (req, count, forgets))
+ONE_REPLY(getattr, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
+	  (req, ino, fi))
+ONE_REPLY(setattr,
+	  (fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+	   struct fuse_file_info *fi),
+	  (req, ino, attr, to_set, fi))
+ONE_REPLY(readlink, (fuse_req_t req, fuse_ino_t ino), (req, ino))
+ONE_REPLY(mkdir, (fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode),
+	  (req, parent, name, mode))
+ONE_REPLY(unlink, (fuse_req_t req, fuse_ino_t parent, const char *name),
+	  (req, parent, name))
+ONE_REPLY(rmdir, (fuse_req_t req, fuse_ino_t parent, const char *name),
+	  (req, parent, name))
+ONE_REPLY(symlink,
+	  (fuse_req_t req, const char *target, fuse_ino_t parent, const char *name),
+	  (req, target, parent, name))
+ONE_REPLY(rename,
+	  (fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+	   const char *newname, unsigned int flags),
+	  (req, parent, name, newparent, newname, flags))
+ONE_REPLY(link,
+	  (fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname),
+	  (req, ino, newparent, newname))
+ONE_REPLY(open, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
+	  (req, ino, fi))
+ONE_REPLY(create,
+	  (fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	   struct fuse_file_info *fi),
+	  (req, parent, name, mode, fi))
+ONE_REPLY(read,
+	  (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	   struct fuse_file_info *fi),
+	  (req, ino, size, off, fi))
+ONE_REPLY(write,
+	  (fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+	   struct fuse_file_info *fi),
+	  (req, ino, buf, size, off, fi))
+ONE_REPLY(flush, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
+	  (req, ino, fi))
+ONE_REPLY(release, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
+	  (req, ino, fi))
+ONE_REPLY(fsync,
+	  (fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi),
+	  (req, ino, datasync, fi))
+ONE_REPLY(opendir, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
+	  (req, ino, fi))
+ONE_REPLY(readdir,
+	  (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	   struct fuse_file_info *fi),
+	  (req, ino, size, off, fi))
+ONE_REPLY(readdirplus,
+	  (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	   struct fuse_file_info *fi),
+	  (req, ino, size, off, fi))
+ONE_REPLY(releasedir, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
+	  (req, ino, fi))
+ONE_REPLY(statfs, (fuse_req_t req, fuse_ino_t ino), (req, ino))
+
 const struct fuse_lowlevel_ops sbxfs_ops = {
 	.init = op_init,
-	.lookup = op_lookup,
-	.forget = op_forget,
-	.forget_multi = op_forget_multi,
-	.getattr = op_getattr,
-	.setattr = op_setattr,
-	.readlink = op_readlink,
-	.mkdir = op_mkdir,
-	.unlink = op_unlink,
-	.rmdir = op_rmdir,
-	.symlink = op_symlink,
-	.rename = op_rename,
-	.link = op_link,
-	.open = op_open,
-	.create = op_create,
-	.read = op_read,
-	.write = op_write,
-	.flush = op_flush,
-	.release = op_release,
-	.fsync = op_fsync,
-	.opendir = op_opendir,
-	.readdir = op_readdir,
-	.readdirplus = op_readdirplus,
-	.releasedir = op_releasedir,
-	.statfs = op_statfs,
+	.lookup = one_lookup,
+	.forget = one_forget,
+	.forget_multi = one_forget_multi,
+	.getattr = one_getattr,
+	.setattr = one_setattr,
+	.readlink = one_readlink,
+	.mkdir = one_mkdir,
+	.unlink = one_unlink,
+	.rmdir = one_rmdir,
+	.symlink = one_symlink,
+	.rename = one_rename,
+	.link = one_link,
+	.open = one_open,
+	.create = one_create,
+	.read = one_read,
+	.write = one_write,
+	.flush = one_flush,
+	.release = one_release,
+	.fsync = one_fsync,
+	.opendir = one_opendir,
+	.readdir = one_readdir,
+	.readdirplus = one_readdirplus,
+	.releasedir = one_releasedir,
+	.statfs = one_statfs,
 };

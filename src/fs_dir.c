@@ -45,18 +45,18 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int rc;
 
 	if (!n) {
-		fuse_reply_err(req, ESTALE);
+		reply_err(req, -ESTALE);
 		return;
 	}
 	if (fs->no_opendir) {
 		/* Tells the kernel to open directories by itself from now on;
 		 * readdir then comes with no handle. */
-		fuse_reply_err(req, ENOSYS);
+		reply_err(req, -ENOSYS);
 		return;
 	}
 	dh = calloc(1, sizeof(*dh));
 	if (!dh) {
-		fuse_reply_err(req, ENOMEM);
+		reply_err(req, -ENOMEM);
 		return;
 	}
 	dh->node = n;
@@ -71,12 +71,12 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rc = synth_list(fs, n, &dh->list);
 		if (rc) {
 			free(dh);
-			fuse_reply_err(req, -rc);
+			reply_err(req, rc);
 			return;
 		}
 	}
 	fi->fh = (uint64_t)(uintptr_t)dh;
-	if (fuse_reply_open(req, fi)) {
+	if (reply_open(req, fi)) {
 		cache_dir_put(dh->list);
 		free(dh);
 	}
@@ -91,7 +91,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	size_t left = size;
 
 	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
+		reply_err(req, -ENOMEM);
 		return;
 	}
 	if (!dh) {
@@ -100,7 +100,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		dh->node = node_find(fs->nodes, ino);
 		if (!dh->node) {
 			free(buf);
-			fuse_reply_err(req, ESTALE);
+			reply_err(req, -ESTALE);
 			return;
 		}
 	}
@@ -115,7 +115,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 		if (rc) {
 			free(buf);
-			fuse_reply_err(req, -rc);
+			reply_err(req, rc);
 			return;
 		}
 	}
@@ -185,7 +185,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		p += need;
 		left -= need;
 	}
-	fuse_reply_buf(req, buf, size - left);
+	reply_buf(req, buf, size - left);
 	free(buf);
 	if (dh == &own)
 		cache_dir_put(own.list);
@@ -211,5 +211,5 @@ void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		cache_dir_put(dh->list);
 		free(dh);
 	}
-	fuse_reply_err(req, 0);
+	reply_err(req, 0);
 }

@@ -47,7 +47,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		cache_forget(fs->cache, n->box->name, path, 0);
 	if (rc) {
 		attr_report(n->box, rc, "open", path);
-		fuse_reply_err(req, -rc);
+		reply_err(req, rc);
 		return;
 	}
 	fi->fh = fh;
@@ -70,18 +70,18 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 
 		if (!child) {
 			fs->provider->ops.release(fs->provider, fh);
-			fuse_reply_err(req, ENOMEM);
+			reply_err(req, -ENOMEM);
 			return;
 		}
 		__atomic_store_n(&child->open_fh, fh, __ATOMIC_RELEASE);
 		__atomic_add_fetch(&child->opens, 1, __ATOMIC_ACQ_REL);
 		fs_fill_entry(fs, &e, child, &st);
-		if (fuse_reply_create(req, &e, fi)) {
+		if (reply_create(req, &e, fi)) {
 			__atomic_sub_fetch(&child->opens, 1, __ATOMIC_ACQ_REL);
 			node_forget(fs->nodes, child->ino, 1);
 			fs->provider->ops.release(fs->provider, fh);
 		}
-	} else if (fuse_reply_open(req, fi)) {
+	} else if (reply_open(req, fi)) {
 		__atomic_sub_fetch(&n->opens, 1, __ATOMIC_ACQ_REL);
 		fs->provider->ops.release(fs->provider, fh);
 	}
@@ -96,7 +96,7 @@ static void fs_read(fuse_req_t req, struct node *n, size_t size, off_t off,
 	ssize_t got;
 
 	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
+		reply_err(req, -ENOMEM);
 		return;
 	}
 	__atomic_store_n(&n->open_fh, fi->fh, __ATOMIC_RELEASE);
@@ -106,9 +106,9 @@ static void fs_read(fuse_req_t req, struct node *n, size_t size, off_t off,
 	req_intr_end(req);
 	if (got < 0) {
 		fs_node_error(fs, n, (int)got, "read");
-		fuse_reply_err(req, (int)-got);
+		reply_err(req, (int)got);
 	} else {
-		fuse_reply_buf(req, buf, (size_t)got);
+		reply_buf(req, buf, (size_t)got);
 	}
 	free(buf);
 }
@@ -127,9 +127,9 @@ static void fs_write(fuse_req_t req, struct node *n, const char *buf, size_t siz
 		cache_forget(fs->cache, n->box->name, path, 0);
 	if (done < 0) {
 		fs_node_error(fs, n, (int)done, "write");
-		fuse_reply_err(req, (int)-done);
+		reply_err(req, (int)done);
 	} else {
-		fuse_reply_write(req, (size_t)done);
+		reply_write(req, (size_t)done);
 	}
 }
 
@@ -140,12 +140,12 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct node *n = node_find(FS(req)->nodes, ino);
 
 	if (!n)
-		fuse_reply_err(req, ESTALE);
+		reply_err(req, -ESTALE);
 	else if (is_fs(n))
 		fs_open(req, ino, fi, NULL, NULL, 0);
 	else if (n->kind == NODE_ROOT || n->kind == NODE_BOX || n->kind == NODE_CMDS ||
 		 n->kind == NODE_CMD)
-		fuse_reply_err(req, EISDIR);
+		reply_err(req, -EISDIR);
 	else
 		synth_open(req, n, fi);
 }
@@ -156,9 +156,9 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	struct node *p = node_find(FS(req)->nodes, parent);
 
 	if (!p)
-		fuse_reply_err(req, ESTALE);
+		reply_err(req, -ESTALE);
 	else if (!is_fs(p))
-		fuse_reply_err(req, p->kind == NODE_ROOT ? EINVAL : EPERM);
+		reply_err(req, p->kind == NODE_ROOT ? -EINVAL : -EPERM);
 	else
 		fs_open(req, 0, fi, p, name, mode);
 }
@@ -169,7 +169,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct node *n = node_find(FS(req)->nodes, ino);
 
 	if (!n)
-		fuse_reply_err(req, ESTALE);
+		reply_err(req, -ESTALE);
 	else if (is_fs(n))
 		fs_read(req, n, size, off, fi);
 	else
@@ -182,7 +182,7 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
 	struct node *n = node_find(FS(req)->nodes, ino);
 
 	if (!n)
-		fuse_reply_err(req, ESTALE);
+		reply_err(req, -ESTALE);
 	else if (is_fs(n))
 		fs_write(req, n, buf, size, off, fi);
 	else
@@ -213,7 +213,7 @@ void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (rc)
 			fs_node_error(fs, n, rc, "close");
 	}
-	fuse_reply_err(req, -rc);
+	reply_err(req, rc);
 }
 
 void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -233,7 +233,7 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	} else {
 		synth_release(fi);
 	}
-	fuse_reply_err(req, 0);
+	reply_err(req, 0);
 }
 
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -248,5 +248,5 @@ void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_inf
 		if (rc)
 			fs_node_error(fs, n, rc, "fsync");
 	}
-	fuse_reply_err(req, -rc);
+	reply_err(req, rc);
 }

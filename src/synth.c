@@ -364,12 +364,12 @@ void synth_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 	    (acc != O_WRONLY && !is_readable(n))) {
 		if (n->box && acc != O_RDONLY)
 			box_fail(n->box, -EACCES, "\"%s\" cannot be written", n->name);
-		fuse_reply_err(req, EACCES);
+		reply_err(req, -EACCES);
 		return;
 	}
 	f = calloc(1, sizeof(*f));
 	if (!f) {
-		fuse_reply_err(req, ENOMEM);
+		reply_err(req, -ENOMEM);
 		return;
 	}
 	pthread_mutex_init(&f->lock, NULL);
@@ -385,18 +385,18 @@ void synth_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 	f->writer = acc != O_RDONLY;
 	if (n->kind == NODE_CMDFILE && !(f->cmd = box_cmd_get(n->box, n->cmd))) {
 		sfile_free(f);
-		fuse_reply_err(req, ENOENT);
+		reply_err(req, -ENOENT);
 		return;
 	}
 	if (acc != O_WRONLY && !is_stream(n) && (rc = sfile_build(fs, f))) {
 		sfile_free(f);
-		fuse_reply_err(req, -rc);
+		reply_err(req, rc);
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)f;
 	fi->direct_io = 1;
 	fi->nonseekable = is_stream(n);
-	if (fuse_reply_open(req, fi))
+	if (reply_open(req, fi))
 		sfile_free(f);
 }
 
@@ -726,11 +726,11 @@ static void sfile_write(fuse_req_t req, struct sfile *f, const char *buf, size_t
 		req_intr_end(req);
 	}
 	if (rc < 0)
-		fuse_reply_err(req, (int)-rc);
+		reply_err(req, (int)rc);
 	else
-		fuse_reply_write(req, n->kind == NODE_CMDFILE && n->cfile == CF_STDIN
-					      ? (size_t)rc
-					      : size);
+		reply_write(req, n->kind == NODE_CMDFILE && n->cfile == CF_STDIN
+					 ? (size_t)rc
+					 : size);
 }
 
 static void sfile_read(fuse_req_t req, struct sfile *f, size_t size, off_t off)
@@ -743,12 +743,12 @@ static void sfile_read(fuse_req_t req, struct sfile *f, size_t size, off_t off)
 
 	if (!is_stream(n)) {
 		if (off >= (off_t)f->len)
-			fuse_reply_buf(req, NULL, 0);
+			reply_buf(req, NULL, 0);
 		else
-			fuse_reply_buf(req, f->text + off,
-				       (size_t)((off_t)f->len - off) < size
-					       ? f->len - (size_t)off
-					       : size);
+			reply_buf(req, f->text + off,
+				  (size_t)((off_t)f->len - off) < size
+					  ? f->len - (size_t)off
+					  : size);
 		return;
 	}
 	if (n->kind == NODE_CMDFILE)
@@ -767,13 +767,13 @@ static void sfile_read(fuse_req_t req, struct sfile *f, size_t size, off_t off)
 	off = f->rpos;
 	pthread_mutex_unlock(&f->lock);
 	if (!c) {
-		fuse_reply_buf(req, NULL, 0);
+		reply_buf(req, NULL, 0);
 		return;
 	}
 	buf = malloc(size ? size : 1);
 	if (!buf) {
 		cmd_put(c);
-		fuse_reply_err(req, ENOMEM);
+		reply_err(req, -ENOMEM);
 		return;
 	}
 	got = cmd_read(c, s, buf, size, off, req);
@@ -785,9 +785,9 @@ static void sfile_read(fuse_req_t req, struct sfile *f, size_t size, off_t off)
 		pthread_mutex_unlock(&f->lock);
 	}
 	if (got < 0)
-		fuse_reply_err(req, (int)-got);
+		reply_err(req, (int)got);
 	else
-		fuse_reply_buf(req, buf, (size_t)got);
+		reply_buf(req, buf, (size_t)got);
 	free(buf);
 }
 
