@@ -370,10 +370,13 @@ void box_list_dirty(struct sbxfs *fs)
 
 int box_exists(struct sbxfs *fs, const char *name)
 {
-	int found = 0;
+	int found = 0, rc;
 
-	if (box_list_refresh(fs))
-		return 0;
+	/* A listing that failed says nothing of the name: an error, never
+	 * "no such sandbox" while the service is down. */
+	rc = box_list_refresh(fs);
+	if (rc)
+		return rc;
 	pthread_mutex_lock(&fs->list_lock);
 	for (size_t i = 0; i < fs->list_n && !found; i++)
 		found = !strcmp(fs->list[i], name);

@@ -111,6 +111,7 @@ int synth_lookup(struct sbxfs *fs, const struct node *parent, const char *name,
 		 struct synth_child *out)
 {
 	const struct synth_file *sf;
+	int rc;
 
 	if (!synth_is_dir(parent))
 		return -ENOTDIR;
@@ -124,8 +125,11 @@ int synth_lookup(struct sbxfs *fs, const struct node *parent, const char *name,
 		return 0;
 	}
 	if (parent->kind == NODE_ROOT) {
-		if (!sbx_name_valid(name) || !box_exists(fs, name))
+		if (!sbx_name_valid(name))
 			return -ENOENT;
+		rc = box_exists(fs, name);
+		if (rc <= 0)
+			return rc ? rc : -ENOENT;
 		out->box = box_get(fs, name);
 		if (!out->box)
 			return -ENOMEM;
@@ -157,7 +161,7 @@ int synth_list(struct sbxfs *fs, struct node *n, struct cache_dir **out)
 	if (n->kind == NODE_CMDS)
 		count = box_cmd_count(n->box);
 	else if (n->kind == NODE_ROOT)
-		box_list_refresh(fs);
+		rc = box_list_refresh(fs); /* a failed listing fails readdir */
 	for (size_t i = 0; i < SYNTH_NTAB && !rc; i++) {
 		const struct synth_file *sf = &synth_tab[i];
 		struct stat st = { .st_mode = sf->mode & S_IFMT };
@@ -510,7 +514,15 @@ static int root_ctl_line(struct sbxfs *fs, char *line)
 		rc = box_create(fs, c.argc, c.argv, why, sizeof(why));
 		break;
 	case RC_RM:
-		if (!sbx_name_valid(c.argv[1]) || !box_exists(fs, c.argv[1])) {
+		rc = sbx_name_valid(c.argv[1]) ? box_exists(fs, c.argv[1]) : 0;
+		if (rc < 0) {
+			snprintf(why, sizeof(why), "rm %.80s: listing sandboxes: %s",
+				 c.argv[1],
+				 sbx_fail_text()[0] ? sbx_fail_text() : strerror(-rc));
+			root_ctl_fail(fs, rc, why);
+			return rc;
+		}
+		if (!rc) {
 			snprintf(why, sizeof(why), "rm: no sandbox \"%.80s\"", c.argv[1]);
 			root_ctl_fail(fs, -ENOENT, why);
 			return -ENOENT;

@@ -59,7 +59,8 @@ void box_deleted(struct sbxfs *fs, const char *name);
 
 /* The sandbox names, from the provider's list slot, kept for the entry
  * timeout.  refresh lists again if that has passed (0 or -errno); dirty
- * makes the next use list again; exists answers from the list. */
+ * makes the next use list again; exists answers from the list: 1, 0, or
+ * the -errno of a listing that failed. */
 int box_list_refresh(struct sbxfs *fs);
 void box_list_dirty(struct sbxfs *fs);
 int box_exists(struct sbxfs *fs, const char *name);
