@@ -136,7 +136,7 @@ static int command_status(struct dcmd *c, int *code)
 	} else if (!(j = dt_parse_json(&r, "command status"))) {
 		rc = -EPROTO;
 	} else {
-		rc = dt_jnum(j, "exitCode", &d) ? 1 : 0;
+		rc = json_num(j, "exitCode", &d) ? 1 : 0;
 		if (rc)
 			*code = (int)d;
 		cJSON_Delete(j);
@@ -155,14 +155,6 @@ static void session_delete(struct dcmd *c)
 	if (!dt_request(c->dt, &r, "DELETE", url.buf, NULL, REQ_IDEMPOTENT, 0))
 		http_resp_release(&r);
 	strbuf_release(&url);
-}
-
-static long ms_since(const struct timespec *t0)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - t0->tv_sec) * 1000L + (now.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
 static int is_stopping(struct dt *dt)
@@ -415,15 +407,15 @@ int dt_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 	if (r.status != 202 && r.status != 200) {
 		rc = dt_toolbox_fail(dt, box, "run command", &r, NULL);
 	} else if (
-		!(j = dt_parse_json(&r, "run command")) || !dt_jstr(j, "cmdId") ||
-		strlen(dt_jstr(j, "cmdId")) >= sizeof(c->cid) ||
-		strspn(dt_jstr(j, "cmdId"),
+		!(j = dt_parse_json(&r, "run command")) || !json_str(j, "cmdId") ||
+		strlen(json_str(j, "cmdId")) >= sizeof(c->cid) ||
+		strspn(json_str(j, "cmdId"),
 		       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") !=
-			strlen(dt_jstr(j, "cmdId"))) {
+			strlen(json_str(j, "cmdId"))) {
 		sbx_failf("daytona: run command: no usable cmdId in the answer");
 		rc = -EPROTO;
 	} else {
-		snprintf(c->cid, sizeof(c->cid), "%s", dt_jstr(j, "cmdId"));
+		snprintf(c->cid, sizeof(c->cid), "%s", json_str(j, "cmdId"));
 	}
 	http_resp_release(&r);
 	if (rc)
@@ -533,7 +525,7 @@ int dt_cmd_signal(struct sbx_provider *p, void *handle, int sig)
 		     : 0;
 	if (!rc) {
 		c->signalled = sig;
-		rc = dt_run(c->dt, c->box, "kill", s.buf, NULL);
+		rc = dt_run(&c->dt->r, c->box, "kill", s.buf, 0, NULL);
 	}
 	strbuf_release(&s);
 	return rc;

@@ -37,7 +37,8 @@ static void error_text(char *out, size_t size, const struct http_resp *r, cJSON 
 	size_t i, o = 0;
 
 	if (j)
-		msg = rx_jstr(j, "error") ? rx_jstr(j, "error") : rx_jstr(j, "message");
+		msg = json_str(j, "error") ? json_str(j, "error")
+					   : json_str(j, "message");
 	else if (r->body.len && r->body.len < 300)
 		msg = r->body.buf;
 	for (i = 0; msg && msg[i] && o + 1 < size && i < 300; i++)
@@ -157,23 +158,6 @@ int rx_request(struct rx *rx, struct http_resp *resp, const char *method, const 
 	return rc;
 }
 
-const char *rx_jstr(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static int jnum(const cJSON *o, const char *key, double *out)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-
-	if (!cJSON_IsNumber(v))
-		return 0;
-	*out = v->valuedouble;
-	return 1;
-}
-
 int rx_url(struct strbuf *sb, struct rx *rx, const char *id, const char *suffix,
 	   const char *path)
 {
@@ -288,10 +272,10 @@ static void set_stopping(struct rx *rx, const char *box, int on)
 /* Is this list entry one of the user's own containers? */
 static int own_container(const cJSON *c)
 {
-	const char *id = rx_jstr(c, "id");
+	const char *id = json_str(c, "id");
 	const cJSON *shared = cJSON_GetObjectItemCaseSensitive(c, "shared");
 
-	const char *name = rx_jstr(c, "name");
+	const char *name = json_str(c, "name");
 
 	return cJSON_IsObject(c) && id && strncmp(id, "agent:", 6) &&
 	       !cJSON_IsTrue(shared) && name && sbx_name_valid(name);
@@ -300,8 +284,8 @@ static int own_container(const cJSON *c)
 /* Take in what a container JSON says about ids and status. */
 static void remember(struct rx *rx, const cJSON *c)
 {
-	const char *name = rx_jstr(c, "name"), *id = rx_jstr(c, "id");
-	const char *db = rx_jstr(c, "db_id"), *status = rx_jstr(c, "status");
+	const char *name = json_str(c, "name"), *id = json_str(c, "id");
+	const char *db = json_str(c, "db_id"), *status = json_str(c, "status");
 	struct rx_box *b;
 	struct rx_term *old = NULL;
 
@@ -399,8 +383,8 @@ static int fetch_list(struct rx *rx, sbx_list_fn fn, void *ctx)
 	pthread_mutex_unlock(&rx->lock);
 	cJSON_ArrayForEach(it, arr)
 	{
-		if (fn && own_container(it) && id_ok(rx_jstr(it, "id")) &&
-		    fn(ctx, rx_jstr(it, "name")))
+		if (fn && own_container(it) && id_ok(json_str(it, "id")) &&
+		    fn(ctx, json_str(it, "name")))
 			break;
 	}
 	cJSON_Delete(j);
@@ -429,12 +413,13 @@ static int get_container(struct rx *rx, cJSON **out, const char *id, const char 
 		rc = rx_fail_resp(what, &r, NULL);
 	} else {
 		*out = cJSON_ParseWithLength(r.body.buf ? r.body.buf : "", r.body.len);
-		if (!cJSON_IsObject(*out) || !rx_jstr(*out, "status")) {
+		if (!cJSON_IsObject(*out) || !json_str(*out, "status")) {
 			cJSON_Delete(*out);
 			*out = NULL;
 			sbx_failf("rexec: %s: the answer is not a container", what);
 			rc = -EPROTO;
-		} else if (!rx_jstr(*out, "name") || strcmp(rx_jstr(*out, "name"), box)) {
+		} else if (!json_str(*out, "name") ||
+			   strcmp(json_str(*out, "name"), box)) {
 			/* Another container now holds the id: ours is gone. */
 			cJSON_Delete(*out);
 			*out = NULL;
@@ -688,7 +673,8 @@ static int rx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 		rx->stage = stage_new(rx->stage_dir, cache_max);
 	if (!rx->auth || !rx->http || !rx->stage)
 		goto fail;
-	stagefile_init(&rx->files, &rx_stagefile_ops, rx->stage, rx);
+	remote_init(&rx->r, "rexec", 0, rx->stage, &rx_stagefile_ops, rx);
+	rx->r.run = rx_remote_run;
 	rc = check_credentials(rx);
 	if (rc)
 		goto fail;
@@ -765,7 +751,7 @@ static int wait_state(struct rx *rx, const char *box, const char *want)
 			return strstr(padded, " gone ") ? 0 : rc;
 		if (rc)
 			return rc;
-		status = rx_jstr(c, "status");
+		status = json_str(c, "status");
 		snprintf(last, sizeof(last), "%s", status);
 		snprintf(word, sizeof(word), " %s ", last);
 		cJSON_Delete(c);
@@ -887,8 +873,8 @@ static int rx_create(struct sbx_provider *p, const char *box,
 	if (r.status != 202 && r.status != 200 && r.status != 201) {
 		rc = rx_fail_resp(what, &r, NULL);
 	} else if (!(c = cJSON_ParseWithLength(r.body.buf, r.body.len)) ||
-		   !id_ok(rx_jstr(c, "id")) || !rx_jstr(c, "name") ||
-		   strcmp(rx_jstr(c, "name"), box)) {
+		   !id_ok(json_str(c, "id")) || !json_str(c, "name") ||
+		   strcmp(json_str(c, "name"), box)) {
 		sbx_failf("rexec: %s: the answer is not the new container", what);
 		rc = -EPROTO;
 	} else {
@@ -932,7 +918,7 @@ static int lifecycle(struct rx *rx, const char *box, const char *action)
 		rc = rx_fail_resp(msg, &r, NULL);
 	} else if ((j = cJSON_ParseWithLength(r.body.buf, r.body.len))) {
 		/* Start may recreate the container under a new Docker id. */
-		const char *id = rx_jstr(j, "id");
+		const char *id = json_str(j, "id");
 		struct rx_box *b = rx_box_get(rx, box);
 
 		if (b && id_ok(id) && strlen(id) == 64) {
@@ -952,7 +938,7 @@ static int status_of(struct rx *rx, const char *box, char *out, size_t size)
 	int rc = lookup(rx, &c, box);
 
 	if (!rc)
-		snprintf(out, size, "%s", rx_jstr(c, "status"));
+		snprintf(out, size, "%s", json_str(c, "status"));
 	cJSON_Delete(c);
 	return rc;
 }
@@ -1075,31 +1061,31 @@ static int rx_info(struct sbx_provider *p, struct sbx_box_info *out, const char 
 
 	if (rc)
 		return rc;
-	v = rx_jstr(c, "id");
+	v = json_str(c, "id");
 	snprintf(out->id, sizeof(out->id), "%s", v && id_ok(v) ? v : "");
-	v = rx_jstr(c, "status");
+	v = json_str(c, "status");
 	out->state = map_state(v);
 	snprintf(out->native_state, sizeof(out->native_state), "%s",
 		 v && !strpbrk(v, "\n") ? v : "");
-	if ((v = rx_jstr(c, "image")) && !strpbrk(v, "\n"))
+	if ((v = json_str(c, "image")) && !strpbrk(v, "\n"))
 		snprintf(out->image, sizeof(out->image), "%s", v);
-	if ((v = rx_jstr(c, "created_at"))) {
+	if ((v = json_str(c, "created_at"))) {
 		struct tm tm = { 0 };
 
 		if (strptime(v, "%Y-%m-%dT%H:%M:%S", &tm))
 			out->created = timegm(&tm);
 	}
 	for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
-		if ((v = rx_jstr(c, strs[i].field)) && v[0] && !strpbrk(v, "\n"))
+		if ((v = json_str(c, strs[i].field)) && v[0] && !strpbrk(v, "\n"))
 			sbx_kv_add(&out->extra, strs[i].key, v);
 	res = cJSON_GetObjectItemCaseSensitive(c, "resources");
-	if (jnum(res, "memory_mb", &d))
+	if (json_num(res, "memory_mb", &d))
 		sbx_kv_addf(&out->extra, "memory_mb", "%g", d);
-	if (jnum(res, "cpu_shares", &d))
+	if (json_num(res, "cpu_shares", &d))
 		sbx_kv_addf(&out->extra, "cpu_shares", "%g", d);
-	if (jnum(res, "disk_mb", &d))
+	if (json_num(res, "disk_mb", &d))
 		sbx_kv_addf(&out->extra, "disk_mb", "%g", d);
-	if (jnum(c, "idle_seconds", &d))
+	if (json_num(c, "idle_seconds", &d))
 		sbx_kv_addf(&out->extra, "idle_seconds", "%.0f", d);
 	sbx_kv_add(&out->extra, "transport", rx_transport_word(rx));
 	cJSON_Delete(c);
@@ -1117,28 +1103,28 @@ static const struct sbx_provider_ops rexec_ops = {
 	.stop = rx_stop,
 	.ctl = rx_ctl,
 	.info = rx_info,
-	.getattr = rx_getattr,
-	.unsaved = rx_unsaved,
+	.getattr = remote_getattr,
+	.unsaved = remote_unsaved,
 	.fgetattr = stagefile_fgetattr,
-	.readdir = rx_readdir,
-	.open = rx_open,
+	.readdir = remote_readdir,
+	.open = remote_open,
 	.read = stagefile_read,
 	.write = stagefile_write,
 	.flush = stagefile_flush,
 	.fsync = stagefile_fsync,
 	.release = stagefile_release,
-	.mkdir = rx_mkdir,
-	.unlink = rx_unlink,
-	.rmdir = rx_rmdir,
-	.rename = rx_rename,
-	.chmod = rx_chmod,
-	.chown = rx_chown,
-	.truncate = rx_truncate,
-	.utimens = rx_utimens,
-	.symlink = rx_symlink,
-	.readlink = rx_readlink,
-	.link = rx_link,
-	.statfs = rx_statfs,
+	.mkdir = remote_mkdir,
+	.unlink = remote_unlink,
+	.rmdir = remote_rmdir,
+	.rename = remote_rename,
+	.chmod = remote_chmod,
+	.chown = remote_chown,
+	.truncate = remote_truncate,
+	.utimens = remote_utimens,
+	.symlink = remote_symlink,
+	.readlink = remote_readlink,
+	.link = remote_link,
+	.statfs = remote_statfs,
 	.cmd_start = rx_cmd_start,
 	.cmd_stdin = rx_cmd_stdin,
 	.cmd_signal = rx_cmd_signal,

@@ -56,7 +56,7 @@ struct rcmd {
  * stdout from the offset, NERR of stderr. */
 static int add_poll(struct strbuf *s, const struct rcmd *c)
 {
-	return rx_script(
+	return sh_script(
 		s,
 		"d=%q; o=%L; e=%L; [ -d \"$d\" ] || d=\"$d.done\"; "
 		"[ -d \"$d\" ] || { echo gone 0 0; exit 0; }; "
@@ -127,7 +127,8 @@ static int poll_once(struct rcmd *c, int *code)
 	rx_out_init(&res, POLL_OUT_MAX + POLL_ERR_MAX + 4096);
 	rc = add_poll(&s, c);
 	if (!rc)
-		rc = rx_run(c->rx, c->box, "command output", s.buf, RX_RUN_RETRY, &res);
+		rc = rx_run(c->rx, c->box, "command output", s.buf, REMOTE_RUN_RETRY,
+			    &res);
 	if (!rc && res.code != 0) {
 		sbx_failf("rexec: command output: exit %d", res.code);
 		rc = -EIO;
@@ -211,7 +212,7 @@ static int launch(struct rcmd *c, const char *cmdline)
 {
 	struct strbuf s = STRBUF_INIT(1u << 20);
 	struct rx_out res;
-	int rc = rx_script(
+	int rc = sh_script(
 		&s,
 		"R=%q; d=%q; c=%q; mkdir -p \"$R\" || exit 5; "
 		"find \"$R\" -maxdepth 1 -name '*.done' -mmin +10 -exec rm -rf {} + "
@@ -241,7 +242,7 @@ static int launch(struct rcmd *c, const char *cmdline)
 		return rc;
 	}
 	rx_out_init(&res, POLL_OUT_MAX + POLL_ERR_MAX + 4096);
-	rc = rx_run(c->rx, c->box, "run command", s.buf, RX_RUN_RETRY, &res);
+	rc = rx_run(c->rx, c->box, "run command", s.buf, REMOTE_RUN_RETRY, &res);
 	if (!rc && res.code != 0) {
 		sbx_failf("rexec: run command: the launcher failed (exit %d)", res.code);
 		rc = -EIO;
@@ -294,8 +295,8 @@ int rx_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 		pthread_mutex_unlock(&rx->lock);
 		sbx_failf("cannot start a thread: %s", strerror(-rc));
 		/* The command runs: stop it rather than leave it unseen. */
-		rx_runf(rx, box, "kill", RX_RUN_RETRY, NULL,
-			"kill -9 -- -$(cat %q/pid) 2>/dev/null; exit 0", c->dir);
+		remote_runf(&rx->r, box, "kill", REMOTE_RUN_RETRY, NULL,
+			    "kill -9 -- -$(cat %q/pid) 2>/dev/null; exit 0", c->dir);
 		rcmd_free(c);
 		return rc;
 	}
@@ -312,24 +313,25 @@ ssize_t rx_cmd_stdin(struct sbx_provider *p, void *handle, const char *data, siz
 	int rc;
 
 	if (len == 0) /* EOF: the keeper lets go of the fifo */
-		return rx_runf(c->rx, c->box, "close stdin", RX_RUN_RETRY, NULL,
-			       "d=%q; kill $(cat \"$d/keeper\" 2>/dev/null) 2>/dev/null; "
-			       "exit 0",
-			       c->dir);
+		return remote_runf(
+			&c->rx->r, c->box, "close stdin", REMOTE_RUN_RETRY, NULL,
+			"d=%q; kill $(cat \"$d/keeper\" 2>/dev/null) 2>/dev/null; "
+			"exit 0",
+			c->dir);
 	if (len > STDIN_CHUNK)
 		len = STDIN_CHUNK;
 	if (*interrupted)
 		return -EINTR;
 	seq = __atomic_add_fetch(&c->stdin_seq, 1, __ATOMIC_RELAXED);
-	rc = sh_base64(&b64, data, len) ? -ENOMEM : 0;
+	rc = b64_encode(&b64, data, len) ? -ENOMEM : 0;
 	if (!rc)
-		rc = rx_runf(c->rx, c->box, "stdin", RX_RUN_RETRY, NULL,
-			     "d=%q; [ -e \"$d/s.%L\" ] && exit 0; "
-			     "[ -e \"$d/rc\" ] && exit 32; "
-			     "[ -d \"$d\" ] || exit 32; "
-			     "printf %%s %q | base64 -d > \"$d/in\" || exit 32; "
-			     ": > \"$d/s.%L\"",
-			     c->dir, (long long)seq, b64.buf, (long long)seq);
+		rc = remote_runf(&c->rx->r, c->box, "stdin", REMOTE_RUN_RETRY, NULL,
+				 "d=%q; [ -e \"$d/s.%L\" ] && exit 0; "
+				 "[ -e \"$d/rc\" ] && exit 32; "
+				 "[ -d \"$d\" ] || exit 32; "
+				 "printf %%s %q | base64 -d > \"$d/in\" || exit 32; "
+				 ": > \"$d/s.%L\"",
+				 c->dir, (long long)seq, b64.buf, (long long)seq);
 	strbuf_release(&b64);
 	return rc ? rc : (ssize_t)len;
 }
@@ -342,8 +344,8 @@ int rx_cmd_signal(struct sbx_provider *p, void *handle, int sig)
 		return -EINVAL;
 	c->signalled = sig;
 	/* The command leads a process group of its own (setsid). */
-	return rx_runf(
-		c->rx, c->box, "kill", RX_RUN_RETRY, NULL,
+	return remote_runf(
+		&c->rx->r, c->box, "kill", REMOTE_RUN_RETRY, NULL,
 		"d=%q; [ -e \"$d/rc\" ] && exit 0; p=$(cat \"$d/pid\" 2>/dev/null) "
 		"|| exit 3; kill -%L -$p 2>/dev/null || kill -%L $p 2>/dev/null; "
 		"exit 0",

@@ -57,7 +57,7 @@ static int on_output(void *arg, const char *method, const cJSON *params)
 {
 	struct vcmd *c = arg;
 	enum sbx_stream s;
-	const char *data = vx_jstr(params, "data");
+	const char *data = json_str(params, "data");
 	size_t len, skip = 0;
 
 	if (!strcmp(method, "exec.stdout"))
@@ -143,7 +143,7 @@ static int follow_once(struct vcmd *c, struct sbx_exit *ex)
 	if (c->seen < c->passed && c->seen > 0)
 		sbx_debug("vtrix: %s: command %s: output lost past the replay buffer",
 			  c->box, c->id);
-	if (!vx_jnum(res, "exit_code", &code)) {
+	if (!json_num(res, "exit_code", &code)) {
 		cJSON_Delete(res);
 		return 0; /* not ended (a timeout on the server's side) */
 	}
@@ -214,7 +214,7 @@ static void *follower(void *arg)
  * would put in a request. */
 static int take_id(struct vcmd *c, const cJSON *res)
 {
-	const char *id = vx_jstr(res, "cmd_id");
+	const char *id = json_str(res, "cmd_id");
 	size_t n = id ? strlen(id) : 0;
 
 	if (!n || n >= sizeof(c->id) ||
@@ -266,7 +266,7 @@ int vx_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 			 (int)getpid(), (unsigned long)time(NULL),
 			 __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
 	if (!c || !params || gated_script(&script, c, cmdline) ||
-	    (!vx_utf8_valid(script.buf) && sh_wrap_base64(&cmd, NULL, script.buf))) {
+	    (!json_utf8_valid(script.buf) && sh_wrap_base64(&cmd, NULL, script.buf))) {
 		rc = -ENOMEM;
 		goto fail;
 	}
