@@ -144,13 +144,19 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(autouse=True)
 def _watchdog(request):
-    """Kill the daemons if a test hangs, so its blocked calls return."""
+    """Kill the daemons if a test hangs, so its blocked calls return.
+
+    The test that hung fails alone: every mount it killed that outlives
+    the test (a module's mount) is mounted again on the same state dir
+    before the next test, instead of leaving the rest of the module a
+    dead mount.  Mounts the test made itself are gone by then (this
+    fixture is set up first and so torn down last)."""
     limit = float(os.environ.get("SBXFS_TEST_TIMEOUT", "600"))
-    fired = []
+    killed = []
 
     def fire():
-        fired.append(True)
         for m in list(helpers.LIVE_MOUNTS):
+            killed.append(m)
             m._kill()
 
     t = threading.Timer(limit, fire)
@@ -158,8 +164,17 @@ def _watchdog(request):
     t.start()
     yield
     t.cancel()
-    if fired:
-        pytest.fail("test hung for %ss; the daemon was killed" % limit)
+    if not killed:
+        return
+    problems = []
+    for m in killed:
+        if m in helpers.LIVE_MOUNTS and not m.alive():
+            try:
+                m.start()
+            except AssertionError as e:
+                problems.append(str(e))
+    pytest.fail("test hung for %ss; the daemon was killed%s"
+                % (limit, "".join("\n" + p for p in problems)))
 
 
 # ---------------------------------------------------------------- logs

@@ -143,18 +143,33 @@ def _tree_digest(top):
     return res
 
 
-def test_cp_r_in_and_out_checksums(wd, tmp_path):
-    src = "/usr/include/linux"
-    if not os.path.isdir(src):
+def small_tree(dst):
+    """A real source tree of about 80 entries in about 20 directories:
+    the small sub-directories of /usr/include/linux (headers of real
+    sizes and names).  Large trees are the benchmark's business."""
+    top = "/usr/include/linux"
+    if not os.path.isdir(top):
         pytest.skip("no /usr/include/linux on this machine")
-    # A few hundred headers with sub-directories.
+    os.mkdir(dst)
+    for d in sorted(os.listdir(top)):
+        p = os.path.join(top, d)
+        if not os.path.isdir(p) or os.path.islink(p):
+            continue
+        if sum(len(f) + len(s) for _, s, f in os.walk(p)) <= 10:
+            shutil.copytree(p, os.path.join(dst, d), symlinks=True)
+    return dst
+
+
+def test_cp_r_in_and_out_checksums(wd, tmp_path):
+    src = small_tree(str(tmp_path / "linux"))
     inside = os.path.join(wd, "linux")
     run(["cp", "-r", src, inside], timeout=300)
     want = _tree_digest(src)
     assert len(want) > 50
+    assert len({os.path.dirname(k) for k in want}) > 10
     assert _tree_digest(inside) == want
     # sha256sum over the copy inside agrees with the original.
-    files = sorted(k for k, v in want.items() if v[0] == "f")[:200]
+    files = sorted(k for k, v in want.items() if v[0] == "f")
     a = run(["sha256sum"] + files, cwd=src).stdout
     b = run(["sha256sum"] + files, cwd=inside).stdout
     assert a == b
@@ -667,11 +682,25 @@ def test_erofs_on_usr(module_box, provider):
     assert not os.path.lexists(host_new)
 
 
-def test_many_files_listing(wd):
+def many_names(n):
+    """n names of 10 to 209 bytes: a listing of them fills many FUSE
+    readdir buffers (4 KiB) and more than one getdents(2) buffer (32 KiB)."""
+    return ["file-%04d-%s" % (i, "n" * (i % 200)) for i in range(n)]
+
+
+def test_many_files_listing(module_box, wd):
     # Large directories list completely (readdir continues across buffers).
-    names = ["file-%04d-%s" % (i, "n" * (i % 50)) for i in range(1500)]
-    for n in names:
-        os.close(os.open(os.path.join(wd, n), os.O_CREAT | os.O_WRONLY, 0o600))
+    # The names are made in the sandbox by one command (creating each
+    # through the mount is what other tests do), then listed and removed
+    # through the mount.
+    names = many_names(400)
+    inside = "/" + os.path.relpath(wd, module_box.root)
+    module_box.check(
+        "cd %s && i=0 && pad= && while [ $i -lt 400 ]; do "
+        "n=$i; [ $i -lt 1000 ] && n=0$n; [ $i -lt 100 ] && n=0$n; "
+        "[ $i -lt 10 ] && n=0$n; [ $((i %% 200)) -eq 0 ] && pad=; "
+        ": > file-$n-$pad; pad=${pad}n; i=$((i + 1)); done && "
+        "chmod 600 file-*" % q(inside))
     assert sorted(os.listdir(wd)) == sorted(names)
     out = run(["ls", "-1", wd]).stdout.decode().split("\n")[:-1]
     assert sorted(out) == sorted(names)
@@ -679,9 +708,16 @@ def test_many_files_listing(wd):
         for e in it:
             assert e.is_file()
             assert stat.S_IMODE(e.stat().st_mode) == 0o600
-    for n in names:
+    # Through the mount: some removed, a few made; the listing follows.
+    gone = names[::10]
+    for n in gone:
         os.unlink(os.path.join(wd, n))
-    assert os.listdir(wd) == []
+    made = ["made-%d-%s" % (i, "m" * (i * 37 % 200)) for i in range(10)]
+    for n in made:
+        os.close(os.open(os.path.join(wd, n), os.O_CREAT | os.O_WRONLY, 0o600))
+    want = sorted(set(names) - set(gone) | set(made))
+    assert sorted(os.listdir(wd)) == want
+    assert sorted(run(["ls", "-1", wd]).stdout.decode().split("\n")[:-1]) == want
 
 
 def test_large_file_roundtrip(wd, tmp_path):
