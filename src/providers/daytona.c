@@ -25,70 +25,21 @@
 
 /* ---- errors: HTTP status and body to errno, in one place ---- */
 
-static int status_errno(long status, const struct errmap *over)
-{
-	for (; over && over->status; over++)
-		if (over->status == status)
-			return over->err;
-	switch (status) {
-	case 400:
-	case 422:
-		return EINVAL;
-	case 401:
-	case 403:
-		return EACCES;
-	case 404:
-		return ENOENT;
-	case 408:
-		return ETIMEDOUT;
-	case 409:
-		return EBUSY;
-	case 410:
-		return EPIPE;
-	case 413:
-		return EFBIG;
-	case 429:
-		return EAGAIN;
-	default:
-		return EIO;
-	}
-}
+/* Where Daytona differs from the common HTTP statuses. */
+static const struct errmap daytona_errors[] = { { 410, EPIPE }, { 0, 0 } };
 
-/* The server's words for a failure: "message", else "error", else the
- * body itself when it is short text, else nothing.  Always printable. */
-static void error_text(char *out, size_t size, const struct http_resp *r)
-{
-	cJSON *j = r->body.len ? cJSON_ParseWithLength(r->body.buf, r->body.len) : NULL;
-	const char *msg = NULL;
-	size_t i, o = 0;
-
-	if (j) {
-		cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
-
-		if (cJSON_IsArray(m))
-			m = cJSON_GetArrayItem(m, 0);
-		if (!cJSON_IsString(m))
-			m = cJSON_GetObjectItemCaseSensitive(j, "error");
-		if (cJSON_IsString(m))
-			msg = m->valuestring;
-	} else if (r->body.len && r->body.len < 300) {
-		msg = r->body.buf;
-	}
-	for (i = 0; msg && msg[i] && o + 1 < size && i < 300; i++)
-		out[o++] = (msg[i] >= 0x20 && msg[i] < 0x7f) ? msg[i] : '?';
-	out[o] = '\0';
-	cJSON_Delete(j);
-}
+/* The server's words: {statusCode, error, message}, message maybe a list. */
+static const char *const error_keys[] = { "message", "error", NULL };
 
 int dt_fail_resp(const char *what, const struct http_resp *r, const struct errmap *over)
 {
+	const struct errmap *const maps[] = { over ? over : daytona_errors,
+					      daytona_errors, errmap_http, NULL };
 	char text[320];
-	int err = status_errno(r->status, over);
 
-	error_text(text, sizeof(text), r);
-	sbx_failf("daytona: %s: HTTP %ld%s%s", what, r->status, text[0] ? ": " : "",
-		  text);
-	return -err;
+	errmap_text(text, sizeof(text), r->body.buf, r->body.len, error_keys);
+	return errmap_fail_http("daytona", what, r->status, text, NULL,
+				errmap_errno(maps, r->status));
 }
 
 /* ---- requests ---- */

@@ -27,6 +27,7 @@
 #include "sbxfs/names.h"
 #include "sbxfs/provider.h"
 #include "sbxfs/remote/base64.h"
+#include "sbxfs/remote/errmap.h"
 #include "sbxfs/remote/find.h"
 #include "sbxfs/remote/json.h"
 #include "sbxfs/remote/shell.h"
@@ -75,11 +76,7 @@ struct dt {
 
 #define DT(p) ((struct dt *)(p)->priv)
 
-/* Exceptions to the default mapping, per call. */
-struct errmap {
-	long status;
-	int err;
-};
+/* Exceptions to the default mapping, per call: struct errmap (errmap.h). */
 
 enum {
 	REQ_IDEMPOTENT = 1 << 0,

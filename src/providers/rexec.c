@@ -30,23 +30,13 @@
 
 /* ---- errors: HTTP status and body to errno, in one place ---- */
 
-/* The body's "error" text (else short plain text), printable, bounded. */
-static void error_text(char *out, size_t size, const struct http_resp *r, cJSON *j)
-{
-	const char *msg = NULL;
-	size_t i, o = 0;
+/* Where Rexec differs from the common HTTP statuses. */
+static const struct errmap rexec_errors[] = {
+	{ 408, EIO },	 { 409, EEXIST },    { 410, ENOENT }, { 422, EIO },
+	{ 423, EACCES }, { 504, ETIMEDOUT }, { 0, 0 },
+};
 
-	if (j)
-		msg = json_str(j, "error") ? json_str(j, "error")
-					   : json_str(j, "message");
-	else if (r->body.len && r->body.len < 300)
-		msg = r->body.buf;
-	for (i = 0; msg && msg[i] && o + 1 < size && i < 300; i++)
-		out[o++] = (msg[i] >= 0x20 && msg[i] < 0x7f) ? msg[i] : '?';
-	while (o && (out[o - 1] == ' ' || out[o - 1] == '\n'))
-		o--;
-	out[o] = '\0';
-}
+static const char *const error_keys[] = { "error", "message", NULL };
 
 /* Extra words for some answers: the supported images of a bad image,
  * how long a rate limit lasts, a container's status. */
@@ -71,59 +61,36 @@ static void error_extra(char *out, size_t size, const cJSON *j)
 	}
 }
 
-static int status_errno(long status, const char *text, const struct rx_errmap *over)
+/*
+ * Rexec's error body is {"error": TEXT} with no code: a 400 is the
+ * server's answer to every wrong state, told apart only by its words.
+ */
+static int status_errno(long status, const char *text, const struct errmap *over)
 {
-	for (; over && over->status; over++)
-		if (over->status == status)
-			return over->err;
-	switch (status) {
-	case 400:
-		/* The server's word for every wrong state. */
+	const struct errmap *const maps[] = { over ? over : rexec_errors, rexec_errors,
+					      errmap_http, NULL };
+	const struct errmap *const only_over[] = { over, NULL };
+
+	if (status == 400 && errmap_errno(only_over, status) == EIO) {
 		if (strstr(text, "not running"))
 			return EAGAIN;
 		if (strstr(text, "too large"))
 			return EFBIG;
-		return EINVAL;
-	case 401:
-	case 403:
-	case 423:
-		return EACCES;
-	case 404:
-	case 410:
-		return ENOENT;
-	case 409:
-		return EEXIST;
-	case 413:
-		return EFBIG;
-	case 429:
-		return EAGAIN;
-	case 504:
-		return ETIMEDOUT;
-	default:
-		return EIO;
 	}
+	return errmap_errno(maps, status);
 }
 
-int rx_fail_resp(const char *what, const struct http_resp *r,
-		 const struct rx_errmap *over)
+int rx_fail_resp(const char *what, const struct http_resp *r, const struct errmap *over)
 {
-	char text[320], extra[1024];
-	cJSON *j = r->body.len ? cJSON_ParseWithLength(r->body.buf, r->body.len) : NULL;
-	int err;
+	char text[320], extra[1024] = "";
+	cJSON *j = r->body.len ? json_parse(r->body.buf, r->body.len) : NULL;
 
-	if (j && !cJSON_IsObject(j)) {
-		cJSON_Delete(j);
-		j = NULL;
-	}
-	error_text(text, sizeof(text), r, j);
-	extra[0] = '\0';
-	if (j)
+	errmap_text(text, sizeof(text), r->body.buf, r->body.len, error_keys);
+	if (cJSON_IsObject(j))
 		error_extra(extra, sizeof(extra), j);
-	err = status_errno(r->status, text, over);
 	cJSON_Delete(j);
-	sbx_failf("rexec: %s: HTTP %ld%s%s%s", what, r->status, text[0] ? ": " : "", text,
-		  extra);
-	return -err;
+	return errmap_fail_http("rexec", what, r->status, text, extra,
+				status_errno(r->status, text, over));
 }
 
 /* ---- requests ---- */

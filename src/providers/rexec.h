@@ -29,6 +29,7 @@
 #include "sbxfs/names.h"
 #include "sbxfs/provider.h"
 #include "sbxfs/remote/base64.h"
+#include "sbxfs/remote/errmap.h"
 #include "sbxfs/remote/find.h"
 #include "sbxfs/remote/json.h"
 #include "sbxfs/remote/shell.h"
@@ -95,12 +96,6 @@ struct rx {
 
 #define RX(p) ((struct rx *)(p)->priv)
 
-/* Exceptions to the default status mapping, per call. */
-struct rx_errmap {
-	long status;
-	int err;
-};
-
 enum {
 	RX_REQ_IDEMPOTENT = 1 << 0,
 	RX_REQ_TRANSFER = 1 << 1,
@@ -110,8 +105,7 @@ enum {
 /* ---- rexec.c ---- */
 
 /* The one place where a failed answer becomes an errno (and err text). */
-int rx_fail_resp(const char *what, const struct http_resp *r,
-		 const struct rx_errmap *over);
+int rx_fail_resp(const char *what, const struct http_resp *r, const struct errmap *over);
 int rx_request(struct rx *rx, struct http_resp *resp, const char *method, const char *url,
 	       cJSON *json, int flags, size_t max_body, int timeout_ms);
 /* {url}/api/containers/{id}{suffix}[?path=...] */

@@ -27,6 +27,7 @@
 #include "sbxfs/names.h"
 #include "sbxfs/provider.h"
 #include "sbxfs/remote/base64.h"
+#include "sbxfs/remote/errmap.h"
 #include "sbxfs/remote/find.h"
 #include "sbxfs/remote/json.h"
 #include "sbxfs/remote/shell.h"

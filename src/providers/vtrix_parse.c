@@ -7,55 +7,33 @@
 
 /* ---- errors: the one mapping ---- */
 
-static int http_like_errno(long status)
-{
-	switch (status) {
-	case 400:
-	case 422:
-		return EINVAL;
-	case 401:
-	case 403:
-		return EACCES;
-	case 404:
-		return ENOENT;
-	case 408:
-	case 504:
-		return ETIMEDOUT;
-	case 409:
-		return EBUSY;
-	case 413:
-		return EFBIG;
-	case 429:
-	case 503:
-		return EAGAIN;
-	default:
-		return EIO;
-	}
-}
+/* Where Vtrix's gateway differs from the common HTTP statuses. */
+static const struct errmap vtrix_http[] = {
+	{ 503, EAGAIN },
+	{ 504, ETIMEDOUT },
+	{ 0, 0 },
+};
+
+/* JSON-RPC error codes; -32000 and the rest are failures with text. */
+static const struct errmap vtrix_rpc[] = {
+	{ -32001, ENOENT }, /* file not found: the one code the SDKs know */
+	{ -32602, EINVAL }, { -32601, EOPNOTSUPP },
+	{ -32600, EPROTO }, { -32700, EPROTO },
+	{ 0, 0 },
+};
 
 int vx_errno(enum vx_src src, long code)
 {
-	if (src == VX_ENVELOPE) {
-		/* Atlas codes seen so far are the HTTP status times 100
-		 * (40400); a bare HTTP-like code is taken as it is. */
-		return http_like_errno(code >= 10000 ? code / 100 : code);
-	}
-	if (src == VX_RPC) {
-		switch (code) {
-		case -32001:
-			return ENOENT; /* file not found: the one code the SDKs know */
-		case -32602:
-			return EINVAL;
-		case -32601:
-			return EOPNOTSUPP;
-		case -32600:
-		case -32700:
-			return EPROTO;
-		default:
-			return EIO; /* -32000 and the rest: a failure with text */
-		}
-	}
-	return http_like_errno(code); /* VX_HTTP: a status without an envelope */
+	static const struct errmap *const http[] = { vtrix_http, errmap_http, NULL };
+	static const struct errmap *const rpc[] = { vtrix_rpc, NULL };
+
+	if (src == VX_RPC)
+		return errmap_errno(rpc, code);
+	/* Atlas codes seen so far are the HTTP status times 100 (40400); a
+	 * bare HTTP-like code is taken as it is. */
+	if (src == VX_ENVELOPE && code >= 10000)
+		code /= 100;
+	return errmap_errno(http, code);
 }
 
 enum sbx_state vx_map_state(const char *s)

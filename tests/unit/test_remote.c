@@ -13,10 +13,12 @@
 #include <unistd.h>
 
 #include "sbxfs/remote/base64.h"
+#include "sbxfs/remote/errmap.h"
 #include "sbxfs/remote/find.h"
 #include "sbxfs/remote/json.h"
 #include "sbxfs/remote/shell.h"
 #include "sbxfs/remote/time.h"
+#include "sbxfs/provider.h"
 #include "test.h"
 
 static void check_base64(void)
@@ -263,8 +265,43 @@ static void check_posix(void)
 	CHECK(system(path) == 0);
 }
 
+static void check_errmap(void)
+{
+	static const struct errmap mine[] = { { 409, EEXIST },
+					      { -32001, ENOENT },
+					      { 0, 0 } };
+	const struct errmap *const maps[] = { mine, errmap_http, NULL };
+	const struct errmap *const none[] = { NULL };
+	static const char *const keys[] = { "message", "error", NULL };
+	char text[64];
+
+	CHECK(errmap_errno(maps, 409) == EEXIST && errmap_errno(maps, 404) == ENOENT);
+	CHECK(errmap_errno(maps, -32001) == ENOENT && errmap_errno(maps, 500) == EIO);
+	CHECK(errmap_errno(maps, 0) == EIO && errmap_errno(none, 404) == EIO);
+	CHECK(errmap_errno(maps, 401) == EACCES && errmap_errno(maps, 429) == EAGAIN);
+
+	errmap_text(text, sizeof(text), "{\"message\":\"no such\",\"error\":\"x\"}", 34,
+		    keys);
+	CHECK(!strcmp(text, "no such"));
+	errmap_text(text, sizeof(text), "{\"message\":[\"first\",\"b\"]}", 26, keys);
+	CHECK(!strcmp(text, "first"));
+	errmap_text(text, sizeof(text), "{\"message\":3,\"error\":\"Bad\"}", 28, keys);
+	CHECK(!strcmp(text, "Bad"));
+	errmap_text(text, sizeof(text), "plain words\n", 12, keys);
+	CHECK(!strcmp(text, "plain words"));
+	errmap_text(text, sizeof(text), "[\"a list\"]", 10, keys);
+	CHECK(!strcmp(text, ""));
+	errmap_text(text, sizeof(text), NULL, 0, keys);
+	CHECK(!strcmp(text, ""));
+	CHECK(errmap_fail_http("p", "get x", 404, "gone", "; more", ENOENT) == -ENOENT);
+	CHECK(!strcmp(sbx_fail_text(), "p: get x: HTTP 404: gone; more"));
+	CHECK(errmap_fail_http("p", "get x", 500, "", NULL, EIO) == -EIO);
+	CHECK(!strcmp(sbx_fail_text(), "p: get x: HTTP 500"));
+}
+
 void test_remote(void)
 {
+	check_errmap();
 	check_base64();
 	check_time();
 	check_json();
