@@ -225,8 +225,11 @@ int dt_get_sandbox(struct dt *dt, cJSON **out, const char *name)
 
 	*out = NULL;
 	snprintf(what, sizeof(what), "get sandbox \"%s\"", name);
-	if (dt_url_sandbox(&url, dt, name, NULL))
-		return -ENOMEM;
+	rc = dt_url_sandbox(&url, dt, name, NULL);
+	if (rc) {
+		strbuf_release(&url);
+		return rc;
+	}
 	rc = dt_request(dt, &r, "GET", url.buf, NULL, REQ_IDEMPOTENT, 0);
 	strbuf_release(&url);
 	if (rc)
@@ -282,8 +285,11 @@ int dt_toolbox_of(struct dt *dt, char **out, const char *name)
 	if (!id[0])
 		return -ENOENT;
 	/* No toolboxProxyUrl in the sandbox JSON: an older server. */
-	if (dt_url_sandbox(&url, dt, id, "/toolbox-proxy-url"))
-		return -ENOMEM;
+	rc = dt_url_sandbox(&url, dt, id, "/toolbox-proxy-url");
+	if (rc) {
+		strbuf_release(&url);
+		return rc;
+	}
 	rc = dt_request(dt, &r, "GET", url.buf, NULL, REQ_IDEMPOTENT, 0);
 	strbuf_release(&url);
 	if (rc)
@@ -832,8 +838,11 @@ static int lifecycle(struct dt *dt, const char *box, const char *method,
 	int rc;
 
 	snprintf(msg, sizeof(msg), "%s sandbox \"%s\"", what, box);
-	if (dt_url_sandbox(&url, dt, box, action))
-		return -ENOMEM;
+	rc = dt_url_sandbox(&url, dt, box, action);
+	if (rc) {
+		strbuf_release(&url);
+		return rc;
+	}
 	rc = dt_request(dt, &r, method, url.buf, NULL, REQ_LONG, 0);
 	strbuf_release(&url);
 	if (rc)

@@ -387,10 +387,9 @@ int dt_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 	snprintf(env, sizeof(env), "SBXFS_CMD=%s", c->marker);
 	cJSON_Delete(body);
 	body = cJSON_CreateObject();
-	if (!body || sh_wrap_base64(&cmd, env, cmdline)) {
-		rc = -ENOMEM;
+	rc = body ? sh_wrap_base64(&cmd, env, cmdline) : -ENOMEM;
+	if (rc)
 		goto fail_session;
-	}
 	cJSON_AddStringToObject(body, "command", cmd.buf);
 	cJSON_AddBoolToObject(body, "runAsync", 1);
 	cJSON_AddBoolToObject(body, "async", 1);

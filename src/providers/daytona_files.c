@@ -104,7 +104,7 @@ static int dt_info_call(struct dt *dt, struct stat *st, const char *box, const c
 
 	if (rc)
 		return rc;
-	rc = dt_url_toolbox(&url, tb, "/files/info", "path", path, NULL) ? -ENOMEM : 0;
+	rc = dt_url_toolbox(&url, tb, "/files/info", "path", path, NULL);
 	free(tb);
 	if (!rc)
 		rc = dt_request(dt, &r, "GET", url.buf, NULL, REQ_IDEMPOTENT, 0);
@@ -139,7 +139,7 @@ int dt_readdir(struct sbx_provider *p, const char *box, const char *path,
 
 	if (rc)
 		return rc;
-	rc = dt_url_toolbox(&url, tb, "/files", "path", path, NULL) ? -ENOMEM : 0;
+	rc = dt_url_toolbox(&url, tb, "/files", "path", path, NULL);
 	free(tb);
 	if (!rc)
 		rc = dt_request(dt, &r, "GET", url.buf, NULL, REQ_IDEMPOTENT,
@@ -203,8 +203,7 @@ static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *pa
 	rc = dt_toolbox_of(dt, &tb, box);
 	if (rc)
 		return rc;
-	rc = dt_url_toolbox(&url, tb, "/files/download", "path", path, NULL) ? -ENOMEM
-									     : 0;
+	rc = dt_url_toolbox(&url, tb, "/files/download", "path", path, NULL);
 	free(tb);
 	if (rc)
 		return rc;
@@ -250,10 +249,9 @@ static int sf_upload(void *ctx, struct stat *remote, struct staged *f, const cha
 	rc = dt_toolbox_of(dt, &tb, box);
 	if (rc)
 		goto out;
-	if (dt_url_toolbox(&url, tb, "/files/upload", "path", path, NULL)) {
-		rc = -ENOMEM;
+	rc = dt_url_toolbox(&url, tb, "/files/upload", "path", path, NULL);
+	if (rc)
 		goto out;
-	}
 	req.method = "POST";
 	req.url = url.buf;
 	req.part = &part;
@@ -418,11 +416,11 @@ int dt_run(struct remote *rm, const char *box, const char *what, const char *scr
 	rc = dt_toolbox_of(dt, &tb, box);
 	if (rc)
 		goto out;
-	if (!body || strbuf_addf(&url, "%s/process/execute", tb) ||
-	    sh_wrap_base64(&cmd, NULL, script)) {
-		rc = -ENOMEM;
+	rc = body ? strbuf_addf(&url, "%s/process/execute", tb) : -ENOMEM;
+	if (!rc)
+		rc = sh_wrap_base64(&cmd, NULL, script);
+	if (rc)
 		goto out;
-	}
 	cJSON_AddStringToObject(body, "command", cmd.buf);
 	cJSON_AddNumberToObject(body, "timeout", 60);
 	rc = dt_request(dt, &r, "POST", url.buf, body, REQ_LONG, RUN_OUTPUT_MAX);

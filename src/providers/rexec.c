@@ -131,12 +131,16 @@ int rx_url(struct strbuf *sb, struct rx *rx, const char *id, const char *suffix,
 	int rc = strbuf_addf(sb, "%s/api/containers", rx->url);
 
 	if (!rc && id)
-		rc = strbuf_addf(sb, "/") || http_escape(sb, id);
+		rc = strbuf_addf(sb, "/");
+	if (!rc && id)
+		rc = http_escape(sb, id);
 	if (!rc && suffix)
 		rc = strbuf_addf(sb, "%s", suffix);
 	if (!rc && path)
-		rc = strbuf_addf(sb, "?path=") || http_escape(sb, path);
-	return rc ? -ENOMEM : 0;
+		rc = strbuf_addf(sb, "?path=");
+	if (!rc && path)
+		rc = http_escape(sb, path);
+	return rc;
 }
 
 long rx_ms_since(const struct timespec *t0)
@@ -311,8 +315,11 @@ static int fetch_list(struct rx *rx, sbx_list_fn fn, void *ctx)
 	struct rx_box *b;
 	int rc;
 
-	if (rx_url(&url, rx, NULL, NULL, NULL))
-		return -ENOMEM;
+	rc = rx_url(&url, rx, NULL, NULL, NULL);
+	if (rc) {
+		strbuf_release(&url);
+		return rc;
+	}
 	rc = rx_request(rx, &r, "GET", url.buf, NULL, RX_REQ_IDEMPOTENT, RX_LIST_MAX, 0);
 	strbuf_release(&url);
 	if (rc)
@@ -368,8 +375,11 @@ static int get_container(struct rx *rx, cJSON **out, const char *id, const char 
 
 	*out = NULL;
 	snprintf(what, sizeof(what), "get container \"%s\"", box);
-	if (rx_url(&url, rx, id, NULL, NULL))
-		return -ENOMEM;
+	rc = rx_url(&url, rx, id, NULL, NULL);
+	if (rc) {
+		strbuf_release(&url);
+		return rc;
+	}
 	rc = rx_request(rx, &r, "GET", url.buf, NULL, RX_REQ_IDEMPOTENT, 0, 0);
 	strbuf_release(&url);
 	if (rc)
@@ -875,8 +885,11 @@ static int lifecycle(struct rx *rx, const char *box, const char *action)
 	}
 	snprintf(msg, sizeof(msg), "%s container \"%s\"", action, box);
 	snprintf(suffix, sizeof(suffix), "/%s", action);
-	if (rx_url(&url, rx, docker, suffix, NULL))
-		return -ENOMEM;
+	rc = rx_url(&url, rx, docker, suffix, NULL);
+	if (rc) {
+		strbuf_release(&url);
+		return rc;
+	}
 	rc = rx_request(rx, &r, "POST", url.buf, NULL, 0, 0, 120000);
 	strbuf_release(&url);
 	if (rc)

@@ -323,7 +323,7 @@ ssize_t rx_cmd_stdin(struct sbx_provider *p, void *handle, const char *data, siz
 	if (*interrupted)
 		return -EINTR;
 	seq = __atomic_add_fetch(&c->stdin_seq, 1, __ATOMIC_RELAXED);
-	rc = b64_encode(&b64, data, len) ? -ENOMEM : 0;
+	rc = b64_encode(&b64, data, len);
 	if (!rc)
 		rc = remote_runf(&c->rx->r, c->box, "stdin", REMOTE_RUN_RETRY, NULL,
 				 "d=%q; [ -e \"$d/s.%L\" ] && exit 0; "

@@ -204,8 +204,10 @@ static int put_file(struct rx *rx, const char *box, const char *path, int fd, of
 	}
 	snprintf(m, sizeof(m), "%05o", (unsigned)(mode & 07777));
 	/* t: the upload; then the parts joined, mode set, renamed over. */
-	if (sh_script(&s, "u=%q; t=\"$u\"/%q; p=%q; ", updir, tmp, path)) {
-		rc = -ENOMEM;
+	if (!rc)
+		rc = sh_script(&s, "u=%q; t=\"$u\"/%q; p=%q; ", updir, tmp, path);
+	if (rc) {
+		/* the upload failed, or the script is too big */
 	} else if (nparts > 1) {
 		sh_script(&s,
 			  "n=%L; i=0; : > \"$t\" || exit 5; while [ $i -lt $n ]; do "
@@ -213,7 +215,7 @@ static int put_file(struct rx *rx, const char *box, const char *path, int fd, of
 			  "rm -f \"$t.$i\"; i=$((i+1)); done; ",
 			  (long long)nparts);
 	} else if (nparts == 0)
-		rc = strbuf_addf(&s, ": > \"$t\" || exit 5; ") ? -ENOMEM : 0;
+		rc = strbuf_addf(&s, ": > \"$t\" || exit 5; ");
 	if (rc) {
 		/* Leave no parts behind. */
 		s.len = 0;

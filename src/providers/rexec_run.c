@@ -86,7 +86,7 @@ static int wrap(struct strbuf *sb, const char *script, int exec_mode)
 				 "echo --; head -c %d \"$sbx_t/e\" | base64; "
 				 "rm -rf \"$sbx_t\"; }%s",
 				 ERR_KEEP, exec_mode ? "; exit $sbx_r" : "");
-	return rc ? -ENOMEM : 0;
+	return rc;
 }
 
 /* ---- base64 output ---- */
@@ -172,10 +172,11 @@ static int run_exec(struct rx *rx, const char *id, const char *what, const char 
 	int rc;
 
 	argv = body ? cJSON_AddArrayToObject(body, "cmd") : NULL;
-	if (!argv || rx_url(&url, rx, id, "/exec", NULL) || wrap(&w, script, 1)) {
-		rc = -ENOMEM;
+	rc = argv ? rx_url(&url, rx, id, "/exec", NULL) : -ENOMEM;
+	if (!rc)
+		rc = wrap(&w, script, 1);
+	if (rc)
 		goto out;
-	}
 	cJSON_AddItemToArray(argv, cJSON_CreateString("/bin/sh"));
 	cJSON_AddItemToArray(argv, cJSON_CreateString("-c"));
 	cJSON_AddItemToArray(argv, cJSON_CreateString(w.buf));
@@ -512,11 +513,13 @@ static int term_round(struct rx *rx, struct rx_term *t, const char *script,
 	nonce(n, sizeof(n));
 	snprintf(begin, sizeof(begin), "SBX%sB", n);
 	snprintf(end, sizeof(end), "SBX%sE", n);
-	if (strbuf_addf(&line, "printf 'SBX%%sB\\n' %s; ", n) || wrap(&line, script, 0) ||
-	    strbuf_addf(&line, "; printf 'SBX%%sE%%s\\n' %s \"$sbx_r\"\n", n)) {
-		rc = -ENOMEM;
+	rc = strbuf_addf(&line, "printf 'SBX%%sB\\n' %s; ", n);
+	if (!rc)
+		rc = wrap(&line, script, 0);
+	if (!rc)
+		rc = strbuf_addf(&line, "; printf 'SBX%%sE%%s\\n' %s \"$sbx_r\"\n", n);
+	if (rc)
 		goto out;
-	}
 	rc = send_input(t, line.buf);
 	if (rc) {
 		rc = -ECONNRESET;

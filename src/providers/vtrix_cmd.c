@@ -265,11 +265,11 @@ int vx_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 		snprintf(c->gate, sizeof(c->gate), "/tmp/.sbxfs-go-%d-%lx-%lu",
 			 (int)getpid(), (unsigned long)time(NULL),
 			 __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
-	if (!c || !params || gated_script(&script, c, cmdline) ||
-	    (!json_utf8_valid(script.buf) && sh_wrap_base64(&cmd, NULL, script.buf))) {
-		rc = -ENOMEM;
+	rc = (c && params) ? gated_script(&script, c, cmdline) : -ENOMEM;
+	if (!rc && !json_utf8_valid(script.buf))
+		rc = sh_wrap_base64(&cmd, NULL, script.buf);
+	if (rc)
 		goto fail;
-	}
 	c->vx = vx;
 	c->sink = sink;
 	snprintf(c->box, sizeof(c->box), "%s", box);

@@ -41,10 +41,8 @@ int vx_run(struct remote *r, const char *box, const char *what, const char *scri
 	if (!params)
 		return -ENOMEM;
 	/* JSON text is UTF-8: other bytes travel base64-wrapped. */
-	if (!json_utf8_valid(script) && sh_wrap_base64(&cmd, NULL, script)) {
-		rc = -ENOMEM;
+	if (!json_utf8_valid(script) && (rc = sh_wrap_base64(&cmd, NULL, script)))
 		goto out;
-	}
 	cJSON_AddStringToObject(params, "command", cmd.len ? cmd.buf : script);
 	cJSON_AddNumberToObject(params, "timeout", RUN_TIMEOUT_S);
 	o.idle_ms = vx->timeout_ms;
