@@ -125,6 +125,25 @@ int remote_readdir(struct sbx_provider *p, const char *box, const char *path,
 		   sbx_dirent_fn fn, void *ctx);
 
 /*
+ * Initializers of a provider's ops table (provider.h) for the slots above.
+ * REMOTE_OPS_FILES: staged files and what every remote provider does by
+ * shell; REMOTE_OPS_SHELL: the namespace too, for a provider whose file
+ * API moves contents and nothing else.
+ */
+#define REMOTE_OPS_FILES                                                              \
+	.getattr = remote_getattr, .unsaved = remote_unsaved,                         \
+	.fgetattr = stagefile_fgetattr, .open = remote_open, .read = stagefile_read,  \
+	.write = stagefile_write, .flush = stagefile_flush, .fsync = stagefile_fsync, \
+	.release = stagefile_release, .rmdir = remote_rmdir,                          \
+	.truncate = remote_truncate, .utimens = remote_utimens, .link = remote_link,  \
+	.statfs = remote_statfs
+
+#define REMOTE_OPS_SHELL                                                           \
+	.readdir = remote_readdir, .mkdir = remote_mkdir, .unlink = remote_unlink, \
+	.rename = remote_rename, .chmod = remote_chmod, .chown = remote_chown,     \
+	.symlink = remote_symlink, .readlink = remote_readlink
+
+/*
  * lstat(2) of box:path by find(1) through run: what a stagefile info op
  * of a provider without a stat call does.  -ENOENT if there is no such
  * file, -EPROTO for an answer that does not parse.
