@@ -454,7 +454,7 @@ static int dt_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 		goto out;
 	}
 	pthread_mutex_init(&dt->lock, NULL);
-	pthread_cond_init(&dt->pollers_done, NULL);
+	cmdpoll_init(&dt->cmds);
 	dt->jwt = !key;
 	dt->api = api ? api : strdup(DEFAULT_API_URL);
 	api = NULL;
@@ -525,18 +525,14 @@ out:
 static void dt_destroy(struct sbx_provider *p)
 {
 	struct dt *dt = DT(p);
-	struct timespec until;
+	int left;
 
 	if (!dt)
 		return;
-	/* Command pollers notice `stopping`, end their commands and leave. */
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 30;
+	/* Command pollers notice the stop, end their commands and leave. */
+	cmdpoll_stop(&dt->cmds);
+	left = cmdpoll_wait(&dt->cmds, 30);
 	pthread_mutex_lock(&dt->lock);
-	dt->stopping = 1;
-	while (dt->pollers)
-		if (pthread_cond_timedwait(&dt->pollers_done, &dt->lock, &until))
-			break;
 	while (dt->boxes) {
 		struct dbox *b = dt->boxes;
 
@@ -545,7 +541,7 @@ static void dt_destroy(struct sbx_provider *p)
 		free(b);
 	}
 	pthread_mutex_unlock(&dt->lock);
-	if (dt->pollers)
+	if (left)
 		return; /* a poller is stuck in a bounded request: leak, don't crash */
 	free_ws_headers(dt);
 	http_client_free(dt->http);

@@ -27,6 +27,7 @@
 #include "sbxfs/names.h"
 #include "sbxfs/provider.h"
 #include "sbxfs/remote/base64.h"
+#include "sbxfs/remote/cmdpoll.h"
 #include "sbxfs/remote/errmap.h"
 #include "sbxfs/remote/find.h"
 #include "sbxfs/remote/json.h"
@@ -44,7 +45,6 @@
 #define RUN_OUTPUT_MAX (1u << 20)
 #define LOG_MAX ((size_t)1 << 30)
 #define STATE_WAIT_S 300 /* bound on waiting for a state change */
-#define CMD_LOST_S 60	 /* a command whose server stops answering this long is lost */
 
 struct dbox {
 	struct dbox *next;
@@ -66,12 +66,10 @@ struct dt {
 	char *ws_headers[3];
 	size_t nws_headers;
 
-	pthread_mutex_t lock; /* guards boxes, cmd_seq, pollers, stopping */
-	pthread_cond_t pollers_done;
+	struct cmdpoll cmds;  /* the command pollers */
+	pthread_mutex_t lock; /* guards boxes, cmd_seq */
 	struct dbox *boxes;
 	unsigned long cmd_seq;
-	int pollers;
-	int stopping;
 };
 
 #define DT(p) ((struct dt *)(p)->priv)

@@ -143,24 +143,6 @@ int rx_url(struct strbuf *sb, struct rx *rx, const char *id, const char *suffix,
 	return rc;
 }
 
-long rx_ms_since(const struct timespec *t0)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - t0->tv_sec) * 1000L + (now.tv_nsec - t0->tv_nsec) / 1000000;
-}
-
-int rx_is_stopping(struct rx *rx)
-{
-	int s;
-
-	pthread_mutex_lock(&rx->lock);
-	s = rx->stopping;
-	pthread_mutex_unlock(&rx->lock);
-	return s;
-}
-
 /* ---- container records ---- */
 
 static enum sbx_state map_state(const char *s)
@@ -434,7 +416,7 @@ static int list_is_fresh(struct rx *rx)
 	int fresh;
 
 	pthread_mutex_lock(&rx->lock);
-	fresh = rx->listed.tv_sec && rx_ms_since(&rx->listed) < LIST_FRESH_MS;
+	fresh = rx->listed.tv_sec && ms_since(&rx->listed) < LIST_FRESH_MS;
 	pthread_mutex_unlock(&rx->lock);
 	return fresh;
 }
@@ -544,7 +526,7 @@ static void rx_free(struct rx *rx)
 	free(rx->stage_dir);
 	free(rx->url);
 	pthread_mutex_destroy(&rx->lock);
-	pthread_cond_destroy(&rx->pollers_done);
+	cmdpoll_destroy(&rx->cmds);
 	free(rx);
 }
 
@@ -623,7 +605,7 @@ static int rx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 		goto out;
 	}
 	pthread_mutex_init(&rx->lock, NULL);
-	pthread_cond_init(&rx->pollers_done, NULL);
+	cmdpoll_init(&rx->cmds);
 	rx->url = url ? url : strdup(DEFAULT_URL);
 	url = NULL;
 	if (!rx->url)
@@ -671,20 +653,12 @@ out:
 static void rx_destroy(struct sbx_provider *p)
 {
 	struct rx *rx = RX(p);
-	struct timespec until;
 
 	if (!rx)
 		return;
-	/* Command pollers notice `stopping` and leave. */
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 30;
-	pthread_mutex_lock(&rx->lock);
-	rx->stopping = 1;
-	while (rx->pollers)
-		if (pthread_cond_timedwait(&rx->pollers_done, &rx->lock, &until))
-			break;
-	pthread_mutex_unlock(&rx->lock);
-	if (rx->pollers)
+	/* Command pollers notice the stop and leave. */
+	cmdpoll_stop(&rx->cmds);
+	if (cmdpoll_wait(&rx->cmds, 30))
 		return; /* a poller is stuck in a bounded call: leak, don't crash */
 	rx_free(rx);
 	p->priv = NULL;
@@ -738,7 +712,7 @@ static int wait_state(struct rx *rx, const char *box, const char *want)
 			sbx_failf("rexec: container \"%s\" is in state error", box);
 			return -EIO;
 		}
-		if (rx_ms_since(&t0) > RX_STATE_WAIT_S * 1000L) {
+		if (ms_since(&t0) > RX_STATE_WAIT_S * 1000L) {
 			sbx_failf("rexec: container \"%s\" still %s after %d s (waiting "
 				  "for %s)",
 				  box, last, RX_STATE_WAIT_S, want);

@@ -29,6 +29,7 @@
 #include "sbxfs/names.h"
 #include "sbxfs/provider.h"
 #include "sbxfs/remote/base64.h"
+#include "sbxfs/remote/cmdpoll.h"
 #include "sbxfs/remote/errmap.h"
 #include "sbxfs/remote/find.h"
 #include "sbxfs/remote/json.h"
@@ -84,14 +85,12 @@ struct rx {
 	int timeout_s;
 	char transport_opt[16]; /* "auto", "exec" or "terminal" */
 
+	struct cmdpoll cmds;  /* the command pollers */
 	pthread_mutex_t lock; /* guards everything below and rx_box fields */
-	pthread_cond_t pollers_done;
 	enum rx_transport transport;
 	struct rx_box *boxes;
 	struct timespec listed; /* when the list was last fetched */
 	unsigned long seq;
-	int pollers;
-	int stopping;
 };
 
 #define RX(p) ((struct rx *)(p)->priv)
@@ -116,8 +115,6 @@ int rx_url(struct strbuf *sb, struct rx *rx, const char *id, const char *suffix,
 int rx_docker_id(struct rx *rx, char *id, size_t size, const char *box, int fresh);
 struct rx_box *rx_box_get(struct rx *rx, const char *box);
 int rx_box_stopping(struct rx *rx, struct rx_box *b);
-long rx_ms_since(const struct timespec *t0);
-int rx_is_stopping(struct rx *rx);
 
 /* ---- rexec_run.c ---- */
 

@@ -35,7 +35,6 @@
 #define POLL_OUT_MAX (512 * 1024) /* per poll; base64 of it fits 1 MiB */
 #define POLL_ERR_MAX (128 * 1024)
 #define STDIN_CHUNK (24 * 1024) /* twice base64-encoded under 128 KiB */
-#define CMD_LOST_S 60
 #define CMD_ROOT RX_WORK_DIR "/cmd"
 
 struct rcmd {
@@ -154,49 +153,33 @@ static void *poller(void *arg)
 		long long before = c->out_off + c->err_off;
 		int rc;
 
-		if (rx_is_stopping(rx)) {
-			snprintf(ex.reason, sizeof(ex.reason),
-				 "sbxfs was unmounted; the command may still run");
+		if (cmdpoll_stopping(&rx->cmds)) {
+			cmdpoll_unmounted(&ex);
 			break;
 		}
 		rc = poll_once(c, &code);
 		if (rc == 1) {
-			if (c->signalled && code == 128 + c->signalled) {
-				ex.how = SBX_EXIT_SIGNAL;
-				ex.code = c->signalled;
-			} else {
-				ex.how = SBX_EXIT_CODE;
-				ex.code = code;
-			}
+			cmdpoll_exit(&ex, code, c->signalled);
 			break;
 		}
 		if (rc < 0) {
 			/* A stopped container ends its commands; a gone record
 			 * or a server silent too long loses the command. */
 			if (rc == -EAGAIN || rc == -ENOENT ||
-			    rx_ms_since(&last_ok) > CMD_LOST_S * 1000L) {
-				snprintf(ex.reason, sizeof(ex.reason), "lost: %.140s",
-					 sbx_fail_text());
+			    ms_since(&last_ok) > CMDPOLL_LOST_S * 1000L) {
+				cmdpoll_lost(&ex);
 				break;
 			}
 		} else {
 			clock_gettime(CLOCK_MONOTONIC, &last_ok);
 		}
 		/* Quickly while output flows, backing off while it does not. */
-		if (c->out_off + c->err_off != before)
-			delay_ms = 0;
-		else
-			delay_ms = delay_ms < 20	    ? 20
-				   : delay_ms * 3 / 2 > 500 ? 500
-							    : delay_ms * 3 / 2;
+		delay_ms = cmdpoll_backoff(delay_ms, c->out_off + c->err_off != before);
 		if (delay_ms)
 			usleep((useconds_t)delay_ms * 1000);
 	}
 	c->sink->done(c->sink, &ex); /* may release c: touch it no more */
-	pthread_mutex_lock(&rx->lock);
-	if (--rx->pollers == 0)
-		pthread_cond_broadcast(&rx->pollers_done);
-	pthread_mutex_unlock(&rx->lock);
+	cmdpoll_leave(&rx->cmds);
 	return NULL;
 }
 
@@ -262,8 +245,6 @@ int rx_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 {
 	struct rx *rx = RX(p);
 	struct rcmd *c = calloc(1, sizeof(*c));
-	pthread_attr_t attr;
-	pthread_t t;
 	unsigned long seq;
 	int rc;
 
@@ -282,18 +263,8 @@ int rx_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 		rcmd_free(c);
 		return rc;
 	}
-	pthread_mutex_lock(&rx->lock);
-	rx->pollers++;
-	pthread_mutex_unlock(&rx->lock);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	rc = -pthread_create(&t, &attr, poller, c);
-	pthread_attr_destroy(&attr);
+	rc = cmdpoll_start(&rx->cmds, poller, c);
 	if (rc) {
-		pthread_mutex_lock(&rx->lock);
-		rx->pollers--;
-		pthread_mutex_unlock(&rx->lock);
-		sbx_failf("cannot start a thread: %s", strerror(-rc));
 		/* The command runs: stop it rather than leave it unseen. */
 		remote_runf(&rx->r, box, "kill", REMOTE_RUN_RETRY, NULL,
 			    "kill -9 -- -$(cat %q/pid) 2>/dev/null; exit 0", c->dir);

@@ -395,7 +395,7 @@ static int term_setup(struct rx *rx, struct rx_term *t)
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (!ready) {
-		if (rx_ms_since(&t0) > rx->timeout_s * 1000L) {
+		if (ms_since(&t0) > rx->timeout_s * 1000L) {
 			sbx_failf("rexec: the terminal's shell did not start in %d s",
 				  rx->timeout_s);
 			rc = -ETIMEDOUT;
@@ -424,7 +424,7 @@ static int term_setup(struct rx *rx, struct rx_term *t)
 		if (rc)
 			goto out;
 		clock_gettime(CLOCK_MONOTONIC, &p0);
-		while (rx_ms_since(&p0) < 1500) {
+		while (ms_since(&p0) < 1500) {
 			rc = next_frame(t, &acc, 300, type, sizeof(type));
 			if (rc == -ETIMEDOUT)
 				continue;
@@ -495,7 +495,7 @@ static int term_drain(struct rx_term *t)
 	do {
 		junk.len = 0;
 		rc = next_frame(t, &junk, 1, type, sizeof(type));
-	} while (rc > 0 && rx_ms_since(&t0) < 200);
+	} while (rc > 0 && ms_since(&t0) < 200);
 	strbuf_release(&junk);
 	return rc == -ETIMEDOUT ? 0 : rc;
 }
@@ -529,7 +529,7 @@ static int term_round(struct rx *rx, struct rx_term *t, const char *script,
 	for (;;) {
 		const char *b, *e;
 
-		if (rx_ms_since(&t0) > timeout_s * 1000L) {
+		if (ms_since(&t0) > timeout_s * 1000L) {
 			sbx_failf("rexec: no answer from the terminal in %d s",
 				  timeout_s);
 			rc = -ETIMEDOUT;
@@ -591,7 +591,7 @@ static int run_terminal(struct rx *rx, const char *box, const char *id,
 	for (attempt = 0; attempt < 2 && rc == -ECONNRESET; attempt++) {
 		int fresh = 0;
 
-		if (rx_is_stopping(rx)) {
+		if (cmdpoll_stopping(&rx->cmds)) {
 			sbx_failf("rexec: unmounting");
 			rc = -ECANCELED;
 			break;

@@ -447,7 +447,7 @@ static void vx_free(struct vx *vx)
 	free(vx->project);
 	free(vx->user);
 	pthread_mutex_destroy(&vx->lock);
-	pthread_cond_destroy(&vx->followers_done);
+	cmdpoll_destroy(&vx->cmds);
 	free(vx);
 }
 
@@ -495,7 +495,7 @@ static int vx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 		goto out;
 	}
 	pthread_mutex_init(&vx->lock, NULL);
-	pthread_cond_init(&vx->followers_done, NULL);
+	cmdpoll_init(&vx->cmds);
 	rc = parse_opts(vx, opts, &cache_max);
 	if (rc)
 		goto fail;
@@ -545,25 +545,17 @@ out:
 static void vx_destroy(struct sbx_provider *p)
 {
 	struct vx *vx = VX(p);
-	struct timespec until;
+	int left;
 
 	if (!vx)
 		return;
 	/* Closing the sockets ends the command followers' calls; they see
-	 * `stopping`, finish their commands and leave. */
-	pthread_mutex_lock(&vx->lock);
-	vx->stopping = 1;
-	pthread_mutex_unlock(&vx->lock);
+	 * the stop, finish their commands and leave. */
+	cmdpoll_stop(&vx->cmds);
 	vx_rpc_close(vx, NULL);
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 30;
-	pthread_mutex_lock(&vx->lock);
-	while (vx->followers)
-		if (pthread_cond_timedwait(&vx->followers_done, &vx->lock, &until))
-			break;
-	pthread_mutex_unlock(&vx->lock);
+	left = cmdpoll_wait(&vx->cmds, 30);
 	vx_rpc_close(vx, NULL);
-	if (vx->followers)
+	if (left)
 		return; /* a follower is stuck in a bounded call: leak, don't crash */
 	vx_free(vx);
 	p->priv = NULL;

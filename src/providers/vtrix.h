@@ -27,6 +27,7 @@
 #include "sbxfs/names.h"
 #include "sbxfs/provider.h"
 #include "sbxfs/remote/base64.h"
+#include "sbxfs/remote/cmdpoll.h"
 #include "sbxfs/remote/errmap.h"
 #include "sbxfs/remote/find.h"
 #include "sbxfs/remote/json.h"
@@ -74,12 +75,10 @@ struct vx {
 	char *ws_headers[2];
 	size_t nws_headers;
 
-	pthread_mutex_t lock; /* guards boxes, rpcs, followers, stopping */
-	pthread_cond_t followers_done;
+	struct cmdpoll cmds;  /* the command followers */
+	pthread_mutex_t lock; /* guards boxes, rpcs */
 	struct vbox *boxes;
 	struct vx_rpc *rpcs;
-	int followers;
-	int stopping;
 };
 
 #define VX(p) ((struct vx *)(p)->priv)

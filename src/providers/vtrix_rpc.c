@@ -416,7 +416,7 @@ static struct vx_rpc *rpc_get(struct vx *vx, const char *box, const char *id, in
 	int rc;
 
 	pthread_mutex_lock(&vx->lock);
-	if (vx->stopping) {
+	if (cmdpoll_stopping(&vx->cmds)) {
 		pthread_mutex_unlock(&vx->lock);
 		sbx_failf("vtrix: sbxfs is unmounting");
 		*err = -ESHUTDOWN;

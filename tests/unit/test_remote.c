@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "sbxfs/remote/base64.h"
+#include "sbxfs/remote/cmdpoll.h"
 #include "sbxfs/remote/errmap.h"
 #include "sbxfs/remote/find.h"
 #include "sbxfs/remote/json.h"
@@ -299,8 +300,43 @@ static void check_errmap(void)
 	CHECK(!strcmp(sbx_fail_text(), "p: get x: HTTP 500"));
 }
 
+static void *poll_fn(void *arg)
+{
+	struct cmdpoll *g = arg;
+
+	while (!cmdpoll_stopping(g))
+		usleep(1000);
+	cmdpoll_leave(g);
+	return NULL;
+}
+
+static void check_cmdpoll(void)
+{
+	struct sbx_exit ex = { 0 };
+	struct cmdpoll g;
+
+	cmdpoll_exit(&ex, 137, 9);
+	CHECK(ex.how == SBX_EXIT_SIGNAL && ex.code == 9);
+	cmdpoll_exit(&ex, 137, 0);
+	CHECK(ex.how == SBX_EXIT_CODE && ex.code == 137);
+	cmdpoll_exit(&ex, 3, 15);
+	CHECK(ex.how == SBX_EXIT_CODE && ex.code == 3);
+	sbx_failf("no answer");
+	cmdpoll_lost(&ex);
+	CHECK(ex.how == SBX_EXIT_FAILED && !strcmp(ex.reason, "lost: no answer"));
+	CHECK(cmdpoll_backoff(500, 1) == 0 && cmdpoll_backoff(0, 0) == 20);
+	CHECK(cmdpoll_backoff(20, 0) == 30 && cmdpoll_backoff(400, 0) == 500);
+	cmdpoll_init(&g);
+	CHECK(cmdpoll_start(&g, poll_fn, &g) == 0 && cmdpoll_start(&g, poll_fn, &g) == 0);
+	CHECK(cmdpoll_wait(&g, 0) == 2);
+	cmdpoll_stop(&g);
+	CHECK(cmdpoll_wait(&g, 10) == 0);
+	cmdpoll_destroy(&g);
+}
+
 void test_remote(void)
 {
+	check_cmdpoll();
 	check_errmap();
 	check_base64();
 	check_time();
