@@ -26,5 +26,6 @@ void test_stagefile(void);
 void test_shell(void);
 void test_vtrix(void);
 void test_fail(void);
+void test_remote(void);
 
 #endif
