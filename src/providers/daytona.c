@@ -25,70 +25,21 @@
 
 /* ---- errors: HTTP status and body to errno, in one place ---- */
 
-static int status_errno(long status, const struct errmap *over)
-{
-	for (; over && over->status; over++)
-		if (over->status == status)
-			return over->err;
-	switch (status) {
-	case 400:
-	case 422:
-		return EINVAL;
-	case 401:
-	case 403:
-		return EACCES;
-	case 404:
-		return ENOENT;
-	case 408:
-		return ETIMEDOUT;
-	case 409:
-		return EBUSY;
-	case 410:
-		return EPIPE;
-	case 413:
-		return EFBIG;
-	case 429:
-		return EAGAIN;
-	default:
-		return EIO;
-	}
-}
+/* Where Daytona differs from the common HTTP statuses. */
+static const struct errmap daytona_errors[] = { { 410, EPIPE }, { 0, 0 } };
 
-/* The server's words for a failure: "message", else "error", else the
- * body itself when it is short text, else nothing.  Always printable. */
-static void error_text(char *out, size_t size, const struct http_resp *r)
-{
-	cJSON *j = r->body.len ? cJSON_ParseWithLength(r->body.buf, r->body.len) : NULL;
-	const char *msg = NULL;
-	size_t i, o = 0;
-
-	if (j) {
-		cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
-
-		if (cJSON_IsArray(m))
-			m = cJSON_GetArrayItem(m, 0);
-		if (!cJSON_IsString(m))
-			m = cJSON_GetObjectItemCaseSensitive(j, "error");
-		if (cJSON_IsString(m))
-			msg = m->valuestring;
-	} else if (r->body.len && r->body.len < 300) {
-		msg = r->body.buf;
-	}
-	for (i = 0; msg && msg[i] && o + 1 < size && i < 300; i++)
-		out[o++] = (msg[i] >= 0x20 && msg[i] < 0x7f) ? msg[i] : '?';
-	out[o] = '\0';
-	cJSON_Delete(j);
-}
+/* The server's words: {statusCode, error, message}, message maybe a list. */
+static const char *const error_keys[] = { "message", "error", NULL };
 
 int dt_fail_resp(const char *what, const struct http_resp *r, const struct errmap *over)
 {
+	const struct errmap *const maps[] = { over ? over : daytona_errors,
+					      daytona_errors, errmap_http, NULL };
 	char text[320];
-	int err = status_errno(r->status, over);
 
-	error_text(text, sizeof(text), r);
-	sbx_failf("daytona: %s: HTTP %ld%s%s", what, r->status, text[0] ? ": " : "",
-		  text);
-	return -err;
+	errmap_text(text, sizeof(text), r->body.buf, r->body.len, error_keys);
+	return errmap_fail_http("daytona", what, r->status, text, NULL,
+				errmap_errno(maps, r->status));
 }
 
 /* ---- requests ---- */
@@ -133,23 +84,6 @@ cJSON *dt_parse_json(const struct http_resp *r, const char *what)
 	if (!j)
 		sbx_failf("daytona: %s: the answer is not JSON", what);
 	return j;
-}
-
-const char *dt_jstr(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-int dt_jnum(const cJSON *o, const char *key, double *out)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-
-	if (!cJSON_IsNumber(v))
-		return 0;
-	*out = v->valuedouble;
-	return 1;
 }
 
 /* ---- URLs ---- */
@@ -223,16 +157,16 @@ enum sbx_state dt_map_state(const char *s)
 /* The name a sandbox goes by here: its Daytona name, else its id. */
 static const char *box_name_of(const cJSON *sb)
 {
-	const char *name = dt_jstr(sb, "name");
+	const char *name = json_str(sb, "name");
 
-	return name && name[0] ? name : dt_jstr(sb, "id");
+	return name && name[0] ? name : json_str(sb, "id");
 }
 
 /* Remember name -> id (and the toolbox URL if the JSON has one). */
 static void remember(struct dt *dt, const cJSON *sb)
 {
-	const char *name = box_name_of(sb), *id = dt_jstr(sb, "id");
-	const char *proxy = dt_jstr(sb, "toolboxProxyUrl");
+	const char *name = box_name_of(sb), *id = json_str(sb, "id");
+	const char *proxy = json_str(sb, "toolboxProxyUrl");
 	struct dbox *b;
 
 	if (!name || !id || !sbx_name_valid(name) || strlen(id) >= sizeof(b->id))
@@ -291,8 +225,11 @@ int dt_get_sandbox(struct dt *dt, cJSON **out, const char *name)
 
 	*out = NULL;
 	snprintf(what, sizeof(what), "get sandbox \"%s\"", name);
-	if (dt_url_sandbox(&url, dt, name, NULL))
-		return -ENOMEM;
+	rc = dt_url_sandbox(&url, dt, name, NULL);
+	if (rc) {
+		strbuf_release(&url);
+		return rc;
+	}
 	rc = dt_request(dt, &r, "GET", url.buf, NULL, REQ_IDEMPOTENT, 0);
 	strbuf_release(&url);
 	if (rc)
@@ -348,16 +285,19 @@ int dt_toolbox_of(struct dt *dt, char **out, const char *name)
 	if (!id[0])
 		return -ENOENT;
 	/* No toolboxProxyUrl in the sandbox JSON: an older server. */
-	if (dt_url_sandbox(&url, dt, id, "/toolbox-proxy-url"))
-		return -ENOMEM;
+	rc = dt_url_sandbox(&url, dt, id, "/toolbox-proxy-url");
+	if (rc) {
+		strbuf_release(&url);
+		return rc;
+	}
 	rc = dt_request(dt, &r, "GET", url.buf, NULL, REQ_IDEMPOTENT, 0);
 	strbuf_release(&url);
 	if (rc)
 		return rc;
 	url = (struct strbuf)STRBUF_INIT(8192);
 	if (r.status == 200 && (j = cJSON_ParseWithLength(r.body.buf, r.body.len)) &&
-	    dt_jstr(j, "url") && !strncmp(dt_jstr(j, "url"), "http", 4)) {
-		const char *u = dt_jstr(j, "url");
+	    json_str(j, "url") && !strncmp(json_str(j, "url"), "http", 4)) {
+		const char *u = json_str(j, "url");
 		size_t n = strlen(u);
 
 		while (n && u[n - 1] == '/')
@@ -404,7 +344,7 @@ int dt_toolbox_fail(struct dt *dt, const char *box, const char *what,
 		return dt_fail_resp(what, r, over);
 	rc = dt_fail_resp(what, r, over);
 	if (!dt_get_sandbox(dt, &sb, box)) {
-		const char *state = dt_jstr(sb, "state");
+		const char *state = json_str(sb, "state");
 
 		if (dt_map_state(state) != SBX_STATE_RUNNING) {
 			sbx_failf("daytona: sandbox \"%s\" is %s, not started: start it "
@@ -514,7 +454,7 @@ static int dt_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 		goto out;
 	}
 	pthread_mutex_init(&dt->lock, NULL);
-	pthread_cond_init(&dt->pollers_done, NULL);
+	cmdpoll_init(&dt->cmds);
 	dt->jwt = !key;
 	dt->api = api ? api : strdup(DEFAULT_API_URL);
 	api = NULL;
@@ -554,7 +494,9 @@ static int dt_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	dt->stage = stage_new(stagedir, cache_max);
 	if (!dt->http || !dt->stage)
 		goto fail;
-	stagefile_init(&dt->files, &dt_stagefile_ops, dt->stage, dt);
+	remote_init(&dt->r, "daytona", REMOTE_TEXT_OUTPUT | REMOTE_FOLLOWS_SYMLINKS,
+		    dt->stage, &dt_stagefile_ops, dt);
+	dt->r.run = dt_run;
 	rc = check_credentials(dt);
 	if (rc)
 		goto fail;
@@ -583,18 +525,14 @@ out:
 static void dt_destroy(struct sbx_provider *p)
 {
 	struct dt *dt = DT(p);
-	struct timespec until;
+	int left;
 
 	if (!dt)
 		return;
-	/* Command pollers notice `stopping`, end their commands and leave. */
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 30;
+	/* Command pollers notice the stop, end their commands and leave. */
+	cmdpoll_stop(&dt->cmds);
+	left = cmdpoll_wait(&dt->cmds, 30);
 	pthread_mutex_lock(&dt->lock);
-	dt->stopping = 1;
-	while (dt->pollers)
-		if (pthread_cond_timedwait(&dt->pollers_done, &dt->lock, &until))
-			break;
 	while (dt->boxes) {
 		struct dbox *b = dt->boxes;
 
@@ -603,7 +541,7 @@ static void dt_destroy(struct sbx_provider *p)
 		free(b);
 	}
 	pthread_mutex_unlock(&dt->lock);
-	if (dt->pollers)
+	if (left)
 		return; /* a poller is stuck in a bounded request: leak, don't crash */
 	free_ws_headers(dt);
 	http_client_free(dt->http);
@@ -677,13 +615,13 @@ static int dt_list(struct sbx_provider *p, sbx_list_fn fn, void *ctx)
 			const char *name = box_name_of(it);
 
 			if (!cJSON_IsObject(it) || !name ||
-			    dt_map_state(dt_jstr(it, "state")) == SBX_STATE_DELETING)
+			    dt_map_state(json_str(it, "state")) == SBX_STATE_DELETING)
 				continue;
 			remember(dt, it);
 			if (fn(ctx, name))
 				break;
 		}
-		next = cJSON_IsArray(j) ? NULL : dt_jstr(j, "nextCursor");
+		next = cJSON_IsArray(j) ? NULL : json_str(j, "nextCursor");
 		free(cursor);
 		cursor = next && next[0] ? strdup(next) : NULL;
 		cJSON_Delete(j);
@@ -714,7 +652,7 @@ static int wait_state(struct dt *dt, const char *box, const char *want)
 		}
 		if (rc)
 			return rc;
-		state = dt_jstr(sb, "state");
+		state = json_str(sb, "state");
 		snprintf(last, sizeof(last), "%s", state ? state : "?");
 		snprintf(word, sizeof(word), " %s ", last);
 		{
@@ -727,7 +665,7 @@ static int wait_state(struct dt *dt, const char *box, const char *want)
 			}
 		}
 		if (dt_map_state(state) == SBX_STATE_ERROR) {
-			const char *why = dt_jstr(sb, "errorReason");
+			const char *why = json_str(sb, "errorReason");
 
 			sbx_failf("daytona: sandbox \"%s\" is in state %s%s%s", box, last,
 				  why ? ": " : "", why ? why : "");
@@ -896,8 +834,11 @@ static int lifecycle(struct dt *dt, const char *box, const char *method,
 	int rc;
 
 	snprintf(msg, sizeof(msg), "%s sandbox \"%s\"", what, box);
-	if (dt_url_sandbox(&url, dt, box, action))
-		return -ENOMEM;
+	rc = dt_url_sandbox(&url, dt, box, action);
+	if (rc) {
+		strbuf_release(&url);
+		return rc;
+	}
 	rc = dt_request(dt, &r, method, url.buf, NULL, REQ_LONG, 0);
 	strbuf_release(&url);
 	if (rc)
@@ -916,7 +857,7 @@ int dt_state_of(struct dt *dt, const char *box, char *out, size_t size)
 
 	if (!rc)
 		snprintf(out, size, "%s",
-			 dt_jstr(sb, "state") ? dt_jstr(sb, "state") : "unknown");
+			 json_str(sb, "state") ? json_str(sb, "state") : "unknown");
 	cJSON_Delete(sb);
 	return rc;
 }
@@ -1071,27 +1012,27 @@ static int dt_info(struct sbx_provider *p, struct sbx_box_info *out, const char 
 
 	if (rc)
 		return rc;
-	snprintf(out->id, sizeof(out->id), "%s", (v = dt_jstr(sb, "id")) ? v : "");
-	v = dt_jstr(sb, "state");
+	snprintf(out->id, sizeof(out->id), "%s", (v = json_str(sb, "id")) ? v : "");
+	v = json_str(sb, "state");
 	out->state = dt_map_state(v);
 	snprintf(out->native_state, sizeof(out->native_state), "%s", v ? v : "");
 	bi = cJSON_GetObjectItemCaseSensitive(sb, "buildInfo");
-	if ((v = dt_jstr(sb, "snapshot")) && v[0])
+	if ((v = json_str(sb, "snapshot")) && v[0])
 		snprintf(out->image, sizeof(out->image), "%s", v);
-	else if (bi && (v = dt_jstr(bi, "dockerfileContent")) && !strncmp(v, "FROM ", 5))
+	else if (bi && (v = json_str(bi, "dockerfileContent")) && !strncmp(v, "FROM ", 5))
 		snprintf(out->image, sizeof(out->image), "%.*s",
 			 (int)strcspn(v + 5, "\n"), v + 5);
 	{
 		struct timespec created;
 
-		if (!dt_parse_time(dt_jstr(sb, "createdAt"), &created))
+		if (!rfc3339_parse(&created, json_str(sb, "createdAt")))
 			out->created = created.tv_sec;
 	}
 	for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
-		if ((v = dt_jstr(sb, strs[i].field)) && v[0] && !strchr(v, '\n'))
+		if ((v = json_str(sb, strs[i].field)) && v[0] && !strchr(v, '\n'))
 			sbx_kv_add(&out->extra, strs[i].key, v);
 	for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
-		if (dt_jnum(sb, nums[i].field, &d))
+		if (json_num(sb, nums[i].field, &d))
 			sbx_kv_addf(&out->extra, nums[i].key, "%g", d);
 	add_map(&out->extra, sb, "labels", "label.", 0);
 	add_map(&out->extra, sb, "env", "env.", 1);
@@ -1110,26 +1051,13 @@ static const struct sbx_provider_ops daytona_ops = {
 	.stop = dt_stop,
 	.ctl = dt_ctl,
 	.info = dt_info,
-	.getattr = dt_getattr,
-	.unsaved = dt_unsaved,
-	.fgetattr = stagefile_fgetattr,
+	REMOTE_OPS_FILES,
 	.readdir = dt_readdir,
-	.open = dt_open,
-	.read = stagefile_read,
-	.write = stagefile_write,
-	.flush = stagefile_flush,
-	.fsync = stagefile_fsync,
-	.release = stagefile_release,
 	.mkdir = dt_mkdir,
 	.unlink = dt_unlink,
-	.rmdir = dt_rmdir,
 	.rename = dt_rename,
 	.chmod = dt_chmod,
 	.chown = dt_chown,
-	.truncate = dt_truncate,
-	.utimens = dt_utimens,
-	.link = dt_link,
-	.statfs = dt_statfs,
 	.cmd_start = dt_cmd_start,
 	.cmd_stdin = dt_cmd_stdin,
 	.cmd_signal = dt_cmd_signal,

@@ -26,7 +26,14 @@
 #include "sbxfs/log.h"
 #include "sbxfs/names.h"
 #include "sbxfs/provider.h"
-#include "sbxfs/shell.h"
+#include "sbxfs/remote/base64.h"
+#include "sbxfs/remote/cmdpoll.h"
+#include "sbxfs/remote/errmap.h"
+#include "sbxfs/remote/find.h"
+#include "sbxfs/remote/json.h"
+#include "sbxfs/remote/shell.h"
+#include "sbxfs/remote/remote.h"
+#include "sbxfs/remote/time.h"
 #include "sbxfs/stage.h"
 #include "sbxfs/stagefile.h"
 #include "sbxfs/strbuf.h"
@@ -38,7 +45,6 @@
 #define RUN_OUTPUT_MAX (1u << 20)
 #define LOG_MAX ((size_t)1 << 30)
 #define STATE_WAIT_S 300 /* bound on waiting for a state change */
-#define CMD_LOST_S 60	 /* a command whose server stops answering this long is lost */
 
 struct dbox {
 	struct dbox *next;
@@ -48,33 +54,27 @@ struct dbox {
 };
 
 struct dt {
+	struct remote r; /* first: the remote layer's part */
 	struct http_client *http;
 	char *api;    /* no trailing '/' */
 	char *target; /* default region for new sandboxes, or NULL */
 	int jwt;      /* authenticating with a JWT and an organisation id */
 	struct stage *stage;
-	struct stagefile files; /* root/'s open files, over stage */
 	char session_prefix[48];
 	/* Handshake headers for WebSockets: credentials and the split
 	 * output switch.  Secret: wiped at destroy. */
 	char *ws_headers[3];
 	size_t nws_headers;
 
-	pthread_mutex_t lock; /* guards boxes, cmd_seq, pollers, stopping */
-	pthread_cond_t pollers_done;
+	struct cmdpoll cmds;  /* the command pollers */
+	pthread_mutex_t lock; /* guards boxes, cmd_seq */
 	struct dbox *boxes;
 	unsigned long cmd_seq;
-	int pollers;
-	int stopping;
 };
 
 #define DT(p) ((struct dt *)(p)->priv)
 
-/* Exceptions to the default mapping, per call. */
-struct errmap {
-	long status;
-	int err;
-};
+/* Exceptions to the default mapping, per call: struct errmap (errmap.h). */
 
 enum {
 	REQ_IDEMPOTENT = 1 << 0,
@@ -87,9 +87,7 @@ enum {
 int dt_fail_resp(const char *what, const struct http_resp *r, const struct errmap *over);
 int dt_request(struct dt *dt, struct http_resp *resp, const char *method, const char *url,
 	       cJSON *json, int flags, size_t max_body);
-const char *dt_jstr(const cJSON *o, const char *key);
 cJSON *dt_parse_json(const struct http_resp *r, const char *what);
-int dt_jnum(const cJSON *o, const char *key, double *out);
 int dt_url_sandbox(struct strbuf *sb, struct dt *dt, const char *idname,
 		   const char *suffix);
 int dt_url_toolbox(struct strbuf *sb, const char *toolbox, const char *route, ...);
@@ -102,39 +100,21 @@ int dt_state_of(struct dt *dt, const char *box, char *out, size_t size);
 
 /* ---- daytona_files.c ---- */
 
-/* An RFC 3339 time, or Go's time.String() form; -1 if neither. */
-int dt_parse_time(const char *s, struct timespec *ts);
-
-/* Run a shell script in the sandbox with /process/execute; the scripts exit
- * with an errno value for outcomes that have one (ENOTEMPTY, ...). */
-int dt_run(struct dt *dt, const char *box, const char *what, const char *script,
-	   struct strbuf *out);
-int dt_run_fmt(struct dt *dt, const char *box, const char *what, const char *fmt,
-	       const char *a, const char *b, struct strbuf *out);
-int dt_getattr(struct sbx_provider *p, struct stat *out, const char *box,
-	       const char *path);
-int dt_unsaved(struct sbx_provider *p, struct stat *out, const char *box,
-	       const char *path);
+/* The remote layer's run (remote.h): a shell script in the sandbox with
+ * /process/execute.  `out` gets stdout and stderr, as text. */
+int dt_run(struct remote *r, const char *box, const char *what, const char *script,
+	   int flags, struct strbuf *out);
 int dt_readdir(struct sbx_provider *p, const char *box, const char *path,
 	       sbx_dirent_fn fn, void *ctx);
 /* The transfers of staged files (stagefile.h). */
 extern const struct stagefile_ops dt_stagefile_ops;
-int dt_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
-	    const char *path, int flags, mode_t mode, const struct stat *known);
 int dt_mkdir(struct sbx_provider *p, const char *box, const char *path, mode_t mode);
 int dt_unlink(struct sbx_provider *p, const char *box, const char *path);
-int dt_rmdir(struct sbx_provider *p, const char *box, const char *path);
 int dt_rename(struct sbx_provider *p, const char *box, const char *from, const char *to,
 	      unsigned flags);
 int dt_chmod(struct sbx_provider *p, const char *box, const char *path, mode_t mode);
 int dt_chown(struct sbx_provider *p, const char *box, const char *path, uid_t uid,
 	     gid_t gid);
-int dt_truncate(struct sbx_provider *p, const char *box, const char *path, off_t size);
-int dt_utimens(struct sbx_provider *p, const char *box, const char *path,
-	       const struct timespec ts[2]);
-int dt_link(struct sbx_provider *p, const char *box, const char *from, const char *to);
-int dt_statfs(struct sbx_provider *p, struct statvfs *out, const char *box,
-	      const char *path);
 
 /* ---- daytona_cmd.c ---- */
 

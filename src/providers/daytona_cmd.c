@@ -136,7 +136,7 @@ static int command_status(struct dcmd *c, int *code)
 	} else if (!(j = dt_parse_json(&r, "command status"))) {
 		rc = -EPROTO;
 	} else {
-		rc = dt_jnum(j, "exitCode", &d) ? 1 : 0;
+		rc = json_num(j, "exitCode", &d) ? 1 : 0;
 		if (rc)
 			*code = (int)d;
 		cJSON_Delete(j);
@@ -155,24 +155,6 @@ static void session_delete(struct dcmd *c)
 	if (!dt_request(c->dt, &r, "DELETE", url.buf, NULL, REQ_IDEMPOTENT, 0))
 		http_resp_release(&r);
 	strbuf_release(&url);
-}
-
-static long ms_since(const struct timespec *t0)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - t0->tv_sec) * 1000L + (now.tv_nsec - t0->tv_nsec) / 1000000;
-}
-
-static int is_stopping(struct dt *dt)
-{
-	int stopping;
-
-	pthread_mutex_lock(&dt->lock);
-	stopping = dt->stopping;
-	pthread_mutex_unlock(&dt->lock);
-	return stopping;
 }
 
 /* Is the command's sandbox still started?  (Stopping it ends every
@@ -217,7 +199,7 @@ static int follow_ws(struct dcmd *c)
 	for (;;) {
 		int code;
 
-		if (is_stopping(c->dt)) {
+		if (cmdpoll_stopping(&c->dt->cmds)) {
 			rc = -ECANCELED;
 			break;
 		}
@@ -277,9 +259,8 @@ static void *poller(void *arg)
 		size_t before = c->log_off;
 		int rc;
 
-		if (is_stopping(dt)) {
-			snprintf(ex.reason, sizeof(ex.reason),
-				 "sbxfs was unmounted; the command may still run");
+		if (cmdpoll_stopping(&dt->cmds)) {
+			cmdpoll_unmounted(&ex);
 			break;
 		}
 		/* Status first: output logged before the end is then in the
@@ -294,13 +275,7 @@ static void *poller(void *arg)
 			else if (ended)
 				feed(c, NULL, 0, 1); /* what was held back */
 			if (!rc && ended) {
-				if (c->signalled && code == 128 + c->signalled) {
-					ex.how = SBX_EXIT_SIGNAL;
-					ex.code = c->signalled;
-				} else {
-					ex.how = SBX_EXIT_CODE;
-					ex.code = code;
-				}
+				cmdpoll_exit(&ex, code, c->signalled);
 				break;
 			}
 		}
@@ -310,27 +285,23 @@ static void *poller(void *arg)
 					 "the sandbox stopped under it");
 				break;
 			}
-			if (rc == -ENOENT || ms_since(&last_ok) > CMD_LOST_S * 1000L) {
-				snprintf(ex.reason, sizeof(ex.reason), "lost: %.140s",
-					 sbx_fail_text());
+			if (rc == -ENOENT ||
+			    ms_since(&last_ok) > CMDPOLL_LOST_S * 1000L) {
+				cmdpoll_lost(&ex);
 				break;
 			}
 		} else {
 			clock_gettime(CLOCK_MONOTONIC, &last_ok);
 		}
 		/* Poll quickly while output flows, back off while it does not. */
-		delay_ms = c->log_off != before
-				   ? 20
-				   : (delay_ms * 3 / 2 > 500 ? 500 : delay_ms * 3 / 2);
-		usleep((useconds_t)delay_ms * 1000);
+		delay_ms = cmdpoll_backoff(delay_ms, c->log_off != before);
+		if (delay_ms)
+			usleep((useconds_t)delay_ms * 1000);
 	}
 	if (ex.how != SBX_EXIT_FAILED || !strstr(ex.reason, "unmounted"))
 		session_delete(c);
 	c->sink->done(c->sink, &ex); /* may release c: touch it no more */
-	pthread_mutex_lock(&dt->lock);
-	if (--dt->pollers == 0)
-		pthread_cond_broadcast(&dt->pollers_done);
-	pthread_mutex_unlock(&dt->lock);
+	cmdpoll_leave(&dt->cmds);
 	return NULL;
 }
 
@@ -350,7 +321,6 @@ int dt_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 	cJSON *body = NULL, *j = NULL;
 	struct http_resp r;
 	char state[64], env[128];
-	pthread_t t;
 	unsigned long seq;
 	int rc;
 
@@ -395,10 +365,9 @@ int dt_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 	snprintf(env, sizeof(env), "SBXFS_CMD=%s", c->marker);
 	cJSON_Delete(body);
 	body = cJSON_CreateObject();
-	if (!body || sh_wrap_base64(&cmd, env, cmdline)) {
-		rc = -ENOMEM;
+	rc = body ? sh_wrap_base64(&cmd, env, cmdline) : -ENOMEM;
+	if (rc)
 		goto fail_session;
-	}
 	cJSON_AddStringToObject(body, "command", cmd.buf);
 	cJSON_AddBoolToObject(body, "runAsync", 1);
 	cJSON_AddBoolToObject(body, "async", 1);
@@ -415,38 +384,23 @@ int dt_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 	if (r.status != 202 && r.status != 200) {
 		rc = dt_toolbox_fail(dt, box, "run command", &r, NULL);
 	} else if (
-		!(j = dt_parse_json(&r, "run command")) || !dt_jstr(j, "cmdId") ||
-		strlen(dt_jstr(j, "cmdId")) >= sizeof(c->cid) ||
-		strspn(dt_jstr(j, "cmdId"),
+		!(j = dt_parse_json(&r, "run command")) || !json_str(j, "cmdId") ||
+		strlen(json_str(j, "cmdId")) >= sizeof(c->cid) ||
+		strspn(json_str(j, "cmdId"),
 		       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") !=
-			strlen(dt_jstr(j, "cmdId"))) {
+			strlen(json_str(j, "cmdId"))) {
 		sbx_failf("daytona: run command: no usable cmdId in the answer");
 		rc = -EPROTO;
 	} else {
-		snprintf(c->cid, sizeof(c->cid), "%s", dt_jstr(j, "cmdId"));
+		snprintf(c->cid, sizeof(c->cid), "%s", json_str(j, "cmdId"));
 	}
 	http_resp_release(&r);
 	if (rc)
 		goto fail_session;
 
-	pthread_mutex_lock(&dt->lock);
-	dt->pollers++;
-	pthread_mutex_unlock(&dt->lock);
-	{
-		pthread_attr_t attr;
-
-		pthread_attr_init(&attr);
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		rc = -pthread_create(&t, &attr, poller, c);
-		pthread_attr_destroy(&attr);
-	}
-	if (rc) {
-		pthread_mutex_lock(&dt->lock);
-		dt->pollers--;
-		pthread_mutex_unlock(&dt->lock);
-		sbx_failf("cannot start a thread: %s", strerror(-rc));
+	rc = cmdpoll_start(&dt->cmds, poller, c);
+	if (rc)
 		goto fail_session;
-	}
 	*handle = c;
 	cJSON_Delete(j);
 	cJSON_Delete(body);
@@ -533,7 +487,7 @@ int dt_cmd_signal(struct sbx_provider *p, void *handle, int sig)
 		     : 0;
 	if (!rc) {
 		c->signalled = sig;
-		rc = dt_run(c->dt, c->box, "kill", s.buf, NULL);
+		rc = dt_run(&c->dt->r, c->box, "kill", s.buf, 0, NULL);
 	}
 	strbuf_release(&s);
 	return rc;

@@ -5,47 +5,6 @@
 
 /* ---- FileInfo ---- */
 
-/* "2026-06-01T15:16:34.123456789Z" (modifiedAt) or Go's time.String()
- * "2026-06-01 15:16:34.123456789 +0000 UTC" (modTime). */
-int dt_parse_time(const char *s, struct timespec *ts)
-{
-	struct tm tm = { 0 };
-	const char *p;
-	long nsec = 0, off = 0;
-	int digits = 0;
-
-	if (!s)
-		return -1;
-	p = strptime(s, "%Y-%m-%d", &tm);
-	if (!p || (*p != 'T' && *p != ' '))
-		return -1;
-	p = strptime(p + 1, "%H:%M:%S", &tm);
-	if (!p)
-		return -1;
-	if (*p == '.') {
-		for (p++; *p >= '0' && *p <= '9'; p++, digits++)
-			if (digits < 9)
-				nsec = nsec * 10 + (*p - '0');
-		for (; digits < 9; digits++)
-			nsec *= 10;
-	}
-	while (*p == ' ')
-		p++;
-	if (*p == '+' || *p == '-') {
-		int sign = *p == '-' ? -1 : 1, hh = 0, mm = 0;
-
-		if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2 &&
-		    sscanf(p + 1, "%2d%2d", &hh, &mm) != 2)
-			return -1;
-		off = sign * (hh * 3600L + mm * 60L);
-	} else if (*p != 'Z' && *p) {
-		return -1;
-	}
-	ts->tv_sec = timegm(&tm) - off;
-	ts->tv_nsec = nsec;
-	return 0;
-}
-
 /* Go's FileMode.String(): type and special letters, then "rwxrwxrwx". */
 static mode_t parse_mode(const char *s, int is_dir, const char *perm)
 {
@@ -107,10 +66,10 @@ static int fileinfo_stat(const cJSON *fi, struct stat *st, const char **name)
 {
 	double size = -1;
 	const cJSON *isdir = cJSON_GetObjectItemCaseSensitive(fi, "isDir");
-	const char *n = dt_jstr(fi, "name");
+	const char *n = json_str(fi, "name");
 
 	memset(st, 0, sizeof(*st));
-	if (!cJSON_IsObject(fi) || !dt_jnum(fi, "size", &size) || size < 0 ||
+	if (!cJSON_IsObject(fi) || !json_num(fi, "size", &size) || size < 0 ||
 	    size > 0x1p62)
 		return -EPROTO;
 	if (name) {
@@ -118,16 +77,16 @@ static int fileinfo_stat(const cJSON *fi, struct stat *st, const char **name)
 			return -EPROTO;
 		*name = n;
 	}
-	st->st_mode = parse_mode(dt_jstr(fi, "mode"), cJSON_IsTrue(isdir),
-				 dt_jstr(fi, "permissions"));
+	st->st_mode = parse_mode(json_str(fi, "mode"), cJSON_IsTrue(isdir),
+				 json_str(fi, "permissions"));
 	st->st_size = (off_t)size;
 	st->st_nlink = S_ISDIR(st->st_mode) ? 2 : 1;
-	st->st_uid = idnum(dt_jstr(fi, "owner"));
-	st->st_gid = idnum(dt_jstr(fi, "group"));
+	st->st_uid = idnum(json_str(fi, "owner"));
+	st->st_gid = idnum(json_str(fi, "group"));
 	st->st_blksize = 4096;
 	st->st_blocks = (st->st_size + 511) / 512;
-	if (dt_parse_time(dt_jstr(fi, "modifiedAt"), &st->st_mtim) &&
-	    dt_parse_time(dt_jstr(fi, "modTime"), &st->st_mtim))
+	if (rfc3339_parse(&st->st_mtim, json_str(fi, "modifiedAt")) &&
+	    rfc3339_parse(&st->st_mtim, json_str(fi, "modTime")))
 		st->st_mtim.tv_sec = 0;
 	st->st_atim = st->st_ctim = st->st_mtim;
 	return 0;
@@ -145,7 +104,7 @@ static int dt_info_call(struct dt *dt, struct stat *st, const char *box, const c
 
 	if (rc)
 		return rc;
-	rc = dt_url_toolbox(&url, tb, "/files/info", "path", path, NULL) ? -ENOMEM : 0;
+	rc = dt_url_toolbox(&url, tb, "/files/info", "path", path, NULL);
 	free(tb);
 	if (!rc)
 		rc = dt_request(dt, &r, "GET", url.buf, NULL, REQ_IDEMPOTENT, 0);
@@ -168,22 +127,6 @@ static int dt_info_call(struct dt *dt, struct stat *st, const char *box, const c
 	return rc;
 }
 
-int dt_getattr(struct sbx_provider *p, struct stat *out, const char *box,
-	       const char *path)
-{
-	struct dt *dt = DT(p);
-
-	if (!stage_stat(dt->stage, box, path, out))
-		return 0;
-	return dt_info_call(dt, out, box, path);
-}
-
-int dt_unsaved(struct sbx_provider *p, struct stat *out, const char *box,
-	       const char *path)
-{
-	return stage_stat(DT(p)->stage, box, path, out);
-}
-
 int dt_readdir(struct sbx_provider *p, const char *box, const char *path,
 	       sbx_dirent_fn fn, void *ctx)
 {
@@ -196,7 +139,7 @@ int dt_readdir(struct sbx_provider *p, const char *box, const char *path,
 
 	if (rc)
 		return rc;
-	rc = dt_url_toolbox(&url, tb, "/files", "path", path, NULL) ? -ENOMEM : 0;
+	rc = dt_url_toolbox(&url, tb, "/files", "path", path, NULL);
 	free(tb);
 	if (!rc)
 		rc = dt_request(dt, &r, "GET", url.buf, NULL, REQ_IDEMPOTENT,
@@ -239,13 +182,6 @@ int dt_readdir(struct sbx_provider *p, const char *box, const char *path,
 	return 0;
 }
 
-/* Opens go through stagefile.c, with the transfers below. */
-int dt_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
-	    const char *path, int flags, mode_t mode, const struct stat *known)
-{
-	return stagefile_open(&DT(p)->files, fh, st, box, path, flags, mode, known);
-}
-
 /* ---- staged file data (stagefile.c keeps the bookkeeping) ---- */
 
 static int sf_info(void *ctx, struct stat *st, const char *box, const char *path)
@@ -267,8 +203,7 @@ static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *pa
 	rc = dt_toolbox_of(dt, &tb, box);
 	if (rc)
 		return rc;
-	rc = dt_url_toolbox(&url, tb, "/files/download", "path", path, NULL) ? -ENOMEM
-									     : 0;
+	rc = dt_url_toolbox(&url, tb, "/files/download", "path", path, NULL);
 	free(tb);
 	if (rc)
 		return rc;
@@ -314,10 +249,9 @@ static int sf_upload(void *ctx, struct stat *remote, struct staged *f, const cha
 	rc = dt_toolbox_of(dt, &tb, box);
 	if (rc)
 		goto out;
-	if (dt_url_toolbox(&url, tb, "/files/upload", "path", path, NULL)) {
-		rc = -ENOMEM;
+	rc = dt_url_toolbox(&url, tb, "/files/upload", "path", path, NULL);
+	if (rc)
 		goto out;
-	}
 	req.method = "POST";
 	req.url = url.buf;
 	req.part = &part;
@@ -422,14 +356,13 @@ static int set_mode(struct dt *dt, const char *box, const char *path, mode_t mod
 
 	snprintf(m, sizeof(m), "%04o", (unsigned)(mode & 07777));
 	if (mode & 07000)
-		return dt_run_fmt(dt, box, "chmod", "chmod %q -- %q 2>&1 || exit 5", m,
-				  path, NULL);
+		return remote_set_mode(&dt->r, box, path, mode);
 	return simple_toolbox(dt, box, "POST", "chmod", "/files/permissions", q, NULL);
 }
 
 int dt_chmod(struct sbx_provider *p, const char *box, const char *path, mode_t mode)
 {
-	int rc = stagefile_flush_pending(&DT(p)->files, box, path);
+	int rc = stagefile_flush_pending(&DT(p)->r.files, box, path);
 
 	return rc ? rc : set_mode(DT(p), box, path, mode);
 }
@@ -454,7 +387,7 @@ int dt_chown(struct sbx_provider *p, const char *box, const char *path, uid_t ui
 	q[n] = NULL;
 	if (n == 2)
 		return 0;
-	n = stagefile_flush_pending(&DT(p)->files, box, path);
+	n = stagefile_flush_pending(&DT(p)->r.files, box, path);
 	if (n)
 		return n;
 	return simple_toolbox(DT(p), box, "POST", "chown", "/files/permissions", q, NULL);
@@ -468,9 +401,10 @@ int dt_chown(struct sbx_provider *p, const char *box, const char *path, uid_t ui
  * errno value for the outcomes that have one; anything else is -EIO with
  * the output in the failure text.  `out` (may be NULL) gets the output.
  */
-int dt_run(struct dt *dt, const char *box, const char *what, const char *script,
-	   struct strbuf *out)
+int dt_run(struct remote *rm, const char *box, const char *what, const char *script,
+	   int flags, struct strbuf *out)
 {
+	struct dt *dt = (struct dt *)rm;
 	struct strbuf url = STRBUF_INIT(4096), cmd = STRBUF_INIT(1u << 20);
 	struct http_resp r;
 	cJSON *body = cJSON_CreateObject(), *j = NULL;
@@ -482,11 +416,11 @@ int dt_run(struct dt *dt, const char *box, const char *what, const char *script,
 	rc = dt_toolbox_of(dt, &tb, box);
 	if (rc)
 		goto out;
-	if (!body || strbuf_addf(&url, "%s/process/execute", tb) ||
-	    sh_wrap_base64(&cmd, NULL, script)) {
-		rc = -ENOMEM;
+	rc = body ? strbuf_addf(&url, "%s/process/execute", tb) : -ENOMEM;
+	if (!rc)
+		rc = sh_wrap_base64(&cmd, NULL, script);
+	if (rc)
 		goto out;
-	}
 	cJSON_AddStringToObject(body, "command", cmd.buf);
 	cJSON_AddNumberToObject(body, "timeout", 60);
 	rc = dt_request(dt, &r, "POST", url.buf, body, REQ_LONG, RUN_OUTPUT_MAX);
@@ -504,18 +438,13 @@ int dt_run(struct dt *dt, const char *box, const char *what, const char *script,
 		goto out;
 	}
 	/* "code" before v0.113, "exitCode" since. */
-	if (!dt_jnum(j, "exitCode", &code))
-		dt_jnum(j, "code", &code);
-	result = dt_jstr(j, "result");
+	if (!json_num(j, "exitCode", &code))
+		json_num(j, "code", &code);
+	result = json_str(j, "result");
 	if (out && result)
 		strbuf_add(out, result, strlen(result));
-	if (code == 0) {
-		rc = 0;
-	} else if (code == ENOENT || code == EEXIST || code == ENOTDIR ||
-		   code == EISDIR || code == ENOTEMPTY || code == EPERM ||
-		   code == EACCES || code == EINVAL) {
-		rc = -(int)code;
-	} else {
+	rc = sh_exit_errno(code < -1 || code > 255 ? 255 : (long)code);
+	if (rc > 0) {
 		sbx_failf("daytona: %s: exit %g: %.300s", what, code,
 			  result ? result : "");
 		rc = -EIO;
@@ -527,45 +456,6 @@ out:
 	strbuf_release(&cmd);
 	free(tb);
 	return rc;
-}
-
-/* script = prefix + quoted args, joined by the format in `fmt`, where
- * each %q takes the next path. */
-static int script_of(struct strbuf *sb, const char *fmt, const char *a, const char *b)
-{
-	const char *args[2] = { a, b };
-	int i = 0, rc = 0;
-
-	for (; *fmt && !rc; fmt++) {
-		if (fmt[0] == '%' && fmt[1] == 'q' && i < 2) {
-			rc = sh_quote(sb, args[i++]);
-			fmt++;
-		} else {
-			rc = strbuf_add(sb, fmt, 1);
-		}
-	}
-	return rc;
-}
-
-int dt_run_fmt(struct dt *dt, const char *box, const char *what, const char *fmt,
-	       const char *a, const char *b, struct strbuf *out)
-{
-	struct strbuf s = STRBUF_INIT(1u << 20);
-	int rc = script_of(&s, fmt, a, b) ? -ENOMEM : dt_run(dt, box, what, s.buf, out);
-
-	strbuf_release(&s);
-	return rc;
-}
-
-int dt_rmdir(struct sbx_provider *p, const char *box, const char *path)
-{
-	/* The toolbox's delete is recursive or nothing: rmdir(1) refuses a
-	 * directory with anything in it, as rmdir(2) must. */
-	return dt_run_fmt(
-		DT(p), box, "rmdir",
-		"d=%q; [ -d \"$d\" ] || exit 20; rmdir -- \"$d\" 2>&1 && exit 0; "
-		"[ -n \"$(ls -A -- \"$d\" 2>/dev/null)\" ] && exit 39; exit 5",
-		path, NULL, NULL);
 }
 
 int dt_rename(struct sbx_provider *p, const char *box, const char *from, const char *to,
@@ -580,7 +470,7 @@ int dt_rename(struct sbx_provider *p, const char *box, const char *from, const c
 		sbx_failf("daytona: rename cannot exchange two files");
 		return -EINVAL;
 	}
-	rc = stagefile_flush_pending(&dt->files, box, from);
+	rc = stagefile_flush_pending(&dt->r.files, box, from);
 	if (rc)
 		return rc;
 	/* The toolbox moves only onto a free name (409 otherwise). */
@@ -588,105 +478,14 @@ int dt_rename(struct sbx_provider *p, const char *box, const char *from, const c
 	if (rc == -EEXIST && !(flags & RENAME_NOREPLACE)) {
 		/* Over an existing file, as editors save: rename(2) in the
 		 * sandbox, atomic there. */
-		rc = dt_run_fmt(
-			dt, box, "rename",
+		rc = remote_runf(
+			&dt->r, box, "rename", 0, NULL,
 			"a=%q; b=%q; mv -fT -- \"$a\" \"$b\" 2>&1 && exit 0; "
 			"[ -d \"$b\" ] && [ -n \"$(ls -A -- \"$b\")\" ] && exit 39; "
 			"exit 5",
-			from, to, NULL);
+			from, to);
 	}
 	if (!rc)
 		stage_rename(dt->stage, box, from, to);
-	return rc;
-}
-
-int dt_truncate(struct sbx_provider *p, const char *box, const char *path, off_t size)
-{
-	struct dt *dt = DT(p);
-	char n[32];
-	int rc;
-
-	/* An open copy is the file's future contents: truncate that, and
-	 * close uploads it. */
-	rc = stage_truncate(dt->stage, box, path, size);
-	if (rc != -ENOENT)
-		return rc;
-	snprintf(n, sizeof(n), "%lld", (long long)size);
-	rc = dt_run_fmt(dt, box, "truncate", "truncate -s %q -- %q 2>&1 || exit 5", n,
-			path, NULL);
-	/* A cached copy no longer matches. */
-	if (!rc)
-		stage_unlink(dt->stage, box, path);
-	return rc;
-}
-
-static void touch_time(char *out, size_t size, const struct timespec *ts)
-{
-	snprintf(out, size, "@%lld.%09ld", (long long)ts->tv_sec, ts->tv_nsec);
-}
-
-int dt_utimens(struct sbx_provider *p, const char *box, const char *path,
-	       const struct timespec ts[2])
-{
-	struct dt *dt = DT(p);
-	struct strbuf s = STRBUF_INIT(1u << 20);
-	static const char *const flag[2] = { "-a", "-m" };
-	char t[48];
-	int rc = stagefile_flush_pending(&dt->files, box, path), i;
-
-	for (i = 0; i < 2 && !rc; i++) {
-		if (ts[i].tv_nsec == UTIME_OMIT)
-			continue;
-		rc = strbuf_addf(&s, "touch -c %s ", flag[i]);
-		if (!rc && ts[i].tv_nsec != UTIME_NOW) {
-			touch_time(t, sizeof(t), &ts[i]);
-			rc = strbuf_addf(&s, "-d %s ", t);
-		}
-		if (!rc)
-			rc = script_of(&s, "-- %q 2>&1 || exit 5; ", path, NULL);
-	}
-	if (!rc && s.len)
-		rc = dt_run(dt, box, "utimens", s.buf, NULL);
-	strbuf_release(&s);
-	return rc;
-}
-
-int dt_link(struct sbx_provider *p, const char *box, const char *from, const char *to)
-{
-	int rc = stagefile_flush_pending(&DT(p)->files, box, from);
-
-	if (rc)
-		return rc;
-	return dt_run_fmt(DT(p), box, "link", "ln -- %q %q 2>&1 && exit 0; exit 5", from,
-			  to, NULL);
-}
-
-int dt_statfs(struct sbx_provider *p, struct statvfs *out, const char *box,
-	      const char *path)
-{
-	struct strbuf o = STRBUF_INIT(4096);
-	unsigned long long bsize, blocks, bfree, bavail, files, ffree, namemax;
-	int rc = dt_run_fmt(DT(p), box, "statfs",
-			    "stat -f -c '%S %b %f %a %c %d %l' -- %q 2>&1 || exit 5",
-			    path, NULL, &o);
-
-	if (rc)
-		goto out;
-	if (!o.buf || sscanf(o.buf, "%llu %llu %llu %llu %llu %llu %llu", &bsize, &blocks,
-			     &bfree, &bavail, &files, &ffree, &namemax) != 7) {
-		sbx_failf("daytona: statfs: unexpected answer");
-		rc = -EPROTO;
-		goto out;
-	}
-	memset(out, 0, sizeof(*out));
-	out->f_bsize = out->f_frsize = bsize;
-	out->f_blocks = blocks;
-	out->f_bfree = bfree;
-	out->f_bavail = bavail;
-	out->f_files = files;
-	out->f_ffree = out->f_favail = ffree;
-	out->f_namemax = namemax;
-out:
-	strbuf_release(&o);
 	return rc;
 }

@@ -30,22 +30,13 @@
 
 /* ---- errors: HTTP status and body to errno, in one place ---- */
 
-/* The body's "error" text (else short plain text), printable, bounded. */
-static void error_text(char *out, size_t size, const struct http_resp *r, cJSON *j)
-{
-	const char *msg = NULL;
-	size_t i, o = 0;
+/* Where Rexec differs from the common HTTP statuses. */
+static const struct errmap rexec_errors[] = {
+	{ 408, EIO },	 { 409, EEXIST },    { 410, ENOENT }, { 422, EIO },
+	{ 423, EACCES }, { 504, ETIMEDOUT }, { 0, 0 },
+};
 
-	if (j)
-		msg = rx_jstr(j, "error") ? rx_jstr(j, "error") : rx_jstr(j, "message");
-	else if (r->body.len && r->body.len < 300)
-		msg = r->body.buf;
-	for (i = 0; msg && msg[i] && o + 1 < size && i < 300; i++)
-		out[o++] = (msg[i] >= 0x20 && msg[i] < 0x7f) ? msg[i] : '?';
-	while (o && (out[o - 1] == ' ' || out[o - 1] == '\n'))
-		o--;
-	out[o] = '\0';
-}
+static const char *const error_keys[] = { "error", "message", NULL };
 
 /* Extra words for some answers: the supported images of a bad image,
  * how long a rate limit lasts, a container's status. */
@@ -70,59 +61,36 @@ static void error_extra(char *out, size_t size, const cJSON *j)
 	}
 }
 
-static int status_errno(long status, const char *text, const struct rx_errmap *over)
+/*
+ * Rexec's error body is {"error": TEXT} with no code: a 400 is the
+ * server's answer to every wrong state, told apart only by its words.
+ */
+static int status_errno(long status, const char *text, const struct errmap *over)
 {
-	for (; over && over->status; over++)
-		if (over->status == status)
-			return over->err;
-	switch (status) {
-	case 400:
-		/* The server's word for every wrong state. */
+	const struct errmap *const maps[] = { over ? over : rexec_errors, rexec_errors,
+					      errmap_http, NULL };
+	const struct errmap *const only_over[] = { over, NULL };
+
+	if (status == 400 && errmap_errno(only_over, status) == EIO) {
 		if (strstr(text, "not running"))
 			return EAGAIN;
 		if (strstr(text, "too large"))
 			return EFBIG;
-		return EINVAL;
-	case 401:
-	case 403:
-	case 423:
-		return EACCES;
-	case 404:
-	case 410:
-		return ENOENT;
-	case 409:
-		return EEXIST;
-	case 413:
-		return EFBIG;
-	case 429:
-		return EAGAIN;
-	case 504:
-		return ETIMEDOUT;
-	default:
-		return EIO;
 	}
+	return errmap_errno(maps, status);
 }
 
-int rx_fail_resp(const char *what, const struct http_resp *r,
-		 const struct rx_errmap *over)
+int rx_fail_resp(const char *what, const struct http_resp *r, const struct errmap *over)
 {
-	char text[320], extra[1024];
-	cJSON *j = r->body.len ? cJSON_ParseWithLength(r->body.buf, r->body.len) : NULL;
-	int err;
+	char text[320], extra[1024] = "";
+	cJSON *j = r->body.len ? json_parse(r->body.buf, r->body.len) : NULL;
 
-	if (j && !cJSON_IsObject(j)) {
-		cJSON_Delete(j);
-		j = NULL;
-	}
-	error_text(text, sizeof(text), r, j);
-	extra[0] = '\0';
-	if (j)
+	errmap_text(text, sizeof(text), r->body.buf, r->body.len, error_keys);
+	if (cJSON_IsObject(j))
 		error_extra(extra, sizeof(extra), j);
-	err = status_errno(r->status, text, over);
 	cJSON_Delete(j);
-	sbx_failf("rexec: %s: HTTP %ld%s%s%s", what, r->status, text[0] ? ": " : "", text,
-		  extra);
-	return -err;
+	return errmap_fail_http("rexec", what, r->status, text, extra,
+				status_errno(r->status, text, over));
 }
 
 /* ---- requests ---- */
@@ -157,53 +125,22 @@ int rx_request(struct rx *rx, struct http_resp *resp, const char *method, const 
 	return rc;
 }
 
-const char *rx_jstr(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static int jnum(const cJSON *o, const char *key, double *out)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-
-	if (!cJSON_IsNumber(v))
-		return 0;
-	*out = v->valuedouble;
-	return 1;
-}
-
 int rx_url(struct strbuf *sb, struct rx *rx, const char *id, const char *suffix,
 	   const char *path)
 {
 	int rc = strbuf_addf(sb, "%s/api/containers", rx->url);
 
 	if (!rc && id)
-		rc = strbuf_addf(sb, "/") || http_escape(sb, id);
+		rc = strbuf_addf(sb, "/");
+	if (!rc && id)
+		rc = http_escape(sb, id);
 	if (!rc && suffix)
 		rc = strbuf_addf(sb, "%s", suffix);
 	if (!rc && path)
-		rc = strbuf_addf(sb, "?path=") || http_escape(sb, path);
-	return rc ? -ENOMEM : 0;
-}
-
-long rx_ms_since(const struct timespec *t0)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - t0->tv_sec) * 1000L + (now.tv_nsec - t0->tv_nsec) / 1000000;
-}
-
-int rx_is_stopping(struct rx *rx)
-{
-	int s;
-
-	pthread_mutex_lock(&rx->lock);
-	s = rx->stopping;
-	pthread_mutex_unlock(&rx->lock);
-	return s;
+		rc = strbuf_addf(sb, "?path=");
+	if (!rc && path)
+		rc = http_escape(sb, path);
+	return rc;
 }
 
 /* ---- container records ---- */
@@ -288,10 +225,10 @@ static void set_stopping(struct rx *rx, const char *box, int on)
 /* Is this list entry one of the user's own containers? */
 static int own_container(const cJSON *c)
 {
-	const char *id = rx_jstr(c, "id");
+	const char *id = json_str(c, "id");
 	const cJSON *shared = cJSON_GetObjectItemCaseSensitive(c, "shared");
 
-	const char *name = rx_jstr(c, "name");
+	const char *name = json_str(c, "name");
 
 	return cJSON_IsObject(c) && id && strncmp(id, "agent:", 6) &&
 	       !cJSON_IsTrue(shared) && name && sbx_name_valid(name);
@@ -300,8 +237,8 @@ static int own_container(const cJSON *c)
 /* Take in what a container JSON says about ids and status. */
 static void remember(struct rx *rx, const cJSON *c)
 {
-	const char *name = rx_jstr(c, "name"), *id = rx_jstr(c, "id");
-	const char *db = rx_jstr(c, "db_id"), *status = rx_jstr(c, "status");
+	const char *name = json_str(c, "name"), *id = json_str(c, "id");
+	const char *db = json_str(c, "db_id"), *status = json_str(c, "status");
 	struct rx_box *b;
 	struct rx_term *old = NULL;
 
@@ -360,8 +297,11 @@ static int fetch_list(struct rx *rx, sbx_list_fn fn, void *ctx)
 	struct rx_box *b;
 	int rc;
 
-	if (rx_url(&url, rx, NULL, NULL, NULL))
-		return -ENOMEM;
+	rc = rx_url(&url, rx, NULL, NULL, NULL);
+	if (rc) {
+		strbuf_release(&url);
+		return rc;
+	}
 	rc = rx_request(rx, &r, "GET", url.buf, NULL, RX_REQ_IDEMPOTENT, RX_LIST_MAX, 0);
 	strbuf_release(&url);
 	if (rc)
@@ -399,8 +339,8 @@ static int fetch_list(struct rx *rx, sbx_list_fn fn, void *ctx)
 	pthread_mutex_unlock(&rx->lock);
 	cJSON_ArrayForEach(it, arr)
 	{
-		if (fn && own_container(it) && id_ok(rx_jstr(it, "id")) &&
-		    fn(ctx, rx_jstr(it, "name")))
+		if (fn && own_container(it) && id_ok(json_str(it, "id")) &&
+		    fn(ctx, json_str(it, "name")))
 			break;
 	}
 	cJSON_Delete(j);
@@ -417,8 +357,11 @@ static int get_container(struct rx *rx, cJSON **out, const char *id, const char 
 
 	*out = NULL;
 	snprintf(what, sizeof(what), "get container \"%s\"", box);
-	if (rx_url(&url, rx, id, NULL, NULL))
-		return -ENOMEM;
+	rc = rx_url(&url, rx, id, NULL, NULL);
+	if (rc) {
+		strbuf_release(&url);
+		return rc;
+	}
 	rc = rx_request(rx, &r, "GET", url.buf, NULL, RX_REQ_IDEMPOTENT, 0, 0);
 	strbuf_release(&url);
 	if (rc)
@@ -429,12 +372,13 @@ static int get_container(struct rx *rx, cJSON **out, const char *id, const char 
 		rc = rx_fail_resp(what, &r, NULL);
 	} else {
 		*out = cJSON_ParseWithLength(r.body.buf ? r.body.buf : "", r.body.len);
-		if (!cJSON_IsObject(*out) || !rx_jstr(*out, "status")) {
+		if (!cJSON_IsObject(*out) || !json_str(*out, "status")) {
 			cJSON_Delete(*out);
 			*out = NULL;
 			sbx_failf("rexec: %s: the answer is not a container", what);
 			rc = -EPROTO;
-		} else if (!rx_jstr(*out, "name") || strcmp(rx_jstr(*out, "name"), box)) {
+		} else if (!json_str(*out, "name") ||
+			   strcmp(json_str(*out, "name"), box)) {
 			/* Another container now holds the id: ours is gone. */
 			cJSON_Delete(*out);
 			*out = NULL;
@@ -472,7 +416,7 @@ static int list_is_fresh(struct rx *rx)
 	int fresh;
 
 	pthread_mutex_lock(&rx->lock);
-	fresh = rx->listed.tv_sec && rx_ms_since(&rx->listed) < LIST_FRESH_MS;
+	fresh = rx->listed.tv_sec && ms_since(&rx->listed) < LIST_FRESH_MS;
 	pthread_mutex_unlock(&rx->lock);
 	return fresh;
 }
@@ -582,7 +526,7 @@ static void rx_free(struct rx *rx)
 	free(rx->stage_dir);
 	free(rx->url);
 	pthread_mutex_destroy(&rx->lock);
-	pthread_cond_destroy(&rx->pollers_done);
+	cmdpoll_destroy(&rx->cmds);
 	free(rx);
 }
 
@@ -661,7 +605,7 @@ static int rx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 		goto out;
 	}
 	pthread_mutex_init(&rx->lock, NULL);
-	pthread_cond_init(&rx->pollers_done, NULL);
+	cmdpoll_init(&rx->cmds);
 	rx->url = url ? url : strdup(DEFAULT_URL);
 	url = NULL;
 	if (!rx->url)
@@ -688,7 +632,8 @@ static int rx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 		rx->stage = stage_new(rx->stage_dir, cache_max);
 	if (!rx->auth || !rx->http || !rx->stage)
 		goto fail;
-	stagefile_init(&rx->files, &rx_stagefile_ops, rx->stage, rx);
+	remote_init(&rx->r, "rexec", 0, rx->stage, &rx_stagefile_ops, rx);
+	rx->r.run = rx_remote_run;
 	rc = check_credentials(rx);
 	if (rc)
 		goto fail;
@@ -708,20 +653,12 @@ out:
 static void rx_destroy(struct sbx_provider *p)
 {
 	struct rx *rx = RX(p);
-	struct timespec until;
 
 	if (!rx)
 		return;
-	/* Command pollers notice `stopping` and leave. */
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 30;
-	pthread_mutex_lock(&rx->lock);
-	rx->stopping = 1;
-	while (rx->pollers)
-		if (pthread_cond_timedwait(&rx->pollers_done, &rx->lock, &until))
-			break;
-	pthread_mutex_unlock(&rx->lock);
-	if (rx->pollers)
+	/* Command pollers notice the stop and leave. */
+	cmdpoll_stop(&rx->cmds);
+	if (cmdpoll_wait(&rx->cmds, 30))
 		return; /* a poller is stuck in a bounded call: leak, don't crash */
 	rx_free(rx);
 	p->priv = NULL;
@@ -765,7 +702,7 @@ static int wait_state(struct rx *rx, const char *box, const char *want)
 			return strstr(padded, " gone ") ? 0 : rc;
 		if (rc)
 			return rc;
-		status = rx_jstr(c, "status");
+		status = json_str(c, "status");
 		snprintf(last, sizeof(last), "%s", status);
 		snprintf(word, sizeof(word), " %s ", last);
 		cJSON_Delete(c);
@@ -775,7 +712,7 @@ static int wait_state(struct rx *rx, const char *box, const char *want)
 			sbx_failf("rexec: container \"%s\" is in state error", box);
 			return -EIO;
 		}
-		if (rx_ms_since(&t0) > RX_STATE_WAIT_S * 1000L) {
+		if (ms_since(&t0) > RX_STATE_WAIT_S * 1000L) {
 			sbx_failf("rexec: container \"%s\" still %s after %d s (waiting "
 				  "for %s)",
 				  box, last, RX_STATE_WAIT_S, want);
@@ -887,8 +824,8 @@ static int rx_create(struct sbx_provider *p, const char *box,
 	if (r.status != 202 && r.status != 200 && r.status != 201) {
 		rc = rx_fail_resp(what, &r, NULL);
 	} else if (!(c = cJSON_ParseWithLength(r.body.buf, r.body.len)) ||
-		   !id_ok(rx_jstr(c, "id")) || !rx_jstr(c, "name") ||
-		   strcmp(rx_jstr(c, "name"), box)) {
+		   !id_ok(json_str(c, "id")) || !json_str(c, "name") ||
+		   strcmp(json_str(c, "name"), box)) {
 		sbx_failf("rexec: %s: the answer is not the new container", what);
 		rc = -EPROTO;
 	} else {
@@ -922,8 +859,11 @@ static int lifecycle(struct rx *rx, const char *box, const char *action)
 	}
 	snprintf(msg, sizeof(msg), "%s container \"%s\"", action, box);
 	snprintf(suffix, sizeof(suffix), "/%s", action);
-	if (rx_url(&url, rx, docker, suffix, NULL))
-		return -ENOMEM;
+	rc = rx_url(&url, rx, docker, suffix, NULL);
+	if (rc) {
+		strbuf_release(&url);
+		return rc;
+	}
 	rc = rx_request(rx, &r, "POST", url.buf, NULL, 0, 0, 120000);
 	strbuf_release(&url);
 	if (rc)
@@ -932,7 +872,7 @@ static int lifecycle(struct rx *rx, const char *box, const char *action)
 		rc = rx_fail_resp(msg, &r, NULL);
 	} else if ((j = cJSON_ParseWithLength(r.body.buf, r.body.len))) {
 		/* Start may recreate the container under a new Docker id. */
-		const char *id = rx_jstr(j, "id");
+		const char *id = json_str(j, "id");
 		struct rx_box *b = rx_box_get(rx, box);
 
 		if (b && id_ok(id) && strlen(id) == 64) {
@@ -952,7 +892,7 @@ static int status_of(struct rx *rx, const char *box, char *out, size_t size)
 	int rc = lookup(rx, &c, box);
 
 	if (!rc)
-		snprintf(out, size, "%s", rx_jstr(c, "status"));
+		snprintf(out, size, "%s", json_str(c, "status"));
 	cJSON_Delete(c);
 	return rc;
 }
@@ -1075,31 +1015,31 @@ static int rx_info(struct sbx_provider *p, struct sbx_box_info *out, const char 
 
 	if (rc)
 		return rc;
-	v = rx_jstr(c, "id");
+	v = json_str(c, "id");
 	snprintf(out->id, sizeof(out->id), "%s", v && id_ok(v) ? v : "");
-	v = rx_jstr(c, "status");
+	v = json_str(c, "status");
 	out->state = map_state(v);
 	snprintf(out->native_state, sizeof(out->native_state), "%s",
 		 v && !strpbrk(v, "\n") ? v : "");
-	if ((v = rx_jstr(c, "image")) && !strpbrk(v, "\n"))
+	if ((v = json_str(c, "image")) && !strpbrk(v, "\n"))
 		snprintf(out->image, sizeof(out->image), "%s", v);
-	if ((v = rx_jstr(c, "created_at"))) {
+	if ((v = json_str(c, "created_at"))) {
 		struct tm tm = { 0 };
 
 		if (strptime(v, "%Y-%m-%dT%H:%M:%S", &tm))
 			out->created = timegm(&tm);
 	}
 	for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
-		if ((v = rx_jstr(c, strs[i].field)) && v[0] && !strpbrk(v, "\n"))
+		if ((v = json_str(c, strs[i].field)) && v[0] && !strpbrk(v, "\n"))
 			sbx_kv_add(&out->extra, strs[i].key, v);
 	res = cJSON_GetObjectItemCaseSensitive(c, "resources");
-	if (jnum(res, "memory_mb", &d))
+	if (json_num(res, "memory_mb", &d))
 		sbx_kv_addf(&out->extra, "memory_mb", "%g", d);
-	if (jnum(res, "cpu_shares", &d))
+	if (json_num(res, "cpu_shares", &d))
 		sbx_kv_addf(&out->extra, "cpu_shares", "%g", d);
-	if (jnum(res, "disk_mb", &d))
+	if (json_num(res, "disk_mb", &d))
 		sbx_kv_addf(&out->extra, "disk_mb", "%g", d);
-	if (jnum(c, "idle_seconds", &d))
+	if (json_num(c, "idle_seconds", &d))
 		sbx_kv_addf(&out->extra, "idle_seconds", "%.0f", d);
 	sbx_kv_add(&out->extra, "transport", rx_transport_word(rx));
 	cJSON_Delete(c);
@@ -1117,28 +1057,8 @@ static const struct sbx_provider_ops rexec_ops = {
 	.stop = rx_stop,
 	.ctl = rx_ctl,
 	.info = rx_info,
-	.getattr = rx_getattr,
-	.unsaved = rx_unsaved,
-	.fgetattr = stagefile_fgetattr,
-	.readdir = rx_readdir,
-	.open = rx_open,
-	.read = stagefile_read,
-	.write = stagefile_write,
-	.flush = stagefile_flush,
-	.fsync = stagefile_fsync,
-	.release = stagefile_release,
-	.mkdir = rx_mkdir,
-	.unlink = rx_unlink,
-	.rmdir = rx_rmdir,
-	.rename = rx_rename,
-	.chmod = rx_chmod,
-	.chown = rx_chown,
-	.truncate = rx_truncate,
-	.utimens = rx_utimens,
-	.symlink = rx_symlink,
-	.readlink = rx_readlink,
-	.link = rx_link,
-	.statfs = rx_statfs,
+	REMOTE_OPS_FILES,
+	REMOTE_OPS_SHELL,
 	.cmd_start = rx_cmd_start,
 	.cmd_stdin = rx_cmd_stdin,
 	.cmd_signal = rx_cmd_signal,

@@ -28,7 +28,14 @@
 #include "sbxfs/log.h"
 #include "sbxfs/names.h"
 #include "sbxfs/provider.h"
-#include "sbxfs/shell.h"
+#include "sbxfs/remote/base64.h"
+#include "sbxfs/remote/cmdpoll.h"
+#include "sbxfs/remote/errmap.h"
+#include "sbxfs/remote/find.h"
+#include "sbxfs/remote/json.h"
+#include "sbxfs/remote/shell.h"
+#include "sbxfs/remote/remote.h"
+#include "sbxfs/remote/time.h"
 #include "sbxfs/stage.h"
 #include "sbxfs/stagefile.h"
 #include "sbxfs/strbuf.h"
@@ -69,32 +76,24 @@ enum rx_transport {
 };
 
 struct rx {
+	struct remote r; /* first: the remote layer's part */
 	struct http_client *http;
 	char *url;  /* no trailing '/' */
 	char *auth; /* "Authorization: Bearer ..." for WebSockets: secret */
 	struct stage *stage;
-	struct stagefile files; /* root/'s open files, over stage */
 	char *stage_dir;
 	int timeout_s;
 	char transport_opt[16]; /* "auto", "exec" or "terminal" */
 
+	struct cmdpoll cmds;  /* the command pollers */
 	pthread_mutex_t lock; /* guards everything below and rx_box fields */
-	pthread_cond_t pollers_done;
 	enum rx_transport transport;
 	struct rx_box *boxes;
 	struct timespec listed; /* when the list was last fetched */
 	unsigned long seq;
-	int pollers;
-	int stopping;
 };
 
 #define RX(p) ((struct rx *)(p)->priv)
-
-/* Exceptions to the default status mapping, per call. */
-struct rx_errmap {
-	long status;
-	int err;
-};
 
 enum {
 	RX_REQ_IDEMPOTENT = 1 << 0,
@@ -105,11 +104,9 @@ enum {
 /* ---- rexec.c ---- */
 
 /* The one place where a failed answer becomes an errno (and err text). */
-int rx_fail_resp(const char *what, const struct http_resp *r,
-		 const struct rx_errmap *over);
+int rx_fail_resp(const char *what, const struct http_resp *r, const struct errmap *over);
 int rx_request(struct rx *rx, struct http_resp *resp, const char *method, const char *url,
 	       cJSON *json, int flags, size_t max_body, int timeout_ms);
-const char *rx_jstr(const cJSON *o, const char *key);
 /* {url}/api/containers/{id}{suffix}[?path=...] */
 int rx_url(struct strbuf *sb, struct rx *rx, const char *id, const char *suffix,
 	   const char *path);
@@ -118,8 +115,6 @@ int rx_url(struct strbuf *sb, struct rx *rx, const char *id, const char *suffix,
 int rx_docker_id(struct rx *rx, char *id, size_t size, const char *box, int fresh);
 struct rx_box *rx_box_get(struct rx *rx, const char *box);
 int rx_box_stopping(struct rx *rx, struct rx_box *b);
-long rx_ms_since(const struct timespec *t0);
-int rx_is_stopping(struct rx *rx);
 
 /* ---- rexec_run.c ---- */
 
@@ -130,9 +125,7 @@ struct rx_out {
 	int code;
 };
 
-enum {
-	RX_RUN_RETRY = 1 << 0, /* safe to run again after a lost connection */
-};
+/* Flags of rx_run: REMOTE_RUN_RETRY (remote.h). */
 
 void rx_out_init(struct rx_out *o, size_t max);
 void rx_out_release(struct rx_out *o);
@@ -145,13 +138,9 @@ int rx_run(struct rx *rx, const char *box, const char *what, const char *script,
  * NULL) gets stdout. */
 int rx_run_errno(struct rx *rx, const char *box, const char *what, const char *script,
 		 int flags, struct strbuf *out);
-/* Build a script: %q a shell-quoted string, %s a raw string, %L a long
- * long, %% a '%'. */
-int rx_script(struct strbuf *sb, const char *fmt, ...);
-int rx_vscript(struct strbuf *sb, const char *fmt, va_list ap);
-/* rx_script then rx_run_errno. */
-int rx_runf(struct rx *rx, const char *box, const char *what, int flags,
-	    struct strbuf *out, const char *fmt, ...);
+/* rx_run_errno as the remote layer's run (remote.h). */
+int rx_remote_run(struct remote *r, const char *box, const char *what, const char *script,
+		  int flags, struct strbuf *out);
 /* Close the container's terminal, if open (before stop or delete). */
 void rx_term_close(struct rx *rx, struct rx_box *b);
 void rx_term_free(struct rx_term *t);
@@ -159,34 +148,8 @@ const char *rx_transport_word(struct rx *rx);
 
 /* ---- rexec_files.c ---- */
 
-int rx_getattr(struct sbx_provider *p, struct stat *out, const char *box,
-	       const char *path);
-int rx_unsaved(struct sbx_provider *p, struct stat *out, const char *box,
-	       const char *path);
-int rx_readdir(struct sbx_provider *p, const char *box, const char *path,
-	       sbx_dirent_fn fn, void *ctx);
 /* The transfers of staged files (stagefile.h). */
 extern const struct stagefile_ops rx_stagefile_ops;
-int rx_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
-	    const char *path, int flags, mode_t mode, const struct stat *known);
-int rx_mkdir(struct sbx_provider *p, const char *box, const char *path, mode_t mode);
-int rx_unlink(struct sbx_provider *p, const char *box, const char *path);
-int rx_rmdir(struct sbx_provider *p, const char *box, const char *path);
-int rx_rename(struct sbx_provider *p, const char *box, const char *from, const char *to,
-	      unsigned flags);
-int rx_chmod(struct sbx_provider *p, const char *box, const char *path, mode_t mode);
-int rx_chown(struct sbx_provider *p, const char *box, const char *path, uid_t uid,
-	     gid_t gid);
-int rx_truncate(struct sbx_provider *p, const char *box, const char *path, off_t size);
-int rx_utimens(struct sbx_provider *p, const char *box, const char *path,
-	       const struct timespec ts[2]);
-int rx_symlink(struct sbx_provider *p, const char *box, const char *target,
-	       const char *path);
-int rx_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box,
-		const char *path);
-int rx_link(struct sbx_provider *p, const char *box, const char *from, const char *to);
-int rx_statfs(struct sbx_provider *p, struct statvfs *out, const char *box,
-	      const char *path);
 
 /* ---- rexec_cmd.c ---- */
 

@@ -35,7 +35,6 @@
 #define POLL_OUT_MAX (512 * 1024) /* per poll; base64 of it fits 1 MiB */
 #define POLL_ERR_MAX (128 * 1024)
 #define STDIN_CHUNK (24 * 1024) /* twice base64-encoded under 128 KiB */
-#define CMD_LOST_S 60
 #define CMD_ROOT RX_WORK_DIR "/cmd"
 
 struct rcmd {
@@ -56,7 +55,7 @@ struct rcmd {
  * stdout from the offset, NERR of stderr. */
 static int add_poll(struct strbuf *s, const struct rcmd *c)
 {
-	return rx_script(
+	return sh_script(
 		s,
 		"d=%q; o=%L; e=%L; [ -d \"$d\" ] || d=\"$d.done\"; "
 		"[ -d \"$d\" ] || { echo gone 0 0; exit 0; }; "
@@ -127,7 +126,8 @@ static int poll_once(struct rcmd *c, int *code)
 	rx_out_init(&res, POLL_OUT_MAX + POLL_ERR_MAX + 4096);
 	rc = add_poll(&s, c);
 	if (!rc)
-		rc = rx_run(c->rx, c->box, "command output", s.buf, RX_RUN_RETRY, &res);
+		rc = rx_run(c->rx, c->box, "command output", s.buf, REMOTE_RUN_RETRY,
+			    &res);
 	if (!rc && res.code != 0) {
 		sbx_failf("rexec: command output: exit %d", res.code);
 		rc = -EIO;
@@ -153,49 +153,33 @@ static void *poller(void *arg)
 		long long before = c->out_off + c->err_off;
 		int rc;
 
-		if (rx_is_stopping(rx)) {
-			snprintf(ex.reason, sizeof(ex.reason),
-				 "sbxfs was unmounted; the command may still run");
+		if (cmdpoll_stopping(&rx->cmds)) {
+			cmdpoll_unmounted(&ex);
 			break;
 		}
 		rc = poll_once(c, &code);
 		if (rc == 1) {
-			if (c->signalled && code == 128 + c->signalled) {
-				ex.how = SBX_EXIT_SIGNAL;
-				ex.code = c->signalled;
-			} else {
-				ex.how = SBX_EXIT_CODE;
-				ex.code = code;
-			}
+			cmdpoll_exit(&ex, code, c->signalled);
 			break;
 		}
 		if (rc < 0) {
 			/* A stopped container ends its commands; a gone record
 			 * or a server silent too long loses the command. */
 			if (rc == -EAGAIN || rc == -ENOENT ||
-			    rx_ms_since(&last_ok) > CMD_LOST_S * 1000L) {
-				snprintf(ex.reason, sizeof(ex.reason), "lost: %.140s",
-					 sbx_fail_text());
+			    ms_since(&last_ok) > CMDPOLL_LOST_S * 1000L) {
+				cmdpoll_lost(&ex);
 				break;
 			}
 		} else {
 			clock_gettime(CLOCK_MONOTONIC, &last_ok);
 		}
 		/* Quickly while output flows, backing off while it does not. */
-		if (c->out_off + c->err_off != before)
-			delay_ms = 0;
-		else
-			delay_ms = delay_ms < 20	    ? 20
-				   : delay_ms * 3 / 2 > 500 ? 500
-							    : delay_ms * 3 / 2;
+		delay_ms = cmdpoll_backoff(delay_ms, c->out_off + c->err_off != before);
 		if (delay_ms)
 			usleep((useconds_t)delay_ms * 1000);
 	}
 	c->sink->done(c->sink, &ex); /* may release c: touch it no more */
-	pthread_mutex_lock(&rx->lock);
-	if (--rx->pollers == 0)
-		pthread_cond_broadcast(&rx->pollers_done);
-	pthread_mutex_unlock(&rx->lock);
+	cmdpoll_leave(&rx->cmds);
 	return NULL;
 }
 
@@ -211,7 +195,7 @@ static int launch(struct rcmd *c, const char *cmdline)
 {
 	struct strbuf s = STRBUF_INIT(1u << 20);
 	struct rx_out res;
-	int rc = rx_script(
+	int rc = sh_script(
 		&s,
 		"R=%q; d=%q; c=%q; mkdir -p \"$R\" || exit 5; "
 		"find \"$R\" -maxdepth 1 -name '*.done' -mmin +10 -exec rm -rf {} + "
@@ -241,7 +225,7 @@ static int launch(struct rcmd *c, const char *cmdline)
 		return rc;
 	}
 	rx_out_init(&res, POLL_OUT_MAX + POLL_ERR_MAX + 4096);
-	rc = rx_run(c->rx, c->box, "run command", s.buf, RX_RUN_RETRY, &res);
+	rc = rx_run(c->rx, c->box, "run command", s.buf, REMOTE_RUN_RETRY, &res);
 	if (!rc && res.code != 0) {
 		sbx_failf("rexec: run command: the launcher failed (exit %d)", res.code);
 		rc = -EIO;
@@ -261,8 +245,6 @@ int rx_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 {
 	struct rx *rx = RX(p);
 	struct rcmd *c = calloc(1, sizeof(*c));
-	pthread_attr_t attr;
-	pthread_t t;
 	unsigned long seq;
 	int rc;
 
@@ -281,21 +263,11 @@ int rx_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 		rcmd_free(c);
 		return rc;
 	}
-	pthread_mutex_lock(&rx->lock);
-	rx->pollers++;
-	pthread_mutex_unlock(&rx->lock);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	rc = -pthread_create(&t, &attr, poller, c);
-	pthread_attr_destroy(&attr);
+	rc = cmdpoll_start(&rx->cmds, poller, c);
 	if (rc) {
-		pthread_mutex_lock(&rx->lock);
-		rx->pollers--;
-		pthread_mutex_unlock(&rx->lock);
-		sbx_failf("cannot start a thread: %s", strerror(-rc));
 		/* The command runs: stop it rather than leave it unseen. */
-		rx_runf(rx, box, "kill", RX_RUN_RETRY, NULL,
-			"kill -9 -- -$(cat %q/pid) 2>/dev/null; exit 0", c->dir);
+		remote_runf(&rx->r, box, "kill", REMOTE_RUN_RETRY, NULL,
+			    "kill -9 -- -$(cat %q/pid) 2>/dev/null; exit 0", c->dir);
 		rcmd_free(c);
 		return rc;
 	}
@@ -312,24 +284,25 @@ ssize_t rx_cmd_stdin(struct sbx_provider *p, void *handle, const char *data, siz
 	int rc;
 
 	if (len == 0) /* EOF: the keeper lets go of the fifo */
-		return rx_runf(c->rx, c->box, "close stdin", RX_RUN_RETRY, NULL,
-			       "d=%q; kill $(cat \"$d/keeper\" 2>/dev/null) 2>/dev/null; "
-			       "exit 0",
-			       c->dir);
+		return remote_runf(
+			&c->rx->r, c->box, "close stdin", REMOTE_RUN_RETRY, NULL,
+			"d=%q; kill $(cat \"$d/keeper\" 2>/dev/null) 2>/dev/null; "
+			"exit 0",
+			c->dir);
 	if (len > STDIN_CHUNK)
 		len = STDIN_CHUNK;
 	if (*interrupted)
 		return -EINTR;
 	seq = __atomic_add_fetch(&c->stdin_seq, 1, __ATOMIC_RELAXED);
-	rc = sh_base64(&b64, data, len) ? -ENOMEM : 0;
+	rc = b64_encode(&b64, data, len);
 	if (!rc)
-		rc = rx_runf(c->rx, c->box, "stdin", RX_RUN_RETRY, NULL,
-			     "d=%q; [ -e \"$d/s.%L\" ] && exit 0; "
-			     "[ -e \"$d/rc\" ] && exit 32; "
-			     "[ -d \"$d\" ] || exit 32; "
-			     "printf %%s %q | base64 -d > \"$d/in\" || exit 32; "
-			     ": > \"$d/s.%L\"",
-			     c->dir, (long long)seq, b64.buf, (long long)seq);
+		rc = remote_runf(&c->rx->r, c->box, "stdin", REMOTE_RUN_RETRY, NULL,
+				 "d=%q; [ -e \"$d/s.%L\" ] && exit 0; "
+				 "[ -e \"$d/rc\" ] && exit 32; "
+				 "[ -d \"$d\" ] || exit 32; "
+				 "printf %%s %q | base64 -d > \"$d/in\" || exit 32; "
+				 ": > \"$d/s.%L\"",
+				 c->dir, (long long)seq, b64.buf, (long long)seq);
 	strbuf_release(&b64);
 	return rc ? rc : (ssize_t)len;
 }
@@ -342,8 +315,8 @@ int rx_cmd_signal(struct sbx_provider *p, void *handle, int sig)
 		return -EINVAL;
 	c->signalled = sig;
 	/* The command leads a process group of its own (setsid). */
-	return rx_runf(
-		c->rx, c->box, "kill", RX_RUN_RETRY, NULL,
+	return remote_runf(
+		&c->rx->r, c->box, "kill", REMOTE_RUN_RETRY, NULL,
 		"d=%q; [ -e \"$d/rc\" ] && exit 0; p=$(cat \"$d/pid\" 2>/dev/null) "
 		"|| exit 3; kill -%L -$p 2>/dev/null || kill -%L $p 2>/dev/null; "
 		"exit 0",

@@ -32,7 +32,7 @@
  * round, nor a script printing marker-like text can be mistaken for
  * them: the script's own output is base64 between them.  A connection
  * that drops, times out or whose shell restarts is closed; rounds marked
- * RX_RUN_RETRY are then run again on a new connection, others fail with
+ * REMOTE_RUN_RETRY are then run again on a new connection, others fail with
  * EIO (their effect is unknown).
  */
 #include <sys/random.h>
@@ -53,47 +53,6 @@ struct rx_term {
 static pthread_mutex_t term_refs_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---- scripts ---- */
-
-int rx_vscript(struct strbuf *sb, const char *fmt, va_list ap)
-{
-	int rc = 0;
-
-	for (; *fmt && !rc; fmt++) {
-		if (fmt[0] != '%' || !fmt[1]) {
-			rc = strbuf_add(sb, fmt, 1);
-			continue;
-		}
-		switch (*++fmt) {
-		case 'q':
-			rc = sh_quote(sb, va_arg(ap, const char *));
-			break;
-		case 's':
-			rc = strbuf_addf(sb, "%s", va_arg(ap, const char *));
-			break;
-		case 'L':
-			rc = strbuf_addf(sb, "%lld", va_arg(ap, long long));
-			break;
-		case '%':
-			rc = strbuf_add(sb, "%", 1);
-			break;
-		default:
-			rc = strbuf_add(sb, fmt - 1, 2);
-			break;
-		}
-	}
-	return rc ? -ENOMEM : 0;
-}
-
-int rx_script(struct strbuf *sb, const char *fmt, ...)
-{
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	rc = rx_vscript(sb, fmt, ap);
-	va_end(ap);
-	return rc;
-}
 
 void rx_out_init(struct rx_out *o, size_t max)
 {
@@ -119,7 +78,7 @@ static int wrap(struct strbuf *sb, const char *script, int exec_mode)
 			     RX_WORK_DIR, RX_WORK_DIR);
 
 	if (!rc)
-		rc = sh_base64(sb, script, strlen(script));
+		rc = b64_encode(sb, script, strlen(script));
 	if (!rc)
 		rc = strbuf_addf(sb,
 				 "' | base64 -d)\") </dev/null >\"$sbx_t/o\" "
@@ -127,61 +86,16 @@ static int wrap(struct strbuf *sb, const char *script, int exec_mode)
 				 "echo --; head -c %d \"$sbx_t/e\" | base64; "
 				 "rm -rf \"$sbx_t\"; }%s",
 				 ERR_KEEP, exec_mode ? "; exit $sbx_r" : "");
-	return rc ? -ENOMEM : 0;
+	return rc;
 }
 
 /* ---- base64 output ---- */
-
-static int b64_value(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-struct b64 {
-	unsigned v;
-	int n, pad;
-};
-
-/* Feed one character; -EPROTO for one that is no base64. */
-static int b64_feed(struct b64 *d, struct strbuf *to, int c)
-{
-	int x = b64_value(c);
-	unsigned char out[3];
-
-	if (c == '=') {
-		d->pad++;
-		x = 0;
-	} else if (x < 0 || d->pad) {
-		return -EPROTO;
-	}
-	d->v = d->v << 6 | (unsigned)x;
-	if (++d->n < 4)
-		return 0;
-	out[0] = (unsigned char)(d->v >> 16);
-	out[1] = (unsigned char)(d->v >> 8);
-	out[2] = (unsigned char)d->v;
-	d->n = 0;
-	d->v = 0;
-	if (d->pad > 2)
-		return -EPROTO;
-	return strbuf_add(to, out, 3 - (size_t)d->pad) ? -EFBIG : 0;
-}
 
 /* Decode the wrapper's output into res; -EPROTO if it is not what the
  * wrapper prints (it could not run: no mktemp or base64 in the image). */
 static int unwrap(const char *s, size_t n, struct rx_out *res)
 {
-	struct b64 d = { 0 };
+	struct b64_decoder d = B64_DECODER_INIT;
 	struct strbuf *to = &res->out;
 	size_t i = 0;
 	int rc = 0, sep = 0;
@@ -191,29 +105,25 @@ static int unwrap(const char *s, size_t n, struct rx_out *res)
 
 		while (e < n && s[e] != '\n')
 			e++;
-		len = e;
-		while (len > i && s[len - 1] == '\r')
-			len--;
+		for (len = e; len > i && s[len - 1] == '\r'; len--)
+			;
 		if (len - i == 2 && s[i] == '-' && s[i + 1] == '-' && !sep) {
-			if (d.n)
-				rc = -EPROTO;
+			rc = b64_finish(&d, to);
 			sep = 1;
 			to = &res->err;
-			d = (struct b64){ 0 };
 		} else {
-			for (; i < len && !rc; i++)
-				rc = b64_feed(&d, to, (unsigned char)s[i]);
+			rc = b64_feed(&d, to, s + i, e - i);
 		}
 		i = e + 1;
 	}
-	if (!rc && (!sep || d.n))
-		rc = -EPROTO;
+	if (!rc)
+		rc = sep ? b64_finish(&d, to) : -EPROTO;
 	if (rc == -EPROTO)
 		sbx_failf("rexec: a script's output is garbled (does the image have "
 			  "mktemp, base64 and head?)");
 	else if (rc)
 		sbx_failf("rexec: a script's output is over %zu bytes", res->out.max);
-	return rc;
+	return rc == -E2BIG ? -EFBIG : rc;
 }
 
 /* ---- transport: the exec endpoint ---- */
@@ -243,7 +153,7 @@ static void set_transport(struct rx *rx, enum rx_transport t)
 static int no_route(const struct http_resp *r)
 {
 	cJSON *j = cJSON_ParseWithLength(r->body.buf ? r->body.buf : "", r->body.len);
-	const char *e = rx_jstr(j, "error");
+	const char *e = json_str(j, "error");
 	int none = !j || !e || !strstr(e, "container");
 
 	cJSON_Delete(j);
@@ -262,18 +172,19 @@ static int run_exec(struct rx *rx, const char *id, const char *what, const char 
 	int rc;
 
 	argv = body ? cJSON_AddArrayToObject(body, "cmd") : NULL;
-	if (!argv || rx_url(&url, rx, id, "/exec", NULL) || wrap(&w, script, 1)) {
-		rc = -ENOMEM;
+	rc = argv ? rx_url(&url, rx, id, "/exec", NULL) : -ENOMEM;
+	if (!rc)
+		rc = wrap(&w, script, 1);
+	if (rc)
 		goto out;
-	}
 	cJSON_AddItemToArray(argv, cJSON_CreateString("/bin/sh"));
 	cJSON_AddItemToArray(argv, cJSON_CreateString("-c"));
 	cJSON_AddItemToArray(argv, cJSON_CreateString(w.buf));
 	cJSON_AddNumberToObject(body, "timeout_seconds",
 				rx->timeout_s > 300 ? 300 : rx->timeout_s);
 	rc = rx_request(rx, &r, "POST", url.buf, body,
-			(flags & RX_RUN_RETRY) ? RX_REQ_IDEMPOTENT : 0, RX_EXEC_CAP * 4,
-			(rx->timeout_s + 15) * 1000);
+			(flags & REMOTE_RUN_RETRY) ? RX_REQ_IDEMPOTENT : 0,
+			RX_EXEC_CAP * 4, (rx->timeout_s + 15) * 1000);
 	if (rc)
 		goto out;
 	if (r.status == 404 && no_route(&r)) {
@@ -284,7 +195,7 @@ static int run_exec(struct rx *rx, const char *id, const char *what, const char 
 		snprintf(msg, sizeof(msg), "%s (exec)", what);
 		rc = rx_fail_resp(msg, &r, NULL);
 	} else if (!(j = cJSON_ParseWithLength(r.body.buf, r.body.len)) ||
-		   !(out = rx_jstr(j, "stdout")) ||
+		   !(out = json_str(j, "stdout")) ||
 		   !cJSON_IsNumber(
 			   code = cJSON_GetObjectItemCaseSensitive(j, "exit_code"))) {
 		sbx_failf("rexec: %s: the exec answer is not an exec result", what);
@@ -429,8 +340,8 @@ static int next_frame(struct rx_term *t, struct strbuf *acc, int timeout_ms, cha
 	}
 	j = cJSON_ParseWithLength(msg.buf ? msg.buf : "", msg.len);
 	strbuf_release(&msg);
-	ty = rx_jstr(j, "type");
-	data = rx_jstr(j, "data");
+	ty = json_str(j, "type");
+	data = json_str(j, "data");
 	snprintf(type, tsize, "%s", ty ? ty : "");
 	rc = 2;
 	if (ty && !strcmp(ty, "output") && data) {
@@ -451,7 +362,7 @@ static int next_frame(struct rx_term *t, struct strbuf *acc, int timeout_ms, cha
 static int has_error(const struct http_resp *r)
 {
 	cJSON *j = cJSON_ParseWithLength(r->body.buf ? r->body.buf : "", r->body.len);
-	int yes = rx_jstr(j, "error") != NULL;
+	int yes = json_str(j, "error") != NULL;
 
 	cJSON_Delete(j);
 	return yes;
@@ -484,7 +395,7 @@ static int term_setup(struct rx *rx, struct rx_term *t)
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (!ready) {
-		if (rx_ms_since(&t0) > rx->timeout_s * 1000L) {
+		if (ms_since(&t0) > rx->timeout_s * 1000L) {
 			sbx_failf("rexec: the terminal's shell did not start in %d s",
 				  rx->timeout_s);
 			rc = -ETIMEDOUT;
@@ -513,7 +424,7 @@ static int term_setup(struct rx *rx, struct rx_term *t)
 		if (rc)
 			goto out;
 		clock_gettime(CLOCK_MONOTONIC, &p0);
-		while (rx_ms_since(&p0) < 1500) {
+		while (ms_since(&p0) < 1500) {
 			rc = next_frame(t, &acc, 300, type, sizeof(type));
 			if (rc == -ETIMEDOUT)
 				continue;
@@ -584,7 +495,7 @@ static int term_drain(struct rx_term *t)
 	do {
 		junk.len = 0;
 		rc = next_frame(t, &junk, 1, type, sizeof(type));
-	} while (rc > 0 && rx_ms_since(&t0) < 200);
+	} while (rc > 0 && ms_since(&t0) < 200);
 	strbuf_release(&junk);
 	return rc == -ETIMEDOUT ? 0 : rc;
 }
@@ -602,11 +513,13 @@ static int term_round(struct rx *rx, struct rx_term *t, const char *script,
 	nonce(n, sizeof(n));
 	snprintf(begin, sizeof(begin), "SBX%sB", n);
 	snprintf(end, sizeof(end), "SBX%sE", n);
-	if (strbuf_addf(&line, "printf 'SBX%%sB\\n' %s; ", n) || wrap(&line, script, 0) ||
-	    strbuf_addf(&line, "; printf 'SBX%%sE%%s\\n' %s \"$sbx_r\"\n", n)) {
-		rc = -ENOMEM;
+	rc = strbuf_addf(&line, "printf 'SBX%%sB\\n' %s; ", n);
+	if (!rc)
+		rc = wrap(&line, script, 0);
+	if (!rc)
+		rc = strbuf_addf(&line, "; printf 'SBX%%sE%%s\\n' %s \"$sbx_r\"\n", n);
+	if (rc)
 		goto out;
-	}
 	rc = send_input(t, line.buf);
 	if (rc) {
 		rc = -ECONNRESET;
@@ -616,7 +529,7 @@ static int term_round(struct rx *rx, struct rx_term *t, const char *script,
 	for (;;) {
 		const char *b, *e;
 
-		if (rx_ms_since(&t0) > timeout_s * 1000L) {
+		if (ms_since(&t0) > timeout_s * 1000L) {
 			sbx_failf("rexec: no answer from the terminal in %d s",
 				  timeout_s);
 			rc = -ETIMEDOUT;
@@ -678,7 +591,7 @@ static int run_terminal(struct rx *rx, const char *box, const char *id,
 	for (attempt = 0; attempt < 2 && rc == -ECONNRESET; attempt++) {
 		int fresh = 0;
 
-		if (rx_is_stopping(rx)) {
+		if (cmdpoll_stopping(&rx->cmds)) {
 			sbx_failf("rexec: unmounting");
 			rc = -ECANCELED;
 			break;
@@ -705,9 +618,9 @@ static int run_terminal(struct rx *rx, const char *box, const char *id,
 			/* The shell may still be busy with our line: start over. */
 			term_disconnect(t);
 		}
-		if (rc == -ECONNRESET && !(flags & RX_RUN_RETRY) && fresh)
+		if (rc == -ECONNRESET && !(flags & REMOTE_RUN_RETRY) && fresh)
 			break;
-		if (rc == -ECONNRESET && !(flags & RX_RUN_RETRY)) {
+		if (rc == -ECONNRESET && !(flags & REMOTE_RUN_RETRY)) {
 			sbx_failf("rexec: the terminal went away during a command; "
 				  "whether it ran is unknown");
 			rc = -EIO;
@@ -798,12 +711,8 @@ int rx_run_errno(struct rx *rx, const char *box, const char *what, const char *s
 	} else if (res.code == 0) {
 		if (out && res.out.len && strbuf_add(out, res.out.buf, res.out.len))
 			rc = -EFBIG;
-	} else if (res.code == ENOENT || res.code == EEXIST || res.code == ENOTDIR ||
-		   res.code == EISDIR || res.code == ENOTEMPTY || res.code == EPERM ||
-		   res.code == EACCES || res.code == EINVAL || res.code == EFBIG ||
-		   res.code == ENOSPC || res.code == EXDEV || res.code == ELOOP ||
-		   res.code == ENAMETOOLONG || res.code == EPIPE || res.code == ESRCH) {
-		rc = -res.code;
+	} else if ((rc = sh_exit_errno(res.code)) <= 0) {
+		/* An errno value the script exited with. */
 	} else {
 		char e[300];
 
@@ -815,18 +724,9 @@ int rx_run_errno(struct rx *rx, const char *box, const char *what, const char *s
 	return rc;
 }
 
-int rx_runf(struct rx *rx, const char *box, const char *what, int flags,
-	    struct strbuf *out, const char *fmt, ...)
+/* The remote layer's run (remote.h). */
+int rx_remote_run(struct remote *r, const char *box, const char *what, const char *script,
+		  int flags, struct strbuf *out)
 {
-	struct strbuf s = STRBUF_INIT(1u << 20);
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	rc = rx_vscript(&s, fmt, ap);
-	va_end(ap);
-	if (!rc)
-		rc = rx_run_errno(rx, box, what, s.buf, flags, out);
-	strbuf_release(&s);
-	return rc;
+	return rx_run_errno((struct rx *)r, box, what, script, flags, out);
 }

@@ -22,25 +22,6 @@
 
 #include "vtrix.h"
 
-/* ---- JSON ---- */
-
-const char *vx_jstr(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-int vx_jnum(const cJSON *o, const char *key, double *out)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-
-	if (!cJSON_IsNumber(v))
-		return 0;
-	*out = v->valuedouble;
-	return 1;
-}
-
 /* ---- REST ---- */
 
 static const char *const json_header[] = { "Content-Type: application/json", NULL };
@@ -86,7 +67,7 @@ static int rest(struct vx *vx, cJSON **data, const char *method, const char *suf
 		return rc;
 	}
 	env = cJSON_ParseWithLength(r.body.buf ? r.body.buf : "", r.body.len);
-	if (!cJSON_IsObject(env) || !vx_jnum(env, "code", &code)) {
+	if (!cJSON_IsObject(env) || !json_num(env, "code", &code)) {
 		/* Not Atlas: a proxy in front of it.  The status is all. */
 		if (r.status >= 200 && r.status <= 299) {
 			sbx_failf("vtrix: %s: the answer is not an envelope (HTTP %ld)",
@@ -98,7 +79,7 @@ static int rest(struct vx *vx, cJSON **data, const char *method, const char *suf
 			rc = -vx_errno(VX_HTTP, r.status);
 		}
 	} else if (code != 0) {
-		const char *m = vx_jstr(env, "message");
+		const char *m = json_str(env, "message");
 		size_t i;
 
 		for (i = 0; m && m[i] && i + 1 < sizeof(msg); i++)
@@ -138,9 +119,9 @@ static int id_path(char *out, size_t size, const char *id, const char *tail)
 static const char *name_of(const cJSON *info)
 {
 	const cJSON *labels = cJSON_GetObjectItemCaseSensitive(info, "labels");
-	const char *n = vx_jstr(labels, VX_NAME_LABEL);
+	const char *n = json_str(labels, VX_NAME_LABEL);
 
-	return n && sbx_name_valid(n) ? n : vx_jstr(info, "id");
+	return n && sbx_name_valid(n) ? n : json_str(info, "id");
 }
 
 static int valid_id(const char *id)
@@ -254,11 +235,11 @@ static int list_all(struct vx *vx, sbx_list_fn fn, void *ctx)
 		}
 		cJSON_ArrayForEach(it, items)
 		{
-			const char *id = vx_jstr(it, "id"), *name = name_of(it);
+			const char *id = json_str(it, "id"), *name = name_of(it);
 
 			n++;
 			if (!cJSON_IsObject(it) || !valid_id(id) || !name ||
-			    vx_map_state(vx_jstr(it, "status")) == SBX_STATE_DELETING)
+			    vx_map_state(json_str(it, "status")) == SBX_STATE_DELETING)
 				continue;
 			for (b = fresh; b; b = b->next)
 				if (!strcmp(b->name, name))
@@ -339,7 +320,7 @@ static int state_of(struct vx *vx, const char *box, char *out, size_t size)
 
 	if (!rc)
 		snprintf(out, size, "%s",
-			 vx_jstr(info, "status") ? vx_jstr(info, "status") : "unknown");
+			 json_str(info, "status") ? json_str(info, "status") : "unknown");
 	cJSON_Delete(info);
 	return rc;
 }
@@ -466,7 +447,7 @@ static void vx_free(struct vx *vx)
 	free(vx->project);
 	free(vx->user);
 	pthread_mutex_destroy(&vx->lock);
-	pthread_cond_destroy(&vx->followers_done);
+	cmdpoll_destroy(&vx->cmds);
 	free(vx);
 }
 
@@ -514,7 +495,7 @@ static int vx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 		goto out;
 	}
 	pthread_mutex_init(&vx->lock, NULL);
-	pthread_cond_init(&vx->followers_done, NULL);
+	cmdpoll_init(&vx->cmds);
 	rc = parse_opts(vx, opts, &cache_max);
 	if (rc)
 		goto fail;
@@ -543,7 +524,9 @@ static int vx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	if (!vx->prefix || !vx->ws_headers[0] || !vx->ws_headers[1] || !vx->http ||
 	    !vx->stage)
 		goto fail;
-	stagefile_init(&vx->files, &vx_stagefile_ops, vx->stage, vx);
+	remote_init(&vx->r, "vtrix", REMOTE_TEXT_OUTPUT, vx->stage, &vx_stagefile_ops,
+		    vx);
+	vx->r.run = vx_run;
 	rc = check_credentials(vx);
 	if (rc)
 		goto fail;
@@ -562,25 +545,17 @@ out:
 static void vx_destroy(struct sbx_provider *p)
 {
 	struct vx *vx = VX(p);
-	struct timespec until;
+	int left;
 
 	if (!vx)
 		return;
 	/* Closing the sockets ends the command followers' calls; they see
-	 * `stopping`, finish their commands and leave. */
-	pthread_mutex_lock(&vx->lock);
-	vx->stopping = 1;
-	pthread_mutex_unlock(&vx->lock);
+	 * the stop, finish their commands and leave. */
+	cmdpoll_stop(&vx->cmds);
 	vx_rpc_close(vx, NULL);
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 30;
-	pthread_mutex_lock(&vx->lock);
-	while (vx->followers)
-		if (pthread_cond_timedwait(&vx->followers_done, &vx->lock, &until))
-			break;
-	pthread_mutex_unlock(&vx->lock);
+	left = cmdpoll_wait(&vx->cmds, 30);
 	vx_rpc_close(vx, NULL);
-	if (vx->followers)
+	if (left)
 		return; /* a follower is stuck in a bounded call: leak, don't crash */
 	vx_free(vx);
 	p->priv = NULL;
@@ -792,7 +767,7 @@ static int vx_create(struct sbx_provider *p, const char *box,
 	if (!rc)
 		rc = rest(vx, &data, "POST", vx->r4 ? "" : "/create", body, 0, what);
 	if (!rc) {
-		newid = vx_jstr(cJSON_GetObjectItemCaseSensitive(data, "sandbox"), "id");
+		newid = json_str(cJSON_GetObjectItemCaseSensitive(data, "sandbox"), "id");
 		if (!valid_id(newid)) {
 			sbx_failf("vtrix: %s: no usable sandbox id in the answer", what);
 			rc = -EPROTO;
@@ -936,7 +911,7 @@ static int vx_ctl(struct sbx_provider *p, const char *box, int argc, char *const
 static void add_str(struct sbx_kvlist *out, const cJSON *o, const char *field,
 		    const char *key)
 {
-	const char *v = vx_jstr(o, field);
+	const char *v = json_str(o, field);
 
 	if (v && v[0] && !strpbrk(v, "\n\r"))
 		sbx_kv_add(out, key, v);
@@ -953,15 +928,15 @@ static int vx_info(struct sbx_provider *p, struct sbx_box_info *out, const char 
 
 	if (rc)
 		return rc;
-	snprintf(out->id, sizeof(out->id), "%s", (v = vx_jstr(info, "id")) ? v : "");
-	v = vx_jstr(info, "status");
+	snprintf(out->id, sizeof(out->id), "%s", (v = json_str(info, "id")) ? v : "");
+	v = json_str(info, "status");
 	out->state = vx_map_state(v);
 	if (v)
 		snprintf(out->native_state, sizeof(out->native_state), "%s", v);
 	spec = cJSON_GetObjectItemCaseSensitive(info, "spec");
-	if ((v = vx_jstr(info, "image_tag")) || (v = vx_jstr(spec, "image")))
+	if ((v = json_str(info, "image_tag")) || (v = json_str(spec, "image")))
 		snprintf(out->image, sizeof(out->image), "%s", v);
-	if (!vx_parse_time(vx_jstr(info, "created_at"), &t))
+	if (!rfc3339_parse(&t, json_str(info, "created_at")))
 		out->created = t.tv_sec;
 	add_str(&out->extra, info, "expire_at", "expires");
 	add_str(&out->extra, info, "user_id", "user");
@@ -996,28 +971,8 @@ static const struct sbx_provider_ops vtrix_ops = {
 	.stop = vx_stop,
 	.ctl = vx_ctl,
 	.info = vx_info,
-	.getattr = vx_getattr,
-	.unsaved = vx_unsaved,
-	.fgetattr = stagefile_fgetattr,
-	.readdir = vx_readdir,
-	.open = vx_open,
-	.read = stagefile_read,
-	.write = stagefile_write,
-	.flush = stagefile_flush,
-	.fsync = stagefile_fsync,
-	.release = stagefile_release,
-	.mkdir = vx_mkdir,
-	.unlink = vx_unlink,
-	.rmdir = vx_rmdir,
-	.rename = vx_rename,
-	.chmod = vx_chmod,
-	.chown = vx_chown,
-	.truncate = vx_truncate,
-	.utimens = vx_utimens,
-	.symlink = vx_symlink,
-	.readlink = vx_readlink,
-	.link = vx_link,
-	.statfs = vx_statfs,
+	REMOTE_OPS_FILES,
+	REMOTE_OPS_SHELL,
 	.cmd_start = vx_cmd_start,
 	.cmd_stdin = vx_cmd_stdin,
 	.cmd_signal = vx_cmd_signal,

@@ -26,7 +26,14 @@
 #include "sbxfs/log.h"
 #include "sbxfs/names.h"
 #include "sbxfs/provider.h"
-#include "sbxfs/shell.h"
+#include "sbxfs/remote/base64.h"
+#include "sbxfs/remote/cmdpoll.h"
+#include "sbxfs/remote/errmap.h"
+#include "sbxfs/remote/find.h"
+#include "sbxfs/remote/json.h"
+#include "sbxfs/remote/shell.h"
+#include "sbxfs/remote/remote.h"
+#include "sbxfs/remote/time.h"
 #include "sbxfs/stage.h"
 #include "sbxfs/stagefile.h"
 #include "sbxfs/strbuf.h"
@@ -55,6 +62,7 @@ struct vbox {
 struct vx_rpc; /* one JSON-RPC socket, vtrix_rpc.c */
 
 struct vx {
+	struct remote r; /* first: the remote layer's part */
 	struct http_client *http;
 	char *url;    /* gateway base URL, no trailing '/' */
 	char *prefix; /* "/api/v1/sandbox" (R1-R3) or "/api/v1/sandboxes" (R4) */
@@ -63,17 +71,14 @@ struct vx {
 	char *user;	/* owner of the sandboxes shown and made, or NULL */
 	int timeout_ms; /* bound on every wait for the server */
 	struct stage *stage;
-	struct stagefile files; /* root/'s open files, over stage */
 	/* Handshake headers for the sockets.  Secret: wiped at destroy. */
 	char *ws_headers[2];
 	size_t nws_headers;
 
-	pthread_mutex_t lock; /* guards boxes, rpcs, followers, stopping */
-	pthread_cond_t followers_done;
+	struct cmdpoll cmds;  /* the command followers */
+	pthread_mutex_t lock; /* guards boxes, rpcs */
 	struct vbox *boxes;
 	struct vx_rpc *rpcs;
-	int followers;
-	int stopping;
 };
 
 #define VX(p) ((struct vx *)(p)->priv)
@@ -85,20 +90,9 @@ int vx_errno(enum vx_src src, long code);
 enum sbx_state vx_map_state(const char *s);
 /* RFC 3339 into ts; -1 if it is not. */
 int vx_parse_time(const char *s, struct timespec *ts);
-/* Is s valid UTF-8 (what JSON text must be)? */
-int vx_utf8_valid(const char *s);
-/* Strict base64 (whitespace skipped) into out, which has room for
- * len / 4 * 3 + 3 bytes; the length, or -1 if it is not base64. */
-ssize_t vx_b64_decode(unsigned char *out, const char *in, size_t len);
-/* One record of the find -printf listing ("y mode uid gid size nlink ino
- * mtime atime ctime name", modified in place) into st and *name (in rec);
- * -EPROTO for a record that lies. */
-int vx_parse_record(char *rec, struct stat *st, const char **name);
 
 /* ---- vtrix.c ---- */
 
-const char *vx_jstr(const cJSON *o, const char *key);
-int vx_jnum(const cJSON *o, const char *key, double *out);
 /* The Vtrix id of sandbox `box`: -ENOENT if there is none. */
 int vx_id_of(struct vx *vx, char *out, size_t size, const char *box);
 /* The sandbox's Info (caller frees); -ENOENT if it is gone. */
@@ -159,42 +153,15 @@ void vx_rpc_close(struct vx *vx, const char *box);
 /* ---- vtrix_files.c ---- */
 
 /*
- * Run `script` with /bin/sh in the sandbox (a blocking exec) and map its
- * exit code: 0 is success; the scripts exit with an errno value for the
- * outcomes that have one; anything else is -EIO with the output in the
- * failure text.  `out` (may be NULL) gets stdout and stderr.
+ * The remote layer's run (remote.h): `script` with /bin/sh in the sandbox
+ * (a blocking exec).  `out` (may be NULL) gets stdout and stderr, as
+ * text.  `flags` are not needed: an exec call is never sent twice.
  */
-int vx_run(struct vx *vx, const char *box, const char *what, const char *script,
-	   struct strbuf *out);
+int vx_run(struct remote *r, const char *box, const char *what, const char *script,
+	   int flags, struct strbuf *out);
 
-int vx_getattr(struct sbx_provider *p, struct stat *out, const char *box,
-	       const char *path);
-int vx_unsaved(struct sbx_provider *p, struct stat *out, const char *box,
-	       const char *path);
-int vx_readdir(struct sbx_provider *p, const char *box, const char *path,
-	       sbx_dirent_fn fn, void *ctx);
 /* The transfers of staged files (stagefile.h). */
 extern const struct stagefile_ops vx_stagefile_ops;
-int vx_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
-	    const char *path, int flags, mode_t mode, const struct stat *known);
-int vx_mkdir(struct sbx_provider *p, const char *box, const char *path, mode_t mode);
-int vx_unlink(struct sbx_provider *p, const char *box, const char *path);
-int vx_rmdir(struct sbx_provider *p, const char *box, const char *path);
-int vx_rename(struct sbx_provider *p, const char *box, const char *from, const char *to,
-	      unsigned flags);
-int vx_chmod(struct sbx_provider *p, const char *box, const char *path, mode_t mode);
-int vx_chown(struct sbx_provider *p, const char *box, const char *path, uid_t uid,
-	     gid_t gid);
-int vx_truncate(struct sbx_provider *p, const char *box, const char *path, off_t size);
-int vx_utimens(struct sbx_provider *p, const char *box, const char *path,
-	       const struct timespec ts[2]);
-int vx_symlink(struct sbx_provider *p, const char *box, const char *target,
-	       const char *path);
-int vx_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box,
-		const char *path);
-int vx_link(struct sbx_provider *p, const char *box, const char *from, const char *to);
-int vx_statfs(struct sbx_provider *p, struct statvfs *out, const char *box,
-	      const char *path);
 
 /* ---- vtrix_cmd.c ---- */
 

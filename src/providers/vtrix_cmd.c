@@ -42,22 +42,12 @@ struct vcmd {
 	unsigned long long seen;   /* output bytes of this call's replay */
 };
 
-static int is_stopping(struct vx *vx)
-{
-	int stopping;
-
-	pthread_mutex_lock(&vx->lock);
-	stopping = vx->stopping;
-	pthread_mutex_unlock(&vx->lock);
-	return stopping;
-}
-
 /* exec.stdout / exec.stderr: pass on what was not passed before. */
 static int on_output(void *arg, const char *method, const cJSON *params)
 {
 	struct vcmd *c = arg;
 	enum sbx_stream s;
-	const char *data = vx_jstr(params, "data");
+	const char *data = json_str(params, "data");
 	size_t len, skip = 0;
 
 	if (!strcmp(method, "exec.stdout"))
@@ -143,7 +133,7 @@ static int follow_once(struct vcmd *c, struct sbx_exit *ex)
 	if (c->seen < c->passed && c->seen > 0)
 		sbx_debug("vtrix: %s: command %s: output lost past the replay buffer",
 			  c->box, c->id);
-	if (!vx_jnum(res, "exit_code", &code)) {
+	if (!json_num(res, "exit_code", &code)) {
 		cJSON_Delete(res);
 		return 0; /* not ended (a timeout on the server's side) */
 	}
@@ -154,13 +144,7 @@ static int follow_once(struct vcmd *c, struct sbx_exit *ex)
 	}
 	cJSON_Delete(res);
 	sig = __atomic_load_n(&c->signalled, __ATOMIC_ACQUIRE);
-	if (sig && code == 128 + sig) {
-		ex->how = SBX_EXIT_SIGNAL;
-		ex->code = sig;
-	} else {
-		ex->how = SBX_EXIT_CODE;
-		ex->code = (int)code;
-	}
+	cmdpoll_exit(ex, (long)code, sig);
 	return 1;
 }
 
@@ -174,9 +158,8 @@ static void *follower(void *arg)
 	for (;;) {
 		int rc;
 
-		if (is_stopping(vx)) {
-			snprintf(ex.reason, sizeof(ex.reason),
-				 "sbxfs was unmounted; the command may still run");
+		if (cmdpoll_stopping(&vx->cmds)) {
+			cmdpoll_unmounted(&ex);
 			break;
 		}
 		rc = follow_once(c, &ex);
@@ -186,7 +169,7 @@ static void *follower(void *arg)
 			failures = 0;
 			continue;
 		}
-		if (is_stopping(vx))
+		if (cmdpoll_stopping(&vx->cmds))
 			continue;
 		rc = vx_not_active(vx, c->box, rc);
 		if (rc == -EAGAIN) {
@@ -196,17 +179,13 @@ static void *follower(void *arg)
 		}
 		if (rc == -EIO || ++failures >= FOLLOW_RETRIES) {
 			/* -EIO: the server does not know the command (any more). */
-			snprintf(ex.reason, sizeof(ex.reason), "lost: %.140s",
-				 sbx_fail_text());
+			cmdpoll_lost(&ex);
 			break;
 		}
 		sleep(1);
 	}
 	c->sink->done(c->sink, &ex); /* may release c: touch it no more */
-	pthread_mutex_lock(&vx->lock);
-	if (--vx->followers == 0)
-		pthread_cond_broadcast(&vx->followers_done);
-	pthread_mutex_unlock(&vx->lock);
+	cmdpoll_leave(&vx->cmds);
 	return NULL;
 }
 
@@ -214,7 +193,7 @@ static void *follower(void *arg)
  * would put in a request. */
 static int take_id(struct vcmd *c, const cJSON *res)
 {
-	const char *id = vx_jstr(res, "cmd_id");
+	const char *id = json_str(res, "cmd_id");
 	size_t n = id ? strlen(id) : 0;
 
 	if (!n || n >= sizeof(c->id) ||
@@ -225,29 +204,6 @@ static int take_id(struct vcmd *c, const cJSON *res)
 		return -EPROTO;
 	}
 	memcpy(c->id, id, n + 1);
-	return 0;
-}
-
-static int start_follower(struct vx *vx, struct vcmd *c)
-{
-	pthread_attr_t attr;
-	pthread_t t;
-	int rc;
-
-	pthread_mutex_lock(&vx->lock);
-	vx->followers++;
-	pthread_mutex_unlock(&vx->lock);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	rc = pthread_create(&t, &attr, follower, c);
-	pthread_attr_destroy(&attr);
-	if (rc) {
-		pthread_mutex_lock(&vx->lock);
-		vx->followers--;
-		pthread_mutex_unlock(&vx->lock);
-		sbx_failf("cannot start a thread: %s", strerror(rc));
-		return -rc;
-	}
 	return 0;
 }
 
@@ -265,11 +221,11 @@ int vx_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 		snprintf(c->gate, sizeof(c->gate), "/tmp/.sbxfs-go-%d-%lx-%lu",
 			 (int)getpid(), (unsigned long)time(NULL),
 			 __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
-	if (!c || !params || gated_script(&script, c, cmdline) ||
-	    (!vx_utf8_valid(script.buf) && sh_wrap_base64(&cmd, NULL, script.buf))) {
-		rc = -ENOMEM;
+	rc = (c && params) ? gated_script(&script, c, cmdline) : -ENOMEM;
+	if (!rc && !json_utf8_valid(script.buf))
+		rc = sh_wrap_base64(&cmd, NULL, script.buf);
+	if (rc)
 		goto fail;
-	}
 	c->vx = vx;
 	c->sink = sink;
 	snprintf(c->box, sizeof(c->box), "%s", box);
@@ -283,7 +239,7 @@ int vx_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 	}
 	rc = take_id(c, res);
 	if (!rc)
-		rc = start_follower(vx, c);
+		rc = cmdpoll_start(&vx->cmds, follower, c);
 	if (rc)
 		goto fail;
 	*handle = c;

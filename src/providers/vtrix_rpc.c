@@ -162,7 +162,7 @@ static void on_answer(struct vx_rpc *r, cJSON *j, long long id)
 				 ? (long)code->valuedouble
 				 : -32603;
 
-		clean_text(msg, sizeof(msg), vx_jstr(e, "message"));
+		clean_text(msg, sizeof(msg), json_str(e, "message"));
 		snprintf(text, sizeof(text), "vtrix: %s: %s (JSON-RPC error %ld)",
 			 c->method, msg[0] ? msg : "no message", n);
 		finish_call(r, c, -vx_errno(VX_RPC, n), text);
@@ -214,7 +214,7 @@ static void dispatch(struct vx_rpc *r, const struct strbuf *msg)
 {
 	cJSON *j = cJSON_ParseWithLength(msg->buf ? msg->buf : "", msg->len);
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
-	const char *method = vx_jstr(j, "method");
+	const char *method = json_str(j, "method");
 
 	if (!cJSON_IsObject(j)) {
 		sbx_trace(SBX_TRACE_WS,
@@ -416,7 +416,7 @@ static struct vx_rpc *rpc_get(struct vx *vx, const char *box, const char *id, in
 	int rc;
 
 	pthread_mutex_lock(&vx->lock);
-	if (vx->stopping) {
+	if (cmdpoll_stopping(&vx->cmds)) {
 		pthread_mutex_unlock(&vx->lock);
 		sbx_failf("vtrix: sbxfs is unmounting");
 		*err = -ESHUTDOWN;

@@ -9,34 +9,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/providers/vtrix.h"
+#include "sbxfs/remote/base64.h"
+#include "sbxfs/remote/find.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static int check(void *ctx, const char *name, const struct stat *st)
+{
+	if (!(st->st_mode & S_IFMT) || st->st_size < 0 || !name || !name[0])
+		abort();
+	return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	unsigned char *raw = malloc(size / 4 * 3 + 4);
+	unsigned char *raw = malloc(B64_DECODED_MAX(size));
 	ssize_t n;
 
 	if (!raw)
 		return 0;
-	n = vx_b64_decode(raw, (const char *)data, size);
-	if (n >= 0) {
-		raw[n] = '\0';
-		for (size_t off = 0; off < (size_t)n;) {
-			char *rec = (char *)raw + off;
-			size_t len = strlen(rec);
-			const char *name;
-			struct stat st;
-
-			if (off + len >= (size_t)n)
-				break;
-			off += len + 1;
-			if (vx_parse_record(rec, &st, &name) == 0 &&
-			    (!(st.st_mode & S_IFMT) || st.st_size < 0 || !name))
-				abort();
-		}
-	}
+	n = b64_decode(raw, (const char *)data, size);
+	if (n >= 0)
+		find_each((char *)raw, (size_t)n, check, NULL);
 	free(raw);
 	return 0;
 }

@@ -14,6 +14,8 @@ int main(void)
 	test_stagefile();
 	test_shell();
 	test_vtrix();
+	test_fail();
+	test_remote();
 	if (test_failures)
 		fprintf(stderr, "%d checks failed\n", test_failures);
 	return test_failures ? 1 : 0;

@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sbxfs/shell.h"
+#include "sbxfs/remote/base64.h"
+#include "sbxfs/remote/shell.h"
 #include "test.h"
 
 /* Run `printf %s WORD` through /bin/sh and compare the output with s. */
@@ -40,15 +41,15 @@ void test_shell(void)
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
 		CHECK(round_trips(words[i]));
 
-	sh_base64(&sb, "", 0);
+	b64_encode(&sb, "", 0);
 	CHECK(sb.len == 0);
-	sh_base64(&sb, "f", 1);
+	b64_encode(&sb, "f", 1);
 	CHECK(!strcmp(sb.buf, "Zg=="));
 	strbuf_release(&sb);
-	sh_base64(&sb, "foobar", 6);
+	b64_encode(&sb, "foobar", 6);
 	CHECK(!strcmp(sb.buf, "Zm9vYmFy"));
 	strbuf_release(&sb);
-	sh_base64(&sb, "\xff\xfe", 2);
+	b64_encode(&sb, "\xff\xfe", 2);
 	CHECK(!strcmp(sb.buf, "//4="));
 	strbuf_release(&sb);
 

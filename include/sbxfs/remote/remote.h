@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The remote layer: what a remote provider is made of.
+ *
+ * A remote provider's private data (p->priv) begins with a struct remote,
+ * which holds what the layer keeps for it: its staged files and the way
+ * it runs a shell script in a sandbox.  The layer then serves, with the
+ * signatures of provider.h so that an ops table points straight at them,
+ * the slots whose logic is the same for every such provider: attributes
+ * of open files, opens, and the POSIX calls that a file API lacks and a
+ * shell does (POSIX over a shell: rmdir, symlink, readlink, link, chown,
+ * utimens, statfs, and lstat and listings by find(1)).  The provider's
+ * own files hold only its API: requests, transfers, and `run`.
+ *
+ * The model is libgit2's smart transport: the layer holds the semantics,
+ * the provider moves bytes.
+ */
+#ifndef SBXFS_REMOTE_REMOTE_H
+#define SBXFS_REMOTE_REMOTE_H
+
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "sbxfs/provider.h"
+#include "sbxfs/stage.h"
+#include "sbxfs/stagefile.h"
+#include "sbxfs/strbuf.h"
+
+/* struct remote.flags */
+enum {
+	/* run's output is text (an exec API's JSON string): scripts whose
+	 * output is bytes carry it base64-encoded, and the layer decodes. */
+	REMOTE_TEXT_OUTPUT = 1u << 0,
+	/* The tree shows a symlink as what it points to (the file API
+	 * follows them): scripts act on the target. */
+	REMOTE_FOLLOWS_SYMLINKS = 1u << 1,
+};
+
+/* run's flags */
+enum {
+	/* Safe to run again after a connection lost on the way: the script
+	 * only reads, or does the same thing twice. */
+	REMOTE_RUN_RETRY = 1u << 0,
+};
+
+struct remote {
+	/* The provider's name: the first word of the layer's messages. */
+	const char *name;
+	/* REMOTE_* flags above. */
+	unsigned flags;
+	/* The staged copies of open files (stage.h), and the stagefile over
+	 * them that the provider set up with its transfers (stagefile.h).
+	 * The provider creates and frees the stage. */
+	struct stage *stage;
+	struct stagefile files;
+
+	/*
+	 * run: run `script` with /bin/sh in the running sandbox `box` and
+	 * map its exit status with sh_exit_errno(): 0 on success, the errno
+	 * the script exited with, or -EIO with the script's words in
+	 * sbx_failf() text.  -errno with text when it could not be run
+	 * (-EAGAIN when the sandbox is not running).  `what` names the
+	 * operation for messages.  `out` (may be NULL) gets the script's
+	 * stdout (with REMOTE_TEXT_OUTPUT, what the API gives as output);
+	 * past its maximum, -EFBIG.  `flags`: REMOTE_RUN_*.  Blocks; honours
+	 * sbx_interrupted().  Required for the shell slots below.
+	 */
+	int (*run)(struct remote *r, const char *box, const char *what,
+		   const char *script, int flags, struct strbuf *out);
+};
+
+/* The struct remote at the start of a remote provider's priv. */
+#define REMOTE(p) ((struct remote *)(p)->priv)
+
+/* Set up r for a provider `name` whose stage exists: its staged files
+ * go through `ops` with `ctx`. */
+void remote_init(struct remote *r, const char *name, unsigned flags, struct stage *stage,
+		 const struct stagefile_ops *ops, void *ctx);
+
+/*
+ * Slots of provider.h, for p whose priv begins with a struct remote.
+ *  getattr: an open file's unsaved attributes (stage_stat), else the
+ *    stagefile's info (one round trip).
+ *  unsaved: the unsaved attributes only; -ENOENT when nothing is open.
+ *  open: stagefile_open() on the remote's files.
+ *  mkdir, unlink, rename, chmod, truncate, rmdir, symlink, readlink,
+ *    link, chown, utimens, statfs: scripts run through `run`.  What
+ *    needs the file on the server (rename, chmod, link, chown, utimens)
+ *    first uploads a file that exists only as its open copy
+ *    (stagefile_flush_pending()); unlink, rename and truncate keep the
+ *    staged copies right (stage.h).  rename takes RENAME_NOREPLACE, and
+ *    no other flag (-EINVAL).
+ *  readdir: the entries of a directory by find(1), with attributes.
+ */
+int remote_getattr(struct sbx_provider *p, struct stat *out, const char *box,
+		   const char *path);
+int remote_unsaved(struct sbx_provider *p, struct stat *out, const char *box,
+		   const char *path);
+int remote_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
+		const char *path, int flags, mode_t mode, const struct stat *known);
+int remote_mkdir(struct sbx_provider *p, const char *box, const char *path, mode_t mode);
+int remote_unlink(struct sbx_provider *p, const char *box, const char *path);
+int remote_rename(struct sbx_provider *p, const char *box, const char *from,
+		  const char *to, unsigned flags);
+int remote_chmod(struct sbx_provider *p, const char *box, const char *path, mode_t mode);
+int remote_truncate(struct sbx_provider *p, const char *box, const char *path,
+		    off_t size);
+int remote_rmdir(struct sbx_provider *p, const char *box, const char *path);
+int remote_symlink(struct sbx_provider *p, const char *box, const char *target,
+		   const char *path);
+int remote_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box,
+		    const char *path);
+int remote_link(struct sbx_provider *p, const char *box, const char *from,
+		const char *to);
+int remote_chown(struct sbx_provider *p, const char *box, const char *path, uid_t uid,
+		 gid_t gid);
+int remote_utimens(struct sbx_provider *p, const char *box, const char *path,
+		   const struct timespec ts[2]);
+int remote_statfs(struct sbx_provider *p, struct statvfs *out, const char *box,
+		  const char *path);
+int remote_readdir(struct sbx_provider *p, const char *box, const char *path,
+		   sbx_dirent_fn fn, void *ctx);
+
+/*
+ * Initializers of a provider's ops table (provider.h) for the slots above.
+ * REMOTE_OPS_FILES: staged files and what every remote provider does by
+ * shell; REMOTE_OPS_SHELL: the namespace too, for a provider whose file
+ * API moves contents and nothing else.
+ */
+#define REMOTE_OPS_FILES                                                              \
+	.getattr = remote_getattr, .unsaved = remote_unsaved,                         \
+	.fgetattr = stagefile_fgetattr, .open = remote_open, .read = stagefile_read,  \
+	.write = stagefile_write, .flush = stagefile_flush, .fsync = stagefile_fsync, \
+	.release = stagefile_release, .rmdir = remote_rmdir,                          \
+	.truncate = remote_truncate, .utimens = remote_utimens, .link = remote_link,  \
+	.statfs = remote_statfs
+
+#define REMOTE_OPS_SHELL                                                           \
+	.readdir = remote_readdir, .mkdir = remote_mkdir, .unlink = remote_unlink, \
+	.rename = remote_rename, .chmod = remote_chmod, .chown = remote_chown,     \
+	.symlink = remote_symlink, .readlink = remote_readlink
+
+/*
+ * lstat(2) of box:path by find(1) through run: what a stagefile info op
+ * of a provider without a stat call does.  -ENOENT if there is no such
+ * file, -EPROTO for an answer that does not parse.
+ */
+int remote_find_stat(struct remote *r, struct stat *st, const char *box,
+		     const char *path);
+
+/* chmod(2) of box:path by a script, with no staged-copy bookkeeping: for
+ * a provider's upload that must give a new file its mode. */
+int remote_set_mode(struct remote *r, const char *box, const char *path, mode_t mode);
+
+/* Build a script with sh_script() from fmt and run it.  0 or run's errno;
+ * -E2BIG for a script over 1 MiB. */
+int remote_runf(struct remote *r, const char *box, const char *what, int flags,
+		struct strbuf *out, const char *fmt, ...);
+
+/*
+ * Run `checks` (shell text that exits with an errno value when the call
+ * must fail), then `body`, whose stdout is bytes: with REMOTE_TEXT_OUTPUT
+ * they travel base64-encoded and are decoded here into out.  If `strict`,
+ * a failing body is -EIO; otherwise its status is ignored (a listing
+ * that meets an entry it cannot read).
+ */
+int remote_run_bytes(struct remote *r, const char *box, const char *what,
+		     const char *checks, const char *body, int strict, int flags,
+		     struct strbuf *out);
+
+#endif

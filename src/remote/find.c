@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sbxfs/names.h"
+#include "sbxfs/remote/find.h"
+#include "sbxfs/remote/shell.h"
+
+int find_script_stat(struct strbuf *sb, const char *var)
+{
+	return sh_script(sb,
+			 "if " FIND_HAVE_PRINTF
+			 "; then find \"$%s\" -maxdepth 0 -printf %q; "
+			 "else stat -c %q -- \"$%s\" && printf '\\0'; fi",
+			 var, FIND_PRINTF, FIND_STAT_FMT, var);
+}
+
+int find_script_list(struct strbuf *sb, const char *var)
+{
+	return sh_script(sb,
+			 "if " FIND_HAVE_PRINTF "; then "
+			 "find \"$%s\" -mindepth 1 -maxdepth 1 -printf %q; else "
+			 "for f in \"$%s\"/* \"$%s\"/.[!.]* \"$%s\"/..?*; do "
+			 "{ [ -e \"$f\" ] || [ -L \"$f\" ]; } || continue; "
+			 "stat -c %q -- \"$f\" && printf '\\0'; done; fi",
+			 var, FIND_PRINTF, var, var, var, FIND_STAT_FMT);
+}
+
+static int parse_u64(const char **p, unsigned long long *out)
+{
+	char *end;
+
+	if (**p < '0' || **p > '9')
+		return -1;
+	errno = 0;
+	*out = strtoull(*p, &end, 10);
+	if (errno || *end != ' ')
+		return -1;
+	*p = end + 1;
+	return 0;
+}
+
+static int parse_octal(const char **p, unsigned long *out)
+{
+	char *end;
+
+	if (**p < '0' || **p > '7')
+		return -1;
+	*out = strtoul(*p, &end, 8);
+	if (*end != ' ' || *out > 07777)
+		return -1;
+	*p = end + 1;
+	return 0;
+}
+
+/* "1700000000.1234567890 " into ts. */
+static int parse_stamp(const char **p, struct timespec *ts)
+{
+	const char *s = *p;
+	long long sec = 0;
+	long nsec = 0;
+	int digits = 0, neg = 0;
+
+	if (*s == '-') {
+		neg = 1;
+		s++;
+	}
+	if (*s < '0' || *s > '9')
+		return -1;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		if (sec > 1000000000000ll)
+			return -1;
+		sec = sec * 10 + (*s - '0');
+	}
+	if (*s == '.')
+		for (s++; *s >= '0' && *s <= '9'; s++, digits++)
+			if (digits < 9)
+				nsec = nsec * 10 + (*s - '0');
+	for (; digits < 9; digits++)
+		nsec *= 10;
+	if (*s != ' ')
+		return -1;
+	ts->tv_sec = (time_t)(neg ? -sec : sec);
+	ts->tv_nsec = neg ? 0 : nsec;
+	*p = s + 1;
+	return 0;
+}
+
+static mode_t type_of(char c)
+{
+	switch (c) {
+	case 'f':
+		return S_IFREG;
+	case 'd':
+		return S_IFDIR;
+	case 'l':
+		return S_IFLNK;
+	case 'p':
+		return S_IFIFO;
+	case 's':
+		return S_IFSOCK;
+	case 'c':
+		return S_IFCHR;
+	case 'b':
+		return S_IFBLK;
+	default:
+		return 0;
+	}
+}
+
+/* stat's "x81a4 " (raw st_mode in hex) into type and permissions. */
+static int parse_rawmode(const char **p, mode_t *type, unsigned long *perm)
+{
+	char *end;
+	unsigned long m;
+
+	if (!((*p)[1] >= '0' && (*p)[1] <= '9') && !((*p)[1] >= 'a' && (*p)[1] <= 'f'))
+		return -1;
+	m = strtoul(*p + 1, &end, 16);
+	if (*end != ' ' || m > 0xffff)
+		return -1;
+	*type = (mode_t)(m & S_IFMT);
+	*perm = m & 07777;
+	*p = end + 1;
+	return 0;
+}
+
+int find_parse(char *rec, struct stat *st, const char **name)
+{
+	unsigned long long nlink, uid, gid, size, ino;
+	unsigned long perm = 0;
+	mode_t type = type_of(rec[0]);
+	int from_stat = rec[0] == 'x';
+	const char *p = rec;
+	char *s;
+
+	memset(st, 0, sizeof(*st));
+	if (from_stat) {
+		if (parse_rawmode(&p, &type, &perm))
+			return -EPROTO;
+	} else {
+		if (!type || rec[1] != ' ')
+			return -EPROTO;
+		p = rec + 2;
+		if (parse_octal(&p, &perm))
+			return -EPROTO;
+	}
+	if (!type || parse_u64(&p, &nlink) || parse_u64(&p, &uid) ||
+	    parse_u64(&p, &gid) || parse_u64(&p, &size) ||
+	    parse_stamp(&p, &st->st_atim) || parse_stamp(&p, &st->st_mtim) ||
+	    parse_stamp(&p, &st->st_ctim) || parse_u64(&p, &ino) || size > (1ull << 62) ||
+	    uid > 0xfffffffful || gid > 0xfffffffful)
+		return -EPROTO;
+	s = rec + (p - rec);
+	if (from_stat) {
+		size_t n = strlen(s);
+		char *slash;
+
+		if (!n || s[n - 1] != '\n')
+			return -EPROTO;
+		s[n - 1] = '\0';
+		slash = strrchr(s, '/');
+		if (slash && slash[1])
+			s = slash + 1;
+	}
+	st->st_mode = type | (mode_t)perm;
+	st->st_nlink = nlink ? (nlink_t)nlink : 1;
+	st->st_uid = (uid_t)uid;
+	st->st_gid = (gid_t)gid;
+	st->st_size = (off_t)size;
+	st->st_blksize = 4096;
+	st->st_blocks = (st->st_size + 511) / 512;
+	*name = s;
+	return 0;
+}
+
+int find_parse_one(char *buf, size_t len, struct stat *st)
+{
+	const char *name;
+
+	if (!buf || !len || buf[len - 1] != '\0' || strlen(buf) != len - 1)
+		return -EPROTO;
+	return find_parse(buf, st, &name);
+}
+
+int find_each(char *buf, size_t len, sbx_dirent_fn fn, void *ctx)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		char *e = memchr(buf + i, '\0', len - i);
+		const char *name;
+		struct stat st;
+
+		if (!e)
+			break; /* a record cut short: the listing was interrupted */
+		if (!find_parse(buf + i, &st, &name) && sbx_entry_name_valid(name) &&
+		    fn(ctx, name, &st))
+			break;
+		i = (size_t)(e - buf) + 1;
+	}
+	return 0;
+}

@@ -1,0 +1,336 @@
+/* SPDX-License-Identifier: MIT */
+/* POSIX over a shell, and the slots every remote provider serves the same
+ * way.  See remote.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "sbxfs/log.h"
+#include "sbxfs/remote/base64.h"
+#include "sbxfs/remote/find.h"
+#include "sbxfs/remote/remote.h"
+#include "sbxfs/remote/shell.h"
+
+#define SCRIPT_MAX (1u << 20)
+#define STAT_MAX (1u << 16)
+#define LISTING_MAX (48u << 20)
+
+void remote_init(struct remote *r, const char *name, unsigned flags, struct stage *stage,
+		 const struct stagefile_ops *ops, void *ctx)
+{
+	r->name = name;
+	r->flags = flags;
+	r->stage = stage;
+	stagefile_init(&r->files, ops, stage, ctx);
+}
+
+int remote_runf(struct remote *r, const char *box, const char *what, int flags,
+		struct strbuf *out, const char *fmt, ...)
+{
+	struct strbuf s = STRBUF_INIT(SCRIPT_MAX);
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = sh_vscript(&s, fmt, ap);
+	va_end(ap);
+	if (!rc)
+		rc = r->run(r, box, what, s.buf, flags, out);
+	strbuf_release(&s);
+	return rc;
+}
+
+int remote_run_bytes(struct remote *r, const char *box, const char *what,
+		     const char *checks, const char *body, int strict, int flags,
+		     struct strbuf *out)
+{
+	struct strbuf s = STRBUF_INIT(SCRIPT_MAX),
+		      text = STRBUF_INIT(out->max / 3 * 4 + out->max / 38 + 64);
+	struct b64_decoder d = B64_DECODER_INIT;
+	int b64 = r->flags & REMOTE_TEXT_OUTPUT;
+	int rc = strbuf_addf(&s, "%s{ %s; }%s%s", checks, body, b64 ? " 2>/dev/null" : "",
+			     b64      ? " | base64"
+			     : strict ? " || exit 5"
+				      : "; exit 0");
+
+	if (!rc)
+		rc = r->run(r, box, what, s.buf, flags, b64 ? &text : out);
+	if (!rc && b64) {
+		rc = b64_feed(&d, out, text.buf, text.len);
+		if (!rc)
+			rc = b64_finish(&d, out);
+		if (rc == -EPROTO)
+			sbx_failf("%s: %s: the output came back garbled (not base64)",
+				  r->name, what);
+		else if (rc)
+			sbx_failf("%s: %s: the output is over %zu bytes", r->name, what,
+				  out->max);
+	}
+	strbuf_release(&s);
+	strbuf_release(&text);
+	return rc == -E2BIG ? -EFBIG : rc;
+}
+
+int remote_find_stat(struct remote *r, struct stat *st, const char *box, const char *path)
+{
+	struct strbuf checks = STRBUF_INIT(SCRIPT_MAX), body = STRBUF_INIT(4096);
+	struct strbuf out = STRBUF_INIT(STAT_MAX);
+	int rc = sh_script(&checks, "p=%q; " SH_EXISTS("p") " || exit 2; ", path);
+
+	if (!rc)
+		rc = find_script_stat(&body, "p");
+	if (!rc)
+		rc = remote_run_bytes(r, box, "stat", checks.buf, body.buf, 1,
+				      REMOTE_RUN_RETRY, &out);
+	if (!rc && find_parse_one(out.buf, out.len, st)) {
+		sbx_failf("%s: stat \"%s\": an answer that does not parse", r->name,
+			  path);
+		rc = -EPROTO;
+	}
+	strbuf_release(&checks);
+	strbuf_release(&body);
+	strbuf_release(&out);
+	return rc;
+}
+
+int remote_readdir(struct sbx_provider *p, const char *box, const char *path,
+		   sbx_dirent_fn fn, void *ctx)
+{
+	struct remote *r = REMOTE(p);
+	struct strbuf checks = STRBUF_INIT(SCRIPT_MAX), body = STRBUF_INIT(4096);
+	struct strbuf out = STRBUF_INIT(LISTING_MAX);
+	int rc = sh_script(
+		&checks,
+		"d=%q; [ -d \"$d\" ] || { [ -e \"$d\" ] && exit 20; exit 2; }; "
+		"[ -L \"$d\" ] && exit 20; cd -- \"$d\" 2>/dev/null || exit 13; ",
+		path);
+
+	if (!rc)
+		rc = find_script_list(&body, "d");
+	if (!rc)
+		rc = remote_run_bytes(r, box, "list", checks.buf, body.buf, 0,
+				      REMOTE_RUN_RETRY, &out);
+	if (!rc)
+		find_each(out.buf, out.len, fn, ctx);
+	strbuf_release(&checks);
+	strbuf_release(&body);
+	strbuf_release(&out);
+	return rc;
+}
+
+int remote_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box,
+		    const char *path)
+{
+	struct remote *r = REMOTE(p);
+	struct strbuf checks = STRBUF_INIT(SCRIPT_MAX), out = STRBUF_INIT(STAT_MAX);
+	int rc = sh_script(
+		&checks, "p=%q; [ -L \"$p\" ] || { [ -e \"$p\" ] && exit 22; exit 2; }; ",
+		path);
+
+	if (!rc)
+		rc = remote_run_bytes(r, box, "readlink", checks.buf,
+				      "if " FIND_HAVE_PRINTF "; then "
+				      "find \"$p\" -maxdepth 0 -printf '%l'; else "
+				      "t=$(readlink -- \"$p\"; echo x); "
+				      "printf %s \"${t%?x}\"; fi",
+				      1, REMOTE_RUN_RETRY, &out);
+	if (!rc && (!out.len || memchr(out.buf, '\0', out.len))) {
+		sbx_failf("%s: readlink \"%s\": a bad answer", r->name, path);
+		rc = -EPROTO;
+	}
+	if (!rc && out.len >= size)
+		rc = -ENAMETOOLONG;
+	if (!rc)
+		memcpy(buf, out.buf, out.len + 1);
+	strbuf_release(&checks);
+	strbuf_release(&out);
+	return rc;
+}
+
+int remote_getattr(struct sbx_provider *p, struct stat *out, const char *box,
+		   const char *path)
+{
+	struct remote *r = REMOTE(p);
+
+	if (!stage_stat(r->stage, box, path, out))
+		return 0;
+	return r->files.ops->info(r->files.ctx, out, box, path);
+}
+
+int remote_unsaved(struct sbx_provider *p, struct stat *out, const char *box,
+		   const char *path)
+{
+	return stage_stat(REMOTE(p)->stage, box, path, out);
+}
+
+int remote_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
+		const char *path, int flags, mode_t mode, const struct stat *known)
+{
+	return stagefile_open(&REMOTE(p)->files, fh, st, box, path, flags, mode, known);
+}
+
+/* Run the script in s unless building it failed (rc); s is released. */
+static int run_built(struct remote *r, const char *box, const char *what, int flags,
+		     struct strbuf *out, struct strbuf *s, int rc)
+{
+	if (!rc)
+		rc = r->run(r, box, what, s->buf, flags, out);
+	strbuf_release(s);
+	return rc;
+}
+
+int remote_rmdir(struct sbx_provider *p, const char *box, const char *path)
+{
+	struct strbuf s = STRBUF_INIT(SCRIPT_MAX);
+
+	return run_built(REMOTE(p), box, "rmdir", 0, NULL, &s, sh_rmdir(&s, path));
+}
+
+int remote_symlink(struct sbx_provider *p, const char *box, const char *target,
+		   const char *path)
+{
+	struct strbuf s = STRBUF_INIT(SCRIPT_MAX);
+
+	return run_built(REMOTE(p), box, "symlink", 0, NULL, &s,
+			 sh_symlink(&s, target, path));
+}
+
+int remote_link(struct sbx_provider *p, const char *box, const char *from, const char *to)
+{
+	struct remote *r = REMOTE(p);
+	struct strbuf s = STRBUF_INIT(SCRIPT_MAX);
+	int rc = stagefile_flush_pending(&r->files, box, from);
+
+	if (!rc)
+		rc = sh_link(&s, from, to);
+	return run_built(r, box, "link", 0, NULL, &s, rc);
+}
+
+int remote_chown(struct sbx_provider *p, const char *box, const char *path, uid_t uid,
+		 gid_t gid)
+{
+	struct remote *r = REMOTE(p);
+	struct strbuf s = STRBUF_INIT(SCRIPT_MAX);
+	int rc;
+
+	if (uid == (uid_t)-1 && gid == (gid_t)-1)
+		return 0;
+	rc = stagefile_flush_pending(&r->files, box, path);
+	if (!rc)
+		rc = sh_chown(&s, path, (unsigned)uid, (unsigned)gid);
+	return run_built(r, box, "chown", REMOTE_RUN_RETRY, NULL, &s, rc);
+}
+
+int remote_utimens(struct sbx_provider *p, const char *box, const char *path,
+		   const struct timespec ts[2])
+{
+	struct remote *r = REMOTE(p);
+	struct strbuf s = STRBUF_INIT(SCRIPT_MAX);
+	int rc = stagefile_flush_pending(&r->files, box, path);
+
+	if (!rc)
+		rc = sh_utimens(&s, path, ts, r->flags & REMOTE_FOLLOWS_SYMLINKS);
+	return run_built(r, box, "utimens", REMOTE_RUN_RETRY, NULL, &s, rc);
+}
+
+int remote_statfs(struct sbx_provider *p, struct statvfs *out, const char *box,
+		  const char *path)
+{
+	struct remote *r = REMOTE(p);
+	struct strbuf s = STRBUF_INIT(SCRIPT_MAX), o = STRBUF_INIT(4096);
+	int rc = run_built(r, box, "statfs", REMOTE_RUN_RETRY, &o, &s,
+			   sh_statfs(&s, path));
+
+	if (!rc && sh_parse_statfs(out, o.buf)) {
+		sbx_failf("%s: statfs: unexpected answer", r->name);
+		rc = -EPROTO;
+	}
+	strbuf_release(&o);
+	return rc;
+}
+
+int remote_mkdir(struct sbx_provider *p, const char *box, const char *path, mode_t mode)
+{
+	struct strbuf s = STRBUF_INIT(SCRIPT_MAX);
+
+	return run_built(REMOTE(p), box, "mkdir", 0, NULL, &s, sh_mkdir(&s, path, mode));
+}
+
+int remote_unlink(struct sbx_provider *p, const char *box, const char *path)
+{
+	struct remote *r = REMOTE(p);
+	struct strbuf s = STRBUF_INIT(SCRIPT_MAX);
+	int rc = run_built(r, box, "unlink", 0, NULL, &s, sh_unlink(&s, path));
+
+	/* A file created and still open is not on the server yet: dropping
+	 * its copy is the whole unlink. */
+	if ((!rc || rc == -ENOENT) && stage_unlink(r->stage, box, path))
+		rc = 0;
+	return rc;
+}
+
+int remote_rename(struct sbx_provider *p, const char *box, const char *from,
+		  const char *to, unsigned flags)
+{
+	struct remote *r = REMOTE(p);
+	struct strbuf s = STRBUF_INIT(SCRIPT_MAX);
+	int rc;
+
+	if (flags & ~RENAME_NOREPLACE) {
+		sbx_failf("%s: rename cannot exchange two files", r->name);
+		return -EINVAL;
+	}
+	rc = stagefile_flush_pending(&r->files, box, from);
+	if (!rc)
+		rc = sh_rename(&s, from, to, flags & RENAME_NOREPLACE);
+	rc = run_built(r, box, "rename", 0, NULL, &s, rc);
+	if (!rc)
+		stage_rename(r->stage, box, from, to);
+	return rc;
+}
+
+int remote_set_mode(struct remote *r, const char *box, const char *path, mode_t mode)
+{
+	struct strbuf s = STRBUF_INIT(SCRIPT_MAX);
+
+	return run_built(r, box, "chmod", REMOTE_RUN_RETRY, NULL, &s,
+			 sh_chmod(&s, path, mode));
+}
+
+int remote_chmod(struct sbx_provider *p, const char *box, const char *path, mode_t mode)
+{
+	struct remote *r = REMOTE(p);
+	struct staged *f;
+	int rc = stagefile_flush_pending(&r->files, box, path);
+
+	if (!rc)
+		rc = remote_set_mode(r, box, path, mode);
+	/* An open copy reports the new mode and keeps it on upload. */
+	if (!rc && (f = stage_lookup(r->stage, box, path))) {
+		pthread_mutex_lock(&f->lock);
+		f->mode = (f->mode & S_IFMT) | (mode & 07777);
+		pthread_mutex_unlock(&f->lock);
+		stage_unref(f);
+	}
+	return rc;
+}
+
+int remote_truncate(struct sbx_provider *p, const char *box, const char *path, off_t size)
+{
+	struct remote *r = REMOTE(p);
+	struct strbuf s = STRBUF_INIT(SCRIPT_MAX);
+	/* An open copy is the file's future contents: truncate that, and
+	 * close uploads it. */
+	int rc = stage_truncate(r->stage, box, path, size);
+
+	if (rc != -ENOENT)
+		return rc;
+	rc = run_built(r, box, "truncate", REMOTE_RUN_RETRY, NULL, &s,
+		       sh_truncate(&s, path, size));
+	if (!rc)
+		stage_unlink(r->stage, box, path); /* a cached copy is stale */
+	return rc;
+}
