@@ -9,6 +9,8 @@
 
 static __thread char fail_text[1024];
 static __thread const volatile int *intr_flag;
+static __thread int in_call;
+static __thread long call_stalled_ms;
 
 void sbx_failf(const char *fmt, ...)
 {
@@ -38,9 +40,23 @@ int sbx_interrupted(void)
 void sbx_intr_enter(const volatile int *flag)
 {
 	intr_flag = flag;
+	in_call = 1;
+	call_stalled_ms = 0;
 }
 
 void sbx_intr_leave(void)
 {
 	intr_flag = NULL;
+	in_call = 0;
+}
+
+void sbx_call_stalled(long ms)
+{
+	if (in_call && ms > 0)
+		call_stalled_ms += ms;
+}
+
+long sbx_call_stalled_ms(void)
+{
+	return in_call ? call_stalled_ms : -1;
 }

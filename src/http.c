@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <stdint.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -299,6 +300,24 @@ static int errno_of_curl(CURLcode rc)
 	}
 }
 
+/* Once the request being served has lost time to a silent server, what
+ * is left of its one timeout bounds every further attempt (see
+ * sbx_call_stalled()); until then each attempt has its own timeout. */
+static long call_left_ms(const struct http_client *c)
+{
+	long stalled = sbx_call_stalled_ms();
+
+	return stalled > 0 ? c->timeout_ms - stalled : LONG_MAX;
+}
+
+static long attempt_timeout_ms(const struct http_client *c, const struct http_req *req)
+{
+	long ms = req->timeout_ms > 0 ? req->timeout_ms : c->timeout_ms;
+	long left = call_left_ms(c);
+
+	return ms < left ? ms : left;
+}
+
 static int attempt(struct http_client *c, const struct http_req *req,
 		   struct http_resp *resp, struct curl_slist *headers)
 {
@@ -332,9 +351,7 @@ static int attempt(struct http_client *c, const struct http_req *req,
 		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
 				 (long)((c->stall_ms + 999) / 1000));
 	} else {
-		curl_easy_setopt(
-			h, CURLOPT_TIMEOUT_MS,
-			(long)(req->timeout_ms > 0 ? req->timeout_ms : c->timeout_ms));
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, attempt_timeout_ms(c, req));
 	}
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
@@ -427,7 +444,7 @@ static int retryable(int rc, long status)
 int http_do(struct http_client *c, const struct http_req *req, struct http_resp *resp)
 {
 	struct curl_slist *headers = c->headers, *extra = NULL;
-	long start = now_ms(), wait_ms = 250;
+	long start = now_ms(), wait_ms = 250, t0;
 	int tries = req->idempotent ? c->retries + 1 : 1;
 	char pathbuf[256];
 	int rc = 0, i;
@@ -463,19 +480,33 @@ int http_do(struct http_client *c, const struct http_req *req, struct http_resp 
 				  strerror(errno));
 			break;
 		}
+		if (call_left_ms(c) <= 0) {
+			sbx_failf("%s %s: no answer within %d s", req->method,
+				  http_url_path(req->url, pathbuf, sizeof(pathbuf)),
+				  (c->timeout_ms + 999) / 1000);
+			rc = -ETIMEDOUT;
+			break;
+		}
+		t0 = now_ms();
 		rc = attempt(c, req, resp, headers);
-		if (i + 1 == tries || !retryable(rc, resp->status) || sbx_interrupted())
+		if (!retryable(rc, resp->status))
+			break;
+		sbx_call_stalled(now_ms() - t0);
+		if (i + 1 == tries || sbx_interrupted())
 			break;
 		if (resp->retry_after >= 0) {
 			if (resp->retry_after * 1000 > RETRY_WAIT_MAX_MS)
 				break; /* longer than we hold a caller: let it see 429 */
 			wait_ms = (long)(resp->retry_after * 1000);
 		}
+		if (sbx_call_stalled_ms() + wait_ms > c->timeout_ms)
+			break; /* the caller's one bound, retries included */
 		sbx_trace(SBX_TRACE_HTTP, "%s %s: %s, retrying in %ld ms", req->method,
 			  http_url_path(req->url, pathbuf, sizeof(pathbuf)),
 			  rc ? sbx_fail_text() : "server busy", wait_ms);
 		http_resp_release(resp);
 		sleep_ms(wait_ms);
+		sbx_call_stalled(wait_ms);
 		wait_ms = wait_ms * 2 > 4000 ? 4000 : wait_ms * 2;
 	}
 	if (extra) {

@@ -7,7 +7,9 @@
  * requests and threads.  Every request is bounded: a connect timeout, and
  * either a total timeout or, for transfers of file data, a stall timeout.
  * Response bodies kept in memory have a maximum.  Idempotent requests are
- * retried with backoff on transport failures, 429 and 5xx.
+ * retried with backoff on transport failures, 429 and 5xx, as long as the
+ * request being served has lost less than the total timeout to failures
+ * (see sbx_call_stalled()): a silent server costs a caller one timeout.
  *
  * Credentials live only in the client's header list: they are never
  * logged, and error texts name the method and path, never the headers.

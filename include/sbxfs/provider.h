@@ -323,4 +323,16 @@ int sbx_interrupted(void);
 void sbx_intr_enter(const volatile int *flag);
 void sbx_intr_leave(void);
 
+/*
+ * The time the request this thread serves has lost to a server that did
+ * not answer: failed attempts and the pauses before their retries.  A
+ * request may make many remote calls (a state wait polls for minutes),
+ * but it spends at most one timeout on a silent server, retries included:
+ * http.c adds each failed attempt with sbx_call_stalled() and starts no
+ * retry past the bound.  sbx_call_stalled_ms() is -1 outside a request
+ * (then each remote call is bounded on its own).
+ */
+void sbx_call_stalled(long ms);
+long sbx_call_stalled_ms(void);
+
 #endif
