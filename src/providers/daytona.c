@@ -121,37 +121,31 @@ int dt_url_toolbox(struct strbuf *sb, const char *toolbox, const char *route, ..
 
 /* ---- sandbox records ---- */
 
+const struct remote_state_word dt_states[] = {
+	{ "started", REMOTE_RUNNING },
+	{ "stopped", REMOTE_STOPPED },
+	{ "paused", REMOTE_PAUSED },
+	{ "starting", REMOTE_STARTING },
+	{ "restoring", REMOTE_STARTING },
+	{ "resuming", REMOTE_STARTING },
+	{ "pulling_snapshot", REMOTE_CREATING },
+	{ "creating", REMOTE_CREATING },
+	{ "pending_build", REMOTE_CREATING },
+	{ "building_snapshot", REMOTE_CREATING },
+	{ "stopping", REMOTE_STOPPING },
+	{ "pausing", REMOTE_STOPPING },
+	{ "archiving", REMOTE_STOPPING },
+	{ "archived", REMOTE_ARCHIVED },
+	{ "error", REMOTE_ERROR },
+	{ "build_failed", REMOTE_ERROR },
+	{ "destroying", REMOTE_DELETING },
+	{ "destroyed", REMOTE_GONE },
+	{ NULL, REMOTE_UNKNOWN },
+};
+
 enum sbx_state dt_map_state(const char *s)
 {
-	static const struct {
-		const char *word;
-		enum sbx_state state;
-	} map[] = {
-		{ "started", SBX_STATE_RUNNING },
-		{ "stopped", SBX_STATE_STOPPED },
-		{ "paused", SBX_STATE_STOPPED },
-		{ "starting", SBX_STATE_STARTING },
-		{ "restoring", SBX_STATE_STARTING },
-		{ "resuming", SBX_STATE_STARTING },
-		{ "pulling_snapshot", SBX_STATE_CREATING },
-		{ "creating", SBX_STATE_CREATING },
-		{ "pending_build", SBX_STATE_CREATING },
-		{ "building_snapshot", SBX_STATE_CREATING },
-		{ "stopping", SBX_STATE_STOPPING },
-		{ "pausing", SBX_STATE_STOPPING },
-		{ "archiving", SBX_STATE_STOPPING },
-		{ "archived", SBX_STATE_ARCHIVED },
-		{ "error", SBX_STATE_ERROR },
-		{ "build_failed", SBX_STATE_ERROR },
-		{ "destroying", SBX_STATE_DELETING },
-		{ "destroyed", SBX_STATE_DELETING },
-	};
-	size_t i;
-
-	for (i = 0; s && i < sizeof(map) / sizeof(map[0]); i++)
-		if (!strcmp(map[i].word, s))
-			return map[i].state;
-	return SBX_STATE_UNKNOWN;
+	return remote_sbx_state(remote_state_of(dt_states, s));
 }
 
 /* The name a sandbox goes by here: its Daytona name, else its id. */
@@ -162,30 +156,21 @@ static const char *box_name_of(const cJSON *sb)
 	return name && name[0] ? name : json_str(sb, "id");
 }
 
-/* Remember name -> id (and the toolbox URL if the JSON has one). */
+/* Remember name -> id (and the toolbox URL, the record's priv, if the
+ * JSON has one). */
 static void remember(struct dt *dt, const cJSON *sb)
 {
 	const char *name = box_name_of(sb), *id = json_str(sb, "id");
 	const char *proxy = json_str(sb, "toolboxProxyUrl");
-	struct dbox *b;
+	struct boxtable *t = &dt->r.boxes;
+	struct rbox *b;
+	void *old;
 
 	if (!name || !id || !sbx_name_valid(name) || strlen(id) >= sizeof(b->id))
 		return;
-	pthread_mutex_lock(&dt->lock);
-	for (b = dt->boxes; b; b = b->next)
-		if (!strcmp(b->name, name))
-			break;
-	if (!b && (b = calloc(1, sizeof(*b)))) {
-		snprintf(b->name, sizeof(b->name), "%s", name);
-		b->next = dt->boxes;
-		dt->boxes = b;
-	}
-	if (b && strcmp(b->id, id)) {
-		snprintf(b->id, sizeof(b->id), "%s", id);
-		free(b->toolbox);
-		b->toolbox = NULL;
-	}
-	if (b && !b->toolbox && proxy && proxy[0] && !strncmp(proxy, "http", 4)) {
+	boxtable_lock(t);
+	b = boxtable_set_locked(t, name, id, &old);
+	if (b && !b->priv && proxy && proxy[0] && !strncmp(proxy, "http", 4)) {
 		struct strbuf u = STRBUF_INIT(4096);
 		size_t n = strlen(proxy);
 
@@ -193,26 +178,11 @@ static void remember(struct dt *dt, const cJSON *sb)
 			n--;
 		if (!strbuf_add(&u, proxy, n) && !strbuf_addf(&u, "/") &&
 		    !http_escape(&u, id))
-			b->toolbox = strbuf_detach(&u, NULL);
+			b->priv = strbuf_detach(&u, NULL);
 		strbuf_release(&u);
 	}
-	pthread_mutex_unlock(&dt->lock);
-}
-
-static void forget(struct dt *dt, const char *name)
-{
-	struct dbox **pp, *b;
-
-	pthread_mutex_lock(&dt->lock);
-	for (pp = &dt->boxes; (b = *pp); pp = &b->next) {
-		if (!strcmp(b->name, name)) {
-			*pp = b->next;
-			free(b->toolbox);
-			free(b);
-			break;
-		}
-	}
-	pthread_mutex_unlock(&dt->lock);
+	boxtable_unlock(t);
+	free(old);
 }
 
 /* GET /sandbox/{name}: the sandbox JSON (caller frees).  -ENOENT if none. */
@@ -235,7 +205,7 @@ int dt_get_sandbox(struct dt *dt, cJSON **out, const char *name)
 	if (rc)
 		return rc;
 	if (r.status == 404) {
-		forget(dt, name);
+		boxtable_forget(&dt->r.boxes, name);
 		rc = -ENOENT;
 	} else if (r.status != 200) {
 		rc = dt_fail_resp(what, &r, NULL);
@@ -255,24 +225,25 @@ int dt_get_sandbox(struct dt *dt, cJSON **out, const char *name)
  * sandbox JSON said, else asks the API, else the old API route. */
 int dt_toolbox_of(struct dt *dt, char **out, const char *name)
 {
+	struct boxtable *t = &dt->r.boxes;
 	struct strbuf url = STRBUF_INIT(8192);
 	char id[128] = "";
-	struct dbox *b;
+	struct rbox *b;
 	struct http_resp r;
 	cJSON *j = NULL;
 	int rc;
 
 	*out = NULL;
 	for (int pass = 0; pass < 2; pass++) {
-		pthread_mutex_lock(&dt->lock);
-		for (b = dt->boxes; b; b = b->next)
-			if (!strcmp(b->name, name))
-				break;
-		if (b && b->toolbox)
-			*out = strdup(b->toolbox);
+		boxtable_lock(t);
+		b = boxtable_find_locked(t, name);
+		if (b && b->gone)
+			b = NULL;
+		if (b && b->priv)
+			*out = strdup(b->priv);
 		if (b)
 			snprintf(id, sizeof(id), "%s", b->id);
-		pthread_mutex_unlock(&dt->lock);
+		boxtable_unlock(t);
 		if (*out)
 			return 0;
 		if (id[0])
@@ -321,11 +292,11 @@ int dt_toolbox_of(struct dt *dt, char **out, const char *name)
 		return -ENOMEM;
 	}
 	*out = strbuf_detach(&url, NULL);
-	pthread_mutex_lock(&dt->lock);
-	for (b = dt->boxes; b; b = b->next)
-		if (!strcmp(b->name, name) && !b->toolbox)
-			b->toolbox = strdup(*out);
-	pthread_mutex_unlock(&dt->lock);
+	boxtable_lock(t);
+	b = boxtable_find_locked(t, name);
+	if (b && !b->gone && !b->priv && !strcmp(b->id, id))
+		b->priv = strdup(*out);
+	boxtable_unlock(t);
 	return 0;
 }
 
@@ -405,6 +376,8 @@ static int check_credentials(struct dt *dt)
 	return rc;
 }
 
+static const struct remote_box_ops dt_box_ops;
+
 static int dt_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 {
 	char *key = opt_or_env(opts, "api_key", "DAYTONA_API_KEY");
@@ -455,6 +428,7 @@ static int dt_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	}
 	pthread_mutex_init(&dt->lock, NULL);
 	cmdpoll_init(&dt->cmds);
+	boxtable_init(&dt->r.boxes, free);
 	dt->jwt = !key;
 	dt->api = api ? api : strdup(DEFAULT_API_URL);
 	api = NULL;
@@ -497,12 +471,14 @@ static int dt_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	remote_init(&dt->r, "daytona", REMOTE_TEXT_OUTPUT | REMOTE_FOLLOWS_SYMLINKS,
 		    dt->stage, &dt_stagefile_ops, dt);
 	dt->r.run = dt_run;
+	dt->r.box_ops = &dt_box_ops;
 	rc = check_credentials(dt);
 	if (rc)
 		goto fail;
 	p->priv = dt;
 	goto out;
 fail:
+	boxtable_destroy(&dt->r.boxes);
 	free_ws_headers(dt);
 	http_client_free(dt->http);
 	stage_free(dt->stage);
@@ -532,17 +508,9 @@ static void dt_destroy(struct sbx_provider *p)
 	/* Command pollers notice the stop, end their commands and leave. */
 	cmdpoll_stop(&dt->cmds);
 	left = cmdpoll_wait(&dt->cmds, 30);
-	pthread_mutex_lock(&dt->lock);
-	while (dt->boxes) {
-		struct dbox *b = dt->boxes;
-
-		dt->boxes = b->next;
-		free(b->toolbox);
-		free(b);
-	}
-	pthread_mutex_unlock(&dt->lock);
 	if (left)
 		return; /* a poller is stuck in a bounded request: leak, don't crash */
+	boxtable_destroy(&dt->r.boxes);
 	free_ws_headers(dt);
 	http_client_free(dt->http);
 	stage_free(dt->stage);
@@ -630,65 +598,6 @@ static int dt_list(struct sbx_provider *p, sbx_list_fn fn, void *ctx)
 	}
 	free(cursor);
 	return rc;
-}
-
-/* Wait until the sandbox reaches one of the states in `want` (a
- * space-separated list of Daytona words).  -ENOENT as a wanted outcome is
- * the word "gone".  Fails on error states and past STATE_WAIT_S. */
-static int wait_state(struct dt *dt, const char *box, const char *want)
-{
-	time_t deadline = time(NULL) + STATE_WAIT_S;
-	long delay_ms = 100;
-	char last[64] = "";
-
-	for (;;) {
-		cJSON *sb = NULL;
-		int rc = dt_get_sandbox(dt, &sb, box);
-		const char *state;
-		char word[72];
-
-		if (rc == -ENOENT) {
-			return strstr(want, "gone") ? 0 : rc;
-		}
-		if (rc)
-			return rc;
-		state = json_str(sb, "state");
-		snprintf(last, sizeof(last), "%s", state ? state : "?");
-		snprintf(word, sizeof(word), " %s ", last);
-		{
-			char padded[256];
-
-			snprintf(padded, sizeof(padded), " %s ", want);
-			if (strstr(padded, word)) {
-				cJSON_Delete(sb);
-				return 0;
-			}
-		}
-		if (dt_map_state(state) == SBX_STATE_ERROR) {
-			const char *why = json_str(sb, "errorReason");
-
-			sbx_failf("daytona: sandbox \"%s\" is in state %s%s%s", box, last,
-				  why ? ": " : "", why ? why : "");
-			cJSON_Delete(sb);
-			return -EIO;
-		}
-		cJSON_Delete(sb);
-		if (time(NULL) > deadline) {
-			sbx_failf(
-				"daytona: sandbox \"%s\" still %s after %d s (waiting for %s)",
-				box, last, STATE_WAIT_S, want);
-			return -ETIMEDOUT;
-		}
-		usleep((useconds_t)delay_ms * 1000);
-		if (sbx_interrupted()) {
-			sbx_failf("daytona: interrupted while sandbox \"%s\" was %s "
-				  "(waiting for %s)",
-				  box, last, want);
-			return -EINTR;
-		}
-		if (delay_ms < 1000)
-			delay_ms = delay_ms * 3 / 2;
-	}
 }
 
 static int add_int_arg(cJSON *body, const char *field, const char *key, const char *v)
@@ -785,11 +694,10 @@ static int create_body(struct dt *dt, cJSON *body, const char *box,
 	return 0;
 }
 
-static int dt_create(struct sbx_provider *p, const char *box,
-		     const struct sbx_kvlist *args)
+static int dt_create(struct remote *rm, const char *box, const struct sbx_kvlist *args)
 {
 	static const struct errmap over[] = { { 409, EEXIST }, { 0, 0 } };
-	struct dt *dt = DT(p);
+	struct dt *dt = (struct dt *)rm;
 	struct strbuf url = STRBUF_INIT(4096);
 	cJSON *body = cJSON_CreateObject(), *sb;
 	struct http_resp r;
@@ -814,9 +722,6 @@ static int dt_create(struct sbx_provider *p, const char *box,
 		cJSON_Delete(sb);
 	}
 	http_resp_release(&r);
-	/* Daytona makes running sandboxes: wait until it is usable. */
-	if (!rc)
-		rc = wait_state(dt, box, "started");
 out:
 	strbuf_release(&url);
 	cJSON_Delete(body);
@@ -862,83 +767,48 @@ int dt_state_of(struct dt *dt, const char *box, char *out, size_t size)
 	return rc;
 }
 
-static int dt_start(struct sbx_provider *p, const char *box)
+static int dt_start(struct remote *rm, const char *box)
 {
-	struct dt *dt = DT(p);
-	char state[64];
-	int rc = dt_state_of(dt, box, state, sizeof(state));
+	return lifecycle((struct dt *)rm, box, "POST", "/start", "start");
+}
+
+static int dt_stop(struct remote *rm, const char *box)
+{
+	return lifecycle((struct dt *)rm, box, "POST", "/stop", "stop");
+}
+
+static int dt_remove(struct remote *rm, const char *box)
+{
+	return lifecycle((struct dt *)rm, box, "DELETE", "", "delete");
+}
+
+/* The state word and, for a failed sandbox, why. */
+static int box_state(struct remote *rm, char *word, size_t size, char *why,
+		     size_t why_size, const char *box)
+{
+	cJSON *sb = NULL;
+	int rc = dt_get_sandbox((struct dt *)rm, &sb, box);
+	const char *v;
 
 	if (rc)
 		return rc;
-	switch (dt_map_state(state)) {
-	case SBX_STATE_RUNNING:
-		return 0;
-	case SBX_STATE_STOPPED:
-	case SBX_STATE_ARCHIVED:
-	case SBX_STATE_ERROR:
-		rc = lifecycle(dt, box, "POST", "/start", "start");
-		break;
-	case SBX_STATE_STOPPING:
-		/* Let the stop finish, then start. */
-		rc = wait_state(dt, box, "stopped archived");
-		if (!rc)
-			rc = lifecycle(dt, box, "POST", "/start", "start");
-		break;
-	case SBX_STATE_DELETING:
-		sbx_failf("daytona: sandbox \"%s\" is being deleted", box);
-		return -EBUSY;
-	default:
-		break; /* creating, starting: it is on its way */
-	}
-	return rc ? rc : wait_state(dt, box, "started");
+	snprintf(word, size, "%s", (v = json_str(sb, "state")) ? v : "");
+	snprintf(why, why_size, "%s", (v = json_str(sb, "errorReason")) ? v : "");
+	cJSON_Delete(sb);
+	return 0;
 }
 
-static int dt_stop(struct sbx_provider *p, const char *box)
-{
-	struct dt *dt = DT(p);
-	char state[64];
-	int rc = dt_state_of(dt, box, state, sizeof(state));
-
-	if (rc)
-		return rc;
-	switch (dt_map_state(state)) {
-	case SBX_STATE_STOPPED:
-	case SBX_STATE_ARCHIVED:
-		return 0;
-	case SBX_STATE_STOPPING:
-		break;
-	case SBX_STATE_CREATING:
-	case SBX_STATE_STARTING:
-		rc = wait_state(dt, box, "started");
-		if (!rc)
-			rc = lifecycle(dt, box, "POST", "/stop", "stop");
-		break;
-	case SBX_STATE_DELETING:
-		sbx_failf("daytona: sandbox \"%s\" is being deleted", box);
-		return -EBUSY;
-	default:
-		rc = lifecycle(dt, box, "POST", "/stop", "stop");
-		break;
-	}
-	stage_drop_box(dt->stage, box);
-	return rc ? rc : wait_state(dt, box, "stopped archived");
-}
-
-static int dt_remove(struct sbx_provider *p, const char *box)
-{
-	struct dt *dt = DT(p);
-	int rc = lifecycle(dt, box, "DELETE", "", "delete");
-
-	if (rc == -ENOENT)
-		rc = 0;
-	if (!rc)
-		rc = wait_state(dt, box, "gone destroyed");
-	if (!rc) {
-		forget(dt, box);
-		stage_drop_box(dt->stage, box);
-	}
-	return rc;
-}
+static const struct remote_box_ops dt_box_ops = {
+	.noun = "sandbox",
+	.states = dt_states,
+	/* Daytona has more states than the table knows, and adds some. */
+	.flags = REMOTE_BOX_UNKNOWN_BUSY,
+	.state = box_state,
+	.create = dt_create,
+	.start = dt_start,
+	.stop = dt_stop,
+	.remove = dt_remove,
+};
 
 static int dt_ctl(struct sbx_provider *p, const char *box, int argc, char *const argv[])
 {
@@ -946,10 +816,12 @@ static int dt_ctl(struct sbx_provider *p, const char *box, int argc, char *const
 	int rc;
 
 	if (!strcmp(argv[0], "archive") && argc == 1) {
-		rc = dt_stop(p, box);
+		rc = remote_stop(p, box);
 		if (!rc)
 			rc = lifecycle(dt, box, "POST", "/archive", "archive");
-		return rc ? rc : wait_state(dt, box, "archived");
+		return rc ? rc
+			  : remote_wait(&dt->r, box, REMOTE_IN(REMOTE_ARCHIVED),
+					REMOTE_STATE_WAIT_S);
 	}
 	if (!strcmp(argv[0], "archive")) {
 		sbx_failf("archive takes no arguments");
@@ -1045,10 +917,7 @@ static const struct sbx_provider_ops daytona_ops = {
 	.destroy = dt_destroy,
 	.describe = dt_describe,
 	.list = dt_list,
-	.create = dt_create,
-	.remove = dt_remove,
-	.start = dt_start,
-	.stop = dt_stop,
+	REMOTE_OPS_BOXES,
 	.ctl = dt_ctl,
 	.info = dt_info,
 	REMOTE_OPS_FILES,

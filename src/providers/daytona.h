@@ -44,14 +44,6 @@
 #define LISTING_MAX (64u << 20)
 #define RUN_OUTPUT_MAX (1u << 20)
 #define LOG_MAX ((size_t)1 << 30)
-#define STATE_WAIT_S 300 /* bound on waiting for a state change */
-
-struct dbox {
-	struct dbox *next;
-	char name[SBX_NAME_MAX + 1];
-	char id[128];
-	char *toolbox; /* base URL of this sandbox's toolbox, no trailing '/' */
-};
 
 struct dt {
 	struct remote r; /* first: the remote layer's part */
@@ -66,9 +58,10 @@ struct dt {
 	char *ws_headers[3];
 	size_t nws_headers;
 
-	struct cmdpoll cmds;  /* the command pollers */
-	pthread_mutex_t lock; /* guards boxes, cmd_seq */
-	struct dbox *boxes;
+	struct cmdpoll cmds; /* the command pollers */
+	/* r.boxes: a record's priv is the base URL of the sandbox's
+	 * toolbox (no trailing '/'), or NULL until known. */
+	pthread_mutex_t lock; /* guards cmd_seq */
 	unsigned long cmd_seq;
 };
 
@@ -91,6 +84,8 @@ cJSON *dt_parse_json(const struct http_resp *r, const char *what);
 int dt_url_sandbox(struct strbuf *sb, struct dt *dt, const char *idname,
 		   const char *suffix);
 int dt_url_toolbox(struct strbuf *sb, const char *toolbox, const char *route, ...);
+/* Daytona's state words, for the state machine (lifecycle.h). */
+extern const struct remote_state_word dt_states[];
 enum sbx_state dt_map_state(const char *s);
 int dt_get_sandbox(struct dt *dt, cJSON **out, const char *name);
 int dt_toolbox_of(struct dt *dt, char **out, const char *name);

@@ -40,13 +40,22 @@ void boxtable_unlock(struct boxtable *t)
 	pthread_mutex_unlock(&t->lock);
 }
 
-struct rbox *boxtable_get_locked(struct boxtable *t, const char *name)
+struct rbox *boxtable_find_locked(struct boxtable *t, const char *name)
 {
 	struct rbox *b;
 
 	for (b = t->boxes; b; b = b->next)
 		if (!strcmp(b->name, name))
-			return b;
+			break;
+	return b;
+}
+
+struct rbox *boxtable_get_locked(struct boxtable *t, const char *name)
+{
+	struct rbox *b = boxtable_find_locked(t, name);
+
+	if (b)
+		return b;
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return NULL;
@@ -104,9 +113,7 @@ int boxtable_id(struct boxtable *t, char *out, size_t size, const char *name)
 	int rc = -ENOENT;
 
 	pthread_mutex_lock(&t->lock);
-	for (b = t->boxes; b; b = b->next)
-		if (!strcmp(b->name, name))
-			break;
+	b = boxtable_find_locked(t, name);
 	if (b && !b->gone && b->id[0]) {
 		snprintf(out, size, "%s", b->id);
 		rc = 0;
@@ -129,9 +136,7 @@ void boxtable_forget(struct boxtable *t, const char *name)
 	void *old = NULL;
 
 	pthread_mutex_lock(&t->lock);
-	for (b = t->boxes; b; b = b->next)
-		if (!strcmp(b->name, name))
-			break;
+	b = boxtable_find_locked(t, name);
 	if (b)
 		boxtable_forget_locked(b, &old);
 	pthread_mutex_unlock(&t->lock);

@@ -69,6 +69,8 @@ void boxtable_unlock(struct boxtable *t);
  * only when out of memory.  The pointer stays valid until destroy.
  */
 struct rbox *boxtable_get_locked(struct boxtable *t, const char *name);
+/* The record of `name`, or NULL if there is none (none is made). */
+struct rbox *boxtable_find_locked(struct boxtable *t, const char *name);
 struct rbox *boxtable_get(struct boxtable *t, const char *name);
 
 /*
