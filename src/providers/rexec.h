@@ -44,7 +44,6 @@
 #define RX_OUTPUT_MAX (48u << 20)   /* one script's output, base64 included */
 #define RX_EXEC_CAP (1u << 20)	    /* the exec endpoint's output cap */
 #define RX_UPLOAD_MAX (100ll << 20) /* the server's per-request upload cap */
-#define RX_STATE_WAIT_S 300	    /* bound on waiting for a state change */
 #define RX_ID_MAX 80
 /* Where scripts and commands keep their files in the container. */
 #define RX_WORK_DIR "/var/tmp/.sbxfs"
@@ -52,22 +51,6 @@
 #define RX_HOME "/home/user"
 
 struct rx_term;
-
-/* What we know of one container.  Records are never freed before
- * destroy (a command or terminal may still point at one); a deleted
- * container's record is marked gone and reused if the name comes back. */
-struct rx_box {
-	struct rx_box *next;
-	char name[SBX_NAME_MAX + 1];
-	/* Guarded by rx->lock. */
-	char db_id[RX_ID_MAX];
-	char docker_id[RX_ID_MAX]; /* "" while creating */
-	char status[32];
-	int gone;
-	int stopping; /* a stop or delete is under way: open no terminal */
-	/* The terminal of this container; its own lock guards its use. */
-	struct rx_term *term;
-};
 
 enum rx_transport {
 	RX_UNKNOWN = 0,
@@ -85,11 +68,12 @@ struct rx {
 	int timeout_s;
 	char transport_opt[16]; /* "auto", "exec" or "terminal" */
 
+	/* r.boxes: a record's id is the database UUID, alt_id the Docker
+	 * id ("" while creating), state the status, priv the container's
+	 * terminal (struct rx_term, whose own lock guards its use). */
 	struct cmdpoll cmds;  /* the command pollers */
-	pthread_mutex_t lock; /* guards everything below and rx_box fields */
+	pthread_mutex_t lock; /* guards transport, seq */
 	enum rx_transport transport;
-	struct rx_box *boxes;
-	struct timespec listed; /* when the list was last fetched */
 	unsigned long seq;
 };
 
@@ -113,8 +97,6 @@ int rx_url(struct strbuf *sb, struct rx *rx, const char *id, const char *suffix,
 /* The Docker id of a running container into id; -EAGAIN with text when it
  * is not running, -ENOENT when there is none.  `fresh` asks the server. */
 int rx_docker_id(struct rx *rx, char *id, size_t size, const char *box, int fresh);
-struct rx_box *rx_box_get(struct rx *rx, const char *box);
-int rx_box_stopping(struct rx *rx, struct rx_box *b);
 
 /* ---- rexec_run.c ---- */
 
@@ -142,7 +124,7 @@ int rx_run_errno(struct rx *rx, const char *box, const char *what, const char *s
 int rx_remote_run(struct remote *r, const char *box, const char *what, const char *script,
 		  int flags, struct strbuf *out);
 /* Close the container's terminal, if open (before stop or delete). */
-void rx_term_close(struct rx *rx, struct rx_box *b);
+void rx_term_close(struct rx *rx, const char *box);
 void rx_term_free(struct rx_term *t);
 const char *rx_transport_word(struct rx *rx);
 

@@ -242,37 +242,39 @@ void rx_term_free(struct rx_term *t)
 	free(t);
 }
 
-void rx_term_close(struct rx *rx, struct rx_box *b)
+void rx_term_close(struct rx *rx, const char *box)
 {
-	struct rx_term *t;
+	struct rbox *b;
+	struct rx_term *t = NULL;
 
-	if (!b)
-		return;
-	pthread_mutex_lock(&rx->lock);
-	t = b->term;
-	b->term = NULL;
-	pthread_mutex_unlock(&rx->lock);
+	boxtable_lock(&rx->r.boxes);
+	b = boxtable_find_locked(&rx->r.boxes, box);
+	if (b) {
+		t = b->priv;
+		b->priv = NULL;
+	}
+	boxtable_unlock(&rx->r.boxes);
 	rx_term_free(t);
 }
 
 /* The box's terminal, referenced (created if none). */
-static struct rx_term *term_get(struct rx *rx, struct rx_box *b)
+static struct rx_term *term_get(struct rx *rx, struct rbox *b)
 {
 	struct rx_term *t;
 
-	pthread_mutex_lock(&rx->lock);
-	t = b->term;
+	boxtable_lock(&rx->r.boxes);
+	t = b->priv;
 	if (!t && (t = calloc(1, sizeof(*t)))) {
 		pthread_mutex_init(&t->lock, NULL);
 		t->refs = 1; /* the box's */
-		b->term = t;
+		b->priv = t;
 	}
 	if (t) {
 		pthread_mutex_lock(&term_refs_lock);
 		t->refs++;
 		pthread_mutex_unlock(&term_refs_lock);
 	}
-	pthread_mutex_unlock(&rx->lock);
+	boxtable_unlock(&rx->r.boxes);
 	return t;
 }
 
@@ -581,7 +583,7 @@ out:
 static int run_terminal(struct rx *rx, const char *box, const char *id,
 			const char *script, int flags, struct rx_out *res)
 {
-	struct rx_box *b = rx_box_get(rx, box);
+	struct rbox *b = boxtable_get(&rx->r.boxes, box);
 	struct rx_term *t = b ? term_get(rx, b) : NULL;
 	int rc = -ECONNRESET, attempt;
 
@@ -598,7 +600,7 @@ static int run_terminal(struct rx *rx, const char *box, const char *id,
 		}
 		if (t->ws && (strcmp(t->docker_id, id) || term_drain(t)))
 			term_disconnect(t);
-		if (!t->ws && rx_box_stopping(rx, b)) {
+		if (!t->ws && boxtable_stopping(&rx->r.boxes, b)) {
 			/* A terminal opened now would start the container
 			 * again when its shell dies. */
 			sbx_failf("rexec: container \"%s\" is being stopped", box);
