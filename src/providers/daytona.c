@@ -121,33 +121,6 @@ int dt_url_toolbox(struct strbuf *sb, const char *toolbox, const char *route, ..
 
 /* ---- sandbox records ---- */
 
-const struct remote_state_word dt_states[] = {
-	{ "started", REMOTE_RUNNING },
-	{ "stopped", REMOTE_STOPPED },
-	{ "paused", REMOTE_PAUSED },
-	{ "starting", REMOTE_STARTING },
-	{ "restoring", REMOTE_STARTING },
-	{ "resuming", REMOTE_STARTING },
-	{ "pulling_snapshot", REMOTE_CREATING },
-	{ "creating", REMOTE_CREATING },
-	{ "pending_build", REMOTE_CREATING },
-	{ "building_snapshot", REMOTE_CREATING },
-	{ "stopping", REMOTE_STOPPING },
-	{ "pausing", REMOTE_STOPPING },
-	{ "archiving", REMOTE_STOPPING },
-	{ "archived", REMOTE_ARCHIVED },
-	{ "error", REMOTE_ERROR },
-	{ "build_failed", REMOTE_ERROR },
-	{ "destroying", REMOTE_DELETING },
-	{ "destroyed", REMOTE_GONE },
-	{ NULL, REMOTE_UNKNOWN },
-};
-
-enum sbx_state dt_map_state(const char *s)
-{
-	return remote_sbx_state(remote_state_of(dt_states, s));
-}
-
 /* The name a sandbox goes by here: its Daytona name, else its id. */
 static const char *box_name_of(const cJSON *sb)
 {

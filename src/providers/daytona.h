@@ -93,6 +93,20 @@ int dt_toolbox_fail(struct dt *dt, const char *box, const char *what,
 		    const struct http_resp *r, const struct errmap *over);
 int dt_state_of(struct dt *dt, const char *box, char *out, size_t size);
 
+/* ---- daytona_parse.c ---- */
+
+/* A FileInfo as lstat would give it (as far as Daytona knows), and its
+ * name (borrowed from fi) if `name` is not NULL.  -EPROTO for an entry
+ * that lies: no name, a bad name, a negative size. */
+int dt_fileinfo_stat(struct stat *st, const char **name, const cJSON *fi);
+/*
+ * A listing of the toolbox (a JSON array of FileInfo, body[0..len)) to
+ * fn, entry by entry, until fn returns nonzero.  Entries that cannot be
+ * shown truthfully are skipped.  The number skipped, or -EPROTO for an
+ * answer that is not a JSON array.
+ */
+int dt_parse_listing(const char *body, size_t len, sbx_dirent_fn fn, void *ctx);
+
 /* ---- daytona_files.c ---- */
 
 /* The remote layer's run (remote.h): a shell script in the sandbox with

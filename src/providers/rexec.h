@@ -45,6 +45,9 @@
 #define RX_EXEC_CAP (1u << 20)	    /* the exec endpoint's output cap */
 #define RX_UPLOAD_MAX (100ll << 20) /* the server's per-request upload cap */
 #define RX_ID_MAX 80
+#define RX_ERR_KEEP 2048	     /* the start of a script's stderr kept */
+#define RX_POLL_OUT_MAX (512 * 1024) /* per poll; base64 of it fits 1 MiB */
+#define RX_POLL_ERR_MAX (128 * 1024)
 /* Where scripts and commands keep their files in the container. */
 #define RX_WORK_DIR "/var/tmp/.sbxfs"
 /* The container's home, a volume the file endpoints always see. */
@@ -109,8 +112,35 @@ struct rx_out {
 
 /* Flags of rx_run: REMOTE_RUN_RETRY (remote.h). */
 
+/* ---- rexec_parse.c ---- */
+
+/* res with stdout bounded by `max`, stderr by twice RX_ERR_KEEP. */
 void rx_out_init(struct rx_out *o, size_t max);
 void rx_out_release(struct rx_out *o);
+/*
+ * Decode the wrapper's output s[0..n) (base64 of stdout, a "--" line,
+ * base64 of the start of stderr; lines may end in "\r\n") into res->out
+ * and res->err.  0; -EPROTO with text if it is not what the wrapper
+ * prints (it could not run: no mktemp or base64 in the image); -EFBIG
+ * with text past res->out's maximum.
+ */
+int rx_unwrap(struct rx_out *res, const char *s, size_t n);
+
+/* A command poll's answer (rexec_cmd.c): pointers into the answer. */
+struct rx_poll {
+	const char *out, *err; /* new stdout and stderr */
+	size_t nout, nerr;
+	int code; /* the exit status, once ended */
+};
+/*
+ * Parse a poll's answer buf[0..len): a header line "RC NOUT NERR" (RC
+ * "-" while running, "gone" if the command's directory vanished), then
+ * NOUT bytes of stdout and NERR of stderr, nothing more.  1 once the
+ * command has ended and a poll brought the rest of its output (code
+ * set), 0 while it runs or more output waits, -ENOENT with text if the
+ * record is gone, -EPROTO with text for anything else.
+ */
+int rx_poll_parse(struct rx_poll *pl, const char *buf, size_t len);
 /* Run `script` with /bin/sh in the running container; 0 when it ran
  * (whatever its exit code), -errno when it could not be run. */
 int rx_run(struct rx *rx, const char *box, const char *what, const char *script,

@@ -40,7 +40,6 @@
 #include "rexec.h"
 #include "sbxfs/ws.h"
 
-#define ERR_KEEP 2048
 #define SETUP_PROBES 6
 
 struct rx_term {
@@ -53,19 +52,6 @@ struct rx_term {
 static pthread_mutex_t term_refs_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---- scripts ---- */
-
-void rx_out_init(struct rx_out *o, size_t max)
-{
-	o->out = (struct strbuf)STRBUF_INIT(max);
-	o->err = (struct strbuf)STRBUF_INIT(ERR_KEEP * 2);
-	o->code = -1;
-}
-
-void rx_out_release(struct rx_out *o)
-{
-	strbuf_release(&o->out);
-	strbuf_release(&o->err);
-}
 
 /* The wrapper around a script (see the top of the file). */
 static int wrap(struct strbuf *sb, const char *script, int exec_mode)
@@ -85,45 +71,8 @@ static int wrap(struct strbuf *sb, const char *script, int exec_mode)
 				 "2>\"$sbx_t/e\"; sbx_r=$?; base64 \"$sbx_t/o\"; "
 				 "echo --; head -c %d \"$sbx_t/e\" | base64; "
 				 "rm -rf \"$sbx_t\"; }%s",
-				 ERR_KEEP, exec_mode ? "; exit $sbx_r" : "");
+				 RX_ERR_KEEP, exec_mode ? "; exit $sbx_r" : "");
 	return rc;
-}
-
-/* ---- base64 output ---- */
-
-/* Decode the wrapper's output into res; -EPROTO if it is not what the
- * wrapper prints (it could not run: no mktemp or base64 in the image). */
-static int unwrap(const char *s, size_t n, struct rx_out *res)
-{
-	struct b64_decoder d = B64_DECODER_INIT;
-	struct strbuf *to = &res->out;
-	size_t i = 0;
-	int rc = 0, sep = 0;
-
-	while (i < n && !rc) {
-		size_t e = i, len;
-
-		while (e < n && s[e] != '\n')
-			e++;
-		for (len = e; len > i && s[len - 1] == '\r'; len--)
-			;
-		if (len - i == 2 && s[i] == '-' && s[i + 1] == '-' && !sep) {
-			rc = b64_finish(&d, to);
-			sep = 1;
-			to = &res->err;
-		} else {
-			rc = b64_feed(&d, to, s + i, e - i);
-		}
-		i = e + 1;
-	}
-	if (!rc)
-		rc = sep ? b64_finish(&d, to) : -EPROTO;
-	if (rc == -EPROTO)
-		sbx_failf("rexec: a script's output is garbled (does the image have "
-			  "mktemp, base64 and head?)");
-	else if (rc)
-		sbx_failf("rexec: a script's output is over %zu bytes", res->out.max);
-	return rc == -E2BIG ? -EFBIG : rc;
 }
 
 /* ---- transport: the exec endpoint ---- */
@@ -205,7 +154,7 @@ static int run_exec(struct rx *rx, const char *id, const char *what, const char 
 			  what);
 		rc = -EFBIG;
 	} else {
-		rc = unwrap(out, strlen(out), res);
+		rc = rx_unwrap(res, out, strlen(out));
 		res->code = (int)code->valuedouble;
 	}
 	http_resp_release(&r);
@@ -569,7 +518,7 @@ static int term_round(struct rx *rx, struct rx_term *t, const char *script,
 				break;
 			}
 			body++;
-			rc = unwrap(body, (size_t)(e - body), res);
+			rc = rx_unwrap(res, body, (size_t)(e - body));
 			res->code = (int)code;
 			break;
 		}

@@ -26,5 +26,8 @@ void test_stagefile(void);
 void test_shell(void);
 void test_vtrix(void);
 void test_remote(void);
+void test_daytona(void);
+void test_rexec(void);
+void test_boxtable(void);
 
 #endif
