@@ -44,36 +44,14 @@ int dt_fail_resp(const char *what, const struct http_resp *r, const struct errma
 
 /* ---- requests ---- */
 
-static const char *const json_header[] = { "Content-Type: application/json", NULL };
-
 /* One request; a JSON body if `json` is set.  0 with a response of any
  * status, or -errno when none came. */
 int dt_request(struct dt *dt, struct http_resp *resp, const char *method, const char *url,
 	       cJSON *json, int flags, size_t max_body)
 {
-	struct http_req req = HTTP_REQ_INIT;
-	char *body = NULL;
-	int rc;
-
-	req.method = method;
-	req.url = url;
-	req.idempotent = flags & REQ_IDEMPOTENT;
-	req.transfer = flags & REQ_TRANSFER;
-	req.timeout_ms = (flags & REQ_LONG) ? 90000 : 0;
-	req.max_body = max_body;
-	if (json) {
-		body = cJSON_PrintUnformatted(json);
-		if (!body)
-			return -ENOMEM;
-		req.body = body;
-		req.body_len = strlen(body);
-		req.headers = json_header;
-	}
-	rc = http_do(dt->http, &req, resp);
-	free(body);
-	if (rc)
-		sbx_failf("daytona: %s", sbx_fail_text());
-	return rc;
+	return remote_request(dt->http, resp, "daytona", method, url, json,
+			      flags & (REQ_IDEMPOTENT | REQ_TRANSFER), max_body,
+			      (flags & REQ_LONG) ? 90000 : 0);
 }
 
 /* Parse a JSON answer; NULL with -EPROTO text if it is not JSON. */
@@ -303,15 +281,6 @@ int dt_toolbox_fail(struct dt *dt, const char *box, const char *what,
 
 /* ---- setup ---- */
 
-static char *opt_or_env(const struct sbx_kvlist *o, const char *key, const char *env)
-{
-	const char *v = sbx_kv_get(o, key);
-
-	if (!v)
-		v = getenv(env);
-	return v && v[0] ? strdup(v) : NULL;
-}
-
 /*
  * One small request at mount time: a refused key is a mount error, said
  * once, rather than a tree that stays empty.  An unreachable server is
@@ -353,10 +322,10 @@ static const struct remote_box_ops dt_box_ops;
 
 static int dt_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 {
-	char *key = opt_or_env(opts, "api_key", "DAYTONA_API_KEY");
-	char *jwt = opt_or_env(opts, "jwt_token", "DAYTONA_JWT_TOKEN");
-	char *org = opt_or_env(opts, "organization_id", "DAYTONA_ORGANIZATION_ID");
-	char *api = opt_or_env(opts, "api_url", "DAYTONA_API_URL");
+	char *key = remote_opt(opts, "api_key", "DAYTONA_API_KEY");
+	char *jwt = remote_opt(opts, "jwt_token", "DAYTONA_JWT_TOKEN");
+	char *org = remote_opt(opts, "organization_id", "DAYTONA_ORGANIZATION_ID");
+	char *api = remote_opt(opts, "api_url", "DAYTONA_API_URL");
 	const char *state = sbx_kv_get(opts, "state_dir"), *v;
 	char auth[4096], orgh[512], stagedir[4200];
 	const char *headers[3];
@@ -408,7 +377,7 @@ static int dt_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	n = strlen(dt->api);
 	while (n && dt->api[n - 1] == '/')
 		dt->api[--n] = '\0';
-	dt->target = opt_or_env(opts, "target", "DAYTONA_TARGET");
+	dt->target = remote_opt(opts, "target", "DAYTONA_TARGET");
 	snprintf(dt->session_prefix, sizeof(dt->session_prefix), "sbxfs-%d-%lx",
 		 (int)getpid(), (unsigned long)time(NULL));
 	headers[0] = auth;

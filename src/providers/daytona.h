@@ -33,6 +33,7 @@
 #include "sbxfs/remote/json.h"
 #include "sbxfs/remote/shell.h"
 #include "sbxfs/remote/remote.h"
+#include "sbxfs/remote/request.h"
 #include "sbxfs/remote/time.h"
 #include "sbxfs/stage.h"
 #include "sbxfs/stagefile.h"
@@ -70,8 +71,8 @@ struct dt {
 /* Exceptions to the default mapping, per call: struct errmap (errmap.h). */
 
 enum {
-	REQ_IDEMPOTENT = 1 << 0,
-	REQ_TRANSFER = 1 << 1,
+	REQ_IDEMPOTENT = REMOTE_REQ_IDEMPOTENT,
+	REQ_TRANSFER = REMOTE_REQ_TRANSFER,
 	REQ_LONG = 1 << 2, /* the server may hold it up to 30 s on purpose */
 };
 

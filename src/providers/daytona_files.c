@@ -91,7 +91,6 @@ static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *pa
 {
 	struct dt *dt = ctx;
 	struct strbuf url = STRBUF_INIT(16384);
-	struct http_req req = HTTP_REQ_INIT;
 	struct http_resp r;
 	char *tb;
 	int rc;
@@ -103,20 +102,11 @@ static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *pa
 	free(tb);
 	if (rc)
 		return rc;
-	req.method = "GET";
-	req.url = url.buf;
-	/* http_do() empties the copy first: it ends up holding what came. */
-	req.out_fd = f->fd;
-	req.idempotent = 1;
-	req.transfer = 1;
-	/* A server that sends more than it announced is still bounded. */
-	req.max_body = stage_max(dt->stage);
-	rc = http_do(dt->http, &req, &r);
+	rc = remote_download(dt->http, &r, "daytona", url.buf, f->fd,
+			     stage_max(dt->stage), path);
 	strbuf_release(&url);
-	if (rc) {
-		sbx_failf("daytona: download \"%s\": %s", path, sbx_fail_text());
+	if (rc)
 		return rc;
-	}
 	if (r.status != 200)
 		rc = r.status == 404 ? -ENOENT
 				     : dt_toolbox_fail(dt, box, "download", &r, NULL);

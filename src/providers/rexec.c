@@ -95,34 +95,11 @@ int rx_fail_resp(const char *what, const struct http_resp *r, const struct errma
 
 /* ---- requests ---- */
 
-static const char *const json_header[] = { "Content-Type: application/json", NULL };
-
 int rx_request(struct rx *rx, struct http_resp *resp, const char *method, const char *url,
 	       cJSON *json, int flags, size_t max_body, int timeout_ms)
 {
-	struct http_req req = HTTP_REQ_INIT;
-	char *body = NULL;
-	int rc;
-
-	req.method = method;
-	req.url = url;
-	req.idempotent = flags & RX_REQ_IDEMPOTENT;
-	req.transfer = flags & RX_REQ_TRANSFER;
-	req.timeout_ms = timeout_ms;
-	req.max_body = max_body;
-	if (json) {
-		body = cJSON_PrintUnformatted(json);
-		if (!body)
-			return -ENOMEM;
-		req.body = body;
-		req.body_len = strlen(body);
-		req.headers = json_header;
-	}
-	rc = http_do(rx->http, &req, resp);
-	free(body);
-	if (rc)
-		sbx_failf("rexec: %s", sbx_fail_text());
-	return rc;
+	return remote_request(rx->http, resp, "rexec", method, url, json, flags, max_body,
+			      timeout_ms);
 }
 
 int rx_url(struct strbuf *sb, struct rx *rx, const char *id, const char *suffix,
@@ -386,15 +363,6 @@ int rx_docker_id(struct rx *rx, char *id, size_t size, const char *box, int fres
 
 /* ---- setup ---- */
 
-static char *opt_or_env(const struct sbx_kvlist *o, const char *key, const char *env)
-{
-	const char *v = sbx_kv_get(o, key);
-
-	if (!v)
-		v = getenv(env);
-	return v && v[0] ? strdup(v) : NULL;
-}
-
 /* One small request at mount time: a refused token is a mount error,
  * said once; an unreachable server only a warning. */
 static int check_credentials(struct rx *rx)
@@ -488,8 +456,8 @@ static const struct remote_box_ops rx_box_ops;
 
 static int rx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 {
-	char *token = opt_or_env(opts, "token", "REXEC_TOKEN");
-	char *url = opt_or_env(opts, "api_url", "REXEC_URL");
+	char *token = remote_opt(opts, "token", "REXEC_TOKEN");
+	char *url = remote_opt(opts, "api_url", "REXEC_URL");
 	const char *state = sbx_kv_get(opts, "state_dir");
 	char auth[4200];
 	const char *headers[1];

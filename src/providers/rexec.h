@@ -35,6 +35,7 @@
 #include "sbxfs/remote/json.h"
 #include "sbxfs/remote/shell.h"
 #include "sbxfs/remote/remote.h"
+#include "sbxfs/remote/request.h"
 #include "sbxfs/remote/time.h"
 #include "sbxfs/stage.h"
 #include "sbxfs/stagefile.h"
@@ -83,8 +84,8 @@ struct rx {
 #define RX(p) ((struct rx *)(p)->priv)
 
 enum {
-	RX_REQ_IDEMPOTENT = 1 << 0,
-	RX_REQ_TRANSFER = 1 << 1,
+	RX_REQ_IDEMPOTENT = REMOTE_REQ_IDEMPOTENT,
+	RX_REQ_TRANSFER = REMOTE_REQ_TRANSFER,
 	RX_REQ_LONG = 1 << 2,
 };
 

@@ -281,15 +281,6 @@ int vx_not_active(struct vx *vx, const char *box, int rc)
 
 /* ---- setup ---- */
 
-static char *opt_or_env(const struct sbx_kvlist *o, const char *key, const char *env)
-{
-	const char *v = sbx_kv_get(o, key);
-
-	if (!v)
-		v = getenv(env);
-	return v && v[0] ? strdup(v) : NULL;
-}
-
 static void wipe(char *s)
 {
 	if (s)
@@ -391,9 +382,9 @@ static void vx_free(struct vx *vx)
 
 static int vx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 {
-	char *url = opt_or_env(opts, "api_url", "VTRIX_URL");
-	char *token = opt_or_env(opts, "token", "VTRIX_TOKEN");
-	char *project = opt_or_env(opts, "project_id", "VTRIX_PROJECT_ID");
+	char *url = remote_opt(opts, "api_url", "VTRIX_URL");
+	char *token = remote_opt(opts, "token", "VTRIX_TOKEN");
+	char *project = remote_opt(opts, "project_id", "VTRIX_PROJECT_ID");
 	const char *state = sbx_kv_get(opts, "state_dir");
 	char auth[4096], proj[600], stagedir[4200], missing[96] = "";
 	const char *headers[2];
@@ -446,7 +437,7 @@ static int vx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 		vx->url[--n] = '\0';
 	vx->project = project;
 	project = NULL;
-	vx->user = opt_or_env(opts, "user_id", "VTRIX_USER_ID");
+	vx->user = remote_opt(opts, "user_id", "VTRIX_USER_ID");
 	vx->prefix = strdup("/api/v1/sandbox");
 	headers[0] = auth;
 	headers[1] = proj;

@@ -33,6 +33,7 @@
 #include "sbxfs/remote/json.h"
 #include "sbxfs/remote/shell.h"
 #include "sbxfs/remote/remote.h"
+#include "sbxfs/remote/request.h"
 #include "sbxfs/remote/time.h"
 #include "sbxfs/stage.h"
 #include "sbxfs/stagefile.h"
