@@ -542,38 +542,24 @@ static int dt_list(struct sbx_provider *p, sbx_list_fn fn, void *ctx)
 	return rc;
 }
 
-static int add_int_arg(cJSON *body, const char *field, const char *key, const char *v)
-{
-	char *end;
-	long n = strtol(v, &end, 10);
-
-	if (end == v || *end || n < -1 || n > 1000000) {
-		sbx_failf("bad %s \"%s\": a whole number is needed", key, v);
-		return -EINVAL;
-	}
-	cJSON_AddNumberToObject(body, field, (double)n);
-	return 0;
-}
-
 /* Build the create body from "new NAME k=v ..." arguments. */
 static int create_body(struct dt *dt, cJSON *body, const char *box,
 		       const struct sbx_kvlist *args)
 {
-	static const struct {
-		const char *key, *field;
-	} ints[] = {
-		{ "cpu", "cpu" },
-		{ "memory", "memory" },
-		{ "disk", "disk" },
-		{ "gpu", "gpu" },
-		{ "auto_stop", "autoStopInterval" },
-		{ "auto_archive", "autoArchiveInterval" },
-		{ "auto_delete", "autoDeleteInterval" },
+	static const struct json_int_arg ints[] = {
+		{ "cpu", "cpu", -1, 1000000 },
+		{ "memory", "memory", -1, 1000000 },
+		{ "disk", "disk", -1, 1000000 },
+		{ "gpu", "gpu", -1, 1000000 },
+		{ "auto_stop", "autoStopInterval", -1, 1000000 },
+		{ "auto_archive", "autoArchiveInterval", -1, 1000000 },
+		{ "auto_delete", "autoDeleteInterval", -1, 1000000 },
+		{ NULL, NULL, 0, 0 },
 	};
 	cJSON *env = cJSON_AddObjectToObject(body, "env");
 	cJSON *labels = cJSON_AddObjectToObject(body, "labels");
 	const char *image = NULL;
-	size_t i, k;
+	size_t i;
 	int rc;
 
 	cJSON_AddStringToObject(body, "name", box);
@@ -582,13 +568,11 @@ static int create_body(struct dt *dt, cJSON *body, const char *box,
 	for (i = 0; i < args->n; i++) {
 		const char *key = args->v[i].key, *v = args->v[i].value;
 
-		for (k = 0; k < sizeof(ints) / sizeof(ints[0]); k++)
-			if (!strcmp(key, ints[k].key))
-				break;
-		if (k < sizeof(ints) / sizeof(ints[0])) {
-			rc = add_int_arg(body, ints[k].field, key, v);
-			if (rc)
-				return rc;
+		rc = json_add_int_arg(body, ints, key, v);
+		if (rc < 0)
+			return rc;
+		if (rc) {
+			/* a number */
 		} else if (!strcmp(key, "image")) {
 			image = v;
 		} else if (!strcmp(key, "snapshot")) {

@@ -566,19 +566,6 @@ static int rx_list(struct sbx_provider *p, sbx_list_fn fn, void *ctx)
 	return fetch_list(RX(p), fn, ctx);
 }
 
-static int add_int(cJSON *body, const char *field, const char *key, const char *v)
-{
-	char *end;
-	long n = strtol(v, &end, 10);
-
-	if (end == v || *end || n < 0 || n > 10000000) {
-		sbx_failf("bad %s \"%s\": a whole number is needed", key, v);
-		return -EINVAL;
-	}
-	cJSON_AddNumberToObject(body, field, (double)n);
-	return 0;
-}
-
 /* A Docker reference (registry/name:tag) rather than an image key. */
 static int is_docker_ref(const char *image)
 {
@@ -587,28 +574,25 @@ static int is_docker_ref(const char *image)
 
 static int create_body(cJSON *body, const char *box, const struct sbx_kvlist *args)
 {
-	static const struct {
-		const char *key, *field;
-	} ints[] = {
-		{ "memory", "memory_mb" },
-		{ "cpu", "cpu_shares" },
-		{ "disk", "disk_mb" },
+	static const struct json_int_arg ints[] = {
+		{ "memory", "memory_mb", 0, 10000000 },
+		{ "cpu", "cpu_shares", 0, 10000000 },
+		{ "disk", "disk_mb", 0, 10000000 },
+		{ NULL, NULL, 0, 0 },
 	};
 	const char *image = "ubuntu", *custom = NULL;
-	size_t i, k;
+	size_t i;
 	int rc;
 
 	cJSON_AddStringToObject(body, "name", box);
 	for (i = 0; i < args->n; i++) {
 		const char *key = args->v[i].key, *v = args->v[i].value;
 
-		for (k = 0; k < sizeof(ints) / sizeof(ints[0]); k++)
-			if (!strcmp(key, ints[k].key))
-				break;
-		if (k < sizeof(ints) / sizeof(ints[0])) {
-			rc = add_int(body, ints[k].field, key, v);
-			if (rc)
-				return rc;
+		rc = json_add_int_arg(body, ints, key, v);
+		if (rc < 0)
+			return rc;
+		if (rc) {
+			/* a number */
 		} else if (!strcmp(key, "image")) {
 			image = v;
 		} else if (!strcmp(key, "custom_image")) {

@@ -94,6 +94,24 @@ static void check_json(void)
 	CHECK(!strcmp(json_text(text, sizeof(text), "abcdef", 3), "abc"));
 	CHECK(!strcmp(json_text(text, 4, "abcdef", 100), "abc"));
 	CHECK(!strcmp(json_text(text, sizeof(text), NULL, 100), ""));
+
+	/* Whole-number arguments of `new`. */
+	{
+		static const struct json_int_arg ints[] = {
+			{ "cpu", "cpu_shares", 0, 8 },
+			{ NULL, NULL, 0, 0 },
+		};
+		cJSON *body = cJSON_CreateObject();
+
+		CHECK(json_add_int_arg(body, ints, "image", "x") == 0);
+		CHECK(json_add_int_arg(body, ints, "cpu", "4") == 1 &&
+		      json_num(body, "cpu_shares", &d) && d == 4);
+		CHECK(json_add_int_arg(body, ints, "cpu", "9") == -EINVAL);
+		CHECK(json_add_int_arg(body, ints, "cpu", "-1") == -EINVAL);
+		CHECK(json_add_int_arg(body, ints, "cpu", "2x") == -EINVAL);
+		CHECK(json_add_int_arg(body, ints, "cpu", "") == -EINVAL);
+		cJSON_Delete(body);
+	}
 }
 
 static int count_entry(void *ctx, const char *name, const struct stat *st)
