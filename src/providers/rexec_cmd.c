@@ -124,45 +124,37 @@ static int poll_once(struct rcmd *c, int *code)
 	return rc;
 }
 
+static int poll_step(void *cmd, int *code, int *progressed)
+{
+	struct rcmd *c = cmd;
+	long long before = c->out_off + c->err_off;
+	int rc = poll_once(c, code);
+
+	*progressed = c->out_off + c->err_off != before;
+	return rc;
+}
+
+/* A stopped container ends its commands. */
+static int poll_failed(void *cmd, int rc, struct sbx_exit *ex)
+{
+	if (rc != -EAGAIN)
+		return 0;
+	cmdpoll_lost(ex);
+	return 1;
+}
+
+static const struct cmdpoll_cmd poll_ops = {
+	.poll = poll_step,
+	.failed = poll_failed,
+};
+
 static void *poller(void *arg)
 {
 	struct rcmd *c = arg;
 	struct rx *rx = c->rx;
-	struct sbx_exit ex = { .how = SBX_EXIT_FAILED };
-	struct timespec last_ok;
-	long delay_ms = 20;
-	int code = 0;
+	struct sbx_exit ex;
 
-	clock_gettime(CLOCK_MONOTONIC, &last_ok);
-	for (;;) {
-		long long before = c->out_off + c->err_off;
-		int rc;
-
-		if (cmdpoll_stopping(&rx->cmds)) {
-			cmdpoll_unmounted(&ex);
-			break;
-		}
-		rc = poll_once(c, &code);
-		if (rc == 1) {
-			cmdpoll_exit(&ex, code, c->signalled);
-			break;
-		}
-		if (rc < 0) {
-			/* A stopped container ends its commands; a gone record
-			 * or a server silent too long loses the command. */
-			if (rc == -EAGAIN || rc == -ENOENT ||
-			    ms_since(&last_ok) > CMDPOLL_LOST_S * 1000L) {
-				cmdpoll_lost(&ex);
-				break;
-			}
-		} else {
-			clock_gettime(CLOCK_MONOTONIC, &last_ok);
-		}
-		/* Quickly while output flows, backing off while it does not. */
-		delay_ms = cmdpoll_backoff(delay_ms, c->out_off + c->err_off != before);
-		if (delay_ms)
-			usleep((useconds_t)delay_ms * 1000);
-	}
+	cmdpoll_follow(&rx->cmds, &ex, &poll_ops, c, &c->signalled);
 	c->sink->done(c->sink, &ex); /* may release c: touch it no more */
 	cmdpoll_leave(&rx->cmds);
 	return NULL;

@@ -328,6 +328,64 @@ static void *poll_fn(void *arg)
 	return NULL;
 }
 
+/* A scripted command for cmdpoll_follow(): each poll takes the next
+ * answer. */
+struct script {
+	const int *answers;
+	int n, polls;
+};
+
+static int script_poll(void *cmd, int *code, int *progressed)
+{
+	struct script *s = cmd;
+	int a = s->answers[s->polls < s->n ? s->polls : s->n - 1];
+
+	s->polls++;
+	*progressed = 1;
+	if (a == 1)
+		*code = 137;
+	if (a < 0)
+		sbx_failf("poll %d failed", s->polls);
+	return a;
+}
+
+static int script_failed(void *cmd, int rc, struct sbx_exit *ex)
+{
+	if (rc != -EAGAIN)
+		return 0;
+	snprintf(ex->reason, sizeof(ex->reason), "stopped");
+	return 1;
+}
+
+static void check_follow(void)
+{
+	static const struct cmdpoll_cmd ops = { .poll = script_poll,
+						.failed = script_failed };
+	static const int ends[] = { 0, -EIO, 0, 1 }, gone[] = { 0, -ENOENT },
+			 stopped[] = { -EAGAIN };
+	struct script s = { ends, 4, 0 };
+	struct sbx_exit ex;
+	struct cmdpoll g;
+	int sig = 9;
+
+	cmdpoll_init(&g);
+	/* A failure in between is tolerated; the end is the signal sent. */
+	cmdpoll_follow(&g, &ex, &ops, &s, &sig);
+	CHECK(s.polls == 4 && ex.how == SBX_EXIT_SIGNAL && ex.code == 9);
+	s = (struct script){ gone, 2, 0 };
+	cmdpoll_follow(&g, &ex, &ops, &s, &sig);
+	CHECK(ex.how == SBX_EXIT_FAILED && !strcmp(ex.reason, "lost: poll 2 failed"));
+	s = (struct script){ stopped, 1, 0 };
+	cmdpoll_follow(&g, &ex, &ops, &s, &sig);
+	CHECK(ex.how == SBX_EXIT_FAILED && !strcmp(ex.reason, "stopped"));
+	cmdpoll_stop(&g);
+	s = (struct script){ ends, 4, 0 };
+	cmdpoll_follow(&g, &ex, &ops, &s, &sig);
+	CHECK(s.polls == 0 && ex.how == SBX_EXIT_FAILED &&
+	      strstr(ex.reason, "unmounted"));
+	cmdpoll_destroy(&g);
+}
+
 static void check_cmdpoll(void)
 {
 	struct sbx_exit ex = { 0 };
@@ -355,6 +413,7 @@ static void check_cmdpoll(void)
 void test_remote(void)
 {
 	check_cmdpoll();
+	check_follow();
 	check_errmap();
 	check_base64();
 	check_time();
