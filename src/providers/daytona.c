@@ -298,23 +298,15 @@ static void free_ws_headers(struct dt *dt)
 
 static int check_credentials(struct dt *dt)
 {
+	static const long refused[] = { 401, 403, 0 };
 	struct strbuf url = STRBUF_INIT(4096);
-	struct http_resp r;
 	int rc;
 
 	if (strbuf_addf(&url, "%s/sandbox?limit=1", dt->api))
 		return -ENOMEM;
-	rc = dt_request(dt, &r, "GET", url.buf, NULL, 0, 0);
+	rc = remote_check_credentials(dt->http, "daytona", url.buf, 0, refused,
+				      "the credentials were refused", dt_fail_resp);
 	strbuf_release(&url);
-	if (rc == -EPROTO)
-		return rc; /* an untrusted certificate does not get better */
-	if (rc) {
-		sbx_warn("%s; mounting anyway", sbx_fail_text());
-		return 0;
-	}
-	if (r.status == 401 || r.status == 403)
-		rc = dt_fail_resp("the credentials were refused", &r, NULL);
-	http_resp_release(&r);
 	return rc;
 }
 
@@ -333,7 +325,6 @@ static int dt_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	struct dt *dt = NULL;
 	uint64_t cache_max = 2ull << 30;
 	int rc = -EINVAL;
-	size_t n;
 
 	if (!key && !(jwt && org)) {
 		sbx_failf("no credentials: set DAYTONA_API_KEY (or DAYTONA_JWT_TOKEN "
@@ -348,16 +339,8 @@ static int dt_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 		sbx_failf("api_url must start with http:// or https://");
 		goto out;
 	}
-	if ((v = sbx_kv_get(opts, "cache_max"))) {
-		char *end;
-		unsigned long long mb = strtoull(v, &end, 10);
-
-		if (end == v || *end || mb == 0) {
-			sbx_failf("cache_max must be a number of MiB, not \"%s\"", v);
-			goto out;
-		}
-		cache_max = (uint64_t)mb << 20;
-	}
+	if (remote_opt_mib(&cache_max, opts, "cache_max", ~0ull))
+		goto out;
 	if (snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key ? key : jwt) >=
 	    (int)sizeof(auth)) {
 		sbx_failf("the API key or token is too long");
@@ -374,9 +357,7 @@ static int dt_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	dt->jwt = !key;
 	dt->api = api ? api : strdup(DEFAULT_API_URL);
 	api = NULL;
-	n = strlen(dt->api);
-	while (n && dt->api[n - 1] == '/')
-		dt->api[--n] = '\0';
+	remote_trim_url(dt->api);
 	dt->target = remote_opt(opts, "target", "DAYTONA_TARGET");
 	snprintf(dt->session_prefix, sizeof(dt->session_prefix), "sbxfs-%d-%lx",
 		 (int)getpid(), (unsigned long)time(NULL));

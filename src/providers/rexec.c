@@ -367,23 +367,15 @@ int rx_docker_id(struct rx *rx, char *id, size_t size, const char *box, int fres
  * said once; an unreachable server only a warning. */
 static int check_credentials(struct rx *rx)
 {
+	static const long refused[] = { 401, 403, 423, 0 };
 	struct strbuf url = STRBUF_INIT(4096);
-	struct http_resp r;
 	int rc;
 
 	if (strbuf_addf(&url, "%s/api/containers", rx->url))
 		return -ENOMEM;
-	rc = rx_request(rx, &r, "GET", url.buf, NULL, 0, RX_LIST_MAX, 0);
+	rc = remote_check_credentials(rx->http, "rexec", url.buf, RX_LIST_MAX, refused,
+				      "the token was refused", rx_fail_resp);
 	strbuf_release(&url);
-	if (rc == -EPROTO)
-		return rc; /* an untrusted certificate does not get better */
-	if (rc) {
-		sbx_warn("%s; mounting anyway", sbx_fail_text());
-		return 0;
-	}
-	if (r.status == 401 || r.status == 403 || r.status == 423)
-		rc = rx_fail_resp("the token was refused", &r, NULL);
-	http_resp_release(&r);
 	return rc;
 }
 
@@ -415,27 +407,10 @@ static int parse_options(struct rx *rx, const struct sbx_kvlist *opts,
 {
 	const char *v;
 
-	if ((v = sbx_kv_get(opts, "cache_max"))) {
-		char *end;
-		unsigned long long mb = strtoull(v, &end, 10);
-
-		if (end == v || *end || mb == 0 || mb > (1ull << 30)) {
-			sbx_failf("cache_max must be a number of MiB, not \"%s\"", v);
-			return -EINVAL;
-		}
-		*cache_max = (uint64_t)mb << 20;
-	}
 	rx->timeout_s = 30;
-	if ((v = sbx_kv_get(opts, "timeout"))) {
-		char *end;
-		long s = strtol(v, &end, 10);
-
-		if (end == v || *end || s <= 0 || s > 3600) {
-			sbx_failf("timeout must be a number of seconds, not \"%s\"", v);
-			return -EINVAL;
-		}
-		rx->timeout_s = (int)s;
-	}
+	if (remote_opt_mib(cache_max, opts, "cache_max", 1ull << 30) ||
+	    remote_opt_seconds(&rx->timeout_s, opts, "timeout", 3600))
+		return -EINVAL;
 	v = sbx_kv_get(opts, "transport");
 	if (!v)
 		v = getenv("REXEC_TRANSPORT");
@@ -493,9 +468,7 @@ static int rx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	url = NULL;
 	if (!rx->url)
 		goto fail;
-	n = strlen(rx->url);
-	while (n && rx->url[n - 1] == '/')
-		rx->url[--n] = '\0';
+	n = remote_trim_url(rx->url);
 	if (n >= 4 && !strcmp(rx->url + n - 4, "/api"))
 		rx->url[n - 4] = '\0'; /* accept the API's address too */
 	rc = parse_options(rx, opts, &cache_max);

@@ -337,29 +337,12 @@ static int check_credentials(struct vx *vx)
 
 static int parse_opts(struct vx *vx, const struct sbx_kvlist *opts, uint64_t *cache_max)
 {
-	const char *v;
+	int timeout_s = 30;
 
-	if ((v = sbx_kv_get(opts, "cache_max"))) {
-		char *end;
-		unsigned long long mb = strtoull(v, &end, 10);
-
-		if (end == v || *end || mb == 0 || mb > (1ull << 40)) {
-			sbx_failf("cache_max must be a number of MiB, not \"%s\"", v);
-			return -EINVAL;
-		}
-		*cache_max = (uint64_t)mb << 20;
-	}
-	vx->timeout_ms = 30000;
-	if ((v = sbx_kv_get(opts, "timeout"))) {
-		char *end;
-		long s = strtol(v, &end, 10);
-
-		if (end == v || *end || s <= 0 || s > 86400) {
-			sbx_failf("timeout must be a number of seconds, not \"%s\"", v);
-			return -EINVAL;
-		}
-		vx->timeout_ms = (int)s * 1000;
-	}
+	if (remote_opt_mib(cache_max, opts, "cache_max", 1ull << 40) ||
+	    remote_opt_seconds(&timeout_s, opts, "timeout", 86400))
+		return -EINVAL;
+	vx->timeout_ms = timeout_s * 1000;
 	return 0;
 }
 
@@ -392,7 +375,6 @@ static int vx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	uint64_t cache_max = 2ull << 30;
 	struct vx *vx = NULL;
 	int rc = -EINVAL;
-	size_t n;
 
 	if (!url)
 		strcat(missing, " VTRIX_URL");
@@ -432,9 +414,7 @@ static int vx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	rc = -ENOMEM;
 	vx->url = url;
 	url = NULL;
-	n = strlen(vx->url);
-	while (n && vx->url[n - 1] == '/')
-		vx->url[--n] = '\0';
+	remote_trim_url(vx->url);
 	vx->project = project;
 	project = NULL;
 	vx->user = remote_opt(opts, "user_id", "VTRIX_USER_ID");

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sbxfs/log.h"
 #include "sbxfs/remote/request.h"
 
 static const char *const json_header[] = { "Content-Type: application/json", NULL };
@@ -58,11 +59,25 @@ int remote_download(struct http_client *http, struct http_resp *resp, const char
 	return rc;
 }
 
-char *remote_opt(const struct sbx_kvlist *opts, const char *key, const char *env)
+int remote_check_credentials(struct http_client *http, const char *name, const char *url,
+			     size_t max_body, const long *refused, const char *what,
+			     int (*fail)(const char *what, const struct http_resp *r,
+					 const struct errmap *over))
 {
-	const char *v = sbx_kv_get(opts, key);
+	struct http_resp r;
+	int rc = remote_request(http, &r, name, "GET", url, NULL, 0, max_body, 0);
 
-	if (!v)
-		v = getenv(env);
-	return v && v[0] ? strdup(v) : NULL;
+	if (rc == -EPROTO)
+		return rc; /* an untrusted certificate does not get better */
+	if (rc) {
+		sbx_warn("%s; mounting anyway", sbx_fail_text());
+		return 0;
+	}
+	for (; *refused; refused++)
+		if (r.status == *refused)
+			break;
+	if (*refused)
+		rc = fail(what, &r, NULL);
+	http_resp_release(&r);
+	return rc;
 }

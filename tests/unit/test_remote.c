@@ -17,6 +17,7 @@
 #include "sbxfs/remote/errmap.h"
 #include "sbxfs/remote/find.h"
 #include "sbxfs/remote/json.h"
+#include "sbxfs/remote/opts.h"
 #include "sbxfs/remote/shell.h"
 #include "sbxfs/remote/time.h"
 #include "sbxfs/provider.h"
@@ -410,8 +411,46 @@ static void check_cmdpoll(void)
 	cmdpoll_destroy(&g);
 }
 
+static void check_opts(void)
+{
+	struct sbx_kvlist o = { 0 };
+	uint64_t bytes = 7;
+	int s = 30;
+	char *v, url[32];
+
+	CHECK(remote_opt_mib(&bytes, &o, "cache_max", 10) == 0 && bytes == 7);
+	CHECK(remote_opt_seconds(&s, &o, "timeout", 10) == 0 && s == 30);
+	sbx_kv_add(&o, "cache_max", "3");
+	sbx_kv_add(&o, "timeout", "9");
+	sbx_kv_add(&o, "big", "11");
+	sbx_kv_add(&o, "zero", "0");
+	sbx_kv_add(&o, "junk", "4s");
+	sbx_kv_add(&o, "empty", "");
+	CHECK(remote_opt_mib(&bytes, &o, "cache_max", 10) == 0 && bytes == 3u << 20);
+	CHECK(remote_opt_seconds(&s, &o, "timeout", 10) == 0 && s == 9);
+	CHECK(remote_opt_mib(&bytes, &o, "big", 10) == -EINVAL);
+	CHECK(!strcmp(sbx_fail_text(), "big must be a number of MiB, not \"11\""));
+	CHECK(remote_opt_seconds(&s, &o, "zero", 10) == -EINVAL);
+	CHECK(remote_opt_seconds(&s, &o, "junk", 10) == -EINVAL && s == 9);
+	CHECK(remote_opt_mib(&bytes, &o, "zero", 10) == -EINVAL);
+	v = remote_opt(&o, "timeout", "SBXFS_TEST_UNSET");
+	CHECK(v && !strcmp(v, "9"));
+	free(v);
+	CHECK(!remote_opt(&o, "empty", "SBXFS_TEST_UNSET"));
+	setenv("SBXFS_TEST_SET", "e", 1);
+	v = remote_opt(&o, "nothing", "SBXFS_TEST_SET");
+	CHECK(v && !strcmp(v, "e"));
+	free(v);
+	sbx_kv_free(&o);
+	snprintf(url, sizeof(url), "http://x//");
+	CHECK(remote_trim_url(url) == 8 && !strcmp(url, "http://x"));
+	snprintf(url, sizeof(url), "/");
+	CHECK(remote_trim_url(url) == 0 && !url[0]);
+}
+
 void test_remote(void)
 {
+	check_opts();
 	check_cmdpoll();
 	check_follow();
 	check_errmap();

@@ -2,8 +2,8 @@
 /*
  * The HTTP requests every remote provider makes the same way, over
  * http.c: a call with a JSON body, and the download of a file into a
- * staged copy; and the mount options that come from the environment.
- * The answer's status is the caller's to map (errmap.h).
+ * staged copy, and the first request of a mount.  The answer's status
+ * is the caller's to map (errmap.h).
  */
 #ifndef SBXFS_REMOTE_REQUEST_H
 #define SBXFS_REMOTE_REQUEST_H
@@ -15,6 +15,7 @@
 
 #include "sbxfs/http.h"
 #include "sbxfs/provider.h"
+#include "sbxfs/remote/errmap.h"
 
 /* remote_request's flags */
 enum {
@@ -42,8 +43,17 @@ int remote_request(struct http_client *http, struct http_resp *resp, const char 
 int remote_download(struct http_client *http, struct http_resp *resp, const char *name,
 		    const char *url, int fd, uint64_t max, const char *path);
 
-/* The mount option `key`, else the environment variable `env`, as a
- * string the caller frees; NULL if neither is set or it is empty. */
-char *remote_opt(const struct sbx_kvlist *opts, const char *key, const char *env);
+/*
+ * The first request of a mount, `url` fetched with GET to try the
+ * credentials: a refusal (one of the statuses of `refused`, a list
+ * ending with 0) is a mount error, said once through fail(`what`, answer,
+ * NULL), rather than a tree that stays empty; a certificate the client
+ * does not trust is one too (-EPROTO).  A server that cannot be reached
+ * is only a warning: the mount works once it answers.  0 or -errno.
+ */
+int remote_check_credentials(struct http_client *http, const char *name, const char *url,
+			     size_t max_body, const long *refused, const char *what,
+			     int (*fail)(const char *what, const struct http_resp *r,
+					 const struct errmap *over));
 
 #endif
