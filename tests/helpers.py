@@ -450,6 +450,10 @@ def is_remote(provider):
     return provider_base(provider) in REMOTE
 
 
+# Seconds per lifecycle step of an emulated service (create, start, stop).
+EMULATOR_DELAY = "0.05"
+
+
 class Emulator:
     """A provider's service emulator on a random loopback port.
 
@@ -476,6 +480,10 @@ class Emulator:
         if "--tls-cert" in extra:
             self.ca_file = extra[list(extra).index("--tls-cert") + 1]
         script = os.path.join(REPO, "tests", "emulators", REMOTE[self.provider])
+        # Lifecycle steps as fast as they may be: a test that watches the
+        # states in between asks for a longer --delay itself.
+        if "--delay" not in extra:
+            extra = ("--delay", EMULATOR_DELAY) + tuple(extra)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 ["/usr/bin/python3", script, "--root", self.root,

@@ -92,6 +92,21 @@ Deviations from the real service (deliberate, keep them in mind):
   * PTY: POST/GET/DELETE /process/pty, resize and the connect WebSocket
     (v0.190 protocol); not the newer create-connect route.
 
+Costs of the real service that are not modelled (so the tests run in
+seconds; the benchmark's relay adds the network back):
+  * Distance: every request answers at loopback speed.  The real API and
+    the toolbox proxy are tens of milliseconds away, each new connection
+    costs a TCP and TLS handshake, and the toolbox goes through one more
+    proxy hop.  Request counts, which the tests assert, are the same.
+  * Lifecycle: each state step takes --delay seconds (the tests use
+    0.05); a real sandbox takes seconds to start and an image build or
+    pull minutes.  Quotas (CPU, memory, disk, sandboxes per organisation)
+    and rate limits are not enforced unless a fault asks for a 429.
+  * Commands: one nsenter and sh per command, a few milliseconds; the real
+    daemon runs them in a session shell inside a container.
+  * Files: the file API touches the backing directory directly; the real
+    toolbox daemon does the same inside the sandbox, behind the proxy.
+
 Needs root (as in CI): unprivileged bwrap nests a user namespace that nsenter
 cannot join.  Only Debian's python3-aiohttp is needed besides bwrap and
 util-linux (nsenter, setsid).

@@ -187,6 +187,22 @@ Deliberate deviations from the real service:
   * The server's time zone is UTC; DB times have microseconds, live
     manager times nanoseconds, as with Postgres and Go.
 
+Costs of the real service that are not modelled (so the tests run in
+seconds; the benchmark's relay adds the network back):
+  * Distance: every request answers at loopback speed; the real server is
+    tens of milliseconds away, and each connection (the terminal
+    WebSocket too) costs a TCP and TLS handshake.  Request counts, which
+    the tests assert, are the same.
+  * Containers: each lifecycle step (pull, create, configure, start)
+    takes --delay seconds (the tests use 0.05); a real pull and create
+    take seconds to minutes.  The rate limit only with --rate-limit.
+  * exec: one nsenter and sh per exec, a few milliseconds; a real Docker
+    exec goes through the daemon and runc, tens of milliseconds more.
+    What a script itself runs (the client's wrapper: mktemp, base64, ...)
+    costs the same here as there.
+  * The terminal shell is `/bin/sh -l` at once; the real server may set
+    up tmux and the shell first.
+
 Needs root (as in CI): unprivileged bwrap nests a user namespace that
 nsenter cannot join.  Only Debian's python3-aiohttp is needed besides bwrap
 and util-linux (nsenter, setsid).

@@ -165,6 +165,18 @@ Deviations from the real service (deliberate, keep them in mind):
   * Paths are resolved before they are used, so a symlink swapped between the
     resolution and the use could escape; tests do not race like that.
 
+Costs of the real service that are not modelled (so the tests run in
+seconds; the benchmark's relay adds the network back):
+  * Distance: every REST request and JSON-RPC call answers at loopback
+    speed; the real gateway is tens of milliseconds away, and each socket
+    costs a TCP and TLS handshake.  Call counts, which the tests assert,
+    are the same.
+  * Pods: each state step takes --delay seconds (the tests use 0.05); a
+    real pod is scheduled, pulled and started in seconds to minutes.
+    Quotas and rate limits are not enforced.
+  * exec: one nsenter and sh per command, a few milliseconds; the real
+    server starts it through the pod's agent.
+
 Needs root (as in CI): unprivileged bwrap nests a user namespace that nsenter
 cannot join.  Only Debian's python3-aiohttp is needed besides bwrap and
 util-linux (nsenter).
