@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,8 @@ struct box *box_find(struct sbxfs *fs, const char *name)
 	return b;
 }
 
+static const struct cmd_host_ops host_ops;
+
 struct box *box_get(struct sbxfs *fs, const char *name)
 {
 	struct box *b;
@@ -51,6 +54,10 @@ struct box *box_get(struct sbxfs *fs, const char *name)
 	if (!b && (b = calloc(1, sizeof(*b)))) {
 		snprintf(b->name, sizeof(b->name), "%s", name);
 		b->fs = fs;
+		b->host.ops = &host_ops;
+		b->host.provider = fs->provider;
+		b->host.box = b->name;
+		b->host.spool_dir = fs->cmd_dir;
 		b->refs = 1; /* the registry's */
 		pthread_mutex_init(&b->lock, NULL);
 		b->next = fs->boxes;
@@ -127,6 +134,139 @@ void box_err_text(struct box *b, char *out, size_t size)
 		out[0] = '\0';
 	}
 	pthread_mutex_unlock(&b->lock);
+}
+
+/* ---- the command list ---- */
+
+static struct box *host_box(struct cmd_host *h)
+{
+	return (struct box *)((char *)h - offsetof(struct box, host));
+}
+
+static void host_get(struct cmd_host *h)
+{
+	box_ref(host_box(h));
+}
+
+static void host_put(struct cmd_host *h)
+{
+	box_put(host_box(h));
+}
+
+static void host_fail(struct cmd_host *h, int rc, const char *msg)
+{
+	if (msg)
+		box_fail(host_box(h), rc, "%s", msg);
+	else
+		box_fail(host_box(h), rc, NULL);
+}
+
+static void host_ended(struct cmd_host *h)
+{
+	struct box *b = host_box(h);
+
+	if (b->fs->inval_box_now)
+		b->fs->inval_box_now(b->fs, b);
+}
+
+static int host_stopping(struct cmd_host *h)
+{
+	struct sbxfs *fs = host_box(h)->fs;
+
+	return fs->se && fuse_session_exited(fs->se);
+}
+
+static const struct cmd_host_ops host_ops = {
+	.get = host_get,
+	.put = host_put,
+	.fail = host_fail,
+	.ended = host_ended,
+	.stopping = host_stopping,
+};
+
+/* Append the command to the list, which takes the caller's reference. */
+static int add_cmd_locked(struct box *b, struct cmd *c)
+{
+	if (b->ncmds == b->capcmds) {
+		unsigned cap = b->capcmds ? b->capcmds * 2 : 16;
+		struct cmd **nv = realloc(b->cmds, cap * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		b->cmds = nv;
+		b->capcmds = cap;
+	}
+	b->cmds[b->ncmds++] = c;
+	return 0;
+}
+
+/* Lock of the box held. */
+static void load_locked(struct box *b)
+{
+	unsigned max;
+
+	if (b->cmds_loaded)
+		return;
+	b->cmds_loaded = 1;
+	max = cmd_spooled(&b->host);
+	for (unsigned n = 1; n <= max; n++) {
+		struct cmd *c = cmd_load(&b->host, n);
+
+		if (!c)
+			break;
+		if (add_cmd_locked(b, c)) {
+			cmd_put(c);
+			break;
+		}
+	}
+}
+
+unsigned box_cmd_count(struct box *b)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&b->lock);
+	load_locked(b);
+	n = b->ncmds;
+	pthread_mutex_unlock(&b->lock);
+	return n;
+}
+
+struct cmd *box_cmd_get(struct box *b, unsigned n)
+{
+	struct cmd *c = NULL;
+
+	pthread_mutex_lock(&b->lock);
+	load_locked(b);
+	if (n >= 1 && n <= b->ncmds && b->cmds[n - 1])
+		c = cmd_ref(b->cmds[n - 1]);
+	pthread_mutex_unlock(&b->lock);
+	return c;
+}
+
+int box_cmd_start(struct cmd **out, struct box *b, const char *cmdline)
+{
+	struct cmd *c;
+	int rc;
+
+	pthread_mutex_lock(&b->lock);
+	load_locked(b);
+	clock_gettime(CLOCK_REALTIME, &b->cmds_mtime);
+	c = cmd_new(&b->host, b->ncmds + 1, cmdline);
+	if (!c || add_cmd_locked(b, c)) {
+		pthread_mutex_unlock(&b->lock);
+		cmd_put(c);
+		return -ENOMEM;
+	}
+	cmd_ref(c); /* the caller's */
+	pthread_mutex_unlock(&b->lock);
+	rc = cmd_run(c);
+	if (rc) {
+		cmd_put(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
 }
 
 void box_deleted(struct sbxfs *fs, const char *name)
@@ -230,10 +370,13 @@ void box_list_dirty(struct sbxfs *fs)
 
 int box_exists(struct sbxfs *fs, const char *name)
 {
-	int found = 0;
+	int found = 0, rc;
 
-	if (box_list_refresh(fs))
-		return 0;
+	/* A listing that failed says nothing of the name: an error, never
+	 * "no such sandbox" while the service is down. */
+	rc = box_list_refresh(fs);
+	if (rc)
+		return rc;
 	pthread_mutex_lock(&fs->list_lock);
 	for (size_t i = 0; i < fs->list_n && !found; i++)
 		found = !strcmp(fs->list[i], name);

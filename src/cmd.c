@@ -9,18 +9,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sbxfs/box.h"
 #include "sbxfs/cmd.h"
 #include "sbxfs/log.h"
-#include "sbxfs/notify.h"
-#include "sbxfs/sbxfs.h"
 #include "sbxfs/status.h"
 
 static const char *const stream_file[CMD_NSTREAMS] = { "out", "stdout", "stderr" };
 
-static int cmd_path(char *out, size_t size, struct box *b, unsigned n, const char *file)
+static int cmd_path(char *out, size_t size, struct cmd_host *h, unsigned n,
+		    const char *file)
 {
-	int len = snprintf(out, size, "%s/%s/%u%s%s", b->fs->cmd_dir, b->name, n,
+	int len = snprintf(out, size, "%s/%s/%u%s%s", h->spool_dir, h->box, n,
 			   file ? "/" : "", file ? file : "");
 
 	return len < 0 || (size_t)len >= size ? -ENAMETOOLONG : 0;
@@ -59,7 +57,7 @@ static char *read_small_file(const char *path, size_t max)
 	return buf;
 }
 
-static struct cmd *cmd_new(struct box *b, unsigned n, const char *cmdline)
+static struct cmd *cmd_alloc(struct cmd_host *h, unsigned n, const char *cmdline)
 {
 	struct cmd *c = calloc(1, sizeof(*c));
 
@@ -68,7 +66,8 @@ static struct cmd *cmd_new(struct box *b, unsigned n, const char *cmdline)
 		return NULL;
 	}
 	c->n = n;
-	c->box = box_ref(b);
+	c->host = h;
+	h->ops->get(h);
 	c->refs = 1;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
@@ -84,27 +83,11 @@ void cmd_put(struct cmd *c)
 	for (int i = 0; i < CMD_NSTREAMS; i++)
 		if (c->fd[i] >= 0)
 			close(c->fd[i]);
-	box_put(c->box);
+	c->host->ops->put(c->host);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->cond);
 	free(c->cmdline);
 	free(c);
-}
-
-/* Append the record to the box's list; takes the box's reference. */
-static int box_add_cmd_locked(struct box *b, struct cmd *c)
-{
-	if (b->ncmds == b->capcmds) {
-		unsigned cap = b->capcmds ? b->capcmds * 2 : 16;
-		struct cmd **nv = realloc(b->cmds, cap * sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		b->cmds = nv;
-		b->capcmds = cap;
-	}
-	b->cmds[b->ncmds++] = c;
-	return 0;
 }
 
 static int parse_status(struct sbx_exit *ex, const char *text)
@@ -130,21 +113,17 @@ static int parse_status(struct sbx_exit *ex, const char *text)
 	return 0;
 }
 
-/* Lock of the box held. */
-static void load_locked(struct box *b)
+unsigned cmd_spooled(struct cmd_host *h)
 {
-	char dir[4200], path[4300];
+	char dir[4200];
 	struct dirent *de;
 	unsigned max = 0;
 	DIR *d;
 
-	if (b->cmds_loaded)
-		return;
-	b->cmds_loaded = 1;
-	snprintf(dir, sizeof(dir), "%s/%s", b->fs->cmd_dir, b->name);
+	snprintf(dir, sizeof(dir), "%s/%s", h->spool_dir, h->box);
 	d = opendir(dir);
 	if (!d)
-		return;
+		return 0;
 	while ((de = readdir(d))) {
 		char *end;
 		unsigned long n = strtoul(de->d_name, &end, 10);
@@ -153,56 +132,37 @@ static void load_locked(struct box *b)
 			max = (unsigned)n;
 	}
 	closedir(d);
-	for (unsigned n = 1; n <= max; n++) {
-		char *cmdline, *status;
-		struct cmd *c;
-		struct stat st;
-
-		cmd_path(path, sizeof(path), b, n, "cmdline");
-		cmdline = read_small_file(path, 65536);
-		c = cmd_new(b, n, cmdline ? cmdline : "");
-		free(cmdline);
-		if (!c)
-			break;
-		cmd_path(path, sizeof(path), b, n, "status");
-		status = read_small_file(path, 256);
-		if (status)
-			status[strcspn(status, "\n")] = '\0';
-		parse_status(&c->exit, status && strcmp(status, "running") ? status : "");
-		free(status);
-		for (int i = 0; i < CMD_NSTREAMS; i++) {
-			cmd_path(path, sizeof(path), b, n, stream_file[i]);
-			c->size[i] = stat(path, &st) == 0 ? st.st_size : 0;
-		}
-		if (box_add_cmd_locked(b, c)) {
-			cmd_put(c);
-			break;
-		}
-	}
+	return max;
 }
 
-unsigned cmd_count(struct box *b)
+struct cmd *cmd_load(struct cmd_host *h, unsigned n)
 {
-	unsigned n;
+	char path[4300], *cmdline, *status;
+	struct cmd *c;
+	struct stat st;
 
-	pthread_mutex_lock(&b->lock);
-	load_locked(b);
-	n = b->ncmds;
-	pthread_mutex_unlock(&b->lock);
-	return n;
+	cmd_path(path, sizeof(path), h, n, "cmdline");
+	cmdline = read_small_file(path, 65536);
+	c = cmd_alloc(h, n, cmdline ? cmdline : "");
+	free(cmdline);
+	if (!c)
+		return NULL;
+	cmd_path(path, sizeof(path), h, n, "status");
+	status = read_small_file(path, 256);
+	if (status)
+		status[strcspn(status, "\n")] = '\0';
+	parse_status(&c->exit, status && strcmp(status, "running") ? status : "");
+	free(status);
+	for (int i = 0; i < CMD_NSTREAMS; i++) {
+		cmd_path(path, sizeof(path), h, n, stream_file[i]);
+		c->size[i] = stat(path, &st) == 0 ? st.st_size : 0;
+	}
+	return c;
 }
 
-struct cmd *cmd_get(struct box *b, unsigned n)
+struct cmd *cmd_ref(struct cmd *c)
 {
-	struct cmd *c = NULL;
-
-	pthread_mutex_lock(&b->lock);
-	load_locked(b);
-	if (n >= 1 && n <= b->ncmds && b->cmds[n - 1]) {
-		c = b->cmds[n - 1];
-		__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
-	}
-	pthread_mutex_unlock(&b->lock);
+	__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
 	return c;
 }
 
@@ -222,7 +182,7 @@ static void *handle_use(struct cmd *c)
 
 static void handle_unuse(struct cmd *c)
 {
-	struct sbx_provider *p = c->box->fs->provider;
+	struct sbx_provider *p = c->host->provider;
 	void *release = NULL;
 
 	pthread_mutex_lock(&c->lock);
@@ -289,26 +249,31 @@ static void finish(struct cmd *c, const struct sbx_exit *ex)
 	pthread_mutex_unlock(&c->lock);
 
 	strcat(word, "\n");
-	cmd_path(path, sizeof(path), c->box, c->n, "status");
+	cmd_path(path, sizeof(path), c->host, c->n, "status");
 	write_file(path, word);
 	word[strcspn(word, "\n")] = '\0';
-	sbx_trace(SBX_TRACE_CMD, "sandbox \"%s\": command %u %s", c->box->name, c->n,
+	sbx_trace(SBX_TRACE_CMD, "sandbox \"%s\": command %u %s", c->host->box, c->n,
 		  word);
-	if (dropped)
-		box_fail(c->box, -EFBIG, "command %u: output past %lld bytes was dropped",
-			 c->n, (long long)CMD_SPOOL_MAX);
+	if (dropped) {
+		char msg[128];
+
+		snprintf(msg, sizeof(msg),
+			 "command %u: output past %lld bytes was dropped", c->n,
+			 (long long)CMD_SPOOL_MAX);
+		c->host->ops->fail(c->host, -EFBIG, msg);
+	}
 }
 
 static void sink_done(struct sbx_cmd_sink *sink, const struct sbx_exit *ex)
 {
 	struct cmd *c = (struct cmd *)((char *)sink - offsetof(struct cmd, sink));
-	struct sbx_provider *p = c->box->fs->provider;
+	struct sbx_provider *p = c->host->provider;
 	void *release;
 
 	/* The command may have changed any file of the sandbox: forget it all
 	 * before a reader sees the end, so what it does next sees the
 	 * command's effects.  (This thread serves no FUSE request.) */
-	sbxfs_invalidate_box_now(c->box->fs, c->box);
+	c->host->ops->ended(c->host);
 	finish(c, ex);
 	pthread_mutex_lock(&c->lock);
 	c->handle_done = 1;
@@ -321,69 +286,67 @@ static void sink_done(struct sbx_cmd_sink *sink, const struct sbx_exit *ex)
 	cmd_put(c); /* the running command's reference */
 }
 
-int cmd_start(struct cmd **out, struct box *b, const char *cmdline)
+struct cmd *cmd_new(struct cmd_host *h, unsigned n, const char *cmdline)
 {
-	struct sbx_provider *p = b->fs->provider;
-	char path[4300];
-	struct cmd *c;
-	unsigned n;
+	struct cmd *c = cmd_alloc(h, n, cmdline);
+
+	if (c)
+		c->running = 1;
+	return c;
+}
+
+int cmd_run(struct cmd *c)
+{
+	struct cmd_host *h = c->host;
+	struct sbx_provider *p = h->provider;
+	char path[4300], msg[1024];
+	unsigned n = c->n;
 	int rc = 0;
 
-	pthread_mutex_lock(&b->lock);
-	load_locked(b);
-	n = b->ncmds + 1;
-	clock_gettime(CLOCK_REALTIME, &b->cmds_mtime);
-	c = cmd_new(b, n, cmdline);
-	if (!c || box_add_cmd_locked(b, c)) {
-		pthread_mutex_unlock(&b->lock);
-		cmd_put(c);
-		return -ENOMEM;
-	}
-	c->running = 1;
-	__atomic_add_fetch(&c->refs, 2, __ATOMIC_RELAXED); /* running, caller */
-	pthread_mutex_unlock(&b->lock);
-
+	cmd_ref(c); /* the running command's */
 	c->sink.output = sink_output;
 	c->sink.done = sink_done;
-	cmd_path(path, sizeof(path), b, 0, NULL);
+	cmd_path(path, sizeof(path), h, 0, NULL);
 	path[strlen(path) - 2] = '\0'; /* the box's spool directory */
-	mkdir(b->fs->cmd_dir, 0700);
+	mkdir(h->spool_dir, 0700);
 	mkdir(path, 0700);
-	cmd_path(path, sizeof(path), b, n, NULL);
+	cmd_path(path, sizeof(path), h, n, NULL);
 	if (mkdir(path, 0700) < 0 && errno != EEXIST)
 		rc = -errno;
 	for (int i = 0; i < CMD_NSTREAMS && !rc; i++) {
-		cmd_path(path, sizeof(path), b, n, stream_file[i]);
+		cmd_path(path, sizeof(path), h, n, stream_file[i]);
 		c->fd[i] = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (c->fd[i] < 0)
 			rc = -errno;
 	}
 	if (!rc) {
-		cmd_path(path, sizeof(path), b, n, "cmdline");
-		rc = write_file(path, cmdline);
+		cmd_path(path, sizeof(path), h, n, "cmdline");
+		rc = write_file(path, c->cmdline);
 	}
 	if (!rc) {
-		cmd_path(path, sizeof(path), b, n, "status");
+		cmd_path(path, sizeof(path), h, n, "status");
 		rc = write_file(path, "running\n");
 	}
 	if (rc) {
-		box_fail(b, rc, "exec: cannot record command %u under \"%s\": %s", n,
-			 b->fs->cmd_dir, strerror(-rc));
+		snprintf(msg, sizeof(msg),
+			 "exec: cannot record command %u under \"%s\": %s", n,
+			 h->spool_dir, strerror(-rc));
+		h->ops->fail(h, rc, msg);
 	} else {
-		void *h = NULL;
+		void *handle = NULL;
 
 		sbx_fail_clear();
 		/* Publish the handle before the provider can call done. */
 		pthread_mutex_lock(&c->lock);
 		c->handle_users++;
 		pthread_mutex_unlock(&c->lock);
-		rc = p->ops.cmd_start(p, &h, b->name, cmdline, &c->sink);
+		rc = p->ops.cmd_start(p, &handle, h->box, c->cmdline, &c->sink);
 		pthread_mutex_lock(&c->lock);
-		c->handle = rc ? NULL : h;
+		c->handle = rc ? NULL : handle;
 		pthread_mutex_unlock(&c->lock);
 		handle_unuse(c);
 		if (rc)
-			box_fail(b, rc, NULL);
+			h->ops->fail(h, rc, NULL);
 	}
 	if (rc) {
 		struct sbx_exit ex = { .how = SBX_EXIT_FAILED };
@@ -391,11 +354,9 @@ int cmd_start(struct cmd **out, struct box *b, const char *cmdline)
 		snprintf(ex.reason, sizeof(ex.reason), "%s", strerror(-rc));
 		finish(c, &ex);
 		cmd_put(c); /* it will never run */
-		cmd_put(c); /* the caller's */
 		return rc;
 	}
-	sbx_trace(SBX_TRACE_CMD, "sandbox \"%s\": command %u started", b->name, n);
-	*out = c;
+	sbx_trace(SBX_TRACE_CMD, "sandbox \"%s\": command %u started", h->box, n);
 	return 0;
 }
 
@@ -427,7 +388,7 @@ ssize_t cmd_read(struct cmd *c, enum cmd_stream s, char *buf, size_t size, off_t
 		/* Ctrl-C on the reader, or the daemon shutting down (SIGTERM):
 		 * a reader must not keep the daemon from exiting. */
 		if (req &&
-		    (fuse_req_interrupted(req) || fuse_session_exited(c->box->fs->se))) {
+		    (fuse_req_interrupted(req) || c->host->ops->stopping(c->host))) {
 			pthread_mutex_unlock(&c->lock);
 			fuse_req_interrupt_func(req, NULL, NULL);
 			return -EINTR;
@@ -450,7 +411,7 @@ ssize_t cmd_read(struct cmd *c, enum cmd_stream s, char *buf, size_t size, off_t
 	if ((off_t)size > have - off)
 		size = (size_t)(have - off);
 	if (fd < 0) {
-		cmd_path(path, sizeof(path), c->box, c->n, stream_file[s]);
+		cmd_path(path, sizeof(path), c->host, c->n, stream_file[s]);
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			return -errno;
@@ -469,7 +430,7 @@ static void set_flag(fuse_req_t req, void *data)
 
 ssize_t cmd_write_stdin(struct cmd *c, const char *data, size_t len, fuse_req_t req)
 {
-	struct sbx_provider *p = c->box->fs->provider;
+	struct sbx_provider *p = c->host->provider;
 	volatile int interrupted = 0;
 	void *h = handle_use(c);
 	ssize_t rc;
@@ -487,7 +448,7 @@ ssize_t cmd_write_stdin(struct cmd *c, const char *data, size_t len, fuse_req_t 
 
 int cmd_signal(struct cmd *c, int sig)
 {
-	struct sbx_provider *p = c->box->fs->provider;
+	struct sbx_provider *p = c->host->provider;
 	void *h = handle_use(c);
 	int rc;
 

@@ -3,6 +3,7 @@
  * served was interrupted, per thread (see provider.h). */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "sbxfs/log.h"
 #include "sbxfs/provider.h"
@@ -12,13 +13,18 @@ static __thread const volatile int *intr_flag;
 static __thread int in_call;
 static __thread long call_stalled_ms;
 
+/* The arguments may hold the text recorded before (a failure wrapped in
+ * its context: sbx_failf("upload: %s", sbx_fail_text())): format aside,
+ * then replace. */
 void sbx_failf(const char *fmt, ...)
 {
+	char text[sizeof(fail_text)];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(fail_text, sizeof(fail_text), fmt, ap);
+	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	memcpy(fail_text, text, sizeof(fail_text));
 	sbx_log(SBX_LOG_DEBUG, "failure: %s", fail_text);
 }
 

@@ -332,6 +332,7 @@ int main(int argc, char *argv[])
 		goto out;
 	if (notifier_start(&fs))
 		goto out;
+	fs.inval_box_now = sbxfs_invalidate_box_now;
 	sbx_info("mounted %s: provider %s, state %s", cl.mountpoint, o.provider, state);
 
 	loop = fuse_loop_cfg_create();

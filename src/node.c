@@ -9,12 +9,6 @@
 
 #define NBUCKETS 65536
 
-const char *const cmd_file_names[CF_COUNT] = {
-	[CF_CMDLINE] = "cmdline", [CF_STDOUT] = "stdout", [CF_STDERR] = "stderr",
-	[CF_OUT] = "out",	  [CF_STATUS] = "status", [CF_STDIN] = "stdin",
-	[CF_CTL] = "ctl",
-};
-
 struct node_table {
 	pthread_mutex_t lock; /* guards everything here and in the nodes */
 	fuse_ino_t next_ino;

@@ -316,11 +316,15 @@ int stage_truncate(struct stage *s, const char *box, const char *path, off_t siz
 	f->refs++; /* an open handle keeps it alive: dropping ours frees nothing */
 	pthread_mutex_unlock(&s->lock);
 	pthread_mutex_lock(&f->lock);
-	rc = stage_reserve(f, size);
-	if (!rc && ftruncate(f->fd, size))
-		rc = -errno;
-	if (!rc)
-		f->dirty = 1;
+	/* Only a copy that will be uploaded may take the truncation: a
+	 * reader's copy is never uploaded, and the change would be lost. */
+	if (f->writers || f->dirty) {
+		rc = stage_reserve(f, size);
+		if (!rc && ftruncate(f->fd, size))
+			rc = -errno;
+		if (!rc)
+			f->dirty = 1;
+	}
 	pthread_mutex_unlock(&f->lock);
 	pthread_mutex_lock(&s->lock);
 	f->refs--;

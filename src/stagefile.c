@@ -16,7 +16,7 @@
 struct handle {
 	struct stagefile *sf;
 	struct staged *f;
-	int writable;
+	int writable; /* uploads at flush and release: opened to write, or created */
 	/* STAGEFILE_LAZY_WRONLY: the contents are fetched at the first
 	 * write, as of `remote`. */
 	int lazy;
@@ -197,7 +197,14 @@ int stagefile_open(struct stagefile *sf, uint64_t *fh, struct stat *st, const ch
 		free(h);
 		return rc;
 	}
-	h->writable = (flags & O_ACCMODE) != O_RDONLY;
+	/* A file this open created is new contents too, even if the handle
+	 * cannot write: it goes up at flush or release like written data. */
+	h->writable = (flags & O_ACCMODE) != O_RDONLY || (flags & O_CREAT);
+	if (h->writable) {
+		pthread_mutex_lock(&f->lock);
+		f->writers++;
+		pthread_mutex_unlock(&f->lock);
+	}
 	*fh = (uint64_t)(uintptr_t)h;
 	return 0;
 }
@@ -351,7 +358,8 @@ int stagefile_release(struct sbx_provider *p, uint64_t fh)
 	 * a loud log line if that fails too. */
 	if (h->writable) {
 		pthread_mutex_lock(&h->f->lock);
-		if (h->f->dirty && stage_shared(h->f) == 0) {
+		/* The last writer uploads what is left, readers or not. */
+		if (--h->f->writers == 0 && h->f->dirty) {
 			rc = upload(h->sf, h->f);
 			if (rc)
 				sbx_err("%s: changes to a file were not saved: %s",

@@ -16,8 +16,8 @@
 #include "sbxfs/box.h"
 #include "sbxfs/cmd.h"
 #include "sbxfs/ctl.h"
-#include "sbxfs/fs.h"
 #include "sbxfs/log.h"
+#include "sbxfs/req.h"
 #include "sbxfs/names.h"
 #include "sbxfs/node.h"
 #include "sbxfs/notify.h"
@@ -31,54 +31,192 @@ static struct sbxfs *FS(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
+/*
+ * The synthetic tree, described once as a table: for each kind of
+ * node, the directory it sits in, its name, its type and permissions, and
+ * whether it is a stream.  Readable and writable are the mode's bits.  A
+ * row without a name stands for the entries its directory lists by number
+ * or by sandbox.  Rows are in listing order.
+ */
+/* clang-format off */
+static const struct synth_file synth_tab[] = {
+	/* parent    name       kind          cfile       mode            flags */
+	{ NODE_ROOT, "",        NODE_ROOT,    0,          S_IFDIR | 0755, 0 }, /* the mount itself */
+	{ NODE_ROOT, "ctl",     NODE_ROOTCTL, 0,          S_IFREG | 0644, 0 },
+	{ NODE_ROOT, NULL,      NODE_BOX,     0,          S_IFDIR | 0755, 0 }, /* the provider's list */
+	{ NODE_BOX,  "ctl",     NODE_BOXCTL,  0,          S_IFREG | 0644, 0 },
+	{ NODE_BOX,  "status",  NODE_STATUS,  0,          S_IFREG | 0444, 0 },
+	{ NODE_BOX,  "err",     NODE_ERR,     0,          S_IFREG | 0444, 0 },
+	{ NODE_BOX,  "exec",    NODE_EXEC,    0,          S_IFREG | 0644, SYNTH_STREAM },
+	{ NODE_BOX,  "cmd",     NODE_CMDS,    0,          S_IFDIR | 0555, 0 },
+	{ NODE_BOX,  "root",    NODE_FSROOT,  0,          S_IFDIR | 0755, SYNTH_PROVIDER },
+	{ NODE_CMDS, NULL,      NODE_CMD,     0,          S_IFDIR | 0555, 0 }, /* 1, 2, ... */
+	{ NODE_CMDS, "last",    NODE_CMDLAST, 0,          S_IFLNK | 0777, 0 }, /* once one ran */
+	{ NODE_CMD,  "cmdline", NODE_CMDFILE, CF_CMDLINE, S_IFREG | 0444, 0 },
+	{ NODE_CMD,  "stdout",  NODE_CMDFILE, CF_STDOUT,  S_IFREG | 0444, SYNTH_STREAM },
+	{ NODE_CMD,  "stderr",  NODE_CMDFILE, CF_STDERR,  S_IFREG | 0444, SYNTH_STREAM },
+	{ NODE_CMD,  "out",     NODE_CMDFILE, CF_OUT,     S_IFREG | 0444, SYNTH_STREAM },
+	{ NODE_CMD,  "status",  NODE_CMDFILE, CF_STATUS,  S_IFREG | 0444, 0 },
+	{ NODE_CMD,  "stdin",   NODE_CMDFILE, CF_STDIN,   S_IFREG | 0200, 0 },
+	{ NODE_CMD,  "ctl",     NODE_CMDFILE, CF_CTL,     S_IFREG | 0200, 0 },
+};
+/* clang-format on */
+
+#define SYNTH_NTAB (sizeof(synth_tab) / sizeof(synth_tab[0]))
+
+static const struct synth_file *row_of(enum node_kind kind, int cfile)
+{
+	for (size_t i = 0; i < SYNTH_NTAB; i++)
+		if (synth_tab[i].kind == kind &&
+		    (kind != NODE_CMDFILE || synth_tab[i].cfile == cfile))
+			return &synth_tab[i];
+	return NULL;
+}
+
+const struct synth_file *synth_file_of(const struct node *n)
+{
+	return row_of(n->kind, n->cfile);
+}
+
+static const struct synth_file *child_named(enum node_kind parent, const char *name)
+{
+	for (size_t i = 0; i < SYNTH_NTAB; i++)
+		if (synth_tab[i].parent == parent && synth_tab[i].kind != parent &&
+		    synth_tab[i].name && !strcmp(synth_tab[i].name, name))
+			return &synth_tab[i];
+	return NULL;
+}
+
+/* A directory of the synthetic tree (root/ is the provider's). */
+static int synth_is_dir(const struct node *n)
+{
+	const struct synth_file *sf = synth_file_of(n);
+
+	return sf && S_ISDIR(sf->mode) && !(sf->flags & SYNTH_PROVIDER);
+}
+
+/* N as written in cmd/: decimal, no sign, no leading zero. */
+static unsigned parse_cmd_number(const char *s)
+{
+	unsigned long n;
+	char *end;
+
+	if (s[0] < '1' || s[0] > '9' || strlen(s) > 9)
+		return 0;
+	n = strtoul(s, &end, 10);
+	return *end ? 0 : (unsigned)n;
+}
+
+int synth_lookup(struct sbxfs *fs, const struct node *parent, const char *name,
+		 struct synth_child *out)
+{
+	const struct synth_file *sf;
+	int rc;
+
+	if (!synth_is_dir(parent))
+		return -ENOTDIR;
+	out->cmd = parent->cmd;
+	out->box = NULL;
+	sf = child_named(parent->kind, name);
+	if (sf) {
+		if (sf->kind == NODE_CMDLAST && !box_cmd_count(parent->box))
+			return -ENOENT;
+		out->file = sf;
+		return 0;
+	}
+	if (parent->kind == NODE_ROOT) {
+		if (!sbx_name_valid(name))
+			return -ENOENT;
+		rc = box_exists(fs, name);
+		if (rc <= 0)
+			return rc ? rc : -ENOENT;
+		out->box = box_get(fs, name);
+		if (!out->box)
+			return -ENOMEM;
+		out->file = row_of(NODE_BOX, 0);
+		return 0;
+	}
+	if (parent->kind == NODE_CMDS) {
+		out->cmd = parse_cmd_number(name);
+		if (!out->cmd || out->cmd > box_cmd_count(parent->box))
+			return -ENOENT;
+		out->file = row_of(NODE_CMD, 0);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int synth_list(struct sbxfs *fs, struct node *n, struct cache_dir **out)
+{
+	struct cache_dir *d;
+	unsigned count = 0;
+	char num[16];
+	int rc = 0;
+
+	if (!synth_is_dir(n))
+		return -ENOTDIR;
+	d = cache_dir_new();
+	if (!d)
+		return -ENOMEM;
+	if (n->kind == NODE_CMDS)
+		count = box_cmd_count(n->box);
+	else if (n->kind == NODE_ROOT)
+		rc = box_list_refresh(fs); /* a failed listing fails readdir */
+	for (size_t i = 0; i < SYNTH_NTAB && !rc; i++) {
+		const struct synth_file *sf = &synth_tab[i];
+		struct stat st = { .st_mode = sf->mode & S_IFMT };
+
+		if (sf->parent != n->kind || sf->kind == n->kind)
+			continue;
+		if (sf->name) {
+			if (sf->kind != NODE_CMDLAST || count)
+				rc = cache_dir_add(d, sf->name, &st);
+		} else if (sf->kind == NODE_BOX) {
+			pthread_mutex_lock(&fs->list_lock);
+			for (size_t j = 0; j < fs->list_n && !rc; j++)
+				rc = cache_dir_add(d, fs->list[j], &st);
+			pthread_mutex_unlock(&fs->list_lock);
+		} else {
+			for (unsigned j = 1; j <= count && !rc; j++) {
+				snprintf(num, sizeof(num), "%u", j);
+				rc = cache_dir_add(d, num, &st);
+			}
+		}
+	}
+	if (rc) {
+		cache_dir_put(d);
+		return rc;
+	}
+	*out = d;
+	return 0;
+}
+
 void synth_attr(struct sbxfs *fs, const struct node *n, struct stat *st)
 {
+	const struct synth_file *sf = synth_file_of(n);
+
 	memset(st, 0, sizeof(*st));
 	st->st_ino = n->ino;
 	st->st_uid = fs->uid;
 	st->st_gid = fs->gid;
 	st->st_atime = st->st_mtime = st->st_ctime = fs->started;
-	st->st_nlink = 1;
+	st->st_nlink = S_ISDIR(sf->mode) ? 2 : 1;
 	st->st_blksize = 4096;
+	st->st_mode = sf->mode;
+	if (n->kind == NODE_CMDLAST)
+		st->st_size = 10;
 	/* The kernel keeps directory listings while the mtime stays: the
 	 * directories whose entries change carry the time of the change. */
-	switch (n->kind) {
-	case NODE_ROOT:
+	if (n->kind == NODE_ROOT) {
 		pthread_mutex_lock(&fs->list_lock);
 		if (fs->list_mtime.tv_sec)
 			st->st_mtim = fs->list_mtime;
 		pthread_mutex_unlock(&fs->list_lock);
-		/* fall through */
-	case NODE_BOX:
-		st->st_mode = S_IFDIR | 0755;
-		st->st_nlink = 2;
-		break;
-	case NODE_CMDS:
+	} else if (n->kind == NODE_CMDS) {
 		pthread_mutex_lock(&n->box->lock);
 		if (n->box->cmds_mtime.tv_sec)
 			st->st_mtim = n->box->cmds_mtime;
 		pthread_mutex_unlock(&n->box->lock);
-		/* fall through */
-	case NODE_CMD:
-		st->st_mode = S_IFDIR | 0555;
-		st->st_nlink = 2;
-		break;
-	case NODE_CMDLAST:
-		st->st_mode = S_IFLNK | 0777;
-		st->st_size = 10;
-		break;
-	case NODE_ROOTCTL:
-	case NODE_BOXCTL:
-	case NODE_EXEC:
-		st->st_mode = S_IFREG | 0644;
-		break;
-	case NODE_CMDFILE:
-		st->st_mode = S_IFREG |
-			      (n->cfile == CF_STDIN || n->cfile == CF_CTL ? 0200 : 0444);
-		break;
-	default:
-		st->st_mode = S_IFREG | 0444;
-		break;
 	}
 }
 
@@ -106,21 +244,17 @@ static struct {
 
 static int is_stream(const struct node *n)
 {
-	return n->kind == NODE_EXEC ||
-	       (n->kind == NODE_CMDFILE &&
-		(n->cfile == CF_STDOUT || n->cfile == CF_STDERR || n->cfile == CF_OUT));
+	return (synth_file_of(n)->flags & SYNTH_STREAM) != 0;
 }
 
 static int is_writable(const struct node *n)
 {
-	return n->kind == NODE_ROOTCTL || n->kind == NODE_BOXCTL ||
-	       n->kind == NODE_EXEC ||
-	       (n->kind == NODE_CMDFILE && (n->cfile == CF_STDIN || n->cfile == CF_CTL));
+	return (synth_file_of(n)->mode & 0222) != 0;
 }
 
 static int is_readable(const struct node *n)
 {
-	return !(n->kind == NODE_CMDFILE && (n->cfile == CF_STDIN || n->cfile == CF_CTL));
+	return (synth_file_of(n)->mode & 0444) != 0;
 }
 
 static void root_ctl_text(struct sbxfs *fs, struct strbuf *sb)
@@ -234,12 +368,12 @@ void synth_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 	    (acc != O_WRONLY && !is_readable(n))) {
 		if (n->box && acc != O_RDONLY)
 			box_fail(n->box, -EACCES, "\"%s\" cannot be written", n->name);
-		fuse_reply_err(req, EACCES);
+		reply_err(req, -EACCES);
 		return;
 	}
 	f = calloc(1, sizeof(*f));
 	if (!f) {
-		fuse_reply_err(req, ENOMEM);
+		reply_err(req, -ENOMEM);
 		return;
 	}
 	pthread_mutex_init(&f->lock, NULL);
@@ -253,20 +387,20 @@ void synth_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 	pthread_mutex_unlock(&open_files.lock);
 	f->box = n->box ? box_ref(n->box) : NULL;
 	f->writer = acc != O_RDONLY;
-	if (n->kind == NODE_CMDFILE && !(f->cmd = cmd_get(n->box, n->cmd))) {
+	if (n->kind == NODE_CMDFILE && !(f->cmd = box_cmd_get(n->box, n->cmd))) {
 		sfile_free(f);
-		fuse_reply_err(req, ENOENT);
+		reply_err(req, -ENOENT);
 		return;
 	}
 	if (acc != O_WRONLY && !is_stream(n) && (rc = sfile_build(fs, f))) {
 		sfile_free(f);
-		fuse_reply_err(req, -rc);
+		reply_err(req, rc);
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)f;
 	fi->direct_io = 1;
 	fi->nonseekable = is_stream(n);
-	if (fuse_reply_open(req, fi))
+	if (reply_open(req, fi))
 		sfile_free(f);
 }
 
@@ -380,7 +514,15 @@ static int root_ctl_line(struct sbxfs *fs, char *line)
 		rc = box_create(fs, c.argc, c.argv, why, sizeof(why));
 		break;
 	case RC_RM:
-		if (!sbx_name_valid(c.argv[1]) || !box_exists(fs, c.argv[1])) {
+		rc = sbx_name_valid(c.argv[1]) ? box_exists(fs, c.argv[1]) : 0;
+		if (rc < 0) {
+			snprintf(why, sizeof(why), "rm %.80s: listing sandboxes: %s",
+				 c.argv[1],
+				 sbx_fail_text()[0] ? sbx_fail_text() : strerror(-rc));
+			root_ctl_fail(fs, rc, why);
+			return rc;
+		}
+		if (!rc) {
 			snprintf(why, sizeof(why), "rm: no sandbox \"%.80s\"", c.argv[1]);
 			root_ctl_fail(fs, -ENOENT, why);
 			return -ENOENT;
@@ -447,7 +589,7 @@ static int box_ctl_line(struct sbxfs *fs, struct box *b, char *line)
 	return rc;
 }
 
-static int cmd_ctl_line(struct cmd *cmd, char *line)
+static int cmd_ctl_line(struct box *b, struct cmd *cmd, char *line)
 {
 	struct ctl_cmd c;
 	char why[768];
@@ -469,7 +611,7 @@ static int cmd_ctl_line(struct cmd *cmd, char *line)
 			snprintf(why, sizeof(why), "kill: %s", strerror(-rc));
 	}
 	if (rc)
-		box_fail(cmd->box, rc, "cmd %u: %s", cmd->n, why);
+		box_fail(b, rc, "cmd %u: %s", cmd->n, why);
 	return rc;
 }
 
@@ -515,7 +657,7 @@ static int ctl_write(struct sbxfs *fs, struct sfile *f, const char *data, size_t
 			rc = box_ctl_line(fs, f->box, line);
 			break;
 		default:
-			rc = cmd_ctl_line(f->cmd, line);
+			rc = cmd_ctl_line(f->box, f->cmd, line);
 			break;
 		}
 	}
@@ -549,7 +691,7 @@ static int exec_write(struct sbxfs *fs, struct sfile *f, const char *data, size_
 		box_fail(f->box, -EINVAL, "exec: empty command line");
 		return -EINVAL;
 	}
-	rc = cmd_start(&c, f->box, line);
+	rc = box_cmd_start(&c, f->box, line);
 	free(line);
 	if (rc)
 		return rc;
@@ -591,16 +733,16 @@ static void sfile_write(fuse_req_t req, struct sfile *f, const char *buf, size_t
 		/* A verb may wait long on a provider (start, stop). */
 		volatile int intr;
 
-		fs_intr_begin(req, &intr);
+		req_intr_begin(req, &intr);
 		rc = ctl_write(fs, f, buf, size);
-		fs_intr_end(req);
+		req_intr_end(req);
 	}
 	if (rc < 0)
-		fuse_reply_err(req, (int)-rc);
+		reply_err(req, (int)rc);
 	else
-		fuse_reply_write(req, n->kind == NODE_CMDFILE && n->cfile == CF_STDIN
-					      ? (size_t)rc
-					      : size);
+		reply_write(req, n->kind == NODE_CMDFILE && n->cfile == CF_STDIN
+					 ? (size_t)rc
+					 : size);
 }
 
 static void sfile_read(fuse_req_t req, struct sfile *f, size_t size, off_t off)
@@ -613,12 +755,12 @@ static void sfile_read(fuse_req_t req, struct sfile *f, size_t size, off_t off)
 
 	if (!is_stream(n)) {
 		if (off >= (off_t)f->len)
-			fuse_reply_buf(req, NULL, 0);
+			reply_buf(req, NULL, 0);
 		else
-			fuse_reply_buf(req, f->text + off,
-				       (size_t)((off_t)f->len - off) < size
-					       ? f->len - (size_t)off
-					       : size);
+			reply_buf(req, f->text + off,
+				  (size_t)((off_t)f->len - off) < size
+					  ? f->len - (size_t)off
+					  : size);
 		return;
 	}
 	if (n->kind == NODE_CMDFILE)
@@ -628,22 +770,22 @@ static void sfile_read(fuse_req_t req, struct sfile *f, size_t size, off_t off)
 	/* exec: this file's command, else the newest at the first read. */
 	pthread_mutex_lock(&f->lock);
 	if (!f->cmd && n->kind == NODE_EXEC)
-		f->cmd = cmd_get(f->box, cmd_count(f->box));
+		f->cmd = box_cmd_get(f->box, box_cmd_count(f->box));
 	c = f->cmd;
 	if (c)
-		__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+		cmd_ref(c);
 	/* Streams are not seekable, and on an O_RDWR exec file the kernel's
 	 * offset counts what was written: keep our own read position. */
 	off = f->rpos;
 	pthread_mutex_unlock(&f->lock);
 	if (!c) {
-		fuse_reply_buf(req, NULL, 0);
+		reply_buf(req, NULL, 0);
 		return;
 	}
 	buf = malloc(size ? size : 1);
 	if (!buf) {
 		cmd_put(c);
-		fuse_reply_err(req, ENOMEM);
+		reply_err(req, -ENOMEM);
 		return;
 	}
 	got = cmd_read(c, s, buf, size, off, req);
@@ -655,9 +797,9 @@ static void sfile_read(fuse_req_t req, struct sfile *f, size_t size, off_t off)
 		pthread_mutex_unlock(&f->lock);
 	}
 	if (got < 0)
-		fuse_reply_err(req, (int)-got);
+		reply_err(req, (int)got);
 	else
-		fuse_reply_buf(req, buf, (size_t)got);
+		reply_buf(req, buf, (size_t)got);
 	free(buf);
 }
 

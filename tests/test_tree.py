@@ -384,6 +384,34 @@ def test_utimens(wd, provider):
     assert os.stat(f).st_mtime > 1600000001
 
 
+def in_sandbox(wd):
+    """wd's path as the sandbox's own commands see it."""
+    root = wd[:wd.index("/root/") + len("/root")]
+    return "/" + os.path.relpath(wd, root)
+
+
+def test_truncate_while_open_for_reading(module_box, wd):
+    # A reader's open copy of the file must not swallow a truncate(2) by
+    # path: the server truncates, and the sandbox sees it.
+    f = os.path.join(wd, "f")
+    put(f, b"0123456789")
+    with open(f, "rb") as r:
+        assert r.read(3) == b"012"
+        os.truncate(f, 2)
+        assert os.stat(f).st_size == 2
+    assert read_bytes(f) == b"01"
+    assert module_box.check("cat %s/f" % q(in_sandbox(wd))) == "01"
+
+
+def test_created_read_only_is_saved(module_box, wd):
+    # open(O_CREAT | O_RDONLY) makes the file, on the server too.
+    f = os.path.join(wd, "made")
+    os.close(os.open(f, os.O_CREAT | os.O_RDONLY, 0o640))
+    assert os.path.isfile(f)
+    out = module_box.check("ls -l %s/made" % q(in_sandbox(wd)))
+    assert out.startswith("-rw-r-----"), out
+
+
 def test_dd_seek_notrunc(wd):
     f = os.path.join(wd, "f")
     rnd = random.Random(1)

@@ -2,7 +2,8 @@
 /*
  * What the FUSE layer keeps per sandbox, whatever the provider: the last
  * error (the `err` file) and the commands run through `exec` (cmd/).
- * Records are reference counted and looked up by name.
+ * Records are reference counted and looked up by name.  A record owns its
+ * command list; each command sees the record as its cmd_host.
  */
 #ifndef SBXFS_BOX_H
 #define SBXFS_BOX_H
@@ -10,14 +11,15 @@
 #include <pthread.h>
 #include <time.h>
 
+#include "sbxfs/cmd.h"
 #include "sbxfs/provider.h"
 
-struct cmd;
 struct sbxfs;
 
 struct box {
 	char name[SBX_NAME_MAX + 1];
 	struct sbxfs *fs;
+	struct cmd_host host; /* what its commands see of it */
 	int refs;	      /* atomic */
 	pthread_mutex_t lock; /* guards everything below */
 	char err[1024];	      /* last error, "" when none */
@@ -43,12 +45,22 @@ void box_fail(struct box *b, int rc, const char *fmt, ...)
 /* "TIME MESSAGE\n" or "" into out. */
 void box_err_text(struct box *b, char *out, size_t size);
 
+/* The command list, read back from the spools at first use.  count: how
+ * many commands the box has run; get: command n (1-based) as a new
+ * reference, or NULL; start: run `cmdline`, and on success *out is a new
+ * reference to the running command, now the box's newest (-errno on
+ * failure, with the reason in the box's err). */
+unsigned box_cmd_count(struct box *b);
+struct cmd *box_cmd_get(struct box *b, unsigned n);
+int box_cmd_start(struct cmd **out, struct box *b, const char *cmdline);
+
 /* The sandbox was deleted: drop its record and its command history. */
 void box_deleted(struct sbxfs *fs, const char *name);
 
 /* The sandbox names, from the provider's list slot, kept for the entry
  * timeout.  refresh lists again if that has passed (0 or -errno); dirty
- * makes the next use list again; exists answers from the list. */
+ * makes the next use list again; exists answers from the list: 1, 0, or
+ * the -errno of a listing that failed. */
 int box_list_refresh(struct sbxfs *fs);
 void box_list_dirty(struct sbxfs *fs);
 int box_exists(struct sbxfs *fs, const char *name);

@@ -5,6 +5,10 @@
  * it can be read at any offset, by any number of readers, after the
  * command has ended and after a remount.  Readers of a running command
  * block until more output or the end, and wake on interrupt.
+ *
+ * A command knows its sandbox only as a cmd_host: the sandbox record
+ * (box.c) owns the command list and gives each command the host it runs
+ * in, so this layer sits below the records and calls nothing above it.
  */
 #ifndef SBXFS_CMD_H
 #define SBXFS_CMD_H
@@ -25,11 +29,35 @@ enum cmd_stream {
 /* Most output kept per stream; past it output is dropped and noted. */
 #define CMD_SPOOL_MAX (1ll << 30)
 
-struct box;
+struct cmd_host;
+
+struct cmd_host_ops {
+	/* A command holds its host from cmd_new() or cmd_load() to its last
+	 * cmd_put(). */
+	void (*get)(struct cmd_host *h);
+	void (*put)(struct cmd_host *h);
+	/* Record a failure for the sandbox's `err` and the log; with msg
+	 * NULL, the text is this thread's sbx_fail_text() or strerror(-rc). */
+	void (*fail)(struct cmd_host *h, int rc, const char *msg);
+	/* A command ended: what is cached of the sandbox's files may be stale.
+	 * Called before readers see the end, from a provider thread that
+	 * serves no FUSE request. */
+	void (*ended)(struct cmd_host *h);
+	/* Nonzero once the daemon is stopping: blocked readers give up. */
+	int (*stopping)(struct cmd_host *h);
+};
+
+/* The sandbox a command runs in, as the command sees it. */
+struct cmd_host {
+	const struct cmd_host_ops *ops;
+	struct sbx_provider *provider;
+	const char *box;       /* the sandbox's name */
+	const char *spool_dir; /* spools are SPOOL_DIR/BOX/N/ */
+};
 
 struct cmd {
 	unsigned n;
-	struct box *box; /* reference */
+	struct cmd_host *host; /* held (ops->get) */
 	char *cmdline;
 	int refs; /* atomic */
 	struct sbx_cmd_sink sink;
@@ -45,15 +73,22 @@ struct cmd {
 	int handle_done;      /* sink->done came: release after last user */
 };
 
-/* Start `cmdline` in the box; on success *out is a new reference to a
- * running command that is also the box's newest.  -errno on failure, with
- * the reason in the box's err. */
-int cmd_start(struct cmd **out, struct box *b, const char *cmdline);
+/* The highest N spooled for the host's sandbox (by an earlier mount, or
+ * this one), 0 if none. */
+unsigned cmd_spooled(struct cmd_host *h);
+/* Command n as its spool shows it (ended: a command still "running" there
+ * was lost with the daemon that ran it); NULL on ENOMEM. */
+struct cmd *cmd_load(struct cmd_host *h, unsigned n);
 
-/* Command n of the box (1-based), as a new reference, or NULL. */
-struct cmd *cmd_get(struct box *b, unsigned n);
-/* How many commands the box has run. */
-unsigned cmd_count(struct box *b);
+/* A command numbered n, about to run `cmdline`: running from now on, so
+ * that a reader who finds it waits for its output.  NULL on ENOMEM. */
+struct cmd *cmd_new(struct cmd_host *h, unsigned n, const char *cmdline);
+/* Make its spool and start it through the provider.  -errno on failure,
+ * with the reason given to the host's fail (the command then shows as
+ * failed). */
+int cmd_run(struct cmd *c);
+
+struct cmd *cmd_ref(struct cmd *c);
 void cmd_put(struct cmd *c);
 
 /*

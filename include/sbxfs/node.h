@@ -62,9 +62,6 @@ struct node {
 	struct node *next_ino, *next_name, *next_id; /* hash chains */
 };
 
-/* The names of cmd/N's files, indexed by enum cmd_file. */
-extern const char *const cmd_file_names[CF_COUNT];
-
 struct node_table;
 
 struct node_table *node_table_new(void);

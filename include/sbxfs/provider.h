@@ -5,9 +5,11 @@
  *
  * A provider is a descriptor (name, capability flags, cache timeouts) plus
  * an ops table.  sbx_provider_new() copies the table and fills every NULL
- * slot with a default that returns -ENOTSUP, so callers never test for
- * NULL.  What a provider cannot do is either a capability flag (so the FUSE
- * layer can answer without a call) or a slot left NULL.
+ * slot with a default, so callers never test for NULL: what each default
+ * does is the "Left NULL" line of its slot (-ENOTSUP for most operations;
+ * 0 where there is nothing to do, such as flush or init; no sandboxes for
+ * list).  What a provider cannot do is either a capability flag (so the
+ * FUSE layer can answer without a call) or a slot left NULL.
  *
  * Conventions for every slot:
  *  - Return 0 (or a byte count where said) on success, a negative errno on
@@ -119,73 +121,148 @@ typedef int (*sbx_dirent_fn)(void *ctx, const char *name, const struct stat *st)
 
 struct sbx_provider;
 
+/*
+ * Each slot below says what it does, when the core calls it, what it may
+ * return, and what the core does when the provider leaves it NULL.  Where
+ * it says "the call fails with it", the errno reaches the caller of the
+ * system call (or the write to a control file) as it is.
+ */
 struct sbx_provider_ops {
 	/*
 	 * init: set up from the mount options (`opts`, borrowed; keys as given
-	 * with -o).  Called once, before any other slot, before daemonizing.
-	 * Sets p->priv.  Unknown or bad options: -EINVAL with sbx_failf().
+	 * with -o) and set p->priv.
+	 * Called: once, at mount, before any other slot and before the daemon
+	 * detaches (its failure text is printed and the mount fails).
+	 * Returns: 0; -EINVAL with sbx_failf() for unknown or bad options.
+	 * Left NULL: 0, nothing to set up.
 	 */
 	int (*init)(struct sbx_provider *p, const struct sbx_kvlist *opts);
 
-	/* destroy: stop what init started; called once at unmount. */
+	/*
+	 * destroy: stop what init started; free p->priv.
+	 * Called: once, at unmount, after the last request.  Commands still
+	 * running end: once it returns, no sink may be called.
+	 * Left NULL: nothing.
+	 */
 	void (*destroy)(struct sbx_provider *p);
 
-	/* describe: append the provider's settings ("key value") to `out`
-	 * for the root `ctl` read.  Never secrets. */
+	/*
+	 * describe: append the provider's settings ("key value") to `out`.
+	 * Called: at each open of MOUNT/ctl for reading.  Never secrets.
+	 * Left NULL: nothing is added.
+	 */
 	void (*describe)(struct sbx_provider *p, struct sbx_kvlist *out);
 
 	/* ---- sandboxes ---- */
 
-	/* list: call fn for each sandbox.  Names that fail sbx_name_valid()
-	 * are skipped by the caller. */
+	/*
+	 * list: call fn for each sandbox; a nonzero return of fn stops the
+	 * listing.  Names that fail sbx_name_valid() are skipped.
+	 * Called: to list MOUNT, to look up MOUNT/NAME and for "rm NAME"; the
+	 * core keeps the answer for the entry timeout, and lists again after
+	 * its own create and remove.
+	 * Returns: 0, or -errno: the lookup, readdir or ctl write fails with
+	 * it (a failed listing is never taken as "no such sandbox").
+	 * Left NULL: 0 with no sandboxes.
+	 */
 	int (*list)(struct sbx_provider *p, sbx_list_fn fn, void *ctx);
 
-	/* create: make sandbox `box` with `args` (key=value pairs from
-	 * "new NAME k=v ..."; keys the provider does not know give -EINVAL,
-	 * keys it knows but cannot honour -ENOTSUP).  -EEXIST if it exists.
-	 * The new sandbox is stopped unless the provider only makes running
-	 * ones. */
+	/*
+	 * create: make sandbox `box` with `args` (key=value pairs of
+	 * "new NAME k=v ...").  The new sandbox is stopped unless the provider
+	 * only makes running ones.
+	 * Called: for "new" written to MOUNT/ctl, and for mkdir MOUNT/NAME.
+	 * Returns: 0; -EEXIST if it exists; -EINVAL for a key the provider
+	 * does not know, -ENOTSUP for one it cannot honour.  The text goes to
+	 * MOUNT/ctl's error line.
+	 * Left NULL: -ENOTSUP.
+	 */
 	int (*create)(struct sbx_provider *p, const char *box,
 		      const struct sbx_kvlist *args);
 
-	/* remove: delete the sandbox and its files; stops it first. */
+	/*
+	 * remove: delete the sandbox and its files, stopping it first.
+	 * Called: for "rm NAME" in MOUNT/ctl, rmdir MOUNT/NAME and "delete"
+	 * in NAME/ctl.  On success the core drops the sandbox's cache, record
+	 * and command history.
+	 * Returns: 0; -ENOENT if there is no such sandbox.
+	 * Left NULL: -ENOTSUP.
+	 */
 	int (*remove)(struct sbx_provider *p, const char *box);
 
-	/* start, stop: move the sandbox to running or stopped.  Idempotent:
-	 * starting a running sandbox is 0.  A state that forbids the move
-	 * (archived, creating) is -EBUSY or -EAGAIN. */
+	/*
+	 * start, stop: move the sandbox to running or stopped.  Idempotent:
+	 * starting a running sandbox is 0.
+	 * Called: for "start", "stop" and "restart" (stop, then start) in
+	 * NAME/ctl; the core then drops what it cached of the sandbox.
+	 * Returns: 0; -EBUSY or -EAGAIN when the state forbids the move
+	 * (archived, creating).
+	 * Left NULL: -ENOTSUP.
+	 */
 	int (*start)(struct sbx_provider *p, const char *box);
 	int (*stop)(struct sbx_provider *p, const char *box);
 
-	/* ctl: a provider-specific ctl verb (argv[0]) such as "archive".
-	 * -EINVAL for a verb the provider does not know. */
+	/*
+	 * ctl: a provider-specific verb (argv[0], such as "archive").
+	 * Called: for a line of NAME/ctl whose verb the core does not know.
+	 * Returns: 0; -EINVAL for a verb the provider does not know either.
+	 * Left NULL: -EINVAL, "unknown command".
+	 */
 	int (*ctl)(struct sbx_provider *p, const char *box, int argc, char *const argv[]);
 
-	/* info: fill `out` (zeroed by the caller).  -ENOENT if no such box. */
+	/*
+	 * info: fill `out` (zeroed by the caller; the caller frees `extra`).
+	 * Called: at each open of NAME/status or NAME/ctl for reading.
+	 * Returns: 0; -ENOENT if there is no such sandbox.  The open fails
+	 * with it, and the text goes to the sandbox's err.
+	 * Left NULL: -ENOTSUP.
+	 */
 	int (*info)(struct sbx_provider *p, struct sbx_box_info *out, const char *box);
 
 	/* ---- files: paths inside the sandbox ---- */
 
-	/* getattr: lstat() semantics; never follows a final symlink. */
+	/*
+	 * getattr: lstat() of `path`; never follows a final symlink.
+	 * Called: for a lookup, stat or setattr below root/ that the cache
+	 * cannot answer (nor, with SBX_CAP_LIST_STATS, a listing of the
+	 * directory).  0 and -ENOENT are cached for the attribute timeout.
+	 * Returns: 0; -ENOENT, -ENOTDIR, -EACCES as lstat() does.
+	 * Left NULL: -ENOTSUP.
+	 */
 	int (*getattr)(struct sbx_provider *p, struct stat *out, const char *box,
 		       const char *path);
 
 	/*
 	 * unsaved: the attributes of box:path if this provider holds changes
 	 * to it that the server has not seen yet (an open staged copy that
-	 * was written), else -ENOENT.  Cheap, never remote: the FUSE layer
-	 * asks before trusting its cache or a listing about an open file.
-	 * Optional: a provider that writes through has nothing unsaved.
+	 * was written).  Cheap, never remote.
+	 * Called: before the core trusts its cache or a listing about a file
+	 * with handles open.
+	 * Returns: 0 with *out set, or -ENOENT: nothing unsaved.
+	 * Left NULL: -ENOENT, as for a provider that writes through.
 	 */
 	int (*unsaved)(struct sbx_provider *p, struct stat *out, const char *box,
 		       const char *path);
 
-	/* fgetattr: fstat() of an open handle; for files that lost their
-	 * name (unlinked while open).  Default: -ESTALE. */
+	/*
+	 * fgetattr: fstat() of an open handle.
+	 * Called: for stat of a file that lost its name while open.
+	 * Returns: 0, or -errno.
+	 * Left NULL: -ESTALE.
+	 */
 	int (*fgetattr)(struct sbx_provider *p, struct stat *out, uint64_t fh);
 
-	/* readdir: every entry of the directory with its attributes, in one
-	 * call.  The listing is bounded by the provider. */
+	/*
+	 * readdir: every entry of the directory (never "." or "..") with its
+	 * attributes, in one call; the listing is bounded by the provider.
+	 * Called: for readdir below root/ when neither the kernel nor the
+	 * cache holds the listing, and with SBX_CAP_LIST_STATS to refresh
+	 * expired entries a directory at a time.  The entries fill the
+	 * attribute cache.
+	 * Returns: 0; -ENOENT, -ENOTDIR, -EACCES as opendir() does; -EFBIG
+	 * past the provider's bound.
+	 * Left NULL: -ENOTSUP.
+	 */
 	int (*readdir)(struct sbx_provider *p, const char *box, const char *path,
 		       sbx_dirent_fn fn, void *ctx);
 
@@ -197,41 +274,82 @@ struct sbx_provider_ops {
 	 * when not NULL, is what the cache holds of the file, younger than
 	 * the attribute timeout: a provider may trust it instead of asking
 	 * the server again (as stat(2) would be answered).
+	 * Called: for open(2) and creat(2) below root/.
+	 * Returns: 0; what open(2) returns (-ENOENT, -EISDIR, -ELOOP ...).
+	 * Left NULL: -ENOTSUP.
 	 */
 	int (*open)(struct sbx_provider *p, uint64_t *fh, struct stat *st,
 		    const char *box, const char *path, int flags, mode_t mode,
 		    const struct stat *known);
 
-	/* read, write: at `off`; return bytes done or -errno.  A short read
-	 * means end of file. */
+	/*
+	 * read, write: at `off`, on a handle from open.
+	 * Called: for read(2) and write(2) (the kernel's page cache may
+	 * spare reads: pages are kept across opens while the attributes stay).
+	 * Returns: bytes done (a short read means end of file), or -errno.
+	 * Left NULL: -ENOTSUP.
+	 */
 	ssize_t (*read)(struct sbx_provider *p, uint64_t fh, char *buf, size_t size,
 			off_t off);
 	ssize_t (*write)(struct sbx_provider *p, uint64_t fh, const char *buf,
 			 size_t size, off_t off);
 
-	/* fsync: make the data durable; for staging providers, upload now.
-	 * An upload failure is returned here, never dropped. */
+	/*
+	 * fsync: make the data durable; for staging providers, upload now.
+	 * Called: for fsync(2) and fdatasync(2) (`datasync`).
+	 * Returns: 0, or -errno; an upload failure is returned, never dropped.
+	 * Left NULL: 0.
+	 */
 	int (*fsync)(struct sbx_provider *p, uint64_t fh, int datasync);
 
-	/* flush: called at every close(2) of a descriptor of the file; what
-	 * it returns is what close(2) returns.  Staging providers upload
-	 * here when the file is dirty.  Default: nothing to do. */
+	/*
+	 * flush: staging providers upload here when the file is dirty.
+	 * Called: at every close(2) of a descriptor of the file, except for
+	 * descriptors opened read-only and with SBX_CAP_NO_FLUSH.
+	 * Returns: what close(2) returns: 0, or -errno.
+	 * Left NULL: 0, nothing to do.
+	 */
 	int (*flush)(struct sbx_provider *p, uint64_t fh);
 
-	/* release: close the handle once no descriptor uses it.  Errors here
-	 * reach nobody (the kernel ignores them): report them from flush. */
+	/*
+	 * release: close the handle.
+	 * Called: once, when no descriptor uses the handle any more.
+	 * Returns: 0, or -errno, which reaches nobody (the kernel ignores
+	 * it): report failures from flush.
+	 * Left NULL: 0.
+	 */
 	int (*release)(struct sbx_provider *p, uint64_t fh);
 
+	/*
+	 * mkdir, unlink, rmdir: as the system calls, on `path`.
+	 * rename: renameat2() semantics, with RENAME_NOREPLACE or
+	 * RENAME_EXCHANGE in `flags` only with SBX_CAP_RENAME_OVER (without
+	 * it the core answers -EINVAL itself).
+	 * chmod, chown, truncate, utimens: on the object at `path`, never a
+	 * symlink's target.  chown takes (uid_t)-1 / (gid_t)-1 for "keep",
+	 * and is called only with SBX_CAP_CHOWN (else the core answers
+	 * -EPERM); utimens takes UTIME_NOW / UTIME_OMIT as utimensat(2) does.
+	 * symlink: create `path` pointing at `target` (stored verbatim); only
+	 * with SBX_CAP_SYMLINK (else -EPERM from the core).
+	 * readlink: the target, NUL-terminated into buf; the core confines
+	 * it to root/ before answering.
+	 * link: a new name `to` for `from`; only with SBX_CAP_HARDLINK (else
+	 * -EPERM from the core).
+	 * statfs: statvfs() of the file system holding `path`.
+	 * Called: for the system call of the same name below root/ (setattr
+	 * calls chmod, chown, truncate and utimens in that order and stops at
+	 * the first failure).  After those that change something, the core
+	 * drops what it cached of the names involved, whatever the result.
+	 * Returns: 0, or what the system call returns as -errno;
+	 * readlink: -ENAMETOOLONG if the target does not fit.
+	 * Left NULL: -ENOTSUP.
+	 */
 	int (*mkdir)(struct sbx_provider *p, const char *box, const char *path,
 		     mode_t mode);
 	int (*unlink)(struct sbx_provider *p, const char *box, const char *path);
 	int (*rmdir)(struct sbx_provider *p, const char *box, const char *path);
-	/* rename: renameat2() semantics with RENAME_NOREPLACE/EXCHANGE flags. */
 	int (*rename)(struct sbx_provider *p, const char *box, const char *from,
 		      const char *to, unsigned flags);
-	/* chmod, chown, truncate, utimens: on the object at `path`, never a
-	 * symlink's target.  chown takes (uid_t)-1 / (gid_t)-1 for "keep";
-	 * utimens takes UTIME_NOW / UTIME_OMIT as utimensat(2) does. */
 	int (*chmod)(struct sbx_provider *p, const char *box, const char *path,
 		     mode_t mode);
 	int (*chown)(struct sbx_provider *p, const char *box, const char *path, uid_t uid,
@@ -240,10 +358,8 @@ struct sbx_provider_ops {
 			off_t size);
 	int (*utimens)(struct sbx_provider *p, const char *box, const char *path,
 		       const struct timespec ts[2]);
-	/* symlink: create `path` pointing at `target` (stored verbatim). */
 	int (*symlink)(struct sbx_provider *p, const char *box, const char *target,
 		       const char *path);
-	/* readlink: NUL-terminated into buf; -ENAMETOOLONG if it does not fit. */
 	int (*readlink)(struct sbx_provider *p, char *buf, size_t size, const char *box,
 			const char *path);
 	int (*link)(struct sbx_provider *p, const char *box, const char *from,
@@ -256,24 +372,46 @@ struct sbx_provider_ops {
 	/*
 	 * cmd_start: run `cmdline` with /bin/sh -c in the running sandbox.
 	 * Returns once the command has started (0, *handle set) or has
-	 * certainly not (-errno: -EAGAIN if the sandbox is not running).  Output
-	 * and the end go to `sink` as described above; `sink` outlives the
-	 * command.  The command's stdin stays open until cmd_stdin(len 0).
+	 * certainly not.  Output and the end go to `sink` as described above;
+	 * `sink` outlives the command.  The command's stdin stays open until
+	 * cmd_stdin(len 0).
+	 * Called: for a write to NAME/exec, after the core has made the
+	 * command's spool.
+	 * Returns: 0; -EAGAIN if the sandbox is not running; -errno.  The
+	 * write fails with it, and the command shows as failed.
+	 * Left NULL: -ENOTSUP.
 	 */
 	int (*cmd_start)(struct sbx_provider *p, void **handle, const char *box,
 			 const char *cmdline, struct sbx_cmd_sink *sink);
 
-	/* cmd_stdin: write data to the command's stdin; len 0 closes it.
-	 * Returns bytes written or -errno (-EPIPE once the command is gone).
-	 * May block while the command does not read; -EINTR if *interrupted
-	 * becomes nonzero meanwhile. */
+	/*
+	 * cmd_stdin: write data to the command's stdin; len 0 closes it.
+	 * May block while the command does not read.
+	 * Called: for writes to cmd/N/stdin, only with SBX_CAP_STDIN (else
+	 * the core answers -ENOTSUP itself); and with len 0 when a descriptor
+	 * of cmd/N/stdin opened for writing is closed.
+	 * Returns: bytes written; -EPIPE once the command is gone; -EINTR if
+	 * *interrupted becomes nonzero meanwhile.
+	 * Left NULL: -ENOTSUP.
+	 */
 	ssize_t (*cmd_stdin)(struct sbx_provider *p, void *handle, const char *data,
 			     size_t len, const volatile int *interrupted);
 
-	/* cmd_signal: send `sig` to the command and its process group. */
+	/*
+	 * cmd_signal: send `sig` to the command and its process group.
+	 * Called: for "kill [SIGNAL]" written to cmd/N/ctl (SIGTERM by
+	 * default), until cmd_release (after it the core answers -ESRCH).
+	 * Returns: 0, or -errno.
+	 * Left NULL: -ENOTSUP.
+	 */
 	int (*cmd_signal)(struct sbx_provider *p, void *handle, int sig);
 
-	/* cmd_release: forget the handle; called once, after sink->done. */
+	/*
+	 * cmd_release: forget the handle.
+	 * Called: once, after sink->done, when no cmd_stdin or cmd_signal
+	 * call uses the handle any more.
+	 * Left NULL: nothing.
+	 */
 	void (*cmd_release)(struct sbx_provider *p, void *handle);
 };
 

@@ -47,6 +47,12 @@ struct sbxfs {
 	 * listings (FUSE_CAP_NO_OPENDIR_SUPPORT). */
 	int no_opendir;
 
+	/* Tell the kernel to drop what it holds of a sandbox's files, and the
+	 * cache what it holds, at once: set by main to the notifier's, and
+	 * called by the sandbox records when a command ends (from a thread
+	 * that serves no request).  NULL: nothing to tell. */
+	void (*inval_box_now)(struct sbxfs *fs, struct box *b);
+
 	/* Sandboxes whose files a command may have changed: the notifier
 	 * thread tells the kernel to drop what it cached of them. */
 	pthread_mutex_t inval_lock; /* guards inval_* */

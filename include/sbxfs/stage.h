@@ -33,6 +33,7 @@ struct staged {
 	int fetched;	   /* fd holds the file as of remote_size/mtime */
 	int dirty;	   /* written since the last upload */
 	int orphan;	   /* the remote file was unlinked: never upload */
+	unsigned writers;  /* open handles that upload at flush or release */
 	off_t remote_size; /* what the server showed when fetched */
 	struct timespec remote_mtime;
 	mode_t mode; /* S_IFREG | permission bits to report */
@@ -77,8 +78,10 @@ int stage_stat(struct stage *s, const char *box, const char *path, struct stat *
  * `size` bytes for it even after evicting unused copies. */
 int stage_reserve(struct staged *f, off_t size);
 
-/* Truncate the open copy of box:path and mark it changed; -ENOENT if it
- * has none. */
+/* Truncate the open copy of box:path and mark it changed, if a handle
+ * that will upload it is open (writers) or it holds changes not yet
+ * uploaded; -ENOENT if it has no such copy (then the truncation is the
+ * server's to make, and a copy open only for reading is stale). */
 int stage_truncate(struct stage *s, const char *box, const char *path, off_t size);
 
 /* The remote file was removed or renamed away: open copies must not be

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The synthetic files (everything but root/): attributes and I/O. */
+/* The synthetic files (everything but root/): the tree, attributes and I/O. */
 #ifndef SBXFS_SYNTH_H
 #define SBXFS_SYNTH_H
 
@@ -11,6 +11,38 @@
 
 /* How long the kernel may keep synthetic entries and attributes. */
 #define SYNTH_TIMEOUT 1.0
+
+enum {
+	SYNTH_STREAM = 1 << 0,	 /* nonseekable, read as output arrives */
+	SYNTH_PROVIDER = 1 << 1, /* root/: the provider's, not synthetic */
+};
+
+/* One kind of node of the synthetic tree: a row of synth.c's table. */
+struct synth_file {
+	enum node_kind parent; /* the directory it is in */
+	const char *name;      /* NULL: named by sandbox or number */
+	enum node_kind kind;
+	int cfile; /* NODE_CMDFILE: enum cmd_file */
+	mode_t mode;
+	unsigned flags;
+};
+
+/* The row of a synthetic node (NULL below root/). */
+const struct synth_file *synth_file_of(const struct node *n);
+
+/* What a lookup in a synthetic directory found. */
+struct synth_child {
+	const struct synth_file *file;
+	struct box *box; /* MOUNT/NAME: a new reference to its record; else NULL */
+	unsigned cmd;	 /* cmd/N and below: N */
+};
+
+/* The child `name` of a synthetic directory: 0, -ENOENT, -ENOTDIR, or
+ * the error of listing the sandboxes. */
+int synth_lookup(struct sbxfs *fs, const struct node *parent, const char *name,
+		 struct synth_child *out);
+/* The listing of a synthetic directory (entries carry only their type). */
+int synth_list(struct sbxfs *fs, struct node *n, struct cache_dir **out);
 
 /* The attributes of a synthetic node (size 0: served with direct I/O). */
 void synth_attr(struct sbxfs *fs, const struct node *n, struct stat *st);

@@ -25,6 +25,7 @@ void test_stage(void);
 void test_stagefile(void);
 void test_shell(void);
 void test_vtrix(void);
+void test_fail(void);
 void test_remote(void);
 void test_daytona(void);
 void test_rexec(void);

@@ -14,6 +14,7 @@ int main(void)
 	test_stagefile();
 	test_shell();
 	test_vtrix();
+	test_fail();
 	test_remote();
 	test_daytona();
 	test_rexec();

@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Attributes and listings below root/, through the cache: when the cache
+ * answers, when a directory is listed again instead of one stat, and what
+ * of a failure goes to the sandbox's err.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "sbxfs/attr.h"
+#include "sbxfs/box.h"
+#include "sbxfs/cache.h"
+#include "sbxfs/log.h"
+#include "sbxfs/names.h"
+#include "sbxfs/sbxfs.h"
+
+/* Record in the sandbox's err what is worth telling: provider text, or a
+ * failure that is not an ordinary answer of a filesystem. */
+void attr_report(struct box *b, int rc, const char *op, const char *path)
+{
+	const char *text = sbx_fail_text();
+
+	if (rc == -EINTR)
+		return; /* the caller gave up: nothing went wrong */
+	if (text[0])
+		box_fail(b, rc, "%s \"%s\": %s", op, path, text);
+	else if (rc == -EIO || rc == -ETIMEDOUT || rc == -ENOTCONN || rc == -EPROTO ||
+		 rc == -ENOTSUP || rc == -EAGAIN)
+		box_fail(b, rc, "%s \"%s\": %s", op, path, strerror(-rc));
+}
+
+/* Time a provider call for -o trace=provider. */
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Directories longer than this are not listed again for one entry. */
+#define RELIST_MAX 4096
+
+/*
+ * Attributes that expired come back a directory at a time where a listing
+ * costs what one stat does (SBX_CAP_LIST_STATS): a walk that outlives the
+ * timeout (ls -lR, git status, an editor's tree) then asks once per
+ * directory, not once per entry.  Only directories listed before, and not
+ * huge, are listed again.  0, or -EAGAIN: ask for the entry alone (also
+ * when the listing lacks it: a listing leaves out what it cannot show).
+ */
+static int stat_by_listing(struct sbxfs *fs, struct box *b, const char *path,
+			   struct stat *st)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX_SBX];
+	struct cache_dir *d;
+	size_t size;
+	int rc = -EAGAIN;
+
+	if (!(fs->provider->desc->caps & SBX_CAP_LIST_STATS) || !slash || !slash[1])
+		return -EAGAIN;
+	if (slash == path)
+		strcpy(dir, "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	if (cache_dir_size_hint(fs->cache, b->name, dir, &size) || size > RELIST_MAX)
+		return -EAGAIN;
+	if (attr_list(fs, b, dir, &d))
+		return -EAGAIN;
+	for (size_t i = 0; i < d->n; i++) {
+		if (!strcmp(d->v[i].name, slash + 1)) {
+			*st = d->v[i].st;
+			rc = 0;
+			break;
+		}
+	}
+	cache_dir_put(d);
+	return rc;
+}
+
+/* A non-directory with several names changes under all of them when it is
+ * written, linked or unlinked through one: its cached attributes are not
+ * trusted. */
+int attr_several_names(const struct stat *st)
+{
+	return !S_ISDIR(st->st_mode) && st->st_nlink > 1;
+}
+
+/* Attributes of a path below root/, through the cache.  `opens`: handles
+ * open on it, whose changes the server may not have seen yet: the
+ * provider is asked about those before the cache or a listing. */
+int attr_get(struct sbxfs *fs, struct box *b, const char *path, unsigned opens,
+	     struct stat *st)
+{
+	uint64_t gen;
+	double t0;
+	int rc;
+
+	if (opens && fs->provider->ops.unsaved(fs->provider, st, b->name, path) == 0)
+		return 0;
+	rc = cache_get_attr(fs->cache, st, b->name, path);
+
+	if (rc != -EAGAIN && !(rc == 0 && attr_several_names(st)))
+		return rc;
+	if (rc == -EAGAIN && (rc = stat_by_listing(fs, b, path, st)) != -EAGAIN)
+		return rc;
+	gen = cache_begin(fs->cache);
+	sbx_fail_clear();
+	t0 = now_ms();
+	rc = fs->provider->ops.getattr(fs->provider, st, b->name, path);
+	sbx_trace(SBX_TRACE_PROVIDER, "getattr %s:%s -> %d (%.3f ms)", b->name, path, rc,
+		  now_ms() - t0);
+	if (rc == 0)
+		cache_put_attr(fs->cache, gen, b->name, path, st);
+	else if (rc == -ENOENT)
+		cache_put_attr(fs->cache, gen, b->name, path, NULL);
+	else
+		attr_report(b, rc, "stat", path);
+	return rc;
+}
+
+static int fill_dirent(void *ctx, const char *name, const struct stat *st)
+{
+	struct cache_dir *d = ctx;
+
+	if (!sbx_entry_name_valid(name))
+		return 0; /* a sandbox may name things we cannot show */
+	return cache_dir_add(d, name, st);
+}
+
+/* The listing of box:path: from the cache, or one provider call.  Errors
+ * are the caller's to report. */
+int attr_list(struct sbxfs *fs, struct box *b, const char *path, struct cache_dir **out)
+{
+	struct cache_dir *d = cache_get_dir(fs->cache, b->name, path);
+	uint64_t gen;
+	double t0;
+	int rc;
+
+	sbx_trace(SBX_TRACE_CACHE, "listing %s:%s %s", b->name, path, d ? "hit" : "miss");
+	if (d) {
+		*out = d;
+		return 0;
+	}
+	d = cache_dir_new();
+	if (!d)
+		return -ENOMEM;
+	gen = cache_begin(fs->cache);
+	sbx_fail_clear();
+	t0 = now_ms();
+	rc = fs->provider->ops.readdir(fs->provider, b->name, path, fill_dirent, d);
+	sbx_trace(SBX_TRACE_PROVIDER, "readdir %s:%s -> %d, %zu entries (%.3f ms)",
+		  b->name, path, rc, d->n, now_ms() - t0);
+	if (rc) {
+		cache_dir_put(d);
+		return rc;
+	}
+	d->refs++;
+	cache_put_dir(fs->cache, gen, b->name, path, d);
+	*out = d;
+	return 0;
+}
