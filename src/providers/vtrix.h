@@ -31,6 +31,7 @@
 #include "sbxfs/remote/errmap.h"
 #include "sbxfs/remote/find.h"
 #include "sbxfs/remote/json.h"
+#include "sbxfs/remote/lifecycle.h"
 #include "sbxfs/remote/opts.h"
 #include "sbxfs/remote/shell.h"
 #include "sbxfs/remote/remote.h"

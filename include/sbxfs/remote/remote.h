@@ -28,10 +28,11 @@
 
 #include "sbxfs/provider.h"
 #include "sbxfs/remote/boxtable.h"
-#include "sbxfs/remote/lifecycle.h"
 #include "sbxfs/stage.h"
 #include "sbxfs/stagefile.h"
 #include "sbxfs/strbuf.h"
+
+struct remote_box_ops; /* lifecycle.h */
 
 /* struct remote.flags */
 enum {
