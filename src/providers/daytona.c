@@ -44,36 +44,14 @@ int dt_fail_resp(const char *what, const struct http_resp *r, const struct errma
 
 /* ---- requests ---- */
 
-static const char *const json_header[] = { "Content-Type: application/json", NULL };
-
 /* One request; a JSON body if `json` is set.  0 with a response of any
  * status, or -errno when none came. */
 int dt_request(struct dt *dt, struct http_resp *resp, const char *method, const char *url,
 	       cJSON *json, int flags, size_t max_body)
 {
-	struct http_req req = HTTP_REQ_INIT;
-	char *body = NULL;
-	int rc;
-
-	req.method = method;
-	req.url = url;
-	req.idempotent = flags & REQ_IDEMPOTENT;
-	req.transfer = flags & REQ_TRANSFER;
-	req.timeout_ms = (flags & REQ_LONG) ? 90000 : 0;
-	req.max_body = max_body;
-	if (json) {
-		body = cJSON_PrintUnformatted(json);
-		if (!body)
-			return -ENOMEM;
-		req.body = body;
-		req.body_len = strlen(body);
-		req.headers = json_header;
-	}
-	rc = http_do(dt->http, &req, resp);
-	free(body);
-	if (rc)
-		sbx_failf("daytona: %s", sbx_fail_text());
-	return rc;
+	return remote_request(dt->http, resp, "daytona", method, url, json,
+			      flags & (REQ_IDEMPOTENT | REQ_TRANSFER), max_body,
+			      (flags & REQ_LONG) ? 90000 : 0);
 }
 
 /* Parse a JSON answer; NULL with -EPROTO text if it is not JSON. */
@@ -121,39 +99,6 @@ int dt_url_toolbox(struct strbuf *sb, const char *toolbox, const char *route, ..
 
 /* ---- sandbox records ---- */
 
-enum sbx_state dt_map_state(const char *s)
-{
-	static const struct {
-		const char *word;
-		enum sbx_state state;
-	} map[] = {
-		{ "started", SBX_STATE_RUNNING },
-		{ "stopped", SBX_STATE_STOPPED },
-		{ "paused", SBX_STATE_STOPPED },
-		{ "starting", SBX_STATE_STARTING },
-		{ "restoring", SBX_STATE_STARTING },
-		{ "resuming", SBX_STATE_STARTING },
-		{ "pulling_snapshot", SBX_STATE_CREATING },
-		{ "creating", SBX_STATE_CREATING },
-		{ "pending_build", SBX_STATE_CREATING },
-		{ "building_snapshot", SBX_STATE_CREATING },
-		{ "stopping", SBX_STATE_STOPPING },
-		{ "pausing", SBX_STATE_STOPPING },
-		{ "archiving", SBX_STATE_STOPPING },
-		{ "archived", SBX_STATE_ARCHIVED },
-		{ "error", SBX_STATE_ERROR },
-		{ "build_failed", SBX_STATE_ERROR },
-		{ "destroying", SBX_STATE_DELETING },
-		{ "destroyed", SBX_STATE_DELETING },
-	};
-	size_t i;
-
-	for (i = 0; s && i < sizeof(map) / sizeof(map[0]); i++)
-		if (!strcmp(map[i].word, s))
-			return map[i].state;
-	return SBX_STATE_UNKNOWN;
-}
-
 /* The name a sandbox goes by here: its Daytona name, else its id. */
 static const char *box_name_of(const cJSON *sb)
 {
@@ -162,30 +107,21 @@ static const char *box_name_of(const cJSON *sb)
 	return name && name[0] ? name : json_str(sb, "id");
 }
 
-/* Remember name -> id (and the toolbox URL if the JSON has one). */
+/* Remember name -> id (and the toolbox URL, the record's priv, if the
+ * JSON has one). */
 static void remember(struct dt *dt, const cJSON *sb)
 {
 	const char *name = box_name_of(sb), *id = json_str(sb, "id");
 	const char *proxy = json_str(sb, "toolboxProxyUrl");
-	struct dbox *b;
+	struct boxtable *t = &dt->r.boxes;
+	struct rbox *b;
+	void *old;
 
 	if (!name || !id || !sbx_name_valid(name) || strlen(id) >= sizeof(b->id))
 		return;
-	pthread_mutex_lock(&dt->lock);
-	for (b = dt->boxes; b; b = b->next)
-		if (!strcmp(b->name, name))
-			break;
-	if (!b && (b = calloc(1, sizeof(*b)))) {
-		snprintf(b->name, sizeof(b->name), "%s", name);
-		b->next = dt->boxes;
-		dt->boxes = b;
-	}
-	if (b && strcmp(b->id, id)) {
-		snprintf(b->id, sizeof(b->id), "%s", id);
-		free(b->toolbox);
-		b->toolbox = NULL;
-	}
-	if (b && !b->toolbox && proxy && proxy[0] && !strncmp(proxy, "http", 4)) {
+	boxtable_lock(t);
+	b = boxtable_set_locked(t, name, id, &old);
+	if (b && !b->priv && proxy && proxy[0] && !strncmp(proxy, "http", 4)) {
 		struct strbuf u = STRBUF_INIT(4096);
 		size_t n = strlen(proxy);
 
@@ -193,26 +129,11 @@ static void remember(struct dt *dt, const cJSON *sb)
 			n--;
 		if (!strbuf_add(&u, proxy, n) && !strbuf_addf(&u, "/") &&
 		    !http_escape(&u, id))
-			b->toolbox = strbuf_detach(&u, NULL);
+			b->priv = strbuf_detach(&u, NULL);
 		strbuf_release(&u);
 	}
-	pthread_mutex_unlock(&dt->lock);
-}
-
-static void forget(struct dt *dt, const char *name)
-{
-	struct dbox **pp, *b;
-
-	pthread_mutex_lock(&dt->lock);
-	for (pp = &dt->boxes; (b = *pp); pp = &b->next) {
-		if (!strcmp(b->name, name)) {
-			*pp = b->next;
-			free(b->toolbox);
-			free(b);
-			break;
-		}
-	}
-	pthread_mutex_unlock(&dt->lock);
+	boxtable_unlock(t);
+	free(old);
 }
 
 /* GET /sandbox/{name}: the sandbox JSON (caller frees).  -ENOENT if none. */
@@ -235,7 +156,7 @@ int dt_get_sandbox(struct dt *dt, cJSON **out, const char *name)
 	if (rc)
 		return rc;
 	if (r.status == 404) {
-		forget(dt, name);
+		boxtable_forget(&dt->r.boxes, name);
 		rc = -ENOENT;
 	} else if (r.status != 200) {
 		rc = dt_fail_resp(what, &r, NULL);
@@ -255,24 +176,25 @@ int dt_get_sandbox(struct dt *dt, cJSON **out, const char *name)
  * sandbox JSON said, else asks the API, else the old API route. */
 int dt_toolbox_of(struct dt *dt, char **out, const char *name)
 {
+	struct boxtable *t = &dt->r.boxes;
 	struct strbuf url = STRBUF_INIT(8192);
 	char id[128] = "";
-	struct dbox *b;
+	struct rbox *b;
 	struct http_resp r;
 	cJSON *j = NULL;
 	int rc;
 
 	*out = NULL;
 	for (int pass = 0; pass < 2; pass++) {
-		pthread_mutex_lock(&dt->lock);
-		for (b = dt->boxes; b; b = b->next)
-			if (!strcmp(b->name, name))
-				break;
-		if (b && b->toolbox)
-			*out = strdup(b->toolbox);
+		boxtable_lock(t);
+		b = boxtable_find_locked(t, name);
+		if (b && b->gone)
+			b = NULL;
+		if (b && b->priv)
+			*out = strdup(b->priv);
 		if (b)
 			snprintf(id, sizeof(id), "%s", b->id);
-		pthread_mutex_unlock(&dt->lock);
+		boxtable_unlock(t);
 		if (*out)
 			return 0;
 		if (id[0])
@@ -321,11 +243,11 @@ int dt_toolbox_of(struct dt *dt, char **out, const char *name)
 		return -ENOMEM;
 	}
 	*out = strbuf_detach(&url, NULL);
-	pthread_mutex_lock(&dt->lock);
-	for (b = dt->boxes; b; b = b->next)
-		if (!strcmp(b->name, name) && !b->toolbox)
-			b->toolbox = strdup(*out);
-	pthread_mutex_unlock(&dt->lock);
+	boxtable_lock(t);
+	b = boxtable_find_locked(t, name);
+	if (b && !b->gone && !b->priv && !strcmp(b->id, id))
+		b->priv = strdup(*out);
+	boxtable_unlock(t);
 	return 0;
 }
 
@@ -359,15 +281,6 @@ int dt_toolbox_fail(struct dt *dt, const char *box, const char *what,
 
 /* ---- setup ---- */
 
-static char *opt_or_env(const struct sbx_kvlist *o, const char *key, const char *env)
-{
-	const char *v = sbx_kv_get(o, key);
-
-	if (!v)
-		v = getenv(env);
-	return v && v[0] ? strdup(v) : NULL;
-}
-
 /*
  * One small request at mount time: a refused key is a mount error, said
  * once, rather than a tree that stays empty.  An unreachable server is
@@ -385,32 +298,26 @@ static void free_ws_headers(struct dt *dt)
 
 static int check_credentials(struct dt *dt)
 {
+	static const long refused[] = { 401, 403, 0 };
 	struct strbuf url = STRBUF_INIT(4096);
-	struct http_resp r;
 	int rc;
 
 	if (strbuf_addf(&url, "%s/sandbox?limit=1", dt->api))
 		return -ENOMEM;
-	rc = dt_request(dt, &r, "GET", url.buf, NULL, 0, 0);
+	rc = remote_check_credentials(dt->http, "daytona", url.buf, 0, refused,
+				      "the credentials were refused", dt_fail_resp);
 	strbuf_release(&url);
-	if (rc == -EPROTO)
-		return rc; /* an untrusted certificate does not get better */
-	if (rc) {
-		sbx_warn("%s; mounting anyway", sbx_fail_text());
-		return 0;
-	}
-	if (r.status == 401 || r.status == 403)
-		rc = dt_fail_resp("the credentials were refused", &r, NULL);
-	http_resp_release(&r);
 	return rc;
 }
 
+static const struct remote_box_ops dt_box_ops;
+
 static int dt_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 {
-	char *key = opt_or_env(opts, "api_key", "DAYTONA_API_KEY");
-	char *jwt = opt_or_env(opts, "jwt_token", "DAYTONA_JWT_TOKEN");
-	char *org = opt_or_env(opts, "organization_id", "DAYTONA_ORGANIZATION_ID");
-	char *api = opt_or_env(opts, "api_url", "DAYTONA_API_URL");
+	char *key = remote_opt(opts, "api_key", "DAYTONA_API_KEY");
+	char *jwt = remote_opt(opts, "jwt_token", "DAYTONA_JWT_TOKEN");
+	char *org = remote_opt(opts, "organization_id", "DAYTONA_ORGANIZATION_ID");
+	char *api = remote_opt(opts, "api_url", "DAYTONA_API_URL");
 	const char *state = sbx_kv_get(opts, "state_dir"), *v;
 	char auth[4096], orgh[512], stagedir[4200];
 	const char *headers[3];
@@ -418,7 +325,6 @@ static int dt_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	struct dt *dt = NULL;
 	uint64_t cache_max = 2ull << 30;
 	int rc = -EINVAL;
-	size_t n;
 
 	if (!key && !(jwt && org)) {
 		sbx_failf("no credentials: set DAYTONA_API_KEY (or DAYTONA_JWT_TOKEN "
@@ -433,16 +339,8 @@ static int dt_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 		sbx_failf("api_url must start with http:// or https://");
 		goto out;
 	}
-	if ((v = sbx_kv_get(opts, "cache_max"))) {
-		char *end;
-		unsigned long long mb = strtoull(v, &end, 10);
-
-		if (end == v || *end || mb == 0) {
-			sbx_failf("cache_max must be a number of MiB, not \"%s\"", v);
-			goto out;
-		}
-		cache_max = (uint64_t)mb << 20;
-	}
+	if (remote_opt_mib(&cache_max, opts, "cache_max", ~0ull))
+		goto out;
 	if (snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key ? key : jwt) >=
 	    (int)sizeof(auth)) {
 		sbx_failf("the API key or token is too long");
@@ -455,13 +353,12 @@ static int dt_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	}
 	pthread_mutex_init(&dt->lock, NULL);
 	cmdpoll_init(&dt->cmds);
+	boxtable_init(&dt->r.boxes, free);
 	dt->jwt = !key;
 	dt->api = api ? api : strdup(DEFAULT_API_URL);
 	api = NULL;
-	n = strlen(dt->api);
-	while (n && dt->api[n - 1] == '/')
-		dt->api[--n] = '\0';
-	dt->target = opt_or_env(opts, "target", "DAYTONA_TARGET");
+	remote_trim_url(dt->api);
+	dt->target = remote_opt(opts, "target", "DAYTONA_TARGET");
 	snprintf(dt->session_prefix, sizeof(dt->session_prefix), "sbxfs-%d-%lx",
 		 (int)getpid(), (unsigned long)time(NULL));
 	headers[0] = auth;
@@ -497,12 +394,14 @@ static int dt_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	remote_init(&dt->r, "daytona", REMOTE_TEXT_OUTPUT | REMOTE_FOLLOWS_SYMLINKS,
 		    dt->stage, &dt_stagefile_ops, dt);
 	dt->r.run = dt_run;
+	dt->r.box_ops = &dt_box_ops;
 	rc = check_credentials(dt);
 	if (rc)
 		goto fail;
 	p->priv = dt;
 	goto out;
 fail:
+	boxtable_destroy(&dt->r.boxes);
 	free_ws_headers(dt);
 	http_client_free(dt->http);
 	stage_free(dt->stage);
@@ -532,17 +431,9 @@ static void dt_destroy(struct sbx_provider *p)
 	/* Command pollers notice the stop, end their commands and leave. */
 	cmdpoll_stop(&dt->cmds);
 	left = cmdpoll_wait(&dt->cmds, 30);
-	pthread_mutex_lock(&dt->lock);
-	while (dt->boxes) {
-		struct dbox *b = dt->boxes;
-
-		dt->boxes = b->next;
-		free(b->toolbox);
-		free(b);
-	}
-	pthread_mutex_unlock(&dt->lock);
 	if (left)
 		return; /* a poller is stuck in a bounded request: leak, don't crash */
+	boxtable_destroy(&dt->r.boxes);
 	free_ws_headers(dt);
 	http_client_free(dt->http);
 	stage_free(dt->stage);
@@ -632,97 +523,24 @@ static int dt_list(struct sbx_provider *p, sbx_list_fn fn, void *ctx)
 	return rc;
 }
 
-/* Wait until the sandbox reaches one of the states in `want` (a
- * space-separated list of Daytona words).  -ENOENT as a wanted outcome is
- * the word "gone".  Fails on error states and past STATE_WAIT_S. */
-static int wait_state(struct dt *dt, const char *box, const char *want)
-{
-	time_t deadline = time(NULL) + STATE_WAIT_S;
-	long delay_ms = 100;
-	char last[64] = "";
-
-	for (;;) {
-		cJSON *sb = NULL;
-		int rc = dt_get_sandbox(dt, &sb, box);
-		const char *state;
-		char word[72];
-
-		if (rc == -ENOENT) {
-			return strstr(want, "gone") ? 0 : rc;
-		}
-		if (rc)
-			return rc;
-		state = json_str(sb, "state");
-		snprintf(last, sizeof(last), "%s", state ? state : "?");
-		snprintf(word, sizeof(word), " %s ", last);
-		{
-			char padded[256];
-
-			snprintf(padded, sizeof(padded), " %s ", want);
-			if (strstr(padded, word)) {
-				cJSON_Delete(sb);
-				return 0;
-			}
-		}
-		if (dt_map_state(state) == SBX_STATE_ERROR) {
-			const char *why = json_str(sb, "errorReason");
-
-			sbx_failf("daytona: sandbox \"%s\" is in state %s%s%s", box, last,
-				  why ? ": " : "", why ? why : "");
-			cJSON_Delete(sb);
-			return -EIO;
-		}
-		cJSON_Delete(sb);
-		if (time(NULL) > deadline) {
-			sbx_failf(
-				"daytona: sandbox \"%s\" still %s after %d s (waiting for %s)",
-				box, last, STATE_WAIT_S, want);
-			return -ETIMEDOUT;
-		}
-		usleep((useconds_t)delay_ms * 1000);
-		if (sbx_interrupted()) {
-			sbx_failf("daytona: interrupted while sandbox \"%s\" was %s "
-				  "(waiting for %s)",
-				  box, last, want);
-			return -EINTR;
-		}
-		if (delay_ms < 1000)
-			delay_ms = delay_ms * 3 / 2;
-	}
-}
-
-static int add_int_arg(cJSON *body, const char *field, const char *key, const char *v)
-{
-	char *end;
-	long n = strtol(v, &end, 10);
-
-	if (end == v || *end || n < -1 || n > 1000000) {
-		sbx_failf("bad %s \"%s\": a whole number is needed", key, v);
-		return -EINVAL;
-	}
-	cJSON_AddNumberToObject(body, field, (double)n);
-	return 0;
-}
-
 /* Build the create body from "new NAME k=v ..." arguments. */
 static int create_body(struct dt *dt, cJSON *body, const char *box,
 		       const struct sbx_kvlist *args)
 {
-	static const struct {
-		const char *key, *field;
-	} ints[] = {
-		{ "cpu", "cpu" },
-		{ "memory", "memory" },
-		{ "disk", "disk" },
-		{ "gpu", "gpu" },
-		{ "auto_stop", "autoStopInterval" },
-		{ "auto_archive", "autoArchiveInterval" },
-		{ "auto_delete", "autoDeleteInterval" },
+	static const struct json_int_arg ints[] = {
+		{ "cpu", "cpu", -1, 1000000 },
+		{ "memory", "memory", -1, 1000000 },
+		{ "disk", "disk", -1, 1000000 },
+		{ "gpu", "gpu", -1, 1000000 },
+		{ "auto_stop", "autoStopInterval", -1, 1000000 },
+		{ "auto_archive", "autoArchiveInterval", -1, 1000000 },
+		{ "auto_delete", "autoDeleteInterval", -1, 1000000 },
+		{ NULL, NULL, 0, 0 },
 	};
 	cJSON *env = cJSON_AddObjectToObject(body, "env");
 	cJSON *labels = cJSON_AddObjectToObject(body, "labels");
 	const char *image = NULL;
-	size_t i, k;
+	size_t i;
 	int rc;
 
 	cJSON_AddStringToObject(body, "name", box);
@@ -731,13 +549,11 @@ static int create_body(struct dt *dt, cJSON *body, const char *box,
 	for (i = 0; i < args->n; i++) {
 		const char *key = args->v[i].key, *v = args->v[i].value;
 
-		for (k = 0; k < sizeof(ints) / sizeof(ints[0]); k++)
-			if (!strcmp(key, ints[k].key))
-				break;
-		if (k < sizeof(ints) / sizeof(ints[0])) {
-			rc = add_int_arg(body, ints[k].field, key, v);
-			if (rc)
-				return rc;
+		rc = json_add_int_arg(body, ints, key, v);
+		if (rc < 0)
+			return rc;
+		if (rc) {
+			/* a number */
 		} else if (!strcmp(key, "image")) {
 			image = v;
 		} else if (!strcmp(key, "snapshot")) {
@@ -785,11 +601,10 @@ static int create_body(struct dt *dt, cJSON *body, const char *box,
 	return 0;
 }
 
-static int dt_create(struct sbx_provider *p, const char *box,
-		     const struct sbx_kvlist *args)
+static int dt_create(struct remote *rm, const char *box, const struct sbx_kvlist *args)
 {
 	static const struct errmap over[] = { { 409, EEXIST }, { 0, 0 } };
-	struct dt *dt = DT(p);
+	struct dt *dt = (struct dt *)rm;
 	struct strbuf url = STRBUF_INIT(4096);
 	cJSON *body = cJSON_CreateObject(), *sb;
 	struct http_resp r;
@@ -814,9 +629,6 @@ static int dt_create(struct sbx_provider *p, const char *box,
 		cJSON_Delete(sb);
 	}
 	http_resp_release(&r);
-	/* Daytona makes running sandboxes: wait until it is usable. */
-	if (!rc)
-		rc = wait_state(dt, box, "started");
 out:
 	strbuf_release(&url);
 	cJSON_Delete(body);
@@ -862,83 +674,48 @@ int dt_state_of(struct dt *dt, const char *box, char *out, size_t size)
 	return rc;
 }
 
-static int dt_start(struct sbx_provider *p, const char *box)
+static int dt_start(struct remote *rm, const char *box)
 {
-	struct dt *dt = DT(p);
-	char state[64];
-	int rc = dt_state_of(dt, box, state, sizeof(state));
+	return lifecycle((struct dt *)rm, box, "POST", "/start", "start");
+}
+
+static int dt_stop(struct remote *rm, const char *box)
+{
+	return lifecycle((struct dt *)rm, box, "POST", "/stop", "stop");
+}
+
+static int dt_remove(struct remote *rm, const char *box)
+{
+	return lifecycle((struct dt *)rm, box, "DELETE", "", "delete");
+}
+
+/* The state word and, for a failed sandbox, why. */
+static int box_state(struct remote *rm, char *word, size_t size, char *why,
+		     size_t why_size, const char *box)
+{
+	cJSON *sb = NULL;
+	int rc = dt_get_sandbox((struct dt *)rm, &sb, box);
+	const char *v;
 
 	if (rc)
 		return rc;
-	switch (dt_map_state(state)) {
-	case SBX_STATE_RUNNING:
-		return 0;
-	case SBX_STATE_STOPPED:
-	case SBX_STATE_ARCHIVED:
-	case SBX_STATE_ERROR:
-		rc = lifecycle(dt, box, "POST", "/start", "start");
-		break;
-	case SBX_STATE_STOPPING:
-		/* Let the stop finish, then start. */
-		rc = wait_state(dt, box, "stopped archived");
-		if (!rc)
-			rc = lifecycle(dt, box, "POST", "/start", "start");
-		break;
-	case SBX_STATE_DELETING:
-		sbx_failf("daytona: sandbox \"%s\" is being deleted", box);
-		return -EBUSY;
-	default:
-		break; /* creating, starting: it is on its way */
-	}
-	return rc ? rc : wait_state(dt, box, "started");
+	snprintf(word, size, "%s", (v = json_str(sb, "state")) ? v : "");
+	snprintf(why, why_size, "%s", (v = json_str(sb, "errorReason")) ? v : "");
+	cJSON_Delete(sb);
+	return 0;
 }
 
-static int dt_stop(struct sbx_provider *p, const char *box)
-{
-	struct dt *dt = DT(p);
-	char state[64];
-	int rc = dt_state_of(dt, box, state, sizeof(state));
-
-	if (rc)
-		return rc;
-	switch (dt_map_state(state)) {
-	case SBX_STATE_STOPPED:
-	case SBX_STATE_ARCHIVED:
-		return 0;
-	case SBX_STATE_STOPPING:
-		break;
-	case SBX_STATE_CREATING:
-	case SBX_STATE_STARTING:
-		rc = wait_state(dt, box, "started");
-		if (!rc)
-			rc = lifecycle(dt, box, "POST", "/stop", "stop");
-		break;
-	case SBX_STATE_DELETING:
-		sbx_failf("daytona: sandbox \"%s\" is being deleted", box);
-		return -EBUSY;
-	default:
-		rc = lifecycle(dt, box, "POST", "/stop", "stop");
-		break;
-	}
-	stage_drop_box(dt->stage, box);
-	return rc ? rc : wait_state(dt, box, "stopped archived");
-}
-
-static int dt_remove(struct sbx_provider *p, const char *box)
-{
-	struct dt *dt = DT(p);
-	int rc = lifecycle(dt, box, "DELETE", "", "delete");
-
-	if (rc == -ENOENT)
-		rc = 0;
-	if (!rc)
-		rc = wait_state(dt, box, "gone destroyed");
-	if (!rc) {
-		forget(dt, box);
-		stage_drop_box(dt->stage, box);
-	}
-	return rc;
-}
+static const struct remote_box_ops dt_box_ops = {
+	.noun = "sandbox",
+	.states = dt_states,
+	/* Daytona has more states than the table knows, and adds some. */
+	.flags = REMOTE_BOX_UNKNOWN_BUSY,
+	.state = box_state,
+	.create = dt_create,
+	.start = dt_start,
+	.stop = dt_stop,
+	.remove = dt_remove,
+};
 
 static int dt_ctl(struct sbx_provider *p, const char *box, int argc, char *const argv[])
 {
@@ -946,10 +723,12 @@ static int dt_ctl(struct sbx_provider *p, const char *box, int argc, char *const
 	int rc;
 
 	if (!strcmp(argv[0], "archive") && argc == 1) {
-		rc = dt_stop(p, box);
+		rc = remote_stop(p, box);
 		if (!rc)
 			rc = lifecycle(dt, box, "POST", "/archive", "archive");
-		return rc ? rc : wait_state(dt, box, "archived");
+		return rc ? rc
+			  : remote_wait(&dt->r, box, REMOTE_IN(REMOTE_ARCHIVED),
+					REMOTE_STATE_WAIT_S);
 	}
 	if (!strcmp(argv[0], "archive")) {
 		sbx_failf("archive takes no arguments");
@@ -1045,10 +824,7 @@ static const struct sbx_provider_ops daytona_ops = {
 	.destroy = dt_destroy,
 	.describe = dt_describe,
 	.list = dt_list,
-	.create = dt_create,
-	.remove = dt_remove,
-	.start = dt_start,
-	.stop = dt_stop,
+	REMOTE_OPS_BOXES,
 	.ctl = dt_ctl,
 	.info = dt_info,
 	REMOTE_OPS_FILES,

@@ -31,8 +31,11 @@
 #include "sbxfs/remote/errmap.h"
 #include "sbxfs/remote/find.h"
 #include "sbxfs/remote/json.h"
+#include "sbxfs/remote/lifecycle.h"
+#include "sbxfs/remote/opts.h"
 #include "sbxfs/remote/shell.h"
 #include "sbxfs/remote/remote.h"
+#include "sbxfs/remote/request.h"
 #include "sbxfs/remote/time.h"
 #include "sbxfs/stage.h"
 #include "sbxfs/stagefile.h"
@@ -44,14 +47,6 @@
 #define LISTING_MAX (64u << 20)
 #define RUN_OUTPUT_MAX (1u << 20)
 #define LOG_MAX ((size_t)1 << 30)
-#define STATE_WAIT_S 300 /* bound on waiting for a state change */
-
-struct dbox {
-	struct dbox *next;
-	char name[SBX_NAME_MAX + 1];
-	char id[128];
-	char *toolbox; /* base URL of this sandbox's toolbox, no trailing '/' */
-};
 
 struct dt {
 	struct remote r; /* first: the remote layer's part */
@@ -66,9 +61,10 @@ struct dt {
 	char *ws_headers[3];
 	size_t nws_headers;
 
-	struct cmdpoll cmds;  /* the command pollers */
-	pthread_mutex_t lock; /* guards boxes, cmd_seq */
-	struct dbox *boxes;
+	struct cmdpoll cmds; /* the command pollers */
+	/* r.boxes: a record's priv is the base URL of the sandbox's
+	 * toolbox (no trailing '/'), or NULL until known. */
+	pthread_mutex_t lock; /* guards cmd_seq */
 	unsigned long cmd_seq;
 };
 
@@ -77,8 +73,8 @@ struct dt {
 /* Exceptions to the default mapping, per call: struct errmap (errmap.h). */
 
 enum {
-	REQ_IDEMPOTENT = 1 << 0,
-	REQ_TRANSFER = 1 << 1,
+	REQ_IDEMPOTENT = REMOTE_REQ_IDEMPOTENT,
+	REQ_TRANSFER = REMOTE_REQ_TRANSFER,
 	REQ_LONG = 1 << 2, /* the server may hold it up to 30 s on purpose */
 };
 
@@ -91,12 +87,28 @@ cJSON *dt_parse_json(const struct http_resp *r, const char *what);
 int dt_url_sandbox(struct strbuf *sb, struct dt *dt, const char *idname,
 		   const char *suffix);
 int dt_url_toolbox(struct strbuf *sb, const char *toolbox, const char *route, ...);
+/* Daytona's state words, for the state machine (lifecycle.h). */
+extern const struct remote_state_word dt_states[];
 enum sbx_state dt_map_state(const char *s);
 int dt_get_sandbox(struct dt *dt, cJSON **out, const char *name);
 int dt_toolbox_of(struct dt *dt, char **out, const char *name);
 int dt_toolbox_fail(struct dt *dt, const char *box, const char *what,
 		    const struct http_resp *r, const struct errmap *over);
 int dt_state_of(struct dt *dt, const char *box, char *out, size_t size);
+
+/* ---- daytona_parse.c ---- */
+
+/* A FileInfo as lstat would give it (as far as Daytona knows), and its
+ * name (borrowed from fi) if `name` is not NULL.  -EPROTO for an entry
+ * that lies: no name, a bad name, a negative size. */
+int dt_fileinfo_stat(struct stat *st, const char **name, const cJSON *fi);
+/*
+ * A listing of the toolbox (a JSON array of FileInfo, body[0..len)) to
+ * fn, entry by entry, until fn returns nonzero.  Entries that cannot be
+ * shown truthfully are skipped.  The number skipped, or -EPROTO for an
+ * answer that is not a JSON array.
+ */
+int dt_parse_listing(const char *body, size_t len, sbx_dirent_fn fn, void *ctx);
 
 /* ---- daytona_files.c ---- */
 

@@ -28,6 +28,7 @@ struct dcmd {
 	enum sbx_stream stream;
 	unsigned char held[2];
 	size_t nheld;
+	int streamed; /* the log WebSocket carried it all */
 };
 
 /* GET {toolbox}/process/session/{sid}{suffix}. */
@@ -243,61 +244,51 @@ static int follow_ws(struct dcmd *c)
 	return rc;
 }
 
+/* Status first: output logged before the end is then in the read that
+ * follows. */
+static int poll_step(void *cmd, int *code, int *progressed)
+{
+	struct dcmd *c = cmd;
+	size_t before = c->log_off;
+	int rc = command_status(c, code);
+
+	if (rc >= 0) {
+		int ended = rc;
+
+		rc = 0;
+		if (!c->streamed)
+			rc = follow_log(c, ended);
+		else if (ended)
+			feed(c, NULL, 0, 1); /* what was held back */
+		if (!rc && ended)
+			rc = 1;
+	}
+	*progressed = c->log_off != before;
+	return rc;
+}
+
+static int poll_failed(void *cmd, int rc, struct sbx_exit *ex)
+{
+	if (sandbox_running(cmd))
+		return 0;
+	snprintf(ex->reason, sizeof(ex->reason), "the sandbox stopped under it");
+	return 1;
+}
+
+static const struct cmdpoll_cmd poll_ops = {
+	.poll = poll_step,
+	.failed = poll_failed,
+};
+
 static void *poller(void *arg)
 {
 	struct dcmd *c = arg;
 	struct dt *dt = c->dt;
-	struct sbx_exit ex = { .how = SBX_EXIT_FAILED };
-	struct timespec last_ok;
-	long delay_ms = 20;
-	int code = 0, streamed;
+	struct sbx_exit ex;
 
 	/* The log stream first; polling the log is the fallback. */
-	streamed = follow_ws(c) == 0;
-	clock_gettime(CLOCK_MONOTONIC, &last_ok);
-	for (;;) {
-		size_t before = c->log_off;
-		int rc;
-
-		if (cmdpoll_stopping(&dt->cmds)) {
-			cmdpoll_unmounted(&ex);
-			break;
-		}
-		/* Status first: output logged before the end is then in the
-		 * read that follows. */
-		rc = command_status(c, &code);
-		if (rc >= 0) {
-			int ended = rc;
-
-			rc = 0;
-			if (!streamed)
-				rc = follow_log(c, ended);
-			else if (ended)
-				feed(c, NULL, 0, 1); /* what was held back */
-			if (!rc && ended) {
-				cmdpoll_exit(&ex, code, c->signalled);
-				break;
-			}
-		}
-		if (rc < 0) {
-			if (!sandbox_running(c)) {
-				snprintf(ex.reason, sizeof(ex.reason),
-					 "the sandbox stopped under it");
-				break;
-			}
-			if (rc == -ENOENT ||
-			    ms_since(&last_ok) > CMDPOLL_LOST_S * 1000L) {
-				cmdpoll_lost(&ex);
-				break;
-			}
-		} else {
-			clock_gettime(CLOCK_MONOTONIC, &last_ok);
-		}
-		/* Poll quickly while output flows, back off while it does not. */
-		delay_ms = cmdpoll_backoff(delay_ms, c->log_off != before);
-		if (delay_ms)
-			usleep((useconds_t)delay_ms * 1000);
-	}
+	c->streamed = follow_ws(c) == 0;
+	cmdpoll_follow(&dt->cmds, &ex, &poll_ops, c, &c->signalled);
 	if (ex.how != SBX_EXIT_FAILED || !strstr(ex.reason, "unmounted"))
 		session_delete(c);
 	c->sink->done(c->sink, &ex); /* may release c: touch it no more */

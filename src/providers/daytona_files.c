@@ -3,95 +3,6 @@
  * lacks.  See daytona.c for the overview. */
 #include "daytona.h"
 
-/* ---- FileInfo ---- */
-
-/* Go's FileMode.String(): type and special letters, then "rwxrwxrwx". */
-static mode_t parse_mode(const char *s, int is_dir, const char *perm)
-{
-	mode_t m = 0, type = is_dir ? S_IFDIR : S_IFREG;
-	size_t n = s ? strlen(s) : 0, i;
-
-	if (n >= 9) {
-		static const char rwx[] = "rwxrwxrwx";
-
-		for (i = 0; i < 9; i++)
-			if (s[n - 9 + i] == rwx[i])
-				m |= 0400 >> i;
-		for (i = 0; i < n - 9; i++) {
-			switch (s[i]) {
-			case 'u':
-				m |= S_ISUID;
-				break;
-			case 'g':
-				m |= S_ISGID;
-				break;
-			case 't':
-				m |= S_ISVTX;
-				break;
-			case 'p':
-				type = S_IFIFO;
-				break;
-			case 'S':
-				type = S_IFSOCK;
-				break;
-			case 'D':
-				type = strchr(s, 'c') && strchr(s, 'c') < s + n - 9
-					       ? S_IFCHR
-					       : S_IFBLK;
-				break;
-			}
-		}
-	} else if (perm) {
-		m = (mode_t)strtoul(perm, NULL, 8) & 07777;
-	}
-	if (is_dir)
-		type = S_IFDIR;
-	return type | m;
-}
-
-static unsigned idnum(const char *s)
-{
-	char *end;
-	unsigned long v;
-
-	if (!s || !*s)
-		return 65534;
-	v = strtoul(s, &end, 10);
-	return (*end || v > 0xfffffffful) ? 65534 : (unsigned)v;
-}
-
-/* A FileInfo as lstat would give it (as far as Daytona knows).  -EPROTO
- * for an entry that lies: no name, a bad name, a negative size. */
-static int fileinfo_stat(const cJSON *fi, struct stat *st, const char **name)
-{
-	double size = -1;
-	const cJSON *isdir = cJSON_GetObjectItemCaseSensitive(fi, "isDir");
-	const char *n = json_str(fi, "name");
-
-	memset(st, 0, sizeof(*st));
-	if (!cJSON_IsObject(fi) || !json_num(fi, "size", &size) || size < 0 ||
-	    size > 0x1p62)
-		return -EPROTO;
-	if (name) {
-		if (!n || !sbx_entry_name_valid(n))
-			return -EPROTO;
-		*name = n;
-	}
-	st->st_mode = parse_mode(json_str(fi, "mode"), cJSON_IsTrue(isdir),
-				 json_str(fi, "permissions"));
-	st->st_size = (off_t)size;
-	st->st_nlink = S_ISDIR(st->st_mode) ? 2 : 1;
-	st->st_uid = idnum(json_str(fi, "owner"));
-	st->st_gid = idnum(json_str(fi, "group"));
-	st->st_blksize = 4096;
-	st->st_blocks = (st->st_size + 511) / 512;
-	if (rfc3339_parse(&st->st_mtim, json_str(fi, "modifiedAt")) &&
-	    rfc3339_parse(&st->st_mtim, json_str(fi, "modTime")))
-		st->st_mtim.tv_sec = 0;
-	st->st_atim = st->st_ctim = st->st_mtim;
-	return 0;
-}
-
 /* ---- file slots ---- */
 
 static int dt_info_call(struct dt *dt, struct stat *st, const char *box, const char *path)
@@ -118,7 +29,7 @@ static int dt_info_call(struct dt *dt, struct stat *st, const char *box, const c
 	} else if (!(j = dt_parse_json(&r, "file info"))) {
 		rc = -EPROTO;
 	} else {
-		rc = fileinfo_stat(j, st, NULL);
+		rc = dt_fileinfo_stat(st, NULL, j);
 		if (rc)
 			sbx_failf("daytona: file info of \"%s\": a bad FileInfo", path);
 		cJSON_Delete(j);
@@ -133,7 +44,6 @@ int dt_readdir(struct sbx_provider *p, const char *box, const char *path,
 	struct dt *dt = DT(p);
 	struct strbuf url = STRBUF_INIT(16384);
 	struct http_resp r;
-	cJSON *j, *it;
 	char *tb;
 	int rc = dt_toolbox_of(dt, &tb, box);
 
@@ -156,29 +66,15 @@ int dt_readdir(struct sbx_provider *p, const char *box, const char *path,
 		http_resp_release(&r);
 		return rc;
 	}
-	j = dt_parse_json(&r, "list files");
+	rc = dt_parse_listing(r.body.buf, r.body.len, fn, ctx);
 	http_resp_release(&r);
-	if (!j || !cJSON_IsArray(j)) {
-		cJSON_Delete(j);
+	if (rc < 0) {
 		sbx_failf("daytona: list files of \"%s\": not a list", path);
-		return -EPROTO;
+		return rc;
 	}
-	cJSON_ArrayForEach(it, j)
-	{
-		struct stat st;
-		const char *name;
-
-		/* Skip what we cannot show truthfully: bad names, and names
-		 * the server turned to U+FFFD because they were not UTF-8. */
-		if (fileinfo_stat(it, &st, &name) || strstr(name, "\xef\xbf\xbd")) {
-			sbx_debug("daytona: %s:%s: skipped an entry that is not valid",
-				  box, path);
-			continue;
-		}
-		if (fn(ctx, name, &st))
-			break;
-	}
-	cJSON_Delete(j);
+	if (rc)
+		sbx_debug("daytona: %s:%s: skipped %d entries that are not valid", box,
+			  path, rc);
 	return 0;
 }
 
@@ -195,7 +91,6 @@ static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *pa
 {
 	struct dt *dt = ctx;
 	struct strbuf url = STRBUF_INIT(16384);
-	struct http_req req = HTTP_REQ_INIT;
 	struct http_resp r;
 	char *tb;
 	int rc;
@@ -207,20 +102,11 @@ static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *pa
 	free(tb);
 	if (rc)
 		return rc;
-	req.method = "GET";
-	req.url = url.buf;
-	/* http_do() empties the copy first: it ends up holding what came. */
-	req.out_fd = f->fd;
-	req.idempotent = 1;
-	req.transfer = 1;
-	/* A server that sends more than it announced is still bounded. */
-	req.max_body = stage_max(dt->stage);
-	rc = http_do(dt->http, &req, &r);
+	rc = remote_download(dt->http, &r, "daytona", url.buf, f->fd,
+			     stage_max(dt->stage), path);
 	strbuf_release(&url);
-	if (rc) {
-		sbx_failf("daytona: download \"%s\": %s", path, sbx_fail_text());
+	if (rc)
 		return rc;
-	}
 	if (r.status != 200)
 		rc = r.status == 404 ? -ENOENT
 				     : dt_toolbox_fail(dt, box, "download", &r, NULL);

@@ -95,34 +95,11 @@ int rx_fail_resp(const char *what, const struct http_resp *r, const struct errma
 
 /* ---- requests ---- */
 
-static const char *const json_header[] = { "Content-Type: application/json", NULL };
-
 int rx_request(struct rx *rx, struct http_resp *resp, const char *method, const char *url,
 	       cJSON *json, int flags, size_t max_body, int timeout_ms)
 {
-	struct http_req req = HTTP_REQ_INIT;
-	char *body = NULL;
-	int rc;
-
-	req.method = method;
-	req.url = url;
-	req.idempotent = flags & RX_REQ_IDEMPOTENT;
-	req.transfer = flags & RX_REQ_TRANSFER;
-	req.timeout_ms = timeout_ms;
-	req.max_body = max_body;
-	if (json) {
-		body = cJSON_PrintUnformatted(json);
-		if (!body)
-			return -ENOMEM;
-		req.body = body;
-		req.body_len = strlen(body);
-		req.headers = json_header;
-	}
-	rc = http_do(rx->http, &req, resp);
-	free(body);
-	if (rc)
-		sbx_failf("rexec: %s", sbx_fail_text());
-	return rc;
+	return remote_request(rx->http, resp, "rexec", method, url, json, flags, max_body,
+			      timeout_ms);
 }
 
 int rx_url(struct strbuf *sb, struct rx *rx, const char *id, const char *suffix,
@@ -145,22 +122,16 @@ int rx_url(struct strbuf *sb, struct rx *rx, const char *id, const char *suffix,
 
 /* ---- container records ---- */
 
+static const struct remote_state_word rx_states[] = {
+	{ "running", REMOTE_RUNNING },	    { "creating", REMOTE_CREATING },
+	{ "configuring", REMOTE_STARTING }, { "stopped", REMOTE_STOPPED },
+	{ "paused", REMOTE_PAUSED },	    { "error", REMOTE_ERROR },
+	{ NULL, REMOTE_UNKNOWN },
+};
+
 static enum sbx_state map_state(const char *s)
 {
-	static const struct {
-		const char *word;
-		enum sbx_state state;
-	} map[] = {
-		{ "running", SBX_STATE_RUNNING },      { "creating", SBX_STATE_CREATING },
-		{ "configuring", SBX_STATE_STARTING }, { "stopped", SBX_STATE_STOPPED },
-		{ "paused", SBX_STATE_STOPPED },       { "error", SBX_STATE_ERROR },
-	};
-	size_t i;
-
-	for (i = 0; s && i < sizeof(map) / sizeof(map[0]); i++)
-		if (!strcmp(map[i].word, s))
-			return map[i].state;
-	return SBX_STATE_UNKNOWN;
+	return remote_sbx_state(remote_state_of(rx_states, s));
 }
 
 /* An id as the server gives it: short, and only characters that need no
@@ -169,57 +140,6 @@ static int id_ok(const char *id)
 {
 	return id && id[0] && strlen(id) < RX_ID_MAX &&
 	       strspn(id, "0123456789abcdefABCDEF-") == strlen(id);
-}
-
-/* The record of `box`, created if new (caller holds rx->lock). */
-static struct rx_box *box_locked(struct rx *rx, const char *box)
-{
-	struct rx_box *b;
-
-	for (b = rx->boxes; b; b = b->next)
-		if (!strcmp(b->name, box))
-			return b;
-	b = calloc(1, sizeof(*b));
-	if (!b)
-		return NULL;
-	snprintf(b->name, sizeof(b->name), "%s", box);
-	b->gone = 1;
-	b->next = rx->boxes;
-	rx->boxes = b;
-	return b;
-}
-
-struct rx_box *rx_box_get(struct rx *rx, const char *box)
-{
-	struct rx_box *b;
-
-	pthread_mutex_lock(&rx->lock);
-	b = box_locked(rx, box);
-	pthread_mutex_unlock(&rx->lock);
-	return b;
-}
-
-int rx_box_stopping(struct rx *rx, struct rx_box *b)
-{
-	int s;
-
-	pthread_mutex_lock(&rx->lock);
-	s = b->stopping;
-	pthread_mutex_unlock(&rx->lock);
-	return s;
-}
-
-static void set_stopping(struct rx *rx, const char *box, int on)
-{
-	struct rx_box *b = rx_box_get(rx, box);
-
-	if (!b)
-		return;
-	pthread_mutex_lock(&rx->lock);
-	b->stopping += on ? 1 : -1;
-	pthread_mutex_unlock(&rx->lock);
-	if (on)
-		rx_term_close(rx, b);
 }
 
 /* Is this list entry one of the user's own containers? */
@@ -234,56 +154,46 @@ static int own_container(const cJSON *c)
 	       !cJSON_IsTrue(shared) && name && sbx_name_valid(name);
 }
 
-/* Take in what a container JSON says about ids and status. */
-static void remember(struct rx *rx, const cJSON *c)
+/* Take in what a container JSON says about ids and status; a listing
+ * (gen, else 0) marks the record seen. */
+static void remember(struct rx *rx, const cJSON *c, unsigned gen)
 {
 	const char *name = json_str(c, "name"), *id = json_str(c, "id");
 	const char *db = json_str(c, "db_id"), *status = json_str(c, "status");
-	struct rx_box *b;
+	struct boxtable *t = &rx->r.boxes;
+	struct rbox *b;
 	struct rx_term *old = NULL;
 
 	if (!own_container(c) || !id_ok(id) || (db && !id_ok(db)))
 		return;
-	pthread_mutex_lock(&rx->lock);
-	b = box_locked(rx, name);
+	boxtable_lock(t);
+	b = boxtable_get_locked(t, name);
 	if (b) {
 		b->gone = 0;
+		if (gen)
+			b->seen = gen;
 		if (db)
-			snprintf(b->db_id, sizeof(b->db_id), "%s", db);
+			snprintf(b->id, sizeof(b->id), "%s", db);
 		/* The list shows the UUID as id until there is a Docker id. */
 		if (strlen(id) == 64) {
-			if (b->docker_id[0] && strcmp(b->docker_id, id)) {
-				old = b->term; /* the container was recreated */
-				b->term = NULL;
+			if (b->alt_id[0] && strcmp(b->alt_id, id)) {
+				old = b->priv; /* the container was recreated */
+				b->priv = NULL;
 			}
-			snprintf(b->docker_id, sizeof(b->docker_id), "%s", id);
+			snprintf(b->alt_id, sizeof(b->alt_id), "%s", id);
 		} else if (!db) {
-			snprintf(b->db_id, sizeof(b->db_id), "%s", id);
+			snprintf(b->id, sizeof(b->id), "%s", id);
 		}
-		snprintf(b->status, sizeof(b->status), "%s",
-			 status && strlen(status) < sizeof(b->status) ? status : "?");
+		snprintf(b->state, sizeof(b->state), "%s",
+			 status && strlen(status) < sizeof(b->state) ? status : "?");
 	}
-	pthread_mutex_unlock(&rx->lock);
+	boxtable_unlock(t);
 	rx_term_free(old);
 }
 
 static void mark_gone(struct rx *rx, const char *box)
 {
-	struct rx_box *b;
-	struct rx_term *old;
-
-	pthread_mutex_lock(&rx->lock);
-	b = box_locked(rx, box);
-	if (!b) {
-		pthread_mutex_unlock(&rx->lock);
-		return;
-	}
-	b->gone = 1;
-	b->docker_id[0] = b->db_id[0] = '\0';
-	old = b->term;
-	b->term = NULL;
-	pthread_mutex_unlock(&rx->lock);
-	rx_term_free(old);
+	boxtable_forget(&rx->r.boxes, box);
 	stage_drop_box(rx->stage, box);
 }
 
@@ -294,7 +204,7 @@ static int fetch_list(struct rx *rx, sbx_list_fn fn, void *ctx)
 	struct strbuf url = STRBUF_INIT(4096);
 	struct http_resp r;
 	cJSON *j, *arr, *it;
-	struct rx_box *b;
+	unsigned gen;
 	int rc;
 
 	rc = rx_url(&url, rx, NULL, NULL, NULL);
@@ -320,23 +230,13 @@ static int fetch_list(struct rx *rx, sbx_list_fn fn, void *ctx)
 		sbx_failf("rexec: list containers: the answer is not a container list");
 		return -EPROTO;
 	}
-	pthread_mutex_lock(&rx->lock);
-	for (b = rx->boxes; b; b = b->next)
-		b->status[0] = '\0'; /* unseen so far */
-	pthread_mutex_unlock(&rx->lock);
+	gen = boxtable_sweep_begin(&rx->r.boxes);
 	cJSON_ArrayForEach(it, arr)
 	{
 		if (own_container(it))
-			remember(rx, it);
+			remember(rx, it, gen);
 	}
-	pthread_mutex_lock(&rx->lock);
-	for (b = rx->boxes; b; b = b->next)
-		if (!b->status[0] && !b->gone) {
-			b->gone = 1;
-			b->docker_id[0] = b->db_id[0] = '\0';
-		}
-	clock_gettime(CLOCK_MONOTONIC, &rx->listed);
-	pthread_mutex_unlock(&rx->lock);
+	boxtable_sweep_end(&rx->r.boxes, gen);
 	cJSON_ArrayForEach(it, arr)
 	{
 		if (fn && own_container(it) && id_ok(json_str(it, "id")) &&
@@ -384,7 +284,7 @@ static int get_container(struct rx *rx, cJSON **out, const char *id, const char 
 			*out = NULL;
 			rc = -ENOENT;
 		} else {
-			remember(rx, *out);
+			remember(rx, *out, 0);
 		}
 	}
 	http_resp_release(&r);
@@ -394,31 +294,21 @@ static int get_container(struct rx *rx, cJSON **out, const char *id, const char 
 /* Copy the record's ids; -ENOENT if the box is not known to exist. */
 static int ids_of(struct rx *rx, const char *box, char *db, char *docker, char *status)
 {
-	struct rx_box *b;
+	struct rbox *b;
 	int rc = -ENOENT;
 
-	pthread_mutex_lock(&rx->lock);
-	for (b = rx->boxes; b; b = b->next) {
-		if (strcmp(b->name, box) || b->gone)
-			continue;
-		snprintf(db, RX_ID_MAX, "%s", b->db_id);
-		snprintf(docker, RX_ID_MAX, "%s", b->docker_id);
+	boxtable_lock(&rx->r.boxes);
+	b = boxtable_find_locked(&rx->r.boxes, box);
+	if (b && !b->gone) {
+		/* Both were checked by id_ok(): shorter than RX_ID_MAX. */
+		snprintf(db, RX_ID_MAX, "%.*s", RX_ID_MAX - 1, b->id);
+		snprintf(docker, RX_ID_MAX, "%.*s", RX_ID_MAX - 1, b->alt_id);
 		if (status)
-			snprintf(status, 32, "%s", b->status);
+			snprintf(status, 32, "%s", b->state);
 		rc = 0;
 	}
-	pthread_mutex_unlock(&rx->lock);
+	boxtable_unlock(&rx->r.boxes);
 	return rc;
-}
-
-static int list_is_fresh(struct rx *rx)
-{
-	int fresh;
-
-	pthread_mutex_lock(&rx->lock);
-	fresh = rx->listed.tv_sec && ms_since(&rx->listed) < LIST_FRESH_MS;
-	pthread_mutex_unlock(&rx->lock);
-	return fresh;
 }
 
 /* The container's JSON, found by what we know of its ids, else by the
@@ -430,7 +320,7 @@ static int lookup(struct rx *rx, cJSON **out, const char *box)
 
 	*out = NULL;
 	if (rc || (!db[0] && !docker[0])) {
-		if (list_is_fresh(rx))
+		if (boxtable_fresh(&rx->r.boxes, LIST_FRESH_MS))
 			return -ENOENT;
 		rc = fetch_list(rx, NULL, NULL);
 		if (!rc)
@@ -473,50 +363,32 @@ int rx_docker_id(struct rx *rx, char *id, size_t size, const char *box, int fres
 
 /* ---- setup ---- */
 
-static char *opt_or_env(const struct sbx_kvlist *o, const char *key, const char *env)
-{
-	const char *v = sbx_kv_get(o, key);
-
-	if (!v)
-		v = getenv(env);
-	return v && v[0] ? strdup(v) : NULL;
-}
-
 /* One small request at mount time: a refused token is a mount error,
  * said once; an unreachable server only a warning. */
 static int check_credentials(struct rx *rx)
 {
+	static const long refused[] = { 401, 403, 423, 0 };
 	struct strbuf url = STRBUF_INIT(4096);
-	struct http_resp r;
 	int rc;
 
 	if (strbuf_addf(&url, "%s/api/containers", rx->url))
 		return -ENOMEM;
-	rc = rx_request(rx, &r, "GET", url.buf, NULL, 0, RX_LIST_MAX, 0);
+	rc = remote_check_credentials(rx->http, "rexec", url.buf, RX_LIST_MAX, refused,
+				      "the token was refused", rx_fail_resp);
 	strbuf_release(&url);
-	if (rc == -EPROTO)
-		return rc; /* an untrusted certificate does not get better */
-	if (rc) {
-		sbx_warn("%s; mounting anyway", sbx_fail_text());
-		return 0;
-	}
-	if (r.status == 401 || r.status == 403 || r.status == 423)
-		rc = rx_fail_resp("the token was refused", &r, NULL);
-	http_resp_release(&r);
 	return rc;
+}
+
+static void release_term(void *t)
+{
+	rx_term_free(t);
 }
 
 static void rx_free(struct rx *rx)
 {
 	if (!rx)
 		return;
-	while (rx->boxes) {
-		struct rx_box *b = rx->boxes;
-
-		rx->boxes = b->next;
-		rx_term_free(b->term);
-		free(b);
-	}
+	boxtable_destroy(&rx->r.boxes);
 	if (rx->auth) {
 		memset(rx->auth, 0, strlen(rx->auth));
 		free(rx->auth);
@@ -535,27 +407,10 @@ static int parse_options(struct rx *rx, const struct sbx_kvlist *opts,
 {
 	const char *v;
 
-	if ((v = sbx_kv_get(opts, "cache_max"))) {
-		char *end;
-		unsigned long long mb = strtoull(v, &end, 10);
-
-		if (end == v || *end || mb == 0 || mb > (1ull << 30)) {
-			sbx_failf("cache_max must be a number of MiB, not \"%s\"", v);
-			return -EINVAL;
-		}
-		*cache_max = (uint64_t)mb << 20;
-	}
 	rx->timeout_s = 30;
-	if ((v = sbx_kv_get(opts, "timeout"))) {
-		char *end;
-		long s = strtol(v, &end, 10);
-
-		if (end == v || *end || s <= 0 || s > 3600) {
-			sbx_failf("timeout must be a number of seconds, not \"%s\"", v);
-			return -EINVAL;
-		}
-		rx->timeout_s = (int)s;
-	}
+	if (remote_opt_mib(cache_max, opts, "cache_max", 1ull << 30) ||
+	    remote_opt_seconds(&rx->timeout_s, opts, "timeout", 3600))
+		return -EINVAL;
 	v = sbx_kv_get(opts, "transport");
 	if (!v)
 		v = getenv("REXEC_TRANSPORT");
@@ -572,10 +427,12 @@ static int parse_options(struct rx *rx, const struct sbx_kvlist *opts,
 	return 0;
 }
 
+static const struct remote_box_ops rx_box_ops;
+
 static int rx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 {
-	char *token = opt_or_env(opts, "token", "REXEC_TOKEN");
-	char *url = opt_or_env(opts, "api_url", "REXEC_URL");
+	char *token = remote_opt(opts, "token", "REXEC_TOKEN");
+	char *url = remote_opt(opts, "api_url", "REXEC_URL");
 	const char *state = sbx_kv_get(opts, "state_dir");
 	char auth[4200];
 	const char *headers[1];
@@ -606,13 +463,12 @@ static int rx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	}
 	pthread_mutex_init(&rx->lock, NULL);
 	cmdpoll_init(&rx->cmds);
+	boxtable_init(&rx->r.boxes, release_term);
 	rx->url = url ? url : strdup(DEFAULT_URL);
 	url = NULL;
 	if (!rx->url)
 		goto fail;
-	n = strlen(rx->url);
-	while (n && rx->url[n - 1] == '/')
-		rx->url[--n] = '\0';
+	n = remote_trim_url(rx->url);
 	if (n >= 4 && !strcmp(rx->url + n - 4, "/api"))
 		rx->url[n - 4] = '\0'; /* accept the API's address too */
 	rc = parse_options(rx, opts, &cache_max);
@@ -634,6 +490,7 @@ static int rx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 		goto fail;
 	remote_init(&rx->r, "rexec", 0, rx->stage, &rx_stagefile_ops, rx);
 	rx->r.run = rx_remote_run;
+	rx->r.box_ops = &rx_box_ops;
 	rc = check_credentials(rx);
 	if (rc)
 		goto fail;
@@ -682,67 +539,6 @@ static int rx_list(struct sbx_provider *p, sbx_list_fn fn, void *ctx)
 	return fetch_list(RX(p), fn, ctx);
 }
 
-/* Wait until the container's status is one of `want` (space-separated
- * words; "gone" for no such container).  Fails on "error" and past the
- * bound. */
-static int wait_state(struct rx *rx, const char *box, const char *want)
-{
-	struct timespec t0;
-	long delay_ms = 100;
-	char padded[128], word[48], last[32] = "?";
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	snprintf(padded, sizeof(padded), " %s ", want);
-	for (;;) {
-		cJSON *c = NULL;
-		int rc = lookup(rx, &c, box);
-		const char *status;
-
-		if (rc == -ENOENT)
-			return strstr(padded, " gone ") ? 0 : rc;
-		if (rc)
-			return rc;
-		status = json_str(c, "status");
-		snprintf(last, sizeof(last), "%s", status);
-		snprintf(word, sizeof(word), " %s ", last);
-		cJSON_Delete(c);
-		if (strstr(padded, word))
-			return 0;
-		if (map_state(last) == SBX_STATE_ERROR) {
-			sbx_failf("rexec: container \"%s\" is in state error", box);
-			return -EIO;
-		}
-		if (ms_since(&t0) > RX_STATE_WAIT_S * 1000L) {
-			sbx_failf("rexec: container \"%s\" still %s after %d s (waiting "
-				  "for %s)",
-				  box, last, RX_STATE_WAIT_S, want);
-			return -ETIMEDOUT;
-		}
-		usleep((useconds_t)delay_ms * 1000);
-		if (sbx_interrupted()) {
-			sbx_failf("rexec: interrupted while container \"%s\" was %s "
-				  "(waiting for %s)",
-				  box, last, want);
-			return -EINTR;
-		}
-		if (delay_ms < 1000)
-			delay_ms = delay_ms * 3 / 2;
-	}
-}
-
-static int add_int(cJSON *body, const char *field, const char *key, const char *v)
-{
-	char *end;
-	long n = strtol(v, &end, 10);
-
-	if (end == v || *end || n < 0 || n > 10000000) {
-		sbx_failf("bad %s \"%s\": a whole number is needed", key, v);
-		return -EINVAL;
-	}
-	cJSON_AddNumberToObject(body, field, (double)n);
-	return 0;
-}
-
 /* A Docker reference (registry/name:tag) rather than an image key. */
 static int is_docker_ref(const char *image)
 {
@@ -751,28 +547,25 @@ static int is_docker_ref(const char *image)
 
 static int create_body(cJSON *body, const char *box, const struct sbx_kvlist *args)
 {
-	static const struct {
-		const char *key, *field;
-	} ints[] = {
-		{ "memory", "memory_mb" },
-		{ "cpu", "cpu_shares" },
-		{ "disk", "disk_mb" },
+	static const struct json_int_arg ints[] = {
+		{ "memory", "memory_mb", 0, 10000000 },
+		{ "cpu", "cpu_shares", 0, 10000000 },
+		{ "disk", "disk_mb", 0, 10000000 },
+		{ NULL, NULL, 0, 0 },
 	};
 	const char *image = "ubuntu", *custom = NULL;
-	size_t i, k;
+	size_t i;
 	int rc;
 
 	cJSON_AddStringToObject(body, "name", box);
 	for (i = 0; i < args->n; i++) {
 		const char *key = args->v[i].key, *v = args->v[i].value;
 
-		for (k = 0; k < sizeof(ints) / sizeof(ints[0]); k++)
-			if (!strcmp(key, ints[k].key))
-				break;
-		if (k < sizeof(ints) / sizeof(ints[0])) {
-			rc = add_int(body, ints[k].field, key, v);
-			if (rc)
-				return rc;
+		rc = json_add_int_arg(body, ints, key, v);
+		if (rc < 0)
+			return rc;
+		if (rc) {
+			/* a number */
 		} else if (!strcmp(key, "image")) {
 			image = v;
 		} else if (!strcmp(key, "custom_image")) {
@@ -800,10 +593,9 @@ static int create_body(cJSON *body, const char *box, const struct sbx_kvlist *ar
 	return 0;
 }
 
-static int rx_create(struct sbx_provider *p, const char *box,
-		     const struct sbx_kvlist *args)
+static int rx_create(struct remote *r0, const char *box, const struct sbx_kvlist *args)
 {
-	struct rx *rx = RX(p);
+	struct rx *rx = (struct rx *)r0;
 	struct strbuf url = STRBUF_INIT(4096);
 	cJSON *body = cJSON_CreateObject(), *c = NULL;
 	struct http_resp r;
@@ -829,12 +621,9 @@ static int rx_create(struct sbx_provider *p, const char *box,
 		sbx_failf("rexec: %s: the answer is not the new container", what);
 		rc = -EPROTO;
 	} else {
-		remember(rx, c);
+		remember(rx, c, 0);
 	}
 	http_resp_release(&r);
-	/* Rexec makes running containers: wait until it is usable. */
-	if (!rc)
-		rc = wait_state(rx, box, "running");
 out:
 	cJSON_Delete(c);
 	strbuf_release(&url);
@@ -873,84 +662,49 @@ static int lifecycle(struct rx *rx, const char *box, const char *action)
 	} else if ((j = cJSON_ParseWithLength(r.body.buf, r.body.len))) {
 		/* Start may recreate the container under a new Docker id. */
 		const char *id = json_str(j, "id");
-		struct rx_box *b = rx_box_get(rx, box);
+		struct rbox *b;
 
-		if (b && id_ok(id) && strlen(id) == 64) {
-			pthread_mutex_lock(&rx->lock);
-			snprintf(b->docker_id, sizeof(b->docker_id), "%s", id);
-			pthread_mutex_unlock(&rx->lock);
-		}
+		boxtable_lock(&rx->r.boxes);
+		b = boxtable_find_locked(&rx->r.boxes, box);
+		if (b && id_ok(id) && strlen(id) == 64)
+			snprintf(b->alt_id, sizeof(b->alt_id), "%s", id);
+		boxtable_unlock(&rx->r.boxes);
 		cJSON_Delete(j);
 	}
 	http_resp_release(&r);
 	return rc;
 }
 
-static int status_of(struct rx *rx, const char *box, char *out, size_t size)
+static int status_of(struct remote *r, char *out, size_t size, char *why, size_t why_size,
+		     const char *box)
 {
 	cJSON *c = NULL;
-	int rc = lookup(rx, &c, box);
+	int rc = lookup((struct rx *)r, &c, box);
 
 	if (!rc)
 		snprintf(out, size, "%s", json_str(c, "status"));
+	why[0] = '\0';
 	cJSON_Delete(c);
 	return rc;
 }
 
-static int rx_start(struct sbx_provider *p, const char *box)
+/* A terminal whose shell dies with the container starts it again:
+ * close it first. */
+static int rx_start(struct remote *r, const char *box)
 {
-	struct rx *rx = RX(p);
-	char status[32];
-	int rc = status_of(rx, box, status, sizeof(status));
-
-	if (rc)
-		return rc;
-	switch (map_state(status)) {
-	case SBX_STATE_RUNNING:
-		return 0;
-	case SBX_STATE_CREATING:
-	case SBX_STATE_STARTING:
-		break; /* on its way */
-	default:
-		rx_term_close(rx, rx_box_get(rx, box));
-		rc = lifecycle(rx, box, "start");
-		break;
-	}
-	return rc ? rc : wait_state(rx, box, "running");
+	rx_term_close((struct rx *)r, box);
+	return lifecycle((struct rx *)r, box, "start");
 }
 
-static int rx_stop(struct sbx_provider *p, const char *box)
+static int rx_stop(struct remote *r, const char *box)
 {
-	struct rx *rx = RX(p);
-	char status[32];
-	int rc = status_of(rx, box, status, sizeof(status));
-
-	if (rc)
-		return rc;
-	switch (map_state(status)) {
-	case SBX_STATE_STOPPED:
-		return 0;
-	case SBX_STATE_CREATING:
-	case SBX_STATE_STARTING:
-		rc = wait_state(rx, box, "running");
-		break;
-	default:
-		break;
-	}
-	/* A terminal whose shell dies with the container starts it again. */
-	set_stopping(rx, box, 1);
-	if (!rc)
-		rc = lifecycle(rx, box, "stop");
-	stage_drop_box(rx->stage, box);
-	if (!rc)
-		rc = wait_state(rx, box, "stopped");
-	set_stopping(rx, box, 0);
-	return rc;
+	rx_term_close((struct rx *)r, box);
+	return lifecycle((struct rx *)r, box, "stop");
 }
 
-static int rx_remove(struct sbx_provider *p, const char *box)
+static int rx_remove(struct remote *r0, const char *box)
 {
-	struct rx *rx = RX(p);
+	struct rx *rx = (struct rx *)r0;
 	struct strbuf url = STRBUF_INIT(4096);
 	char db[RX_ID_MAX], docker[RX_ID_MAX], msg[128];
 	struct http_resp r;
@@ -958,18 +712,19 @@ static int rx_remove(struct sbx_provider *p, const char *box)
 	int rc = lookup(rx, &c, box);
 
 	cJSON_Delete(c);
-	if (rc == -ENOENT)
-		return 0;
 	if (!rc)
 		rc = ids_of(rx, box, db, docker, NULL);
 	if (rc)
 		return rc;
 	/* Deleting a container that is still being created leaves it running
 	 * unlisted on the server: let the creation finish first. */
-	rc = wait_state(rx, box, "running stopped error gone");
+	rc = remote_wait(r0, box,
+			 REMOTE_IN(REMOTE_RUNNING) | REMOTE_IN(REMOTE_STOPPED) |
+				 REMOTE_IN(REMOTE_ERROR) | REMOTE_IN(REMOTE_GONE),
+			 REMOTE_STATE_WAIT_S);
 	if (rc)
 		return rc;
-	set_stopping(rx, box, 1);
+	rx_term_close(rx, box);
 	snprintf(msg, sizeof(msg), "delete container \"%s\"", box);
 	rc = rx_url(&url, rx, db[0] ? db : docker, NULL, NULL);
 	if (!rc)
@@ -981,13 +736,18 @@ static int rx_remove(struct sbx_provider *p, const char *box)
 			rc = rx_fail_resp(msg, &r, NULL);
 		http_resp_release(&r);
 	}
-	if (!rc)
-		rc = wait_state(rx, box, "gone");
-	set_stopping(rx, box, 0);
-	if (!rc)
-		mark_gone(rx, box);
 	return rc;
 }
+
+static const struct remote_box_ops rx_box_ops = {
+	.noun = "container",
+	.states = rx_states,
+	.state = status_of,
+	.create = rx_create,
+	.start = rx_start,
+	.stop = rx_stop,
+	.remove = rx_remove,
+};
 
 static int rx_ctl(struct sbx_provider *p, const char *box, int argc, char *const argv[])
 {
@@ -1051,10 +811,7 @@ static const struct sbx_provider_ops rexec_ops = {
 	.destroy = rx_destroy,
 	.describe = rx_describe,
 	.list = rx_list,
-	.create = rx_create,
-	.remove = rx_remove,
-	.start = rx_start,
-	.stop = rx_stop,
+	REMOTE_OPS_BOXES,
 	.ctl = rx_ctl,
 	.info = rx_info,
 	REMOTE_OPS_FILES,

@@ -33,8 +33,11 @@
 #include "sbxfs/remote/errmap.h"
 #include "sbxfs/remote/find.h"
 #include "sbxfs/remote/json.h"
+#include "sbxfs/remote/lifecycle.h"
+#include "sbxfs/remote/opts.h"
 #include "sbxfs/remote/shell.h"
 #include "sbxfs/remote/remote.h"
+#include "sbxfs/remote/request.h"
 #include "sbxfs/remote/time.h"
 #include "sbxfs/stage.h"
 #include "sbxfs/stagefile.h"
@@ -44,30 +47,16 @@
 #define RX_OUTPUT_MAX (48u << 20)   /* one script's output, base64 included */
 #define RX_EXEC_CAP (1u << 20)	    /* the exec endpoint's output cap */
 #define RX_UPLOAD_MAX (100ll << 20) /* the server's per-request upload cap */
-#define RX_STATE_WAIT_S 300	    /* bound on waiting for a state change */
 #define RX_ID_MAX 80
+#define RX_ERR_KEEP 2048	     /* the start of a script's stderr kept */
+#define RX_POLL_OUT_MAX (512 * 1024) /* per poll; base64 of it fits 1 MiB */
+#define RX_POLL_ERR_MAX (128 * 1024)
 /* Where scripts and commands keep their files in the container. */
 #define RX_WORK_DIR "/var/tmp/.sbxfs"
 /* The container's home, a volume the file endpoints always see. */
 #define RX_HOME "/home/user"
 
 struct rx_term;
-
-/* What we know of one container.  Records are never freed before
- * destroy (a command or terminal may still point at one); a deleted
- * container's record is marked gone and reused if the name comes back. */
-struct rx_box {
-	struct rx_box *next;
-	char name[SBX_NAME_MAX + 1];
-	/* Guarded by rx->lock. */
-	char db_id[RX_ID_MAX];
-	char docker_id[RX_ID_MAX]; /* "" while creating */
-	char status[32];
-	int gone;
-	int stopping; /* a stop or delete is under way: open no terminal */
-	/* The terminal of this container; its own lock guards its use. */
-	struct rx_term *term;
-};
 
 enum rx_transport {
 	RX_UNKNOWN = 0,
@@ -85,19 +74,20 @@ struct rx {
 	int timeout_s;
 	char transport_opt[16]; /* "auto", "exec" or "terminal" */
 
+	/* r.boxes: a record's id is the database UUID, alt_id the Docker
+	 * id ("" while creating), state the status, priv the container's
+	 * terminal (struct rx_term, whose own lock guards its use). */
 	struct cmdpoll cmds;  /* the command pollers */
-	pthread_mutex_t lock; /* guards everything below and rx_box fields */
+	pthread_mutex_t lock; /* guards transport, seq */
 	enum rx_transport transport;
-	struct rx_box *boxes;
-	struct timespec listed; /* when the list was last fetched */
 	unsigned long seq;
 };
 
 #define RX(p) ((struct rx *)(p)->priv)
 
 enum {
-	RX_REQ_IDEMPOTENT = 1 << 0,
-	RX_REQ_TRANSFER = 1 << 1,
+	RX_REQ_IDEMPOTENT = REMOTE_REQ_IDEMPOTENT,
+	RX_REQ_TRANSFER = REMOTE_REQ_TRANSFER,
 	RX_REQ_LONG = 1 << 2,
 };
 
@@ -113,8 +103,6 @@ int rx_url(struct strbuf *sb, struct rx *rx, const char *id, const char *suffix,
 /* The Docker id of a running container into id; -EAGAIN with text when it
  * is not running, -ENOENT when there is none.  `fresh` asks the server. */
 int rx_docker_id(struct rx *rx, char *id, size_t size, const char *box, int fresh);
-struct rx_box *rx_box_get(struct rx *rx, const char *box);
-int rx_box_stopping(struct rx *rx, struct rx_box *b);
 
 /* ---- rexec_run.c ---- */
 
@@ -127,8 +115,35 @@ struct rx_out {
 
 /* Flags of rx_run: REMOTE_RUN_RETRY (remote.h). */
 
+/* ---- rexec_parse.c ---- */
+
+/* res with stdout bounded by `max`, stderr by twice RX_ERR_KEEP. */
 void rx_out_init(struct rx_out *o, size_t max);
 void rx_out_release(struct rx_out *o);
+/*
+ * Decode the wrapper's output s[0..n) (base64 of stdout, a "--" line,
+ * base64 of the start of stderr; lines may end in "\r\n") into res->out
+ * and res->err.  0; -EPROTO with text if it is not what the wrapper
+ * prints (it could not run: no mktemp or base64 in the image); -EFBIG
+ * with text past res->out's maximum.
+ */
+int rx_unwrap(struct rx_out *res, const char *s, size_t n);
+
+/* A command poll's answer (rexec_cmd.c): pointers into the answer. */
+struct rx_poll {
+	const char *out, *err; /* new stdout and stderr */
+	size_t nout, nerr;
+	int code; /* the exit status, once ended */
+};
+/*
+ * Parse a poll's answer buf[0..len): a header line "RC NOUT NERR" (RC
+ * "-" while running, "gone" if the command's directory vanished), then
+ * NOUT bytes of stdout and NERR of stderr, nothing more.  1 once the
+ * command has ended and a poll brought the rest of its output (code
+ * set), 0 while it runs or more output waits, -ENOENT with text if the
+ * record is gone, -EPROTO with text for anything else.
+ */
+int rx_poll_parse(struct rx_poll *pl, const char *buf, size_t len);
 /* Run `script` with /bin/sh in the running container; 0 when it ran
  * (whatever its exit code), -errno when it could not be run. */
 int rx_run(struct rx *rx, const char *box, const char *what, const char *script,
@@ -142,7 +157,7 @@ int rx_run_errno(struct rx *rx, const char *box, const char *what, const char *s
 int rx_remote_run(struct remote *r, const char *box, const char *what, const char *script,
 		  int flags, struct strbuf *out);
 /* Close the container's terminal, if open (before stop or delete). */
-void rx_term_close(struct rx *rx, struct rx_box *b);
+void rx_term_close(struct rx *rx, const char *box);
 void rx_term_free(struct rx_term *t);
 const char *rx_transport_word(struct rx *rx);
 

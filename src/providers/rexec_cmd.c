@@ -32,8 +32,6 @@
  */
 #include "rexec.h"
 
-#define POLL_OUT_MAX (512 * 1024) /* per poll; base64 of it fits 1 MiB */
-#define POLL_ERR_MAX (128 * 1024)
 #define STDIN_CHUNK (24 * 1024) /* twice base64-encoded under 128 KiB */
 #define CMD_ROOT RX_WORK_DIR "/cmd"
 
@@ -70,9 +68,9 @@ static int add_poll(struct strbuf *s, const struct rcmd *c)
 		"&& [ \"${d%%.done}\" = \"$d\" ]; then "
 		"kill $(cat \"$d/keeper\" 2>/dev/null) 2>/dev/null; "
 		"mv \"$d\" \"$d.done\"; fi; exit 0",
-		c->dir, c->out_off, c->err_off, (long long)POLL_OUT_MAX,
-		(long long)POLL_OUT_MAX, (long long)POLL_ERR_MAX,
-		(long long)POLL_ERR_MAX);
+		c->dir, c->out_off, c->err_off, (long long)RX_POLL_OUT_MAX,
+		(long long)RX_POLL_OUT_MAX, (long long)RX_POLL_ERR_MAX,
+		(long long)RX_POLL_ERR_MAX);
 }
 
 /*
@@ -82,33 +80,20 @@ static int add_poll(struct strbuf *s, const struct rcmd *c)
  */
 static int take_poll(struct rcmd *c, const struct strbuf *a, int *code)
 {
-	char rcw[16];
-	long long no, ne;
-	const char *nl = a->buf ? memchr(a->buf, '\n', a->len) : NULL;
-	const char *data;
+	struct rx_poll pl;
+	int rc = rx_poll_parse(&pl, a->buf, a->len);
 
-	if (!nl || nl - a->buf > 60 ||
-	    sscanf(a->buf, "%15s %lld %lld", rcw, &no, &ne) != 3 || no < 0 || ne < 0 ||
-	    no > POLL_OUT_MAX || ne > POLL_ERR_MAX ||
-	    (size_t)(nl + 1 - a->buf) + (size_t)no + (size_t)ne != a->len) {
-		sbx_failf("rexec: command output: unexpected answer");
-		return -EPROTO;
-	}
-	if (!strcmp(rcw, "gone")) {
-		sbx_failf("rexec: the command's record in the container is gone");
-		return -ENOENT;
-	}
-	data = nl + 1;
-	if (no)
-		c->sink->output(c->sink, SBX_STREAM_STDOUT, data, (size_t)no);
-	if (ne)
-		c->sink->output(c->sink, SBX_STREAM_STDERR, data + no, (size_t)ne);
-	c->out_off += no;
-	c->err_off += ne;
-	if (!strcmp(rcw, "-") || no == POLL_OUT_MAX || ne == POLL_ERR_MAX)
-		return 0;
-	*code = atoi(rcw);
-	return 1;
+	if (rc < 0)
+		return rc;
+	if (pl.nout)
+		c->sink->output(c->sink, SBX_STREAM_STDOUT, pl.out, pl.nout);
+	if (pl.nerr)
+		c->sink->output(c->sink, SBX_STREAM_STDERR, pl.err, pl.nerr);
+	c->out_off += (long long)pl.nout;
+	c->err_off += (long long)pl.nerr;
+	if (rc == 1)
+		*code = pl.code;
+	return rc;
 }
 
 static int poll_once(struct rcmd *c, int *code)
@@ -123,7 +108,7 @@ static int poll_once(struct rcmd *c, int *code)
 		strbuf_release(&c->first);
 		return rc;
 	}
-	rx_out_init(&res, POLL_OUT_MAX + POLL_ERR_MAX + 4096);
+	rx_out_init(&res, RX_POLL_OUT_MAX + RX_POLL_ERR_MAX + 4096);
 	rc = add_poll(&s, c);
 	if (!rc)
 		rc = rx_run(c->rx, c->box, "command output", s.buf, REMOTE_RUN_RETRY,
@@ -139,45 +124,37 @@ static int poll_once(struct rcmd *c, int *code)
 	return rc;
 }
 
+static int poll_step(void *cmd, int *code, int *progressed)
+{
+	struct rcmd *c = cmd;
+	long long before = c->out_off + c->err_off;
+	int rc = poll_once(c, code);
+
+	*progressed = c->out_off + c->err_off != before;
+	return rc;
+}
+
+/* A stopped container ends its commands. */
+static int poll_failed(void *cmd, int rc, struct sbx_exit *ex)
+{
+	if (rc != -EAGAIN)
+		return 0;
+	cmdpoll_lost(ex);
+	return 1;
+}
+
+static const struct cmdpoll_cmd poll_ops = {
+	.poll = poll_step,
+	.failed = poll_failed,
+};
+
 static void *poller(void *arg)
 {
 	struct rcmd *c = arg;
 	struct rx *rx = c->rx;
-	struct sbx_exit ex = { .how = SBX_EXIT_FAILED };
-	struct timespec last_ok;
-	long delay_ms = 20;
-	int code = 0;
+	struct sbx_exit ex;
 
-	clock_gettime(CLOCK_MONOTONIC, &last_ok);
-	for (;;) {
-		long long before = c->out_off + c->err_off;
-		int rc;
-
-		if (cmdpoll_stopping(&rx->cmds)) {
-			cmdpoll_unmounted(&ex);
-			break;
-		}
-		rc = poll_once(c, &code);
-		if (rc == 1) {
-			cmdpoll_exit(&ex, code, c->signalled);
-			break;
-		}
-		if (rc < 0) {
-			/* A stopped container ends its commands; a gone record
-			 * or a server silent too long loses the command. */
-			if (rc == -EAGAIN || rc == -ENOENT ||
-			    ms_since(&last_ok) > CMDPOLL_LOST_S * 1000L) {
-				cmdpoll_lost(&ex);
-				break;
-			}
-		} else {
-			clock_gettime(CLOCK_MONOTONIC, &last_ok);
-		}
-		/* Quickly while output flows, backing off while it does not. */
-		delay_ms = cmdpoll_backoff(delay_ms, c->out_off + c->err_off != before);
-		if (delay_ms)
-			usleep((useconds_t)delay_ms * 1000);
-	}
+	cmdpoll_follow(&rx->cmds, &ex, &poll_ops, c, &c->signalled);
 	c->sink->done(c->sink, &ex); /* may release c: touch it no more */
 	cmdpoll_leave(&rx->cmds);
 	return NULL;
@@ -224,7 +201,7 @@ static int launch(struct rcmd *c, const char *cmdline)
 		strbuf_release(&s);
 		return rc;
 	}
-	rx_out_init(&res, POLL_OUT_MAX + POLL_ERR_MAX + 4096);
+	rx_out_init(&res, RX_POLL_OUT_MAX + RX_POLL_ERR_MAX + 4096);
 	rc = rx_run(c->rx, c->box, "run command", s.buf, REMOTE_RUN_RETRY, &res);
 	if (!rc && res.code != 0) {
 		sbx_failf("rexec: run command: the launcher failed (exit %d)", res.code);

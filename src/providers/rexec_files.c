@@ -49,7 +49,6 @@ static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *pa
 {
 	struct rx *rx = ctx;
 	struct strbuf url = STRBUF_INIT(16384);
-	struct http_req req = HTTP_REQ_INIT;
 	struct http_resp r;
 	char id[RX_ID_MAX], tmp[128] = "";
 	const char *from = path;
@@ -74,18 +73,10 @@ static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *pa
 		rc = rx_url(&url, rx, id, "/files", from);
 	if (rc)
 		goto out;
-	req.method = "GET";
-	req.url = url.buf;
-	/* http_do() empties the copy first: it ends up holding what came. */
-	req.out_fd = f->fd;
-	req.idempotent = 1;
-	req.transfer = 1;
-	req.max_body = stage_max(rx->stage);
-	rc = http_do(rx->http, &req, &r);
-	if (rc) {
-		sbx_failf("rexec: download \"%s\": %s", path, sbx_fail_text());
+	rc = remote_download(rx->http, &r, "rexec", url.buf, f->fd, stage_max(rx->stage),
+			     path);
+	if (rc)
 		goto out;
-	}
 	if (r.status != 200)
 		rc = rx_fail_resp("download", &r, NULL);
 	http_resp_release(&r);

@@ -40,7 +40,6 @@
 #include "rexec.h"
 #include "sbxfs/ws.h"
 
-#define ERR_KEEP 2048
 #define SETUP_PROBES 6
 
 struct rx_term {
@@ -53,19 +52,6 @@ struct rx_term {
 static pthread_mutex_t term_refs_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---- scripts ---- */
-
-void rx_out_init(struct rx_out *o, size_t max)
-{
-	o->out = (struct strbuf)STRBUF_INIT(max);
-	o->err = (struct strbuf)STRBUF_INIT(ERR_KEEP * 2);
-	o->code = -1;
-}
-
-void rx_out_release(struct rx_out *o)
-{
-	strbuf_release(&o->out);
-	strbuf_release(&o->err);
-}
 
 /* The wrapper around a script (see the top of the file). */
 static int wrap(struct strbuf *sb, const char *script, int exec_mode)
@@ -85,45 +71,8 @@ static int wrap(struct strbuf *sb, const char *script, int exec_mode)
 				 "2>\"$sbx_t/e\"; sbx_r=$?; base64 \"$sbx_t/o\"; "
 				 "echo --; head -c %d \"$sbx_t/e\" | base64; "
 				 "rm -rf \"$sbx_t\"; }%s",
-				 ERR_KEEP, exec_mode ? "; exit $sbx_r" : "");
+				 RX_ERR_KEEP, exec_mode ? "; exit $sbx_r" : "");
 	return rc;
-}
-
-/* ---- base64 output ---- */
-
-/* Decode the wrapper's output into res; -EPROTO if it is not what the
- * wrapper prints (it could not run: no mktemp or base64 in the image). */
-static int unwrap(const char *s, size_t n, struct rx_out *res)
-{
-	struct b64_decoder d = B64_DECODER_INIT;
-	struct strbuf *to = &res->out;
-	size_t i = 0;
-	int rc = 0, sep = 0;
-
-	while (i < n && !rc) {
-		size_t e = i, len;
-
-		while (e < n && s[e] != '\n')
-			e++;
-		for (len = e; len > i && s[len - 1] == '\r'; len--)
-			;
-		if (len - i == 2 && s[i] == '-' && s[i + 1] == '-' && !sep) {
-			rc = b64_finish(&d, to);
-			sep = 1;
-			to = &res->err;
-		} else {
-			rc = b64_feed(&d, to, s + i, e - i);
-		}
-		i = e + 1;
-	}
-	if (!rc)
-		rc = sep ? b64_finish(&d, to) : -EPROTO;
-	if (rc == -EPROTO)
-		sbx_failf("rexec: a script's output is garbled (does the image have "
-			  "mktemp, base64 and head?)");
-	else if (rc)
-		sbx_failf("rexec: a script's output is over %zu bytes", res->out.max);
-	return rc == -E2BIG ? -EFBIG : rc;
 }
 
 /* ---- transport: the exec endpoint ---- */
@@ -205,7 +154,7 @@ static int run_exec(struct rx *rx, const char *id, const char *what, const char 
 			  what);
 		rc = -EFBIG;
 	} else {
-		rc = unwrap(out, strlen(out), res);
+		rc = rx_unwrap(res, out, strlen(out));
 		res->code = (int)code->valuedouble;
 	}
 	http_resp_release(&r);
@@ -242,37 +191,39 @@ void rx_term_free(struct rx_term *t)
 	free(t);
 }
 
-void rx_term_close(struct rx *rx, struct rx_box *b)
+void rx_term_close(struct rx *rx, const char *box)
 {
-	struct rx_term *t;
+	struct rbox *b;
+	struct rx_term *t = NULL;
 
-	if (!b)
-		return;
-	pthread_mutex_lock(&rx->lock);
-	t = b->term;
-	b->term = NULL;
-	pthread_mutex_unlock(&rx->lock);
+	boxtable_lock(&rx->r.boxes);
+	b = boxtable_find_locked(&rx->r.boxes, box);
+	if (b) {
+		t = b->priv;
+		b->priv = NULL;
+	}
+	boxtable_unlock(&rx->r.boxes);
 	rx_term_free(t);
 }
 
 /* The box's terminal, referenced (created if none). */
-static struct rx_term *term_get(struct rx *rx, struct rx_box *b)
+static struct rx_term *term_get(struct rx *rx, struct rbox *b)
 {
 	struct rx_term *t;
 
-	pthread_mutex_lock(&rx->lock);
-	t = b->term;
+	boxtable_lock(&rx->r.boxes);
+	t = b->priv;
 	if (!t && (t = calloc(1, sizeof(*t)))) {
 		pthread_mutex_init(&t->lock, NULL);
 		t->refs = 1; /* the box's */
-		b->term = t;
+		b->priv = t;
 	}
 	if (t) {
 		pthread_mutex_lock(&term_refs_lock);
 		t->refs++;
 		pthread_mutex_unlock(&term_refs_lock);
 	}
-	pthread_mutex_unlock(&rx->lock);
+	boxtable_unlock(&rx->r.boxes);
 	return t;
 }
 
@@ -567,7 +518,7 @@ static int term_round(struct rx *rx, struct rx_term *t, const char *script,
 				break;
 			}
 			body++;
-			rc = unwrap(body, (size_t)(e - body), res);
+			rc = rx_unwrap(res, body, (size_t)(e - body));
 			res->code = (int)code;
 			break;
 		}
@@ -581,7 +532,7 @@ out:
 static int run_terminal(struct rx *rx, const char *box, const char *id,
 			const char *script, int flags, struct rx_out *res)
 {
-	struct rx_box *b = rx_box_get(rx, box);
+	struct rbox *b = boxtable_get(&rx->r.boxes, box);
 	struct rx_term *t = b ? term_get(rx, b) : NULL;
 	int rc = -ECONNRESET, attempt;
 
@@ -598,7 +549,7 @@ static int run_terminal(struct rx *rx, const char *box, const char *id,
 		}
 		if (t->ws && (strcmp(t->docker_id, id) || term_drain(t)))
 			term_disconnect(t);
-		if (!t->ws && rx_box_stopping(rx, b)) {
+		if (!t->ws && boxtable_stopping(&rx->r.boxes, b)) {
 			/* A terminal opened now would start the container
 			 * again when its shell dies. */
 			sbx_failf("rexec: container \"%s\" is being stopped", box);

@@ -129,66 +129,6 @@ static int valid_id(const char *id)
 	return id && id[0] && strlen(id) < 128 && sbx_name_valid(id);
 }
 
-static void remember(struct vx *vx, const char *name, const char *id)
-{
-	struct vbox *b;
-
-	pthread_mutex_lock(&vx->lock);
-	for (b = vx->boxes; b; b = b->next)
-		if (!strcmp(b->name, name))
-			break;
-	if (!b && (b = calloc(1, sizeof(*b)))) {
-		snprintf(b->name, sizeof(b->name), "%s", name);
-		b->next = vx->boxes;
-		vx->boxes = b;
-	}
-	if (b)
-		snprintf(b->id, sizeof(b->id), "%s", id);
-	pthread_mutex_unlock(&vx->lock);
-}
-
-static void forget(struct vx *vx, const char *name)
-{
-	struct vbox **pp, *b;
-
-	pthread_mutex_lock(&vx->lock);
-	for (pp = &vx->boxes; (b = *pp); pp = &b->next) {
-		if (!strcmp(b->name, name)) {
-			*pp = b->next;
-			free(b);
-			break;
-		}
-	}
-	pthread_mutex_unlock(&vx->lock);
-}
-
-static void free_boxes(struct vbox *b)
-{
-	while (b) {
-		struct vbox *next = b->next;
-
-		free(b);
-		b = next;
-	}
-}
-
-static int lookup(struct vx *vx, char *out, size_t size, const char *box)
-{
-	struct vbox *b;
-	int rc = -ENOENT;
-
-	pthread_mutex_lock(&vx->lock);
-	for (b = vx->boxes; b; b = b->next)
-		if (!strcmp(b->name, box))
-			break;
-	if (b) {
-		snprintf(out, size, "%s", b->id);
-		rc = 0;
-	}
-	pthread_mutex_unlock(&vx->lock);
-	return rc;
-}
-
 /* The list body for one page. */
 static cJSON *list_body(struct vx *vx, int offset)
 {
@@ -207,11 +147,13 @@ static cJSON *list_body(struct vx *vx, int offset)
 /*
  * Every sandbox, page by page: names (label or id) to ids, first come
  * first named (a second sandbox with the same name label shows as its
- * id).  Rebuilds the name table.  fn may be NULL.
+ * id).  A complete listing marks gone the sandboxes it did not show.  fn
+ * may be NULL.
  */
 static int list_all(struct vx *vx, sbx_list_fn fn, void *ctx)
 {
-	struct vbox *fresh = NULL, *b;
+	struct boxtable *t = &vx->r.boxes;
+	unsigned gen = boxtable_sweep_begin(t);
 	int rc = 0, page, offset = 0, stop = 0;
 
 	for (page = 0; page < VX_LIST_PAGES_MAX && !stop; page++) {
@@ -236,25 +178,25 @@ static int list_all(struct vx *vx, sbx_list_fn fn, void *ctx)
 		cJSON_ArrayForEach(it, items)
 		{
 			const char *id = json_str(it, "id"), *name = name_of(it);
+			struct rbox *b;
+			void *old;
 
 			n++;
 			if (!cJSON_IsObject(it) || !valid_id(id) || !name ||
 			    vx_map_state(json_str(it, "status")) == SBX_STATE_DELETING)
 				continue;
-			for (b = fresh; b; b = b->next)
-				if (!strcmp(b->name, name))
-					break;
-			if (b)
+			boxtable_lock(t);
+			b = boxtable_get_locked(t, name);
+			if (b && b->seen == gen && !b->gone)
 				name = id; /* the name is taken: show the id */
-			b = calloc(1, sizeof(*b));
+			b = boxtable_set_locked(t, name, id, &old);
+			if (b)
+				b->seen = gen;
+			boxtable_unlock(t);
 			if (!b) {
 				rc = -ENOMEM;
 				break;
 			}
-			snprintf(b->name, sizeof(b->name), "%s", name);
-			snprintf(b->id, sizeof(b->id), "%s", id);
-			b->next = fresh;
-			fresh = b;
 			if (fn && !stop && fn(ctx, name))
 				stop = 1;
 		}
@@ -264,25 +206,19 @@ static int list_all(struct vx *vx, sbx_list_fn fn, void *ctx)
 			break;
 		offset += n;
 	}
-	if (!rc && !stop) {
-		pthread_mutex_lock(&vx->lock);
-		b = vx->boxes;
-		vx->boxes = fresh;
-		fresh = b;
-		pthread_mutex_unlock(&vx->lock);
-	}
-	free_boxes(fresh);
+	if (!rc && !stop)
+		boxtable_sweep_end(t, gen);
 	return rc;
 }
 
 int vx_id_of(struct vx *vx, char *out, size_t size, const char *box)
 {
-	int rc = lookup(vx, out, size, box);
+	int rc = boxtable_id(&vx->r.boxes, out, size, box);
 
 	if (rc != -ENOENT)
 		return rc;
 	rc = list_all(vx, NULL, NULL);
-	return rc ? rc : lookup(vx, out, size, box);
+	return rc ? rc : boxtable_id(&vx->r.boxes, out, size, box);
 }
 
 int vx_get_info(struct vx *vx, cJSON **out, const char *box)
@@ -302,7 +238,7 @@ int vx_get_info(struct vx *vx, cJSON **out, const char *box)
 		if (rc != -ENOENT)
 			break;
 		/* Gone, or the name now belongs to another sandbox. */
-		forget(vx, box);
+		boxtable_forget(&vx->r.boxes, box);
 	}
 	if (!rc && !cJSON_IsObject(*out)) {
 		cJSON_Delete(*out);
@@ -344,15 +280,6 @@ int vx_not_active(struct vx *vx, const char *box, int rc)
 }
 
 /* ---- setup ---- */
-
-static char *opt_or_env(const struct sbx_kvlist *o, const char *key, const char *env)
-{
-	const char *v = sbx_kv_get(o, key);
-
-	if (!v)
-		v = getenv(env);
-	return v && v[0] ? strdup(v) : NULL;
-}
 
 static void wipe(char *s)
 {
@@ -410,38 +337,23 @@ static int check_credentials(struct vx *vx)
 
 static int parse_opts(struct vx *vx, const struct sbx_kvlist *opts, uint64_t *cache_max)
 {
-	const char *v;
+	int timeout_s = 30;
 
-	if ((v = sbx_kv_get(opts, "cache_max"))) {
-		char *end;
-		unsigned long long mb = strtoull(v, &end, 10);
-
-		if (end == v || *end || mb == 0 || mb > (1ull << 40)) {
-			sbx_failf("cache_max must be a number of MiB, not \"%s\"", v);
-			return -EINVAL;
-		}
-		*cache_max = (uint64_t)mb << 20;
-	}
-	vx->timeout_ms = 30000;
-	if ((v = sbx_kv_get(opts, "timeout"))) {
-		char *end;
-		long s = strtol(v, &end, 10);
-
-		if (end == v || *end || s <= 0 || s > 86400) {
-			sbx_failf("timeout must be a number of seconds, not \"%s\"", v);
-			return -EINVAL;
-		}
-		vx->timeout_ms = (int)s * 1000;
-	}
+	if (remote_opt_mib(cache_max, opts, "cache_max", 1ull << 40) ||
+	    remote_opt_seconds(&timeout_s, opts, "timeout", 86400))
+		return -EINVAL;
+	vx->timeout_ms = timeout_s * 1000;
 	return 0;
 }
+
+static const struct remote_box_ops vx_box_ops;
 
 static void vx_free(struct vx *vx)
 {
 	free_ws_headers(vx);
 	http_client_free(vx->http);
 	stage_free(vx->stage);
-	free_boxes(vx->boxes);
+	boxtable_destroy(&vx->r.boxes);
 	free(vx->url);
 	free(vx->prefix);
 	free(vx->project);
@@ -453,9 +365,9 @@ static void vx_free(struct vx *vx)
 
 static int vx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 {
-	char *url = opt_or_env(opts, "api_url", "VTRIX_URL");
-	char *token = opt_or_env(opts, "token", "VTRIX_TOKEN");
-	char *project = opt_or_env(opts, "project_id", "VTRIX_PROJECT_ID");
+	char *url = remote_opt(opts, "api_url", "VTRIX_URL");
+	char *token = remote_opt(opts, "token", "VTRIX_TOKEN");
+	char *project = remote_opt(opts, "project_id", "VTRIX_PROJECT_ID");
 	const char *state = sbx_kv_get(opts, "state_dir");
 	char auth[4096], proj[600], stagedir[4200], missing[96] = "";
 	const char *headers[2];
@@ -463,7 +375,6 @@ static int vx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	uint64_t cache_max = 2ull << 30;
 	struct vx *vx = NULL;
 	int rc = -EINVAL;
-	size_t n;
 
 	if (!url)
 		strcat(missing, " VTRIX_URL");
@@ -496,18 +407,17 @@ static int vx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	}
 	pthread_mutex_init(&vx->lock, NULL);
 	cmdpoll_init(&vx->cmds);
+	boxtable_init(&vx->r.boxes, NULL);
 	rc = parse_opts(vx, opts, &cache_max);
 	if (rc)
 		goto fail;
 	rc = -ENOMEM;
 	vx->url = url;
 	url = NULL;
-	n = strlen(vx->url);
-	while (n && vx->url[n - 1] == '/')
-		vx->url[--n] = '\0';
+	remote_trim_url(vx->url);
 	vx->project = project;
 	project = NULL;
-	vx->user = opt_or_env(opts, "user_id", "VTRIX_USER_ID");
+	vx->user = remote_opt(opts, "user_id", "VTRIX_USER_ID");
 	vx->prefix = strdup("/api/v1/sandbox");
 	headers[0] = auth;
 	headers[1] = proj;
@@ -527,6 +437,7 @@ static int vx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	remote_init(&vx->r, "vtrix", REMOTE_TEXT_OUTPUT, vx->stage, &vx_stagefile_ops,
 		    vx);
 	vx->r.run = vx_run;
+	vx->r.box_ops = &vx_box_ops;
 	rc = check_credentials(vx);
 	if (rc)
 		goto fail;
@@ -581,64 +492,6 @@ static void vx_describe(struct sbx_provider *p, struct sbx_kvlist *out)
 static int vx_list(struct sbx_provider *p, sbx_list_fn fn, void *ctx)
 {
 	return list_all(VX(p), fn, ctx);
-}
-
-/* Is `state` one of the space-separated words in `want`? */
-static int state_in(const char *state, const char *want)
-{
-	size_t n = strlen(state);
-
-	for (const char *w = want; *w;) {
-		size_t k = strcspn(w, " ");
-
-		if (k == n && !strncmp(w, state, n))
-			return 1;
-		w += k;
-		w += strspn(w, " ");
-	}
-	return 0;
-}
-
-/*
- * Wait until the sandbox is in one of the Vtrix states in `want` ("gone"
- * for deleted).  Fails on "failed", and past `limit_s`.
- */
-static int wait_state(struct vx *vx, const char *box, const char *want, int limit_s)
-{
-	time_t deadline = time(NULL) + limit_s;
-	long delay_ms = 100;
-	char state[64] = "";
-
-	for (;;) {
-		int rc = state_of(vx, box, state, sizeof(state));
-
-		if (rc == -ENOENT)
-			return state_in("gone", want) ? 0 : rc;
-		if (rc)
-			return rc;
-		if (state_in(state, want))
-			return 0;
-		if (vx_map_state(state) == SBX_STATE_ERROR) {
-			sbx_failf("vtrix: sandbox \"%s\" is %s", box, state);
-			return -EIO;
-		}
-		if (time(NULL) > deadline) {
-			sbx_failf(
-				"vtrix: sandbox \"%s\" still %s after %d s (waiting for "
-				"%s)",
-				box, state, limit_s, want);
-			return -ETIMEDOUT;
-		}
-		usleep((useconds_t)delay_ms * 1000);
-		if (sbx_interrupted()) {
-			sbx_failf("vtrix: interrupted while sandbox \"%s\" was %s "
-				  "(waiting for %s)",
-				  box, state, want);
-			return -EINTR;
-		}
-		if (delay_ms < 1000)
-			delay_ms = delay_ms * 3 / 2;
-	}
 }
 
 static int whole_number(const char *key, const char *v, long max, long *out)
@@ -738,10 +591,9 @@ out:
 	return rc;
 }
 
-static int vx_create(struct sbx_provider *p, const char *box,
-		     const struct sbx_kvlist *args)
+static int vx_create(struct remote *r, const char *box, const struct sbx_kvlist *args)
 {
-	struct vx *vx = VX(p);
+	struct vx *vx = (struct vx *)r;
 	cJSON *body = NULL, *data = NULL;
 	char id[128], what[128];
 	const char *newid;
@@ -772,13 +624,12 @@ static int vx_create(struct sbx_provider *p, const char *box,
 			sbx_failf("vtrix: %s: no usable sandbox id in the answer", what);
 			rc = -EPROTO;
 		} else {
-			remember(vx, box, newid);
+			boxtable_set(&vx->r.boxes, box, newid);
 		}
 	}
 	cJSON_Delete(body);
 	cJSON_Delete(data);
-	/* Vtrix makes running sandboxes: wait until it is usable. */
-	return rc ? rc : wait_state(vx, box, "active", VX_STATE_WAIT_S);
+	return rc;
 }
 
 /* POST or DELETE on one sandbox: {prefix}/{id}{action}. */
@@ -795,78 +646,47 @@ static int lifecycle(struct vx *vx, const char *box, const char *method,
 	return rc ? rc : rest(vx, NULL, method, path, body, 0, what);
 }
 
-static int vx_start(struct sbx_provider *p, const char *box)
+static int vx_start(struct remote *r, const char *box)
 {
-	struct vx *vx = VX(p);
-	char state[64];
-	int rc = state_of(vx, box, state, sizeof(state));
-
-	if (rc)
-		return rc;
-	switch (vx_map_state(state)) {
-	case SBX_STATE_RUNNING:
-		return 0;
-	case SBX_STATE_CREATING:
-		break; /* on its way */
-	case SBX_STATE_DELETING:
-		sbx_failf("vtrix: sandbox \"%s\" is being deleted", box);
-		return -EBUSY;
-	default:
-		rc = lifecycle(vx, box, "POST", "/start", NULL, "start");
-		break;
-	}
-	return rc ? rc : wait_state(vx, box, "active", VX_STATE_WAIT_S);
+	return lifecycle((struct vx *)r, box, "POST", "/start", NULL, "start");
 }
 
-static int vx_stop(struct sbx_provider *p, const char *box)
+/* Closes the sandbox's socket before and after: a stop breaks it. */
+static int vx_stop(struct remote *r, const char *box)
 {
-	struct vx *vx = VX(p);
-	char state[64];
-	int rc = state_of(vx, box, state, sizeof(state));
-
-	if (rc)
-		return rc;
-	switch (vx_map_state(state)) {
-	case SBX_STATE_STOPPED:
-		return 0;
-	case SBX_STATE_DELETING:
-		sbx_failf("vtrix: sandbox \"%s\" is being deleted", box);
-		return -EBUSY;
-	case SBX_STATE_CREATING:
-		rc = wait_state(vx, box, "active", VX_STATE_WAIT_S);
-		if (rc)
-			return rc;
-		/* fall through */
-	default:
-		vx_rpc_close(vx, box);
-		rc = lifecycle(vx, box, "POST", "/stop", NULL, "stop");
-		/* A stop already under way refuses another: wait for it. */
-		if (rc == -EBUSY && !wait_state(vx, box, "stopped", 30))
-			rc = 0;
-		break;
-	}
-	vx_rpc_close(vx, box);
-	stage_drop_box(vx->stage, box);
-	return rc ? rc : wait_state(vx, box, "stopped", VX_STATE_WAIT_S);
-}
-
-static int vx_remove(struct sbx_provider *p, const char *box)
-{
-	struct vx *vx = VX(p);
+	struct vx *vx = (struct vx *)r;
 	int rc;
 
 	vx_rpc_close(vx, box);
-	rc = lifecycle(vx, box, "DELETE", "", NULL, "delete");
-	if (rc == -ENOENT)
+	rc = lifecycle(vx, box, "POST", "/stop", NULL, "stop");
+	/* A stop already under way refuses another: wait for it. */
+	if (rc == -EBUSY && !remote_wait(r, box, REMOTE_IN(REMOTE_STOPPED), 30))
 		rc = 0;
-	if (!rc)
-		rc = wait_state(vx, box, "gone", VX_STATE_WAIT_S);
-	if (!rc) {
-		forget(vx, box);
-		stage_drop_box(vx->stage, box);
-	}
+	vx_rpc_close(vx, box);
 	return rc;
 }
+
+static int vx_remove(struct remote *r, const char *box)
+{
+	vx_rpc_close((struct vx *)r, box);
+	return lifecycle((struct vx *)r, box, "DELETE", "", NULL, "delete");
+}
+
+static int box_state(struct remote *r, char *word, size_t size, char *why,
+		     size_t why_size, const char *box)
+{
+	return state_of((struct vx *)r, box, word, size);
+}
+
+static const struct remote_box_ops vx_box_ops = {
+	.noun = "sandbox",
+	.states = vx_states,
+	.state = box_state,
+	.create = vx_create,
+	.start = vx_start,
+	.stop = vx_stop,
+	.remove = vx_remove,
+};
 
 /* extend HOURS: R1/R2 take {"hours"}, R3/R4 {"seconds"} (at most a day
  * per call).  Hours first; a refused body is tried the other way. */
@@ -965,10 +785,7 @@ static const struct sbx_provider_ops vtrix_ops = {
 	.destroy = vx_destroy,
 	.describe = vx_describe,
 	.list = vx_list,
-	.create = vx_create,
-	.remove = vx_remove,
-	.start = vx_start,
-	.stop = vx_stop,
+	REMOTE_OPS_BOXES,
 	.ctl = vx_ctl,
 	.info = vx_info,
 	REMOTE_OPS_FILES,

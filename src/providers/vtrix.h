@@ -31,8 +31,11 @@
 #include "sbxfs/remote/errmap.h"
 #include "sbxfs/remote/find.h"
 #include "sbxfs/remote/json.h"
+#include "sbxfs/remote/lifecycle.h"
+#include "sbxfs/remote/opts.h"
 #include "sbxfs/remote/shell.h"
 #include "sbxfs/remote/remote.h"
+#include "sbxfs/remote/request.h"
 #include "sbxfs/remote/time.h"
 #include "sbxfs/stage.h"
 #include "sbxfs/stagefile.h"
@@ -41,7 +44,6 @@
 #define VX_LIST_PAGE 100
 #define VX_LIST_PAGES_MAX 200 /* 20,000 sandboxes */
 #define VX_LISTING_MAX (64u << 20)
-#define VX_STATE_WAIT_S 300 /* bound on waiting for a state change */
 #define VX_WS_MESSAGE_MAX (160u << 20)
 #define VX_NAME_LABEL "name" /* the label that names a sandbox here */
 
@@ -50,13 +52,6 @@ enum vx_src {
 	VX_ENVELOPE, /* a REST envelope with code != 0 */
 	VX_RPC,	     /* a JSON-RPC error object */
 	VX_HTTP,     /* an HTTP status that came without an envelope */
-};
-
-/* A sandbox we know: its directory name and Vtrix id. */
-struct vbox {
-	struct vbox *next;
-	char name[SBX_NAME_MAX + 1];
-	char id[128];
 };
 
 struct vx_rpc; /* one JSON-RPC socket, vtrix_rpc.c */
@@ -76,8 +71,7 @@ struct vx {
 	size_t nws_headers;
 
 	struct cmdpoll cmds;  /* the command followers */
-	pthread_mutex_t lock; /* guards boxes, rpcs */
-	struct vbox *boxes;
+	pthread_mutex_t lock; /* guards rpcs */
 	struct vx_rpc *rpcs;
 };
 
@@ -87,6 +81,8 @@ struct vx {
 
 /* The errno for a failure code from `src`; the one mapping. */
 int vx_errno(enum vx_src src, long code);
+/* Vtrix's state words, for the state machine (lifecycle.h). */
+extern const struct remote_state_word vx_states[];
 enum sbx_state vx_map_state(const char *s);
 /* RFC 3339 into ts; -1 if it is not. */
 int vx_parse_time(const char *s, struct timespec *ts);

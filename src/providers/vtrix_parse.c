@@ -36,22 +36,15 @@ int vx_errno(enum vx_src src, long code)
 	return errmap_errno(http, code);
 }
 
+const struct remote_state_word vx_states[] = {
+	{ "active", REMOTE_RUNNING },	 { "stopped", REMOTE_STOPPED },
+	{ "creating", REMOTE_CREATING }, { "warming", REMOTE_CREATING },
+	{ "warm", REMOTE_CREATING },	 { "destroying", REMOTE_DELETING },
+	{ "deleting", REMOTE_DELETING }, { "deleted", REMOTE_DELETING },
+	{ "failed", REMOTE_ERROR },	 { NULL, REMOTE_UNKNOWN },
+};
+
 enum sbx_state vx_map_state(const char *s)
 {
-	static const struct {
-		const char *word;
-		enum sbx_state state;
-	} map[] = {
-		{ "active", SBX_STATE_RUNNING },    { "stopped", SBX_STATE_STOPPED },
-		{ "creating", SBX_STATE_CREATING }, { "warming", SBX_STATE_CREATING },
-		{ "warm", SBX_STATE_CREATING },	    { "destroying", SBX_STATE_DELETING },
-		{ "deleting", SBX_STATE_DELETING }, { "deleted", SBX_STATE_DELETING },
-		{ "failed", SBX_STATE_ERROR },
-	};
-	size_t i;
-
-	for (i = 0; s && i < sizeof(map) / sizeof(map[0]); i++)
-		if (!strcmp(map[i].word, s))
-			return map[i].state;
-	return SBX_STATE_UNKNOWN;
+	return remote_sbx_state(remote_state_of(vx_states, s));
 }

@@ -3,8 +3,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sbxfs/remote/cmdpoll.h"
+#include "sbxfs/remote/time.h"
 
 void cmdpoll_init(struct cmdpoll *g)
 {
@@ -113,4 +115,42 @@ long cmdpoll_backoff(long delay_ms, int progressed)
 	if (delay_ms < 20)
 		return 20;
 	return delay_ms * 3 / 2 > 500 ? 500 : delay_ms * 3 / 2;
+}
+
+void cmdpoll_follow(struct cmdpoll *g, struct sbx_exit *ex, const struct cmdpoll_cmd *ops,
+		    void *cmd, const int *signalled)
+{
+	struct timespec last_ok;
+	long delay_ms = 20;
+	int code = 0;
+
+	*ex = (struct sbx_exit){ .how = SBX_EXIT_FAILED };
+	clock_gettime(CLOCK_MONOTONIC, &last_ok);
+	for (;;) {
+		int progressed = 0, rc;
+
+		if (cmdpoll_stopping(g)) {
+			cmdpoll_unmounted(ex);
+			return;
+		}
+		rc = ops->poll(cmd, &code, &progressed);
+		if (rc == 1) {
+			cmdpoll_exit(ex, code, *signalled);
+			return;
+		}
+		if (rc < 0) {
+			if (ops->failed && ops->failed(cmd, rc, ex))
+				return;
+			if (rc == -ENOENT ||
+			    ms_since(&last_ok) > CMDPOLL_LOST_S * 1000L) {
+				cmdpoll_lost(ex);
+				return;
+			}
+		} else {
+			clock_gettime(CLOCK_MONOTONIC, &last_ok);
+		}
+		delay_ms = cmdpoll_backoff(delay_ms, progressed);
+		if (delay_ms)
+			usleep((useconds_t)delay_ms * 1000);
+	}
 }

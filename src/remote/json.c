@@ -1,4 +1,9 @@
 /* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sbxfs/provider.h"
 #include "sbxfs/remote/json.h"
 
 const char *json_str(const cJSON *o, const char *key)
@@ -73,4 +78,24 @@ char *json_text(char *out, size_t size, const char *s, size_t max)
 		o--;
 	out[o] = '\0';
 	return out;
+}
+
+int json_add_int_arg(cJSON *body, const struct json_int_arg *args, const char *key,
+		     const char *v)
+{
+	char *end;
+	long n;
+
+	for (; args->key; args++)
+		if (!strcmp(args->key, key))
+			break;
+	if (!args->key)
+		return 0;
+	n = strtol(v, &end, 10);
+	if (end == v || *end || n < args->min || n > args->max) {
+		sbx_failf("bad %s \"%s\": a whole number is needed", key, v);
+		return -EINVAL;
+	}
+	cJSON_AddNumberToObject(body, args->field, (double)n);
+	return 1;
 }

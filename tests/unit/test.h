@@ -27,5 +27,8 @@ void test_shell(void);
 void test_vtrix(void);
 void test_fail(void);
 void test_remote(void);
+void test_daytona(void);
+void test_rexec(void);
+void test_boxtable(void);
 
 #endif

@@ -16,6 +16,9 @@ int main(void)
 	test_vtrix();
 	test_fail();
 	test_remote();
+	test_daytona();
+	test_rexec();
+	test_boxtable();
 	if (test_failures)
 		fprintf(stderr, "%d checks failed\n", test_failures);
 	return test_failures ? 1 : 0;

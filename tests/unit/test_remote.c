@@ -17,6 +17,7 @@
 #include "sbxfs/remote/errmap.h"
 #include "sbxfs/remote/find.h"
 #include "sbxfs/remote/json.h"
+#include "sbxfs/remote/opts.h"
 #include "sbxfs/remote/shell.h"
 #include "sbxfs/remote/time.h"
 #include "sbxfs/provider.h"
@@ -94,6 +95,24 @@ static void check_json(void)
 	CHECK(!strcmp(json_text(text, sizeof(text), "abcdef", 3), "abc"));
 	CHECK(!strcmp(json_text(text, 4, "abcdef", 100), "abc"));
 	CHECK(!strcmp(json_text(text, sizeof(text), NULL, 100), ""));
+
+	/* Whole-number arguments of `new`. */
+	{
+		static const struct json_int_arg ints[] = {
+			{ "cpu", "cpu_shares", 0, 8 },
+			{ NULL, NULL, 0, 0 },
+		};
+		cJSON *body = cJSON_CreateObject();
+
+		CHECK(json_add_int_arg(body, ints, "image", "x") == 0);
+		CHECK(json_add_int_arg(body, ints, "cpu", "4") == 1 &&
+		      json_num(body, "cpu_shares", &d) && d == 4);
+		CHECK(json_add_int_arg(body, ints, "cpu", "9") == -EINVAL);
+		CHECK(json_add_int_arg(body, ints, "cpu", "-1") == -EINVAL);
+		CHECK(json_add_int_arg(body, ints, "cpu", "2x") == -EINVAL);
+		CHECK(json_add_int_arg(body, ints, "cpu", "") == -EINVAL);
+		cJSON_Delete(body);
+	}
 }
 
 static int count_entry(void *ctx, const char *name, const struct stat *st)
@@ -310,6 +329,64 @@ static void *poll_fn(void *arg)
 	return NULL;
 }
 
+/* A scripted command for cmdpoll_follow(): each poll takes the next
+ * answer. */
+struct script {
+	const int *answers;
+	int n, polls;
+};
+
+static int script_poll(void *cmd, int *code, int *progressed)
+{
+	struct script *s = cmd;
+	int a = s->answers[s->polls < s->n ? s->polls : s->n - 1];
+
+	s->polls++;
+	*progressed = 1;
+	if (a == 1)
+		*code = 137;
+	if (a < 0)
+		sbx_failf("poll %d failed", s->polls);
+	return a;
+}
+
+static int script_failed(void *cmd, int rc, struct sbx_exit *ex)
+{
+	if (rc != -EAGAIN)
+		return 0;
+	snprintf(ex->reason, sizeof(ex->reason), "stopped");
+	return 1;
+}
+
+static void check_follow(void)
+{
+	static const struct cmdpoll_cmd ops = { .poll = script_poll,
+						.failed = script_failed };
+	static const int ends[] = { 0, -EIO, 0, 1 }, gone[] = { 0, -ENOENT },
+			 stopped[] = { -EAGAIN };
+	struct script s = { ends, 4, 0 };
+	struct sbx_exit ex;
+	struct cmdpoll g;
+	int sig = 9;
+
+	cmdpoll_init(&g);
+	/* A failure in between is tolerated; the end is the signal sent. */
+	cmdpoll_follow(&g, &ex, &ops, &s, &sig);
+	CHECK(s.polls == 4 && ex.how == SBX_EXIT_SIGNAL && ex.code == 9);
+	s = (struct script){ gone, 2, 0 };
+	cmdpoll_follow(&g, &ex, &ops, &s, &sig);
+	CHECK(ex.how == SBX_EXIT_FAILED && !strcmp(ex.reason, "lost: poll 2 failed"));
+	s = (struct script){ stopped, 1, 0 };
+	cmdpoll_follow(&g, &ex, &ops, &s, &sig);
+	CHECK(ex.how == SBX_EXIT_FAILED && !strcmp(ex.reason, "stopped"));
+	cmdpoll_stop(&g);
+	s = (struct script){ ends, 4, 0 };
+	cmdpoll_follow(&g, &ex, &ops, &s, &sig);
+	CHECK(s.polls == 0 && ex.how == SBX_EXIT_FAILED &&
+	      strstr(ex.reason, "unmounted"));
+	cmdpoll_destroy(&g);
+}
+
 static void check_cmdpoll(void)
 {
 	struct sbx_exit ex = { 0 };
@@ -334,9 +411,48 @@ static void check_cmdpoll(void)
 	cmdpoll_destroy(&g);
 }
 
+static void check_opts(void)
+{
+	struct sbx_kvlist o = { 0 };
+	uint64_t bytes = 7;
+	int s = 30;
+	char *v, url[32];
+
+	CHECK(remote_opt_mib(&bytes, &o, "cache_max", 10) == 0 && bytes == 7);
+	CHECK(remote_opt_seconds(&s, &o, "timeout", 10) == 0 && s == 30);
+	sbx_kv_add(&o, "cache_max", "3");
+	sbx_kv_add(&o, "timeout", "9");
+	sbx_kv_add(&o, "big", "11");
+	sbx_kv_add(&o, "zero", "0");
+	sbx_kv_add(&o, "junk", "4s");
+	sbx_kv_add(&o, "empty", "");
+	CHECK(remote_opt_mib(&bytes, &o, "cache_max", 10) == 0 && bytes == 3u << 20);
+	CHECK(remote_opt_seconds(&s, &o, "timeout", 10) == 0 && s == 9);
+	CHECK(remote_opt_mib(&bytes, &o, "big", 10) == -EINVAL);
+	CHECK(!strcmp(sbx_fail_text(), "big must be a number of MiB, not \"11\""));
+	CHECK(remote_opt_seconds(&s, &o, "zero", 10) == -EINVAL);
+	CHECK(remote_opt_seconds(&s, &o, "junk", 10) == -EINVAL && s == 9);
+	CHECK(remote_opt_mib(&bytes, &o, "zero", 10) == -EINVAL);
+	v = remote_opt(&o, "timeout", "SBXFS_TEST_UNSET");
+	CHECK(v && !strcmp(v, "9"));
+	free(v);
+	CHECK(!remote_opt(&o, "empty", "SBXFS_TEST_UNSET"));
+	setenv("SBXFS_TEST_SET", "e", 1);
+	v = remote_opt(&o, "nothing", "SBXFS_TEST_SET");
+	CHECK(v && !strcmp(v, "e"));
+	free(v);
+	sbx_kv_free(&o);
+	snprintf(url, sizeof(url), "http://x//");
+	CHECK(remote_trim_url(url) == 8 && !strcmp(url, "http://x"));
+	snprintf(url, sizeof(url), "/");
+	CHECK(remote_trim_url(url) == 0 && !url[0]);
+}
+
 void test_remote(void)
 {
+	check_opts();
 	check_cmdpoll();
+	check_follow();
 	check_errmap();
 	check_base64();
 	check_time();

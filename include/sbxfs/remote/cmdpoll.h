@@ -63,4 +63,34 @@ void cmdpoll_unmounted(struct sbx_exit *ex);
  */
 long cmdpoll_backoff(long delay_ms, int progressed);
 
+/* What cmdpoll_follow() asks of a provider about one command. */
+struct cmdpoll_cmd {
+	/*
+	 * poll: ask the server once about `cmd`; pass new output on to its
+	 * sink and set *progressed when some came.  1 once the command has
+	 * ended and its output is all in (its exit status in *code), 0 while
+	 * it runs, -errno with sbx_failf() text when the server could not
+	 * tell.  Blocks, bounded.  Required.
+	 */
+	int (*poll)(void *cmd, int *code, int *progressed);
+	/*
+	 * failed: after a poll failed with `rc`, end the command for a
+	 * reason of the provider's own (its sandbox stopped): 1 with ex
+	 * filled, else 0.  May be NULL.
+	 */
+	int (*failed)(void *cmd, int rc, struct sbx_exit *ex);
+};
+
+/*
+ * The loop of a poller: poll `cmd` with ops, quickly while output flows
+ * and backing off while it does not (cmdpoll_backoff()), until it ends
+ * (cmdpoll_exit(), with the signal *signalled last sent to it), the
+ * provider ends it (failed), its record is gone (-ENOENT) or the server
+ * has failed for CMDPOLL_LOST_S (cmdpoll_lost()), or the mount goes
+ * away (cmdpoll_unmounted()).  How it ended is in *ex.  The caller then
+ * tells the sink and leaves the group.
+ */
+void cmdpoll_follow(struct cmdpoll *g, struct sbx_exit *ex, const struct cmdpoll_cmd *ops,
+		    void *cmd, const int *signalled);
+
 #endif

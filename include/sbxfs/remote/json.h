@@ -35,4 +35,20 @@ int json_utf8_valid(const char *s);
  */
 char *json_text(char *out, size_t size, const char *s, size_t max);
 
+/* A `new` argument that a create body carries as a whole number. */
+struct json_int_arg {
+	const char *key;   /* the argument's key: "cpu" */
+	const char *field; /* the body's field: "cpu_shares" */
+	long min, max;	   /* the values taken */
+};
+
+/*
+ * If `key` is one of `args` (a list ending with a NULL key), add its
+ * value v to `body` as that field: 1 when added, 0 when key is none of
+ * them, -EINVAL with text for a value that is no whole number from min
+ * to max.
+ */
+int json_add_int_arg(cJSON *body, const struct json_int_arg *args, const char *key,
+		     const char *v);
+
 #endif

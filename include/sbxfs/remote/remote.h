@@ -10,7 +10,9 @@
  * of open files, opens, and the POSIX calls that a file API lacks and a
  * shell does (POSIX over a shell: rmdir, symlink, readlink, link, chown,
  * utimens, statfs, and lstat and listings by find(1)).  The provider's
- * own files hold only its API: requests, transfers, and `run`.
+ * own files hold only its API: requests, transfers, and `run`.  The
+ * sandboxes are kept in one table (boxtable.h) and started, stopped and
+ * deleted by one state machine (lifecycle.h) over the provider's calls.
  *
  * The model is libgit2's smart transport: the layer holds the semantics,
  * the provider moves bytes.
@@ -25,9 +27,12 @@
 #include <time.h>
 
 #include "sbxfs/provider.h"
+#include "sbxfs/remote/boxtable.h"
 #include "sbxfs/stage.h"
 #include "sbxfs/stagefile.h"
 #include "sbxfs/strbuf.h"
+
+struct remote_box_ops; /* lifecycle.h */
 
 /* struct remote.flags */
 enum {
@@ -56,6 +61,11 @@ struct remote {
 	 * The provider creates and frees the stage. */
 	struct stage *stage;
 	struct stagefile files;
+	/* The sandboxes the provider knows (boxtable.h), set up and
+	 * destroyed by the provider; and its sandbox API, for the state
+	 * machine of lifecycle.h (NULL if it does not use it). */
+	struct boxtable boxes;
+	const struct remote_box_ops *box_ops;
 
 	/*
 	 * run: run `script` with /bin/sh in the running sandbox `box` and
