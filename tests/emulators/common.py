@@ -1,8 +1,9 @@
 """What the emulators of remote services (daytona.py, rexec.py, vtrix.py)
 share: the path jail of a sandbox's directory, the keeper that holds a
 sandbox's namespaces, the kill helpers, fault injection, request stats and
-the /_emu/ control routes, the request log, argument parsing and the
-aiohttp skeleton that serves until SIGTERM/SIGINT.
+the /_emu/ control routes, the request log, argument parsing, the aiohttp
+skeleton that serves until SIGTERM/SIGINT, and two Go formats (a time's
+fraction, FileMode.String) that both Go servers show.
 
 Each emulator imports it from its own directory (run as a script, Python
 puts the script's directory first on sys.path), so a copy of an emulator
@@ -36,6 +37,40 @@ MAX_SYMLINK_HOPS = 40
 
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
+
+
+# ============================================================ Go formats
+
+def go_frac(ns):
+    """Go's ".999999999" layout element: trailing zeros and lone dot dropped."""
+    frac = ("%09d" % (ns % 1_000_000_000)).rstrip("0")
+    return "." + frac if frac else ""
+
+
+def go_mode_string(mode):
+    """Go's FileMode.String(): type letters in the order "dalTLDpSugct?"."""
+    kinds = ""
+    if stat.S_ISDIR(mode):
+        kinds += "d"
+    if stat.S_ISLNK(mode):
+        kinds += "L"
+    if stat.S_ISBLK(mode) or stat.S_ISCHR(mode):
+        kinds += "D"
+    if stat.S_ISFIFO(mode):
+        kinds += "p"
+    if stat.S_ISSOCK(mode):
+        kinds += "S"
+    if mode & stat.S_ISUID:
+        kinds += "u"
+    if mode & stat.S_ISGID:
+        kinds += "g"
+    if stat.S_ISCHR(mode):
+        kinds += "c"
+    if mode & stat.S_ISVTX:
+        kinds += "t"
+    perms = "".join(ch if mode & (1 << (8 - i)) else "-"
+                    for i, ch in enumerate("rwxrwxrwx"))
+    return (kinds or "-") + perms
 
 
 # ============================================================ path jail

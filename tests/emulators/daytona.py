@@ -110,6 +110,10 @@ seconds; the benchmark's relay adds the network back):
 Needs root (as in CI): unprivileged bwrap nests a user namespace that nsenter
 cannot join.  Only Debian's python3-aiohttp is needed besides bwrap and
 util-linux (nsenter, setsid).
+
+The jail, the keepers, fault injection, the stats and control routes, the
+request log and the server skeleton are common.py's, which must stand next
+to this file (it is imported from the script's own directory).
 """
 
 import asyncio
@@ -138,7 +142,7 @@ from http import HTTPStatus
 from aiohttp import WSMsgType, web
 
 import common
-from common import kill_group, log
+from common import go_frac, go_mode_string, kill_group, log
 
 STDOUT_MARK = b"\x01\x01\x01"
 STDERR_MARK = b"\x02\x02\x02"
@@ -161,48 +165,16 @@ def iso_js(t):
         ".%03dZ" % (ms % 1000)
 
 
-def _go_frac(ns):
-    """Go's ".999999999" layout element: trailing zeros and lone dot dropped."""
-    frac = ("%09d" % (ns % 1_000_000_000)).rstrip("0")
-    return "." + frac if frac else ""
-
-
 def go_rfc3339nano(ns):
     """time.Time marshalled to JSON (RFC 3339 with nanoseconds), UTC."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) \
-        + _go_frac(ns) + "Z"
+        + go_frac(ns) + "Z"
 
 
 def go_time_string(ns):
     """time.Time.String() of a UTC time, e.g. 2026-06-01 15:16:34.1 +0000 UTC."""
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ns // 1_000_000_000)) \
-        + _go_frac(ns) + " +0000 UTC"
-
-
-def go_mode_string(mode):
-    """Go's FileMode.String(): type letters in the order "dalTLDpSugct?"."""
-    kinds = ""
-    if stat.S_ISDIR(mode):
-        kinds += "d"
-    if stat.S_ISLNK(mode):
-        kinds += "L"
-    if stat.S_ISBLK(mode) or stat.S_ISCHR(mode):
-        kinds += "D"
-    if stat.S_ISFIFO(mode):
-        kinds += "p"
-    if stat.S_ISSOCK(mode):
-        kinds += "S"
-    if mode & stat.S_ISUID:
-        kinds += "u"
-    if mode & stat.S_ISGID:
-        kinds += "g"
-    if stat.S_ISCHR(mode):
-        kinds += "c"
-    if mode & stat.S_ISVTX:
-        kinds += "t"
-    perms = "".join(ch if mode & (1 << (8 - i)) else "-"
-                    for i, ch in enumerate("rwxrwxrwx"))
-    return (kinds or "-") + perms
+        + go_frac(ns) + " +0000 UTC"
 
 
 def file_info(name, st):

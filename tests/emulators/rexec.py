@@ -206,6 +206,10 @@ seconds; the benchmark's relay adds the network back):
 Needs root (as in CI): unprivileged bwrap nests a user namespace that
 nsenter cannot join.  Only Debian's python3-aiohttp is needed besides bwrap
 and util-linux (nsenter, setsid).
+
+The jail, the keepers, fault injection, the stats and control routes, the
+request log and the server skeleton are common.py's, which must stand next
+to this file (it is imported from the script's own directory).
 """
 
 import asyncio
@@ -231,7 +235,7 @@ from decimal import Decimal
 from aiohttp import WSMsgType, web
 
 import common
-from common import KEEPERS, kill_group, log
+from common import KEEPERS, go_frac, go_mode_string, kill_group, log
 
 HOME = "/home/user"
 CHUNK = 256 * 1024
@@ -383,49 +387,18 @@ def _go_encode(v, out):
         raise TypeError("cannot encode %r" % (v,))
 
 
-def _go_frac(ns):
-    frac = ("%09d" % (ns % 1_000_000_000)).rstrip("0")
-    return "." + frac if frac else ""
-
-
 def go_time(ns, micro=False):
     """A UTC time.Time marshalled to JSON (RFC 3339 with nanoseconds).
     micro=True: as read back from Postgres (microsecond precision)."""
     if micro:
         ns = (ns + 500) // 1000 * 1000
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) \
-        + _go_frac(ns) + "Z"
+        + go_frac(ns) + "Z"
 
 
 def go_rfc3339(t):
     """time.Format(time.RFC3339) of a UTC time (whole seconds)."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(t)))
-
-
-def go_mode_string(mode):
-    """Go's FileMode.String() for an os.stat mode."""
-    kinds = ""
-    if stat.S_ISDIR(mode):
-        kinds += "d"
-    if stat.S_ISLNK(mode):
-        kinds += "L"
-    if stat.S_ISBLK(mode) or stat.S_ISCHR(mode):
-        kinds += "D"
-    if stat.S_ISFIFO(mode):
-        kinds += "p"
-    if stat.S_ISSOCK(mode):
-        kinds += "S"
-    if mode & stat.S_ISUID:
-        kinds += "u"
-    if mode & stat.S_ISGID:
-        kinds += "g"
-    if stat.S_ISCHR(mode):
-        kinds += "c"
-    if mode & stat.S_ISVTX:
-        kinds += "t"
-    perms = "".join(ch if mode & (1 << (8 - i)) else "-"
-                    for i, ch in enumerate("rwxrwxrwx"))
-    return (kinds or "-") + perms
 
 
 def go_clean(p):

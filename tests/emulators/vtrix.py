@@ -180,6 +180,10 @@ seconds; the benchmark's relay adds the network back):
 Needs root (as in CI): unprivileged bwrap nests a user namespace that nsenter
 cannot join.  Only Debian's python3-aiohttp is needed besides bwrap and
 util-linux (nsenter).
+
+The jail, the keepers, fault injection, the stats and control routes, the
+request log and the server skeleton are common.py's, which must stand next
+to this file (it is imported from the script's own directory).
 """
 
 import asyncio
