@@ -372,6 +372,18 @@ class Control:
 
 # ============================================================ the app
 
+async def send_file(resp, f, length, chunk):
+    """Write at most `length` bytes of the open file `f`, from where it
+    stands, to the prepared stream response `resp`, `chunk` bytes at a
+    time; a file that turns out shorter ends it early."""
+    while length > 0:
+        data = f.read(min(chunk, length))
+        if not data:
+            break
+        await resp.write(data)
+        length -= len(data)
+
+
 def request_logger(dispatch):
     """The middleware that logs one line per request but /_emu/ ones on
     stderr (method, path without query, status, time) around

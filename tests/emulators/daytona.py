@@ -1388,12 +1388,7 @@ class Toolbox:
             resp.content_length = length
             await resp.prepare(request)
             f.seek(start)
-            while length > 0:
-                chunk = f.read(min(CHUNK, length))
-                if not chunk:
-                    break
-                await resp.write(chunk)
-                length -= len(chunk)
+            await common.send_file(resp, f, length, CHUNK)
             await resp.write_eof()
             return resp
 

@@ -1900,13 +1900,7 @@ class FileApi:
         emu.decorate(request, resp)
         try:
             await resp.prepare(request)
-            left = size
-            while left > 0:
-                chunk = f.read(min(CHUNK, left))
-                if not chunk:
-                    break
-                await resp.write(chunk)
-                left -= len(chunk)
+            await common.send_file(resp, f, size, CHUNK)
             await resp.write_eof()
         finally:
             if f:
