@@ -282,9 +282,9 @@ for t in $TARGETS; do
   is_remote "$t" || continue
   # Likewise the emulators.
   mkdir -p "$(remote_mnt "$t")" "$RUN/state-$t"
-  cp "$REPO/tests/emulators/$t.py" "$RUN/$t.py"
-  EMU_GIT[$t]=$(git -C "$REPO" log -1 --format=%h -- "tests/emulators/$t.py" 2>/dev/null || true)
-  git -C "$REPO" diff --quiet HEAD -- "tests/emulators/$t.py" 2>/dev/null ||
+  cp "$REPO/tests/emulators/$t.py" "$REPO/tests/emulators/common.py" "$RUN/"
+  EMU_GIT[$t]=$(git -C "$REPO" log -1 --format=%h -- "tests/emulators/$t.py" tests/emulators/common.py 2>/dev/null || true)
+  git -C "$REPO" diff --quiet HEAD -- "tests/emulators/$t.py" tests/emulators/common.py 2>/dev/null ||
     EMU_GIT[$t]+=" (modified)"
 done
 : >"$RUN/ops.err"

@@ -110,9 +110,12 @@ seconds; the benchmark's relay adds the network back):
 Needs root (as in CI): unprivileged bwrap nests a user namespace that nsenter
 cannot join.  Only Debian's python3-aiohttp is needed besides bwrap and
 util-linux (nsenter, setsid).
+
+The jail, the keepers, fault injection, the stats and control routes, the
+request log and the server skeleton are common.py's, which must stand next
+to this file (it is imported from the script's own directory).
 """
 
-import argparse
 import asyncio
 import base64
 import errno
@@ -128,21 +131,22 @@ import signal
 import ssl
 import stat
 import struct
-import sys
 import tempfile
 import termios
 import time
 import uuid
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from email.utils import formatdate
 from http import HTTPStatus
 
 from aiohttp import WSMsgType, web
 
+import common
+from common import go_frac, go_mode_string, kill_group, log
+
 STDOUT_MARK = b"\x01\x01\x01"
 STDERR_MARK = b"\x02\x02\x02"
 HOME = "/home/daytona"
-MAX_SYMLINK_HOPS = 40
 CHUNK = 256 * 1024
 DAEMON_VERSION = "v0.190.0"
 DEFAULT_SNAPSHOT = "daytonaio/sandbox:0.4.3"
@@ -150,10 +154,6 @@ DEFAULT_SNAPSHOT = "daytonaio/sandbox:0.4.3"
 TRANSITIONAL = {"creating", "restoring", "destroying", "starting", "stopping",
                 "pending_build", "building_snapshot", "pulling_snapshot",
                 "archiving"}
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------- time formats
@@ -165,48 +165,16 @@ def iso_js(t):
         ".%03dZ" % (ms % 1000)
 
 
-def _go_frac(ns):
-    """Go's ".999999999" layout element: trailing zeros and lone dot dropped."""
-    frac = ("%09d" % (ns % 1_000_000_000)).rstrip("0")
-    return "." + frac if frac else ""
-
-
 def go_rfc3339nano(ns):
     """time.Time marshalled to JSON (RFC 3339 with nanoseconds), UTC."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) \
-        + _go_frac(ns) + "Z"
+        + go_frac(ns) + "Z"
 
 
 def go_time_string(ns):
     """time.Time.String() of a UTC time, e.g. 2026-06-01 15:16:34.1 +0000 UTC."""
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ns // 1_000_000_000)) \
-        + _go_frac(ns) + " +0000 UTC"
-
-
-def go_mode_string(mode):
-    """Go's FileMode.String(): type letters in the order "dalTLDpSugct?"."""
-    kinds = ""
-    if stat.S_ISDIR(mode):
-        kinds += "d"
-    if stat.S_ISLNK(mode):
-        kinds += "L"
-    if stat.S_ISBLK(mode) or stat.S_ISCHR(mode):
-        kinds += "D"
-    if stat.S_ISFIFO(mode):
-        kinds += "p"
-    if stat.S_ISSOCK(mode):
-        kinds += "S"
-    if mode & stat.S_ISUID:
-        kinds += "u"
-    if mode & stat.S_ISGID:
-        kinds += "g"
-    if stat.S_ISCHR(mode):
-        kinds += "c"
-    if mode & stat.S_ISVTX:
-        kinds += "t"
-    perms = "".join(ch if mode & (1 << (8 - i)) else "-"
-                    for i, ch in enumerate("rwxrwxrwx"))
-    return (kinds or "-") + perms
+        + go_frac(ns) + " +0000 UTC"
 
 
 def file_info(name, st):
@@ -310,59 +278,11 @@ def os_error_status(e):
 
 # --------------------------------------------------------- path resolution
 
-class Jail:
-    """Resolves sandbox paths to host paths without ever leaving the root."""
-
-    def __init__(self, root):
-        self.root = root
-
-    def host(self, path, follow=True, cwd=HOME):
-        """Host path for sandbox `path`.  Symlinks in every component but the
-        last are followed (inside the sandbox); the last one only if
-        `follow`.  Missing components are kept as they are, so that the
-        caller's open/stat reports ENOENT or ENOTDIR itself."""
-        if "\0" in path:
-            raise OSError(errno.EINVAL, "invalid path")
-        if not path.startswith("/"):
-            path = cwd + "/" + path
-        todo = [c for c in reversed(path.split("/")) if c not in ("", ".")]
-        done = []
-        hops = 0
-        while todo:
-            name = todo.pop()
-            if name == "..":
-                if done:
-                    done.pop()
-                continue
-            if not todo and not follow:
-                done.append(name)
-                break
-            candidate = os.path.join(self.root, *done, name)
-            try:
-                st = os.lstat(candidate)
-            except OSError:
-                done.append(name)
-                continue
-            if not stat.S_ISLNK(st.st_mode):
-                done.append(name)
-                continue
-            hops += 1
-            if hops > MAX_SYMLINK_HOPS:
-                raise OSError(errno.ELOOP, "too many levels of symbolic links")
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                done = []
-            todo.extend(c for c in reversed(target.split("/"))
-                        if c not in ("", "."))
-        return os.path.join(self.root, *done)
+class Jail(common.Jail):
+    cwd = HOME
 
     def stat(self, path, cwd=HOME):
         return os.stat(self.host(path, True, cwd), follow_symlinks=False)
-
-    def inside(self, host):
-        """The sandbox path of a host path below the root."""
-        rel = os.path.relpath(host, self.root)
-        return "/" if rel == "." else "/" + rel
 
     def mkdir_parent(self, path, mode):
         """MkdirAll(filepath.Dir(path)); returns the host path of `path`."""
@@ -399,117 +319,32 @@ class Jail:
 
 # ------------------------------------------------------------------ runtime
 
-class HostLayout:
-    """How the host's system directories are made visible in sandboxes."""
-
-    def __init__(self):
-        self.links = {}   # name -> symlink target (merged /usr hosts)
-        self.binds = []   # directories bound read-only
-        for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
-            host = "/" + name
-            if os.path.islink(host):
-                self.links[name] = os.readlink(host)
-            elif os.path.isdir(host):
-                self.binds.append(name)
-
+class HostLayout(common.HostLayout):
     def populate(self, root):
         """Create the directory skeleton of a fresh sandbox at `root`."""
-        for d, mode in (("tmp", 0o1777), ("home/daytona", 0o755),
-                        ("etc", 0o755), ("root", 0o700), ("proc", 0o555),
-                        ("dev", 0o755), ("usr", 0o755)):
-            p = os.path.join(root, d)
-            os.makedirs(p, exist_ok=True)
-            os.chmod(p, mode)
-        for name, target in self.links.items():
-            os.symlink(target, os.path.join(root, name))
-            # An empty directory where the link points, so that the link is
-            # a directory for the file API too (commands see the host's).
-            os.makedirs(os.path.join(root, target), exist_ok=True)
-        for name in self.binds:
-            os.makedirs(os.path.join(root, name), exist_ok=True)
-        etc = os.path.join(root, "etc")
-        files = {
+        self.make_skeleton(root, (
+            ("tmp", 0o1777), ("home/daytona", 0o755), ("etc", 0o755),
+            ("root", 0o700), ("proc", 0o555), ("dev", 0o755), ("usr", 0o755),
+        ), {
             "passwd": "root:x:0:0:root:/root:/bin/sh\n"
                       "daytona:x:1000:1000::/home/daytona:/bin/sh\n"
                       "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
             "group": "root:x:0:\ndaytona:x:1000:\nnogroup:x:65534:\n",
             "nsswitch.conf": "passwd: files\ngroup: files\nhosts: files dns\n",
             "hosts": "127.0.0.1 localhost\n::1 localhost\n",
-        }
-        for name, text in files.items():
-            with open(os.path.join(etc, name), "w") as f:
-                f.write(text)
-        if os.path.isdir("/etc/alternatives"):
-            shutil.copytree("/etc/alternatives",
-                            os.path.join(etc, "alternatives"), symlinks=True)
-        for name in ("ld.so.cache", "resolv.conf"):
-            try:
-                shutil.copyfile("/etc/" + name, os.path.join(etc, name))
-            except OSError:
-                pass
-
-    def keeper_argv(self, root, hostname, info_fd):
-        argv = ["bwrap", "--bind", root, "/", "--ro-bind", "/usr", "/usr"]
-        for name in self.binds:
-            argv += ["--ro-bind", "/" + name, "/" + name]
-        argv += ["--proc", "/proc", "--dev", "/dev", "--unshare-pid",
-                 "--unshare-ipc", "--unshare-uts", "--hostname", hostname,
-                 "--die-with-parent", "--info-fd", str(info_fd),
-                 "/bin/sh", "-c", "echo ready; exec sleep infinity"]
-        return argv
+        })
 
 
-class Runtime:
+class Runtime(common.Keeper):
     """The namespaces of one started sandbox and the processes inside them."""
 
     def __init__(self, sandbox, layout):
+        super().__init__(layout)
         self.sb = sandbox
-        self.layout = layout
-        self.keeper = None
-        self.init_pid = None        # host pid of the pid namespace's init
         self.procs = set()          # nsenter processes (each a session leader)
 
-    @property
-    def running(self):
-        return self.keeper is not None
-
     async def start(self):
-        r, w = os.pipe()
-        try:
-            self.keeper = await asyncio.create_subprocess_exec(
-                *self.layout.keeper_argv(self.sb.dir, self.sb.id, w),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, pass_fds=(w,),
-                start_new_session=True)
-            KEEPERS.add(self.keeper.pid)
-        finally:
-            os.close(w)
-        try:
-            line = await asyncio.wait_for(self.keeper.stdout.readline(), 20)
-            if line.strip() != b"ready":
-                raise RuntimeError("bwrap did not start (see stderr)")
-            info = await asyncio.get_running_loop().run_in_executor(
-                None, self._read_info, r)
-            self.init_pid = int(info["child-pid"])
-        except Exception:
-            await self.stop()
-            raise
-        finally:
-            os.close(r)
-
-    @staticmethod
-    def _read_info(fd):
-        data = b""
-        while True:
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                break
-            data += chunk
-            try:
-                return json.loads(data)
-            except ValueError:
-                continue
-        return json.loads(data)
+        await self.start_keeper(self.sb.dir, self.sb.id)
 
     def env(self, extra=None):
         env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -529,7 +364,7 @@ class Runtime:
         group, so killing that group kills the command."""
         if not self.running:
             raise RuntimeError("sandbox is not running")
-        argv = ["nsenter", "-t", str(self.init_pid), "-m", "-u", "-i", "-p", "-r"]
+        argv = self.nsenter_argv()
         if command is None:
             argv += ["--", "/bin/sh", "-c", 'cd -- "$0" || exit 1; exec /bin/sh', cwd]
         else:
@@ -548,41 +383,8 @@ class Runtime:
         """Kill everything: the pid namespace dies with its init."""
         for proc in list(self.procs):
             kill_group(proc.pid, signal.SIGKILL)
-        if self.init_pid:
-            try:
-                os.kill(self.init_pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if self.keeper is not None:
-            kill_group(self.keeper.pid, signal.SIGKILL)
-            KEEPERS.discard(self.keeper.pid)
-            try:
-                await asyncio.wait_for(self.keeper.wait(), 5)
-            except asyncio.TimeoutError:
-                pass
-        self.keeper = None
-        self.init_pid = None
+        await super().stop()
         self.procs.clear()
-
-
-# Every keeper started and not yet stopped, by process group: shutdown
-# kills what is left, whatever a cancelled start was doing at the time
-# (--die-with-parent does not cover a keeper whose parent exits before
-# bwrap arms it).
-KEEPERS = set()
-
-
-def kill_keepers():
-    for pgid in list(KEEPERS):
-        kill_group(pgid, signal.SIGKILL)
-    KEEPERS.clear()
-
-
-def kill_group(pgid, sig):
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def kill_tree(pid, sig):
@@ -929,10 +731,9 @@ ROUTE_KEY_PREFIX_RE = re.compile(r"^(/toolbox/\{sid\}|/api/toolbox/\{sid\}/toolb
 SID_RE = re.compile(r"^(?:/toolbox/([^/]+)|/api/toolbox/([^/]+)/toolbox)(/.*)?$")
 
 
-class Emulator:
+class Emulator(common.Service):
     def __init__(self, args):
-        self.root = os.path.abspath(args.root)
-        os.makedirs(self.root, exist_ok=True)
+        super().__init__(args.root)
         self.work = tempfile.mkdtemp(prefix=".emu-", dir=self.root)
         self.args = args
         self.api_key = args.api_key
@@ -945,9 +746,6 @@ class Emulator:
         self.runner_id = str(uuid.uuid4())
         self.sandboxes = OrderedDict()
         self.seq = 0
-        self.stats = Counter()
-        self.total = 0
-        self.faults = []
         self.port = None
 
     @property
@@ -972,39 +770,16 @@ class Emulator:
 
     # ------------------------------------------------------ middleware
 
-    @web.middleware
-    async def middleware(self, request, handler):
-        t0 = time.monotonic()
-        status = 500
-        try:
-            resp = await self.dispatch(request, handler)
-            status = resp.status
-            return resp
-        except web.HTTPException as e:
-            status = e.status
-            raise
-        finally:
-            if not request.path.startswith("/_emu/"):
-                log("%s %s %s %.1fms" % (request.method, request.path, status,
-                                         (time.monotonic() - t0) * 1000))
-
     async def dispatch(self, request, handler):
         path = request.path
-        if path.startswith("/_emu/"):
-            return await handler(request)
         toolbox = bool(SID_RE.match(path))
         if not toolbox and not (path == "/api" or path.startswith("/api/")):
             return await handler(request)
         unmatched = request.match_info.http_exception is not None
-        if unmatched:
-            key = "%s (unmatched)" % request.method
-        else:
-            canonical = request.match_info.route.resource.canonical
-            key = "%s %s" % (request.method, ROUTE_KEY_PREFIX_RE.sub("", canonical))
-        self.stats[key] += 1
-        self.total += 1
+        self.count(common.route_key(
+            request, lambda canonical: ROUTE_KEY_PREFIX_RE.sub("", canonical)))
 
-        fault = self.take_fault(request)
+        fault = self.take_fault(None, path, request.method)
         if fault is not None:
             resp = await self.apply_fault(fault, request, toolbox)
             if resp is not None:
@@ -1042,18 +817,6 @@ class Emulator:
         return scheme.lower() == "bearer" and token.strip() == self.api_key
 
     # ---------------------------------------------------------- faults
-
-    def take_fault(self, request):
-        for f in self.faults:
-            if f["count"] <= 0:
-                continue
-            if not request.path.startswith(f.get("prefix") or ""):
-                continue
-            if f.get("method") and f["method"].upper() != request.method:
-                continue
-            f["count"] -= 1
-            return f
-        return None
 
     async def apply_fault(self, f, request, toolbox):
         kind = f.get("kind", "status")
@@ -1625,12 +1388,7 @@ class Toolbox:
             resp.content_length = length
             await resp.prepare(request)
             f.seek(start)
-            while length > 0:
-                chunk = f.read(min(CHUNK, length))
-                if not chunk:
-                    break
-                await resp.write(chunk)
-                length -= len(chunk)
+            await common.send_file(resp, f, length, CHUNK)
             await resp.write_eof()
             return resp
 
@@ -2352,33 +2110,14 @@ def copy_into(src, dest):
 
 # =========================================================== control routes
 
-class Control:
-    def __init__(self, emu):
-        self.emu = emu
+class Control(common.Control):
+    fault_kinds = ("status", "empty", "slow", "drop", "ratelimit")
 
-    async def stats(self, request):
-        return json_response({"total": self.emu.total, "routes": dict(self.emu.stats)})
+    def json(self, data, status=200):
+        return json_response(data, status)
 
-    async def reset(self, request):
-        self.emu.stats.clear()
-        self.emu.total = 0
-        return json_response({"ok": True})
-
-    async def fault(self, request):
-        try:
-            f = json.loads(await request.text())
-            assert isinstance(f, dict)
-            assert f.get("kind", "status") in ("status", "empty", "slow", "drop", "ratelimit")
-        except Exception:  # noqa: BLE001
-            return json_response({"error": "bad fault"}, 400)
-        f.setdefault("kind", "status")
-        f["count"] = int(f.get("count", 1))
-        self.emu.faults.append(f)
-        return json_response({"ok": True, "faults": len(self.emu.faults)})
-
-    async def fault_clear(self, request):
-        self.emu.faults.clear()
-        return json_response({"ok": True})
+    def routes(self):
+        return super().routes() + [("GET", "/_emu/sandbox/{name}", self.sandbox)]
 
     async def sandbox(self, request):
         sb = self.emu.find(request.match_info["name"])
@@ -2390,16 +2129,12 @@ class Control:
 # ===================================================================== app
 
 def build_app(emu):
-    app = web.Application(middlewares=[emu.middleware], client_max_size=64 << 20)
-    api, tb, ctl = MainApi(emu), Toolbox(emu), Control(emu)
+    app = web.Application(middlewares=[common.request_logger(emu.dispatch)],
+                          client_max_size=64 << 20)
+    api, tb = MainApi(emu), Toolbox(emu)
     r = app.router
 
-    for method, path, fn in [
-        ("GET", "/_emu/stats", ctl.stats), ("POST", "/_emu/reset", ctl.reset),
-        ("POST", "/_emu/fault", ctl.fault),
-        ("POST", "/_emu/fault/clear", ctl.fault_clear),
-        ("GET", "/_emu/sandbox/{name}", ctl.sandbox),
-    ]:
+    for method, path, fn in Control(emu).routes():
         r.add_route(method, path, fn)
 
     for method, path, fn in [
@@ -2461,37 +2196,20 @@ def build_app(emu):
 
 async def amain(args):
     emu = Emulator(args)
-    runner = web.AppRunner(build_app(emu), access_log=None, handle_signals=False)
-    await runner.setup()
     tls = None
     if args.tls_cert:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(args.tls_cert, args.tls_key)
-    site = web.TCPSite(runner, "127.0.0.1", args.port, ssl_context=tls)
-    await site.start()
-    emu.port = runner.addresses[0][1]
-    sys.stdout.write("%d\n" % emu.port)
-    sys.stdout.flush()
-    log("daytona emulator on %s (root %s)" % (emu.base_url, emu.root))
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log("shutting down")
-    await emu.shutdown()
-    await runner.cleanup()
-    kill_keepers()
+    def started(port):
+        emu.port = port
+        return "daytona emulator on %s (root %s)" % (emu.base_url, emu.root)
+    await common.serve(build_app(emu), args.port, started, emu.shutdown, tls)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--root", required=True, help="directory holding sandboxes")
-    ap.add_argument("--api-key", required=True)
-    ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--delay", type=float, default=0.2,
-                    help="seconds per lifecycle step (default 0.2)")
+    ap = common.argument_parser(__doc__, "directory holding sandboxes",
+                                ("--api-key", None))
     ap.add_argument("--page-max", type=int, default=0,
                     help="answer list pages of at most this many sandboxes")
     ap.add_argument("--legacy-list", action="store_true",
@@ -2502,19 +2220,9 @@ def main():
                     "certificate (PEM), and --tls-key")
     ap.add_argument("--tls-key", help="the certificate's private key (PEM)")
     args = ap.parse_args()
-    # Commands get the signal dispositions a fresh sandbox gives them: run
-    # under nohup or as a background job, this process ignores SIGHUP,
-    # SIGINT or SIGQUIT, and exec would hand that on to every command.
-    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT):
-        signal.signal(sig, signal.SIG_DFL)
     if bool(args.tls_cert) != bool(args.tls_key):
         ap.error("--tls-cert and --tls-key go together")
-    if not shutil.which("bwrap") or not shutil.which("nsenter"):
-        log("warning: bwrap and nsenter are needed to run commands")
-    if os.geteuid() != 0:
-        log("warning: commands need root: unprivileged bwrap nests a user "
-            "namespace that nsenter cannot join")
-    asyncio.run(amain(args))
+    common.run(amain, args)
 
 
 if __name__ == "__main__":

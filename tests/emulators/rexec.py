@@ -206,11 +206,13 @@ seconds; the benchmark's relay adds the network back):
 Needs root (as in CI): unprivileged bwrap nests a user namespace that
 nsenter cannot join.  Only Debian's python3-aiohttp is needed besides bwrap
 and util-linux (nsenter, setsid).
+
+The jail, the keepers, fault injection, the stats and control routes, the
+request log and the server skeleton are common.py's, which must stand next
+to this file (it is imported from the script's own directory).
 """
 
-import argparse
 import asyncio
-import errno
 import fcntl
 import hashlib
 import ipaddress
@@ -224,19 +226,19 @@ import shutil
 import signal
 import stat
 import struct
-import sys
 import tempfile
 import termios
 import time
 import uuid
-from collections import Counter
 from decimal import Decimal
 
 from aiohttp import WSMsgType, web
 
+import common
+from common import KEEPERS, go_frac, go_mode_string, kill_group, log
+
 HOME = "/home/user"
 CHUNK = 256 * 1024
-MAX_SYMLINK_HOPS = 40
 MAX_UPLOAD = 100 * 1024 * 1024          # header.Size > 100*1024*1024 -> 400
 EXEC_MAX_OUTPUT = 1 << 20               # maxExecOutputBytes
 EXEC_DEFAULT_TIMEOUT = 60
@@ -293,10 +295,6 @@ ADJECTIVES = ["brave", "calm", "eager", "fancy", "gentle", "happy", "jolly",
               "kind", "lively", "nice", "proud", "silly", "witty", "zesty"]
 NOUNS = ["ape", "bat", "cod", "dove", "eel", "frog", "gull", "hare", "koala",
          "lynx", "moth", "otter", "seal", "tiger", "wolf", "yak", "zebra"]
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
 
 
 # ====================================================== Go compatibility
@@ -389,49 +387,18 @@ def _go_encode(v, out):
         raise TypeError("cannot encode %r" % (v,))
 
 
-def _go_frac(ns):
-    frac = ("%09d" % (ns % 1_000_000_000)).rstrip("0")
-    return "." + frac if frac else ""
-
-
 def go_time(ns, micro=False):
     """A UTC time.Time marshalled to JSON (RFC 3339 with nanoseconds).
     micro=True: as read back from Postgres (microsecond precision)."""
     if micro:
         ns = (ns + 500) // 1000 * 1000
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) \
-        + _go_frac(ns) + "Z"
+        + go_frac(ns) + "Z"
 
 
 def go_rfc3339(t):
     """time.Format(time.RFC3339) of a UTC time (whole seconds)."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(t)))
-
-
-def go_mode_string(mode):
-    """Go's FileMode.String() for an os.stat mode."""
-    kinds = ""
-    if stat.S_ISDIR(mode):
-        kinds += "d"
-    if stat.S_ISLNK(mode):
-        kinds += "L"
-    if stat.S_ISBLK(mode) or stat.S_ISCHR(mode):
-        kinds += "D"
-    if stat.S_ISFIFO(mode):
-        kinds += "p"
-    if stat.S_ISSOCK(mode):
-        kinds += "S"
-    if mode & stat.S_ISUID:
-        kinds += "u"
-    if mode & stat.S_ISGID:
-        kinds += "g"
-    if stat.S_ISCHR(mode):
-        kinds += "c"
-    if mode & stat.S_ISVTX:
-        kinds += "t"
-    perms = "".join(ch if mode & (1 << (8 - i)) else "-"
-                    for i, ch in enumerate("rwxrwxrwx"))
-    return (kinds or "-") + perms
 
 
 def go_clean(p):
@@ -908,93 +875,26 @@ def preserve_trailing(cleaned, original):
 
 # ==================================================== path resolution
 
-class Jail:
+class Jail(common.Jail):
     """Resolves container paths to host paths without leaving the root, the
     way Docker's FollowSymlinkInScope does: symlinks are followed relative
-    to the container's "/", ".." never climbs above it."""
-
-    def __init__(self, root):
-        self.root = root
-
-    def host(self, path, follow=True):
-        """Host path of absolute container `path` (already cleaned).  Every
-        symlink on the way is followed, the last one only if `follow`.
-        Missing components are kept, so that the caller sees ENOENT."""
-        if "\0" in path:
-            raise OSError(errno.EINVAL, "invalid path")
-        todo = [c for c in reversed(path.split("/")) if c not in ("", ".")]
-        done = []
-        hops = 0
-        while todo:
-            name = todo.pop()
-            if name == "..":
-                if done:
-                    done.pop()
-                continue
-            if not todo and not follow:
-                done.append(name)
-                break
-            candidate = os.path.join(self.root, *done, name)
-            try:
-                st = os.lstat(candidate)
-            except OSError:
-                done.append(name)
-                continue
-            if not stat.S_ISLNK(st.st_mode):
-                done.append(name)
-                continue
-            hops += 1
-            if hops > MAX_SYMLINK_HOPS:
-                raise OSError(errno.ELOOP, "too many levels of symbolic links")
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                done = []
-            todo.extend(c for c in reversed(target.split("/")) if c not in ("", "."))
-        return os.path.join(self.root, *done)
-
-    def inside(self, host):
-        rel = os.path.relpath(host, self.root)
-        return "/" if rel == "." else "/" + rel
+    to the container's "/", ".." never climbs above it.  Paths are absolute
+    (already cleaned)."""
 
 
 # ============================================================ runtime
 
-class HostLayout:
-    """How the host's system directories are made visible in containers."""
-
-    def __init__(self):
-        self.links = {}     # name -> symlink target (merged /usr hosts)
-        self.binds = []     # directories bound read-only
-        for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
-            host = "/" + name
-            if os.path.islink(host):
-                self.links[name] = os.readlink(host)
-            elif os.path.isdir(host):
-                self.binds.append(name)
-
+class HostLayout(common.HostLayout):
     def populate(self, root, hostname):
         """The skeleton of a fresh container root (an ubuntu-like image after
         the entrypoint ran: /home/user is mode 0777)."""
-        for d, mode in (("tmp", 0o1777), ("var/tmp", 0o1777), ("var/log", 0o755),
-                        ("var/lib/apt/lists", 0o755),
-                        ("var/cache/apt/archives", 0o755), ("run", 0o755),
-                        ("home/user", 0o777), ("etc", 0o755), ("root", 0o700),
-                        ("proc", 0o555), ("dev", 0o755), ("sys", 0o555),
-                        ("usr", 0o755), ("opt", 0o755), ("mnt", 0o755),
-                        ("srv", 0o755), ("media", 0o755)):
-            p = os.path.join(root, d)
-            os.makedirs(p, exist_ok=True)
-            os.chmod(p, mode)
-        if not os.path.lexists(os.path.join(root, "var/run")):
-            os.symlink("/run", os.path.join(root, "var/run"))
-        for name, target in self.links.items():
-            if not os.path.lexists(os.path.join(root, name)):
-                os.symlink(target, os.path.join(root, name))
-            os.makedirs(os.path.join(root, target), exist_ok=True)
-        for name in self.binds:
-            os.makedirs(os.path.join(root, name), exist_ok=True)
-        etc = os.path.join(root, "etc")
-        files = {
+        self.make_skeleton(root, (
+            ("tmp", 0o1777), ("var/tmp", 0o1777), ("var/log", 0o755),
+            ("var/lib/apt/lists", 0o755), ("var/cache/apt/archives", 0o755),
+            ("run", 0o755), ("home/user", 0o777), ("etc", 0o755), ("root", 0o700),
+            ("proc", 0o555), ("dev", 0o755), ("sys", 0o555), ("usr", 0o755),
+            ("opt", 0o755), ("mnt", 0o755), ("srv", 0o755), ("media", 0o755),
+        ), {
             "passwd": "root:x:0:0:root:/root:/bin/bash\n"
                       "ubuntu:x:1000:1000:Ubuntu:/home/ubuntu:/bin/bash\n"
                       "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
@@ -1002,29 +902,9 @@ class HostLayout:
             "nsswitch.conf": "passwd: files\ngroup: files\nhosts: files dns\n",
             "hosts": "127.0.0.1\tlocalhost\n::1\tlocalhost\n",
             "hostname": hostname + "\n",
-        }
-        for name, text in files.items():
-            with open(os.path.join(etc, name), "w") as f:
-                f.write(text)
-        if os.path.isdir("/etc/alternatives") and \
-                not os.path.exists(os.path.join(etc, "alternatives")):
-            shutil.copytree("/etc/alternatives", os.path.join(etc, "alternatives"),
-                            symlinks=True)
-        for name in ("ld.so.cache", "resolv.conf"):
-            try:
-                shutil.copyfile("/etc/" + name, os.path.join(etc, name))
-            except OSError:
-                pass
-
-    def keeper_argv(self, root, hostname, info_fd):
-        argv = ["bwrap", "--bind", root, "/", "--ro-bind", "/usr", "/usr"]
-        for name in self.binds:
-            argv += ["--ro-bind", "/" + name, "/" + name]
-        argv += ["--proc", "/proc", "--dev", "/dev", "--unshare-pid",
-                 "--unshare-ipc", "--unshare-uts", "--hostname", hostname,
-                 "--die-with-parent", "--info-fd", str(info_fd),
-                 "/bin/sh", "-c", "echo ready; exec sleep infinity"]
-        return argv
+        }, reuse=True)
+        if not os.path.lexists(os.path.join(root, "var/run")):
+            os.symlink("/run", os.path.join(root, "var/run"))
 
 
 # Runs inside the container for every Docker-style exec: $1 is the working
@@ -1059,64 +939,24 @@ exec "$@"
 '''
 
 
-class Runtime:
+class Runtime(common.Keeper):
     """The namespaces of one running container and the processes inside."""
 
     def __init__(self, root, hostname, layout):
+        super().__init__(layout)
         self.root = root
         self.hostname = hostname
-        self.layout = layout
-        self.keeper = None
-        self.init_pid = None
         self.procs = set()
 
-    @property
-    def running(self):
-        return self.keeper is not None
-
     async def start(self):
-        r, w = os.pipe()
-        try:
-            self.keeper = await asyncio.create_subprocess_exec(
-                *self.layout.keeper_argv(self.root, self.hostname, w),
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                pass_fds=(w,), start_new_session=True)
-            KEEPERS.add(self.keeper.pid)
-        finally:
-            os.close(w)
-        try:
-            line = await asyncio.wait_for(self.keeper.stdout.readline(), 20)
-            if line.strip() != b"ready":
-                raise RuntimeError("bwrap did not start (see stderr)")
-            info = await asyncio.get_running_loop().run_in_executor(
-                None, self._read_info, r)
-            self.init_pid = int(info["child-pid"])
-        except Exception:
-            await self.stop()
-            raise
-        finally:
-            os.close(r)
-
-    @staticmethod
-    def _read_info(fd):
-        data = b""
-        while True:
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                break
-            data += chunk
-            try:
-                return json.loads(data)
-            except ValueError:
-                continue
-        return json.loads(data)
+        await self.start_keeper(self.root, self.hostname)
 
     async def spawn(self, argv, env, workdir, uid=None, gid=None, stdin=None,
                     stdout=None, stderr=None):
         """Start argv in the container as Docker exec would.  The host-side
         nsenter process leads its own session, so killing its process group
         kills the command."""
-        cmd = ["nsenter", "-t", str(self.init_pid), "-m", "-u", "-i", "-p", "-r"]
+        cmd = self.nsenter_argv()
         if uid is not None:
             cmd += ["-S", str(uid), "-G", str(gid)]
         cmd += ["--", "/bin/sh", "-c", EXEC_WRAPPER, "rexec-exec", workdir] + list(argv)
@@ -1156,26 +996,6 @@ class Runtime:
                     await asyncio.wait_for(keeper.wait(), 5)
                 except asyncio.TimeoutError:
                     pass
-
-
-# Every keeper started and not yet stopped, by process group: shutdown
-# kills what is left, whatever a cancelled start was doing at the time
-# (--die-with-parent does not cover a keeper whose parent exits before
-# bwrap arms it).
-KEEPERS = set()
-
-
-def kill_keepers():
-    for pgid in list(KEEPERS):
-        kill_group(pgid, signal.SIGKILL)
-    KEEPERS.clear()
-
-
-def kill_group(pgid, sig):
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def kill_in_container(proc, sig=signal.SIGKILL):
@@ -1318,10 +1138,9 @@ class RateLimiter:
 
 # ============================================================ emulator
 
-class Emulator:
+class Emulator(common.Service):
     def __init__(self, args):
-        self.root = os.path.abspath(args.root)
-        os.makedirs(self.root, exist_ok=True)
+        super().__init__(args.root)
         self.work = tempfile.mkdtemp(prefix=".emu-", dir=self.root)
         self.volumes = os.path.join(self.root, ".volumes")
         os.makedirs(self.volumes, exist_ok=True)
@@ -1339,9 +1158,6 @@ class Emulator:
         self.username = "user-" + digest[:8]
         self.containers = []        # every Container ever created, oldest first
         self.ip_seq = 1
-        self.stats = Counter()
-        self.total = 0
-        self.faults = []
         self.terminals = {}         # session key -> TerminalSession
         self.limiters = {"api": RateLimiter(500), "container": RateLimiter(120),
                          "websocket": RateLimiter(100)}
@@ -1610,20 +1426,6 @@ class Emulator:
                 c.task.cancel()
             await c.runtime.stop()
         shutil.rmtree(self.work, ignore_errors=True)
-
-    # ----------------------------------------------------------- faults
-
-    def take_fault(self, request, kinds):
-        for f in self.faults:
-            if f["count"] <= 0 or f["kind"] not in kinds:
-                continue
-            if not request.path.startswith(f.get("prefix") or ""):
-                continue
-            if f.get("method") and f["method"].upper() != request.method:
-                continue
-            f["count"] -= 1
-            return f
-        return None
 
     def client_ip(self, request):
         """gin's ClientIP with its defaults (every proxy trusted)."""
@@ -2098,13 +1900,7 @@ class FileApi:
         emu.decorate(request, resp)
         try:
             await resp.prepare(request)
-            left = size
-            while left > 0:
-                chunk = f.read(min(CHUNK, left))
-                if not chunk:
-                    break
-                await resp.write(chunk)
-                left -= len(chunk)
+            await common.send_file(resp, f, size, CHUNK)
             await resp.write_eof()
         finally:
             if f:
@@ -2593,7 +2389,8 @@ class TerminalSession:
         if target is not None:
             target.touch()
         if self.drop is None:
-            fault = self.emu.take_fault(self.request, ("ws_drop",))
+            fault = self.emu.take_fault(("ws_drop",), self.request.path,
+                                        self.request.method)
             if fault is not None:
                 self.drop = fault
                 delay = float(fault.get("delay") or 0.5)
@@ -2714,33 +2511,17 @@ class TerminalSession:
 
 # ======================================================= control routes
 
-class Control:
-    def __init__(self, emu):
-        self.emu = emu
+class Control(common.Control):
+    fault_kinds = ("status", "empty", "slow", "drop", "ratelimit", "ws_drop")
+    routes_map = GoMap
 
-    async def stats(self, request):
-        return json_response({"total": self.emu.total, "routes": GoMap(self.emu.stats)})
+    def json(self, data, status=200):
+        return json_response(data, status)
 
-    async def reset(self, request):
-        self.emu.stats.clear()
-        self.emu.total = 0
-        return json_response({"ok": True})
-
-    async def fault(self, request):
-        try:
-            f = json.loads(await request.text())
-            assert isinstance(f, dict)
-            f.setdefault("kind", "status")
-            assert f["kind"] in ("status", "empty", "slow", "drop", "ratelimit", "ws_drop")
-            f["count"] = int(f.get("count", 1))
-        except Exception:  # noqa: BLE001
-            return json_response({"error": "bad fault"}, 400)
-        self.emu.faults.append(f)
-        return json_response({"ok": True, "faults": len(self.emu.faults)})
-
-    async def fault_clear(self, request):
-        self.emu.faults.clear()
-        return json_response({"ok": True})
+    def routes(self):
+        return super().routes() + [
+            ("GET", "/_emu/sandbox/{key}", self.sandbox),
+            ("POST", "/_emu/sandbox/{key}/vanish", self.vanish)]
 
     def _find(self, request):
         return self.emu.find_any(request.match_info["key"])
@@ -2783,35 +2564,15 @@ class Server:
         self.patterns.append((method, re.compile(
             "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)) + "$")))
 
-    @web.middleware
-    async def middleware(self, request, handler):
-        t0 = time.monotonic()
-        status = 500
-        try:
-            resp = await self.dispatch(request, handler)
-            status = resp.status
-            return resp
-        except web.HTTPException as e:
-            status = e.status
-            raise
-        finally:
-            if not request.path.startswith("/_emu/"):
-                log("%s %s %s %.1fms" % (request.method, request.path, status,
-                                         (time.monotonic() - t0) * 1000))
-
     async def dispatch(self, request, handler):
         emu = self.emu
-        if request.path.startswith("/_emu/"):
-            return await handler(request)
         unmatched = request.match_info.http_exception is not None
         canonical = None if unmatched else request.match_info.route.resource.canonical
-        key = "%s (unmatched)" % request.method if unmatched else \
-            "%s %s" % (request.method, canonical)
-        emu.stats[key] += 1
-        emu.total += 1
+        emu.count(common.route_key(request))
         chain = () if unmatched else self.chains.get((request.method, canonical), ())
 
-        fault = emu.take_fault(request, ("status", "empty", "slow", "drop", "ratelimit"))
+        fault = emu.take_fault(("status", "empty", "slow", "drop", "ratelimit"),
+                               request.path, request.method)
         if fault is not None:
             resp = await self.apply_fault(fault, request, chain)
             if resp is not None:
@@ -2879,17 +2640,13 @@ class Server:
 
 def build_app(emu):
     srv = Server(emu)
-    app = web.Application(middlewares=[srv.middleware], client_max_size=64 << 20)
+    app = web.Application(middlewares=[common.request_logger(srv.dispatch)],
+                          client_max_size=64 << 20)
     r = app.router
-    api, files, ex, term, ctl = (ContainerApi(emu), FileApi(emu), ExecApi(emu),
-                                 TerminalApi(emu), Control(emu))
+    api, files, ex, term = (ContainerApi(emu), FileApi(emu), ExecApi(emu),
+                            TerminalApi(emu))
     emu.exec_api = ex
-    for method, path, fn in [
-        ("GET", "/_emu/stats", ctl.stats), ("POST", "/_emu/reset", ctl.reset),
-        ("POST", "/_emu/fault", ctl.fault), ("POST", "/_emu/fault/clear", ctl.fault_clear),
-        ("GET", "/_emu/sandbox/{key}", ctl.sandbox),
-        ("POST", "/_emu/sandbox/{key}/vanish", ctl.vanish),
-    ]:
+    for method, path, fn in Control(emu).routes():
         r.add_route(method, path, fn)
     routes = [
         ("GET", "/health", api.health, ()),
@@ -3029,33 +2786,17 @@ class TerminalApi:
 
 async def amain(args):
     emu = Emulator(args)
-    runner = web.AppRunner(build_app(emu), access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", args.port)
-    await site.start()
-    emu.port = runner.addresses[0][1]
-    sys.stdout.write("%d\n" % emu.port)
-    sys.stdout.flush()
-    log("rexec emulator (%s mode) on http://127.0.0.1:%d (root %s)"
-        % (emu.mode, emu.port, emu.root))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log("shutting down")
-    await emu.shutdown()
-    await runner.cleanup()
-    kill_keepers()
+
+    def started(port):
+        emu.port = port
+        return "rexec emulator (%s mode) on http://127.0.0.1:%d (root %s)" % (
+            emu.mode, port, emu.root)
+    await common.serve(build_app(emu), args.port, started, emu.shutdown)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--root", required=True, help="directory holding containers")
-    ap.add_argument("--token", required=True, help="the accepted API token")
-    ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--delay", type=float, default=0.2,
-                    help="seconds per lifecycle step (default 0.2)")
+    ap = common.argument_parser(__doc__, "directory holding containers",
+                                ("--token", "the accepted API token"))
     ap.add_argument("--mode", choices=("old", "new"), default="new",
                     help="old: no POST /api/containers/:id/exec (default new)")
     ap.add_argument("--tier", choices=sorted(TIERS), default="pro")
@@ -3065,18 +2806,7 @@ def main():
                     help="unknown routes: text 404 instead of JSON")
     ap.add_argument("--ws-ping", type=float, default=15.0)
     ap.add_argument("--ws-stats", type=float, default=1.0)
-    args = ap.parse_args()
-    # Commands get the signal dispositions a fresh container gives them: run
-    # under nohup or as a background job, this process ignores SIGHUP,
-    # SIGINT or SIGQUIT, and exec would hand that on to every command.
-    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT):
-        signal.signal(sig, signal.SIG_DFL)
-    if not shutil.which("bwrap") or not shutil.which("nsenter"):
-        log("warning: bwrap and nsenter are needed to run containers")
-    if os.geteuid() != 0:
-        log("warning: containers need root: unprivileged bwrap nests a user "
-            "namespace that nsenter cannot join")
-    asyncio.run(amain(args))
+    common.run(amain, ap.parse_args(), "containers")
 
 
 if __name__ == "__main__":

@@ -180,9 +180,12 @@ seconds; the benchmark's relay adds the network back):
 Needs root (as in CI): unprivileged bwrap nests a user namespace that nsenter
 cannot join.  Only Debian's python3-aiohttp is needed besides bwrap and
 util-linux (nsenter).
+
+The jail, the keepers, fault injection, the stats and control routes, the
+request log and the server skeleton are common.py's, which must stand next
+to this file (it is imported from the script's own directory).
 """
 
-import argparse
 import asyncio
 import base64
 import binascii
@@ -195,12 +198,14 @@ import re
 import shutil
 import signal
 import stat
-import sys
 import time
 import uuid
 from collections import Counter, OrderedDict, deque
 
 from aiohttp import WSMsgType, web
+
+import common
+from common import kill_group, log
 
 DEFAULT_CWD = "/root"
 DEFAULT_IMAGE = "vtrix/sandbox:latest"
@@ -213,7 +218,6 @@ KEPT_COMMANDS = 1000                    # finished command records per pod
 STREAM_CHUNK = 65536                    # read_stream default chunk size
 STREAM_CHUNK_MAX = 4 << 20
 WS_MAX_MESSAGE = 256 << 20
-MAX_SYMLINK_HOPS = 40
 LIST_DEFAULT_LIMIT = 20
 LIST_MAX_LIMIT = 100
 KNOWN_STATUSES = ("creating", "warming", "warm", "active", "stopped",
@@ -236,10 +240,6 @@ IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpe
 
 CPU_RE = re.compile(r"^[0-9]+(\.[0-9]+)?m?$")
 MEMORY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?([KMGTPE]i?|[kmgtpe])?$")
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
 
 
 def rfc3339(t):
@@ -283,11 +283,8 @@ def json_text(s):
 
 # ============================================================ path jail
 
-class Jail:
-    """Resolves sandbox paths to host paths without ever leaving the root."""
-
-    def __init__(self, root):
-        self.root = root
+class Jail(common.Jail):
+    cwd = DEFAULT_CWD
 
     @staticmethod
     def absolute(path):
@@ -296,45 +293,6 @@ class Jail:
             path = DEFAULT_CWD + "/" + path
         path = posixpath.normpath(path)
         return "/" + path.lstrip("/")
-
-    def host(self, path, follow=True):
-        """Host path for sandbox `path`.  Symlinks in every component but the
-        last are followed inside the sandbox; the last one only if `follow`.
-        Missing components are kept, so the caller's own open/stat reports
-        ENOENT or ENOTDIR."""
-        if "\0" in path:
-            raise OSError(errno.EINVAL, "invalid path")
-        if not path.startswith("/"):
-            path = DEFAULT_CWD + "/" + path
-        todo = [c for c in reversed(path.split("/")) if c not in ("", ".")]
-        done = []
-        hops = 0
-        while todo:
-            name = todo.pop()
-            if name == "..":
-                if done:
-                    done.pop()
-                continue
-            if not todo and not follow:
-                done.append(name)
-                break
-            candidate = os.path.join(self.root, *done, name)
-            try:
-                st = os.lstat(candidate)
-            except OSError:
-                done.append(name)
-                continue
-            if not stat.S_ISLNK(st.st_mode):
-                done.append(name)
-                continue
-            hops += 1
-            if hops > MAX_SYMLINK_HOPS:
-                raise OSError(errno.ELOOP, "too many levels of symbolic links")
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                done = []
-            todo.extend(c for c in reversed(target.split("/")) if c not in ("", "."))
-        return os.path.join(self.root, *done)
 
     def make_parents(self, host):
         """mkdir -p of the parent of host path `host` (already resolved)."""
@@ -351,83 +309,19 @@ class Jail:
 
 # ============================================================ runtime
 
-class HostLayout:
-    """How the host's system directories are made visible in sandboxes."""
-
-    def __init__(self):
-        self.links = {}   # name -> symlink target (merged-/usr hosts)
-        self.binds = []   # top-level directories bound read-only
-        for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
-            host = "/" + name
-            if os.path.islink(host):
-                self.links[name] = os.readlink(host)
-            elif os.path.isdir(host):
-                self.binds.append(name)
-
+class HostLayout(common.HostLayout):
     def populate(self, root):
         """The directory skeleton of a fresh sandbox at `root`."""
-        for d, mode in (("tmp", 0o1777), ("root", 0o700), ("home", 0o755),
-                        ("etc", 0o755), ("proc", 0o555), ("dev", 0o755),
-                        ("usr", 0o755), ("var/tmp", 0o1777)):
-            p = os.path.join(root, d)
-            os.makedirs(p, exist_ok=True)
-            os.chmod(p, mode)
-        for name, target in self.links.items():
-            os.symlink(target, os.path.join(root, name))
-            # An empty directory where the link points, so that the file API
-            # sees a directory too (commands see the host's).
-            os.makedirs(os.path.join(root, target), exist_ok=True)
-        for name in self.binds:
-            os.makedirs(os.path.join(root, name), exist_ok=True)
-        etc = os.path.join(root, "etc")
-        files = {
+        self.make_skeleton(root, (
+            ("tmp", 0o1777), ("root", 0o700), ("home", 0o755), ("etc", 0o755),
+            ("proc", 0o555), ("dev", 0o755), ("usr", 0o755), ("var/tmp", 0o1777),
+        ), {
             "passwd": "root:x:0:0:root:/root:/bin/sh\n"
                       "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
             "group": "root:x:0:\nnogroup:x:65534:\n",
             "nsswitch.conf": "passwd: files\ngroup: files\nhosts: files dns\n",
             "hosts": "127.0.0.1 localhost\n::1 localhost\n",
-        }
-        for name, text in files.items():
-            with open(os.path.join(etc, name), "w") as f:
-                f.write(text)
-        if os.path.isdir("/etc/alternatives"):
-            shutil.copytree("/etc/alternatives", os.path.join(etc, "alternatives"),
-                            symlinks=True)
-        for name in ("ld.so.cache", "resolv.conf"):
-            try:
-                shutil.copyfile("/etc/" + name, os.path.join(etc, name))
-            except OSError:
-                pass
-
-    def keeper_argv(self, root, hostname, info_fd):
-        argv = ["bwrap", "--bind", root, "/", "--ro-bind", "/usr", "/usr"]
-        for name in self.binds:
-            argv += ["--ro-bind", "/" + name, "/" + name]
-        argv += ["--proc", "/proc", "--dev", "/dev", "--unshare-pid",
-                 "--unshare-ipc", "--unshare-uts", "--hostname", hostname[:63],
-                 "--die-with-parent", "--info-fd", str(info_fd),
-                 "/bin/sh", "-c", "echo ready; exec sleep infinity"]
-        return argv
-
-
-# Every keeper started and not yet stopped, by process group: shutdown
-# kills what is left, whatever a cancelled start was doing at the time
-# (--die-with-parent does not cover a keeper whose parent exits before
-# bwrap arms it).
-KEEPERS = set()
-
-
-def kill_keepers():
-    for pgid in list(KEEPERS):
-        kill_group(pgid, signal.SIGKILL)
-    KEEPERS.clear()
-
-
-def kill_group(pgid, sig):
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
+        })
 
 
 def signal_group_members(pgid, sig, spare):
@@ -470,55 +364,21 @@ async def inner_pid(host_pid):
     return 0
 
 
-class Runtime:
+class Runtime(common.Keeper):
     """The namespaces of one running sandbox (its "pod")."""
 
+    stop_on_cancel = True
+
     def __init__(self, sandbox, layout):
+        super().__init__(layout)
         self.sb = sandbox
-        self.layout = layout
-        self.keeper = None
-        self.init_pid = None        # host pid of the pid namespace's init
 
     @property
     def running(self):
         return self.init_pid is not None
 
     async def start(self):
-        r, w = os.pipe()
-        try:
-            self.keeper = await asyncio.create_subprocess_exec(
-                *self.layout.keeper_argv(self.sb.dir, self.sb.id, w),
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                pass_fds=(w,), start_new_session=True)
-            KEEPERS.add(self.keeper.pid)
-        finally:
-            os.close(w)
-        try:
-            line = await asyncio.wait_for(self.keeper.stdout.readline(), 20)
-            if line.strip() != b"ready":
-                raise RuntimeError("bwrap did not start (see stderr)")
-            info = await asyncio.get_running_loop().run_in_executor(
-                None, self._read_info, r)
-            self.init_pid = int(info["child-pid"])
-        except BaseException:
-            await self.stop()
-            raise
-        finally:
-            os.close(r)
-
-    @staticmethod
-    def _read_info(fd):
-        data = b""
-        while True:
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                break
-            data += chunk
-            try:
-                return json.loads(data)
-            except ValueError:
-                continue
-        return json.loads(data)
+        await self.start_keeper(self.sb.dir, self.sb.id[:63])
 
     async def spawn(self, command, cwd, env, stdin):
         """Run `command` with sh -c in the sandbox, in directory `cwd`.  The
@@ -526,29 +386,12 @@ class Runtime:
         namespace) leads its own session and process group."""
         if not self.running:
             raise RuntimeError("sandbox is not running")
-        argv = ["nsenter", "-t", str(self.init_pid), "-m", "-u", "-i", "-p", "-r",
-                "--", "/bin/sh", "-c", 'cd -- "$0" || exit 1; exec /bin/sh -c "$1"',
-                cwd, command]
+        argv = self.nsenter_argv() + [
+            "--", "/bin/sh", "-c", 'cd -- "$0" || exit 1; exec /bin/sh -c "$1"',
+            cwd, command]
         return await asyncio.create_subprocess_exec(
             *argv, stdin=stdin, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True)
-
-    async def stop(self):
-        """Kill everything: the pid namespace dies with its init."""
-        if self.init_pid:
-            try:
-                os.kill(self.init_pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if self.keeper is not None:
-            kill_group(self.keeper.pid, signal.SIGKILL)
-            KEEPERS.discard(self.keeper.pid)
-            try:
-                await asyncio.wait_for(self.keeper.wait(), 5)
-            except asyncio.TimeoutError:
-                pass
-        self.keeper = None
-        self.init_pid = None
 
 
 # ============================================================ commands
@@ -809,19 +652,15 @@ def os_rpc_error(e, path):
 
 # ============================================================ emulator
 
-class Emulator:
+class Emulator(common.Service):
     def __init__(self, args):
-        self.root = os.path.abspath(args.root)
-        os.makedirs(self.root, exist_ok=True)
+        super().__init__(args.root)
         self.token = args.token
         self.project = args.project
         self.delay = args.delay
         self.layout = HostLayout()
         self.sandboxes = OrderedDict()
         self.seq = 0
-        self.stats = Counter()
-        self.total = 0
-        self.faults = []
         self.rolling = None
         self.reaper = None
 
@@ -832,25 +671,6 @@ class Emulator:
         for sb in self.sandboxes.values():
             if sb.labels.get("name") == key:
                 return sb
-        return None
-
-    def count(self, key):
-        self.stats[key] += 1
-        self.total += 1
-
-    # ---------------------------------------------------------- faults
-
-    def take_fault(self, kinds, path=None, method=None):
-        for f in self.faults:
-            if f["count"] <= 0 or f["kind"] not in kinds:
-                continue
-            if path is not None and not path.startswith(f.get("prefix") or ""):
-                continue
-            want = f.get("method")
-            if want and (method or "").upper() != str(want).upper():
-                continue
-            f["count"] -= 1
-            return f
         return None
 
     # ---------------------------------------------------------- checks
@@ -1808,38 +1628,14 @@ async def ws_connect(emu, request):
 
 # ============================================================ control routes
 
-class Control:
-    def __init__(self, emu):
-        self.emu = emu
+class Control(common.Control):
+    fault_kinds = ("status", "slow", "drop", "error_code", "ws_drop", "ws_slow",
+                   "ws_error")
 
-    @staticmethod
-    def json(data, status=200):
-        return web.json_response(data, status=status)
-
-    async def stats(self, request):
-        return self.json({"total": self.emu.total, "routes": dict(self.emu.stats)})
-
-    async def reset(self, request):
-        self.emu.stats.clear()
-        self.emu.total = 0
-        return self.json({"ok": True})
-
-    async def fault(self, request):
-        try:
-            f = json.loads(await request.text())
-            assert isinstance(f, dict)
-            f.setdefault("kind", "status")
-            assert f["kind"] in ("status", "slow", "drop", "error_code",
-                                 "ws_drop", "ws_slow", "ws_error")
-            f["count"] = int(f.get("count", 1))
-        except Exception:  # noqa: BLE001 - any bad fault is a 400
-            return self.json({"error": "bad fault"}, 400)
-        self.emu.faults.append(f)
-        return self.json({"ok": True, "faults": len(self.emu.faults)})
-
-    async def fault_clear(self, request):
-        self.emu.faults.clear()
-        return self.json({"ok": True})
+    def routes(self):
+        return super().routes() + [
+            ("GET", "/_emu/sandbox/{name}", self.sandbox),
+            ("POST", "/_emu/sandbox/{name}/expire", self.expire)]
 
     async def sandbox(self, request):
         sb = self.emu.find(request.match_info["name"])
@@ -1862,33 +1658,10 @@ class Control:
 
 # ============================================================ app
 
-def make_middleware(emu):
-    @web.middleware
-    async def middleware(request, handler):
-        if request.path.startswith("/_emu/"):
-            return await handler(request)
-        t0 = time.monotonic()
-        request["request_id"] = uuid.uuid4().hex
-        status = 500
-        try:
-            resp = await serve(emu, request, handler)
-            status = resp.status
-            return resp
-        except web.HTTPException as e:
-            status = e.status
-            raise
-        finally:
-            log("%s %s %s %.1fms" % (request.method, request.path, status,
-                                     (time.monotonic() - t0) * 1000))
-    return middleware
-
-
 async def serve(emu, request, handler):
+    request["request_id"] = uuid.uuid4().hex
     unmatched = request.match_info.http_exception is not None
-    if unmatched:
-        key = "%s (unmatched)" % request.method
-    else:
-        key = "%s %s" % (request.method, request.match_info.route.resource.canonical)
+    key = common.route_key(request)
     emu.count(key)
 
     fault = emu.take_fault(("status", "slow", "drop", "error_code"),
@@ -1923,16 +1696,12 @@ async def serve(emu, request, handler):
 
 
 def build_app(emu):
-    app = web.Application(middlewares=[make_middleware(emu)], client_max_size=64 << 20)
-    rest, ctl = Rest(emu), Control(emu)
+    middleware = common.request_logger(lambda request, handler:
+                                       serve(emu, request, handler))
+    app = web.Application(middlewares=[middleware], client_max_size=64 << 20)
+    rest = Rest(emu)
     r = app.router
-    for method, path, fn in [
-        ("GET", "/_emu/stats", ctl.stats), ("POST", "/_emu/reset", ctl.reset),
-        ("POST", "/_emu/fault", ctl.fault),
-        ("POST", "/_emu/fault/clear", ctl.fault_clear),
-        ("GET", "/_emu/sandbox/{name}", ctl.sandbox),
-        ("POST", "/_emu/sandbox/{name}/expire", ctl.expire),
-    ]:
+    for method, path, fn in Control(emu).routes():
         r.add_route(method, path, fn)
 
     r.add_route("POST", "/api/v1/sandboxes", rest_handler(rest.create_or_list))
@@ -1965,47 +1734,19 @@ def build_app(emu):
 
 async def amain(args):
     emu = Emulator(args)
-    runner = web.AppRunner(build_app(emu), access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", args.port)
-    await site.start()
-    port = runner.addresses[0][1]
-    emu.reaper = asyncio.create_task(emu.reap())
-    sys.stdout.write("%d\n" % port)
-    sys.stdout.flush()
-    log("vtrix emulator on http://127.0.0.1:%d (root %s)" % (port, emu.root))
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log("shutting down")
-    await emu.shutdown()
-    await runner.cleanup()
-    kill_keepers()
+    def started(port):
+        emu.reaper = asyncio.create_task(emu.reap())
+        return "vtrix emulator on http://127.0.0.1:%d (root %s)" % (port, emu.root)
+    await common.serve(build_app(emu), args.port, started, emu.shutdown)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--root", required=True, help="directory holding sandboxes")
-    ap.add_argument("--token", required=True, help="the bearer token to accept")
-    ap.add_argument("--project", required=True, help="the X-Project-ID to accept")
-    ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--delay", type=float, default=0.2,
-                    help="seconds per lifecycle step (default 0.2)")
-    args = ap.parse_args()
-    # Commands get the signal dispositions a fresh sandbox gives them: run
-    # under nohup or as a background job, this process ignores SIGHUP,
-    # SIGINT or SIGQUIT, and exec would hand that on to every command.
-    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT):
-        signal.signal(sig, signal.SIG_DFL)
-    if not shutil.which("bwrap") or not shutil.which("nsenter"):
-        log("warning: bwrap and nsenter are needed to run commands")
-    if os.geteuid() != 0:
-        log("warning: commands need root: unprivileged bwrap nests a user "
-            "namespace that nsenter cannot join")
-    asyncio.run(amain(args))
+    ap = common.argument_parser(
+        __doc__, "directory holding sandboxes",
+        ("--token", "the bearer token to accept"),
+        ("--project", "the X-Project-ID to accept"))
+    common.run(amain, ap.parse_args())
 
 
 if __name__ == "__main__":
