@@ -108,6 +108,37 @@ def make_mount(tmp_path_factory, provider):
     f.close()
 
 
+# ---------------------------------------------------------------- a provider's own mount
+
+def own_mount(tmp_path_factory, provider, opts, hint=None):
+    """Body of a module fixture: a mount of `provider` (NAME@VARIANT too)
+    with its own state and emulator, whatever SBXFS_PROVIDERS says.
+    Teardown checks that the daemon exits cleanly."""
+    require_sandboxes(helpers.provider_base(provider))
+    base = tmp_path_factory.mktemp(hint or provider.replace("@", "-"))
+    m = Mount(base / "mnt", base / "state", base / "sbxfs.log", provider,
+              opts)
+    ALL_MOUNTS.append(m)
+    m.start()
+    yield m
+    rc = m.stop()
+    assert rc == 0, m.log_tail()
+
+
+def fault_free(emulator):
+    """Body of a fixture: the emulator, with no fault left before or after."""
+    emulator.clear_faults()
+    yield emulator
+    emulator.clear_faults()
+
+
+def unstarted_box(request, mount):
+    """Body of a fixture: a sandbox made for the test, never started."""
+    b = helpers.new_box(mount, request.node.name, start=False)
+    yield b
+    helpers.remove_box(b)
+
+
 @pytest.fixture
 def box(request, mount, provider):
     """A started sandbox, deleted afterwards.  Its value is its path."""

@@ -612,6 +612,12 @@ def start_emulator(provider, state_dir, *flags):
     return emu
 
 
+def backing(emu, box, *parts):
+    """Path of a file in the emulator's directory for the sandbox."""
+    d = emu.control("GET", "/_emu/sandbox/" + box.name)["dir"]
+    return os.path.join(d, *[p.lstrip("/") for p in parts])
+
+
 def stop_emulators():
     for emu in list(EMULATORS):
         emu.stop()

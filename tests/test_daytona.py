@@ -26,36 +26,20 @@ from helpers import (Box, Emulator, errno_of, read_bytes, read_text,
 @pytest.fixture(scope="module")
 def dmount(tmp_path_factory):
     """A daytona mount of its own, whatever SBXFS_PROVIDERS says."""
-    require_sandboxes("daytona")
-    base = tmp_path_factory.mktemp("daytona")
-    m = helpers.Mount(base / "mnt", base / "state", base / "sbxfs.log",
-                      "daytona", ["timeout=5"])
-    conftest.ALL_MOUNTS.append(m)
-    m.start()
-    yield m
-    rc = m.stop()
-    assert rc == 0, m.log_tail()
+    yield from conftest.own_mount(tmp_path_factory, "daytona", ["timeout=5"])
 
 
 @pytest.fixture
 def emu(dmount):
-    e = dmount.emulator
-    e.clear_faults()
-    yield e
-    e.clear_faults()
+    yield from conftest.fault_free(dmount.emulator)
 
 
 @pytest.fixture
 def dbox(request, dmount):
-    b = helpers.new_box(dmount, request.node.name, start=False)
-    yield b
-    helpers.remove_box(b)
+    yield from conftest.unstarted_box(request, dmount)
 
 
-def backing(emu, box, *parts):
-    """Path of a file in the emulator's directory for the sandbox."""
-    d = emu.control("GET", "/_emu/sandbox/" + box.name)["dir"]
-    return os.path.join(d, *[p.lstrip("/") for p in parts])
+backing = helpers.backing
 
 
 def put(path, data):

@@ -20,30 +20,17 @@ from helpers import errno_of
 @pytest.fixture(scope="module")
 def emount(tmp_path_factory):
     """A daytona mount that lists sandboxes again at every lookup."""
-    helpers.require_sandboxes("daytona")
-    base = tmp_path_factory.mktemp("errors")
-    m = helpers.Mount(base / "mnt", base / "state", base / "sbxfs.log",
-                      "daytona", ["timeout=5", "attr_timeout=0"])
-    conftest.ALL_MOUNTS.append(m)
-    m.start()
-    yield m
-    rc = m.stop()
-    assert rc == 0, m.log_tail()
+    yield from conftest.own_mount(tmp_path_factory, "daytona", ["timeout=5", "attr_timeout=0"], 'errors')
 
 
 @pytest.fixture
 def emu(emount):
-    e = emount.emulator
-    e.clear_faults()
-    yield e
-    e.clear_faults()
+    yield from conftest.fault_free(emount.emulator)
 
 
 @pytest.fixture
 def ebox(request, emount):
-    b = helpers.new_box(emount, request.node.name, start=False)
-    yield b
-    helpers.remove_box(b)
+    yield from conftest.unstarted_box(request, emount)
 
 
 def test_failed_listing_is_eio_not_enoent(ebox, emu):

@@ -27,40 +27,24 @@ from helpers import (Box, Emulator, errno_of, read_bytes, read_text,
 @pytest.fixture(scope="module", params=["rexec", "rexec@old"])
 def rmount(request, tmp_path_factory):
     """A rexec mount of its own per server variant."""
-    require_sandboxes("rexec")
-    base = tmp_path_factory.mktemp(request.param.replace("@", "-"))
-    m = helpers.Mount(base / "mnt", base / "state", base / "sbxfs.log",
-                      request.param, ["timeout=5"])
-    conftest.ALL_MOUNTS.append(m)
-    m.start()
-    yield m
-    rc = m.stop()
-    assert rc == 0, m.log_tail()
+    yield from conftest.own_mount(tmp_path_factory, request.param, ["timeout=5"])
 
 
 @pytest.fixture
 def emu(rmount):
-    e = rmount.emulator
-    e.clear_faults()
-    yield e
-    e.clear_faults()
+    yield from conftest.fault_free(rmount.emulator)
 
 
 @pytest.fixture
 def rbox(request, rmount):
-    b = helpers.new_box(rmount, request.node.name, start=False)
-    yield b
-    helpers.remove_box(b)
+    yield from conftest.unstarted_box(request, rmount)
 
 
 def old(mount):
     return helpers.provider_variant(mount.provider) == "old"
 
 
-def backing(emu, box, *parts):
-    """Path of a file in the emulator's directory for the container."""
-    d = emu.control("GET", "/_emu/sandbox/" + box.name)["dir"]
-    return os.path.join(d, *[p.lstrip("/") for p in parts])
+backing = helpers.backing
 
 
 def put(path, data):

@@ -30,36 +30,20 @@ CONNECT = "GET /api/v1/sandbox/{id}/connect"
 @pytest.fixture(scope="module")
 def vmount(tmp_path_factory):
     """A vtrix mount of its own, whatever SBXFS_PROVIDERS says."""
-    require_sandboxes("vtrix")
-    base = tmp_path_factory.mktemp("vtrix")
-    m = helpers.Mount(base / "mnt", base / "state", base / "sbxfs.log",
-                      "vtrix", ["timeout=5"])
-    conftest.ALL_MOUNTS.append(m)
-    m.start()
-    yield m
-    rc = m.stop()
-    assert rc == 0, m.log_tail()
+    yield from conftest.own_mount(tmp_path_factory, "vtrix", ["timeout=5"])
 
 
 @pytest.fixture
 def emu(vmount):
-    e = vmount.emulator
-    e.clear_faults()
-    yield e
-    e.clear_faults()
+    yield from conftest.fault_free(vmount.emulator)
 
 
 @pytest.fixture
 def vbox(request, vmount):
-    b = helpers.new_box(vmount, request.node.name, start=False)
-    yield b
-    helpers.remove_box(b)
+    yield from conftest.unstarted_box(request, vmount)
 
 
-def backing(emu, box, *parts):
-    """Path of a file in the emulator's directory for the sandbox."""
-    d = emu.control("GET", "/_emu/sandbox/" + box.name)["dir"]
-    return os.path.join(d, *[p.lstrip("/") for p in parts])
+backing = helpers.backing
 
 
 def put(path, data):
