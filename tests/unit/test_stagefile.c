@@ -205,6 +205,30 @@ static void test_lazy(struct stagefile *sf, struct server *sv)
 	CHECK(sv->fetches == 6);
 }
 
+/* A truncate by path goes into an open copy only if a writer will upload
+ * it (a reader's copy is never uploaded); the last writer to release
+ * uploads it, readers or not.  A file that a read-only open created is
+ * uploaded like written data. */
+static void test_truncate_open(struct stagefile *sf, struct stage *s, struct server *sv)
+{
+	uint64_t r = opened(sf, O_RDONLY, 0), w, fh;
+	int uploads = sv->uploads;
+	struct stat st;
+
+	CHECK(stage_truncate(s, "box", "/f", 1) == -ENOENT);
+	w = opened(sf, O_RDWR, 0);
+	CHECK(stage_truncate(s, "box", "/f", 1) == 0 && sv->uploads == uploads);
+	CHECK(stagefile_release(NULL, w) == 0 && sv->uploads == uploads + 1);
+	CHECK(strlen(sv->data) == 1);
+	stagefile_release(NULL, r);
+	sv->exists = 0;
+	CHECK(stagefile_open(sf, &fh, &st, "box", "/g", O_CREAT | O_RDONLY, 0640, NULL) ==
+	      0);
+	CHECK(stagefile_flush(NULL, fh) == 0 && sv->uploads == uploads + 2);
+	CHECK(sv->exists && sv->data[0] == '\0');
+	stagefile_release(NULL, fh);
+}
+
 void test_stagefile(void)
 {
 	char dir[] = "/tmp/sbxfs-unit-stagefile-XXXXXX", why[256];
@@ -226,6 +250,7 @@ void test_stagefile(void)
 		test_not_regular(&sf, &sv);
 		test_lazy(&sf, &sv);
 		test_known(&sf, &sv);
+		test_truncate_open(&sf, s, &sv);
 		stage_free(s);
 	}
 	CHECK(sbx_remove_tree(dir, 10000, why, sizeof(why)) == 0);
