@@ -1,18 +1,18 @@
 """The Daytona provider against the Daytona emulator.
 
 What only Daytona has: configuration from the SDKs' environment variables,
-the state machine behind ctl, Daytona's keys on `new`, the three error
-shapes mapped to errno, faults injected by the emulator, and the number of
-requests each file operation costs.  The tree contract itself is checked by
-the other modules run with SBXFS_PROVIDERS=daytona.
+the state machine behind ctl, Daytona's keys on `new`, TLS, older servers
+and the list cursor, commands and their log stream, and what a short
+attribute timeout costs.  What every remote provider must do (a silent
+server, Ctrl-C, dropped uploads, the key's secrecy, errors mapped to
+errno, requests per operation) is in test_remote.py; the tree contract is
+checked by the other modules run with SBXFS_PROVIDERS=daytona.
 """
 
 import errno
 import os
 import shutil
-import signal
 import subprocess
-import threading
 import time
 
 import pytest
@@ -363,172 +363,7 @@ def test_exec_on_stopped_sandbox_is_eagain(dbox):
     dbox.start()
 
 
-# ------------------------------------------------------------ errors
-
-def test_error_shapes_map_to_errno(dbox, emu):
-    put(dbox.r("tmp", "e"), "x")
-    d = dbox.r("tmp")
-    # Format 2 with a body (daemon c.Error): 500 -> EIO, message in err.
-    emu.fault(kind="status", status=500, prefix="/toolbox", method="POST",
-              count=1)
-    assert errno_of(os.mkdir, os.path.join(d, "m1")) == errno.EIO
-    assert "500" in dbox.err()
-    # An empty body (daemon AbortWithError): the status decides.
-    emu.fault(kind="empty", status=403, prefix="/toolbox", method="POST",
-              count=1)
-    assert errno_of(os.mkdir, os.path.join(d, "m2")) == errno.EACCES
-    # Format 1 from the main API: 404 on an unknown sandbox.
-    assert errno_of(os.stat, dbox.mount.p("no-such-box")) == errno.ENOENT
-    # 409 on move onto an existing name with RENAME_NOREPLACE semantics
-    # is covered by rename over: both names stay consistent.
-    put(dbox.r("tmp", "e2"), "y")
-    os.rename(dbox.r("tmp", "e2"), dbox.r("tmp", "e"))
-    assert read_bytes(dbox.r("tmp", "e")) == b"y"
-
-
-def test_retries_on_429_and_5xx(dbox, emu):
-    put(dbox.r("tmp", "r"), "retry me")
-    emu.fault(kind="ratelimit", prefix="/toolbox", method="GET", count=2)
-    assert errno_of(os.stat, dbox.r("tmp", "nope-429")) == errno.ENOENT
-    emu.fault(kind="status", status=503, prefix="/toolbox", method="GET",
-              count=2)
-    assert read_bytes(dbox.r("tmp", "r")) == b"retry me"
-
-
-def test_slow_server_is_bounded(dbox, emu):
-    # -o timeout=5: a request that hangs longer fails with ETIMEDOUT, and
-    # the daemon stays up.  The timeout is the stat's one bound, retries
-    # included: the request that used it up is not tried again, nor is
-    # any other asked for.
-    os.stat(dbox.r("tmp"))
-    emu.reset_stats()
-    emu.fault(kind="slow", delay=30, prefix="/toolbox", method="GET",
-              count=100)
-    t0 = time.monotonic()
-    e = errno_of(os.stat, dbox.r("tmp", "slow-one"))
-    took = time.monotonic() - t0
-    s = emu.stats()
-    emu.clear_faults()
-    assert e == errno.ETIMEDOUT
-    assert took < 120
-    assert s["total"] == 1, s
-    dbox.mount.still_works()
-
-
-def test_ctrl_c_ends_a_wait_on_the_server(dbox, emu):
-    # cat of a file while the server hangs: Ctrl-C (SIGINT) ends cat at
-    # once.  The kernel waits for the daemon's answer to a request it has
-    # sent, so the daemon must give up on the server when told (INTERRUPT),
-    # well before the request's own timeout (-o timeout=5) and retries.
-    put(backing(emu, dbox, "tmp", "slow.txt"), "x" * 1000)
-    emu.fault(kind="slow", delay=60, prefix="/toolbox", method="GET",
-              count=100)
-    p = subprocess.Popen(["cat", dbox.r("tmp", "slow.txt")],
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(1.5)
-        assert p.poll() is None, "cat did not wait for the server"
-        p.send_signal(signal.SIGINT)
-        p.wait(timeout=4)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        p.stdout.close()
-        emu.clear_faults()
-    assert p.returncode == -signal.SIGINT
-    assert "slow.txt" not in read_text(dbox.p("err"))
-    assert read_bytes(dbox.r("tmp", "slow.txt")) == b"x" * 1000
-    dbox.mount.still_works()
-
-
-def test_ctrl_c_ends_a_ctl_verb_waiting_on_the_server(dbox, emu):
-    # `echo stop > ctl` while the API hangs: Ctrl-C ends the shell.
-    emu.fault(kind="slow", delay=60, prefix="/api/sandbox", method="POST",
-              count=100)
-    p = subprocess.Popen(["sh", "-c", 'echo stop > "$1"', "sh", dbox.p("ctl")],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(1.5)
-        assert p.poll() is None, "the write did not wait for the server"
-        p.send_signal(signal.SIGINT)
-        p.wait(timeout=4)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        emu.clear_faults()
-    assert p.returncode == -signal.SIGINT
-    dbox.mount.still_works()
-
-
-def test_dropped_connections_lose_no_acknowledged_write(dbox, emu):
-    # Uploads fail now and then; every close that returned 0 must have
-    # put its bytes on the server, and every other close reported an error.
-    acked = {}
-    for i in range(12):
-        if i % 3 == 0:
-            emu.fault(kind="drop", prefix="/toolbox", method="POST", count=1)
-        elif i % 3 == 1:
-            emu.fault(kind="empty", status=502, prefix="/toolbox",
-                      method="POST", count=4)
-        data = os.urandom(2000 + i)
-        p = dbox.r("tmp", "w%d" % i)
-        if write_once(p, data, os.O_WRONLY | os.O_CREAT | os.O_TRUNC) == 0:
-            acked[p] = data
-        emu.clear_faults()
-    assert acked, "every write failed: the retries do not work"
-    for p, data in acked.items():
-        rel = p[len(dbox.root):]
-        with open(backing(emu, dbox, rel), "rb") as f:
-            assert f.read() == data, p
-    dbox.mount.still_works()
-
-
-def test_key_never_reaches_log_status_or_err(dmount, dbox, emu):
-    emu.fault(kind="status", status=401, prefix="/toolbox", count=1)
-    errno_of(os.listdir, dbox.r("tmp"))
-    texts = [open(dmount.log_path, "rb").read(),
-             read_bytes(dbox.p("status")), read_bytes(dbox.p("err")),
-             read_bytes(dmount.ctl)]
-    for t in texts:
-        assert Emulator.API_KEY.encode() not in t
-
-
-# ------------------------------------------------------------ requests
-
-def test_requests_per_operation(dbox, emu):
-    # Files made on the server side: nothing about them is cached here.
-    d = dbox.r("tmp", "counted")
-    server = backing(emu, dbox, "tmp", "counted")
-    os.mkdir(server)
-    for i in range(20):
-        put(os.path.join(server, "f%d" % i), "x" * i)
-    emu.reset_stats()
-    run(["ls", "-l", d])
-    s = emu.stats()
-    # One listing with every entry's attributes; besides it, only the
-    # lookups of the path itself (root/, tmp, counted) and of the sandbox.
-    assert count(s, "GET /files") == 1, s
-    assert count(s, "GET /files/info") <= 3, s
-    assert s["total"] <= 5, s
-    emu.reset_stats()
-    run(["ls", "-l", d])
-    assert emu.stats()["total"] == 0, emu.stats()
-    emu.reset_stats()
-    assert read_bytes(os.path.join(d, "f7")) == b"x" * 7
-    s = emu.stats()
-    assert count(s, "GET /files/download") == 1, s
-    # Again: the staged copy is still the server's file, no download.
-    emu.reset_stats()
-    assert read_bytes(os.path.join(d, "f7")) == b"x" * 7
-    assert count(emu.stats(), "GET /files/download") == 0, emu.stats()
-    emu.reset_stats()
-    with open(os.path.join(d, "new"), "wb") as f:
-        for _ in range(100):
-            f.write(b"y" * 1000)
-    s = emu.stats()
-    assert count(s, "POST /files/upload") == 1, s
+# ------------------------------------------------------------ attribute timeout
 
 
 @pytest.fixture(scope="module")

@@ -3,16 +3,15 @@
 What only Vtrix has: configuration from VTRIX_* variables, the envelope and
 its codes, the state machine behind ctl (extend included), commands as
 detached execs followed with exec_logs, the one JSON-RPC socket per sandbox
-with many calls in flight, faults injected by the emulator (a socket dropped
-in the middle of a read or a write, a server that stops answering, error
-codes), and the number of calls each file operation costs.  The tree
-contract itself is checked by the other modules run with
-SBXFS_PROVIDERS=vtrix.
+with many calls in flight, and a socket dropped in the middle of a read or
+of exec_logs.  What every remote provider must do (a server that stops
+answering, Ctrl-C, dropped writes, the token's secrecy, error codes mapped
+to errno, calls per operation) is in test_remote.py; the tree contract is
+checked by the other modules run with SBXFS_PROVIDERS=vtrix.
 """
 
 import errno
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -22,7 +21,7 @@ import pytest
 import conftest
 import helpers
 from helpers import (Box, Emulator, errno_of, read_bytes, read_text,
-                     require_sandboxes, run, wait_for, write_ok, write_once)
+                     wait_for, write_ok, write_once)
 
 CONNECT = "GET /api/v1/sandbox/{id}/connect"
 
@@ -520,183 +519,3 @@ def test_socket_dropped_in_the_middle_of_a_read(vbox, emu):
     # The next read opens a new socket and gets every byte.
     assert read_bytes(vbox.r("tmp", "big")) == data
     vbox.mount.still_works()
-
-
-def test_socket_dropped_in_the_middle_of_a_write(vbox, emu):
-    # A close whose write_binary was cut off reports an error; a close
-    # that returned 0 has its bytes on the server.
-    acked = {}
-    for i in range(6):
-        if i % 2 == 0:
-            emu.fault(kind="ws_drop", method="write_binary", count=1)
-        data = os.urandom(100000 + i)
-        p = vbox.r("tmp", "w%d" % i)
-        if write_once(p, data, os.O_WRONLY | os.O_CREAT | os.O_TRUNC) == 0:
-            acked[p] = data
-        else:
-            assert i % 2 == 0
-        emu.clear_faults()
-    assert len(acked) >= 3
-    for p, data in acked.items():
-        with open(backing(emu, vbox, p[len(vbox.root):]), "rb") as f:
-            assert f.read() == data, p
-    vbox.mount.still_works()
-
-
-def test_server_that_stops_answering_is_bounded(vbox, emu):
-    # -o timeout=5: an answer that takes 30 s fails with ETIMEDOUT, and
-    # the daemon stays up.
-    put(vbox.r("tmp", "slow"), "x")
-    emu.fault(kind="ws_slow", delay=30, count=100)
-    t0 = time.monotonic()
-    e = errno_of(os.listdir, vbox.r("tmp", "gone-quiet"))
-    took = time.monotonic() - t0
-    emu.clear_faults()
-    assert e == errno.ETIMEDOUT, errno.errorcode.get(e, e)
-    assert took < 30
-    assert "no answer" in vbox.err()
-    vbox.mount.still_works()
-    assert read_bytes(vbox.r("tmp", "slow")) == b"x"
-
-
-def test_ctrl_c_ends_a_wait_for_an_answer(vbox, emu):
-    # cat of a file while the socket's answers hang: Ctrl-C (SIGINT) ends
-    # cat at once, well before -o timeout=5.
-    put(backing(emu, vbox, "tmp", "slow.txt"), "x" * 1000)
-    emu.fault(kind="ws_slow", delay=60, method="exec", count=100)
-    p = subprocess.Popen(["cat", vbox.r("tmp", "slow.txt")],
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(1.5)
-        assert p.poll() is None, "cat did not wait for the server"
-        p.send_signal(signal.SIGINT)
-        p.wait(timeout=3)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        p.stdout.close()
-        emu.clear_faults()
-    assert p.returncode == -signal.SIGINT
-    assert read_bytes(vbox.r("tmp", "slow.txt")) == b"x" * 1000
-    vbox.mount.still_works()
-
-
-def test_ctrl_c_ends_a_ctl_verb_waiting_on_the_server(vbox, emu):
-    emu.fault(kind="slow", delay=60, prefix="/api/v1/sandbox/", method="POST",
-              count=100)
-    p = subprocess.Popen(["sh", "-c", 'echo stop > "$1"', "sh", vbox.p("ctl")],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(1.5)
-        assert p.poll() is None, "the write did not wait for the server"
-        p.send_signal(signal.SIGINT)
-        p.wait(timeout=4)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        emu.clear_faults()
-    assert p.returncode == -signal.SIGINT
-    vbox.mount.still_works()
-
-
-def test_rest_that_stops_answering_is_bounded(vbox, emu):
-    emu.fault(kind="slow", delay=30, prefix="/api/v1/sandbox/", method="GET",
-              count=100)
-    t0 = time.monotonic()
-    e = errno_of(read_text, vbox.p("status"))
-    took = time.monotonic() - t0
-    emu.clear_faults()
-    assert e == errno.ETIMEDOUT, errno.errorcode.get(e, e)
-    assert took < 120
-    vbox.mount.still_works()
-
-
-def test_error_codes_map_to_errno(vbox, emu):
-    d = vbox.r("tmp")
-    put(os.path.join(d, "e"), "x")
-    # JSON-RPC -32001 is "file not found".
-    emu.fault(kind="ws_error", method="read_stream", code=-32001, count=1)
-    assert errno_of(read_bytes, os.path.join(d, "e")) == errno.ENOENT
-    # -32602, invalid params: EINVAL; -32000, a failure: EIO with the text.
-    emu.fault(kind="ws_error", method="exec", code=-32602, count=1)
-    assert errno_of(os.mkdir, os.path.join(d, "m1")) == errno.EINVAL
-    emu.fault(kind="ws_error", method="exec", code=-32000, count=1)
-    assert errno_of(os.mkdir, os.path.join(d, "m2")) == errno.EIO
-    assert "-32000" in vbox.err()
-    # Envelope codes: 50000 with HTTP 500 (retried, then EIO); a business
-    # error with HTTP 200 is not retried.
-    # (A 40400 makes the name be looked up again, then asked once more.)
-    emu.fault(kind="error_code", code=40400, prefix="/api/v1/sandbox/",
-              method="GET", count=2)
-    assert errno_of(read_text, vbox.p("status")) == errno.ENOENT
-    emu.fault(kind="status", status=500, code=50000,
-              prefix="/api/v1/sandbox/", method="GET", count=10)
-    assert errno_of(read_text, vbox.p("status")) == errno.EIO
-    emu.clear_faults()
-    # A proxy's answer that is not an envelope: the HTTP status decides.
-    emu.fault(kind="status", status=403, raw=True,
-              prefix="/api/v1/sandbox/", method="GET", count=1)
-    assert errno_of(read_text, vbox.p("status")) == errno.EACCES
-    emu.clear_faults()
-    assert read_bytes(os.path.join(d, "e")) == b"x"
-    vbox.mount.still_works()
-
-
-def test_token_never_reaches_log_status_or_err(vmount, vbox, emu):
-    emu.fault(kind="status", status=401, code=40100, prefix="/api", count=1)
-    errno_of(read_text, vbox.p("status"))
-    emu.fault(kind="ws_error", code=-32000, count=1)
-    errno_of(os.listdir, vbox.r("tmp", "x"))
-    texts = [open(vmount.log_path, "rb").read(),
-             read_bytes(vbox.p("status")), read_bytes(vbox.p("err")),
-             read_bytes(vmount.ctl)]
-    for t in texts:
-        assert Emulator.TOKEN.encode() not in t
-
-
-# ------------------------------------------------------------ calls
-
-def test_calls_per_operation(vbox, emu):
-    # Files made on the server side: nothing about them is cached here.
-    d = vbox.r("tmp", "counted")
-    server = backing(emu, vbox, "tmp", "counted")
-    os.mkdir(server)
-    for i in range(20):
-        put(os.path.join(server, "f%d" % i), "x" * i)
-    emu.reset_stats()
-    out = run(["ls", "-l", d]).stdout
-    assert out.count(b"-rw-r--r--") == 20, out
-    s = emu.stats()
-    # One listing (one exec) with every entry's attributes, whatever the
-    # number of entries; besides it, only the lookups of the path itself
-    # (root/, tmp, counted).
-    assert count(s, "WS list_files", "WS stat", "WS read") == 0, s
-    assert count(s, "WS exec") <= 4, s
-    emu.reset_stats()
-    run(["ls", "-l", d])
-    assert emu.stats()["total"] == 0, emu.stats()
-    emu.reset_stats()
-    assert read_bytes(os.path.join(d, "f7")) == b"x" * 7
-    s = emu.stats()
-    assert count(s, "WS read_stream") == 1, s
-    assert count(s, "WS read") == 0, s
-    # Again: the staged copy is still the server's file, no transfer.
-    emu.reset_stats()
-    assert read_bytes(os.path.join(d, "f7")) == b"x" * 7
-    assert count(emu.stats(), "WS read_stream") == 0, emu.stats()
-    emu.reset_stats()
-    with open(os.path.join(d, "new"), "wb") as f:
-        for _ in range(100):
-            f.write(b"y" * 1000)
-    s = emu.stats()
-    assert count(s, "WS write_binary") == 1, s
-    assert count(s, "WS write") == 0, s
-    emu.reset_stats()
-    for _ in range(3):
-        with open(os.path.join(d, "new"), "ab") as f:
-            f.write(b"z")
-    assert count(emu.stats(), "WS write_binary") == 3, emu.stats()
-    with open(os.path.join(server, "new"), "rb") as f:
-        assert f.read() == b"y" * 100000 + b"zzz"

@@ -1,0 +1,489 @@
+"""What every remote provider must do, against its emulator.
+
+One module for the remote providers (daytona, rexec, rexec@old, vtrix):
+a server that stops answering is bounded, Ctrl-C ends a wait on the
+server, a dropped connection loses no acknowledged write, the secret never
+reaches the log, status or err, the server's errors map to errno, and
+basic operations cost a known number of requests.  The providers differ
+in how a fault is injected (routes and kinds of each emulator) and in what
+an operation costs: the table EXPECT says how, one entry per provider.
+What a provider alone has stays in its own module (test_daytona.py,
+test_rexec.py, test_vtrix.py).
+
+The module runs for the remote providers among SBXFS_PROVIDERS, each on a
+mount of its own with -o timeout=5.
+"""
+
+import errno
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+import conftest
+import helpers
+from helpers import (Emulator, errno_of, read_bytes, read_text, write_ok,
+                     write_once)
+
+
+def fault(**kw):
+    return kw
+
+
+# ------------------------------------------------------------ the table
+#
+# For each provider:
+#   secret     the credential that must never show
+#   silent     cases of a server that stops answering: the fault, the
+#              operation on tmp/NAME (stat, read, listdir) or on status,
+#              whether NAME exists on the server first, the errnos
+#              allowed, the bound in seconds, the requests the operation
+#              may make (None: not counted), a text err must hold
+#   interrupt  the fault that makes a read of a file hang, and how long
+#              the reader may take to end after Ctrl-C
+#   ctl_hang   the fault that makes `echo stop > ctl` hang
+#   uploads    faults injected in turn before each write (None: no
+#              fault), the number of writes and their size
+#   leaks      faults and the operation (and its file in tmp; "": tmp
+#              itself) each is injected under before the secret is
+#              looked for
+#   errors     faults, the operation, the file it is done on (e: written
+#              through the mount, s: written on the server, nope: absent)
+#              and the errno expected (0: the call succeeds, retried), with
+#              texts err must then hold
+#   warm       a command run first, so that the transport is open
+#   ls         requests of `ls -l` of a 20-file directory made on the
+#              server: (routes, comparison, n), () being the total
+#   download   the route that fetches a file's content; no_read: routes
+#              that a read must not use
+#   upload     the route that sends a file's content (None: not counted);
+#              no_write: routes that a write must not use
+#   exec       requests of a short command (None: not counted here)
+
+DAYTONA = dict(
+    secret=Emulator.API_KEY,
+    silent=[dict(fault=fault(kind="slow", delay=30, prefix="/toolbox",
+                             method="GET", count=100),
+                 op="stat", on_server=False, errnos=(errno.ETIMEDOUT,),
+                 within=120, requests=1, err=None)],
+    interrupt=(fault(kind="slow", delay=60, prefix="/toolbox", method="GET",
+                     count=100), 4),
+    ctl_hang=fault(kind="slow", delay=60, prefix="/api/sandbox",
+                   method="POST", count=100),
+    uploads=dict(faults=[
+        [fault(kind="drop", prefix="/toolbox", method="POST", count=1)],
+        [fault(kind="empty", status=502, prefix="/toolbox", method="POST",
+               count=4)],
+        None], rounds=12, size=2000),
+    leaks=[(fault(kind="status", status=401, prefix="/toolbox", count=1),
+            "listdir", "")],
+    errors=[
+        # Format 2 with a body (daemon c.Error): 500 -> EIO, message in err.
+        ([fault(kind="status", status=500, prefix="/toolbox", method="POST",
+                count=1)], "mkdir", "m1", errno.EIO, ["500"]),
+        # An empty body (daemon AbortWithError): the status decides.
+        ([fault(kind="empty", status=403, prefix="/toolbox", method="POST",
+                count=1)], "mkdir", "m2", errno.EACCES, []),
+        # Format 1 from the main API: 404 on an unknown sandbox.
+        ([], "stat_box", "no-such-box", errno.ENOENT, []),
+        # 429 and 5xx are retried.
+        ([fault(kind="ratelimit", prefix="/toolbox", method="GET",
+                count=2)], "stat", "nope", errno.ENOENT, []),
+        ([fault(kind="status", status=503, prefix="/toolbox", method="GET",
+                count=2)], "read", "e", 0, []),
+    ],
+    warm=False,
+    ls=[(("GET /files",), "==", 1), (("GET /files/info",), "<=", 3),
+        ((), "<=", 5)],
+    download="GET /files/download", no_read=(),
+    upload="POST /files/upload", no_write=(),
+    exec=None,
+)
+
+REXEC_EXEC = "POST /api/containers/{id}/exec"
+
+REXEC = dict(
+    secret=Emulator.TOKEN,
+    silent=[dict(fault=fault(kind="slow", delay=30, prefix="/api/containers",
+                             count=100),
+                 op="read", on_server=True,
+                 errnos=(errno.ETIMEDOUT, errno.EIO), within=120,
+                 requests=None, err=None)],
+    interrupt=(fault(kind="slow", delay=60, prefix="/api/containers",
+                     count=100), 4),
+    ctl_hang=fault(kind="slow", delay=60, prefix="/api/containers",
+                   method="POST", count=100),
+    uploads=dict(faults=[
+        [fault(kind="drop", prefix="/api/containers", method="POST",
+               count=1)],
+        None], rounds=8, size=2000),
+    leaks=[(fault(kind="status", status=401, prefix="/api/containers",
+                  count=1), "listdir", ""),
+           (fault(kind="status", status=401, prefix="/ws/terminal", count=1),
+            "exec", "")],
+    errors=[
+        # The first HTTP call of a read: the lookup's exec call (new
+        # server), or the download (old server: scripts go over the open
+        # terminal).  A 429 is not retried: EAGAIN, and err says why.
+        ([fault(kind="ratelimit", prefix="/api/containers", count=1)],
+         "read", "s", errno.EAGAIN, ["rate limit", "60"]),
+        ([], "read", "s", 0, []),
+        # Server errors of idempotent calls are retried.
+        ([fault(kind="status", status=503, prefix="/api/containers",
+                method="GET", count=2)], "read", "e", 0, []),
+    ],
+    warm=True,
+    ls=[((REXEC_EXEC,), "<=", 4), ((), "<=", 5)],
+    download="GET /api/containers/{id}/files", no_read=(),
+    upload="POST /api/containers/{id}/files", no_write=(),
+    exec=1,
+)
+
+# The old server: scripts and commands go over the open terminal.
+REXEC_OLD = dict(REXEC, ls=[((), "==", 0)], exec=0)
+
+VTRIX = dict(
+    secret=Emulator.TOKEN,
+    silent=[
+        # The socket's answers.
+        dict(fault=fault(kind="ws_slow", delay=30, count=100),
+             op="listdir", on_server=False, errnos=(errno.ETIMEDOUT,),
+             within=30, requests=None, err="no answer"),
+        # The REST API's.
+        dict(fault=fault(kind="slow", delay=30, prefix="/api/v1/sandbox/",
+                         method="GET", count=100),
+             op="status", on_server=False, errnos=(errno.ETIMEDOUT,),
+             within=120, requests=None, err=None),
+    ],
+    interrupt=(fault(kind="ws_slow", delay=60, method="exec", count=100), 3),
+    ctl_hang=fault(kind="slow", delay=60, prefix="/api/v1/sandbox/",
+                   method="POST", count=100),
+    uploads=dict(faults=[
+        [fault(kind="ws_drop", method="write_binary", count=1)],
+        None], rounds=6, size=100000),
+    leaks=[(fault(kind="status", status=401, code=40100, prefix="/api",
+                  count=1), "status", ""),
+           (fault(kind="ws_error", code=-32000, count=1), "listdir", "x")],
+    errors=[
+        # JSON-RPC -32001 is "file not found".
+        ([fault(kind="ws_error", method="read_stream", code=-32001,
+                count=1)], "read", "e", errno.ENOENT, []),
+        # -32602, invalid params: EINVAL; -32000, a failure: EIO with the
+        # text.
+        ([fault(kind="ws_error", method="exec", code=-32602, count=1)],
+         "mkdir", "m1", errno.EINVAL, []),
+        ([fault(kind="ws_error", method="exec", code=-32000, count=1)],
+         "mkdir", "m2", errno.EIO, ["-32000"]),
+        # Envelope codes: a business error with HTTP 200 is not retried
+        # (a 40400 makes the name be looked up again, then asked once
+        # more); 50000 with HTTP 500 is retried, then EIO.
+        ([fault(kind="error_code", code=40400, prefix="/api/v1/sandbox/",
+                method="GET", count=2)], "status", "", errno.ENOENT, []),
+        ([fault(kind="status", status=500, code=50000,
+                prefix="/api/v1/sandbox/", method="GET", count=10)],
+         "status", "", errno.EIO, []),
+        # A proxy's answer that is not an envelope: the HTTP status decides.
+        ([fault(kind="status", status=403, raw=True,
+                prefix="/api/v1/sandbox/", method="GET", count=1)],
+         "status", "", errno.EACCES, []),
+    ],
+    warm=False,
+    ls=[(("WS list_files", "WS stat", "WS read"), "==", 0),
+        (("WS exec",), "<=", 4)],
+    download="WS read_stream", no_read=("WS read",),
+    upload="WS write_binary", no_write=("WS write",),
+    exec=None,
+)
+
+EXPECT = {
+    "daytona": DAYTONA,
+    "rexec": REXEC,
+    "rexec@old": REXEC_OLD,
+    "vtrix": VTRIX,
+}
+
+REMOTE = [p for p in conftest.PROVIDERS if p in EXPECT]
+
+
+# ------------------------------------------------------------ fixtures
+
+@pytest.fixture(scope="module", params=REMOTE)
+def rmount(request, tmp_path_factory):
+    """A mount of the remote provider with its own emulator."""
+    yield from conftest.own_mount(tmp_path_factory, request.param,
+                                  ["timeout=5"])
+
+
+@pytest.fixture
+def expect(rmount):
+    return EXPECT[rmount.provider]
+
+
+@pytest.fixture
+def emu(rmount):
+    yield from conftest.fault_free(rmount.emulator)
+
+
+@pytest.fixture
+def rbox(request, rmount):
+    yield from conftest.unstarted_box(request, rmount)
+
+
+backing = helpers.backing
+
+
+def put(path, data):
+    if isinstance(data, str):
+        data = data.encode()
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def count(stats, *routes):
+    if not routes:
+        return stats["total"]
+    return sum(stats["routes"].get(r, 0) for r in routes)
+
+
+def inject(emu, faults):
+    for f in faults or []:
+        emu.fault(**f)
+
+
+def compare(got, how, n):
+    return got == n if how == "==" else got <= n
+
+
+OPS = {
+    "stat": lambda box, name: os.stat(box.r("tmp", name)),
+    "read": lambda box, name: read_bytes(box.r("tmp", name)),
+    "listdir": lambda box, name: os.listdir(box.r("tmp", name) if name
+                                            else box.r("tmp")),
+    "mkdir": lambda box, name: os.mkdir(box.r("tmp", name)),
+    "status": lambda box, name: read_text(box.p("status")),
+    "stat_box": lambda box, name: os.stat(box.mount.p(name)),
+    "exec": lambda box, name: write_ok(box.p("exec"), "true"),
+}
+
+
+def run_cmd(box, line, timeout=60):
+    """Start a command through exec; its output."""
+    fd = os.open(box.p("exec"), os.O_RDWR)
+    try:
+        os.write(fd, line.encode())
+        return helpers.read_all(fd, timeout=timeout)
+    finally:
+        os.close(fd)
+
+
+def interrupted(argv, within):
+    """Run argv while the server hangs; Ctrl-C it; its exit status."""
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.5)
+        assert p.poll() is None, "%s did not wait for the server" % argv[0]
+        p.send_signal(signal.SIGINT)
+        p.wait(timeout=within)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    return p.returncode
+
+
+# ------------------------------------------------------------ a silent server
+
+def test_server_that_stops_answering_is_bounded(rbox, emu, expect):
+    # -o timeout=5: an answer that takes 30 s fails (ETIMEDOUT), bounded,
+    # and the daemon stays up.  Where the requests are counted, the
+    # timeout is the operation's one bound, retries included: the request
+    # that used it up is not tried again, nor is any other asked for.
+    put(rbox.r("tmp", "before"), "x")
+    os.stat(rbox.r("tmp"))
+    for i, case in enumerate(expect["silent"]):
+        name = "silent%d" % i
+        if case["on_server"]:
+            put(backing(emu, rbox, "tmp", name), "z")
+        emu.reset_stats()
+        emu.fault(**case["fault"])
+        t0 = time.monotonic()
+        e = errno_of(OPS[case["op"]], rbox, name)
+        took = time.monotonic() - t0
+        s = emu.stats()
+        emu.clear_faults()
+        assert e in case["errnos"], (case, errno.errorcode.get(e, e))
+        assert took < case["within"], (case, took)
+        if case["requests"] is not None:
+            assert s["total"] == case["requests"], s
+        if case["err"]:
+            assert case["err"] in rbox.err()
+        rbox.mount.still_works()
+    assert read_bytes(rbox.r("tmp", "before")) == b"x"
+    put(rbox.r("tmp", "after-silent"), "fine")
+    assert read_bytes(rbox.r("tmp", "after-silent")) == b"fine"
+
+
+# ------------------------------------------------------------ Ctrl-C
+
+def test_ctrl_c_ends_a_wait_on_the_server(rbox, emu, expect):
+    # cat of a file while the server hangs: Ctrl-C (SIGINT) ends cat at
+    # once.  The kernel waits for the daemon's answer to a request it has
+    # sent, so the daemon must give up on the server when told (INTERRUPT),
+    # well before the request's own timeout (-o timeout=5) and retries.
+    put(backing(emu, rbox, "tmp", "slow.txt"), "x" * 1000)
+    hang, within = expect["interrupt"]
+    emu.fault(**hang)
+    try:
+        rc = interrupted(["cat", rbox.r("tmp", "slow.txt")], within)
+    finally:
+        emu.clear_faults()
+    assert rc == -signal.SIGINT
+    assert "slow.txt" not in read_text(rbox.p("err"))
+    assert read_bytes(rbox.r("tmp", "slow.txt")) == b"x" * 1000
+    rbox.mount.still_works()
+
+
+def test_ctrl_c_ends_a_ctl_verb_waiting_on_the_server(rbox, emu, expect):
+    # `echo stop > ctl` while the API hangs: Ctrl-C ends the shell.
+    emu.fault(**expect["ctl_hang"])
+    try:
+        rc = interrupted(["sh", "-c", 'echo stop > "$1"', "sh",
+                          rbox.p("ctl")], 4)
+    finally:
+        emu.clear_faults()
+    assert rc == -signal.SIGINT
+    rbox.mount.still_works()
+
+
+# ------------------------------------------------------------ dropped connections
+
+def test_dropped_connections_lose_no_acknowledged_write(rbox, emu, expect):
+    # Uploads fail now and then; every close that returned 0 must have
+    # put its bytes on the server, every other close reported an error,
+    # and a write with no fault injected succeeds.
+    plan = expect["uploads"]
+    acked = {}
+    for i in range(plan["rounds"]):
+        faults = plan["faults"][i % len(plan["faults"])]
+        inject(emu, faults)
+        data = os.urandom(plan["size"] + i)
+        p = rbox.r("tmp", "w%d" % i)
+        if write_once(p, data, os.O_WRONLY | os.O_CREAT | os.O_TRUNC) == 0:
+            acked[p] = data
+        else:
+            assert faults, "a write failed with no fault injected: %s" % p
+        emu.clear_faults()
+    assert acked, "every write failed: the retries do not work"
+    for p, data in acked.items():
+        with open(backing(emu, rbox, p[len(rbox.root):]), "rb") as f:
+            assert f.read() == data, p
+    rbox.mount.still_works()
+
+
+# ------------------------------------------------------------ the secret
+
+def test_secret_never_reaches_log_status_or_err(rmount, rbox, emu, expect):
+    for f, op, name in expect["leaks"]:
+        emu.fault(**f)
+        errno_of(OPS[op], rbox, name)
+        emu.clear_faults()
+    texts = [open(rmount.log_path, "rb").read(),
+             read_bytes(rbox.p("status")), read_bytes(rbox.p("err")),
+             read_bytes(rmount.ctl)]
+    for t in texts:
+        assert expect["secret"].encode() not in t
+
+
+# ------------------------------------------------------------ errors
+
+def test_errors_map_to_errno(rbox, emu, expect):
+    files = {"e": b"x", "s": b"y"}
+    put(rbox.r("tmp", "e"), files["e"])
+    put(backing(emu, rbox, "tmp", "s"), files["s"])
+    for faults, op, name, want, texts in expect["errors"]:
+        inject(emu, faults)
+        try:
+            got = OPS[op](rbox, name)
+            e = 0
+        except OSError as x:
+            e = x.errno
+        emu.clear_faults()
+        assert e == want, (faults, op, name, errno.errorcode.get(e, e))
+        if want == 0 and op == "read":
+            assert got == files[name]
+        for t in texts:
+            assert t in rbox.err(), (faults, t)
+    assert read_bytes(rbox.r("tmp", "e")) == b"x"
+    assert read_bytes(rbox.r("tmp", "s")) == b"y"
+    # A rename onto an existing name replaces it: both names consistent.
+    put(rbox.r("tmp", "e2"), "y2")
+    os.rename(rbox.r("tmp", "e2"), rbox.r("tmp", "e"))
+    assert read_bytes(rbox.r("tmp", "e")) == b"y2"
+    assert not os.path.exists(rbox.r("tmp", "e2"))
+    rbox.mount.still_works()
+
+
+# ------------------------------------------------------------ requests
+
+def test_requests_per_operation(rbox, emu, expect):
+    # Files made on the server side: nothing about them is cached here.
+    d = rbox.r("tmp", "counted")
+    server = backing(emu, rbox, "tmp", "counted")
+    os.mkdir(server)
+    for i in range(20):
+        put(os.path.join(server, "f%d" % i), "x" * i)
+    if expect["warm"]:
+        write_ok(rbox.p("exec"), "true")   # the transport is known and open
+        helpers.cat(rbox.p("exec"))
+    # One listing with every entry's attributes, whatever the number of
+    # entries; besides it, only the lookups of the path itself (root/,
+    # tmp, counted) and of the sandbox.
+    emu.reset_stats()
+    out = helpers.run(["ls", "-l", d]).stdout
+    assert out.count(b"-rw-r--r--") == 20, out
+    s = emu.stats()
+    for routes, how, n in expect["ls"]:
+        assert compare(count(s, *routes), how, n), (routes, how, n, s)
+    # Again: all from the cache.
+    emu.reset_stats()
+    helpers.run(["ls", "-l", d])
+    assert emu.stats()["total"] == 0, emu.stats()
+    # Reading a file: its content is fetched once.
+    emu.reset_stats()
+    assert read_bytes(os.path.join(d, "f7")) == b"x" * 7
+    s = emu.stats()
+    assert count(s, expect["download"]) == 1, s
+    for r in expect["no_read"]:
+        assert count(s, r) == 0, s
+    # Again: the staged copy is still the server's file, no transfer.
+    emu.reset_stats()
+    assert read_bytes(os.path.join(d, "f7")) == b"x" * 7
+    assert count(emu.stats(), expect["download"]) == 0, emu.stats()
+    # A file written in many writes is sent once, at close; each append
+    # is one more upload.
+    emu.reset_stats()
+    with open(os.path.join(d, "new"), "wb") as f:
+        for _ in range(100):
+            f.write(b"y" * 1000)
+    s = emu.stats()
+    if expect["upload"]:
+        assert count(s, expect["upload"]) == 1, s
+    for r in expect["no_write"]:
+        assert count(s, r) == 0, s
+    emu.reset_stats()
+    for _ in range(3):
+        with open(os.path.join(d, "new"), "ab") as f:
+            f.write(b"z")
+    if expect["upload"]:
+        assert count(emu.stats(), expect["upload"]) == 3, emu.stats()
+    with open(os.path.join(server, "new"), "rb") as f:
+        assert f.read() == b"y" * 100000 + b"zzz"
+    # A short command: one exec call, or one round on an open terminal.
+    if expect["exec"] is not None:
+        emu.reset_stats()
+        assert run_cmd(rbox, "echo one") == b"one\n"
+        s = emu.stats()
+        assert s["total"] == expect["exec"], s
