@@ -612,6 +612,21 @@ def start_emulator(provider, state_dir, *flags):
     return emu
 
 
+def put(path, data):
+    """Write data (str or bytes) to path, replacing what was there."""
+    if isinstance(data, str):
+        data = data.encode()
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def count(stats, *routes):
+    """Requests of an emulator's stats on these routes; all of them if none."""
+    if not routes:
+        return stats["total"]
+    return sum(stats["routes"].get(r, 0) for r in routes)
+
+
 def backing(emu, box, *parts):
     """Path of a file in the emulator's directory for the sandbox."""
     d = emu.control("GET", "/_emu/sandbox/" + box.name)["dir"]

@@ -42,11 +42,7 @@ def dbox(request, dmount):
 backing = helpers.backing
 
 
-def put(path, data):
-    if isinstance(data, str):
-        data = data.encode()
-    with open(path, "wb") as f:
-        f.write(data)
+put = helpers.put
 
 
 def server_files(emu, box, name, files):
@@ -58,8 +54,7 @@ def server_files(emu, box, name, files):
     return d
 
 
-def count(stats, *routes):
-    return sum(stats["routes"].get(r, 0) for r in routes)
+count = helpers.count
 
 
 # ------------------------------------------------------------ configuration

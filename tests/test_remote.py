@@ -234,17 +234,10 @@ def rbox(request, rmount):
 backing = helpers.backing
 
 
-def put(path, data):
-    if isinstance(data, str):
-        data = data.encode()
-    with open(path, "wb") as f:
-        f.write(data)
+put = helpers.put
 
 
-def count(stats, *routes):
-    if not routes:
-        return stats["total"]
-    return sum(stats["routes"].get(r, 0) for r in routes)
+count = helpers.count
 
 
 def inject(emu, faults):

@@ -48,11 +48,7 @@ def old(mount):
 backing = helpers.backing
 
 
-def put(path, data):
-    if isinstance(data, str):
-        data = data.encode()
-    with open(path, "wb") as f:
-        f.write(data)
+put = helpers.put
 
 
 def run_cmd(box, line, timeout=60):

@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from helpers import errno_of, ename, q, read_bytes, require, run, sh, unsupported
+from helpers import (errno_of, ename, put, q, read_bytes, require, run, sh,
+                     unsupported)
 
 GiB = 1 << 30
 
@@ -26,13 +27,6 @@ def wd(module_box, request):
     path = module_box.r("tmp", name)
     os.mkdir(path)
     return path
-
-
-def put(path, data):
-    if isinstance(data, str):
-        data = data.encode()
-    with open(path, "wb") as f:
-        f.write(data)
 
 
 # ------------------------------------------------------------------ listing

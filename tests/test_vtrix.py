@@ -45,15 +45,10 @@ def vbox(request, vmount):
 backing = helpers.backing
 
 
-def put(path, data):
-    if isinstance(data, str):
-        data = data.encode()
-    with open(path, "wb") as f:
-        f.write(data)
+put = helpers.put
 
 
-def count(stats, *routes):
-    return sum(stats["routes"].get(r, 0) for r in routes)
+count = helpers.count
 
 
 def env_without_vtrix():
