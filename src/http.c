@@ -13,6 +13,7 @@
 
 #include <curl/curl.h>
 
+#include "http_priv.h"
 #include "sbxfs/http.h"
 #include "sbxfs/log.h"
 #include "sbxfs/provider.h"
@@ -20,10 +21,12 @@
 #define DEFAULT_MAX_BODY (4u << 20)
 #define POOL_MAX 16
 #define RETRY_WAIT_MAX_MS 10000
+#define HEADER_MAX (16u << 10)
 
 struct http_client {
 	struct curl_slist *headers;
 	int connect_timeout_ms, timeout_ms, stall_ms, retries;
+	char *unix_socket, *ca_file, *cert_file, *key_file; /* NULL: none */
 
 	pthread_mutex_t lock; /* guards pool */
 	CURL *pool[POOL_MAX];
@@ -57,6 +60,13 @@ struct http_client *http_client_new(const struct http_config *cfg)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
+	if ((cfg->unix_socket && !(c->unix_socket = strdup(cfg->unix_socket))) ||
+	    (cfg->ca_file && !(c->ca_file = strdup(cfg->ca_file))) ||
+	    (cfg->cert_file && !(c->cert_file = strdup(cfg->cert_file))) ||
+	    (cfg->key_file && !(c->key_file = strdup(cfg->key_file)))) {
+		http_client_free(c);
+		return NULL;
+	}
 	for (i = 0; i < cfg->nheaders; i++) {
 		struct curl_slist *n = curl_slist_append(c->headers, cfg->headers[i]);
 
@@ -87,8 +97,40 @@ void http_client_free(struct http_client *c)
 	for (struct curl_slist *h = c->headers; h; h = h->next)
 		memset(h->data, 0, strlen(h->data));
 	curl_slist_free_all(c->headers);
+	free(c->unix_socket);
+	free(c->ca_file);
+	free(c->cert_file);
+	free(c->key_file);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
+}
+
+void http_client_setup(const struct http_client *c, CURL *h, char *errbuf)
+{
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
+	if (c->unix_socket)
+		curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->unix_socket);
+	if (c->ca_file || ca_file)
+		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file ? c->ca_file : ca_file);
+	if (c->cert_file)
+		curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert_file);
+	if (c->key_file)
+		curl_easy_setopt(h, CURLOPT_SSLKEY, c->key_file);
+}
+
+const struct curl_slist *http_client_headers(const struct http_client *c)
+{
+	return c->headers;
+}
+
+int http_client_timeout_ms(const struct http_client *c)
+{
+	return c->timeout_ms;
 }
 
 /* A handle from the pool (its connections stay warm), or a new one. */
@@ -128,7 +170,8 @@ struct xfer {
 	size_t max_body;
 	int too_big;
 	int write_failed;
-	off_t part_off; /* read position in req->part */
+	int read_failed;
+	off_t part_off; /* read position in req->part or req->stream */
 };
 
 static int status_ok(CURL *h)
@@ -144,7 +187,14 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 	struct xfer *x = arg;
 	size_t len = size * nmemb;
 
-	if (x->req->out_fd >= 0 && status_ok(x->h)) {
+	if (x->req->sink && status_ok(x->h)) {
+		int rc = x->req->sink->write(x->req->sink->ctx, data, len);
+
+		if (rc) {
+			x->write_failed = -rc;
+			return 0;
+		}
+	} else if (x->req->out_fd >= 0 && status_ok(x->h)) {
 		size_t done = 0;
 
 		/* A file body is bounded only if the caller said so. */
@@ -214,6 +264,25 @@ static double parse_retry_after(const char *v)
 	return any ? total : -1;
 }
 
+/* Keep the value of the header the request wants, if data[0..len) is it. */
+static void keep_header(struct xfer *x, const char *data, size_t len)
+{
+	const char *want = x->req->want_header;
+	size_t n = strlen(want);
+
+	if (len <= n || data[n] != ':' || strncasecmp(data, want, n))
+		return;
+	data += n + 1, len -= n + 1;
+	while (len && (*data == ' ' || *data == '\t'))
+		data++, len--;
+	while (len && (data[len - 1] == '\r' || data[len - 1] == '\n' ||
+		       data[len - 1] == ' '))
+		len--;
+	x->resp->header.len = 0;
+	if (strbuf_add(&x->resp->header, data, len))
+		x->resp->header.len = 0; /* over the maximum: as if absent */
+}
+
 static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct xfer *x = arg;
@@ -221,6 +290,8 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 	char line[256];
 	char *v;
 
+	if (x->req->want_header)
+		keep_header(x, data, len);
 	if (len >= sizeof(line))
 		return len;
 	memcpy(line, data, len);
@@ -255,6 +326,26 @@ static size_t part_read(char *buf, size_t size, size_t nitems, void *arg)
 	while (n < 0 && errno == EINTR);
 	if (n <= 0) /* the file shrank or failed under us */
 		return CURL_READFUNC_ABORT;
+	x->part_off += n;
+	return (size_t)n;
+}
+
+static size_t stream_read(char *buf, size_t size, size_t nitems, void *arg)
+{
+	struct xfer *x = arg;
+	const struct http_body *b = x->req->stream;
+	size_t want = size * nitems;
+	ssize_t n;
+
+	if (x->part_off >= b->size)
+		return 0;
+	if ((off_t)want > b->size - x->part_off)
+		want = (size_t)(b->size - x->part_off);
+	n = b->read(b->ctx, buf, want, x->part_off);
+	if (n <= 0 || (size_t)n > want) {
+		x->read_failed = n < 0 ? (int)-n : EIO;
+		return CURL_READFUNC_ABORT;
+	}
 	x->part_off += n;
 	return (size_t)n;
 }
@@ -336,15 +427,8 @@ static int attempt(struct http_client *c, const struct http_req *req,
 	}
 	curl_easy_setopt(h, CURLOPT_URL, req->url);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	http_client_setup(c, h, errbuf);
 	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
-	if (ca_file)
-		curl_easy_setopt(h, CURLOPT_CAINFO, ca_file);
 	if (req->transfer) {
 		/* Big bodies take what they take, as long as they move. */
 		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
@@ -371,19 +455,33 @@ static int attempt(struct http_client *c, const struct http_req *req,
 		curl_mime_data_cb(part, (curl_off_t)req->part->size, part_read, part_seek,
 				  NULL, &x);
 		curl_easy_setopt(h, CURLOPT_MIMEPOST, mime);
+	} else if (req->stream) {
+		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)req->stream->size);
+		curl_easy_setopt(h, CURLOPT_READFUNCTION, stream_read);
+		curl_easy_setopt(h, CURLOPT_READDATA, &x);
+		curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, part_seek);
+		curl_easy_setopt(h, CURLOPT_SEEKDATA, &x);
+		/* Send at once: no waiting for a "100 Continue" first. */
+		curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 0L);
 	} else if (req->body) {
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
 				 (curl_off_t)req->body_len);
+	} else if (!strcmp(req->method, "HEAD")) {
+		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
 	} else if (strcmp(req->method, "GET")) {
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
 	}
-	if (strcmp(req->method, "GET") && strcmp(req->method, "POST"))
+	if (strcmp(req->method, "GET") && strcmp(req->method, "POST") &&
+	    strcmp(req->method, "HEAD"))
 		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
 	else if (!strcmp(req->method, "GET"))
 		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
 
+	if (req->sink)
+		sbx_fail_clear(); /* so that the text after a failure is the sink's */
 	rc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
 	curl_mime_free(mime);
@@ -394,10 +492,19 @@ static int attempt(struct http_client *c, const struct http_req *req,
 		handle_put(c, h);
 		return -EFBIG;
 	}
+	if (x.read_failed) {
+		handle_put(c, h);
+		sbx_failf("%s %s: cannot read what to send: %s", req->method, pathbuf,
+			  strerror(x.read_failed));
+		return -x.read_failed;
+	}
 	if (x.write_failed) {
 		handle_put(c, h);
-		sbx_failf("%s %s: cannot store the answer: %s", req->method, pathbuf,
-			  strerror(x.write_failed));
+		if (req->sink && sbx_fail_text()[0]) /* the sink said why */
+			sbx_failf("%s %s: %s", req->method, pathbuf, sbx_fail_text());
+		else
+			sbx_failf("%s %s: cannot store the answer: %s", req->method,
+				  pathbuf, strerror(x.write_failed));
 		return -x.write_failed;
 	}
 	handle_put(c, h);
@@ -460,6 +567,18 @@ int http_do(struct http_client *c, const struct http_req *req, struct http_resp 
 		}
 		extra = n;
 	}
+	if (req->content_type) {
+		char line[128];
+		struct curl_slist *n;
+
+		snprintf(line, sizeof(line), "Content-Type: %s", req->content_type);
+		n = curl_slist_append(extra, line);
+		if (!n) {
+			curl_slist_free_all(extra);
+			return -ENOMEM;
+		}
+		extra = n;
+	}
 	if (extra) {
 		struct curl_slist *last = extra;
 
@@ -474,6 +593,10 @@ int http_do(struct http_client *c, const struct http_req *req, struct http_resp 
 		resp->body.max = req->max_body && req->out_fd < 0 ? req->max_body
 								  : DEFAULT_MAX_BODY;
 		resp->retry_after = -1;
+		resp->header.max = HEADER_MAX;
+		if (req->sink && req->sink->reset &&
+		    (rc = req->sink->reset(req->sink->ctx)))
+			break;
 		if (req->out_fd >= 0 && ftruncate(req->out_fd, 0) < 0) {
 			rc = -errno;
 			sbx_failf("cannot truncate the staging file: %s",
@@ -526,6 +649,7 @@ int http_do(struct http_client *c, const struct http_req *req, struct http_resp 
 void http_resp_release(struct http_resp *resp)
 {
 	strbuf_release(&resp->body);
+	strbuf_release(&resp->header);
 }
 
 int http_escape(struct strbuf *sb, const char *s)

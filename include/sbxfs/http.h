@@ -34,6 +34,13 @@ struct http_config {
 	int stall_ms;		/* transfers: fail after this long without progress;
 				   default 30 s */
 	int retries;		/* further attempts for idempotent requests; default 3 */
+	/* Connect to this Unix socket, not to the URL's host (the URL still
+	 * gives the path).  Copied; NULL for none. */
+	const char *unix_socket;
+	/* TLS: this client's certificate authorities, certificate and key
+	 * (PEM files), where the server asks for a client certificate.
+	 * Copied; NULL for none (the CA file then is http_set_ca_file()'s). */
+	const char *ca_file, *cert_file, *key_file;
 };
 
 /*
@@ -62,8 +69,30 @@ struct http_part {
 	off_t size;
 };
 
+/*
+ * A request body made as it is sent: `size` bytes, which read() gives at
+ * offsets (from 0 again when the request is retried).  read returns the
+ * bytes it put in buf (at least 1 while off < size), or -errno.
+ */
+struct http_body {
+	off_t size;
+	ssize_t (*read)(void *ctx, char *buf, size_t len, off_t off);
+	void *ctx;
+};
+
+/*
+ * Where a 2xx answer's body goes as it comes, in pieces: write returns 0,
+ * or -errno to end the transfer (the request fails with it); reset is
+ * called before each attempt, so that a retry starts afresh.
+ */
+struct http_sink {
+	int (*write)(void *ctx, const char *buf, size_t len);
+	int (*reset)(void *ctx);
+	void *ctx;
+};
+
 struct http_req {
-	const char *method; /* "GET", "POST", "PUT", "DELETE" */
+	const char *method; /* "GET", "HEAD", "POST", "PUT", "DELETE" */
 	const char *url;    /* full URL, query included */
 	/* Extra header lines for this request only. */
 	const char *const *headers;
@@ -71,13 +100,18 @@ struct http_req {
 	const char *body;
 	size_t body_len;
 	const char *content_type;
-	/* ...or one multipart file part. */
+	/* ...or one multipart file part, or a body made as it goes. */
 	const struct http_part *part;
+	const struct http_body *stream;
 	/* Where a 2xx body goes: memory (at most max_body bytes; default
 	 * 4 MiB) or, if out_fd >= 0, that file from offset 0 (at most
 	 * max_body bytes if set).  Error bodies always go to memory. */
 	int out_fd;
 	size_t max_body;
+	/* Or, if set, a 2xx body goes to this sink (max_body unused). */
+	const struct http_sink *sink;
+	/* Keep the value of this answer header in resp->header. */
+	const char *want_header;
 	/* Safe to send again after a failure that may have reached the
 	 * server: enables retries. */
 	int idempotent;
@@ -100,6 +134,8 @@ struct http_resp {
 	off_t body_size;    /* bytes received (memory or file) */
 	double retry_after; /* seconds from Retry-After, or -1 */
 	char content_type[96];
+	/* The value of req->want_header, at most 16 KiB; empty if none. */
+	struct strbuf header;
 };
 
 /*
@@ -118,5 +154,47 @@ int http_escape(struct strbuf *sb, const char *s);
 
 /* The path part of a URL, for messages: no scheme, host or query. */
 const char *http_url_path(const char *url, char *buf, size_t size);
+
+/*
+ * A connection taken over after its answer, as Docker's exec and attach
+ * streams are: the request goes out with "Connection: Upgrade" and
+ * "Upgrade: tcp", the answer's head is read, and from then on the
+ * connection carries raw bytes both ways.  One thread at a time reads;
+ * another may write meanwhile.
+ */
+struct http_conn;
+
+/*
+ * Send req (method, url, headers, body from memory; never retried: the
+ * request starts something) on a new connection of c's, and read the
+ * answer's head, bounded by c's total timeout.  An answer of 101 or 2xx
+ * leaves the connection open in *out with resp->status set; any other
+ * status gives *out NULL and the answer's body in resp (the caller maps
+ * it and releases resp).  0, or -errno with sbx_failf() text when no
+ * answer came.
+ */
+int http_conn_open(struct http_client *c, struct http_conn **out,
+		   const struct http_req *req, struct http_resp *resp);
+
+/*
+ * Read what comes next, waiting at most timeout_ms (-1: no bound) and
+ * giving up with -EINTR once *interrupted (may be NULL) is set.  Bytes
+ * read (at most len), 0 at the end of the stream, -ETIMEDOUT, -EINTR or
+ * -EIO with text.
+ */
+ssize_t http_conn_read(struct http_conn *k, char *buf, size_t len, int timeout_ms,
+		       const volatile int *interrupted);
+
+/* Write all of buf, waiting while the peer does not read.  len, -EINTR
+ * once *interrupted is set, or -EPIPE/-EIO with text. */
+ssize_t http_conn_write(struct http_conn *k, const char *buf, size_t len,
+			const volatile int *interrupted);
+
+/* Tell the peer nothing more will be written (shutdown(2) of the write
+ * side).  0, or -ENOTSUP over TLS, which has no half-close here. */
+int http_conn_shutdown_write(struct http_conn *k);
+
+/* Close and free k (NULL is fine).  Safe while no call uses k. */
+void http_conn_close(struct http_conn *k);
 
 #endif
