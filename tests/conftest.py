@@ -56,6 +56,8 @@ class MountFactory:
 
     def __call__(self, state_dir=None):
         _require_machine()
+        if helpers.provider_base(self.provider) == "docker":
+            require_sandboxes(self.provider)    # its engine is Podman
         base = self.tmp_path_factory.mktemp("sbxfs")
         m = Mount(base / "mnt", state_dir or (base / "state"),
                   base / "sbxfs.log", self.provider, _extra_opts())
