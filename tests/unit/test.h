@@ -30,5 +30,6 @@ void test_remote(void);
 void test_daytona(void);
 void test_rexec(void);
 void test_boxtable(void);
+void test_tar(void);
 
 #endif

@@ -19,6 +19,7 @@ int main(void)
 	test_daytona();
 	test_rexec();
 	test_boxtable();
+	test_tar();
 	if (test_failures)
 		fprintf(stderr, "%d checks failed\n", test_failures);
 	return test_failures ? 1 : 0;
