@@ -368,6 +368,13 @@ void box_list_dirty(struct sbxfs *fs)
 	pthread_mutex_unlock(&fs->list_lock);
 }
 
+void box_list_expire(struct sbxfs *fs)
+{
+	pthread_mutex_lock(&fs->list_lock);
+	fs->list_expires = 0;
+	pthread_mutex_unlock(&fs->list_lock);
+}
+
 int box_exists(struct sbxfs *fs, const char *name)
 {
 	int found = 0, rc;

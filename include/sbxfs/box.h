@@ -63,6 +63,8 @@ void box_deleted(struct sbxfs *fs, const char *name);
  * the -errno of a listing that failed. */
 int box_list_refresh(struct sbxfs *fs);
 void box_list_dirty(struct sbxfs *fs);
+/* Take the next listing afresh, the list being no older than now. */
+void box_list_expire(struct sbxfs *fs);
 int box_exists(struct sbxfs *fs, const char *name);
 
 /* Release every record (at unmount). */
