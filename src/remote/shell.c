@@ -113,15 +113,22 @@ int sh_utimens(struct strbuf *sb, const char *path, const struct timespec ts[2],
 	static const char *const flag[2] = { "-a", "-m" };
 	int rc = sh_script(sb, "p=%q; " SH_EXISTS("p") " || exit 2; ", path), i;
 
+	/* busybox's touch takes "@SECONDS" but no fraction: it gets whole
+	 * seconds when GNU's form is refused. */
 	for (i = 0; i < 2 && !rc; i++) {
+		const char *h = follow ? "" : " -h";
+
 		if (ts[i].tv_nsec == UTIME_OMIT)
 			continue;
-		rc = strbuf_addf(sb, "touch -c%s %s ", follow ? "" : " -h", flag[i]);
-		if (!rc && ts[i].tv_nsec != UTIME_NOW)
-			rc = strbuf_addf(sb, "-d @%lld.%09ld ", (long long)ts[i].tv_sec,
-					 ts[i].tv_nsec);
-		if (!rc)
-			rc = strbuf_addf(sb, "-- \"$p\" 2>&1 || exit 5; ");
+		if (ts[i].tv_nsec == UTIME_NOW)
+			rc = strbuf_addf(sb, "touch -c%s %s -- \"$p\" 2>&1 || exit 5; ", h,
+					 flag[i]);
+		else
+			rc = strbuf_addf(sb,
+					 "{ touch -c%s %s -d @%lld.%09ld -- \"$p\" 2>/dev/null || "
+					 "touch -c%s %s -d @%lld -- \"$p\" 2>&1; } || exit 5; ",
+					 h, flag[i], (long long)ts[i].tv_sec, ts[i].tv_nsec, h,
+					 flag[i], (long long)ts[i].tv_sec);
 	}
 	return rc;
 }
