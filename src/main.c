@@ -63,6 +63,7 @@ static const struct fuse_opt option_spec[] = {
 	FUSE_OPT_KEY("user_id=", KEY_PROVIDER_OPT),
 	FUSE_OPT_KEY("transport=", KEY_PROVIDER_OPT),
 	FUSE_OPT_KEY("target=", KEY_PROVIDER_OPT),
+	FUSE_OPT_KEY("label=", KEY_PROVIDER_OPT),
 	FUSE_OPT_KEY("timeout=", KEY_PROVIDER_OPT),
 	FUSE_OPT_KEY("cache_max=", KEY_PROVIDER_OPT), FUSE_OPT_END
 };
@@ -120,9 +121,11 @@ static void usage(FILE *out, const char *prog)
 		"                           root/ this long (default: the provider's;\n"
 		"                           local 5, remote 10; 0 asks every time)\n"
 		"\n"
-		"Remote providers (daytona, rexec, vtrix) also take:\n"
-		"    -o api_url=URL         the service's API (default from the environment)\n"
+		"Remote providers (daytona, rexec, vtrix, docker) also take:\n"
+		"    -o api_url=URL         the service's API (default from the environment;\n"
+		"                           docker: DOCKER_HOST, unix:// or tcp://)\n"
 		"    -o target=REGION       where new sandboxes go\n"
+		"    -o label=KEY=VALUE     docker: show only containers with this label\n"
 		"    -o timeout=SECONDS     bound on one request (default 30)\n"
 		"    -o cache_max=MIB       staged file data kept on disk (default 2048)\n"
 		"    -o ca_file=PEM         trust these certificate authorities for HTTPS\n"

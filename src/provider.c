@@ -14,6 +14,7 @@ static const struct sbx_provider_desc *const providers[] = {
 	&sbx_provider_daytona,
 	&sbx_provider_rexec,
 	&sbx_provider_vtrix,
+	&sbx_provider_docker,
 };
 
 /* Defaults: what a provider leaves out, it cannot do. */

@@ -31,5 +31,6 @@ void test_daytona(void);
 void test_rexec(void);
 void test_boxtable(void);
 void test_tar(void);
+void test_docker(void);
 
 #endif

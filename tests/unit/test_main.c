@@ -20,6 +20,7 @@ int main(void)
 	test_rexec();
 	test_boxtable();
 	test_tar();
+	test_docker();
 	if (test_failures)
 		fprintf(stderr, "%d checks failed\n", test_failures);
 	return test_failures ? 1 : 0;

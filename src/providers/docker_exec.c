@@ -1,0 +1,463 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Docker: scripts and commands through the exec API.
+ *
+ * A script (the remote layer's run) is an exec of /bin/sh -c SCRIPT:
+ * create, start without a terminal (the answer is the multiplexed
+ * stdout/stderr stream, demultiplexed as it comes), then the exec's
+ * inspect for its exit code: three requests.  A command of cmd/N is the
+ * same exec with stdin, started on a connection taken over after its
+ * answer (http_conn), so that cmd/N/stdin writes to it; a thread of the
+ * provider's cmdpoll group reads its output until the stream ends.
+ *
+ * The exec API has no call to signal an exec.  A command runs under a
+ * small shell that notes its pid in the container's /tmp; `kill` is a
+ * script that signals that pid.
+ */
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "docker.h"
+#include "sbxfs/remote/shell.h"
+
+#define SCRIPT_ARG_MAX (120u << 10) /* under Linux's 128 KiB for one argument */
+#define READ_STEP_MS 500
+
+/* POST /containers/{box}/exec of /bin/sh with `args` (NULL-terminated)
+ * and `env` ("NAME=VALUE", may be NULL); the exec's id into id. */
+static int exec_create(struct dk *dk, char *id, const char *box, const char *what,
+		       const char *const args[], const char *env, int with_stdin)
+{
+	static const struct errmap over[] = { { 409, EAGAIN }, { 404, EIO }, { 0, 0 } };
+	struct strbuf url = STRBUF_INIT(4096);
+	cJSON *body = cJSON_CreateObject(), *cmd, *j = NULL;
+	struct http_resp r;
+	const char *v;
+	int rc, i;
+
+	cmd = cJSON_AddArrayToObject(body, "Cmd");
+	cJSON_AddItemToArray(cmd, cJSON_CreateString("/bin/sh"));
+	for (i = 0; args[i]; i++) {
+		struct strbuf wrapped = STRBUF_INIT(SCRIPT_ARG_MAX * 2);
+		const char *a = args[i];
+
+		/* The engine reads JSON as UTF-8 and would turn other bytes
+		 * (a name's) into U+FFFD: such a script travels as base64. */
+		if (!json_utf8_valid(a)) {
+			if (sh_wrap_base64(&wrapped, NULL, a))
+				wrapped.len = SCRIPT_ARG_MAX + 1;
+			a = wrapped.buf ? wrapped.buf : "";
+		}
+		if (strlen(a) > SCRIPT_ARG_MAX || wrapped.len > SCRIPT_ARG_MAX) {
+			strbuf_release(&wrapped);
+			cJSON_Delete(body);
+			sbx_failf("docker: %s: a script of %zu bytes is over %u", what,
+				  strlen(args[i]), SCRIPT_ARG_MAX);
+			return -E2BIG;
+		}
+		cJSON_AddItemToArray(cmd, cJSON_CreateString(a));
+		strbuf_release(&wrapped);
+	}
+	if (env)
+		cJSON_AddItemToArray(cJSON_AddArrayToObject(body, "Env"),
+				     cJSON_CreateString(env));
+	cJSON_AddBoolToObject(body, "AttachStdin", with_stdin);
+	cJSON_AddBoolToObject(body, "AttachStdout", 1);
+	cJSON_AddBoolToObject(body, "AttachStderr", 1);
+	rc = dk_url(&url, dk, box, "/exec", NULL);
+	if (!rc)
+		rc = remote_request(dk->http, &r, "docker", "POST", url.buf, body, 0, 0, 0);
+	strbuf_release(&url);
+	cJSON_Delete(body);
+	if (rc)
+		return rc;
+	if (r.status != 201 && r.status != 200) {
+		rc = dk_fail(what, &r, over);
+		/* Podman answers 500 where Docker says 409: ask. */
+		if (rc == -EIO && !dk_running_now(dk, box))
+			rc = -EAGAIN;
+	} else if (!(j = json_parse(r.body.buf, r.body.len)) || !(v = json_str(j, "Id")) ||
+		   !v[0] || strlen(v) >= DK_ID_MAX || strspn(v, "0123456789abcdef") != strlen(v)) {
+		sbx_failf("docker: %s: the answer is not a new exec", what);
+		rc = -EPROTO;
+	} else {
+		snprintf(id, DK_ID_MAX, "%s", v);
+	}
+	cJSON_Delete(j);
+	http_resp_release(&r);
+	return rc;
+}
+
+/* GET /exec/{id}/json until the exec has ended: its exit code. */
+static int exec_code(struct dk *dk, int *code, const char *id, const char *what)
+{
+	struct timespec pause = { 0, 5 * 1000000L };
+	char path[DK_ID_MAX + 16];
+	int tries;
+
+	snprintf(path, sizeof(path), "/exec/%s/json", id);
+	for (tries = 0; tries < 40; tries++) {
+		struct http_resp r;
+		double d;
+		cJSON *j;
+		int rc = dk_request(dk, &r, "GET", path, NULL, REMOTE_REQ_IDEMPOTENT, 0);
+
+		if (rc)
+			return rc;
+		if (r.status != 200) {
+			rc = dk_fail(what, &r, NULL);
+			http_resp_release(&r);
+			return rc;
+		}
+		j = json_parse(r.body.buf, r.body.len);
+		http_resp_release(&r);
+		if (!cJSON_IsObject(j)) {
+			cJSON_Delete(j);
+			sbx_failf("docker: %s: the exec's inspect is not an object", what);
+			return -EPROTO;
+		}
+		if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "Running")) &&
+		    json_num(j, "ExitCode", &d)) {
+			cJSON_Delete(j);
+			*code = d >= 0 && d < 256 ? (int)d : 255;
+			return 0;
+		}
+		cJSON_Delete(j);
+		/* The stream can end just before the engine notes the exit. */
+		nanosleep(&pause, NULL);
+		if (pause.tv_nsec < 200 * 1000000L)
+			pause.tv_nsec *= 2;
+	}
+	sbx_failf("docker: %s: the exec's stream ended but it still runs", what);
+	return -EIO;
+}
+
+/* ---- scripts ---- */
+
+/*
+ * A script runs under a shell that writes its exit status after its
+ * stderr, so that the stream itself tells how it ended and no inspect
+ * is needed: two requests a script.  A stream cut before that line (the
+ * container stopped) falls back to the exec's inspect.
+ */
+#define RUN_WRAPPER "/bin/sh -c \"$0\"; s=$?; printf '\\nSBXFS-EXIT %d\\n' $s >&2; exit $s"
+#define RUN_TAIL 32
+
+struct run_out {
+	struct strbuf *out; /* may be NULL: stdout is dropped */
+	struct strbuf err;  /* the start of stderr */
+	char tail[RUN_TAIL]; /* the end of stderr */
+	size_t ntail;
+	struct dk_demux demux;
+};
+
+/* The exit status the wrapper wrote at the end of stderr; -1 if none. */
+static int run_status(const struct run_out *o)
+{
+	char t[RUN_TAIL + 1], *p;
+	int code;
+
+	memcpy(t, o->tail, o->ntail);
+	t[o->ntail] = '\0';
+	p = o->ntail ? memrchr(t, '\n', o->ntail - 1) : NULL;
+	if (!p || t[o->ntail - 1] != '\n' || sscanf(p, "\nSBXFS-EXIT %d\n", &code) != 1 ||
+	    code < 0 || code > 255)
+		return -1;
+	return code;
+}
+
+static int run_output(void *ctx, int stream, const char *buf, size_t len)
+{
+	struct run_out *o = ctx;
+
+	if (stream == 1 && o->out && strbuf_add(o->out, buf, len)) {
+		sbx_failf("the output is over %zu bytes", o->out->max);
+		return -EFBIG;
+	}
+	if (stream == 2 && o->err.len < DK_ERR_KEEP) {
+		size_t n = DK_ERR_KEEP - o->err.len;
+
+		strbuf_add(&o->err, buf, len < n ? len : n);
+	}
+	if (stream == 2) {
+		size_t keep = len >= RUN_TAIL ? 0 : RUN_TAIL - len;
+
+		if (keep > o->ntail)
+			keep = o->ntail;
+		memmove(o->tail, o->tail + o->ntail - keep, keep);
+		if (len > RUN_TAIL)
+			buf += len - RUN_TAIL, len = RUN_TAIL;
+		memcpy(o->tail + keep, buf, len);
+		o->ntail = keep + len;
+	}
+	return 0;
+}
+
+static int run_sink(void *ctx, const char *buf, size_t len)
+{
+	return dk_demux_feed(&((struct run_out *)ctx)->demux, buf, len);
+}
+
+static int run_reset(void *ctx)
+{
+	struct run_out *o = ctx;
+
+	if (o->out)
+		o->out->len = 0;
+	o->err.len = 0;
+	o->ntail = 0;
+	dk_demux_init(&o->demux, run_output, o);
+	return 0;
+}
+
+/* Run once: 0 with *code when the script ran. */
+static int run_once(struct dk *dk, const char *box, const char *what, const char *script,
+		    struct run_out *o, int *code)
+{
+	static const struct errmap over[] = { { 409, EAGAIN }, { 0, 0 } };
+	const struct http_sink sink = { run_sink, run_reset, o };
+	struct http_req req = HTTP_REQ_INIT;
+	struct strbuf url = STRBUF_INIT(4096);
+	const char *body = "{\"Detach\":false,\"Tty\":false}";
+	const char *const args[] = { "-c", RUN_WRAPPER, script, NULL };
+	char id[DK_ID_MAX];
+	struct http_resp r;
+	int rc = exec_create(dk, id, box, what, args, NULL, 0);
+
+	if (rc)
+		return rc;
+	if (strbuf_addf(&url, "%s/exec/%s/start", dk->base, id))
+		return -ENOMEM;
+	req.method = "POST";
+	req.url = url.buf;
+	req.body = body;
+	req.body_len = strlen(body);
+	req.content_type = "application/json";
+	req.sink = &sink;
+	req.transfer = 1; /* a script may take long, as long as it is alive */
+	rc = http_do(dk->http, &req, &r);
+	strbuf_release(&url);
+	if (rc) {
+		char msg[400];
+
+		snprintf(msg, sizeof(msg), "%s", sbx_fail_text());
+		sbx_failf("docker: %s: %s", what, msg);
+		return rc;
+	}
+	if (r.status != 200 && r.status != 101)
+		rc = dk_fail(what, &r, over);
+	else if (!dk_demux_clean(&o->demux))
+		rc = errmap_fail_http("docker", what, r.status, "the output stream was cut",
+				      NULL, EIO);
+	http_resp_release(&r);
+	if (!rc && (*code = run_status(o)) < 0)
+		rc = exec_code(dk, code, id, what);
+	return rc;
+}
+
+int dk_run(struct remote *r, const char *box, const char *what, const char *script,
+	   int flags, struct strbuf *out)
+{
+	struct dk *dk = (struct dk *)r;
+	struct run_out o = { .out = out, .err = STRBUF_INIT(DK_ERR_KEEP + 1) };
+	int code = 0, rc;
+
+	run_reset(&o);
+	rc = run_once(dk, box, what, script, &o, &code);
+	if ((rc == -EIO || rc == -ECONNREFUSED || rc == -ETIMEDOUT) &&
+	    (flags & REMOTE_RUN_RETRY) && !sbx_interrupted()) {
+		run_reset(&o);
+		rc = run_once(dk, box, what, script, &o, &code);
+	}
+	if (rc == -EAGAIN) {
+		/* A stopped container's files are shown read-only. */
+		sbx_failf("docker: %s: container \"%s\" is not running: its files "
+			  "are read-only",
+			  what, box);
+		rc = -EROFS;
+	}
+	if (!rc && code) {
+		rc = sh_exit_errno(code);
+		if (rc > 0) {
+			char e[300], *t = o.err.buf ? strstr(o.err.buf, "\nSBXFS-EXIT ") : NULL;
+
+			if (t)
+				*t = '\0'; /* the wrapper's line is no message */
+			json_text(e, sizeof(e), o.err.buf, sizeof(e) - 1);
+			sbx_failf("docker: %s: exit %d%s%s", what, code, e[0] ? ": " : "", e);
+			rc = -EIO;
+		}
+	}
+	strbuf_release(&o.err);
+	return rc;
+}
+
+/* ---- commands ---- */
+
+struct dk_cmd {
+	struct dk *dk;
+	char box[SBX_NAME_MAX + 1];
+	char exec_id[DK_ID_MAX];
+	char token[64]; /* CMD_ENV's value: marks the command's processes */
+	struct http_conn *conn;
+	struct sbx_cmd_sink *sink;
+	struct dk_demux demux;
+	int signalled; /* the last signal sent, for the exit status */
+};
+
+/*
+ * The exec API has no call to signal an exec.  A command's exec carries
+ * SBXFS_CMD=TOKEN in its environment, which its processes inherit; `kill`
+ * is a script that signals every process of the container whose
+ * environment holds it.
+ */
+#define CMD_ENV "SBXFS_CMD="
+
+static int cmd_output(void *ctx, int stream, const char *buf, size_t len)
+{
+	struct dk_cmd *c = ctx;
+
+	if (stream == 1 || stream == 2)
+		c->sink->output(c->sink, stream == 1 ? SBX_STREAM_STDOUT : SBX_STREAM_STDERR,
+				buf, len);
+	return 0;
+}
+
+static void *follow(void *arg)
+{
+	struct dk_cmd *c = arg;
+	struct dk *dk = c->dk;
+	struct sbx_exit ex = { 0 };
+	char buf[65536];
+	int code, rc = 0;
+
+	for (;;) {
+		ssize_t n;
+
+		if (cmdpoll_stopping(&c->dk->cmds)) {
+			cmdpoll_unmounted(&ex);
+			break;
+		}
+		n = http_conn_read(c->conn, buf, sizeof(buf), READ_STEP_MS, NULL);
+		if (n == -ETIMEDOUT)
+			continue;
+		if (n > 0)
+			rc = dk_demux_feed(&c->demux, buf, (size_t)n);
+		if (n < 0 || rc) {
+			cmdpoll_lost(&ex);
+			break;
+		}
+		if (n == 0) {
+			rc = exec_code(c->dk, &code, c->exec_id, "command");
+			if (rc)
+				cmdpoll_lost(&ex);
+			else
+				cmdpoll_exit(&ex, code, __atomic_load_n(&c->signalled,
+									__ATOMIC_RELAXED));
+			break;
+		}
+	}
+	/* done may release the handle: c is not to be touched after it. */
+	c->sink->done(c->sink, &ex);
+	cmdpoll_leave(&dk->cmds);
+	return NULL;
+}
+
+int dk_cmd_start(struct sbx_provider *p, void **handle, const char *box,
+		 const char *cmdline, struct sbx_cmd_sink *sink)
+{
+	static const struct errmap over[] = { { 409, EAGAIN }, { 0, 0 } };
+	static unsigned long counter;
+	struct dk *dk = DK(p);
+	struct dk_cmd *c = calloc(1, sizeof(*c));
+	struct strbuf url = STRBUF_INIT(4096);
+	const char *args[] = { "-c", cmdline, NULL };
+	char env[96];
+	struct http_req req = HTTP_REQ_INIT;
+	const char *body = "{\"Detach\":false,\"Tty\":false}";
+	struct http_resp r;
+	int rc;
+
+	if (!c)
+		return -ENOMEM;
+	c->dk = dk;
+	c->sink = sink;
+	snprintf(c->box, sizeof(c->box), "%s", box);
+	snprintf(c->token, sizeof(c->token), "%lx.%d.%lu", (unsigned long)time(NULL),
+		 (int)getpid(), __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
+	snprintf(env, sizeof(env), CMD_ENV "%s", c->token);
+	dk_demux_init(&c->demux, cmd_output, c);
+	rc = exec_create(dk, c->exec_id, box, "start command", args, env, 1);
+	if (rc)
+		goto fail;
+	rc = -ENOMEM;
+	if (strbuf_addf(&url, "%s/exec/%s/start", dk->base, c->exec_id))
+		goto fail;
+	req.method = "POST";
+	req.url = url.buf;
+	req.body = body;
+	req.body_len = strlen(body);
+	req.content_type = "application/json";
+	rc = http_conn_open(dk->http, &c->conn, &req, &r);
+	if (!rc && !c->conn)
+		rc = dk_fail("start command", &r, over);
+	http_resp_release(&r);
+	if (rc)
+		goto fail;
+	rc = cmdpoll_start(&dk->cmds, follow, c);
+	if (rc)
+		goto fail;
+	strbuf_release(&url);
+	*handle = c;
+	return 0;
+fail:
+	if (rc == -EAGAIN)
+		sbx_failf("docker: container \"%s\" is not running", box);
+	strbuf_release(&url);
+	http_conn_close(c->conn);
+	free(c);
+	return rc;
+}
+
+ssize_t dk_cmd_stdin(struct sbx_provider *p, void *handle, const char *data, size_t len,
+		     const volatile int *interrupted)
+{
+	struct dk_cmd *c = handle;
+	int rc;
+
+	(void)p;
+	if (len)
+		return http_conn_write(c->conn, data, len, interrupted);
+	rc = http_conn_shutdown_write(c->conn);
+	return rc == -ENOTSUP ? 0 : rc;
+}
+
+int dk_cmd_signal(struct sbx_provider *p, void *handle, int sig)
+{
+	struct dk_cmd *c = handle;
+	char env[96];
+
+	snprintf(env, sizeof(env), CMD_ENV "%s", c->token);
+	__atomic_store_n(&c->signalled, sig, __ATOMIC_RELAXED);
+	/* Every process of the command is stopped before any is signalled,
+	 * so that no shell sees its child die and goes on meanwhile. */
+	return remote_runf(&DK(p)->r, c->box, "signal command", 0, NULL,
+			   "t=%q; p=; for d in /proc/[0-9]*; do "
+			   "tr '\\0' '\\n' < \"$d/environ\" 2>/dev/null | grep -qx \"$t\" && "
+			   "p=\"$p ${d#/proc/}\"; done; [ -n \"$p\" ] || exit %L; %s"
+			   "kill -%L $p 2>/dev/null; %s exit 0",
+			   env, (long long)ESRCH,
+			   sig == SIGSTOP || sig == SIGCONT ? "" : "kill -STOP $p 2>/dev/null; ",
+			   (long long)sig,
+			   sig == SIGSTOP || sig == SIGCONT ? "" : "kill -CONT $p 2>/dev/null;");
+}
+
+void dk_cmd_release(struct sbx_provider *p, void *handle)
+{
+	struct dk_cmd *c = handle;
+
+	(void)p;
+	http_conn_close(c->conn);
+	free(c);
+}
