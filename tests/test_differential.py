@@ -343,6 +343,10 @@ def test_differential(box, tmp_path):
         skip += ",symlink,readlink"
     if helpers.unsupported(provider, "nlink"):
         skip += ",link"
+    if helpers.unsupported(provider, "host_tools"):
+        skip += ",shell"
+    if helpers.unsupported(provider, "ns_times"):
+        skip += ",utime"
     if not host_shell_works():
         print("no user namespaces for the plain side: no shell operations")
         skip += ",shell"
@@ -393,10 +397,12 @@ def test_differential(box, tmp_path):
     assert len(ta) > 0, "the sequence left nothing to compare"
     # Real tools agree on the host side...
     assert find_listing(plain) == find_listing(mnt)
-    # ...and so does a command inside the sandbox: root/ is what it sees.
-    out = box.check("find /tmp/diff -mindepth 1 -printf '%P\\t%y\\t%m\\t%s\\t"
-                    "%l\\t%n\\n'")
-    assert _norm_find(out) == find_listing(plain)
+    # ...and so does a command inside the sandbox: root/ is what it sees
+    # (GNU find's listing where the sandbox has it; the sums everywhere).
+    if not helpers.unsupported(provider, "host_tools"):
+        out = box.check("find /tmp/diff -mindepth 1 -printf '%P\\t%y\\t%m\\t"
+                        "%s\\t%l\\t%n\\n'")
+        assert _norm_find(out) == find_listing(plain)
     sums = box.check("cd /tmp/diff && find . -type f -exec sha256sum {} + |"
                      " sort -k2")
     host = run("cd %s && find . -type f -exec sha256sum {} + | sort -k2"

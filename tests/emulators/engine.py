@@ -48,8 +48,8 @@ that keep concurrent engines apart and the machine's process table small:
 tmp_dir under DIR (the default, /run/libpod, is machine-wide: its alive
 lock, exit files), lock_type "file" (the default is one shared memory
 segment of 2048 locks for every podman of the machine, which a killed
-engine never gives back), exit_command_delay 60 (an exec session, and its
-two conmon processes, are kept 60 s after its command ended for `GET
+engine never gives back), exit_command_delay 10 (an exec session, and its
+two conmon processes, are kept 10 s after its command ended for `GET
 /exec/{id}/json`, instead of 300 s).
 
 Requests are counted by route: "METHOD PATH" with the API version prefix
@@ -116,7 +116,7 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 tmp_dir = "%(tmp)s"
 lock_type = "file"
-exit_command_delay = 60
+exit_command_delay = 10
 """
 
 HEAD_LIMIT = 1 << 20        # a request's or response's head
