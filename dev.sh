@@ -10,7 +10,8 @@ cd "$(dirname "$0")"
 
 PACKAGES=(build-essential meson ninja-build pkg-config libfuse3-dev fuse3
           libcurl4-openssl-dev libcjson-dev libwebsockets-dev
-          bubblewrap util-linux coreutils python3 python3-pytest python3-aiohttp)
+          bubblewrap util-linux coreutils python3 python3-pytest python3-aiohttp
+          podman runc busybox-static)
 
 as_root() {
 	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
