@@ -618,6 +618,7 @@ static void dk_free(struct dk *dk)
 		return;
 	boxtable_destroy(&dk->r.boxes);
 	http_client_free(dk->http);
+	dk_owners_free(dk->owners);
 	stage_free(dk->r.stage);
 	cmdpoll_destroy(&dk->cmds);
 	free(dk->where);
@@ -675,11 +676,12 @@ static int dk_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	cfg.timeout_ms = cfg.stall_ms = dk->timeout_s * 1000;
 	cfg.connect_timeout_ms = 5000;
 	dk->http = http_client_new(&cfg);
+	dk->owners = dk_owners_new();
 	if (asprintf(&dk->stage_dir, "%s/stage/docker", state ? state : "/tmp") < 0)
 		dk->stage_dir = NULL;
 	if (dk->stage_dir)
 		stage = stage_new(dk->stage_dir, cache_max);
-	if (!dk->http || !stage)
+	if (!dk->http || !dk->owners || !stage)
 		goto fail;
 	remote_init(&dk->r, "docker", 0, stage, &dk_stagefile_ops, dk);
 	stage = NULL;
@@ -758,7 +760,7 @@ static const struct sbx_provider_ops docker_ops = {
 	.unlink = remote_unlink,
 	.rename = remote_rename,
 	.chmod = remote_chmod,
-	.chown = remote_chown,
+	.chown = dk_chown,
 	.symlink = remote_symlink,
 	.readlink = dk_readlink,
 	.cmd_start = dk_cmd_start,

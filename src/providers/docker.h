@@ -50,6 +50,7 @@ struct dk {
 	char *stage_dir;
 	int timeout_s;
 	struct cmdpoll cmds; /* the threads that follow commands */
+	struct dk_owners *owners; /* docker_owners.c */
 	/* r.boxes: a record's id is the container's id, state its
 	 * State.Status word. */
 };
@@ -98,6 +99,25 @@ int dk_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box,
 		const char *path);
 int dk_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
 	    const char *path, int flags, mode_t mode, const struct stat *known);
+
+/* ---- docker_owners.c ---- */
+
+/* The owner, group and link count of paths, from their last full lstat. */
+struct dk_owners;
+struct dk_owners *dk_owners_new(void);
+void dk_owners_free(struct dk_owners *o);
+/* Remember what st says of box:path. */
+void dk_owners_note(struct dk_owners *o, const char *box, const char *path,
+		    const struct stat *st);
+/* Fill st's owner, group and link count from what was remembered of
+ * box:path, if it was a file of st's type: 1, else 0 (st untouched). */
+int dk_owners_fill(struct dk_owners *o, struct stat *st, const char *box,
+		   const char *path);
+/* Forget box:path (its owner changed: chown). */
+void dk_owners_forget(struct dk_owners *o, const char *box, const char *path);
+/* The provider's chown: the remote layer's, then the memory forgets. */
+int dk_chown(struct sbx_provider *p, const char *box, const char *path, uid_t uid,
+	     gid_t gid);
 
 /* ---- docker_parse.c ---- */
 

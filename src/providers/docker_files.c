@@ -27,6 +27,8 @@
 
 #include "docker.h"
 #include "sbxfs/names.h"
+#include "sbxfs/remote/find.h"
+#include "sbxfs/remote/shell.h"
 #include "sbxfs/remote/tar.h"
 
 #define PATH_STAT "X-Docker-Container-Path-Stat"
@@ -52,8 +54,14 @@ static int path_stat(struct dk *dk, struct stat *st, char *link, size_t size,
 	if (rc)
 		return rc;
 	memset(st, 0, sizeof(*st));
-	if (r.status == 404)
+	/* Podman follows a symlink to stat it, and answers 404 for a
+	 * dangling one, but with the link's own stat in the header. */
+	if (r.status == 404 && (!r.header.len ||
+				dk_parse_path_stat(st, link, size, r.header.buf, r.header.len) ||
+				!S_ISLNK(st->st_mode)))
 		rc = -ENOENT;
+	else if (r.status == 404)
+		rc = 0;
 	else if (r.status != 200)
 		rc = dk_fail("stat", &r, NULL);
 	else if (dk_parse_path_stat(st, link, size, r.header.buf, r.header.len)) {
@@ -64,16 +72,25 @@ static int path_stat(struct dk *dk, struct stat *st, char *link, size_t size,
 	return rc;
 }
 
-/* A running container's lstat comes from a script: the archive API's
- * stat has no owner or link count, and Podman's follows symlinks (a
- * dangling one is "not found").  A stopped container has only that. */
+/*
+ * The archive API's stat is one request with no process in the
+ * container, but it has no owner, link count or access time.  It answers
+ * "no such file" (what most lookups of a name not listed ask, git's
+ * above all), a stopped container's files, and a file whose owner is
+ * remembered (docker_owners.c).  Any other file of a running container
+ * is looked up by a script, for all of lstat.
+ */
 static int sf_info(void *ctx, struct stat *st, const char *box, const char *path)
 {
 	struct dk *dk = ctx;
+	int rc = path_stat(dk, st, NULL, 0, box, path);
 
-	if (dk_running(dk, box))
-		return remote_find_stat(&dk->r, st, box, path);
-	return path_stat(dk, st, NULL, 0, box, path);
+	if (rc || !dk_running(dk, box) || dk_owners_fill(dk->owners, st, box, path))
+		return rc;
+	rc = remote_find_stat(&dk->r, st, box, path);
+	if (!rc)
+		dk_owners_note(dk->owners, box, path, st);
+	return rc;
 }
 
 /* GET of box:path's archive into sink: 0 with the answer in *r (the
@@ -215,12 +232,15 @@ static ssize_t upload_read(void *ctx, char *buf, size_t len, off_t off)
 	return (ssize_t)len;
 }
 
-/* PUT the copy into directory `dir` of box as `name` with `mode`. */
+/* PUT the copy into directory `dir` of box as `name` with `mode`, owned
+ * by root, with `mtime`: the engine gives the file all three. */
 static int put_file(struct dk *dk, struct staged *f, const char *box, const char *dir,
-		    const char *name, mode_t mode, off_t size)
+		    const char *name, mode_t mode, off_t size, const struct timespec *mtime)
 {
 	struct upload u = { .f = f, .head = STRBUF_INIT(32768), .size = size };
-	struct tar_entry e = { .type = '0', .mode = mode & 07777, .size = size };
+	struct tar_entry e = {
+		.type = '0', .mode = mode & 07777, .size = size, .mtime = *mtime,
+	};
 	struct http_body body = { 0, upload_read, &u };
 	struct strbuf url = STRBUF_INIT(16384);
 	struct http_req req = HTTP_REQ_INIT;
@@ -228,7 +248,6 @@ static int put_file(struct dk *dk, struct staged *f, const char *box, const char
 	int rc;
 
 	snprintf(e.name, sizeof(e.name), "%s", name);
-	clock_gettime(CLOCK_REALTIME, &e.mtime);
 	rc = tar_header(&u.head, &e);
 	if (!rc)
 		rc = dk_url(&url, dk, box, "/archive", dir[0] ? dir : "/");
@@ -270,10 +289,12 @@ static int sf_upload(void *ctx, struct stat *remote, struct staged *f, const cha
 	static unsigned long counter;
 	struct dk *dk = ctx;
 	const char *slash = strrchr(path, '/');
+	struct strbuf checks = STRBUF_INIT(65536), body = STRBUF_INIT(4096);
+	struct strbuf out = STRBUF_INIT(8192);
 	char dir[4096], tmp[96];
+	struct timespec now;
 	int rc;
 
-	(void)remote;
 	if (!dk_running(dk, box)) {
 		sbx_failf("docker: container \"%s\" is not running: its files are read-only",
 			  box);
@@ -282,26 +303,53 @@ static int sf_upload(void *ctx, struct stat *remote, struct staged *f, const cha
 	if ((size_t)(slash - path) >= sizeof(dir))
 		return -ENAMETOOLONG;
 	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-	if (!f->fetched && json_utf8_valid(path))
-		return put_file(dk, f, box, dir, slash + 1, f->mode, size);
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (!f->fetched && json_utf8_valid(path)) {
+		/* What the engine makes of the tar: all of lstat but the
+		 * inode, with no request more. */
+		rc = put_file(dk, f, box, dir, slash + 1, f->mode, size, &now);
+		if (!rc) {
+			remote->st_mode = S_IFREG | (f->mode & 07777);
+			remote->st_nlink = 1;
+			remote->st_size = size;
+			remote->st_mtim = remote->st_atim = remote->st_ctim = now;
+			dk_owners_note(dk->owners, box, path, remote);
+		}
+		return rc;
+	}
 	if (!json_utf8_valid(dir))
 		snprintf(dir, sizeof(dir), "/tmp");
 	snprintf(tmp, sizeof(tmp), ".sbxfs-up.%d.%lu", (int)getpid(),
 		 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
-	rc = put_file(dk, f, box, dir, tmp, 0600, size);
+	rc = put_file(dk, f, box, dir, tmp, 0600, size, &now);
 	if (rc)
 		return rc;
-	return remote_runf(&dk->r, box, "save", 0, NULL,
-			   "t=%q/%q; f=%q; n=; [ -e \"$f\" ] || n=1; "
-			   "cat -- \"$t\" > \"$f\" && { [ -z \"$n\" ] || chmod %s \"$f\"; } && "
-			   "rm -f -- \"$t\" || { s=$?; rm -f -- \"$t\"; exit $s; }",
-			   dir, tmp, path, mode_word(f->mode));
+	/* Copy it into place, then tell the file's attributes. */
+	rc = sh_script(&checks,
+		       "t=%q/%q; f=%q; n=; [ -e \"$f\" ] || n=1; "
+		       "cat -- \"$t\" > \"$f\" && { [ -z \"$n\" ] || chmod %s \"$f\"; } && "
+		       "rm -f -- \"$t\" || { s=$?; rm -f -- \"$t\"; exit $s; }; ",
+		       dir, tmp, path, mode_word(f->mode));
+	if (!rc)
+		rc = find_script_stat(&body, "f");
+	if (!rc)
+		rc = remote_run_bytes(&dk->r, box, "save", checks.buf, body.buf, 1, 0, &out);
+	if (!rc && find_parse_one(out.buf, out.len, remote)) {
+		sbx_failf("docker: save: the file's attributes do not parse");
+		rc = -EPROTO;
+	} else if (!rc) {
+		dk_owners_note(dk->owners, box, path, remote);
+	}
+	strbuf_release(&checks);
+	strbuf_release(&body);
+	strbuf_release(&out);
+	return rc;
 }
 
 const struct stagefile_ops dk_stagefile_ops = {
 	.name = "docker",
 	.flags = STAGEFILE_LAZY_WRONLY | STAGEFILE_SYMLINK_ELOOP,
-	.upload_stat = STAGEFILE_STAT_BY_INFO,
+	.upload_stat = STAGEFILE_STAT_BY_UPLOAD,
 	.info = sf_info,
 	.fetch = sf_fetch,
 	.upload = sf_upload,
@@ -443,14 +491,34 @@ static int list_stopped(struct dk *dk, struct listing *l, const char *box,
 	return rc;
 }
 
+/* A listing's entries, remembered on their way to the caller's fn. */
+struct noting {
+	struct dk *dk;
+	const char *box, *dir;
+	sbx_dirent_fn fn;
+	void *ctx;
+};
+
+static int note_entry(void *ctx, const char *name, const struct stat *st)
+{
+	struct noting *n = ctx;
+	char path[4096];
+
+	if (snprintf(path, sizeof(path), "%s/%s", strcmp(n->dir, "/") ? n->dir : "",
+		     name) < (int)sizeof(path))
+		dk_owners_note(n->dk->owners, n->box, path, st);
+	return n->fn(n->ctx, name, st);
+}
+
 int dk_readdir(struct sbx_provider *p, const char *box, const char *path,
 	       sbx_dirent_fn fn, void *ctx)
 {
+	struct noting n = { DK(p), box, path, fn, ctx };
 	struct listing *l;
 	int rc;
 
 	if (dk_running(DK(p), box))
-		return remote_readdir(p, box, path, fn, ctx);
+		return remote_readdir(p, box, path, note_entry, &n);
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;

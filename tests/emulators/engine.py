@@ -12,8 +12,12 @@ configuration under DIR, so that the engines of test runs side by side
 share nothing but the host's CNI bridge.  This program:
 
   * writes DIR/containers.conf and runs
-        podman --root DIR/storage --runroot DIR/run --storage-driver vfs \\
-            system service --time=0 unix://DIR/podman.sock
+        podman --root DIR/storage --runroot SHORT/run --storage-driver vfs \\
+            system service --time=0 unix://SHORT/podman.sock
+
+    (SHORT is a directory of /tmp of its own, removed at shutdown: Podman
+    refuses a runroot over 50 characters, and a socket's path must fit
+    107)
     with CONTAINERS_CONF set to it, in a session of its own, told to end
     when this program does (SIGTERM from here; from the kernel if this
     program dies, PR_SET_PDEATHSIG);
@@ -23,8 +27,8 @@ share nothing but the host's CNI bridge.  This program:
     empty /tmp and /var/tmp (mode 1777), /root, /home, /proc, /sys, /dev.
     No GNU tools and no /usr, on purpose: the provider may count on
     nothing but a POSIX shell and busybox's applets;
-  * serves DIR/api.sock, where every request is forwarded to
-    DIR/podman.sock (HTTP/1.1, keep-alive, bodies by Content-Length or
+  * serves SHORT/api.sock, where every request is forwarded to
+    SHORT/podman.sock (HTTP/1.1, keep-alive, bodies by Content-Length or
     chunked, both ways), counted, or answered by an injected fault.  A
     response that switches protocols (101, as `POST /exec/{id}/start` and
     `POST /containers/{id}/attach` with `Upgrade: tcp` answer) or that has
@@ -33,7 +37,7 @@ share nothing but the host's CNI bridge.  This program:
     half-close (shutdown(SHUT_WR)) is passed on to Podman as one, and
     Podman's end of the stream closes the client's connection, as Docker
     closes it when the command ends;
-  * prints the path of DIR/api.sock on stdout once the image is there and
+  * prints the path of SHORT/api.sock on stdout once the image is there and
     both sockets answer, and logs one line per request on stderr.
 
 SIGTERM or SIGINT: stop serving, stop every container (`podman stop -a -t
@@ -58,7 +62,7 @@ Requests are counted by route: "METHOD PATH" with the API version prefix
 /containers/{id}/archive", "POST /exec/{id}/start", "GET /exec/{id}/json",
 "GET /images/{name}/json", "GET /_ping", "/libpod/..." likewise.
 
-Test control routes on DIR/api.sock (not counted, never faulted):
+Test control routes on SHORT/api.sock (not counted, never faulted):
   GET  /_emu/stats          {"total": N, "routes": {"GET /containers/json": n, ...}}
   POST /_emu/reset          zero the counters.
   POST /_emu/fault          {"kind": "status"|"empty"|"slow"|"drop",
@@ -90,12 +94,14 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from http import HTTPStatus
 
@@ -300,11 +306,15 @@ class Engine(common.Service):
         super().__init__(root)
         self.podman = podman
         self.storage = os.path.join(self.root, "storage")
-        self.runroot = os.path.join(self.root, "run")
         self.tmp = os.path.join(self.root, "tmp")
         self.conf = os.path.join(self.root, "containers.conf")
-        self.podman_sock = os.path.join(self.root, "podman.sock")
-        self.api_sock = os.path.join(self.root, "api.sock")
+        # Podman refuses a runroot over 50 characters, and a Unix socket's
+        # path has room for 107: these live in a short directory of their
+        # own, whatever DIR is, removed at shutdown.
+        self.short = tempfile.mkdtemp(prefix="sbxfs-engine-", dir="/tmp")
+        self.runroot = os.path.join(self.short, "run")
+        self.podman_sock = os.path.join(self.short, "podman.sock")
+        self.api_sock = os.path.join(self.short, "api.sock")
         self.env = dict(os.environ, CONTAINERS_CONF=self.conf, TMPDIR=self.tmp)
         self.service = None
 
@@ -833,11 +843,7 @@ def main():
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         engine.shutdown()
-        for s in (engine.api_sock, engine.podman_sock):
-            try:
-                os.unlink(s)
-            except FileNotFoundError:
-                pass
+        shutil.rmtree(engine.short, ignore_errors=True)
         log("engine stopped")
 
 
