@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "sbxfs/attr.h"
+#include "sbxfs/box.h"
 #include "sbxfs/cache.h"
 #include "sbxfs/node.h"
 #include "sbxfs/req.h"
@@ -35,6 +36,18 @@ static int fs_list(struct sbxfs *fs, struct node *n, struct cache_dir **out)
 	if (rc)
 		attr_report(n->box, rc, "readdir", path);
 	return rc;
+}
+
+/*
+ * A listing of the top that starts from its beginning asks the provider
+ * afresh: sandboxes made or deleted elsewhere show at once (lookups keep
+ * the list for the entry timeout).  The kernel may read the top without
+ * opening it, one readdir at a time: only the first asks.
+ */
+static void fresh_top(struct sbxfs *fs, struct node *n, off_t off)
+{
+	if (n->kind == NODE_ROOT && off == 0)
+		box_list_expire(fs);
 }
 
 void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -68,6 +81,7 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->cache_readdir = 1;
 		fi->keep_cache = 1;
 	} else {
+		fresh_top(fs, n, 0);
 		rc = synth_list(fs, n, &dh->list);
 		if (rc) {
 			free(dh);
@@ -109,6 +123,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		int rc;
 
 		req_intr_begin(req, &intr);
+		fresh_top(fs, dh->node, off);
 		rc = is_fs(dh->node) ? fs_list(fs, dh->node, &dh->list)
 				     : synth_list(fs, dh->node, &dh->list);
 		req_intr_end(req);

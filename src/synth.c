@@ -160,13 +160,8 @@ int synth_list(struct sbxfs *fs, struct node *n, struct cache_dir **out)
 		return -ENOMEM;
 	if (n->kind == NODE_CMDS)
 		count = box_cmd_count(n->box);
-	else if (n->kind == NODE_ROOT) {
-		/* Listing the top asks the provider afresh: sandboxes made or
-		 * deleted elsewhere show at once (lookups keep the cached list
-		 * for the entry timeout).  A failed listing fails readdir. */
-		box_list_expire(fs);
-		rc = box_list_refresh(fs);
-	}
+	else if (n->kind == NODE_ROOT)
+		rc = box_list_refresh(fs); /* a failed listing fails readdir */
 	for (size_t i = 0; i < SYNTH_NTAB && !rc; i++) {
 		const struct synth_file *sf = &synth_tab[i];
 		struct stat st = { .st_mode = sf->mode & S_IFMT };

@@ -152,7 +152,7 @@ def test_lifecycle_through_the_state_machine(rmount, emu):
     assert name not in rmount.names()
     emu.reset_stats()
     rmount.names()
-    assert emu.stats()["total"] <= 1   # one list
+    assert emu.stats()["total"] <= 1, emu.stats()   # one list
 
 
 def test_intermediate_states_show_in_status(tmp_path):

@@ -33,6 +33,25 @@
 
 #define PATH_STAT "X-Docker-Container-Path-Stat"
 
+/*
+ * Can the archive API name this path?  Not if it is not UTF-8 (the
+ * engine's archive code would not keep it) or holds a glob character
+ * (Podman's expands them, and finds nothing).  Such files are reached
+ * through scripts and a plain temporary name instead.
+ */
+static int archive_safe(const char *path)
+{
+	return json_utf8_valid(path) && !strpbrk(path, "*?[\\");
+}
+
+static unsigned long tmp_counter;
+
+static void tmp_name(char *out, size_t size, const char *tag)
+{
+	snprintf(out, size, ".sbxfs-%s.%d.%lu", tag, (int)getpid(),
+		 __atomic_add_fetch(&tmp_counter, 1, __ATOMIC_RELAXED));
+}
+
 /* HEAD of box:path's archive: its lstat, and its link target into link
  * (size bytes; may be NULL). */
 static int path_stat(struct dk *dk, struct stat *st, char *link, size_t size,
@@ -83,8 +102,12 @@ static int path_stat(struct dk *dk, struct stat *st, char *link, size_t size,
 static int sf_info(void *ctx, struct stat *st, const char *box, const char *path)
 {
 	struct dk *dk = ctx;
-	int rc = path_stat(dk, st, NULL, 0, box, path);
+	int rc = 0;
 
+	if (archive_safe(path) || !dk_running(dk, box))
+		rc = path_stat(dk, st, NULL, 0, box, path);
+	else
+		memset(st, 0, sizeof(*st)); /* the script alone tells */
 	if (rc || !dk_running(dk, box) || dk_owners_fill(dk->owners, st, box, path))
 		return rc;
 	rc = remote_find_stat(&dk->r, st, box, path);
@@ -170,16 +193,13 @@ static int fetch_reset(void *ctx)
 	return ftruncate(x->f->fd, 0) ? -errno : 0;
 }
 
-static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *path,
-		    const struct stat *remote)
+static int fetch_from(struct dk *dk, struct staged *f, const char *box, const char *path)
 {
-	struct dk *dk = ctx;
 	struct fetch x = { .f = f, .base = strrchr(path, '/') + 1 };
 	const struct http_sink sink = { fetch_write, fetch_reset, &x };
 	struct http_resp r;
 	int rc = archive_get(dk, &r, box, path, &sink);
 
-	(void)remote;
 	if (rc)
 		return rc;
 	if (r.status == 404)
@@ -189,6 +209,28 @@ static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *pa
 	else if ((rc = tar_finish(&x.tar)) == 0 && !x.members)
 		rc = -ENOENT; /* gone between stat and fetch */
 	http_resp_release(&r);
+	return rc;
+}
+
+/* A file the archive API cannot name is copied to a plain name in /tmp
+ * first, fetched from there, and the copy removed. */
+static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *path,
+		    const struct stat *remote)
+{
+	struct dk *dk = ctx;
+	char tmp[96], plain[128];
+	int rc;
+
+	(void)remote;
+	if (archive_safe(path))
+		return fetch_from(dk, f, box, path);
+	tmp_name(tmp, sizeof(tmp), "get");
+	snprintf(plain, sizeof(plain), "/tmp/%s", tmp);
+	rc = remote_runf(&dk->r, box, "download", REMOTE_RUN_RETRY, NULL,
+			 "cp -- %q %q", path, plain);
+	if (!rc)
+		rc = fetch_from(dk, f, box, plain);
+	remote_runf(&dk->r, box, "download", REMOTE_RUN_RETRY, NULL, "rm -f -- %q", plain);
 	return rc;
 }
 
@@ -279,14 +321,12 @@ static int put_file(struct dk *dk, struct staged *f, const char *box, const char
 /*
  * A new file goes up as it is.  An existing one goes up beside it and a
  * script copies it into place, keeping its inode, owner, mode and links;
- * so does a file whose name is not UTF-8, which the engine's archive
- * code would not keep (beside it in /tmp if its directory's name is not
- * UTF-8 either).
+ * so does a file the archive API cannot name (archive_safe()), beside it
+ * or, if its directory cannot be named either, in /tmp.
  */
 static int sf_upload(void *ctx, struct stat *remote, struct staged *f, const char *box,
 		     const char *path, off_t size)
 {
-	static unsigned long counter;
 	struct dk *dk = ctx;
 	const char *slash = strrchr(path, '/');
 	struct strbuf checks = STRBUF_INIT(65536), body = STRBUF_INIT(4096);
@@ -304,7 +344,7 @@ static int sf_upload(void *ctx, struct stat *remote, struct staged *f, const cha
 		return -ENAMETOOLONG;
 	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
 	clock_gettime(CLOCK_REALTIME, &now);
-	if (!f->fetched && json_utf8_valid(path)) {
+	if (!f->fetched && archive_safe(path)) {
 		/* What the engine makes of the tar: all of lstat but the
 		 * inode, with no request more. */
 		rc = put_file(dk, f, box, dir, slash + 1, f->mode, size, &now);
@@ -317,10 +357,9 @@ static int sf_upload(void *ctx, struct stat *remote, struct staged *f, const cha
 		}
 		return rc;
 	}
-	if (!json_utf8_valid(dir))
+	if (!archive_safe(dir))
 		snprintf(dir, sizeof(dir), "/tmp");
-	snprintf(tmp, sizeof(tmp), ".sbxfs-up.%d.%lu", (int)getpid(),
-		 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
+	tmp_name(tmp, sizeof(tmp), "up");
 	rc = put_file(dk, f, box, dir, tmp, 0600, size, &now);
 	if (rc)
 		return rc;

@@ -3,12 +3,13 @@
  * Docker: what the archive API's stat lacks, remembered.
  *
  * The engine's stat of a path (HEAD of its archive) costs one request
- * and no process, but has no owner, group or link count; a script in the
+ * and no process, but has no owner, group, link count or access time; a script in the
  * container has them all but costs a process (about 100 ms of runc).
  * Every full lstat that a listing or a script brings is remembered here
  * by box and path, and a later stat of the same path that the engine
- * answers with the same file type takes the owner, group and link count
- * from it.  A file's owner changes rarely, and never without a listing
+ * answers with the same file type takes the owner, group, link count and
+ * access time from it (a read in the container that moves the access
+ * time shows at the next listing).  A file's owner changes rarely, and never without a listing
  * or a chown through sbxfs to tell: a listing of its directory brings
  * the truth back.
  *
@@ -29,6 +30,7 @@ struct owner {
 	uid_t uid;
 	gid_t gid;
 	nlink_t nlink;
+	struct timespec atime;
 };
 
 struct dk_owners {
@@ -91,6 +93,7 @@ void dk_owners_note(struct dk_owners *o, const char *box, const char *path,
 	s->uid = st->st_uid;
 	s->gid = st->st_gid;
 	s->nlink = st->st_nlink;
+	s->atime = st->st_atim;
 	pthread_mutex_unlock(&o->lock);
 }
 
@@ -111,6 +114,7 @@ int dk_owners_fill(struct dk_owners *o, struct stat *st, const char *box,
 		st->st_uid = s->uid;
 		st->st_gid = s->gid;
 		st->st_nlink = s->nlink;
+		st->st_atim = s->atime;
 		found = 1;
 	}
 	pthread_mutex_unlock(&o->lock);
@@ -136,6 +140,15 @@ int dk_chown(struct sbx_provider *p, const char *box, const char *path, uid_t ui
 	     gid_t gid)
 {
 	int rc = remote_chown(p, box, path, uid, gid);
+
+	dk_owners_forget(DK(p)->owners, box, path);
+	return rc;
+}
+
+int dk_utimens(struct sbx_provider *p, const char *box, const char *path,
+	       const struct timespec ts[2])
+{
+	int rc = remote_utimens(p, box, path, ts);
 
 	dk_owners_forget(DK(p)->owners, box, path);
 	return rc;
