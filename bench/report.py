@@ -16,7 +16,7 @@ import math
 import statistics
 import sys
 
-REMOTES = ["daytona", "rexec", "vtrix"]
+REMOTES = ["daytona", "rexec", "vtrix", "docker"]
 # fuseref: libfuse's example passthrough_ll, the floor any FUSE filesystem
 # pays on the machine.
 TARGETS = ["native", "sbxfs", "fuseref", "sshfs"] + REMOTES
@@ -313,8 +313,11 @@ def request_rows(target, rows, big_label):
 
 def remote_note(t, m):
     """The bullet that says how remote target t was measured."""
-    text = (f"- {t}: sbxfs `-o provider={t}` against the {t} emulator "
-            f"(`tests/emulators/{t}.py`) on 127.0.0.1, one running sandbox. The corpus "
+    where = (f"the {t} emulator (`tests/emulators/{t}.py`) on 127.0.0.1"
+             if t != "docker" else
+             "Podman 4.3 with runc and vfs storage, through a counting proxy "
+             "(`tests/emulators/engine.py`) on a Unix socket, a busybox image")
+    text = (f"- {t}: sbxfs `-o provider={t}` against {where}, one running sandbox. The corpus "
             "is copied into the sandbox on the emulator's side (as sshfs's lives on its "
             "server) and `cp -r` copies are removed there, outside the timing. "
             f"The corpus tree shows {m(t + '_entries', '?')} entries through it "

@@ -3,7 +3,8 @@
 # sbxfs (local provider), through a reference FUSE filesystem (fuseref),
 # through sshfs to 127.0.0.1 and through sbxfs's remote providers (daytona,
 # rexec, vtrix) over their emulators (tests/emulators/NAME.py) on 127.0.0.1,
-# side by side, and print a table of medians and ratios (plain text, then
+# and docker over real Podman behind a counting proxy (engine.py), side by
+# side, and print a table of medians and ratios (plain text, then
 # Markdown for docs/performance.md), with each emulator's request counts per
 # operation.
 #
@@ -22,7 +23,7 @@
 #   EXEC_RUNS     exec round trips per warm exec sample [20]
 #   SBXFS         the sbxfs binary [REPO/build/sbxfs]
 #   SSH_PORT      first loopback port to try for our own sshd [2222]
-#   TARGETS       any of: native sbxfs fuseref sshfs daytona rexec vtrix [all seven]
+#   TARGETS       any of: native sbxfs fuseref sshfs daytona rexec vtrix docker [all eight]
 #   OPS           any of: find lsR grep cat cp exec [all six]
 #   OP_TIMEOUT    seconds before one timed operation is killed [900]
 #   MOUNT_TIMEOUT seconds to wait for a mount to appear [30]
@@ -74,7 +75,7 @@ RUNS=${RUNS:-5}
 EXEC_RUNS=${EXEC_RUNS:-20}
 SBXFS=${SBXFS:-$REPO/build/sbxfs}
 SSH_PORT=${SSH_PORT:-2222}
-REMOTES="daytona rexec vtrix"
+REMOTES="daytona rexec vtrix docker"
 TARGETS=${TARGETS:-native sbxfs fuseref sshfs $REMOTES}
 TARGETS=${TARGETS//,/ }
 OP_TIMEOUT=${OP_TIMEOUT:-900}
@@ -93,7 +94,7 @@ uses_sbxfs() { has_target sbxfs || uses_remote; }
 
 [[ $(id -u) -eq 0 ]] || die "must run as root (it installs packages, starts sshd and drops caches)"
 for t in $TARGETS; do
-  case $t in native|sbxfs|fuseref|sshfs|daytona|rexec|vtrix) ;; *) die "unknown target '$t' in TARGETS" ;; esac
+  case $t in native|sbxfs|fuseref|sshfs|daytona|rexec|vtrix|docker) ;; *) die "unknown target '$t' in TARGETS" ;; esac
 done
 for op in $OPS; do
   case $op in find|lsR|grep|cat|cp|exec) ;; *) die "unknown operation '$op' in OPS" ;; esac
@@ -108,9 +109,13 @@ if uses_sbxfs; then
   [[ $SBXFS == /* ]] || SBXFS="$(pwd)/$SBXFS"
   [[ -x $SBXFS ]] || die "no sbxfs binary at '$SBXFS' (build it: meson setup build && ninja -C build; or set SBXFS, or TARGETS='native sshfs')"
 fi
+# The emulator of each remote target; docker's is real Podman behind a
+# counting proxy (tests/emulators/engine.py).
+emu_name() { if [[ $1 == docker ]]; then echo engine; else echo "$1"; fi; }
 for t in $TARGETS; do
   is_remote "$t" || continue
-  [[ -f $REPO/tests/emulators/$t.py ]] || die "no $t emulator at '$REPO/tests/emulators/$t.py'"
+  [[ -f $REPO/tests/emulators/$(emu_name "$t").py ]] ||
+    die "no $t emulator at '$REPO/tests/emulators/$(emu_name "$t").py'"
 done
 [[ -e /dev/fuse ]] || die "/dev/fuse is missing"
 
@@ -129,6 +134,11 @@ install_deps() {
     [[ -x /usr/sbin/sshd ]] || pkgs+=(openssh-server)
     { command -v ssh && command -v ssh-keygen; } >/dev/null || pkgs+=(openssh-client)
     command -v sshfs >/dev/null || pkgs+=(sshfs)
+  fi
+  if has_target docker; then
+    command -v podman >/dev/null || pkgs+=(podman)
+    command -v runc >/dev/null || pkgs+=(runc)
+    [[ -x /bin/busybox ]] && ! ldd /bin/busybox >/dev/null 2>&1 || pkgs+=(busybox-static)
   fi
   if has_target fuseref; then
     { [[ -f $FUSEREF_SRC/passthrough_ll.c ]] && pkg-config --exists fuse3; } 2>/dev/null ||
@@ -181,6 +191,7 @@ OP_PID=""
 declare -A MOUNT_PID=()         # sbxfs daemon of the mount
 declare -A EMU_PID=()           # the emulator
 declare -A EMU_PORT=()          # its loopback port
+declare -A EMU_SOCK=()          # or its Unix socket (docker)
 declare -A EMU_KEY=()           # the token it accepts
 declare -A SBX_DIR=()           # host directory of the sandbox's "/"
 declare -A SBX_ENTRIES=()       # entries of the corpus tree through the mount
@@ -282,9 +293,10 @@ for t in $TARGETS; do
   is_remote "$t" || continue
   # Likewise the emulators.
   mkdir -p "$(remote_mnt "$t")" "$RUN/state-$t"
-  cp "$REPO/tests/emulators/$t.py" "$REPO/tests/emulators/common.py" "$RUN/"
-  EMU_GIT[$t]=$(git -C "$REPO" log -1 --format=%h -- "tests/emulators/$t.py" tests/emulators/common.py 2>/dev/null || true)
-  git -C "$REPO" diff --quiet HEAD -- "tests/emulators/$t.py" tests/emulators/common.py 2>/dev/null ||
+  e=$(emu_name "$t")
+  cp "$REPO/tests/emulators/$e.py" "$REPO/tests/emulators/common.py" "$RUN/"
+  EMU_GIT[$t]=$(git -C "$REPO" log -1 --format=%h -- "tests/emulators/$e.py" tests/emulators/common.py 2>/dev/null || true)
+  git -C "$REPO" diff --quiet HEAD -- "tests/emulators/$e.py" tests/emulators/common.py 2>/dev/null ||
     EMU_GIT[$t]+=" (modified)"
 done
 : >"$RUN/ops.err"
@@ -503,6 +515,15 @@ setup_sbxfs() {
 # ---------------------------------------------------------------- remote targets
 
 emu_url() { printf 'http://127.0.0.1:%s%s' "${EMU_PORT[$1]}" "$2"; }
+# curl to emulator $1's route $2 (the engine's is a Unix socket).
+emu_curl() {
+  local t=$1 route=$2; shift 2
+  if [[ $t == docker ]]; then
+    curl -sf -m 10 --unix-socket "${EMU_SOCK[$t]}" "$@" "http://engine$route"
+  else
+    curl -sf -m 10 "$@" "$(emu_url "$t" "$route")"
+  fi
+}
 
 # What emulator $1 is told to accept.
 emu_args() {
@@ -513,6 +534,9 @@ emu_args() {
   esac
 }
 
+# The image of docker's sandbox: the engine's own, busybox.
+DOCKER_IMAGE=localhost/sbxfs-busybox:latest
+
 # The environment (NAME=value lines) of an sbxfs mount that uses emulator $1.
 remote_env() {
   case $1 in
@@ -520,12 +544,31 @@ remote_env() {
     rexec)   printf '%s\n' "REXEC_URL=$(emu_url "$1" "")" "REXEC_TOKEN=${EMU_KEY[$1]}" ;;
     vtrix)   printf '%s\n' "VTRIX_URL=$(emu_url "$1" "")" "VTRIX_TOKEN=${EMU_KEY[$1]}" \
                VTRIX_PROJECT_ID=bench-project VTRIX_USER_ID=bench-user ;;
+    docker)  printf '%s\n' "DOCKER_HOST=unix://${EMU_SOCK[$1]}" ;;
   esac
+}
+
+start_engine() {
+  local t=$1 i sock=""
+  /usr/bin/python3 "$RUN/engine.py" --root "$RUN/$t-emu" \
+    </dev/null >"$RUN/$t-emu.port" 2>>"$RUN/$t-emu.log" &
+  EMU_PID[$t]=$!
+  for ((i = 0; i < MOUNT_TIMEOUT * 40; i++)); do
+    { read -r sock <"$RUN/$t-emu.port"; } 2>/dev/null || sock=""
+    [[ $sock == /*.sock ]] && break
+    kill -0 "${EMU_PID[$t]}" 2>/dev/null ||
+      { tail -n 20 "$RUN/$t-emu.log" >&2; die "the $t engine exited"; }
+    sleep 0.1
+  done
+  [[ $sock == /*.sock ]] || die "the $t engine did not answer"
+  EMU_SOCK[$t]=$sock
+  log "$t: Podman behind a counting proxy (pid ${EMU_PID[$t]}, copy of tests/emulators/engine.py) on $sock"
 }
 
 start_emulator() {
   local t=$1 i port args=()
   mkdir -p "$RUN/$t-emu"
+  [[ $t == docker ]] && { start_engine "$t"; return; }
   EMU_KEY[$t]=bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
   [[ $t == rexec ]] && EMU_KEY[$t]=rexec_$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
   mapfile -t args < <(emu_args "$t")
@@ -552,7 +595,9 @@ mount_remote() {
   mnt=$(remote_mnt "$t")
   unmount_fuse "$mnt" "${MOUNT_PID[$t]:-}"
   mapfile -t env < <(remote_env "$t")
-  env "${env[@]}" "$SBXFS" -f -o "provider=$t" -o "state_dir=$RUN/state-$t" "$mnt" \
+  local opts=("provider=$t")
+  [[ $t == docker ]] && opts+=("image=$DOCKER_IMAGE")
+  env "${env[@]}" "$SBXFS" -f -o "$(IFS=,; echo "${opts[*]}")" -o "state_dir=$RUN/state-$t" "$mnt" \
     </dev/null >>"$RUN/$t.log" 2>&1 &
   MOUNT_PID[$t]=$!
   wait_mount "$t mount" "${MOUNT_PID[$t]}" test -e "$mnt/ctl" ||
@@ -567,7 +612,7 @@ setup_remote() {
   mount_remote "$t"
   timeout 120 mkdir "$box" || die "$t: mkdir $box failed"
   ensure_started "$box"
-  dir=$(curl -sf -m 10 "$(emu_url "$t" /_emu/sandbox/bench)" |
+  dir=$(emu_curl "$t" /_emu/sandbox/bench |
           /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["dir"])') ||
     die "$t: no sandbox 'bench' on the emulator"
   [[ -d $dir/tmp ]] || die "$t: the sandbox's directory '$dir' has no tmp/"
@@ -590,7 +635,7 @@ setup_remote() {
 # target op phase run route count (route "total": all of them).
 REQUESTS_TSV=$RUN/requests.tsv
 emu_reset() {
-  curl -sf -m 10 -X POST "$(emu_url "$1" /_emu/reset)" >/dev/null ||
+  emu_curl "$1" /_emu/reset -X POST >/dev/null ||
     log "$1: POST /_emu/reset failed"
 }
 STATS_ROWS_PY='
@@ -604,7 +649,7 @@ for key, n in sorted(s.get("routes", {}).items()):
 '
 emu_record() {  # target op phase run
   local js rows
-  if js=$(curl -sf -m 10 "$(emu_url "$1" /_emu/stats)") &&
+  if js=$(emu_curl "$1" /_emu/stats) &&
      rows=$(/usr/bin/python3 -c "$STATS_ROWS_PY" "$(printf '%s\t%s\t%s\t%s' "$@")" <<<"$js"); then
     printf '%s\n' "$rows" >>"$REQUESTS_TSV"
   else
@@ -811,7 +856,7 @@ if uses_remote; then
 fi
 for t in $TARGETS; do
   is_remote "$t" || continue
-  meta "${t}_emulator" "tests/emulators/$t.py from git ${EMU_GIT[$t]:-?}"
+  meta "${t}_emulator" "tests/emulators/$(emu_name "$t").py from git ${EMU_GIT[$t]:-?}"
   meta "${t}_entries" "${SBX_ENTRIES[$t]}"
   if ! makes_symlinks "$t"; then
     meta "${t}_cp_symlink_errors" "$(cat "$RUN/$t-cp.log" 2>/dev/null | grep -c 'cannot create symbolic link' || true)"

@@ -2,17 +2,17 @@
 /*
  * Docker: scripts and commands through the exec API.
  *
- * A script (the remote layer's run) is an exec of /bin/sh -c SCRIPT:
- * create, start without a terminal (the answer is the multiplexed
- * stdout/stderr stream, demultiplexed as it comes), then the exec's
- * inspect for its exit code: three requests.  A command of cmd/N is the
- * same exec with stdin, started on a connection taken over after its
- * answer (http_conn), so that cmd/N/stdin writes to it; a thread of the
- * provider's cmdpoll group reads its output until the stream ends.
+ * A script (the remote layer's run) is an exec of /bin/sh: create, then
+ * start without a terminal, whose answer is the multiplexed stdout and
+ * stderr stream, demultiplexed as it comes.  The script runs under a
+ * shell that writes its exit status after its stderr: two requests, and
+ * the exec's inspect only if the stream was cut before that line.  A
+ * command of cmd/N is an exec with stdin, started on a connection taken
+ * over after its answer (http_conn.c), so that cmd/N/stdin writes to it;
+ * a thread of the provider's cmdpoll group reads its output until the
+ * stream ends, then asks the exec's inspect for the exit status.
  *
- * The exec API has no call to signal an exec.  A command runs under a
- * small shell that notes its pid in the container's /tmp; `kill` is a
- * script that signals that pid.
+ * The exec API has no call to signal an exec: see CMD_ENV below.
  */
 #include <signal.h>
 #include <time.h>
