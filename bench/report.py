@@ -376,6 +376,13 @@ def markdown(rows, targets, notes, goal_lines, meta, reqs):
     runs = m("runs", "?")
     out.append(f"Corpus: {m('corpus', '?')}. Seconds, median of {runs} run(s); "
                f"warm exec: median of {runs} x {m('exec_runs', '?')} round trips.")
+    lat = int(m("latency_ms", "0") or 0)
+    if lat:
+        out.append("")
+        out.append(f"**At a distance**: sshfs and every remote target reach their server "
+                   f"through `bench/relay.py`, which delays every byte {lat} ms each way "
+                   f"(a round trip of {2 * lat} ms) and a new connection by one round "
+                   "trip; native and local targets do not.")
     out.append("")
     fuse = [t for t in targets if t != "native"]
     out.append("- cold: before each run a fresh mount ("

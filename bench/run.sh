@@ -28,6 +28,15 @@
 #   OP_TIMEOUT    seconds before one timed operation is killed [900]
 #   MOUNT_TIMEOUT seconds to wait for a mount to appear [30]
 #   KEEP_RUN=1    keep the per-run directory (logs, sbxfs state) afterwards
+#   LATENCY_MS    one-way delay, in milliseconds, between each network
+#                 target (sshfs and the remote ones) and its server: they
+#                 go through bench/relay.py, which delays every byte that
+#                 way in each direction and a new connection by a round
+#                 trip (0: no relay) [0]
+#   CORPUS_SRC    the tree copied as the corpus's include/ [/usr/include]
+#
+# At a distance:  LATENCY_MS=25 CORPUS_SRC=/usr/include/linux BIG_MB=64 \
+#                 TARGETS="sshfs daytona rexec vtrix docker" bench/run.sh
 #
 # fuseref: what a minimal FUSE filesystem costs on this machine. It is
 # libfuse's example low-level passthrough filesystem, passthrough_ll.c, as
@@ -64,7 +73,7 @@ esac
 
 # The exact command line, with the overrides that were set, for the report.
 CMDLINE=""
-for v in BENCH_DIR BIG_MB RUNS EXEC_RUNS SBXFS SSH_PORT TARGETS OPS OP_TIMEOUT MOUNT_TIMEOUT; do
+for v in BENCH_DIR BIG_MB RUNS EXEC_RUNS SBXFS SSH_PORT TARGETS OPS OP_TIMEOUT MOUNT_TIMEOUT LATENCY_MS CORPUS_SRC; do
   if [[ -n ${!v+x} ]]; then CMDLINE+="$v=$(printf %q "${!v}") "; fi
 done
 if [[ $(pwd -P) == "$REPO" ]]; then CMDLINE+="bench/run.sh"; else CMDLINE+="$0"; fi
@@ -72,6 +81,8 @@ if [[ $(pwd -P) == "$REPO" ]]; then CMDLINE+="bench/run.sh"; else CMDLINE+="$0";
 BENCH_DIR=${BENCH_DIR:-/var/tmp/sbxfs-bench}
 BIG_MB=${BIG_MB:-512}
 RUNS=${RUNS:-5}
+LATENCY_MS=${LATENCY_MS:-0}
+CORPUS_SRC=${CORPUS_SRC:-/usr/include}
 EXEC_RUNS=${EXEC_RUNS:-20}
 SBXFS=${SBXFS:-$REPO/build/sbxfs}
 SSH_PORT=${SSH_PORT:-2222}
@@ -103,6 +114,8 @@ read -r -a TARGET_LIST <<<"$TARGETS"
 for v in BIG_MB RUNS EXEC_RUNS SSH_PORT OP_TIMEOUT MOUNT_TIMEOUT; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, not '${!v}'"
 done
+[[ $LATENCY_MS =~ ^[0-9]+$ ]] || die "LATENCY_MS must be a whole number of milliseconds, not '$LATENCY_MS'"
+[[ -d $CORPUS_SRC && $CORPUS_SRC == /* ]] || die "CORPUS_SRC must be an absolute directory, not '$CORPUS_SRC'"
 [[ $BENCH_DIR == /* ]] || BENCH_DIR="$(pwd)/$BENCH_DIR"
 [[ $BENCH_DIR != *[[:space:]]* ]] || die "BENCH_DIR must not contain spaces"
 if uses_sbxfs; then
@@ -193,6 +206,8 @@ declare -A EMU_PID=()           # the emulator
 declare -A EMU_PORT=()          # its loopback port
 declare -A EMU_SOCK=()          # or its Unix socket (docker)
 declare -A EMU_KEY=()           # the token it accepts
+declare -A RELAY_PID=()         # bench/relay.py in front of a server (LATENCY_MS)
+declare -A RELAY_AT=()          # where it listens: a port, or a Unix socket
 declare -A SBX_DIR=()           # host directory of the sandbox's "/"
 declare -A SBX_ENTRIES=()       # entries of the corpus tree through the mount
 remote_mnt() { printf '%s/mnt/%s' "$RUN" "$1"; }
@@ -259,6 +274,9 @@ cleanup() {
   if [[ -n $SSHD_PID ]]; then
     kill -TERM "$SSHD_PID" 2>/dev/null; wait "$SSHD_PID" 2>/dev/null
   fi
+  for t in "${!RELAY_PID[@]}"; do
+    kill -TERM "${RELAY_PID[$t]}" 2>/dev/null; wait "${RELAY_PID[$t]}" 2>/dev/null
+  done
   rm -rf --one-file-system "$SCRATCH"
   if [[ $KEEP_RUN == 1 ]]; then
     log "kept $RUN"
@@ -305,11 +323,11 @@ done
 
 build_corpus() {
   mkdir -p "$CORPUS"
-  if [[ ! -e $CORPUS/.include-done ]]; then
-    log "copying /usr/include into $CORPUS/include"
+  if [[ $(cat "$CORPUS/.include-done" 2>/dev/null) != "$CORPUS_SRC" ]]; then
+    log "copying $CORPUS_SRC into $CORPUS/include"
     rm -rf "$CORPUS/include"
-    cp -a /usr/include "$CORPUS/include"
-    touch "$CORPUS/.include-done"
+    cp -a "$CORPUS_SRC" "$CORPUS/include"
+    echo "$CORPUS_SRC" >"$CORPUS/.include-done"
   fi
   local want=$((BIG_MB * 1024 * 1024))
   if [[ ! -f $CORPUS/big.bin || $(stat -c %s "$CORPUS/big.bin") -ne $want ]]; then
@@ -398,6 +416,25 @@ EOF
   die "cannot log in to our own sshd on 127.0.0.1:$SSH_PORT"
 }
 
+# With LATENCY_MS, start a relay named $1 in front of a server: "--to
+# HOST:PORT" or "--to-unix PATH" in $2 $3.  Sets RELAY_AT[$1].
+start_relay() {
+  local name=$1 i at=""
+  local listen=()
+  [[ $2 == --to-unix ]] && listen=(--listen-unix "$RUN/$name-relay.sock")
+  /usr/bin/python3 "$HERE/relay.py" "$2" "$3" "${listen[@]}" --delay-ms "$LATENCY_MS" \
+    </dev/null >"$RUN/$name-relay.at" 2>>"$RUN/$name-relay.log" &
+  RELAY_PID[$name]=$!
+  for ((i = 0; i < 100; i++)); do
+    { read -r at <"$RUN/$name-relay.at"; } 2>/dev/null || at=""
+    [[ -n $at ]] && break
+    sleep 0.1
+  done
+  [[ -n $at ]] || die "the relay in front of $name did not start"
+  RELAY_AT[$name]=$at
+  log "$name: through a relay of ${LATENCY_MS} ms each way (pid ${RELAY_PID[$name]}, $at)"
+}
+
 # Wait up to MOUNT_TIMEOUT seconds until "$@" succeeds, as long as the daemon
 # $2 lives; $1 names what we wait for.
 wait_mount() {
@@ -422,10 +459,15 @@ if has_target sshfs && sshfs --help 2>&1 | grep -q no_contain_symlinks; then
 fi
 
 mount_sshfs() {
+  local port=$SSH_PORT
   unmount_fuse "$MNT_SSHFS" "$SSHFS_PID"
   SSHFS_PID=""
+  if ((LATENCY_MS > 0)); then
+    [[ -n ${RELAY_AT[sshfs]:-} ]] || start_relay sshfs --to "127.0.0.1:$SSH_PORT"
+    port=${RELAY_AT[sshfs]}
+  fi
   sshfs -f "root@127.0.0.1:$DATA" "$MNT_SSHFS" \
-    -o "IdentityFile=$RUN/ssh/id_ed25519,StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null,port=$SSH_PORT" \
+    -o "IdentityFile=$RUN/ssh/id_ed25519,StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null,port=$port" \
     -o "$SSHFS_EXTRA" </dev/null >>"$RUN/sshfs.log" 2>&1 &
   SSHFS_PID=$!
   wait_mount "sshfs mount" "$SSHFS_PID" test -d "$MNT_SSHFS/corpus/include" ||
@@ -537,15 +579,43 @@ emu_args() {
 # The image of docker's sandbox: the engine's own, busybox.
 DOCKER_IMAGE=localhost/sbxfs-busybox:latest
 
+# The URL of emulator $1's route $2 as its mount reaches it: through the
+# relay with LATENCY_MS.
+mount_url() {
+  if [[ -n ${RELAY_AT[$1]:-} ]]; then
+    printf 'http://127.0.0.1:%s%s' "${RELAY_AT[$1]}" "$2"
+  else
+    emu_url "$1" "$2"
+  fi
+}
+
 # The environment (NAME=value lines) of an sbxfs mount that uses emulator $1.
 remote_env() {
+  local sock=${EMU_SOCK[$1]:-}
+  [[ $1 == docker && -n ${RELAY_AT[$1]:-} ]] && sock=${RELAY_AT[$1]}
   case $1 in
-    daytona) printf '%s\n' "DAYTONA_API_URL=$(emu_url "$1" /api)" "DAYTONA_API_KEY=${EMU_KEY[$1]}" ;;
-    rexec)   printf '%s\n' "REXEC_URL=$(emu_url "$1" "")" "REXEC_TOKEN=${EMU_KEY[$1]}" ;;
-    vtrix)   printf '%s\n' "VTRIX_URL=$(emu_url "$1" "")" "VTRIX_TOKEN=${EMU_KEY[$1]}" \
+    daytona) printf '%s\n' "DAYTONA_API_URL=$(mount_url "$1" /api)" "DAYTONA_API_KEY=${EMU_KEY[$1]}" ;;
+    rexec)   printf '%s\n' "REXEC_URL=$(mount_url "$1" "")" "REXEC_TOKEN=${EMU_KEY[$1]}" ;;
+    vtrix)   printf '%s\n' "VTRIX_URL=$(mount_url "$1" "")" "VTRIX_TOKEN=${EMU_KEY[$1]}" \
                VTRIX_PROJECT_ID=bench-project VTRIX_USER_ID=bench-user ;;
-    docker)  printf '%s\n' "DOCKER_HOST=unix://${EMU_SOCK[$1]}" ;;
+    docker)  printf '%s\n' "DOCKER_HOST=unix://$sock" ;;
   esac
+}
+
+# With LATENCY_MS, a relay in front of emulator $1 for its mount.
+relay_emulator() {
+  local t=$1
+  ((LATENCY_MS > 0)) || return 0
+  if [[ $t == docker ]]; then
+    start_relay "$t" --to-unix "${EMU_SOCK[$t]}"
+  else
+    start_relay "$t" --to "127.0.0.1:${EMU_PORT[$t]}"
+  fi
+  # Daytona hands out toolbox URLs: they must name the relay too.
+  if [[ $t == daytona ]]; then
+    emu_curl "$t" /_emu/advertise -X POST -d "{\"port\": ${RELAY_AT[$t]}}" >/dev/null ||
+      die "$t: the emulator would not advertise the relay"
+  fi
 }
 
 start_engine() {
@@ -608,6 +678,7 @@ setup_remote() {
   local t=$1 box dir sz
   box=$(remote_box "$t")
   start_emulator "$t"
+  relay_emulator "$t"
   log "mounting sbxfs -o provider=$t (copy of $SBXFS_SRC), state in $RUN/state-$t"
   mount_remote "$t"
   timeout 120 mkdir "$box" || die "$t: mkdir $box failed"
@@ -863,12 +934,13 @@ for t in $TARGETS; do
     meta "${t}_cp_copies" "$(awk -F'\t' -v t="$t" '$1 == t && $2 == "cp"' "$RESULTS_TSV" | wc -l)"
   fi
 done
-meta corpus "/usr/include copy: $CORPUS_FILES entries, $CORPUS_MIB MiB; big file $BIG_MB MiB"
+meta corpus "$CORPUS_SRC copy: $CORPUS_FILES entries, $CORPUS_MIB MiB; big file $BIG_MB MiB"
 meta runs "$RUNS"
 meta exec_runs "$EXEC_RUNS"
 meta drop_caches "$DROP_OK"
 meta targets "$TARGETS"
 meta pattern "$PATTERN"
+meta latency_ms "$LATENCY_MS"
 meta load "$LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end (1, 5, 15 min)"
 
 stamp=$(date +%Y%m%d-%H%M%S)

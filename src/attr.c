@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -69,7 +70,7 @@ static int stat_by_listing(struct sbxfs *fs, struct box *b, const char *path,
 		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
 	if (cache_dir_size_hint(fs->cache, b->name, dir, &size) || size > RELIST_MAX)
 		return -EAGAIN;
-	if (attr_list(fs, b, dir, &d))
+	if (attr_list(fs, b, dir, 0, &d))
 		return -EAGAIN;
 	for (size_t i = 0; i < d->n; i++) {
 		if (!strcmp(d->v[i].name, slash + 1)) {
@@ -132,9 +133,152 @@ static int fill_dirent(void *ctx, const char *name, const struct stat *st)
 	return cache_dir_add(d, name, st);
 }
 
+/*
+ * A subtree by the provider's readtree: the listing of `path` (step 1),
+ * and every listing the walk closes whole.  The walk is depth first, so a
+ * directory's listing is whole once an entry outside it comes (or the
+ * walk ends whole); the directories open along the path to the current
+ * entry are a stack.
+ */
+struct walk_dir {
+	char *rel;	     /* below the walked directory; "" is itself */
+	struct cache_dir *d; /* its entries so far */
+};
+
+struct walk {
+	struct sbxfs *fs;
+	struct box *b;
+	const char *path;
+	uint64_t gen;
+	struct cache_dir *top; /* step 1: the listing asked for */
+	int listed, whole;
+	size_t entries;
+	struct walk_dir *open;
+	size_t depth, cap;
+};
+
+/* Store the listing of the innermost open directory (if whole) and close it. */
+static void walk_pop(struct walk *w, int whole)
+{
+	struct walk_dir *wd = &w->open[--w->depth];
+	char full[PATH_MAX_SBX];
+
+	if (whole &&
+	    snprintf(full, sizeof(full), "%s/%s", strcmp(w->path, "/") ? w->path : "",
+		     wd->rel) < (int)sizeof(full))
+		cache_put_dir(w->fs->cache, w->gen, w->b->name, full, wd->d);
+	else
+		cache_dir_put(wd->d);
+	free(wd->rel);
+}
+
+static int walk_push(struct walk *w, const char *rel)
+{
+	struct walk_dir *wd;
+
+	if (w->depth == w->cap) {
+		size_t cap = w->cap ? 2 * w->cap : 16;
+		struct walk_dir *v = realloc(w->open, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		w->open = v;
+		w->cap = cap;
+	}
+	wd = &w->open[w->depth];
+	wd->rel = strdup(rel);
+	wd->d = cache_dir_new();
+	if (!wd->rel || !wd->d) {
+		free(wd->rel);
+		cache_dir_put(wd->d);
+		return -ENOMEM;
+	}
+	w->depth++;
+	return 0;
+}
+
+/* Is directory `dir` (a rel path) `rel` itself or above it? */
+static int walk_holds(const char *dir, const char *rel)
+{
+	size_t n = strlen(dir);
+
+	return !n || (!strncmp(dir, rel, n) && (rel[n] == '\0' || rel[n] == '/'));
+}
+
+static int walk_entry(void *ctx, const char *rel, const struct stat *st, unsigned flags)
+{
+	struct walk *w = ctx;
+	const char *slash, *name;
+	char parent[PATH_MAX_SBX];
+
+	if (!rel) {
+		if (flags & SBX_TREE_LISTED) {
+			w->top->refs++;
+			cache_put_dir(w->fs->cache, w->gen, w->b->name, w->path, w->top);
+			w->listed = 1;
+			return walk_push(w, "");
+		}
+		while (w->depth > 1)
+			walk_pop(w, 1); /* SBX_TREE_WHOLE */
+		w->whole = 1;
+		return 0;
+	}
+	slash = strrchr(rel, '/');
+	name = slash ? slash + 1 : rel;
+	if (!w->listed)
+		return sbx_entry_name_valid(name) ? cache_dir_add(w->top, name, st) : 0;
+	if (++w->entries > w->fs->subtree_entries ||
+	    snprintf(parent, sizeof(parent), "%.*s", slash ? (int)(slash - rel) : 0,
+		     rel) >= (int)sizeof(parent))
+		return 1;
+	while (w->depth > 1 && !walk_holds(w->open[w->depth - 1].rel, parent))
+		walk_pop(w, 1);
+	if (strcmp(w->open[w->depth - 1].rel, parent))
+		return 1; /* not in walk order: what follows is not trusted */
+	if (w->depth > 1 && cache_dir_add(w->open[w->depth - 1].d, name, st))
+		return 1;
+	if (S_ISDIR(st->st_mode) && !(flags & SBX_TREE_OPAQUE))
+		return walk_push(w, rel) ? 1 : 0;
+	return 0;
+}
+
+static int list_tree(struct sbxfs *fs, struct box *b, const char *path,
+		     struct cache_dir **out)
+{
+	struct walk w = { .fs = fs,
+			  .b = b,
+			  .path = path,
+			  .gen = cache_begin(fs->cache),
+			  .top = cache_dir_new() };
+	double t0 = now_ms();
+	int rc;
+
+	if (!w.top)
+		return -ENOMEM;
+	sbx_fail_clear();
+	rc = fs->provider->ops.readtree(fs->provider, b->name, path, fs->subtree_bytes,
+					walk_entry, &w);
+	sbx_trace(SBX_TRACE_PROVIDER, "readtree %s:%s -> %d, %zu + %zu entries (%.3f ms)",
+		  b->name, path, rc, w.top->n, w.entries, now_ms() - t0);
+	while (w.depth)
+		walk_pop(&w, 0);
+	free(w.open);
+	if (!rc && !w.listed)
+		rc = -EPROTO;
+	if (!rc && w.whole)
+		attr_walked(fs, b, path);
+	if (rc) {
+		cache_dir_put(w.top);
+		return rc;
+	}
+	*out = w.top;
+	return 0;
+}
+
 /* The listing of box:path: from the cache, or one provider call.  Errors
  * are the caller's to report. */
-int attr_list(struct sbxfs *fs, struct box *b, const char *path, struct cache_dir **out)
+int attr_list(struct sbxfs *fs, struct box *b, const char *path, int subtree,
+	      struct cache_dir **out)
 {
 	struct cache_dir *d = cache_get_dir(fs->cache, b->name, path);
 	uint64_t gen;
@@ -145,6 +289,14 @@ int attr_list(struct sbxfs *fs, struct box *b, const char *path, struct cache_di
 	if (d) {
 		*out = d;
 		return 0;
+	}
+	if (subtree && fs->subtree_entries) {
+		/* A walk that fails is not the caller's failure: the
+		 * directory alone is listed instead. */
+		rc = list_tree(fs, b, path, out);
+		if (rc == 0 || rc == -ENOENT || rc == -ENOTDIR || rc == -EACCES ||
+		    rc == -EINTR)
+			return rc;
 	}
 	d = cache_dir_new();
 	if (!d)

@@ -69,9 +69,25 @@ struct box *box_get(struct sbxfs *fs, const char *name)
 	return b;
 }
 
+void box_ahead_reset(struct box *b)
+{
+	for (size_t i = 0; i < b->ahead_n; i++)
+		free(b->ahead_picked[i]);
+	free(b->ahead_picked);
+	free(b->ahead_root);
+	free(b->ahead_last);
+	b->ahead_picked = NULL;
+	b->ahead_n = 0;
+	b->ahead_root = b->ahead_last = NULL;
+	b->ahead_rounds = 0;
+	b->ahead_done = 0;
+}
+
 static void box_free(struct box *b)
 {
 	free(b->cmds);
+	free(b->statfs_path);
+	box_ahead_reset(b);
 	pthread_mutex_destroy(&b->lock);
 	free(b);
 }

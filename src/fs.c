@@ -528,6 +528,35 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	reply_err(req, rc);
 }
 
+/* The last statfs of a sandbox, for the attribute timeout: the walks of
+ * find, du and ls (fts) ask it at their start. */
+static int statfs_cached(struct box *b, const char *path, struct statvfs *sv)
+{
+	int hit;
+
+	pthread_mutex_lock(&b->lock);
+	hit = b->statfs_path && !strcmp(b->statfs_path, path) &&
+	      cache_clock() < b->statfs_until;
+	if (hit)
+		*sv = b->statfs;
+	pthread_mutex_unlock(&b->lock);
+	return hit;
+}
+
+static void statfs_keep(struct box *b, const char *path, const struct statvfs *sv)
+{
+	char *copy = strdup(path);
+
+	if (!copy)
+		return;
+	pthread_mutex_lock(&b->lock);
+	free(b->statfs_path);
+	b->statfs_path = copy;
+	b->statfs = *sv;
+	b->statfs_until = cache_clock() + b->fs->attr_timeout;
+	pthread_mutex_unlock(&b->lock);
+}
+
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct sbxfs *fs = FS(req);
@@ -540,12 +569,17 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 		reply_statfs(req, &sv);
 		return;
 	}
+	if (statfs_cached(n->box, path, &sv)) {
+		reply_statfs(req, &sv);
+		return;
+	}
 	sbx_fail_clear();
 	rc = fs->provider->ops.statfs(fs->provider, &sv, n->box->name, path);
 	if (rc) {
 		attr_report(n->box, rc, "statfs", path);
 		reply_err(req, rc);
 	} else {
+		statfs_keep(n->box, path, &sv);
 		reply_statfs(req, &sv);
 	}
 }

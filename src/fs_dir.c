@@ -32,7 +32,7 @@ static int fs_list(struct sbxfs *fs, struct node *n, struct cache_dir **out)
 
 	if (rc)
 		return rc == -ENOENT ? -ESTALE : rc;
-	rc = attr_list(fs, n->box, path, out);
+	rc = attr_list(fs, n->box, path, 1, out);
 	if (rc)
 		attr_report(n->box, rc, "readdir", path);
 	return rc;

@@ -40,6 +40,8 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	}
 	sbx_fail_clear();
 	req_intr_begin(req, &intr);
+	if (have_known && (flags & O_ACCMODE) == O_RDONLY && S_ISREG(known.st_mode))
+		attr_read_ahead(fs, n->box, path, &known);
 	rc = fs->provider->ops.open(fs->provider, &fh, &st, n->box->name, path, flags,
 				    mode, have_known ? &known : NULL);
 	req_intr_end(req);

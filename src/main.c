@@ -31,6 +31,10 @@ struct options {
 	char *log;
 	char *ca_file;
 	char *attr_timeout;
+	char *subtree_entries;
+	char *subtree_mib;
+	char *prefetch_mib;
+	char *prefetch_file_kib;
 	int debug;
 	int foreground;
 	int help;
@@ -48,10 +52,12 @@ static const struct fuse_opt option_spec[] = {
 	OPT("provider=%s", provider), OPT("state_dir=%s", state_dir),
 	OPT("image=%s", image), OPT("trace=%s", trace), OPT("log=%s", log),
 	OPT("ca_file=%s", ca_file), OPT("attr_timeout=%s", attr_timeout),
-	FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
-	FUSE_OPT_KEY("-V", KEY_VERSION), FUSE_OPT_KEY("--version", KEY_VERSION),
-	FUSE_OPT_KEY("-d", KEY_DEBUG), FUSE_OPT_KEY("debug", KEY_DEBUG),
-	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+	OPT("subtree_entries=%s", subtree_entries), OPT("subtree_mib=%s", subtree_mib),
+	OPT("prefetch_mib=%s", prefetch_mib),
+	OPT("prefetch_file_kib=%s", prefetch_file_kib), FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP), FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION), FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_KEY("debug", KEY_DEBUG), FUSE_OPT_KEY("-f", KEY_FOREGROUND),
 	/* Passed to the provider, which
 	   checks them. */
 	FUSE_OPT_KEY("api_url=", KEY_PROVIDER_OPT),
@@ -120,6 +126,15 @@ static void usage(FILE *out, const char *prog)
 		"    -o attr_timeout=SECONDS  trust attributes, names and listings below\n"
 		"                           root/ this long (default: the provider's;\n"
 		"                           local 5, remote 10; 0 asks every time)\n"
+		"    -o subtree_entries=N   a directory listed cold brings the listings\n"
+		"                           below it, up to N entries (default 20000;\n"
+		"                           0 lists one directory at a time)\n"
+		"    -o subtree_mib=MIB     and up to MIB of their records (default 4)\n"
+		"    -o prefetch_mib=MIB    files read one after another below such a\n"
+		"                           subtree bring its small files in rounds, the\n"
+		"                           first of MIB, each next twice the last\n"
+		"                           (default 4; 0 reads one file at a time)\n"
+		"    -o prefetch_file_kib=KIB  the largest file brought so (default 256)\n"
 		"\n"
 		"Remote providers (daytona, rexec, vtrix, docker) also take:\n"
 		"    -o api_url=URL         the service's API (default from the environment;\n"
@@ -149,6 +164,20 @@ static int parse_seconds(const char *s, double *out)
 	errno = 0;
 	v = strtod(s, &end);
 	if (errno || end == s || *end || !(v >= 0 && v <= 86400))
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* A whole number from 0 to max. */
+static int parse_count(const char *s, unsigned long max, size_t *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v > max)
 		return -1;
 	*out = v;
 	return 0;
@@ -188,6 +217,8 @@ int main(int argc, char *argv[])
 	char *state = NULL;
 	FILE *logf = NULL;
 	double timeout = -1;
+	size_t subtree_entries = 20000, subtree_mib = 4;
+	size_t prefetch_mib = 4, prefetch_file_kib = 256;
 	int rc = 1, mounted = 0;
 
 	if (fuse_opt_parse(&args, &o, option_spec, option_key) < 0) {
@@ -221,6 +252,28 @@ int main(int argc, char *argv[])
 	if (o.attr_timeout && parse_seconds(o.attr_timeout, &timeout)) {
 		rc = fail_usage(prog, "attr_timeout must be seconds, 0 to 86400, not",
 				o.attr_timeout);
+		goto out;
+	}
+	if (o.subtree_entries &&
+	    parse_count(o.subtree_entries, 10000000, &subtree_entries)) {
+		rc = fail_usage(prog, "subtree_entries must be 0 to 10000000, not",
+				o.subtree_entries);
+		goto out;
+	}
+	if (o.subtree_mib && parse_count(o.subtree_mib, 1024, &subtree_mib)) {
+		rc = fail_usage(prog, "subtree_mib must be 0 to 1024, not",
+				o.subtree_mib);
+		goto out;
+	}
+	if (o.prefetch_mib && parse_count(o.prefetch_mib, 4096, &prefetch_mib)) {
+		rc = fail_usage(prog, "prefetch_mib must be 0 to 4096, not",
+				o.prefetch_mib);
+		goto out;
+	}
+	if (o.prefetch_file_kib &&
+	    parse_count(o.prefetch_file_kib, 1024 * 1024, &prefetch_file_kib)) {
+		rc = fail_usage(prog, "prefetch_file_kib must be 0 to 1048576, not",
+				o.prefetch_file_kib);
 		goto out;
 	}
 	if (!o.provider)
@@ -300,6 +353,10 @@ int main(int argc, char *argv[])
 	fs.entry_timeout = fs.provider->desc->entry_timeout;
 	if (timeout >= 0)
 		fs.attr_timeout = fs.entry_timeout = timeout;
+	fs.subtree_entries = subtree_mib ? subtree_entries : 0;
+	fs.subtree_bytes = subtree_mib << 20;
+	fs.prefetch_bytes = (uint64_t)prefetch_mib << 20;
+	fs.prefetch_file_max = (uint64_t)prefetch_file_kib << 10;
 	fs.cache = cache_new(fs.attr_timeout, 200000);
 	fs.nodes = node_table_new();
 	if (!fs.cache || !fs.nodes)
@@ -378,6 +435,10 @@ out:
 	free(o.log);
 	free(o.ca_file);
 	free(o.attr_timeout);
+	free(o.subtree_entries);
+	free(o.subtree_mib);
+	free(o.prefetch_mib);
+	free(o.prefetch_file_kib);
 	if (logf)
 		fclose(logf);
 	return rc;

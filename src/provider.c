@@ -69,6 +69,16 @@ static int no_readdir(struct sbx_provider *p, const char *b, const char *path,
 {
 	return -ENOTSUP;
 }
+static int no_readtree(struct sbx_provider *p, const char *b, const char *path,
+		       size_t max, sbx_treeent_fn fn, void *c)
+{
+	return -ENOTSUP;
+}
+static int no_prefetch(struct sbx_provider *p, const char *b, const char *dir,
+		       char *const *rels, const struct stat *sts, size_t n)
+{
+	return -ENOTSUP;
+}
 static int no_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *b,
 		   const char *path, int f, mode_t m, const struct stat *known)
 {
@@ -176,6 +186,8 @@ static void fill_defaults(struct sbx_provider_ops *o)
 	FILL(unsaved, no_unsaved);
 	FILL(fgetattr, no_fgetattr);
 	FILL(readdir, no_readdir);
+	FILL(readtree, no_readtree);
+	FILL(prefetch, no_prefetch);
 	FILL(open, no_open);
 	FILL(read, no_read);
 	FILL(write, no_write);

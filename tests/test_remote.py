@@ -62,6 +62,12 @@ def fault(**kw):
 #   upload     the route that sends a file's content (None: not counted);
 #              no_write: routes that a write must not use
 #   exec       requests of a short command (None: not counted here)
+#   walk       requests of a cold find of a 40-directory tree made on the
+#              server: the lookups of the path to it, one subtree listing
+#              and one statfs, whatever the number of directories
+#   script     requests of one script (POSIX over a shell)
+#   rounds     prefetch rounds (scripts) of a grep -r over 4.7 MiB of
+#              small files [3]
 
 DAYTONA = dict(
     secret=Emulator.API_KEY,
@@ -96,11 +102,13 @@ DAYTONA = dict(
                 count=2)], "read", "e", 0, []),
     ],
     warm=False,
-    ls=[(("GET /files",), "==", 1), (("GET /files/info",), "<=", 3),
-        ((), "<=", 5)],
+    ls=[(("POST /process/execute",), "==", 1), (("GET /files",), "==", 0),
+        (("GET /files/info",), "<=", 3), ((), "<=", 5)],
     download="GET /files/download", no_read=(),
     upload="POST /files/upload", no_write=(),
-    exec=None,
+    # The state, a new session (later commands reuse it), the exec and
+    # its log stream: no status call, no delete on the way.
+    exec=4, exec_again=3, walk=10, script=1,
 )
 
 REXEC_EXEC = "POST /api/containers/{id}/exec"
@@ -139,7 +147,8 @@ REXEC = dict(
     ls=[((REXEC_EXEC,), "<=", 4), ((), "<=", 5)],
     download="GET /api/containers/{id}/files", no_read=(),
     upload="POST /api/containers/{id}/files", no_write=(),
-    exec=1,
+    # Its exec endpoint brings back 1 MiB at most: rounds of ~700 KiB.
+    exec=1, walk=10, script=1, rounds=9,
 )
 
 # The old server: scripts and commands go over the open terminal.
@@ -195,7 +204,7 @@ VTRIX = dict(
         (("WS exec",), "<=", 4)],
     download="WS read_stream", no_read=("WS read",),
     upload="WS write_binary", no_write=("WS write",),
-    exec=None,
+    exec=None, walk=10, script=1,
 )
 
 # A real engine (Podman) behind tests/emulators/engine.py's proxy: its
@@ -239,7 +248,9 @@ DOCKER = dict(
         ((), "<=", 11)],
     download=DOCKER_ARCHIVE_GET, no_read=(),
     upload="PUT /containers/{id}/archive", no_write=(),
-    exec=3,
+    # A script is two requests, and a cold lookup a stat and a script:
+    # three lookups, the subtree and the statfs.
+    exec=3, walk=13, script=2,
 )
 
 EXPECT = {
@@ -528,3 +539,88 @@ def test_requests_per_operation(rbox, emu, expect):
         assert run_cmd(rbox, "echo one") == b"one\n"
         s = emu.stats()
         assert s["total"] == expect["exec"], s
+        # The next one: what the first set up is kept.
+        emu.reset_stats()
+        out = run_cmd(rbox, "echo two >&2; echo three")
+        assert sorted(out.split(b"\n")) == [b"", b"three", b"two"], out
+        s = emu.stats()
+        assert s["total"] == expect.get("exec_again", expect["exec"]), s
+
+
+def test_walk_of_a_tree_costs_a_few_requests(rbox, emu, expect):
+    # A tree made on the server side, 40 directories deep and wide: a
+    # cold find lists it in one provider call (a subtree), not one per
+    # directory; ls -lR and du then answer from the cache.
+    names = set()
+    for a in range(4):
+        for b in range(3):
+            for c in range(2):
+                d = os.path.join("tree", "a%d" % a, "b%d" % b, "c%d" % c)
+                os.makedirs(backing(emu, rbox, "tmp", d))
+                for f in ("x.c", "y.h"):
+                    put(backing(emu, rbox, "tmp", d, f), d + f)
+                    names.add(os.path.join(d, f))
+    if expect["warm"]:
+        write_ok(rbox.p("exec"), "true")
+        helpers.cat(rbox.p("exec"))
+    emu.reset_stats()
+    out = helpers.run(["find", rbox.r("tmp", "tree")]).stdout.decode()
+    found = {os.path.relpath(p, rbox.r("tmp")) for p in out.split("\n") if p}
+    assert names <= found and len(found) == 1 + 4 + 12 + 24 + 48, found
+    assert emu.stats()["total"] <= expect["walk"], emu.stats()
+    emu.reset_stats()
+    out = helpers.run(["ls", "-lR", rbox.r("tmp", "tree")]).stdout
+    assert out.count(b"-rw-r--r--") == 48, out
+    helpers.run(["du", "-s", rbox.r("tmp", "tree")])
+    assert emu.stats()["total"] == 0, emu.stats()
+    # The server's tree is what the mount shows: sizes and kinds.
+    st = os.stat(rbox.r("tmp", "tree", "a3", "b2", "c1", "y.h"))
+    assert st.st_size == len("tree/a3/b2/c1y.h")
+    assert os.path.isdir(rbox.r("tmp", "tree", "a0", "b0"))
+
+
+def test_grep_of_a_tree_costs_a_few_requests(rbox, emu, expect):
+    # grep -r over a tree made on the server side: the listing is one
+    # subtree, the first file is fetched alone, and the second brings the
+    # small files of the subtree in rounds of one call each: 4 MiB, then
+    # twice the last (the rest are staged).
+    want = set()
+    for a in range(3):
+        for b in range(4):
+            d = os.path.join("g", "a%d" % a, "b%d" % b)
+            os.makedirs(backing(emu, rbox, "tmp", d))
+            for f in range(3):
+                rel = os.path.join(d, "f%d.c" % f)
+                put(backing(emu, rbox, "tmp", rel),
+                    "int x;\n" + ("needle %s\n" % rel if f == 1 else ""))
+                if f == 1:
+                    want.add(rel)
+    put(backing(emu, rbox, "tmp", "g", "big"), "needle\n" + "x" * 400000)
+    os.makedirs(backing(emu, rbox, "tmp", "g", "z"))
+    for f in range(24):    # 4.7 MiB: two rounds
+        put(backing(emu, rbox, "tmp", "g", "z", "m%d" % f), "y" * 200000)
+    if expect["warm"]:
+        write_ok(rbox.p("exec"), "true")
+        helpers.cat(rbox.p("exec"))
+    emu.reset_stats()
+    out = helpers.run(["grep", "-rl", "needle", rbox.r("tmp", "g")]).stdout
+    got = {os.path.relpath(p, rbox.r("tmp")) for p in out.decode().split("\n") if p}
+    assert got == want | {"g/big"}, got
+    s = emu.stats()
+    # The big file is over prefetch_file_kib: fetched on its own.
+    assert count(s, expect["download"]) <= 2, s
+    rounds = expect.get("rounds", 3)
+    assert s["total"] <= expect["walk"] + 2 + rounds * expect["script"], s
+    # Read again: nothing moves.
+    emu.reset_stats()
+    helpers.run(["grep", "-rl", "needle", rbox.r("tmp", "g")])
+    assert emu.stats()["total"] == 0, emu.stats()
+    # One file read alone brings no tree: a new subtree, one cat.
+    os.makedirs(backing(emu, rbox, "tmp", "h", "d"))
+    for f in range(5):
+        put(backing(emu, rbox, "tmp", "h", "d", "f%d" % f), "h%d" % f)
+    os.listdir(rbox.r("tmp", "h"))
+    emu.reset_stats()
+    assert read_bytes(rbox.r("tmp", "h", "d", "f3")) == b"h3"
+    assert count(emu.stats(), expect["download"]) == 1, emu.stats()
+    assert emu.stats()["total"] <= 2, emu.stats()

@@ -34,7 +34,23 @@ int attr_get(struct sbxfs *fs, struct box *b, const char *path, unsigned opens,
 int attr_several_names(const struct stat *st);
 
 /* The listing of box:path with attributes: a reference from the cache, or
- * one provider call that fills it.  Errors are the caller's to report. */
-int attr_list(struct sbxfs *fs, struct box *b, const char *path, struct cache_dir **out);
+ * one provider call that fills it.  With `subtree`, that call is the
+ * provider's readtree where it has one: the listings of the directories
+ * below come with it (bounded by -o subtree_entries and subtree_mib).
+ * Errors are the caller's to report. */
+int attr_list(struct sbxfs *fs, struct box *b, const char *path, int subtree,
+	      struct cache_dir **out);
+
+/*
+ * Reading ahead (attr_ahead.c).  attr_walked: box:path was just listed
+ * whole with the subtree below it.  attr_read_ahead: the regular file
+ * box:path, with the cached attributes st, is about to be opened for
+ * reading (before the provider's open): past the first such file below
+ * the last subtree walked, a round brings the subtree's next small files
+ * in one provider call (-o prefetch_mib, prefetch_file_kib).
+ */
+void attr_walked(struct sbxfs *fs, struct box *b, const char *path);
+void attr_read_ahead(struct sbxfs *fs, struct box *b, const char *path,
+		     const struct stat *st);
 
 #endif

@@ -9,6 +9,7 @@
 #define SBXFS_BOX_H
 
 #include <pthread.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "sbxfs/cmd.h"
@@ -28,7 +29,23 @@ struct box {
 	unsigned ncmds, capcmds;
 	int cmds_loaded;	    /* cmd/ read back from disk */
 	struct timespec cmds_mtime; /* cmd/'s mtime: the newest command's start */
-	struct box *next;	    /* in the registry; guarded by its lock */
+	/* The last statfs below root/ and until when it is trusted (the
+	 * cache's clock): find, du and ls ask once per walk. */
+	char *statfs_path;
+	struct statvfs statfs;
+	double statfs_until;
+	/* Reading ahead (attr_ahead.c): the last subtree listed whole, until
+	 * when its listing holds, the first file read below it, the files
+	 * rounds brought (sorted, below the root), how many rounds, whether
+	 * one runs, and whether the subtree has no more. */
+	char *ahead_root;
+	char *ahead_last;
+	double ahead_until;
+	char **ahead_picked;
+	size_t ahead_n;
+	unsigned ahead_rounds;
+	int ahead_busy, ahead_done;
+	struct box *next; /* in the registry; guarded by its lock */
 };
 
 /* The record for `name`, made on first use.  Returns a new reference. */
@@ -53,6 +70,10 @@ void box_err_text(struct box *b, char *out, size_t size);
 unsigned box_cmd_count(struct box *b);
 struct cmd *box_cmd_get(struct box *b, unsigned n);
 int box_cmd_start(struct cmd **out, struct box *b, const char *cmdline);
+
+/* Forget the read-ahead state (the ahead_* fields; b->lock held, or the
+ * record being freed). */
+void box_ahead_reset(struct box *b);
 
 /* The sandbox was deleted: drop its record and its command history. */
 void box_deleted(struct sbxfs *fs, const char *name);

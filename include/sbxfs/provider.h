@@ -119,6 +119,24 @@ typedef int (*sbx_list_fn)(void *ctx, const char *name);
  * entry's full attributes as lstat() would give them. */
 typedef int (*sbx_dirent_fn)(void *ctx, const char *name, const struct stat *st);
 
+/* What the readtree slot says of an entry, or of where its walk is. */
+enum {
+	/* A directory whose entries the walk leaves out: another file
+	 * system, or one the sandbox's user cannot read. */
+	SBX_TREE_OPAQUE = 1u << 0,
+	/* With rel NULL: every entry of the directory itself was given. */
+	SBX_TREE_LISTED = 1u << 1,
+	/* With rel NULL: the walk of the subtree ended whole. */
+	SBX_TREE_WHOLE = 1u << 2,
+};
+
+/* Called by the readtree slot for each entry of a subtree, `rel` being its
+ * path below the directory walked ("src", "src/main.c"), with its
+ * attributes as lstat() would give them; and with rel and st NULL for the
+ * SBX_TREE_LISTED and SBX_TREE_WHOLE marks.  Nonzero stops the walk. */
+typedef int (*sbx_treeent_fn)(void *ctx, const char *rel, const struct stat *st,
+			      unsigned flags);
+
 struct sbx_provider;
 
 /*
@@ -265,6 +283,55 @@ struct sbx_provider_ops {
 	 */
 	int (*readdir)(struct sbx_provider *p, const char *box, const char *path,
 		       sbx_dirent_fn fn, void *ctx);
+
+	/*
+	 * readtree: the entries of the directory and of every directory below
+	 * it, with attributes, in one round trip: what a walk of the subtree
+	 * (find, ls -R, grep -r, an editor's tree) would otherwise ask one
+	 * directory at a time.  Calls fn with:
+	 *  1. each entry of `path` itself (rel holds no '/'), then the mark
+	 *     SBX_TREE_LISTED;
+	 *  2. the walk: each entry below `path` (those of step 1 again among
+	 *     them), depth first, as find(1) prints them: a directory comes
+	 *     before its entries, and all of them come before any entry that
+	 *     is not below it.  A directory whose entries the walk does not
+	 *     give is marked SBX_TREE_OPAQUE.  Then the mark SBX_TREE_WHOLE.
+	 * The walk stays on the file system of `path` and stops once its
+	 * records pass `max_bytes`: then the mark SBX_TREE_WHOLE never comes,
+	 * and what was given is true but the listings of the directories
+	 * still open at the cut are not whole.  Entries whose names cannot be
+	 * shown are left out of step 1, and end the walk in step 2.
+	 * Called: where readdir would be, for a listing the cache lacks, when
+	 * -o subtree_entries is not 0.  The core fills the cache with every
+	 * listing the walk gave whole, and answers from it for the attribute
+	 * timeout.
+	 * Returns: 0 once step 1 ended (whole or not, step 2 is a bonus);
+	 * -ENOENT, -ENOTDIR, -EACCES as opendir() does.  On any other failure
+	 * the core lists the directory alone with readdir.
+	 * Left NULL: -ENOTSUP, and readdir is used.
+	 */
+	int (*readtree)(struct sbx_provider *p, const char *box, const char *path,
+			size_t max_bytes, sbx_treeent_fn fn, void *ctx);
+
+	/*
+	 * prefetch: fetch the contents of the regular files `rels` (n of
+	 * them, paths below the directory `dir`, in the order a walk reads
+	 * them) in one round trip, and keep them where open finds them (the
+	 * staged copies), each as the version `sts[i]` describes: a file
+	 * whose size or mtime came different is not kept, nor one with a
+	 * copy in use.  A provider may take only the first k of them (its
+	 * bound on a request); the others are left to their opens or to the
+	 * next call.
+	 * Called: before the second open for reading below a subtree listed
+	 * whole by readtree (grep -r, a compiler, an indexer), with the
+	 * subtree's small files from the cache (-o prefetch_mib,
+	 * prefetch_file_kib).  One file read alone never brings a tree.
+	 * Returns: k, the files taken (n when all; kept or not), or -errno; a
+	 * failure fails nothing, the opens then fetch one file at a time.
+	 * Left NULL: -ENOTSUP, nothing fetched.
+	 */
+	int (*prefetch)(struct sbx_provider *p, const char *box, const char *dir,
+			char *const *rels, const struct stat *sts, size_t n);
 
 	/*
 	 * open: open (or with O_CREAT, create with `mode`) the regular file at

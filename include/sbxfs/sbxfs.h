@@ -29,6 +29,16 @@ struct sbxfs {
 	double attr_timeout;
 	double entry_timeout;
 
+	/* The bounds of a subtree listed in one provider call (readtree):
+	 * entries and bytes of records; 0 entries lists one directory at a
+	 * time.  -o subtree_entries, -o subtree_mib. */
+	size_t subtree_entries;
+	size_t subtree_bytes;
+	/* Reading a subtree's small files ahead (attr_ahead.c): the most in
+	 * all (0: never) and per file.  -o prefetch_mib, prefetch_file_kib. */
+	uint64_t prefetch_bytes;
+	uint64_t prefetch_file_max;
+
 	pthread_mutex_t boxes_lock; /* guards boxes */
 	struct box *boxes;
 

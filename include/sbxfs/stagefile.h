@@ -143,6 +143,16 @@ int stagefile_fsync(struct sbx_provider *p, uint64_t fh, int datasync);
 int stagefile_release(struct sbx_provider *p, uint64_t fh);
 
 /*
+ * Contents of box:path fetched ahead (a provider's prefetch): keep them as
+ * its copy, the version `remote` describes (what a listing said: mode,
+ * size, mtime), so that its next open finds them fresh.  Nothing is kept
+ * if the copy is in use (open, or being written) or already holds that
+ * version.  0, or -errno (the copy is then left as it was, or dropped).
+ */
+int stagefile_offer(struct stagefile *sf, const char *box, const char *path,
+		    const struct stat *remote, const char *data, size_t len);
+
+/*
  * Metadata calls (chmod, rename, link, ...) need the file on the server.
  * A file created and still open exists only as its copy until close:
  * upload it now (tar and git chmod a file before closing it).  0 if there

@@ -393,6 +393,8 @@ static int dt_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 		goto fail;
 	remote_init(&dt->r, "daytona", REMOTE_TEXT_OUTPUT | REMOTE_FOLLOWS_SYMLINKS,
 		    dt->stage, &dt_stagefile_ops, dt);
+	/* A script's bytes come base64-encoded in the JSON of the answer. */
+	dt->r.output_max = RUN_OUTPUT_MAX / 4 * 3 - 4096;
 	dt->r.run = dt_run;
 	dt->r.box_ops = &dt_box_ops;
 	rc = check_credentials(dt);
@@ -433,6 +435,7 @@ static void dt_destroy(struct sbx_provider *p)
 	left = cmdpoll_wait(&dt->cmds, 30);
 	if (left)
 		return; /* a poller is stuck in a bounded request: leak, don't crash */
+	dt_idle_drop(dt);
 	boxtable_destroy(&dt->r.boxes);
 	free_ws_headers(dt);
 	http_client_free(dt->http);

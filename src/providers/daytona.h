@@ -45,8 +45,9 @@
 #define LIST_PAGE 200
 #define LIST_PAGES_MAX 100 /* 20,000 sandboxes */
 #define LISTING_MAX (64u << 20)
-#define RUN_OUTPUT_MAX (1u << 20)
+#define RUN_OUTPUT_MAX (48u << 20)
 #define LOG_MAX ((size_t)1 << 30)
+#define DT_IDLE_MAX 4 /* sessions kept for reuse */
 
 struct dt {
 	struct remote r; /* first: the remote layer's part */
@@ -64,11 +65,23 @@ struct dt {
 	struct cmdpoll cmds; /* the command pollers */
 	/* r.boxes: a record's priv is the base URL of the sandbox's
 	 * toolbox (no trailing '/'), or NULL until known. */
-	pthread_mutex_t lock; /* guards cmd_seq */
+	pthread_mutex_t lock; /* guards cmd_seq and idle */
 	unsigned long cmd_seq;
+	/* Sessions whose last command ended, kept for the next command of
+	 * their sandbox: a command then costs no session call before it and
+	 * none after (daytona_cmd.c).  Deleted at unmount. */
+	struct dt_idle {
+		char box[SBX_NAME_MAX + 1];
+		char sid[96];
+		char *toolbox;
+	} idle[DT_IDLE_MAX];
+	size_t nidle;
 };
 
 #define DT(p) ((struct dt *)(p)->priv)
+
+/* Delete the sessions kept for reuse (at unmount). */
+void dt_idle_drop(struct dt *dt);
 
 /* Exceptions to the default mapping, per call: struct errmap (errmap.h). */
 

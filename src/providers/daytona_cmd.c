@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Daytona: commands, each in a session of its own.  See daytona.c. */
 #include "daytona.h"
+#include "sbxfs/remote/endmark.h"
 #include "sbxfs/ws.h"
 
 /* ---- commands ---- */
@@ -9,7 +10,12 @@ static const char *const split_header[] = { "X-Daytona-Split-Output: true", NULL
 
 /*
  * One running command: a session of its own holding one asynchronous
- * command, and a thread that follows its log and status until it ends.
+ * command, and a thread that follows its log until it ends.  The command
+ * runs under a wrapper that ends its stderr with an end mark (endmark.h):
+ * the log stream then tells the end and the exit status, and neither the
+ * server's close of the stream nor a status call is waited for.  The
+ * session is kept for the sandbox's next command (dt->idle), so a command
+ * costs its exec call and its log stream.
  */
 struct dcmd {
 	struct dt *dt;
@@ -17,7 +23,8 @@ struct dcmd {
 	char *toolbox;
 	char sid[96];
 	char cid[128];
-	char marker[96]; /* SBXFS_CMD value in the command's environment */
+	char marker[96];       /* SBXFS_CMD value in the command's environment */
+	struct endmark end[2]; /* of stdout and of stderr */
 	struct sbx_cmd_sink *sink;
 	int signalled; /* the last signal we sent, 0 if none */
 
@@ -57,6 +64,33 @@ static int is_marker(const unsigned char *p)
 	       (p[0] == 2 && p[1] == 2 && p[2] == 2);
 }
 
+static void out_out(void *ctx, const char *data, size_t len)
+{
+	struct dcmd *c = ctx;
+
+	c->sink->output(c->sink, SBX_STREAM_STDOUT, data, len);
+}
+
+static void err_out(void *ctx, const char *data, size_t len)
+{
+	struct dcmd *c = ctx;
+
+	c->sink->output(c->sink, SBX_STREAM_STDERR, data, len);
+}
+
+/* Output of the stream the last marker chose, without the end mark. */
+static void emit(struct dcmd *c, const unsigned char *data, size_t len)
+{
+	endmark_feed(&c->end[c->stream], (const char *)data, len,
+		     c->stream == SBX_STREAM_STDOUT ? out_out : err_out, c);
+}
+
+/* Both streams ended with the end mark: the command has ended. */
+static int end_marked(const struct dcmd *c)
+{
+	return c->end[0].ended && c->end[1].ended;
+}
+
 /* Pass the log's next raw bytes to the sink, split at the 3-byte stream
  * markers.  Bytes that may start a marker wait for the next call, unless
  * `final`. */
@@ -76,8 +110,7 @@ static void feed(struct dcmd *c, const unsigned char *data, size_t len, int fina
 			break; /* maybe the start of a marker */
 		if (n - i >= 3 && is_marker(log + i)) {
 			if (i > seg)
-				c->sink->output(c->sink, c->stream,
-						(const char *)log + seg, i - seg);
+				emit(c, log + seg, i - seg);
 			c->stream = log[i] == 1 ? SBX_STREAM_STDOUT : SBX_STREAM_STDERR;
 			i += 3;
 			seg = i;
@@ -86,7 +119,11 @@ static void feed(struct dcmd *c, const unsigned char *data, size_t len, int fina
 		i++;
 	}
 	if (i > seg)
-		c->sink->output(c->sink, c->stream, (const char *)log + seg, i - seg);
+		emit(c, log + seg, i - seg);
+	if (final) {
+		endmark_flush(&c->end[SBX_STREAM_STDOUT], out_out, c);
+		endmark_flush(&c->end[SBX_STREAM_STDERR], err_out, c);
+	}
 	c->nheld = n - i;
 	memcpy(c->held, log + i, c->nheld);
 	free(log);
@@ -236,6 +273,11 @@ static int follow_ws(struct dcmd *c)
 			feed(c, (const unsigned char *)msg.buf + skip, msg.len - skip, 0);
 		}
 		seen += msg.len;
+		if (end_marked(c)) {
+			feed(c, NULL, 0, 1); /* what was held back */
+			rc = 0;
+			break;
+		}
 	}
 	strbuf_release(&msg);
 	ws_close(ws);
@@ -262,6 +304,10 @@ static int poll_step(void *cmd, int *code, int *progressed)
 			feed(c, NULL, 0, 1); /* what was held back */
 		if (!rc && ended)
 			rc = 1;
+		if (!rc && end_marked(c)) {
+			*code = c->end[0].code;
+			rc = 1;
+		}
 	}
 	*progressed = c->log_off != before;
 	return rc;
@@ -280,18 +326,85 @@ static const struct cmdpoll_cmd poll_ops = {
 	.failed = poll_failed,
 };
 
+/* Keep the session of a command that ended for the sandbox's next
+ * command; 0, or -1 if it should be deleted (no room, or no memory). */
+static int idle_put(struct dt *dt, const char *box, const char *sid, const char *toolbox)
+{
+	char *tb = strdup(toolbox);
+	int rc = -1;
+
+	pthread_mutex_lock(&dt->lock);
+	if (tb && dt->nidle < DT_IDLE_MAX) {
+		struct dt_idle *i = &dt->idle[dt->nidle++];
+
+		snprintf(i->box, sizeof(i->box), "%s", box);
+		snprintf(i->sid, sizeof(i->sid), "%s", sid);
+		i->toolbox = tb;
+		tb = NULL;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&dt->lock);
+	free(tb);
+	return rc;
+}
+
+/* A kept session of box's into sid (sizeof(c->sid)); 0, or -1 if none. */
+static int idle_take(struct dt *dt, const char *box, char *sid, size_t size)
+{
+	int rc = -1;
+
+	pthread_mutex_lock(&dt->lock);
+	for (size_t i = dt->nidle; i-- > 0;) {
+		if (strcmp(dt->idle[i].box, box))
+			continue;
+		snprintf(sid, size, "%s", dt->idle[i].sid);
+		free(dt->idle[i].toolbox);
+		dt->idle[i] = dt->idle[--dt->nidle];
+		rc = 0;
+		break;
+	}
+	pthread_mutex_unlock(&dt->lock);
+	return rc;
+}
+
+void dt_idle_drop(struct dt *dt)
+{
+	for (size_t i = 0; i < dt->nidle; i++) {
+		struct dcmd c = { .dt = dt, .toolbox = dt->idle[i].toolbox };
+
+		snprintf(c.sid, sizeof(c.sid), "%s", dt->idle[i].sid);
+		session_delete(&c);
+		free(dt->idle[i].toolbox);
+	}
+	dt->nidle = 0;
+}
+
 static void *poller(void *arg)
 {
 	struct dcmd *c = arg;
 	struct dt *dt = c->dt;
+	struct dcmd after = { .dt = dt };
 	struct sbx_exit ex;
+	int keep;
 
 	/* The log stream first; polling the log is the fallback. */
 	c->streamed = follow_ws(c) == 0;
-	cmdpoll_follow(&dt->cmds, &ex, &poll_ops, c, &c->signalled);
-	if (ex.how != SBX_EXIT_FAILED || !strstr(ex.reason, "unmounted"))
-		session_delete(c);
+	if (end_marked(c))
+		cmdpoll_exit(&ex, c->end[0].code, c->signalled);
+	else
+		cmdpoll_follow(&dt->cmds, &ex, &poll_ops, c, &c->signalled);
+	/* The session goes back to the sandbox's, or away, after the reader
+	 * of the output was told: off its path. */
+	keep = ex.how == SBX_EXIT_CODE && !c->signalled && end_marked(c);
+	after.toolbox = c->toolbox;
+	c->toolbox = NULL;
+	snprintf(after.sid, sizeof(after.sid), "%s", c->sid);
+	snprintf(after.box, sizeof(after.box), "%s", c->box);
 	c->sink->done(c->sink, &ex); /* may release c: touch it no more */
+	if (!keep || idle_put(dt, after.box, after.sid, after.toolbox))
+		if (ex.how != SBX_EXIT_FAILED || !strstr(ex.reason, "unmounted"))
+			session_delete(&after);
+	free(after.toolbox);
 	cmdpoll_leave(&dt->cmds);
 	return NULL;
 }
@@ -313,7 +426,7 @@ int dt_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 	struct http_resp r;
 	char state[64], env[128];
 	unsigned long seq;
-	int rc;
+	int rc, fresh = 0;
 
 	if (!c)
 		return -ENOMEM;
@@ -332,31 +445,45 @@ int dt_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 	c->dt = dt;
 	c->sink = sink;
 	snprintf(c->box, sizeof(c->box), "%s", box);
-	snprintf(c->sid, sizeof(c->sid), "%s-%lu", dt->session_prefix, seq);
-	snprintf(c->marker, sizeof(c->marker), "%s", c->sid);
-
-	/* A session of its own, so commands run side by side. */
-	body = cJSON_CreateObject();
-	if (!body || strbuf_addf(&url, "%s/process/session", c->toolbox)) {
-		rc = -ENOMEM;
+	snprintf(c->marker, sizeof(c->marker), "%s-%lu", dt->session_prefix, seq);
+	rc = endmark_init(&c->end[0], c->marker);
+	if (!rc)
+		rc = endmark_init(&c->end[1], c->marker);
+	if (rc)
 		goto fail;
+	/* A session of its own, so commands run side by side: one kept from
+	 * an earlier command, else a new one. */
+	if (idle_take(dt, box, c->sid, sizeof(c->sid))) {
+	new_session:
+		snprintf(c->sid, sizeof(c->sid), "%s", c->marker);
+		body = cJSON_CreateObject();
+		strbuf_release(&url);
+		if (!body || strbuf_addf(&url, "%s/process/session", c->toolbox)) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		cJSON_AddStringToObject(body, "sessionId", c->sid);
+		rc = dt_request(dt, &r, "POST", url.buf, body, 0, 0);
+		cJSON_Delete(body);
+		body = NULL;
+		if (rc)
+			goto fail;
+		if (r.status != 201 && r.status != 200)
+			rc = dt_toolbox_fail(dt, box, "new session", &r, over);
+		http_resp_release(&r);
+		if (rc)
+			goto fail;
+		fresh = 1;
 	}
-	cJSON_AddStringToObject(body, "sessionId", c->sid);
-	rc = dt_request(dt, &r, "POST", url.buf, body, 0, 0);
-	if (rc)
-		goto fail;
-	if (r.status != 201 && r.status != 200)
-		rc = dt_toolbox_fail(dt, box, "new session", &r, over);
-	http_resp_release(&r);
-	if (rc)
-		goto fail;
 
 	/* The marker in the environment lets kill find the command's
 	 * processes; base64 carries any bytes through JSON. */
 	snprintf(env, sizeof(env), "SBXFS_CMD=%s", c->marker);
-	cJSON_Delete(body);
 	body = cJSON_CreateObject();
+	strbuf_release(&cmd);
 	rc = body ? sh_wrap_base64(&cmd, env, cmdline) : -ENOMEM;
+	if (!rc)
+		rc = endmark_script(&c->end[0], &cmd);
 	if (rc)
 		goto fail_session;
 	cJSON_AddStringToObject(body, "command", cmd.buf);
@@ -372,6 +499,15 @@ int dt_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 	rc = dt_request(dt, &r, "POST", url.buf, body, 0, 0);
 	if (rc)
 		goto fail_session;
+	if (!fresh && (r.status < 200 || r.status > 299)) {
+		/* The kept session is gone (the sandbox restarted: the
+		 * toolbox says 404, or 500 "session not found"): once more in
+		 * a new one, which says what is wrong if anything is. */
+		http_resp_release(&r);
+		cJSON_Delete(body);
+		body = NULL;
+		goto new_session;
+	}
 	if (r.status != 202 && r.status != 200) {
 		rc = dt_toolbox_fail(dt, box, "run command", &r, NULL);
 	} else if (

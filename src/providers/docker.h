@@ -95,6 +95,8 @@ extern const struct stagefile_ops dk_stagefile_ops;
  * no writes (-EROFS). */
 int dk_readdir(struct sbx_provider *p, const char *box, const char *path,
 	       sbx_dirent_fn fn, void *ctx);
+int dk_readtree(struct sbx_provider *p, const char *box, const char *path,
+		size_t max_bytes, sbx_treeent_fn fn, void *ctx);
 int dk_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box,
 		const char *path);
 int dk_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,

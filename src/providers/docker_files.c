@@ -536,6 +536,7 @@ struct noting {
 	const char *box, *dir;
 	sbx_dirent_fn fn;
 	void *ctx;
+	sbx_treeent_fn tree_fn;
 };
 
 static int note_entry(void *ctx, const char *name, const struct stat *st)
@@ -549,10 +550,34 @@ static int note_entry(void *ctx, const char *name, const struct stat *st)
 	return n->fn(n->ctx, name, st);
 }
 
+static int note_tree_entry(void *ctx, const char *rel, const struct stat *st,
+			   unsigned flags)
+{
+	struct noting *n = ctx;
+	char path[4096];
+
+	if (rel && snprintf(path, sizeof(path), "%s/%s", strcmp(n->dir, "/") ? n->dir : "",
+			    rel) < (int)sizeof(path))
+		dk_owners_note(n->dk->owners, n->box, path, st);
+	return n->tree_fn(n->ctx, rel, st, flags);
+}
+
+/* A running container's subtree by the remote layer's script, its owners
+ * noted; a stopped one's is listed a directory at a time. */
+int dk_readtree(struct sbx_provider *p, const char *box, const char *path,
+		size_t max_bytes, sbx_treeent_fn fn, void *ctx)
+{
+	struct noting n = { DK(p), box, path, NULL, ctx, fn };
+
+	if (!dk_running(DK(p), box))
+		return -ENOTSUP;
+	return remote_readtree(p, box, path, max_bytes, note_tree_entry, &n);
+}
+
 int dk_readdir(struct sbx_provider *p, const char *box, const char *path,
 	       sbx_dirent_fn fn, void *ctx)
 {
-	struct noting n = { DK(p), box, path, fn, ctx };
+	struct noting n = { DK(p), box, path, fn, ctx, NULL };
 	struct listing *l;
 	int rc;
 

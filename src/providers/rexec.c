@@ -489,6 +489,9 @@ static int rx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	if (!rx->auth || !rx->http || !rx->stage)
 		goto fail;
 	remote_init(&rx->r, "rexec", 0, rx->stage, &rx_stagefile_ops, rx);
+	/* The exec endpoint cuts stdout at 1 MiB, and scripts' bytes come
+	 * base64-encoded. */
+	rx->r.output_max = 700u << 10;
 	rx->r.run = rx_remote_run;
 	rx->r.box_ops = &rx_box_ops;
 	rc = check_credentials(rx);

@@ -126,7 +126,11 @@ static int parse_rawmode(const char **p, mode_t *type, unsigned long *perm)
 	return 0;
 }
 
-int find_parse(char *rec, struct stat *st, const char **name)
+/*
+ * The fields of a record after its type, into *st; *rest then points at
+ * the name as printed (a stat record's trailing newline cut).
+ */
+static int parse_fields(char *rec, struct stat *st, char **rest)
 {
 	unsigned long long nlink, uid, gid, size, ino;
 	unsigned long perm = 0;
@@ -155,14 +159,10 @@ int find_parse(char *rec, struct stat *st, const char **name)
 	s = rec + (p - rec);
 	if (from_stat) {
 		size_t n = strlen(s);
-		char *slash;
 
 		if (!n || s[n - 1] != '\n')
 			return -EPROTO;
 		s[n - 1] = '\0';
-		slash = strrchr(s, '/');
-		if (slash && slash[1])
-			s = slash + 1;
 	}
 	st->st_mode = type | (mode_t)perm;
 	st->st_nlink = nlink ? (nlink_t)nlink : 1;
@@ -171,6 +171,21 @@ int find_parse(char *rec, struct stat *st, const char **name)
 	st->st_size = (off_t)size;
 	st->st_blksize = 4096;
 	st->st_blocks = (st->st_size + 511) / 512;
+	*rest = s;
+	return 0;
+}
+
+int find_parse(char *rec, struct stat *st, const char **name)
+{
+	char *s, *slash;
+
+	if (parse_fields(rec, st, &s))
+		return -EPROTO;
+	if (rec[0] == 'x') { /* stat's %n is the whole path */
+		slash = strrchr(s, '/');
+		if (slash && slash[1])
+			s = slash + 1;
+	}
 	*name = s;
 	return 0;
 }
@@ -201,4 +216,116 @@ int find_each(char *buf, size_t len, sbx_dirent_fn fn, void *ctx)
 		i = (size_t)(e - buf) + 1;
 	}
 	return 0;
+}
+
+int find_script_tree(struct strbuf *sb, int follow, size_t max_bytes)
+{
+	/* busybox: stat each name find gives, the readable mark first. */
+	const char *each =
+		follow ? "for f; do if [ -d \"$f\" ] && ! { [ -r \"$f\" ] && [ -x \"$f\" ]; }; "
+			 "then printf %s '- '; else printf %s '+ '; fi; "
+			 "stat -L -c \"$0\" -- \"$f\" && printf '\\0'; done"
+		       : "for f; do if " SH_REALDIR(
+				 "f") " && ! { [ -r \"$f\" ] && [ -x \"$f\" ]; }; "
+				      "then printf %s '- '; else printf %s '+ '; fi; "
+				      "stat -c \"$0\" -- \"$f\" && printf '\\0'; done";
+	const char *L = follow ? "-L " : "";
+
+	return sh_script(
+		sb,
+		"if " FIND_HAVE_PRINTF "; then t() { find %s. \"$@\" \\( -type d ! "
+		"\\( -readable -executable \\) -prune -printf %q \\) -o -printf %q; }; "
+		"else t() { find %s. \"$@\" -exec sh -c %q %q {} +; }; fi; "
+		"t -maxdepth 1 2>/dev/null; printf '/\\0'; "
+		"{ t -mindepth 1 -xdev; printf '/\\0'; } 2>/dev/null | head -c %L",
+		L, "- " FIND_TREE_PRINTF, "+ " FIND_TREE_PRINTF, L, each,
+		FIND_TREE_STAT_FMT, (long long)max_bytes);
+}
+
+/* A path below the walked directory: names we can show, joined by '/'. */
+static int rel_valid(char *rel)
+{
+	char *p = rel;
+
+	for (;;) {
+		char *slash = strchr(p, '/');
+		int ok;
+
+		if (slash)
+			*slash = '\0';
+		ok = sbx_entry_name_valid(p);
+		if (slash)
+			*slash = '/';
+		if (!ok)
+			return 0;
+		if (!slash)
+			return 1;
+		p = slash + 1;
+	}
+}
+
+/* One tree record: the mark, the device, the record; *rel "" for the
+ * walked directory itself. */
+static int tree_parse(char *rec, struct stat *st, char **rel, unsigned long long *dev,
+		      int *unreadable)
+{
+	const char *p = rec + 2;
+	char *s;
+
+	if ((rec[0] != '+' && rec[0] != '-') || rec[1] != ' ' || parse_u64(&p, dev) ||
+	    parse_fields(rec + (p - rec), st, &s))
+		return -EPROTO;
+	*unreadable = rec[0] == '-';
+	if (s[0] == '.' && (s[1] == '\0' || s[1] == '/')) /* stat's "./a" */
+		s += s[1] ? 2 : 1;
+	if (s[0] && !rel_valid(s))
+		return -EPROTO;
+	*rel = s;
+	return 0;
+}
+
+int find_tree_each(char *buf, size_t len, sbx_treeent_fn fn, void *ctx)
+{
+	unsigned long long top_dev = 0, dev;
+	int walking = 0, have_top = 0, unreadable;
+	size_t i = 0;
+
+	while (i < len) {
+		char *rec = buf + i, *e = memchr(rec, '\0', len - i), *rel;
+		unsigned flags = 0;
+		struct stat st;
+
+		if (!e)
+			break; /* cut short */
+		i = (size_t)(e - buf) + 1;
+		if (rec[0] == '/' && rec[1] == '\0') {
+			if (walking) {
+				fn(ctx, NULL, NULL, SBX_TREE_WHOLE);
+				return 0;
+			}
+			walking = 1;
+			if (fn(ctx, NULL, NULL, SBX_TREE_LISTED))
+				return 0;
+			continue;
+		}
+		if (tree_parse(rec, &st, &rel, &dev, &unreadable)) {
+			if (walking)
+				return 0;
+			continue;
+		}
+		if (!rel[0]) {
+			if (!walking && !have_top) {
+				top_dev = dev;
+				have_top = 1;
+			}
+			continue;
+		}
+		if (!walking && strchr(rel, '/'))
+			continue;
+		if (S_ISDIR(st.st_mode) && (unreadable || !have_top || dev != top_dev))
+			flags |= SBX_TREE_OPAQUE;
+		if (fn(ctx, rel, &st, flags))
+			return 0;
+	}
+	return walking ? 0 : -EPROTO;
 }

@@ -121,6 +121,38 @@ int remote_readdir(struct sbx_provider *p, const char *box, const char *path,
 	return rc;
 }
 
+int remote_readtree(struct sbx_provider *p, const char *box, const char *path,
+		    size_t max_bytes, sbx_treeent_fn fn, void *ctx)
+{
+	struct remote *r = REMOTE(p);
+	int follow = !!(r->flags & REMOTE_FOLLOWS_SYMLINKS);
+	struct strbuf checks = STRBUF_INIT(SCRIPT_MAX), body = STRBUF_INIT(4096);
+	struct strbuf out = STRBUF_INIT(LISTING_MAX + max_bytes);
+	int rc = sh_script(
+		&checks,
+		"d=%q; [ -d \"$d\" ] || { [ -e \"$d\" ] && exit 20; exit 2; }; %s"
+		"cd -- \"$d\" 2>/dev/null || exit 13; ",
+		path, follow ? "" : "[ -L \"$d\" ] && exit 20; ");
+
+	/* The walk is cut below what the API brings back; the directory's
+	 * own entries come whole or not at all. */
+	if (r->output_max && max_bytes > r->output_max / 4 * 3)
+		max_bytes = r->output_max / 4 * 3;
+	if (!rc)
+		rc = find_script_tree(&body, follow, max_bytes);
+	if (!rc)
+		rc = remote_run_bytes(r, box, "list tree", checks.buf, body.buf, 0,
+				      REMOTE_RUN_RETRY, &out);
+	if (!rc && find_tree_each(out.buf, out.len, fn, ctx)) {
+		sbx_failf("%s: list tree \"%s\": a bad answer", r->name, path);
+		rc = -EPROTO;
+	}
+	strbuf_release(&checks);
+	strbuf_release(&body);
+	strbuf_release(&out);
+	return rc;
+}
+
 int remote_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box,
 		    const char *path)
 {

@@ -40,6 +40,7 @@ Test control routes (no auth; not counted):
                             / 429 "ThrottlerException: Too Many Requests".
   POST /_emu/fault/clear    forget all faults.
   GET  /_emu/sandbox/{name or id}  {"id", "dir", "state"}: the backing directory.
+  POST /_emu/advertise      {"port": N}: toolbox URLs name port N (a relay's).
 
 Sandboxes.  DIR/<id>/ is the sandbox's "/".  Commands run inside it with
 bubblewrap: every started sandbox has one long-lived "keeper"
@@ -747,11 +748,12 @@ class Emulator(common.Service):
         self.sandboxes = OrderedDict()
         self.seq = 0
         self.port = None
+        self.public_port = None
 
     @property
     def base_url(self):
         scheme = "https" if self.args.tls_cert else "http"
-        return "%s://127.0.0.1:%d" % (scheme, self.port)
+        return "%s://127.0.0.1:%d" % (scheme, self.public_port or self.port)
 
     @property
     def toolbox_url(self):
@@ -2117,7 +2119,19 @@ class Control(common.Control):
         return json_response(data, status)
 
     def routes(self):
-        return super().routes() + [("GET", "/_emu/sandbox/{name}", self.sandbox)]
+        return super().routes() + [("GET", "/_emu/sandbox/{name}", self.sandbox),
+                                   ("POST", "/_emu/advertise", self.advertise)]
+
+    async def advertise(self, request):
+        """The port the toolbox URLs it hands out name: a relay's, when
+        clients reach it through one (bench/relay.py)."""
+        try:
+            port = int(json.loads(await request.text())["port"])
+            assert 0 < port < 65536
+        except Exception:  # noqa: BLE001 - any bad body is a 400
+            return json_response({"error": "bad port"}, 400)
+        self.emu.public_port = port
+        return json_response({"ok": True})
 
     async def sandbox(self, request):
         sb = self.emu.find(request.match_info["name"])

@@ -32,5 +32,6 @@ void test_rexec(void);
 void test_boxtable(void);
 void test_tar(void);
 void test_docker(void);
+void test_tree(void);
 
 #endif

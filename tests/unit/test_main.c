@@ -21,6 +21,7 @@ int main(void)
 	test_boxtable();
 	test_tar();
 	test_docker();
+	test_tree();
 	if (test_failures)
 		fprintf(stderr, "%d checks failed\n", test_failures);
 	return test_failures ? 1 : 0;

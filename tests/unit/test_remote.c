@@ -14,6 +14,7 @@
 
 #include "sbxfs/remote/base64.h"
 #include "sbxfs/remote/cmdpoll.h"
+#include "sbxfs/remote/endmark.h"
 #include "sbxfs/remote/errmap.h"
 #include "sbxfs/remote/find.h"
 #include "sbxfs/remote/json.h"
@@ -448,8 +449,50 @@ static void check_opts(void)
 	CHECK(remote_trim_url(url) == 0 && !url[0]);
 }
 
+struct collected {
+	char buf[256];
+	size_t len;
+};
+
+static void collect(void *ctx, const char *data, size_t len)
+{
+	struct collected *c = ctx;
+
+	memcpy(c->buf + c->len, data, len);
+	c->len += len;
+}
+
+static void check_endmark(void)
+{
+	static const char out[] =
+		"abc\036x\036SBXFS-END:id-1:4\036SBXFS-END:id-1:7\nlater";
+	struct strbuf sb = STRBUF_INIT(4096);
+	struct collected got = { "", 0 };
+	struct endmark m;
+
+	CHECK(endmark_init(&m, "bad id") == -EINVAL);
+	CHECK(endmark_init(&m, "id-1") == 0);
+	CHECK(endmark_script(&m, &sb) == 0 && strstr(sb.buf, "SBXFS-END:id-1:%d") &&
+	      strstr(sb.buf, ">&2"));
+	strbuf_release(&sb);
+	/* One byte at a time: a false start, a mark cut by a letter, the mark;
+	 * what follows it is dropped. */
+	for (size_t i = 0; i < sizeof(out) - 1; i++)
+		endmark_feed(&m, out + i, 1, collect, &got);
+	CHECK(m.ended && m.code == 7);
+	CHECK(got.len == 22 && !memcmp(got.buf, "abc\036x\036SBXFS-END:id-1:4", 22));
+	/* Whole, and without the mark: everything comes out at the flush. */
+	CHECK(endmark_init(&m, "id-1") == 0);
+	got.len = 0;
+	endmark_feed(&m, "tail\036SBXFS", 10, collect, &got);
+	CHECK(got.len == 4);
+	endmark_flush(&m, collect, &got);
+	CHECK(!m.ended && got.len == 10 && !memcmp(got.buf, "tail\036SBXFS", 10));
+}
+
 void test_remote(void)
 {
+	check_endmark();
 	check_opts();
 	check_cmdpoll();
 	check_follow();

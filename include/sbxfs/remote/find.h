@@ -42,6 +42,36 @@ int find_script_stat(struct strbuf *sb, const char *var);
 int find_script_list(struct strbuf *sb, const char *var);
 
 /*
+ * Subtrees in one script, for the readtree slot (provider.h).  The records
+ * are those above with two fields first, '+' (or '-' for a directory the
+ * sandbox's user cannot read, left out of the walk) and the device
+ * number, and the name is the path below the directory walked (find's
+ * %P; stat's "./src/main.c"):
+ *
+ *     + dev type mode nlink uid gid size atime mtime ctime inode rel NUL
+ *
+ * The script, run in the directory (cd'ed into), prints the record of the
+ * directory itself (rel "") and of its entries, a mark "/" NUL, then the
+ * walk depth first on the directory's file system, and a second mark,
+ * all of the walk cut after `max_bytes`.  `follow`: give what symlinks
+ * point to (a provider whose file API follows them).
+ */
+#define FIND_TREE_PRINTF "%D %y %m %n %U %G %s %A@ %T@ %C@ %i %P\\0"
+#define FIND_TREE_STAT_FMT "%d " FIND_STAT_FMT
+int find_script_tree(struct strbuf *sb, int follow, size_t max_bytes);
+
+/*
+ * The records of a tree script in buf[0..len) (modified in place) to fn,
+ * as the readtree slot gives them: each entry with its path below the
+ * directory, marked SBX_TREE_OPAQUE where the walk leaves it out (it
+ * could not be read, or is on another device), and the marks.  A record
+ * that does not parse or names what cannot be shown is left out before
+ * the first mark and ends the walk after it.  0 once the first mark was
+ * seen (whole or cut after it), -EPROTO if it never came.
+ */
+int find_tree_each(char *buf, size_t len, sbx_treeent_fn fn, void *ctx);
+
+/*
  * Parse one NUL-terminated record `rec` (modified in place) into *st and
  * *name, which points into rec.  st_ino is left 0: the tree numbers its
  * own inodes, and a file made here has no remote one until it is saved.

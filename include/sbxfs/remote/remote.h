@@ -56,6 +56,10 @@ struct remote {
 	const char *name;
 	/* REMOTE_* flags above. */
 	unsigned flags;
+	/* The most bytes of output one script may bring back (the API's own
+	 * bound, before any base64 of REMOTE_TEXT_OUTPUT), 0 for none: the
+	 * subtree listings and prefetches of the layer stay below it. */
+	size_t output_max;
 	/* The staged copies of open files (stage.h), and the stagefile over
 	 * them that the provider set up with its transfers (stagefile.h).
 	 * The provider creates and frees the stage. */
@@ -104,6 +108,9 @@ void remote_init(struct remote *r, const char *name, unsigned flags, struct stag
  *    staged copies right (stage.h).  rename takes RENAME_NOREPLACE, and
  *    no other flag (-EINVAL).
  *  readdir: the entries of a directory by find(1), with attributes.
+ *  readtree: those of a subtree, by find(1) (find.h), in one script.
+ *  prefetch: small files as one tar stream from a script (prefetch.c),
+ *    kept as staged copies (stagefile_offer()).
  */
 int remote_getattr(struct sbx_provider *p, struct stat *out, const char *box,
 		   const char *path);
@@ -133,12 +140,16 @@ int remote_statfs(struct sbx_provider *p, struct statvfs *out, const char *box,
 		  const char *path);
 int remote_readdir(struct sbx_provider *p, const char *box, const char *path,
 		   sbx_dirent_fn fn, void *ctx);
+int remote_readtree(struct sbx_provider *p, const char *box, const char *path,
+		    size_t max_bytes, sbx_treeent_fn fn, void *ctx);
+int remote_prefetch(struct sbx_provider *p, const char *box, const char *dir,
+		    char *const *rels, const struct stat *sts, size_t n);
 
 /*
  * Initializers of a provider's ops table (provider.h) for the slots above.
  * REMOTE_OPS_FILES: staged files and what every remote provider does by
- * shell; REMOTE_OPS_SHELL: the namespace too, for a provider whose file
- * API moves contents and nothing else.
+ * shell, subtree listings among it; REMOTE_OPS_SHELL: the namespace too,
+ * for a provider whose file API moves contents and nothing else.
  */
 #define REMOTE_OPS_FILES                                                              \
 	.getattr = remote_getattr, .unsaved = remote_unsaved,                         \
@@ -146,7 +157,8 @@ int remote_readdir(struct sbx_provider *p, const char *box, const char *path,
 	.write = stagefile_write, .flush = stagefile_flush, .fsync = stagefile_fsync, \
 	.release = stagefile_release, .rmdir = remote_rmdir,                          \
 	.truncate = remote_truncate, .utimens = remote_utimens, .link = remote_link,  \
-	.statfs = remote_statfs
+	.statfs = remote_statfs, .readtree = remote_readtree,                         \
+	.prefetch = remote_prefetch
 
 #define REMOTE_OPS_SHELL                                                           \
 	.readdir = remote_readdir, .mkdir = remote_mkdir, .unlink = remote_unlink, \
