@@ -83,6 +83,37 @@ static int stat_by_listing(struct sbxfs *fs, struct box *b, const char *path,
 	return rc;
 }
 
+/*
+ * A name's attributes from the fresh listing of its directory, without
+ * asking anyone: the listing names every entry, so a name it lacks does
+ * not exist (the same trust the cache gives the entries).  0, -ENOENT, or
+ * -EAGAIN when the directory's listing is not cached.
+ */
+static int stat_from_listing(struct sbxfs *fs, struct box *b, const char *path,
+			     struct stat *st)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX_SBX];
+	struct cache_dir *d;
+	int rc = -ENOENT;
+
+	if (!slash || !slash[1] || (size_t)(slash - path) >= sizeof(dir))
+		return -EAGAIN;
+	snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	d = cache_get_dir(fs->cache, b->name, dir);
+	if (!d)
+		return -EAGAIN;
+	for (size_t i = 0; i < d->n; i++) {
+		if (!strcmp(d->v[i].name, slash + 1)) {
+			*st = d->v[i].st;
+			rc = 0;
+			break;
+		}
+	}
+	cache_dir_put(d);
+	return rc;
+}
+
 /* A non-directory with several names changes under all of them when it is
  * written, linked or unlinked through one: its cached attributes are not
  * trusted. */
@@ -107,8 +138,16 @@ int attr_get(struct sbxfs *fs, struct box *b, const char *path, unsigned opens,
 
 	if (rc != -EAGAIN && !(rc == 0 && attr_several_names(st)))
 		return rc;
-	if (rc == -EAGAIN && (rc = stat_by_listing(fs, b, path, st)) != -EAGAIN)
-		return rc;
+	if (rc == -EAGAIN) {
+		/* What a fresh listing says, then (where listing costs
+		 * what a stat does) a listing again; an entry with several
+		 * names is asked for alone. */
+		rc = stat_from_listing(fs, b, path, st);
+		if (rc == -ENOENT || (rc == 0 && !attr_several_names(st)))
+			return rc;
+		if (rc == -EAGAIN && (rc = stat_by_listing(fs, b, path, st)) != -EAGAIN)
+			return rc;
+	}
 	gen = cache_begin(fs->cache);
 	sbx_fail_clear();
 	t0 = now_ms();
