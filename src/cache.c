@@ -17,6 +17,7 @@ struct entry {
 	struct stat st;
 	struct cache_dir *dir; /* a listing entry when non-NULL */
 	size_t size;	       /* a size hint: entries in the listing */
+	char *link;	       /* a symlink's target */
 };
 
 /* Size hints outlive listings: they only steer what is asked. */
@@ -73,6 +74,7 @@ static void entry_free(struct entry *e)
 {
 	if (e->dir)
 		cache_dir_put(e->dir);
+	free(e->link);
 	free(e->key);
 	free(e);
 }
@@ -119,7 +121,8 @@ uint64_t cache_begin(struct cache *c)
 }
 
 /* Keys: 'a' + box + path for attributes, 'd' + box + path for listings,
- * 'n' + box + path for a listing's size hint. */
+ * 'n' + box + path for a listing's size hint, 'l' + box + path for a
+ * symlink's target. */
 static char *make_key(char kind, const char *box, const char *path, size_t *len)
 {
 	size_t bl = strlen(box), pl = strlen(path);
@@ -193,6 +196,8 @@ static struct entry *store_locked(struct cache *c, char kind, const char *box,
 		free(key);
 		if (e->dir)
 			cache_dir_put(e->dir);
+		free(e->link);
+		e->link = NULL;
 	} else {
 		e = calloc(1, sizeof(*e));
 		if (!e) {
@@ -294,6 +299,40 @@ void cache_put_dir(struct cache *c, uint64_t gen, const char *box, const char *p
 	pthread_mutex_unlock(&c->lock);
 }
 
+int cache_get_link(struct cache *c, char *buf, size_t size, const char *box,
+		   const char *path)
+{
+	struct entry *e;
+	int rc = -EAGAIN;
+
+	pthread_mutex_lock(&c->lock);
+	e = lookup_locked(c, 'l', box, path);
+	if (e && e->link && strlen(e->link) < size) {
+		strcpy(buf, e->link);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+void cache_put_link(struct cache *c, uint64_t gen, const char *box, const char *path,
+		    const char *target)
+{
+	char *copy;
+	struct entry *e;
+
+	if (c->ttl <= 0 || !(copy = strdup(target)))
+		return;
+	pthread_mutex_lock(&c->lock);
+	if (gen == c->gen && (e = store_locked(c, 'l', box, path, NULL, NULL))) {
+		e->negative = 0;
+		e->link = copy;
+		copy = NULL;
+	}
+	pthread_mutex_unlock(&c->lock);
+	free(copy);
+}
+
 int cache_dir_size_hint(struct cache *c, const char *box, const char *path, size_t *n)
 {
 	struct entry *e;
@@ -370,6 +409,7 @@ void cache_forget(struct cache *c, const char *box, const char *path, int subtre
 	pthread_mutex_lock(&c->lock);
 	c->gen++;
 	forget_key_locked(c, 'a', box, path);
+	forget_key_locked(c, 'l', box, path);
 	forget_key_locked(c, 'd', box, path);
 	forget_key_locked(c, 'd', box, parent);
 	forget_key_locked(c, 'a', box, parent);

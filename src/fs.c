@@ -295,6 +295,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	struct sbxfs *fs = FS(req);
 	struct node *n = node_find(fs->nodes, ino);
 	char path[PATH_MAX_SBX], target[PATH_MAX_SBX], confined[PATH_MAX_SBX];
+	uint64_t gen;
 	int rc;
 
 	if (n && n->kind == NODE_CMDLAST) {
@@ -304,9 +305,15 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	}
 	if (!fs_node(req, ino, path, sizeof(path)))
 		return;
-	sbx_fail_clear();
-	rc = fs->provider->ops.readlink(fs->provider, target, sizeof(target),
-					n->box->name, path);
+	gen = cache_begin(fs->cache);
+	rc = cache_get_link(fs->cache, target, sizeof(target), n->box->name, path);
+	if (rc) {
+		sbx_fail_clear();
+		rc = fs->provider->ops.readlink(fs->provider, target, sizeof(target),
+						n->box->name, path);
+		if (!rc)
+			cache_put_link(fs->cache, gen, n->box->name, path, target);
+	}
 	/* The kernel follows what we answer from the caller's root: never
 	 * let a sandbox's link point out of its root/. */
 	if (!rc)

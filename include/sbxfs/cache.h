@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The cache between the FUSE layer and a provider: attributes, negative
- * entries and directory listings, keyed by (sandbox, path), each trusted
- * for the provider's timeout.
+ * entries, directory listings and symlink targets, keyed by (sandbox,
+ * path), each trusted for the provider's timeout.
  *
  * Coherence is by construction: a caller reads the generation with
  * cache_begin() before asking the provider, and a reply is stored only if
@@ -53,6 +53,13 @@ struct cache_dir *cache_get_dir(struct cache *c, const char *box, const char *pa
 /* Store a listing (takes a reference) and the attributes of its entries. */
 void cache_put_dir(struct cache *c, uint64_t gen, const char *box, const char *path,
 		   struct cache_dir *dir);
+
+/* A symlink's target: 0 with it in buf, or -EAGAIN on a miss (or if it
+ * does not fit in size bytes).  Store one if gen is current. */
+int cache_get_link(struct cache *c, char *buf, size_t size, const char *box,
+		   const char *path);
+void cache_put_link(struct cache *c, uint64_t gen, const char *box, const char *path,
+		    const char *target);
 
 /*
  * How many entries the last listing of box:path had, in *n; -ENOENT if

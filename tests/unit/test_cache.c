@@ -25,6 +25,26 @@ void test_cache(void)
 	c = cache_new(1.0, 1000);
 
 	CHECK(cache_get_attr(c, &out, "b", "/x") == -EAGAIN);
+	{
+		/* Symlink targets: kept for the timeout, dropped by a change of
+		 * the name or a stale generation, never past their buffer. */
+		char t[8];
+
+		gen = cache_begin(c);
+		cache_put_link(c, gen, "b", "/ln", "target");
+		CHECK(cache_get_link(c, t, sizeof(t), "b", "/ln") == 0 &&
+		      !strcmp(t, "target"));
+		CHECK(cache_get_link(c, t, 6, "b", "/ln") == -EAGAIN);
+		cache_forget(c, "b", "/ln", 0);
+		CHECK(cache_get_link(c, t, sizeof(t), "b", "/ln") == -EAGAIN);
+		cache_put_link(c, gen, "b", "/ln", "old");
+		CHECK(cache_get_link(c, t, sizeof(t), "b", "/ln") == -EAGAIN);
+		gen = cache_begin(c);
+		cache_put_link(c, gen, "b", "/ln", "new");
+		fake_now += 2;
+		CHECK(cache_get_link(c, t, sizeof(t), "b", "/ln") == -EAGAIN);
+		fake_now -= 2;
+	}
 	gen = cache_begin(c);
 	cache_put_attr(c, gen, "b", "/x", &st);
 	CHECK(cache_get_attr(c, &out, "b", "/x") == 0 && out.st_size == 42);
