@@ -43,13 +43,13 @@
 struct dk {
 	struct remote r; /* first: the remote layer's part */
 	struct http_client *http;
-	char *where;	/* DOCKER_HOST or api_url as given: for messages */
-	char *base;	/* "http://docker/v1.43", no trailing '/' */
-	char *image;	/* the image mkdir creates containers from */
-	char *label;	/* "KEY=VALUE" the containers shown carry; NULL: all */
+	char *where; /* DOCKER_HOST or api_url as given: for messages */
+	char *base;  /* "http://docker/v1.43", no trailing '/' */
+	char *image; /* the image mkdir creates containers from */
+	char *label; /* "KEY=VALUE" the containers shown carry; NULL: all */
 	char *stage_dir;
 	int timeout_s;
-	struct cmdpoll cmds; /* the threads that follow commands */
+	struct cmdpoll cmds;	  /* the threads that follow commands */
 	struct dk_owners *owners; /* docker_owners.c */
 	/* r.boxes: a record's id is the container's id, state its
 	 * State.Status word. */
@@ -115,6 +115,8 @@ void dk_owners_note(struct dk_owners *o, const char *box, const char *path,
  * box:path, if it was a file of st's type: 1, else 0 (st untouched). */
 int dk_owners_fill(struct dk_owners *o, struct stat *st, const char *box,
 		   const char *path);
+/* Was anything remembered of box:path? */
+int dk_owners_known(struct dk_owners *o, const char *box, const char *path);
 /* Forget box:path (its owner changed: chown). */
 void dk_owners_forget(struct dk_owners *o, const char *box, const char *path);
 /* The provider's chown and utimens: the remote layer's, then the memory
@@ -134,14 +136,14 @@ int dk_utimens(struct sbx_provider *p, const char *box, const char *path,
  */
 struct dk_demux {
 	unsigned char head[8];
-	unsigned nhead;	  /* bytes of head read */
-	uint32_t left;	  /* bytes of the current frame still to come */
-	int stream;	  /* the current frame's stream */
+	unsigned nhead; /* bytes of head read */
+	uint32_t left;	/* bytes of the current frame still to come */
+	int stream;	/* the current frame's stream */
 	int (*out)(void *ctx, int stream, const char *buf, size_t len);
 	void *ctx;
 };
-void dk_demux_init(struct dk_demux *d, int (*out)(void *ctx, int stream,
-						  const char *buf, size_t len),
+void dk_demux_init(struct dk_demux *d,
+		   int (*out)(void *ctx, int stream, const char *buf, size_t len),
 		   void *ctx);
 /* 0; -EPROTO with text for a header that is no frame; or out's error. */
 int dk_demux_feed(struct dk_demux *d, const char *buf, size_t len);

@@ -94,17 +94,19 @@ static int path_stat(struct dk *dk, struct stat *st, char *link, size_t size,
 /*
  * The archive API's stat is one request with no process in the
  * container, but it has no owner, link count or access time.  It answers
- * "no such file" (what most lookups of a name not listed ask, git's
- * above all), a stopped container's files, and a file whose owner is
- * remembered (docker_owners.c).  Any other file of a running container
- * is looked up by a script, for all of lstat.
+ * a stopped container's files, and a file whose owner is remembered
+ * (docker_owners.c).  Any other file of a running container is looked up
+ * by a script alone, for all of lstat: one exec, where the stat and a
+ * script would be two round trips more.  (Names a fresh listing lacks
+ * never get here: the core answers them.)
  */
 static int sf_info(void *ctx, struct stat *st, const char *box, const char *path)
 {
 	struct dk *dk = ctx;
 	int rc = 0;
 
-	if (archive_safe(path) || !dk_running(dk, box))
+	if (!dk_running(dk, box) ||
+	    (archive_safe(path) && dk_owners_known(dk->owners, box, path)))
 		rc = path_stat(dk, st, NULL, 0, box, path);
 	else
 		memset(st, 0, sizeof(*st)); /* the script alone tells */

@@ -9,9 +9,9 @@
  * by box and path, and a later stat of the same path that the engine
  * answers with the same file type takes the owner, group, link count and
  * access time from it (a read in the container that moves the access
- * time shows at the next listing).  A file's owner changes rarely, and never without a listing
- * or a chown through sbxfs to tell: a listing of its directory brings
- * the truth back.
+ * time shows at the next listing).  A file's owner changes rarely, and never without a
+ * listing or a chown through sbxfs to tell: a listing of its directory brings the truth
+ * back.
  *
  * The memory is a fixed table of OWNERS_SLOTS entries, indexed by a hash
  * of box and path; a new entry takes its slot whatever was there.
@@ -117,6 +117,22 @@ int dk_owners_fill(struct dk_owners *o, struct stat *st, const char *box,
 		st->st_atim = s->atime;
 		found = 1;
 	}
+	pthread_mutex_unlock(&o->lock);
+	return found;
+}
+
+int dk_owners_known(struct dk_owners *o, const char *box, const char *path)
+{
+	char key[KEY_MAX];
+	size_t len = make_key(key, box, path);
+	struct owner *s;
+	int found = 0;
+
+	if (!len)
+		return 0;
+	pthread_mutex_lock(&o->lock);
+	s = slot_of(o, key, len);
+	found = s->klen == len && !memcmp(s->key, key, len);
 	pthread_mutex_unlock(&o->lock);
 	return found;
 }
