@@ -251,8 +251,9 @@ DOCKER = dict(
     download=DOCKER_ARCHIVE_GET, no_read=(),
     upload="PUT /containers/{id}/archive", no_write=(),
     # A script is two requests, and so is a cold lookup (a script): three
-    # lookups, the subtree and the statfs.
-    exec=3, walk=10, script=2,
+    # lookups, the subtree and the statfs.  A command: create and start
+    # (its end mark tells the status: no inspect).
+    exec=2, walk=10, script=2,
 )
 
 EXPECT = {

@@ -10,7 +10,9 @@
  * command of cmd/N is an exec with stdin, started on a connection taken
  * over after its answer (http_conn.c), so that cmd/N/stdin writes to it;
  * a thread of the provider's cmdpoll group reads its output until the
- * stream ends, then asks the exec's inspect for the exit status.
+ * end mark of its wrapper has come on both streams (endmark.h): two
+ * requests, and the exec's inspect only if the stream ended without it
+ * (the command was killed with its wrapper).
  *
  * The exec API has no call to signal an exec: see CMD_ENV below.
  */
@@ -19,6 +21,7 @@
 #include <unistd.h>
 
 #include "docker.h"
+#include "sbxfs/remote/endmark.h"
 #include "sbxfs/remote/shell.h"
 
 #define SCRIPT_ARG_MAX (120u << 10) /* under Linux's 128 KiB for one argument */
@@ -67,7 +70,8 @@ static int exec_create(struct dk *dk, char *id, const char *box, const char *wha
 	cJSON_AddBoolToObject(body, "AttachStderr", 1);
 	rc = dk_url(&url, dk, box, "/exec", NULL);
 	if (!rc)
-		rc = remote_request(dk->http, &r, "docker", "POST", url.buf, body, 0, 0, 0);
+		rc = remote_request(dk->http, &r, "docker", "POST", url.buf, body, 0, 0,
+				    0);
 	strbuf_release(&url);
 	cJSON_Delete(body);
 	if (rc)
@@ -77,8 +81,9 @@ static int exec_create(struct dk *dk, char *id, const char *box, const char *wha
 		/* Podman answers 500 where Docker says 409: ask. */
 		if (rc == -EIO && !dk_running_now(dk, box))
 			rc = -EAGAIN;
-	} else if (!(j = json_parse(r.body.buf, r.body.len)) || !(v = json_str(j, "Id")) ||
-		   !v[0] || strlen(v) >= DK_ID_MAX || strspn(v, "0123456789abcdef") != strlen(v)) {
+	} else if (!(j = json_parse(r.body.buf, r.body.len)) ||
+		   !(v = json_str(j, "Id")) || !v[0] || strlen(v) >= DK_ID_MAX ||
+		   strspn(v, "0123456789abcdef") != strlen(v)) {
 		sbx_failf("docker: %s: the answer is not a new exec", what);
 		rc = -EPROTO;
 	} else {
@@ -114,7 +119,8 @@ static int exec_code(struct dk *dk, int *code, const char *id, const char *what)
 		http_resp_release(&r);
 		if (!cJSON_IsObject(j)) {
 			cJSON_Delete(j);
-			sbx_failf("docker: %s: the exec's inspect is not an object", what);
+			sbx_failf("docker: %s: the exec's inspect is not an object",
+				  what);
 			return -EPROTO;
 		}
 		if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "Running")) &&
@@ -141,12 +147,13 @@ static int exec_code(struct dk *dk, int *code, const char *id, const char *what)
  * is needed: two requests a script.  A stream cut before that line (the
  * container stopped) falls back to the exec's inspect.
  */
-#define RUN_WRAPPER "/bin/sh -c \"$0\"; s=$?; printf '\\nSBXFS-EXIT %d\\n' $s >&2; exit $s"
+#define RUN_WRAPPER \
+	"/bin/sh -c \"$0\"; s=$?; printf '\\nSBXFS-EXIT %d\\n' $s >&2; exit $s"
 #define RUN_TAIL 32
 
 struct run_out {
-	struct strbuf *out; /* may be NULL: stdout is dropped */
-	struct strbuf err;  /* the start of stderr */
+	struct strbuf *out;  /* may be NULL: stdout is dropped */
+	struct strbuf err;   /* the start of stderr */
 	char tail[RUN_TAIL]; /* the end of stderr */
 	size_t ntail;
 	struct dk_demux demux;
@@ -248,8 +255,8 @@ static int run_once(struct dk *dk, const char *box, const char *what, const char
 	if (r.status != 200 && r.status != 101)
 		rc = dk_fail(what, &r, over);
 	else if (!dk_demux_clean(&o->demux))
-		rc = errmap_fail_http("docker", what, r.status, "the output stream was cut",
-				      NULL, EIO);
+		rc = errmap_fail_http("docker", what, r.status,
+				      "the output stream was cut", NULL, EIO);
 	http_resp_release(&r);
 	if (!rc && (*code = run_status(o)) < 0)
 		rc = exec_code(dk, code, id, what);
@@ -280,12 +287,14 @@ int dk_run(struct remote *r, const char *box, const char *what, const char *scri
 	if (!rc && code) {
 		rc = sh_exit_errno(code);
 		if (rc > 0) {
-			char e[300], *t = o.err.buf ? strstr(o.err.buf, "\nSBXFS-EXIT ") : NULL;
+			char e[300], *t = o.err.buf ? strstr(o.err.buf, "\nSBXFS-EXIT ")
+						    : NULL;
 
 			if (t)
 				*t = '\0'; /* the wrapper's line is no message */
 			json_text(e, sizeof(e), o.err.buf, sizeof(e) - 1);
-			sbx_failf("docker: %s: exit %d%s%s", what, code, e[0] ? ": " : "", e);
+			sbx_failf("docker: %s: exit %d%s%s", what, code, e[0] ? ": " : "",
+				  e);
 			rc = -EIO;
 		}
 	}
@@ -303,7 +312,8 @@ struct dk_cmd {
 	struct http_conn *conn;
 	struct sbx_cmd_sink *sink;
 	struct dk_demux demux;
-	int signalled; /* the last signal sent, for the exit status */
+	struct endmark end[2]; /* of stdout and stderr (endmark.h) */
+	int signalled;	       /* the last signal sent, for the exit status */
 };
 
 /*
@@ -314,13 +324,29 @@ struct dk_cmd {
  */
 #define CMD_ENV "SBXFS_CMD="
 
+static void out_stdout(void *ctx, const char *data, size_t len)
+{
+	struct dk_cmd *c = ctx;
+
+	c->sink->output(c->sink, SBX_STREAM_STDOUT, data, len);
+}
+
+static void out_stderr(void *ctx, const char *data, size_t len)
+{
+	struct dk_cmd *c = ctx;
+
+	c->sink->output(c->sink, SBX_STREAM_STDERR, data, len);
+}
+
+/* The command's output, without the end mark of its wrapper. */
 static int cmd_output(void *ctx, int stream, const char *buf, size_t len)
 {
 	struct dk_cmd *c = ctx;
 
-	if (stream == 1 || stream == 2)
-		c->sink->output(c->sink, stream == 1 ? SBX_STREAM_STDOUT : SBX_STREAM_STDERR,
-				buf, len);
+	if (stream == 1)
+		endmark_feed(&c->end[0], buf, len, out_stdout, c);
+	else if (stream == 2)
+		endmark_feed(&c->end[1], buf, len, out_stderr, c);
 	return 0;
 }
 
@@ -348,13 +374,22 @@ static void *follow(void *arg)
 			cmdpoll_lost(&ex);
 			break;
 		}
+		if (c->end[0].ended && c->end[1].ended) {
+			/* Its wrapper said how it ended: no inspect. */
+			cmdpoll_exit(&ex, c->end[0].code,
+				     __atomic_load_n(&c->signalled, __ATOMIC_RELAXED));
+			break;
+		}
 		if (n == 0) {
+			endmark_flush(&c->end[0], out_stdout, c);
+			endmark_flush(&c->end[1], out_stderr, c);
 			rc = exec_code(c->dk, &code, c->exec_id, "command");
 			if (rc)
 				cmdpoll_lost(&ex);
 			else
-				cmdpoll_exit(&ex, code, __atomic_load_n(&c->signalled,
-									__ATOMIC_RELAXED));
+				cmdpoll_exit(
+					&ex, code,
+					__atomic_load_n(&c->signalled, __ATOMIC_RELAXED));
 			break;
 		}
 	}
@@ -371,8 +406,8 @@ int dk_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 	static unsigned long counter;
 	struct dk *dk = DK(p);
 	struct dk_cmd *c = calloc(1, sizeof(*c));
-	struct strbuf url = STRBUF_INIT(4096);
-	const char *args[] = { "-c", cmdline, NULL };
+	struct strbuf url = STRBUF_INIT(4096), wrapper = STRBUF_INIT(4096);
+	const char *args[] = { "-c", NULL, "sh", cmdline, NULL };
 	char env[96];
 	struct http_req req = HTTP_REQ_INIT;
 	const char *body = "{\"Detach\":false,\"Tty\":false}";
@@ -388,7 +423,20 @@ int dk_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 		 (int)getpid(), __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
 	snprintf(env, sizeof(env), CMD_ENV "%s", c->token);
 	dk_demux_init(&c->demux, cmd_output, c);
-	rc = exec_create(dk, c->exec_id, box, "start command", args, env, 1);
+	/* The command runs under a shell that ends both streams with an
+	 * end mark: the stream itself says how it ended. */
+	rc = endmark_init(&c->end[0], c->token);
+	if (!rc)
+		rc = endmark_init(&c->end[1], c->token);
+	if (!rc && (strbuf_addf(&wrapper, "%s /bin/sh -c \"$1\"", env) ||
+		    endmark_script(&c->end[0], &wrapper) ||
+		    strbuf_addf(&wrapper, "; exit $sbxfs_s")))
+		rc = -ENOMEM;
+	args[1] = wrapper.buf;
+	/* Only the command carries the marker that kill looks for: its
+	 * wrapper lives on to tell how it ended. */
+	if (!rc)
+		rc = exec_create(dk, c->exec_id, box, "start command", args, NULL, 1);
 	if (rc)
 		goto fail;
 	rc = -ENOMEM;
@@ -409,12 +457,14 @@ int dk_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 	if (rc)
 		goto fail;
 	strbuf_release(&url);
+	strbuf_release(&wrapper);
 	*handle = c;
 	return 0;
 fail:
 	if (rc == -EAGAIN)
 		sbx_failf("docker: container \"%s\" is not running", box);
 	strbuf_release(&url);
+	strbuf_release(&wrapper);
 	http_conn_close(c->conn);
 	free(c);
 	return rc;
@@ -442,15 +492,16 @@ int dk_cmd_signal(struct sbx_provider *p, void *handle, int sig)
 	__atomic_store_n(&c->signalled, sig, __ATOMIC_RELAXED);
 	/* Every process of the command is stopped before any is signalled,
 	 * so that no shell sees its child die and goes on meanwhile. */
-	return remote_runf(&DK(p)->r, c->box, "signal command", 0, NULL,
-			   "t=%q; p=; for d in /proc/[0-9]*; do "
-			   "tr '\\0' '\\n' < \"$d/environ\" 2>/dev/null | grep -qx \"$t\" && "
-			   "p=\"$p ${d#/proc/}\"; done; [ -n \"$p\" ] || exit %L; %s"
-			   "kill -%L $p 2>/dev/null; %s exit 0",
-			   env, (long long)ESRCH,
-			   sig == SIGSTOP || sig == SIGCONT ? "" : "kill -STOP $p 2>/dev/null; ",
-			   (long long)sig,
-			   sig == SIGSTOP || sig == SIGCONT ? "" : "kill -CONT $p 2>/dev/null;");
+	return remote_runf(
+		&DK(p)->r, c->box, "signal command", 0, NULL,
+		"t=%q; p=; for d in /proc/[0-9]*; do "
+		"tr '\\0' '\\n' < \"$d/environ\" 2>/dev/null | grep -qx \"$t\" && "
+		"p=\"$p ${d#/proc/}\"; done; [ -n \"$p\" ] || exit %L; %s"
+		"kill -%L $p 2>/dev/null; %s exit 0",
+		env, (long long)ESRCH,
+		sig == SIGSTOP || sig == SIGCONT ? "" : "kill -STOP $p 2>/dev/null; ",
+		(long long)sig,
+		sig == SIGSTOP || sig == SIGCONT ? "" : "kill -CONT $p 2>/dev/null;");
 }
 
 void dk_cmd_release(struct sbx_provider *p, void *handle)
