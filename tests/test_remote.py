@@ -107,9 +107,10 @@ DAYTONA = dict(
         (("GET /files/info",), "<=", 3), ((), "<=", 5)],
     download="GET /files/download", no_read=(),
     upload="POST /files/upload", no_write=(),
-    # The state, a new session (later commands reuse it), the exec and
-    # its log stream: no status call, no delete on the way.
-    exec=4, exec_again=3, walk=10, script=1,
+    # The state, a new session (later commands reuse it, and then the
+    # state too), the exec and its log stream: no status call, no delete
+    # on the way.
+    exec=4, exec_again=2, walk=10, script=1,
     links=False,    # its file API follows symlinks: the tree shows none
 )
 

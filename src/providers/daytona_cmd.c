@@ -415,6 +415,19 @@ static void dcmd_free(struct dcmd *c)
 	free(c);
 }
 
+/* 0 if box is started, else -EAGAIN (or -errno) with the reason. */
+static int check_running(struct dt *dt, const char *box)
+{
+	char state[64];
+	int rc = dt_state_of(dt, box, state, sizeof(state));
+
+	if (!rc && dt_map_state(state) != SBX_STATE_RUNNING) {
+		sbx_failf("daytona: sandbox \"%s\" is %s, not started", box, state);
+		rc = -EAGAIN;
+	}
+	return rc;
+}
+
 int dt_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 		 const char *cmdline, struct sbx_cmd_sink *sink)
 {
@@ -424,17 +437,17 @@ int dt_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 	struct strbuf url = STRBUF_INIT(4096), cmd = STRBUF_INIT(1u << 20);
 	cJSON *body = NULL, *j = NULL;
 	struct http_resp r;
-	char state[64], env[128];
+	char env[128];
 	unsigned long seq;
-	int rc, fresh = 0;
+	int rc, fresh = 0, kept;
 
 	if (!c)
 		return -ENOMEM;
-	rc = dt_state_of(dt, box, state, sizeof(state));
-	if (!rc && dt_map_state(state) != SBX_STATE_RUNNING) {
-		sbx_failf("daytona: sandbox \"%s\" is %s, not started", box, state);
-		rc = -EAGAIN;
-	}
+	/* A session kept from the sandbox's last command: the sandbox ran
+	 * then, and the exec itself says if it no longer does.  Else the
+	 * state is asked first, for a clear error. */
+	kept = !idle_take(dt, box, c->sid, sizeof(c->sid));
+	rc = kept ? 0 : check_running(dt, box);
 	if (!rc)
 		rc = dt_toolbox_of(dt, &c->toolbox, box);
 	if (rc)
@@ -451,9 +464,9 @@ int dt_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 		rc = endmark_init(&c->end[1], c->marker);
 	if (rc)
 		goto fail;
-	/* A session of its own, so commands run side by side: one kept from
-	 * an earlier command, else a new one. */
-	if (idle_take(dt, box, c->sid, sizeof(c->sid))) {
+	/* A session of its own, so commands run side by side: the kept one,
+	 * else a new one. */
+	if (!kept) {
 	new_session:
 		snprintf(c->sid, sizeof(c->sid), "%s", c->marker);
 		body = cJSON_CreateObject();
@@ -501,11 +514,14 @@ int dt_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 		goto fail_session;
 	if (!fresh && (r.status < 200 || r.status > 299)) {
 		/* The kept session is gone (the sandbox restarted: the
-		 * toolbox says 404, or 500 "session not found"): once more in
-		 * a new one, which says what is wrong if anything is. */
+		 * toolbox says 404, or 500 "session not found", or it stopped):
+		 * once more in a new one, once the sandbox is known to run. */
 		http_resp_release(&r);
 		cJSON_Delete(body);
 		body = NULL;
+		rc = check_running(dt, box);
+		if (rc)
+			goto fail;
 		goto new_session;
 	}
 	if (r.status != 202 && r.status != 200) {
