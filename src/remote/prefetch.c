@@ -4,9 +4,12 @@
  * one script, as one tar stream (GNU tar in its POSIX format, whose pax
  * headers give mtimes to the nanosecond; else busybox tar, to the second),
  * each member kept as a staged copy if it is the version the listing
- * showed.
+ * showed.  Where the API bounds what one script brings back (rexec's exec
+ * endpoint), the files go in several scripts run side by side: one round
+ * trip for all.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -26,13 +29,16 @@
 #define TAR_RECORD 10240
 /* The most one call brings, whatever the window: it is held in memory. */
 #define CALL_MAX (32u << 20)
+/* Calls side by side, for an API whose calls bring back little. */
+#define PARALLEL_MAX 8
 
 struct ahead {
 	struct remote *r;
 	const char *box, *dir;
 	char *const *rels;
 	const struct stat *sts;
-	size_t n, next; /* members come in the order asked: the next to match */
+	size_t n, next; /* members come in the order asked: the next to match,
+			 * and the end of the slice being read */
 	long cur;	/* the member being read, -1 if it is not kept */
 	char *data;
 	size_t len;
@@ -102,54 +108,116 @@ static int on_data(void *ctx, const char *buf, size_t len)
 	return 0;
 }
 
-int remote_prefetch(struct sbx_provider *p, const char *box, const char *dir,
-		    char *const *rels, const struct stat *sts, size_t n)
+/* One call of a prefetch: the files [from, to) of the ones asked, run by
+ * a thread of its own when there are several. */
+struct slice {
+	struct remote *r;
+	const char *box, *dir;
+	char *const *rels;
+	const struct stat *sts;
+	size_t from, to, total;
+	struct strbuf out;
+	int rc;
+	pthread_t thread;
+};
+
+/* The files from `from` on that fit one call: the script (its names)
+ * and what the call may bring back; at least one. */
+static size_t slice_end(const struct remote *r, char *const *rels, const struct stat *sts,
+			size_t from, size_t n, size_t *total)
 {
-	struct remote *r = REMOTE(p);
-	struct strbuf checks = STRBUF_INIT(4096 + 64), body = STRBUF_INIT(2 * NAMES_MAX);
-	struct ahead a = {
-		.r = r, .box = box, .dir = dir, .rels = rels, .sts = sts, .cur = -1
-	};
-	struct tar_reader t;
-	size_t names = 0, total = TAR_RECORD;
-	struct strbuf out = STRBUF_INIT(0);
-	int rc = sh_script(&checks, "cd -- %q 2>/dev/null || exit 2; ", dir);
+	size_t names = 0, i;
 
-	/* As many as fit the script and the output, in the order asked. */
-	for (a.n = 0; a.n < n && names + strlen(rels[a.n]) + 5 <= NAMES_MAX; a.n++) {
-		size_t more = (size_t)sts[a.n].st_size + 511 + MEMBER_OVERHEAD;
+	*total = TAR_RECORD;
+	for (i = from; i < n && names + strlen(rels[i]) + 5 <= NAMES_MAX; i++) {
+		size_t more = (size_t)sts[i].st_size + 511 + MEMBER_OVERHEAD;
 
-		if (a.n && (total + more > CALL_MAX ||
-			    (r->output_max && total + more > r->output_max)))
+		if (i > from && (*total + more > CALL_MAX ||
+				 (r->output_max && *total + more > r->output_max)))
 			break;
-		names += strlen(rels[a.n]) + 5;
-		total += more;
+		names += strlen(rels[i]) + 5;
+		*total += more;
 	}
+	return i;
+}
+
+static void *slice_run(void *arg)
+{
+	struct slice *sl = arg;
+	struct strbuf checks = STRBUF_INIT(4096 + 64), body = STRBUF_INIT(2 * NAMES_MAX);
+	int rc = sh_script(&checks, "cd -- %q 2>/dev/null || exit 2; ", sl->dir);
+
 	if (!rc)
 		rc = sh_script(&body, "if tar --version 2>/dev/null | grep -q GNU; then "
 				      "set -- --format=posix; else set --; fi; "
 				      "tar \"$@\" -cf - --no-recursion");
-	for (size_t i = 0; !rc && i < a.n; i++)
-		rc = sh_script(&body, " ./%q", rels[i]);
+	for (size_t i = sl->from; !rc && i < sl->to; i++)
+		rc = sh_script(&body, " ./%q", sl->rels[i]);
 	if (!rc)
-		rc = sh_script(&body, " 2>/dev/null | head -c %L", (long long)total);
-	out.max = total + 4096; /* a strbuf keeps a NUL after its bytes */
+		rc = sh_script(&body, " 2>/dev/null | head -c %L", (long long)sl->total);
+	sl->out.max = sl->total + 4096; /* a strbuf keeps a NUL after its bytes */
 	if (!rc)
-		rc = remote_run_bytes(r, box, "prefetch", checks.buf, body.buf, 0,
-				      REMOTE_RUN_RETRY, &out);
-	if (!rc) {
+		rc = remote_run_bytes(sl->r, sl->box, "prefetch", checks.buf, body.buf, 0,
+				      REMOTE_RUN_RETRY, &sl->out);
+	strbuf_release(&checks);
+	strbuf_release(&body);
+	sl->rc = rc;
+	return NULL;
+}
+
+int remote_prefetch(struct sbx_provider *p, const char *box, const char *dir,
+		    char *const *rels, const struct stat *sts, size_t n)
+{
+	struct remote *r = REMOTE(p);
+	struct ahead a = {
+		.r = r, .box = box, .dir = dir, .rels = rels, .sts = sts, .cur = -1
+	};
+	struct slice sl[PARALLEL_MAX];
+	size_t nsl = 0, from = 0, taken = 0;
+	int rc = 0;
+
+	/* Calls side by side where the API bounds what one brings back:
+	 * each a round trip, together one. */
+	while (from < n && nsl < (r->output_max ? PARALLEL_MAX : 1)) {
+		struct slice *s = &sl[nsl];
+
+		memset(s, 0, sizeof(*s));
+		s->r = r, s->box = box, s->dir = dir, s->rels = rels, s->sts = sts;
+		s->from = from;
+		s->to = from = slice_end(r, rels, sts, from, n, &s->total);
+		s->out = (struct strbuf)STRBUF_INIT(0);
+		nsl++;
+	}
+	for (size_t i = 1; i < nsl; i++)
+		if (pthread_create(&sl[i].thread, NULL, slice_run, &sl[i])) {
+			nsl = i; /* no thread: fewer calls */
+			break;
+		}
+	slice_run(&sl[0]);
+	for (size_t i = 1; i < nsl; i++)
+		pthread_join(sl[i].thread, NULL);
+	/* The slices in order, up to the first that failed. */
+	for (size_t i = 0; i < nsl; i++) {
+		struct tar_reader t;
+
+		if (sl[i].rc) {
+			rc = taken ? 0 : sl[i].rc;
+			break;
+		}
+		a.n = sl[i].to;
+		a.next = sl[i].from;
 		tar_reader_init(&t, on_entry, on_data, &a);
-		if (tar_feed(&t, out.buf, out.len) < 0)
+		if (tar_feed(&t, sl[i].out.buf, sl[i].out.len) < 0)
 			sbx_debug("%s: prefetch of \"%s\": the stream ended early or "
 				  "does not parse; kept what came whole",
 				  r->name, dir);
 		keep(&a);
-		sbx_debug("%s: prefetch of \"%s\": %zu of %zu files kept", r->name, dir,
-			  a.kept, a.n);
+		taken = sl[i].to;
 	}
+	sbx_debug("%s: prefetch of \"%s\": %zu of %zu files kept, %zu calls", r->name,
+		  dir, a.kept, taken, nsl);
+	for (size_t i = 0; i < nsl; i++)
+		strbuf_release(&sl[i].out);
 	free(a.data);
-	strbuf_release(&checks);
-	strbuf_release(&body);
-	strbuf_release(&out);
-	return rc ? rc : (int)a.n;
+	return rc ? rc : (int)taken;
 }
