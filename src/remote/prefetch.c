@@ -37,9 +37,9 @@ struct ahead {
 	const char *box, *dir;
 	char *const *rels;
 	const struct stat *sts;
-	size_t n, next; /* members come in the order asked: the next to match,
-			 * and the end of the slice being read */
-	long cur;	/* the member being read, -1 if it is not kept */
+	size_t n;    /* the end of the slice being read */
+	size_t next; /* members come in the order asked: the next to match */
+	long cur;    /* the member being read, -1 if it is not kept */
 	char *data;
 	size_t len;
 	size_t kept;
