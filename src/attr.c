@@ -45,6 +45,30 @@ static double now_ms(void)
 /* Directories longer than this are not listed again for one entry. */
 #define RELIST_MAX 4096
 
+/* The directory of `path` into dir (size bytes) and its last name; NULL
+ * for "/" or a path too long. */
+static const char *split_path(const char *path, char *dir, size_t size)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash || !slash[1] || (size_t)(slash - path) >= size)
+		return NULL;
+	snprintf(dir, size, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	return slash + 1;
+}
+
+/* The attributes of `name` in the listing d: 0, or -ENOENT. */
+static int listed_entry(const struct cache_dir *d, const char *name, struct stat *st)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		if (!strcmp(d->v[i].name, name)) {
+			*st = d->v[i].st;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
 /*
  * Attributes that expired come back a directory at a time where a listing
  * costs what one stat does (SBX_CAP_LIST_STATS): a walk that outlives the
@@ -56,31 +80,19 @@ static double now_ms(void)
 static int stat_by_listing(struct sbxfs *fs, struct box *b, const char *path,
 			   struct stat *st)
 {
-	const char *slash = strrchr(path, '/');
 	char dir[PATH_MAX_SBX];
+	const char *name = split_path(path, dir, sizeof(dir));
 	struct cache_dir *d;
 	size_t size;
-	int rc = -EAGAIN;
+	int rc;
 
-	if (!(fs->provider->desc->caps & SBX_CAP_LIST_STATS) || !slash || !slash[1])
+	if (!(fs->provider->desc->caps & SBX_CAP_LIST_STATS) || !name ||
+	    cache_dir_size_hint(fs->cache, b->name, dir, &size) || size > RELIST_MAX ||
+	    attr_list(fs, b, dir, 0, &d))
 		return -EAGAIN;
-	if (slash == path)
-		strcpy(dir, "/");
-	else
-		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-	if (cache_dir_size_hint(fs->cache, b->name, dir, &size) || size > RELIST_MAX)
-		return -EAGAIN;
-	if (attr_list(fs, b, dir, 0, &d))
-		return -EAGAIN;
-	for (size_t i = 0; i < d->n; i++) {
-		if (!strcmp(d->v[i].name, slash + 1)) {
-			*st = d->v[i].st;
-			rc = 0;
-			break;
-		}
-	}
+	rc = listed_entry(d, name, st);
 	cache_dir_put(d);
-	return rc;
+	return rc ? -EAGAIN : 0;
 }
 
 /*
@@ -92,24 +104,14 @@ static int stat_by_listing(struct sbxfs *fs, struct box *b, const char *path,
 static int stat_from_listing(struct sbxfs *fs, struct box *b, const char *path,
 			     struct stat *st)
 {
-	const char *slash = strrchr(path, '/');
 	char dir[PATH_MAX_SBX];
-	struct cache_dir *d;
-	int rc = -ENOENT;
+	const char *name = split_path(path, dir, sizeof(dir));
+	struct cache_dir *d = name ? cache_get_dir(fs->cache, b->name, dir) : NULL;
+	int rc;
 
-	if (!slash || !slash[1] || (size_t)(slash - path) >= sizeof(dir))
-		return -EAGAIN;
-	snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
-	d = cache_get_dir(fs->cache, b->name, dir);
 	if (!d)
 		return -EAGAIN;
-	for (size_t i = 0; i < d->n; i++) {
-		if (!strcmp(d->v[i].name, slash + 1)) {
-			*st = d->v[i].st;
-			rc = 0;
-			break;
-		}
-	}
+	rc = listed_entry(d, name, st);
 	cache_dir_put(d);
 	return rc;
 }

@@ -11,7 +11,7 @@ static const char *const split_header[] = { "X-Daytona-Split-Output: true", NULL
 /*
  * One running command: a session of its own holding one asynchronous
  * command, and a thread that follows its log until it ends.  The command
- * runs under a wrapper that ends its stderr with an end mark (endmark.h):
+ * runs under a wrapper that ends both streams with an end mark (endmark.h):
  * the log stream then tells the end and the exit status, and neither the
  * server's close of the stream nor a status call is waited for.  The
  * session is kept for the sandbox's next command (dt->idle), so a command
@@ -23,8 +23,8 @@ struct dcmd {
 	char *toolbox;
 	char sid[96];
 	char cid[128];
-	char marker[96];       /* SBXFS_CMD value in the command's environment */
-	struct endmark end[2]; /* of stdout and of stderr */
+	char marker[96];	/* SBXFS_CMD value in the command's environment */
+	struct endmark_cmd end; /* the output, without the end mark */
 	struct sbx_cmd_sink *sink;
 	int signalled; /* the last signal we sent, 0 if none */
 
@@ -64,33 +64,6 @@ static int is_marker(const unsigned char *p)
 	       (p[0] == 2 && p[1] == 2 && p[2] == 2);
 }
 
-static void out_out(void *ctx, const char *data, size_t len)
-{
-	struct dcmd *c = ctx;
-
-	c->sink->output(c->sink, SBX_STREAM_STDOUT, data, len);
-}
-
-static void err_out(void *ctx, const char *data, size_t len)
-{
-	struct dcmd *c = ctx;
-
-	c->sink->output(c->sink, SBX_STREAM_STDERR, data, len);
-}
-
-/* Output of the stream the last marker chose, without the end mark. */
-static void emit(struct dcmd *c, const unsigned char *data, size_t len)
-{
-	endmark_feed(&c->end[c->stream], (const char *)data, len,
-		     c->stream == SBX_STREAM_STDOUT ? out_out : err_out, c);
-}
-
-/* Both streams ended with the end mark: the command has ended. */
-static int end_marked(const struct dcmd *c)
-{
-	return c->end[0].ended && c->end[1].ended;
-}
-
 /* Pass the log's next raw bytes to the sink, split at the 3-byte stream
  * markers.  Bytes that may start a marker wait for the next call, unless
  * `final`. */
@@ -110,7 +83,8 @@ static void feed(struct dcmd *c, const unsigned char *data, size_t len, int fina
 			break; /* maybe the start of a marker */
 		if (n - i >= 3 && is_marker(log + i)) {
 			if (i > seg)
-				emit(c, log + seg, i - seg);
+				endmark_cmd_output(&c->end, c->stream,
+						   (const char *)log + seg, i - seg);
 			c->stream = log[i] == 1 ? SBX_STREAM_STDOUT : SBX_STREAM_STDERR;
 			i += 3;
 			seg = i;
@@ -119,11 +93,9 @@ static void feed(struct dcmd *c, const unsigned char *data, size_t len, int fina
 		i++;
 	}
 	if (i > seg)
-		emit(c, log + seg, i - seg);
-	if (final) {
-		endmark_flush(&c->end[SBX_STREAM_STDOUT], out_out, c);
-		endmark_flush(&c->end[SBX_STREAM_STDERR], err_out, c);
-	}
+		endmark_cmd_output(&c->end, c->stream, (const char *)log + seg, i - seg);
+	if (final)
+		endmark_cmd_flush(&c->end);
 	c->nheld = n - i;
 	memcpy(c->held, log + i, c->nheld);
 	free(log);
@@ -273,7 +245,7 @@ static int follow_ws(struct dcmd *c)
 			feed(c, (const unsigned char *)msg.buf + skip, msg.len - skip, 0);
 		}
 		seen += msg.len;
-		if (end_marked(c)) {
+		if (endmark_cmd_ended(&c->end, NULL)) {
 			feed(c, NULL, 0, 1); /* what was held back */
 			rc = 0;
 			break;
@@ -304,10 +276,8 @@ static int poll_step(void *cmd, int *code, int *progressed)
 			feed(c, NULL, 0, 1); /* what was held back */
 		if (!rc && ended)
 			rc = 1;
-		if (!rc && end_marked(c)) {
-			*code = c->end[0].code;
+		if (!rc && endmark_cmd_ended(&c->end, code))
 			rc = 1;
-		}
 	}
 	*progressed = c->log_off != before;
 	return rc;
@@ -385,17 +355,18 @@ static void *poller(void *arg)
 	struct dt *dt = c->dt;
 	struct dcmd after = { .dt = dt };
 	struct sbx_exit ex;
-	int keep;
+	int keep, code;
 
 	/* The log stream first; polling the log is the fallback. */
 	c->streamed = follow_ws(c) == 0;
-	if (end_marked(c))
-		cmdpoll_exit(&ex, c->end[0].code, c->signalled);
+	if (endmark_cmd_ended(&c->end, &code))
+		cmdpoll_exit(&ex, code, c->signalled);
 	else
 		cmdpoll_follow(&dt->cmds, &ex, &poll_ops, c, &c->signalled);
 	/* The session goes back to the sandbox's, or away, after the reader
 	 * of the output was told: off its path. */
-	keep = ex.how == SBX_EXIT_CODE && !c->signalled && end_marked(c);
+	keep = ex.how == SBX_EXIT_CODE && !c->signalled &&
+	       endmark_cmd_ended(&c->end, NULL);
 	after.toolbox = c->toolbox;
 	c->toolbox = NULL;
 	snprintf(after.sid, sizeof(after.sid), "%s", c->sid);
@@ -459,9 +430,7 @@ int dt_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 	c->sink = sink;
 	snprintf(c->box, sizeof(c->box), "%s", box);
 	snprintf(c->marker, sizeof(c->marker), "%s-%lu", dt->session_prefix, seq);
-	rc = endmark_init(&c->end[0], c->marker);
-	if (!rc)
-		rc = endmark_init(&c->end[1], c->marker);
+	rc = endmark_cmd_init(&c->end, c->marker, sink);
 	if (rc)
 		goto fail;
 	/* A session of its own, so commands run side by side: the kept one,
@@ -496,7 +465,7 @@ int dt_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 	strbuf_release(&cmd);
 	rc = body ? sh_wrap_base64(&cmd, env, cmdline) : -ENOMEM;
 	if (!rc)
-		rc = endmark_script(&c->end[0], &cmd);
+		rc = endmark_script(&c->end.stream[0], &cmd);
 	if (rc)
 		goto fail_session;
 	cJSON_AddStringToObject(body, "command", cmd.buf);

@@ -312,8 +312,8 @@ struct dk_cmd {
 	struct http_conn *conn;
 	struct sbx_cmd_sink *sink;
 	struct dk_demux demux;
-	struct endmark end[2]; /* of stdout and stderr (endmark.h) */
-	int signalled;	       /* the last signal sent, for the exit status */
+	struct endmark_cmd end; /* the output, without its end mark */
+	int signalled;		/* the last signal sent, for the exit status */
 };
 
 /*
@@ -324,29 +324,15 @@ struct dk_cmd {
  */
 #define CMD_ENV "SBXFS_CMD="
 
-static void out_stdout(void *ctx, const char *data, size_t len)
-{
-	struct dk_cmd *c = ctx;
-
-	c->sink->output(c->sink, SBX_STREAM_STDOUT, data, len);
-}
-
-static void out_stderr(void *ctx, const char *data, size_t len)
-{
-	struct dk_cmd *c = ctx;
-
-	c->sink->output(c->sink, SBX_STREAM_STDERR, data, len);
-}
-
 /* The command's output, without the end mark of its wrapper. */
 static int cmd_output(void *ctx, int stream, const char *buf, size_t len)
 {
 	struct dk_cmd *c = ctx;
 
-	if (stream == 1)
-		endmark_feed(&c->end[0], buf, len, out_stdout, c);
-	else if (stream == 2)
-		endmark_feed(&c->end[1], buf, len, out_stderr, c);
+	if (stream == 1 || stream == 2)
+		endmark_cmd_output(&c->end,
+				   stream == 1 ? SBX_STREAM_STDOUT : SBX_STREAM_STDERR,
+				   buf, len);
 	return 0;
 }
 
@@ -374,15 +360,14 @@ static void *follow(void *arg)
 			cmdpoll_lost(&ex);
 			break;
 		}
-		if (c->end[0].ended && c->end[1].ended) {
+		if (endmark_cmd_ended(&c->end, &code)) {
 			/* Its wrapper said how it ended: no inspect. */
-			cmdpoll_exit(&ex, c->end[0].code,
+			cmdpoll_exit(&ex, code,
 				     __atomic_load_n(&c->signalled, __ATOMIC_RELAXED));
 			break;
 		}
 		if (n == 0) {
-			endmark_flush(&c->end[0], out_stdout, c);
-			endmark_flush(&c->end[1], out_stderr, c);
+			endmark_cmd_flush(&c->end);
 			rc = exec_code(c->dk, &code, c->exec_id, "command");
 			if (rc)
 				cmdpoll_lost(&ex);
@@ -425,11 +410,9 @@ int dk_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 	dk_demux_init(&c->demux, cmd_output, c);
 	/* The command runs under a shell that ends both streams with an
 	 * end mark: the stream itself says how it ended. */
-	rc = endmark_init(&c->end[0], c->token);
-	if (!rc)
-		rc = endmark_init(&c->end[1], c->token);
+	rc = endmark_cmd_init(&c->end, c->token, sink);
 	if (!rc && (strbuf_addf(&wrapper, "%s /bin/sh -c \"$1\"", env) ||
-		    endmark_script(&c->end[0], &wrapper) ||
+		    endmark_script(&c->end.stream[0], &wrapper) ||
 		    strbuf_addf(&wrapper, "; exit $sbxfs_s")))
 		rc = -ENOMEM;
 	args[1] = wrapper.buf;

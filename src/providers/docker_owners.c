@@ -97,6 +97,14 @@ void dk_owners_note(struct dk_owners *o, const char *box, const char *path,
 	pthread_mutex_unlock(&o->lock);
 }
 
+/* The slot that holds key, or NULL (o->lock held). */
+static struct owner *held_locked(struct dk_owners *o, const char *key, size_t len)
+{
+	struct owner *s = slot_of(o, key, len);
+
+	return s->klen == len && !memcmp(s->key, key, len) ? s : NULL;
+}
+
 int dk_owners_fill(struct dk_owners *o, struct stat *st, const char *box,
 		   const char *path)
 {
@@ -108,9 +116,8 @@ int dk_owners_fill(struct dk_owners *o, struct stat *st, const char *box,
 	if (!len)
 		return 0;
 	pthread_mutex_lock(&o->lock);
-	s = slot_of(o, key, len);
-	if (s->klen == len && !memcmp(s->key, key, len) &&
-	    s->type == (st->st_mode & S_IFMT)) {
+	s = held_locked(o, key, len);
+	if (s && s->type == (st->st_mode & S_IFMT)) {
 		st->st_uid = s->uid;
 		st->st_gid = s->gid;
 		st->st_nlink = s->nlink;
@@ -125,14 +132,12 @@ int dk_owners_known(struct dk_owners *o, const char *box, const char *path)
 {
 	char key[KEY_MAX];
 	size_t len = make_key(key, box, path);
-	struct owner *s;
-	int found = 0;
+	int found;
 
 	if (!len)
 		return 0;
 	pthread_mutex_lock(&o->lock);
-	s = slot_of(o, key, len);
-	found = s->klen == len && !memcmp(s->key, key, len);
+	found = held_locked(o, key, len) != NULL;
 	pthread_mutex_unlock(&o->lock);
 	return found;
 }
@@ -146,8 +151,7 @@ void dk_owners_forget(struct dk_owners *o, const char *box, const char *path)
 	if (!len)
 		return;
 	pthread_mutex_lock(&o->lock);
-	s = slot_of(o, key, len);
-	if (s->klen == len && !memcmp(s->key, key, len))
+	if ((s = held_locked(o, key, len)))
 		s->klen = 0;
 	pthread_mutex_unlock(&o->lock);
 }

@@ -92,3 +92,49 @@ void endmark_flush(struct endmark *m, endmark_out_fn out, void *ctx)
 	if (!m->ended)
 		release(m, out, ctx);
 }
+
+static void to_stdout(void *ctx, const char *data, size_t len)
+{
+	struct endmark_cmd *e = ctx;
+
+	e->sink->output(e->sink, SBX_STREAM_STDOUT, data, len);
+}
+
+static void to_stderr(void *ctx, const char *data, size_t len)
+{
+	struct endmark_cmd *e = ctx;
+
+	e->sink->output(e->sink, SBX_STREAM_STDERR, data, len);
+}
+
+int endmark_cmd_init(struct endmark_cmd *e, const char *id, struct sbx_cmd_sink *sink)
+{
+	int rc = endmark_init(&e->stream[SBX_STREAM_STDOUT], id);
+
+	if (!rc)
+		rc = endmark_init(&e->stream[SBX_STREAM_STDERR], id);
+	e->sink = sink;
+	return rc;
+}
+
+void endmark_cmd_output(struct endmark_cmd *e, enum sbx_stream s, const char *data,
+			size_t len)
+{
+	endmark_feed(&e->stream[s], data, len,
+		     s == SBX_STREAM_STDOUT ? to_stdout : to_stderr, e);
+}
+
+void endmark_cmd_flush(struct endmark_cmd *e)
+{
+	endmark_flush(&e->stream[SBX_STREAM_STDOUT], to_stdout, e);
+	endmark_flush(&e->stream[SBX_STREAM_STDERR], to_stderr, e);
+}
+
+int endmark_cmd_ended(const struct endmark_cmd *e, int *code)
+{
+	if (!e->stream[SBX_STREAM_STDOUT].ended || !e->stream[SBX_STREAM_STDERR].ended)
+		return 0;
+	if (code)
+		*code = e->stream[SBX_STREAM_STDOUT].code;
+	return 1;
+}

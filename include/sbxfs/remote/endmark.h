@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 
+#include "sbxfs/provider.h"
 #include "sbxfs/strbuf.h"
 
 /* The longest id, and the longest mark with its status and newline. */
@@ -55,5 +56,26 @@ void endmark_feed(struct endmark *m, const char *data, size_t len, endmark_out_f
 /* The stream ended (without the mark, or cut in it): pass on what was
  * held back. */
 void endmark_flush(struct endmark *m, endmark_out_fn out, void *ctx);
+
+/*
+ * A command's two streams, each through its filter, on their way to the
+ * command's sink: what a provider that runs commands under the mark uses.
+ */
+struct endmark_cmd {
+	struct endmark stream[2]; /* SBX_STREAM_STDOUT, SBX_STREAM_STDERR */
+	struct sbx_cmd_sink *sink;
+};
+
+/* Set e up for the command `id` (as endmark_init()), its output going to
+ * sink.  0 or -EINVAL. */
+int endmark_cmd_init(struct endmark_cmd *e, const char *id, struct sbx_cmd_sink *sink);
+/* Output of one stream, in order: to the sink, without the mark. */
+void endmark_cmd_output(struct endmark_cmd *e, enum sbx_stream s, const char *data,
+			size_t len);
+/* The output ended: pass on what was held back. */
+void endmark_cmd_flush(struct endmark_cmd *e);
+/* Did both streams end with the mark?  1 with the exit status in *code
+ * (code may be NULL), else 0. */
+int endmark_cmd_ended(const struct endmark_cmd *e, int *code);
 
 #endif
