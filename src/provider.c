@@ -10,11 +10,8 @@
 #include "sbxfs/provider.h"
 
 static const struct sbx_provider_desc *const providers[] = {
-	&sbx_provider_local,
-	&sbx_provider_daytona,
-	&sbx_provider_rexec,
-	&sbx_provider_vtrix,
-	&sbx_provider_docker,
+	&sbx_provider_local, &sbx_provider_daytona, &sbx_provider_rexec,
+	&sbx_provider_vtrix, &sbx_provider_docker,
 };
 
 /* Defaults: what a provider leaves out, it cannot do. */

@@ -40,7 +40,8 @@
  * conflict of state (a container that is not running, a name taken),
  * which each call says in `over`. */
 static const struct errmap docker_errors[] = {
-	{ 409, EBUSY }, { 0, 0 },
+	{ 409, EBUSY },
+	{ 0, 0 },
 };
 
 static const char *const error_keys[] = { "message", "cause", NULL };
@@ -63,8 +64,8 @@ int dk_request(struct dk *dk, struct http_resp *resp, const char *method,
 	int rc = strbuf_addf(&url, "%s%s", dk->base, path);
 
 	if (!rc)
-		rc = remote_request(dk->http, resp, "docker", method, url.buf, json, flags,
-				    max_body, 0);
+		rc = remote_request(dk->http, resp, "docker", method, url.buf, json,
+				    flags, max_body, 0);
 	strbuf_release(&url);
 	return rc;
 }
@@ -79,7 +80,8 @@ int dk_url(struct strbuf *sb, struct dk *dk, const char *id, const char *suffix,
 	if (!rc && suffix)
 		rc = strbuf_addf(sb, "%s", suffix);
 	if (!rc && path) {
-		rc = strbuf_addf(sb, "%spath=", strchr(suffix ? suffix : "", '?') ? "&" : "?");
+		rc = strbuf_addf(
+			sb, "%spath=", strchr(suffix ? suffix : "", '?') ? "&" : "?");
 		if (!rc)
 			rc = http_escape(sb, path);
 	}
@@ -94,23 +96,28 @@ static int box_request(struct dk *dk, struct http_resp *resp, const char *method
 	int rc = dk_url(&url, dk, box, suffix, NULL);
 
 	if (!rc)
-		rc = remote_request(dk->http, resp, "docker", method, url.buf, json, flags,
-				    0, 0);
+		rc = remote_request(dk->http, resp, "docker", method, url.buf, json,
+				    flags, 0, 0);
 	strbuf_release(&url);
 	return rc;
 }
 
 /* ---- containers ---- */
 
-static int dk_state(struct remote *r, char *word, size_t size, char *why,
-		    size_t why_size, const char *box);
+static int dk_state(struct remote *r, char *word, size_t size, char *why, size_t why_size,
+		    const char *box);
 
 static const struct remote_state_word dk_states[] = {
-	{ "created", REMOTE_STOPPED },	   { "restarting", REMOTE_STARTING },
-	{ "running", REMOTE_RUNNING },	   { "removing", REMOTE_DELETING },
-	{ "paused", REMOTE_PAUSED },	   { "exited", REMOTE_STOPPED },
-	{ "dead", REMOTE_ERROR },	   { "stopped", REMOTE_STOPPED },
-	{ "configured", REMOTE_STOPPED }, { "initialized", REMOTE_STOPPED },
+	{ "created", REMOTE_STOPPED },
+	{ "restarting", REMOTE_STARTING },
+	{ "running", REMOTE_RUNNING },
+	{ "removing", REMOTE_DELETING },
+	{ "paused", REMOTE_PAUSED },
+	{ "exited", REMOTE_STOPPED },
+	{ "dead", REMOTE_ERROR },
+	{ "stopped", REMOTE_STOPPED },
+	{ "configured", REMOTE_STOPPED },
+	{ "initialized", REMOTE_STOPPED },
 	{ NULL, 0 },
 };
 
@@ -268,8 +275,8 @@ static int inspect(struct dk *dk, cJSON **out, const char *box)
 	return rc;
 }
 
-static int dk_state(struct remote *r, char *word, size_t size, char *why,
-		    size_t why_size, const char *box)
+static int dk_state(struct remote *r, char *word, size_t size, char *why, size_t why_size,
+		    const char *box)
 {
 	struct dk *dk = (struct dk *)r;
 	const cJSON *state;
@@ -311,15 +318,17 @@ static int create_body(struct dk *dk, cJSON *body, const struct sbx_kvlist *args
 			cJSON_AddStringToObject(body, "WorkingDir", v);
 		} else if (!strcmp(key, "memory") && strtoll(v, &end, 10) > 0 && !*end) {
 			/* MiB, as the other providers take it */
-			cJSON_AddNumberToObject(host, "Memory", (double)strtoll(v, NULL, 10) * 1048576);
+			cJSON_AddNumberToObject(host, "Memory",
+						(double)strtoll(v, NULL, 10) * 1048576);
 		} else if (!strcmp(key, "cpus") && strtod(v, &end) > 0 && !*end) {
 			cJSON_AddNumberToObject(host, "NanoCpus", strtod(v, NULL) * 1e9);
 		} else if (!strcmp(key, "network") && v[0] && !strpbrk(v, " \n")) {
 			cJSON_AddStringToObject(host, "NetworkMode", v);
 		} else {
-			sbx_failf("bad argument \"%s=%s\" for a docker container (image, "
-				  "env=NAME=VALUE, workdir=/PATH, memory=MiB, cpus, network)",
-				  key, v);
+			sbx_failf(
+				"bad argument \"%s=%s\" for a docker container (image, "
+				"env=NAME=VALUE, workdir=/PATH, memory=MiB, cpus, network)",
+				key, v);
 			return -EINVAL;
 		}
 	}
@@ -373,7 +382,8 @@ static int dk_create(struct remote *r0, const char *box, const struct sbx_kvlist
 	int rc;
 
 	snprintf(what, sizeof(what), "create container \"%s\"", box);
-	if (!body || strbuf_addf(&path, "/containers/create?name=") || http_escape(&path, box)) {
+	if (!body || strbuf_addf(&path, "/containers/create?name=") ||
+	    http_escape(&path, box)) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -383,7 +393,8 @@ static int dk_create(struct remote *r0, const char *box, const struct sbx_kvlist
 	if (rc)
 		goto out;
 	if (r.status == 404)
-		rc = errmap_fail_http("docker", what, 404, "no such image here", NULL, ENOENT);
+		rc = errmap_fail_http("docker", what, 404, "no such image here", NULL,
+				      ENOENT);
 	else if (r.status != 201 && r.status != 200)
 		rc = dk_fail(what, &r, over);
 	http_resp_release(&r);
@@ -459,7 +470,8 @@ static int dk_ctl(struct sbx_provider *p, const char *box, int argc, char *const
 		int rc = act(dk, box, argv[0]);
 
 		if (!rc)
-			note_state(dk, box, !strcmp(argv[0], "pause") ? "paused" : "running");
+			note_state(dk, box,
+				   !strcmp(argv[0], "pause") ? "paused" : "running");
 		return rc;
 	}
 	sbx_failf("unknown command \"%s\" (docker knows start, stop, restart, pause, "
@@ -527,7 +539,9 @@ static int parse_host(struct dk *dk, struct http_config *cfg, char **sock, char 
 
 	if (!strncmp(h, "unix://", 7)) {
 		if (h[7] != '/') {
-			sbx_failf("DOCKER_HOST \"%s\": a Unix socket needs an absolute path", h);
+			sbx_failf(
+				"DOCKER_HOST \"%s\": a Unix socket needs an absolute path",
+				h);
 			return -EINVAL;
 		}
 		*sock = strdup(h + 7);
@@ -537,7 +551,8 @@ static int parse_host(struct dk *dk, struct http_config *cfg, char **sock, char 
 	if (!strncmp(h, "http://", 7) || !strncmp(h, "https://", 8)) {
 		dk->base = strdup(h);
 	} else if (!strncmp(h, "tcp://", 6)) {
-		if (asprintf(&dk->base, "%s://%s", tls && tls[0] ? "https" : "http", h + 6) < 0)
+		if (asprintf(&dk->base, "%s://%s", tls && tls[0] ? "https" : "http",
+			     h + 6) < 0)
 			dk->base = NULL;
 	} else {
 		sbx_failf("DOCKER_HOST \"%s\": use unix:///PATH, tcp://HOST:PORT or "
@@ -555,7 +570,8 @@ static int parse_host(struct dk *dk, struct http_config *cfg, char **sock, char 
 			 getenv("HOME") ? getenv("HOME") : "/root");
 		certs = home_certs;
 	}
-	if (asprintf(ca, "%s/ca.pem", certs) < 0 || asprintf(cert, "%s/cert.pem", certs) < 0 ||
+	if (asprintf(ca, "%s/ca.pem", certs) < 0 ||
+	    asprintf(cert, "%s/cert.pem", certs) < 0 ||
 	    asprintf(key, "%s/key.pem", certs) < 0)
 		return -ENOMEM;
 	cfg->ca_file = access(*ca, R_OK) ? NULL : *ca;
@@ -593,10 +609,12 @@ static int negotiate(struct dk *dk)
 	    strlen(v) >= sizeof(version)) {
 		rc = r.status != 200 ? dk_fail("version", &r, NULL) : -EPROTO;
 		if (rc == -EPROTO)
-			sbx_failf("docker: %s does not answer as a Docker engine", dk->where);
+			sbx_failf("docker: %s does not answer as a Docker engine",
+				  dk->where);
 	} else if (dk_version_cmp(v, DK_API_MIN) < 0) {
-		sbx_failf("docker: the engine at %s speaks API %s; sbxfs needs %s or newer",
-			  dk->where, v, DK_API_MIN);
+		sbx_failf(
+			"docker: the engine at %s speaks API %s; sbxfs needs %s or newer",
+			dk->where, v, DK_API_MIN);
 		rc = -EPROTO;
 	} else if (dk_version_cmp(v, DK_API_MAX) < 0) {
 		snprintf(version, sizeof(version), "%s", v);
@@ -629,7 +647,8 @@ static void dk_free(struct dk *dk)
 	free(dk);
 }
 
-static int parse_options(struct dk *dk, const struct sbx_kvlist *opts, uint64_t *cache_max)
+static int parse_options(struct dk *dk, const struct sbx_kvlist *opts,
+			 uint64_t *cache_max)
 {
 	const char *label = sbx_kv_get(opts, "label");
 

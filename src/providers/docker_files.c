@@ -75,9 +75,10 @@ static int path_stat(struct dk *dk, struct stat *st, char *link, size_t size,
 	memset(st, 0, sizeof(*st));
 	/* Podman follows a symlink to stat it, and answers 404 for a
 	 * dangling one, but with the link's own stat in the header. */
-	if (r.status == 404 && (!r.header.len ||
-				dk_parse_path_stat(st, link, size, r.header.buf, r.header.len) ||
-				!S_ISLNK(st->st_mode)))
+	if (r.status == 404 &&
+	    (!r.header.len ||
+	     dk_parse_path_stat(st, link, size, r.header.buf, r.header.len) ||
+	     !S_ISLNK(st->st_mode)))
 		rc = -ENOENT;
 	else if (r.status == 404)
 		rc = 0;
@@ -154,7 +155,8 @@ static int fetch_entry(void *ctx, const struct tar_entry *e)
 	struct fetch *x = ctx;
 
 	if (x->members++ || e->type != '0' || !tar_name_is(e->name, x->base)) {
-		sbx_failf("docker: the archive of \"%s\" holds more than the file", x->base);
+		sbx_failf("docker: the archive of \"%s\" holds more than the file",
+			  x->base);
 		return -EPROTO;
 	}
 	return 0;
@@ -228,11 +230,12 @@ static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *pa
 		return fetch_from(dk, f, box, path);
 	tmp_name(tmp, sizeof(tmp), "get");
 	snprintf(plain, sizeof(plain), "/tmp/%s", tmp);
-	rc = remote_runf(&dk->r, box, "download", REMOTE_RUN_RETRY, NULL,
-			 "cp -- %q %q", path, plain);
+	rc = remote_runf(&dk->r, box, "download", REMOTE_RUN_RETRY, NULL, "cp -- %q %q",
+			 path, plain);
 	if (!rc)
 		rc = fetch_from(dk, f, box, plain);
-	remote_runf(&dk->r, box, "download", REMOTE_RUN_RETRY, NULL, "rm -f -- %q", plain);
+	remote_runf(&dk->r, box, "download", REMOTE_RUN_RETRY, NULL, "rm -f -- %q",
+		    plain);
 	return rc;
 }
 
@@ -279,11 +282,15 @@ static ssize_t upload_read(void *ctx, char *buf, size_t len, off_t off)
 /* PUT the copy into directory `dir` of box as `name` with `mode`, owned
  * by root, with `mtime`: the engine gives the file all three. */
 static int put_file(struct dk *dk, struct staged *f, const char *box, const char *dir,
-		    const char *name, mode_t mode, off_t size, const struct timespec *mtime)
+		    const char *name, mode_t mode, off_t size,
+		    const struct timespec *mtime)
 {
 	struct upload u = { .f = f, .head = STRBUF_INIT(32768), .size = size };
 	struct tar_entry e = {
-		.type = '0', .mode = mode & 07777, .size = size, .mtime = *mtime,
+		.type = '0',
+		.mode = mode & 07777,
+		.size = size,
+		.mtime = *mtime,
 	};
 	struct http_body body = { 0, upload_read, &u };
 	struct strbuf url = STRBUF_INIT(16384);
@@ -310,7 +317,8 @@ static int put_file(struct dk *dk, struct staged *f, const char *box, const char
 	if (!rc) {
 		if (r.status == 404)
 			rc = errmap_fail_http("docker", "upload", 404,
-					      "no such directory in the container", NULL, ENOENT);
+					      "no such directory in the container", NULL,
+					      ENOENT);
 		else if (r.status != 200)
 			rc = dk_fail("upload", &r, NULL);
 		http_resp_release(&r);
@@ -338,8 +346,9 @@ static int sf_upload(void *ctx, struct stat *remote, struct staged *f, const cha
 	int rc;
 
 	if (!dk_running(dk, box)) {
-		sbx_failf("docker: container \"%s\" is not running: its files are read-only",
-			  box);
+		sbx_failf(
+			"docker: container \"%s\" is not running: its files are read-only",
+			box);
 		return -EROFS;
 	}
 	if ((size_t)(slash - path) >= sizeof(dir))
@@ -366,15 +375,17 @@ static int sf_upload(void *ctx, struct stat *remote, struct staged *f, const cha
 	if (rc)
 		return rc;
 	/* Copy it into place, then tell the file's attributes. */
-	rc = sh_script(&checks,
-		       "t=%q/%q; f=%q; n=; [ -e \"$f\" ] || n=1; "
-		       "cat -- \"$t\" > \"$f\" && { [ -z \"$n\" ] || chmod %s \"$f\"; } && "
-		       "rm -f -- \"$t\" || { s=$?; rm -f -- \"$t\"; exit $s; }; ",
-		       dir, tmp, path, mode_word(f->mode));
+	rc = sh_script(
+		&checks,
+		"t=%q/%q; f=%q; n=; [ -e \"$f\" ] || n=1; "
+		"cat -- \"$t\" > \"$f\" && { [ -z \"$n\" ] || chmod %s \"$f\"; } && "
+		"rm -f -- \"$t\" || { s=$?; rm -f -- \"$t\"; exit $s; }; ",
+		dir, tmp, path, mode_word(f->mode));
 	if (!rc)
 		rc = find_script_stat(&body, "f");
 	if (!rc)
-		rc = remote_run_bytes(&dk->r, box, "save", checks.buf, body.buf, 1, 0, &out);
+		rc = remote_run_bytes(&dk->r, box, "save", checks.buf, body.buf, 1, 0,
+				      &out);
 	if (!rc && find_parse_one(out.buf, out.len, remote)) {
 		sbx_failf("docker: save: the file's attributes do not parse");
 		rc = -EPROTO;
@@ -491,9 +502,10 @@ static int list_write(void *ctx, const char *buf, size_t len)
 
 	l->bytes += (off_t)len;
 	if (l->bytes > STOPPED_LIST_MAX) {
-		sbx_failf("docker: the container is stopped, and this directory's archive "
-			  "is over %lld MiB: start it to list",
-			  STOPPED_LIST_MAX >> 20);
+		sbx_failf(
+			"docker: the container is stopped, and this directory's archive "
+			"is over %lld MiB: start it to list",
+			STOPPED_LIST_MAX >> 20);
 		return -EFBIG;
 	}
 	return l->stop ? -ECANCELED : tar_feed(&l->tar, buf, len);
@@ -558,8 +570,8 @@ static int note_tree_entry(void *ctx, const char *rel, const struct stat *st,
 	struct noting *n = ctx;
 	char path[4096];
 
-	if (rel && snprintf(path, sizeof(path), "%s/%s", strcmp(n->dir, "/") ? n->dir : "",
-			    rel) < (int)sizeof(path))
+	if (rel && snprintf(path, sizeof(path), "%s/%s",
+			    strcmp(n->dir, "/") ? n->dir : "", rel) < (int)sizeof(path))
 		dk_owners_note(n->dk->owners, n->box, path, st);
 	return n->tree_fn(n->ctx, rel, st, flags);
 }

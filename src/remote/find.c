@@ -228,21 +228,23 @@ int find_script_tree(struct strbuf *sb, int follow, size_t max_bytes)
 			 "if [ -d \"$f\" ] && ! { [ -r \"$f\" ] && [ -x \"$f\" ]; }; "
 			 "then printf %s '- '; else printf %s '+ '; fi; "
 			 "stat -L -c \"$0\" -- \"$f\" && printf '\\0'; done"
-		       : "for f; do if " SH_REALDIR("f") " && ! { [ -r \"$f\" ] && [ -x \"$f\" ]; }; "
-			 "then printf %s '- '; else printf %s '+ '; fi; "
-			 "stat -c \"$0\" -- \"$f\" && printf '\\0'; done";
+		       : "for f; do if " SH_REALDIR(
+				 "f") " && ! { [ -r \"$f\" ] && [ -x \"$f\" ]; }; "
+				      "then printf %s '- '; else printf %s '+ '; fi; "
+				      "stat -c \"$0\" -- \"$f\" && printf '\\0'; done";
 	const char *L = follow ? "-L " : "";
 	const char *skip = follow ? "! -type l " : "";
 
-	return sh_script(sb,
-			 "if " FIND_HAVE_PRINTF "; then t() { find %s. \"$@\" %s\\( \\( -type d "
-			 "! \\( -readable -executable \\) -prune -printf %q \\) -o -printf %q "
-			 "\\); }; "
-			 "else t() { find %s. \"$@\" -exec sh -c %q %q {} +; }; fi; "
-			 "t -maxdepth 1 2>/dev/null; printf '/\\0'; "
-			 "{ t -mindepth 1 -xdev; printf '/\\0'; } 2>/dev/null | head -c %L",
-			 L, skip, "- " FIND_TREE_PRINTF, "+ " FIND_TREE_PRINTF, L, each,
-			 FIND_TREE_STAT_FMT, (long long)max_bytes);
+	return sh_script(
+		sb,
+		"if " FIND_HAVE_PRINTF "; then t() { find %s. \"$@\" %s\\( \\( -type d "
+		"! \\( -readable -executable \\) -prune -printf %q \\) -o -printf %q "
+		"\\); }; "
+		"else t() { find %s. \"$@\" -exec sh -c %q %q {} +; }; fi; "
+		"t -maxdepth 1 2>/dev/null; printf '/\\0'; "
+		"{ t -mindepth 1 -xdev; printf '/\\0'; } 2>/dev/null | head -c %L",
+		L, skip, "- " FIND_TREE_PRINTF, "+ " FIND_TREE_PRINTF, L, each,
+		FIND_TREE_STAT_FMT, (long long)max_bytes);
 }
 
 /* A path below the walked directory: names we can show, joined by '/'. */

@@ -158,7 +158,8 @@ static void check_script(const char *path)
 	memset(&s, 0, sizeof(s));
 	run_tree(dir, path, 1, 1 << 20, &out);
 	CHECK(find_tree_each(out.buf, out.len, note, &s) == 0);
-	CHECK((strstr(s.text, "+l/ ") && strstr(s.text, "+l/g ") && !strstr(s.text, "dead")) ||
+	CHECK((strstr(s.text, "+l/ ") && strstr(s.text, "+l/g ") &&
+	       !strstr(s.text, "dead")) ||
 	      !fprintf(stderr, "%s\n", s.text));
 	strbuf_release(&out);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
