@@ -58,11 +58,14 @@ int sh_exit_errno(long code);
  * Shell text that renames "$a" to "$b" as rename(2) does, replacing a file
  * or an empty directory there; its status is mv's, with mv's message on
  * stdout.  GNU mv refuses to move a symlink over the file it points to
- * ("are the same file"), which rename(2) allows: that case is redone with
- * perl's rename, or without perl by moving "$b" aside first.
+ * ("are the same file"), and busybox mv over a symlink it cannot follow (a
+ * loop), both of which rename(2) allows: where a symlink is involved and
+ * "$b" is no directory, the rename is redone with perl's rename, or
+ * without perl by moving "$b" aside first.
  */
 #define SH_RENAME_AB                                                                     \
-	"{ mv -fT -- \"$a\" \"$b\" 2>&1 || { [ -h \"$a\" ] && ! [ -d \"$b\" ] && "       \
+	"{ mv -fT -- \"$a\" \"$b\" 2>&1 || { { [ -h \"$a\" ] || [ -h \"$b\" ]; } && "    \
+	"! { [ -d \"$b\" ] && ! [ -h \"$b\" ]; } && "                                    \
 	"{ perl -e 'rename($ARGV[0], $ARGV[1]) or exit 1' \"$a\" \"$b\" 2>/dev/null || " \
 	"{ t=\"$b.sbxfs-mv.$$\"; mv -fT -- \"$b\" \"$t\" && mv -fT -- \"$a\" \"$b\" && " \
 	"rm -f -- \"$t\"; }; }; }; }"
