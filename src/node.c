@@ -9,6 +9,10 @@
 
 #define NBUCKETS 65536
 
+/* Nodes below root/ kept, with their numbers, after the kernel forgot them
+ * (see node.h), oldest dropped first. */
+#define KEEP_MAX 65536
+
 struct node_table {
 	pthread_mutex_t lock; /* guards everything here and in the nodes */
 	fuse_ino_t next_ino;
@@ -16,6 +20,8 @@ struct node_table {
 	struct node *by_ino[NBUCKETS];
 	struct node *by_name[NBUCKETS];
 	struct node *by_id[NBUCKETS];
+	struct node *kept_old, *kept_new; /* the kept nodes, oldest first */
+	size_t nkept;
 };
 
 static size_t ino_bucket(fuse_ino_t ino)
@@ -170,12 +176,64 @@ static void release_parent_locked(struct node_table *t, struct node *parent)
 		drop_if_unused_locked(t, parent);
 }
 
+/* n is in use again (a lookup, a child): out of the kept list. */
+static void unkeep_locked(struct node_table *t, struct node *n)
+{
+	if (!n->kept)
+		return;
+	*(n->kept_prev ? &n->kept_prev->kept_next : &t->kept_old) = n->kept_next;
+	*(n->kept_next ? &n->kept_next->kept_prev : &t->kept_new) = n->kept_prev;
+	n->kept_prev = n->kept_next = NULL;
+	n->kept = 0;
+	t->nkept--;
+}
+
+static void free_locked(struct node_table *t, struct node *n);
+
+/* Keep an unused node below root/ that still has its name: a lookup of
+ * that name gives the same number again.  The oldest go past KEEP_MAX. */
+static void keep_locked(struct node_table *t, struct node *n)
+{
+	if (n->kept)
+		return;
+	n->kept = 1;
+	n->kept_prev = t->kept_new;
+	*(t->kept_new ? &t->kept_new->kept_next : &t->kept_old) = n;
+	t->kept_new = n;
+	t->nkept++;
+	while (t->nkept > KEEP_MAX) {
+		struct node *old = t->kept_old;
+
+		unkeep_locked(t, old);
+		free_locked(t, old);
+	}
+}
+
+/* n loses its name for good: a kept node goes, as nobody can find it. */
+static void unname_locked(struct node_table *t, struct node *n)
+{
+	unlink_name_locked(t, n);
+	if (n->kept) {
+		unkeep_locked(t, n);
+		free_locked(t, n);
+	}
+}
+
 static void drop_if_unused_locked(struct node_table *t, struct node *n)
+{
+	if (n->nlookup || n->children || n->ino == FUSE_ROOT_ID)
+		return;
+	if (n->kind == NODE_FS && n->name)
+		keep_locked(t, n);
+	else
+		free_locked(t, n);
+}
+
+/* Unused n goes (lock held), and its parent may follow. */
+static void free_locked(struct node_table *t, struct node *n)
 {
 	struct node **pp, *parent;
 
-	if (n->nlookup || n->children || n->ino == FUSE_ROOT_ID)
-		return;
 	unlink_name_locked(t, n);
 	unlink_id_locked(t, n);
 	pp = &t->by_ino[ino_bucket(n->ino)];
@@ -201,6 +259,7 @@ static int rename_locked(struct node_table *t, struct node *n, struct node *pare
 		struct node *old = n->parent;
 
 		parent->children++;
+		unkeep_locked(t, parent);
 		n->parent = parent;
 		release_parent_locked(t, old);
 	}
@@ -221,7 +280,7 @@ struct node *node_lookup(struct node_table *t, struct node *parent, const char *
 	if (n && (n->kind != kind || n->cmd != cmd || n->box != box ||
 		  (identity && (n->backing != st->st_ino || n->dev != st->st_dev)) ||
 		  (kind == NODE_FS && st && !identity && n->backing))) {
-		unlink_name_locked(t, n); /* the name means something else now */
+		unname_locked(t, n); /* the name means something else now */
 		n = NULL;
 	}
 	if (!n && identity) {
@@ -240,6 +299,7 @@ struct node *node_lookup(struct node_table *t, struct node *parent, const char *
 		n->generation = t->generation;
 		n->parent = parent;
 		parent->children++;
+		unkeep_locked(t, parent);
 		n->kind = kind;
 		n->box = box ? box_ref(box) : NULL;
 		n->cmd = cmd;
@@ -256,6 +316,7 @@ struct node *node_lookup(struct node_table *t, struct node *parent, const char *
 			t->by_id[b] = n;
 		}
 	}
+	unkeep_locked(t, n);
 	n->nlookup++;
 	pthread_mutex_unlock(&t->lock);
 	return n;
@@ -305,7 +366,7 @@ void node_unname(struct node_table *t, struct node *parent, const char *name)
 	pthread_mutex_lock(&t->lock);
 	n = child_locked(t, parent, name);
 	if (n)
-		unlink_name_locked(t, n);
+		unname_locked(t, n);
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -318,7 +379,7 @@ int node_rename(struct node_table *t, struct node *parent, const char *name,
 	pthread_mutex_lock(&t->lock);
 	victim = child_locked(t, newparent, newname);
 	if (victim)
-		unlink_name_locked(t, victim);
+		unname_locked(t, victim);
 	n = child_locked(t, parent, name);
 	if (n)
 		rc = rename_locked(t, n, newparent, newname);
@@ -397,8 +458,9 @@ void node_visit_box(struct node_table *t, const struct box *box, node_visit_fn f
 	pthread_mutex_lock(&t->lock);
 	for (size_t b = 0; b < NBUCKETS; b++) {
 		for (struct node *x = t->by_ino[b]; x; x = x->next_ino) {
-			if (x->box != box || x->kind != NODE_FS || !x->name)
-				continue;
+			if (x->box != box || x->kind != NODE_FS || !x->name ||
+			    !x->nlookup)
+				continue; /* the kernel knows nothing of it */
 			if (n == cap) {
 				size_t nc = cap ? cap * 2 : 256;
 				struct visit *nv = realloc(v, nc * sizeof(*nv));

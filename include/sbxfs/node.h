@@ -3,7 +3,11 @@
  * The inode table.  Inode numbers are ours: a counter, never a pointer or
  * a remote id, with a generation so that a number is never reused with
  * the same generation.  A node lives while the kernel holds lookups on it
- * (following LOOKUP/FORGET) or a child still names it as parent.
+ * (following LOOKUP/FORGET) or a child still names it as parent.  A node
+ * below root/ that the kernel forgot is kept while it has its name, up to
+ * a bound (oldest dropped first), so that the next lookup of the name gets
+ * the same number: the kernel forgets a sandbox's names after every
+ * command, and git, rsync -H and tar compare inode numbers.
  *
  * One lock guards the table, the links between nodes and their names.
  * It is never held across a provider call or a notify call.
@@ -60,6 +64,8 @@ struct node {
 	dev_t dev;	  /* NODE_FS non-directories: the provider's identity, */
 	ino_t backing;	  /* 0 when unknown; hard links share one node */
 	struct node *next_ino, *next_name, *next_id; /* hash chains */
+	int kept;				     /* unused, kept for its number */
+	struct node *kept_prev, *kept_next;	     /* the kept list */
 };
 
 struct node_table;
@@ -110,8 +116,9 @@ int node_path(struct node_table *t, struct node *n, char *out, size_t size);
 int node_child_path(struct node_table *t, struct node *parent, const char *name,
 		    char *out, size_t size);
 
-/* Every named NODE_FS/NODE_FSROOT node of a sandbox, for invalidation:
- * calls fn with (parent ino, ino, name) after the lock is dropped. */
+/* Every named NODE_FS node of a sandbox that the kernel knows, for
+ * invalidation: calls fn with (parent ino, ino, name) after the lock is
+ * dropped. */
 typedef void (*node_visit_fn)(void *ctx, fuse_ino_t parent, fuse_ino_t ino,
 			      const char *name);
 void node_visit_box(struct node_table *t, const struct box *box, node_visit_fn fn,
