@@ -57,11 +57,14 @@ static const char *split_path(const char *path, char *dir, size_t size)
 	return slash + 1;
 }
 
-/* The attributes of `name` in the listing d: 0, or -ENOENT. */
+/* The attributes of `name` in the listing d: 0, -ENOENT, or -EAGAIN if
+ * they changed since (the name is there). */
 static int listed_entry(const struct cache_dir *d, const char *name, struct stat *st)
 {
 	for (size_t i = 0; i < d->n; i++) {
 		if (!strcmp(d->v[i].name, name)) {
+			if (d->v[i].stale)
+				return -EAGAIN;
 			*st = d->v[i].st;
 			return 0;
 		}
@@ -99,7 +102,8 @@ static int stat_by_listing(struct sbxfs *fs, struct box *b, const char *path,
  * A name's attributes from the fresh listing of its directory, without
  * asking anyone: the listing names every entry, so a name it lacks does
  * not exist (the same trust the cache gives the entries).  0, -ENOENT, or
- * -EAGAIN when the directory's listing is not cached.
+ * -EAGAIN when the directory's listing is not cached or the entry changed
+ * through the mount since.
  */
 static int stat_from_listing(struct sbxfs *fs, struct box *b, const char *path,
 			     struct stat *st)

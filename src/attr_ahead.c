@@ -122,6 +122,8 @@ static int pick_dir(struct pick *pk, const char *rel, int depth)
 	for (size_t i = 0; i < d->n && !stop; i++) {
 		const struct cache_dirent *e = &d->v[i];
 
+		if (e->stale)
+			continue; /* changed here: what we have is newer */
 		if (snprintf(child, sizeof(child), "%s%s%s", rel, rel[0] ? "/" : "",
 			     e->name) >= (int)sizeof(child))
 			continue;

@@ -393,19 +393,26 @@ static void forget_prefix_locked(struct cache *c, const char *box, const char *p
 	}
 }
 
-void cache_forget(struct cache *c, const char *box, const char *path, int subtree)
+/* The directory of `path` into parent (size bytes); its last name. */
+static const char *parent_of(const char *path, char *parent, size_t size)
 {
-	char parent[4096];
 	const char *slash = strrchr(path, '/');
 	size_t n = slash ? (size_t)(slash - path) : 0;
 
-	if (n >= sizeof(parent))
-		n = sizeof(parent) - 1;
+	if (n >= size)
+		n = size - 1;
 	memcpy(parent, path, n);
 	parent[n] = '\0';
 	if (n == 0)
 		strcpy(parent, "/");
+	return slash ? slash + 1 : path;
+}
 
+void cache_forget(struct cache *c, const char *box, const char *path, int subtree)
+{
+	char parent[4096];
+
+	parent_of(path, parent, sizeof(parent));
 	pthread_mutex_lock(&c->lock);
 	c->gen++;
 	forget_key_locked(c, 'a', box, path);
@@ -415,6 +422,119 @@ void cache_forget(struct cache *c, const char *box, const char *path, int subtre
 	forget_key_locked(c, 'a', box, parent);
 	if (subtree)
 		forget_prefix_locked(c, box, path);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* The cached listing of box:dir, ready to change in place (lock held):
+ * the stored one if nobody else holds it, else a copy stored in its
+ * place.  NULL if none is cached (or, out of memory, it was dropped). */
+static struct cache_dir *listing_to_change_locked(struct cache *c, const char *box,
+						  const char *dir)
+{
+	struct entry *e = lookup_locked(c, 'd', box, dir);
+	struct cache_dir *d, *copy;
+
+	if (!e || !e->dir)
+		return NULL;
+	d = e->dir;
+	/* Readers take their references under the lock: one is ours. */
+	if (__atomic_load_n(&d->refs, __ATOMIC_ACQUIRE) == 1)
+		return d;
+	copy = cache_dir_new();
+	for (size_t i = 0; copy && i < d->n; i++) {
+		if (cache_dir_add(copy, d->v[i].name, &d->v[i].st)) {
+			cache_dir_put(copy);
+			copy = NULL;
+		} else {
+			copy->v[i].stale = d->v[i].stale;
+		}
+	}
+	if (!copy) {
+		forget_key_locked(c, 'd', box, dir);
+		return NULL;
+	}
+	cache_dir_put(d);
+	e->dir = copy;
+	return copy;
+}
+
+/* Keep the listing d true about `name` after `how`.  0, or -errno: the
+ * listing cannot be kept. */
+static int relist_entry(struct cache_dir *d, const char *name, enum cache_change how,
+			mode_t type)
+{
+	struct stat st;
+	size_t i;
+
+	for (i = 0; i < d->n && strcmp(d->v[i].name, name); i++)
+		;
+	if (how == CACHE_REMOVED) {
+		if (i < d->n) {
+			free(d->v[i].name);
+			memmove(&d->v[i], &d->v[i + 1], (d->n - i - 1) * sizeof(d->v[0]));
+			d->n--;
+		}
+		return 0;
+	}
+	if (i == d->n) {
+		/* Missing: a listing made while the name existed only here (a
+		 * file created and not yet uploaded) is wrong about it. */
+		if (!type)
+			return -ENOENT;
+		memset(&st, 0, sizeof(st));
+		if (cache_dir_add(d, name, &st))
+			return -ENOMEM;
+	}
+	if (type)
+		d->v[i].st.st_mode = type;
+	d->v[i].stale = 1;
+	return 0;
+}
+
+void cache_note(struct cache *c, const char *box, const char *path, enum cache_change how,
+		mode_t type)
+{
+	char parent[4096];
+	const char *name = parent_of(path, parent, sizeof(parent));
+	struct cache_dir *d;
+	struct entry *pa;
+
+	type &= S_IFMT;
+	if ((!type && how != CACHE_CHANGED) || !strcmp(path, "/")) {
+		cache_forget(c, box, path, how == CACHE_REMOVED);
+		return;
+	}
+	pthread_mutex_lock(&c->lock);
+	c->gen++;
+	forget_key_locked(c, 'a', box, path);
+	forget_key_locked(c, 'l', box, path);
+	forget_key_locked(c, 'd', box, path);
+	if (how == CACHE_REMOVED && S_ISDIR(type))
+		forget_prefix_locked(c, box, path);
+	d = listing_to_change_locked(c, box, parent);
+	if (d && relist_entry(d, name, how, type))
+		forget_key_locked(c, 'd', box, parent);
+	pa = how == CACHE_CHANGED ? NULL : lookup_locked(c, 'a', box, parent);
+	if (pa && !pa->negative) {
+		/* What the server does to the directory, by our clock. */
+		clock_gettime(CLOCK_REALTIME, &pa->st.st_mtim);
+		pa->st.st_ctim = pa->st.st_mtim;
+		if (S_ISDIR(type) && how == CACHE_ADDED && pa->st.st_nlink >= 2)
+			pa->st.st_nlink++;
+		else if (S_ISDIR(type) && how == CACHE_REMOVED && pa->st.st_nlink > 2)
+			pa->st.st_nlink--;
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+void cache_note_empty_dir(struct cache *c, const char *box, const char *path)
+{
+	struct cache_dir *d;
+
+	if (c->ttl <= 0 || !(d = cache_dir_new()))
+		return;
+	pthread_mutex_lock(&c->lock);
+	store_locked(c, 'd', box, path, NULL, d);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -460,6 +580,7 @@ int cache_dir_add(struct cache_dir *d, const char *name, const struct stat *st)
 	if (!d->v[d->n].name)
 		return -ENOMEM;
 	d->v[d->n].st = *st;
+	d->v[d->n].stale = 0;
 	d->n++;
 	return 0;
 }

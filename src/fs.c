@@ -279,7 +279,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			ts[1] = attr->st_mtim;
 		rc = p->ops.utimens(p, n->box->name, path, ts);
 	}
-	cache_forget(fs->cache, n->box->name, path, 0);
+	if (rc)
+		cache_forget(fs->cache, n->box->name, path, 0);
+	else
+		cache_note(fs->cache, n->box->name, path, CACHE_CHANGED, 0);
 	if (!rc)
 		rc = fs_node_attr(fs, n, &st);
 	if (rc) {
@@ -376,19 +379,22 @@ struct node *fs_parent(fuse_req_t req, fuse_ino_t parent, const char *name, char
 	return p;
 }
 
-/* After a provider call that made `name` in `p`: record, reply. */
+/* After a provider call that made `name` in `p`, of S_IFMT `type` (0 if
+ * unknown): record, reply. */
 static void new_name_done(fuse_req_t req, struct node *p, const char *name,
-			  const char *path, int rc, const char *op)
+			  const char *path, mode_t type, int rc, const char *op)
 {
 	struct sbxfs *fs = FS(req);
 
-	cache_forget(fs->cache, p->box->name, path, 0);
 	if (rc) {
+		cache_forget(fs->cache, p->box->name, path, 0);
 		attr_report(p->box, rc, op, path);
 		reply_err(req, rc);
 		return;
 	}
-	reply_new_entry(req, p, name);
+	cache_note(fs->cache, p->box->name, path, CACHE_ADDED, type);
+	if (reply_new_entry(req, p, name) == 0 && S_ISDIR(type))
+		cache_note_empty_dir(fs->cache, p->box->name, path);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -412,7 +418,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		return;
 	sbx_fail_clear();
 	rc = fs->provider->ops.mkdir(fs->provider, p->box->name, path, mode);
-	new_name_done(req, p, name, path, rc, "mkdir");
+	new_name_done(req, p, name, path, S_IFDIR, rc, "mkdir");
 }
 
 static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
@@ -431,7 +437,7 @@ static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
 	}
 	sbx_fail_clear();
 	rc = fs->provider->ops.symlink(fs->provider, p->box->name, target, path);
-	new_name_done(req, p, name, path, rc, "symlink");
+	new_name_done(req, p, name, path, S_IFLNK, rc, "symlink");
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
@@ -456,8 +462,11 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	}
 	sbx_fail_clear();
 	rc = fs->provider->ops.link(fs->provider, p->box->name, from, to);
-	cache_forget(fs->cache, p->box->name, from, 0);
-	new_name_done(req, p, newname, to, rc, "link");
+	if (rc)
+		cache_forget(fs->cache, p->box->name, from, 0);
+	else
+		cache_note(fs->cache, p->box->name, from, CACHE_CHANGED, 0);
+	new_name_done(req, p, newname, to, 0, rc, "link");
 }
 
 static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, int dir)
@@ -480,7 +489,11 @@ static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, int
 	sbx_fail_clear();
 	rc = dir ? fs->provider->ops.rmdir(fs->provider, p->box->name, path)
 		 : fs->provider->ops.unlink(fs->provider, p->box->name, path);
-	cache_forget(fs->cache, p->box->name, path, dir);
+	if (rc)
+		cache_forget(fs->cache, p->box->name, path, dir);
+	else
+		cache_note(fs->cache, p->box->name, path, CACHE_REMOVED,
+			   dir ? S_IFDIR : S_IFREG);
 	if (rc)
 		attr_report(p->box, rc, dir ? "rmdir" : "unlink", path);
 	else

@@ -158,11 +158,12 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 				if (is_fs(dh->node) && !S_ISDIR(st.st_mode))
 					opens = node_child_opens(fs->nodes, dh->node,
 								 name);
-				if (opens ||
+				if (opens || de->stale ||
 				    (is_fs(dh->node) && attr_several_names(&st))) {
 					/* A listing cached under one of its names may be
 					 * stale if it was written through another; an
-					 * open file may have changes the server lacks. */
+					 * open file may have changes the server lacks;
+					 * an entry changed here is asked for again. */
 					char cpath[PATH_MAX_SBX];
 
 					if (node_child_path(fs->nodes, dh->node, name,

@@ -45,8 +45,11 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	rc = fs->provider->ops.open(fs->provider, &fh, &st, n->box->name, path, flags,
 				    mode, have_known ? &known : NULL);
 	req_intr_end(req);
-	if (flags & (O_CREAT | O_TRUNC | O_WRONLY | O_RDWR))
+	if (rc && (flags & (O_CREAT | O_TRUNC | O_WRONLY | O_RDWR)))
 		cache_forget(fs->cache, n->box->name, path, 0);
+	else if (flags & (O_CREAT | O_TRUNC | O_WRONLY | O_RDWR))
+		cache_note(fs->cache, n->box->name, path,
+			   parent ? CACHE_ADDED : CACHE_CHANGED, S_IFREG);
 	if (rc) {
 		attr_report(n->box, rc, "open", path);
 		reply_err(req, rc);
@@ -126,7 +129,7 @@ static void fs_write(fuse_req_t req, struct node *n, const char *buf, size_t siz
 	sbx_fail_clear();
 	done = fs->provider->ops.write(fs->provider, fi->fh, buf, size, off);
 	if (node_path(fs->nodes, n, path, sizeof(path)) == 0)
-		cache_forget(fs->cache, n->box->name, path, 0);
+		cache_note(fs->cache, n->box->name, path, CACHE_CHANGED, S_IFREG);
 	if (done < 0) {
 		fs_node_error(fs, n, (int)done, "write");
 		reply_err(req, (int)done);
@@ -198,7 +201,7 @@ static void forget_saved(struct sbxfs *fs, struct node *n)
 	char path[PATH_MAX_SBX];
 
 	if (node_path(fs->nodes, n, path, sizeof(path)) == 0)
-		cache_forget(fs->cache, n->box->name, path, 0);
+		cache_note(fs->cache, n->box->name, path, CACHE_CHANGED, S_IFREG);
 }
 
 void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -6,9 +6,11 @@
  *
  * Coherence is by construction: a caller reads the generation with
  * cache_begin() before asking the provider, and a reply is stored only if
- * no invalidation happened meanwhile.  Our own mutations call
- * cache_forget(); anything that may have changed a whole sandbox (a command
- * ran) calls cache_forget_box().
+ * no invalidation happened meanwhile.  Our own mutations call cache_note()
+ * when they succeeded, which keeps the listing of the directory they
+ * changed true, and cache_forget() when the outcome is unknown (a failure
+ * may have done part of the work); anything that may have changed a whole
+ * sandbox (a command ran) calls cache_forget_box().
  *
  * Thread-safe.  The lock is held only for table operations, never across a
  * provider call.
@@ -25,6 +27,9 @@ struct cache;
 struct cache_dirent {
 	char *name;
 	struct stat st;
+	/* Changed through the mount since it was listed (cache_note()): st
+	 * holds only the type, st_mode & S_IFMT; ask for the rest. */
+	int stale;
 };
 
 /* A directory listing: immutable once stored, shared by reference. */
@@ -71,6 +76,35 @@ int cache_dir_size_hint(struct cache *c, const char *box, const char *path, size
 /* Drop what is known of `path` and the listing of its parent directory.
  * With `subtree` set, also everything below `path`. */
 void cache_forget(struct cache *c, const char *box, const char *path, int subtree);
+
+/* What a change made through the mount did to a name (cache_note()). */
+enum cache_change {
+	CACHE_CHANGED, /* its contents or attributes changed */
+	CACHE_ADDED,   /* it was made */
+	CACHE_REMOVED, /* it is gone */
+};
+
+/*
+ * A change made through the mount that succeeded.  What was known of
+ * `path` is dropped (everything below it too, for a directory removed),
+ * and the cached listing of its directory, if any, is kept true: the
+ * entry is added, marked stale (its attributes are asked for when next
+ * needed) or removed.  The lookups of new names in a directory that is
+ * being filled (cp -r, tar x, git checkout) then answer from the listing
+ * without asking the provider.  A name changed that the listing lacks
+ * (it was listed while the name existed only here) is added.  `type` is
+ * the name's S_IFMT type; 0 if unknown, which drops the listing wherever
+ * an entry would be added, as cache_forget() does.  The
+ * directory's own attributes follow: a name added or removed sets its
+ * mtime and ctime to now, and a directory added or removed drops them
+ * (their link count changed).
+ */
+void cache_note(struct cache *c, const char *box, const char *path, enum cache_change how,
+		mode_t type);
+
+/* A directory just made through the mount (mkdir succeeded): it is empty,
+ * so that lookups in it need not ask. */
+void cache_note_empty_dir(struct cache *c, const char *box, const char *path);
 void cache_forget_box(struct cache *c, const char *box);
 
 /* Listings: build, then store or drop. */

@@ -82,6 +82,52 @@ void test_cache(void)
 	CHECK(cache_get_dir(c, "b", "/dir") == NULL);
 	CHECK(cache_get_attr(c, &out, "b", "/dir/g") == 0);
 
+	/* A change that succeeded keeps the listing true: a name made is
+	 * listed (stale: its attributes are asked for), one changed turns
+	 * stale, one removed leaves; the directory's mtime moves and its link
+	 * count follows subdirectories.  A holder of the old listing keeps
+	 * what it had. */
+	{
+		struct stat dst = { .st_mode = S_IFDIR | 0755, .st_nlink = 2 };
+		struct cache_dir *held;
+
+		d = cache_dir_new();
+		CHECK(cache_dir_add(d, "f", &st) == 0);
+		gen = cache_begin(c);
+		cache_put_dir(c, gen, "b", "/n", d);
+		cache_put_attr(c, gen, "b", "/n", &dst);
+		held = cache_get_dir(c, "b", "/n");
+		cache_note(c, "b", "/n/new", CACHE_ADDED, S_IFREG | 0600);
+		got = cache_get_dir(c, "b", "/n");
+		CHECK(got && got != held && got->n == 2 && held->n == 1);
+		CHECK(!strcmp(got->v[1].name, "new") && got->v[1].stale &&
+		      S_ISREG(got->v[1].st.st_mode) && !got->v[0].stale);
+		cache_dir_put(got);
+		cache_dir_put(held);
+		CHECK(cache_get_attr(c, &out, "b", "/n") == 0 && out.st_mtim.tv_sec > 0 &&
+		      out.st_nlink == 2);
+		cache_note(c, "b", "/n/f", CACHE_CHANGED, S_IFREG);
+		CHECK(cache_get_attr(c, &out, "b", "/n/f") == -EAGAIN);
+		cache_note(c, "b", "/n/sub", CACHE_ADDED, S_IFDIR);
+		cache_note_empty_dir(c, "b", "/n/sub");
+		CHECK(cache_get_attr(c, &out, "b", "/n") == 0 && out.st_nlink == 3);
+		got = cache_get_dir(c, "b", "/n/sub");
+		CHECK(got && got->n == 0);
+		cache_dir_put(got);
+		cache_note(c, "b", "/n/new", CACHE_REMOVED, S_IFREG);
+		got = cache_get_dir(c, "b", "/n");
+		CHECK(got && got->n == 2 && got->v[0].stale &&
+		      !strcmp(got->v[1].name, "sub"));
+		cache_dir_put(got);
+		/* A directory removed takes what is below it along. */
+		cache_note(c, "b", "/n/sub", CACHE_REMOVED, S_IFDIR);
+		CHECK(cache_get_dir(c, "b", "/n/sub") == NULL);
+		CHECK(cache_get_attr(c, &out, "b", "/n") == 0 && out.st_nlink == 2);
+		/* An unknown type drops the listing. */
+		cache_note(c, "b", "/n/link", CACHE_ADDED, 0);
+		CHECK(cache_get_dir(c, "b", "/n") == NULL);
+	}
+
 	/* A subtree (rename of a directory) and a whole box (a command ran). */
 	cache_forget(c, "b", "/dir", 1);
 	CHECK(cache_get_attr(c, &out, "b", "/dir/g") == -EAGAIN);
