@@ -171,7 +171,7 @@ struct xfer {
 	int too_big;
 	int write_failed;
 	int read_failed;
-	off_t part_off; /* read position in req->part or req->stream */
+	off_t part_off; /* read position in req->stream */
 };
 
 static int status_ok(CURL *h)
@@ -310,24 +310,66 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 	return len;
 }
 
+/* Where curl reads one file part of a form. */
+struct part_reader {
+	const struct http_part *p;
+	off_t off;
+};
+
 static size_t part_read(char *buf, size_t size, size_t nitems, void *arg)
 {
-	struct xfer *x = arg;
-	const struct http_part *p = x->req->part;
+	struct part_reader *r = arg;
 	size_t want = size * nitems;
 	ssize_t n;
 
-	if (x->part_off >= p->size)
+	if (r->off >= r->p->size)
 		return 0;
-	if ((off_t)want > p->size - x->part_off)
-		want = (size_t)(p->size - x->part_off);
+	if ((off_t)want > r->p->size - r->off)
+		want = (size_t)(r->p->size - r->off);
 	do
-		n = pread(p->fd, buf, want, x->part_off);
+		n = pread(r->p->fd, buf, want, r->off);
 	while (n < 0 && errno == EINTR);
 	if (n <= 0) /* the file shrank or failed under us */
 		return CURL_READFUNC_ABORT;
-	x->part_off += n;
+	r->off += n;
 	return (size_t)n;
+}
+
+static int part_seek(void *arg, curl_off_t offset, int origin)
+{
+	struct part_reader *r = arg;
+
+	if (origin != SEEK_SET)
+		return CURL_SEEKFUNC_CANTSEEK;
+	r->off = offset;
+	return CURL_SEEKFUNC_OK;
+}
+
+/* The form of req's parts, read through readers (one per part). */
+static curl_mime *form_of(CURL *h, const struct http_req *req, struct part_reader *readers)
+{
+	size_t n = req->nparts ? req->nparts : 1;
+	curl_mime *mime = curl_mime_init(h);
+
+	for (size_t i = 0; mime && i < n; i++) {
+		const struct http_part *p = &req->part[i];
+		curl_mimepart *part = curl_mime_addpart(mime);
+
+		if (!part || curl_mime_name(part, p->name) != CURLE_OK) {
+			curl_mime_free(mime);
+			return NULL;
+		}
+		if (p->text) {
+			curl_mime_data(part, p->text, CURL_ZERO_TERMINATED);
+			continue;
+		}
+		readers[i].p = p;
+		curl_mime_filename(part, p->filename);
+		curl_mime_type(part, "application/octet-stream");
+		curl_mime_data_cb(part, (curl_off_t)p->size, part_read, part_seek, NULL,
+				  &readers[i]);
+	}
+	return mime;
 }
 
 static size_t stream_read(char *buf, size_t size, size_t nitems, void *arg)
@@ -350,7 +392,7 @@ static size_t stream_read(char *buf, size_t size, size_t nitems, void *arg)
 	return (size_t)n;
 }
 
-static int part_seek(void *arg, curl_off_t offset, int origin)
+static int stream_seek(void *arg, curl_off_t offset, int origin)
 {
 	struct xfer *x = arg;
 
@@ -413,6 +455,7 @@ static int attempt(struct http_client *c, const struct http_req *req,
 		   struct http_resp *resp, struct curl_slist *headers)
 {
 	struct xfer x = { .req = req, .resp = resp };
+	struct part_reader *readers = NULL;
 	curl_mime *mime = NULL;
 	char errbuf[CURL_ERROR_SIZE] = "";
 	char pathbuf[256];
@@ -445,22 +488,20 @@ static int attempt(struct http_client *c, const struct http_req *req,
 	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 
 	if (req->part) {
-		curl_mimepart *part;
-
-		mime = curl_mime_init(h);
-		part = curl_mime_addpart(mime);
-		curl_mime_name(part, req->part->name);
-		curl_mime_filename(part, req->part->filename);
-		curl_mime_type(part, "application/octet-stream");
-		curl_mime_data_cb(part, (curl_off_t)req->part->size, part_read, part_seek,
-				  NULL, &x);
+		readers = calloc(req->nparts ? req->nparts : 1, sizeof(*readers));
+		if (!readers || !(mime = form_of(h, req, readers))) {
+			free(readers);
+			handle_put(c, h);
+			sbx_failf("cannot make a form: out of memory");
+			return -ENOMEM;
+		}
 		curl_easy_setopt(h, CURLOPT_MIMEPOST, mime);
 	} else if (req->stream) {
 		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)req->stream->size);
 		curl_easy_setopt(h, CURLOPT_READFUNCTION, stream_read);
 		curl_easy_setopt(h, CURLOPT_READDATA, &x);
-		curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, part_seek);
+		curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, stream_seek);
 		curl_easy_setopt(h, CURLOPT_SEEKDATA, &x);
 		/* Send at once: no waiting for a "100 Continue" first. */
 		curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 0L);
@@ -485,6 +526,7 @@ static int attempt(struct http_client *c, const struct http_req *req,
 	rc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
 	curl_mime_free(mime);
+	free(readers);
 	http_url_path(req->url, pathbuf, sizeof(pathbuf));
 	if (x.too_big) {
 		sbx_failf("%s %s: answer larger than %zu bytes", req->method, pathbuf,

@@ -36,11 +36,16 @@ void stagefile_init(struct stagefile *sf, const struct stagefile_ops *ops,
 	sf->ctx = ctx;
 }
 
-/* Does the copy hold the remote file that info describes in st? */
-static int same_remote(const struct staged *f, const struct stat *st)
+/* Does the copy hold the remote file that info describes in st?  A copy
+ * whose upload did not tell the mtime takes the first one seen with its
+ * size. */
+static int same_remote(struct staged *f, const struct stat *st)
 {
-	return f->fetched && f->remote_size == st->st_size &&
-	       f->remote_mtime.tv_sec == st->st_mtim.tv_sec &&
+	if (!f->fetched || f->remote_size != st->st_size)
+		return 0;
+	if (f->remote_mtime.tv_nsec == UTIME_OMIT)
+		f->remote_mtime = st->st_mtim;
+	return f->remote_mtime.tv_sec == st->st_mtim.tv_sec &&
 	       f->remote_mtime.tv_nsec == st->st_mtim.tv_nsec;
 }
 
@@ -156,7 +161,8 @@ static int open_stat(const struct handle *h, struct stat *st)
 	st->st_dev = 0;
 	st->st_mode = f->mode;
 	st->st_nlink = 1;
-	if (f->fetched && !f->dirty && f->remote_size >= 0)
+	if (f->fetched && !f->dirty && f->remote_size >= 0 &&
+	    f->remote_mtime.tv_nsec != UTIME_OMIT)
 		st->st_mtim = f->remote_mtime;
 	return 0;
 }

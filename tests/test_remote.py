@@ -106,11 +106,11 @@ DAYTONA = dict(
     ls=[(("POST /process/execute",), "==", 1), (("GET /files",), "==", 0),
         (("GET /files/info",), "<=", 3), ((), "<=", 5)],
     download="GET /files/download", no_read=(),
-    upload="POST /files/upload", no_write=(),
+    upload="POST /files/bulk-upload", no_write=("POST /files/upload",),
     # The state, a new session (later commands reuse it, and then the
     # state too), the exec and its log stream: no status call, no delete
     # on the way.
-    exec=4, exec_again=2, walk=10, script=1,
+    exec=4, exec_again=2, walk=10, script=1, copy=(2, 1, 2),
     links=False,    # its file API follows symlinks: the tree shows none
 )
 
@@ -151,7 +151,7 @@ REXEC = dict(
     download="GET /api/containers/{id}/files", no_read=(),
     upload="POST /api/containers/{id}/files", no_write=(),
     # Its exec endpoint brings back 1 MiB at most: rounds of ~700 KiB.
-    exec=1, walk=10, script=1, rounds=9,
+    exec=1, walk=10, script=1, rounds=9, copy=(2, 1, 2),
 )
 
 # The old server: scripts and commands go over the open terminal.
@@ -207,7 +207,7 @@ VTRIX = dict(
         (("WS exec",), "<=", 4)],
     download="WS read_stream", no_read=("WS read",),
     upload="WS write_binary", no_write=("WS write",),
-    exec=None, walk=10, script=1,
+    exec=None, walk=10, script=1, copy=(2, 1, 2),
 )
 
 # A real engine (Podman) behind tests/emulators/engine.py's proxy: its
@@ -254,7 +254,7 @@ DOCKER = dict(
     # A script is two requests, and so is a cold lookup (a script): three
     # lookups, the subtree and the statfs.  A command: create and start
     # (its end mark tells the status: no inspect).
-    exec=2, walk=10, script=2,
+    exec=2, walk=10, script=2, copy=(4, 1, 4),
 )
 
 EXPECT = {
@@ -590,6 +590,35 @@ def test_walk_of_a_tree_costs_a_few_requests(rbox, emu, expect):
     st = os.stat(rbox.r("tmp", "tree", "a3", "b2", "c1", "y.h"))
     assert st.st_size == len("tree/a3/b2/c1y.h")
     assert os.path.isdir(rbox.r("tmp", "tree", "a0", "b0"))
+
+
+def test_copy_into_the_sandbox_costs_a_request_per_file(rbox, emu, expect,
+                                                        tmp_path):
+    # cp -r of a tree made here into a new directory: every lookup of a
+    # name in a directory the copy made answers from the cache (it was
+    # made empty, and each name made since is in its listing), and each
+    # file is one upload whose answer needs no stat after it.
+    src = tmp_path / "src"
+    files = 0
+    for a in range(3):
+        d = src / ("d%d" % a)
+        d.mkdir(parents=True)
+        for f in range(6):
+            (d / ("f%d.c" % f)).write_text("int f%d%d;\n" % (a, f))
+            files += 1
+    (src / "top.txt").write_text("top\n")
+    files += 1
+    if expect["warm"]:
+        write_ok(rbox.p("exec"), "true")
+        helpers.cat(rbox.p("exec"))
+    os.listdir(rbox.r("tmp"))
+    emu.reset_stats()
+    helpers.run(["cp", "-r", str(src), rbox.r("tmp", "copied")])
+    s = emu.stats()
+    per_dir, per_file, more = expect["copy"]
+    assert count(s, expect["upload"]) == files, s
+    assert s["total"] <= 4 * per_dir + files * per_file + more, s
+    helpers.run(["diff", "-r", str(src), backing(emu, rbox, "tmp", "copied")])
 
 
 def test_grep_of_a_tree_costs_a_few_requests(rbox, emu, expect):

@@ -61,12 +61,13 @@ const char *http_ca_file(void);
 struct http_client *http_client_new(const struct http_config *cfg);
 void http_client_free(struct http_client *c);
 
-/* A multipart/form-data file part read from a descriptor. */
+/* A multipart/form-data part: a file read from a descriptor, or text. */
 struct http_part {
 	const char *name;     /* form field name, e.g. "file" */
 	const char *filename; /* filename in the part header */
 	int fd;		      /* read with pread from offset 0 */
 	off_t size;
+	const char *text;     /* if set, a text field with this value (no file) */
 };
 
 /*
@@ -100,8 +101,10 @@ struct http_req {
 	const char *body;
 	size_t body_len;
 	const char *content_type;
-	/* ...or one multipart file part, or a body made as it goes. */
+	/* ...or a multipart form of nparts parts (0 counts as 1), or a body
+	 * made as it goes. */
 	const struct http_part *part;
+	size_t nparts;
 	const struct http_body *stream;
 	/* Where a 2xx body goes: memory (at most max_body bytes; default
 	 * 4 MiB) or, if out_fd >= 0, that file from offset 0 (at most

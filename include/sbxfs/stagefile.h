@@ -99,8 +99,11 @@ struct stagefile_ops {
 	 * permission bits in f->mode (a file that exists keeps its own).
 	 * With STAGEFILE_STAT_BY_UPLOAD, fills *remote (zeroed by the layer)
 	 * as info would; the layer then checks that the server holds `size`
-	 * bytes (-EIO if not) and records the attributes.  upload reads f
-	 * but sets none of its fields.
+	 * bytes (-EIO if not) and records the attributes.  An upload whose
+	 * answer tells the size but not the mtime sets st_mtim.tv_nsec to
+	 * UTIME_OMIT: the copy then takes the mtime of the first info or
+	 * listing that shows the file with that size.  upload reads f but
+	 * sets none of its fields.
 	 */
 	int (*upload)(void *ctx, struct stat *remote, struct staged *f, const char *box,
 		      const char *path, off_t size);

@@ -7,6 +7,7 @@
 #ifndef SBXFS_PROVIDERS_DAYTONA_H
 #define SBXFS_PROVIDERS_DAYTONA_H
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -76,6 +77,7 @@ struct dt {
 		char *toolbox;
 	} idle[DT_IDLE_MAX];
 	size_t nidle;
+	int no_bulk_upload; /* the toolbox lacks /files/bulk-upload (atomic) */
 };
 
 #define DT(p) ((struct dt *)(p)->priv)
@@ -122,6 +124,9 @@ int dt_fileinfo_stat(struct stat *st, const char **name, const cJSON *fi);
  * answer that is not a JSON array.
  */
 int dt_parse_listing(const char *body, size_t len, sbx_dirent_fn fn, void *ctx);
+/* The answer of a bulk upload (body[0..len)): the bytes the server wrote
+ * to `path`, in *bytes.  -EPROTO if it does not name path. */
+int dt_parse_uploaded(const char *body, size_t len, const char *path, off_t *bytes);
 
 /* ---- daytona_files.c ---- */
 

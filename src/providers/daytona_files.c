@@ -119,34 +119,79 @@ static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *pa
 
 static int set_mode(struct dt *dt, const char *box, const char *path, mode_t mode);
 
-/* Upload f (locked by the caller); stagefile.c then asks for the file's
- * info and checks that the server holds what we sent. */
+/* The answer of a bulk upload of path with `mode`: what the server now
+ * holds, as far as it tells (no mtime). */
+static int bulk_uploaded(struct stat *remote, const struct http_resp *r, const char *path,
+			 mode_t mode)
+{
+	if (dt_parse_uploaded(r->body.buf, r->body.len, path, &remote->st_size)) {
+		sbx_failf(
+			"daytona: upload \"%s\": the answer does not say what was written",
+			path);
+		return -EPROTO;
+	}
+	remote->st_mode = S_IFREG | (mode & 07777);
+	remote->st_nlink = 1;
+	remote->st_mtim.tv_nsec = UTIME_OMIT;
+	return 0;
+}
+
+/*
+ * Upload f (locked by the caller), in one request: the toolbox's bulk
+ * upload of one file, whose answer says how many bytes it wrote
+ * (stagefile.c checks them).  A toolbox without it, and a name that ends
+ * in white space, take the plain upload, whose answer is empty: the
+ * file's info is then asked for.
+ */
 static int sf_upload(void *ctx, struct stat *remote, struct staged *f, const char *box,
 		     const char *path, off_t size)
 {
 	struct dt *dt = ctx;
 	struct strbuf url = STRBUF_INIT(16384);
 	struct http_req req = HTTP_REQ_INIT;
-	struct http_part part = { "file", "upload", f->fd, size };
+	struct http_part form[2] = {
+		{ .name = "files[0].path", .text = path },
+		{ .name = "files[0].file",
+		  .filename = "upload",
+		  .fd = f->fd,
+		  .size = size },
+	};
 	struct http_resp r;
 	char *tb = NULL;
+	size_t len = strlen(path);
+	/* The bulk route takes the path as a form field, which the server
+	 * trims of white space. */
+	int bulk = !__atomic_load_n(&dt->no_bulk_upload, __ATOMIC_RELAXED) && len &&
+		   !isspace((unsigned char)path[len - 1]);
 	int rc;
 
 	rc = dt_toolbox_of(dt, &tb, box);
-	if (rc)
-		goto out;
-	rc = dt_url_toolbox(&url, tb, "/files/upload", "path", path, NULL);
+again:
+	url.len = 0;
+	if (!rc && bulk)
+		rc = dt_url_toolbox(&url, tb, "/files/bulk-upload", NULL);
+	else if (!rc)
+		rc = dt_url_toolbox(&url, tb, "/files/upload", "path", path, NULL);
 	if (rc)
 		goto out;
 	req.method = "POST";
 	req.url = url.buf;
-	req.part = &part;
+	req.part = bulk ? form : &form[1];
+	req.nparts = bulk ? 2 : 1;
+	form[1].name = bulk ? "files[0].file" : "file";
 	req.idempotent = 1; /* the whole file, overwritten: safe to repeat */
 	req.transfer = 1;
 	rc = http_do(dt->http, &req, &r);
 	if (rc) {
 		sbx_failf("daytona: upload \"%s\": %s", path, sbx_fail_text());
 		goto out;
+	}
+	if (bulk && r.status == 404) {
+		/* A toolbox older than the bulk routes. */
+		http_resp_release(&r);
+		__atomic_store_n(&dt->no_bulk_upload, 1, __ATOMIC_RELAXED);
+		bulk = 0;
+		goto again;
 	}
 	if (r.status != 200 && r.status != 201) {
 		static const struct errmap over[] = { { 404, ENOENT }, { 0, 0 } };
@@ -155,10 +200,14 @@ static int sf_upload(void *ctx, struct stat *remote, struct staged *f, const cha
 		http_resp_release(&r);
 		goto out;
 	}
+	if (bulk)
+		rc = bulk_uploaded(remote, &r, path, f->mode);
 	http_resp_release(&r);
 	/* A new file lands 0644: give it the mode it was created with. */
-	if (!f->fetched && (f->mode & 07777) != 0644)
+	if (!rc && !f->fetched && (f->mode & 07777) != 0644)
 		rc = set_mode(dt, box, path, f->mode);
+	if (!rc && !bulk)
+		rc = dt_info_call(dt, remote, box, path);
 out:
 	strbuf_release(&url);
 	free(tb);
@@ -167,8 +216,7 @@ out:
 
 const struct stagefile_ops dt_stagefile_ops = {
 	.name = "daytona",
-	/* The upload's answer tells nothing of the file: ask. */
-	.upload_stat = STAGEFILE_STAT_BY_INFO,
+	.upload_stat = STAGEFILE_STAT_BY_UPLOAD,
 	.info = sf_info,
 	.fetch = sf_fetch,
 	.upload = sf_upload,

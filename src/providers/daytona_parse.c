@@ -144,3 +144,24 @@ int dt_parse_listing(const char *body, size_t len, sbx_dirent_fn fn, void *ctx)
 	cJSON_Delete(j);
 	return skipped;
 }
+
+int dt_parse_uploaded(const char *body, size_t len, const char *path, off_t *bytes)
+{
+	cJSON *j = json_parse(body, len), *it;
+	int rc = -EPROTO;
+
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, "files"))
+	{
+		const char *p = json_str(it, "path");
+		double n;
+
+		if (p && !strcmp(p, path) && json_num(it, "bytes", &n) && n >= 0 &&
+		    n <= 0x1p62) {
+			*bytes = (off_t)n;
+			rc = 0;
+			break;
+		}
+	}
+	cJSON_Delete(j);
+	return rc;
+}

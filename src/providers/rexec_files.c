@@ -8,9 +8,11 @@
  * byte of a name survives (the output travels base64-encoded, see
  * rexec_run.c).  File data moves whole, through the REST file endpoints
  * (exact bytes), staged on disk (stage.c): downloaded at open, uploaded
- * at close or fsync (stagefile.c).  An upload goes to a temporary name in the target
+ * at close or fsync (stagefile.c).  A file made here with the mode the
+ * server gives every upload (0644) goes straight to its name, in one
+ * request.  Any other upload goes to a temporary name in the target
  * directory and a script then gives it its mode and renames it over the
- * file (the server writes every upload 0644); an existing file is
+ * file; an existing file is
  * rewritten in place instead, keeping its inode, owner and links.  The server takes at
  * most 100 MiB per upload: a larger file goes up in parts that a script joins.  The rest
  * (mkdir, unlink, rmdir, rename, chmod, chown, truncate, utimens,
@@ -116,7 +118,9 @@ static int upload_one(struct rx *rx, const char *id, const char *dir, const char
 {
 	struct strbuf url = STRBUF_INIT(16384);
 	struct http_req req = HTTP_REQ_INIT;
-	struct http_part part = { "file", name, fd, size };
+	struct http_part part = {
+		.name = "file", .filename = name, .fd = fd, .size = size
+	};
 	struct http_resp r;
 	cJSON *j = NULL;
 	const cJSON *got;
@@ -147,6 +151,43 @@ static int upload_one(struct rx *rx, const char *id, const char *dir, const char
 	cJSON_Delete(j);
 	http_resp_release(&r);
 	return rc;
+}
+
+/* A name the upload's part header carries as it is. */
+static int plain_name(const char *s)
+{
+	return plain(s) && !strpbrk(s, "\"\\");
+}
+
+/*
+ * A file made here and never uploaded, with the mode the server gives
+ * (0644): straight to its name in one request, since nothing is there to
+ * keep (the kernel creates a file only after a lookup found none).  The
+ * answer tells the size, not the mtime.  -EAGAIN: not such a file.
+ */
+static int put_new(struct rx *rx, const char *box, const char *path, int fd, off_t size,
+		   mode_t mode, struct stat *remote)
+{
+	char id[RX_ID_MAX], dir[4096];
+	const char *slash = strrchr(path, '/');
+	int rc;
+
+	if ((mode & 07777) != 0644 || size > RX_UPLOAD_MAX || !slash ||
+	    !plain_name(slash + 1) || (size_t)(slash - path) >= sizeof(dir))
+		return -EAGAIN;
+	snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	if (!plain(dir))
+		return -EAGAIN;
+	rc = rx_docker_id(rx, id, sizeof(id), box, 0);
+	if (!rc)
+		rc = upload_one(rx, id, dir, slash + 1, fd, size);
+	if (rc)
+		return rc;
+	remote->st_mode = S_IFREG | 0644;
+	remote->st_nlink = 1;
+	remote->st_size = size;
+	remote->st_mtim.tv_nsec = UTIME_OMIT;
+	return 0;
 }
 
 /*
@@ -242,12 +283,19 @@ out:
 static int sf_upload(void *ctx, struct stat *remote, struct staged *f, const char *box,
 		     const char *path, off_t size)
 {
-	return put_file(ctx, box, path, f->fd, size, f->mode, remote);
+	int rc = -EAGAIN;
+
+	if (!f->fetched)
+		rc = put_new(ctx, box, path, f->fd, size, f->mode, remote);
+	if (rc == -EAGAIN)
+		rc = put_file(ctx, box, path, f->fd, size, f->mode, remote);
+	return rc;
 }
 
 const struct stagefile_ops rx_stagefile_ops = {
 	.name = "rexec",
-	/* put_file()'s script ends by printing the file's attributes. */
+	/* put_file()'s script ends by printing the file's attributes;
+	 * put_new() knows the size. */
 	.upload_stat = STAGEFILE_STAT_BY_UPLOAD,
 	.info = sf_info,
 	.fetch = sf_fetch,

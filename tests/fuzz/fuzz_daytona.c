@@ -4,7 +4,8 @@
  * listing (a JSON array of FileInfo) and a single FileInfo, parsed as
  * readdir and getattr do.  The input is parsed as it is, and also cut
  * at NUL bytes into the fields of a FileInfo that a listing then carries,
- * so that the FileInfo parser sees more than JSON syntax errors.  Nothing
+ * so that the FileInfo parser sees more than JSON syntax errors, and as
+ * the answer of a bulk upload.  Nothing
  * may be read or written out of bounds, and every entry that parses must
  * be a file type with sane fields.
  */
@@ -62,6 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct stat st;
 	const char *name;
+	off_t bytes;
 	cJSON *j;
 
 	fields((const char *)data, size);
@@ -70,5 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (j && !dt_fileinfo_stat(&st, &name, j))
 		check(NULL, name, &st);
 	cJSON_Delete(j);
+	if (!dt_parse_uploaded((const char *)data, size, "/tmp/f", &bytes) && bytes < 0)
+		abort();
 	return 0;
 }
