@@ -41,7 +41,7 @@ REQ_GROUPS = {
         ("list", lambda k: k in ("GET /files", "GET /files/")),
         ("info", lambda k: k == "GET /files/info"),
         ("download", lambda k: k == "GET /files/download"),
-        ("upload", lambda k: k == "POST /files/upload"),
+        ("upload", lambda k: k in ("POST /files/upload", "POST /files/bulk-upload")),
         ("mkdir", lambda k: k == "POST /files/folder"),
         ("execute", lambda k: k == "POST /process/execute"),
         ("session", lambda k: k.split(" ", 1)[-1].startswith("/process/session")),
@@ -50,7 +50,7 @@ REQ_GROUPS = {
 }
 REQ_LEGEND = {
     "daytona": "`list` `GET /files`, `info` `GET /files/info`, `download` "
-               "`GET /files/download`, `upload` `POST /files/upload`, `mkdir` "
+               "`GET /files/download`, `upload` `POST /files/bulk-upload` or `/files/upload`, `mkdir` "
                "`POST /files/folder`, `execute` `POST /process/execute`, `session` "
                "`/process/session/...` (exec), `api` the main API (`/api/...`)",
 }
