@@ -260,7 +260,7 @@ struct cmd *box_cmd_get(struct box *b, unsigned n)
 	return c;
 }
 
-int box_cmd_start(struct cmd **out, struct box *b, const char *cmdline)
+int box_cmd_start(struct cmd **out, struct box *b, const char *cmdline, int stdin_open)
 {
 	struct cmd *c;
 	int rc;
@@ -275,6 +275,7 @@ int box_cmd_start(struct cmd **out, struct box *b, const char *cmdline)
 		return -ENOMEM;
 	}
 	cmd_ref(c); /* the caller's */
+	c->stdin_open = stdin_open;
 	pthread_mutex_unlock(&b->lock);
 	rc = cmd_run(c);
 	if (rc) {

@@ -295,6 +295,29 @@ struct cmd *cmd_new(struct cmd_host *h, unsigned n, const char *cmdline)
 	return c;
 }
 
+/* The provider's cmd_start.  A command whose stdin is not fed reads its
+ * end at once, on every provider: its shell takes stdin from /dev/null
+ * (or closes it, in an image without one) before the command line, on
+ * the same line (the line numbers of its messages stay). */
+static int start(struct sbx_provider *p, void **handle, struct cmd *c)
+{
+	static const char no_stdin[] =
+		"if [ -r /dev/null ]; then exec </dev/null; else exec <&-; fi; ";
+	char *line;
+	int rc;
+
+	if (c->stdin_open)
+		return p->ops.cmd_start(p, handle, c->host->box, c->cmdline, &c->sink);
+	line = malloc(sizeof(no_stdin) + strlen(c->cmdline));
+	if (!line)
+		return -ENOMEM;
+	strcpy(line, no_stdin);
+	strcat(line, c->cmdline);
+	rc = p->ops.cmd_start(p, handle, c->host->box, line, &c->sink);
+	free(line);
+	return rc;
+}
+
 int cmd_run(struct cmd *c)
 {
 	struct cmd_host *h = c->host;
@@ -340,7 +363,7 @@ int cmd_run(struct cmd *c)
 		pthread_mutex_lock(&c->lock);
 		c->handle_users++;
 		pthread_mutex_unlock(&c->lock);
-		rc = p->ops.cmd_start(p, &handle, h->box, c->cmdline, &c->sink);
+		rc = start(p, &handle, c);
 		pthread_mutex_lock(&c->lock);
 		c->handle = rc ? NULL : handle;
 		pthread_mutex_unlock(&c->lock);
@@ -369,6 +392,16 @@ static void wake_reader(fuse_req_t req, void *data)
 	pthread_mutex_lock(&c->lock);
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
+}
+
+off_t cmd_size(struct cmd *c, enum cmd_stream s)
+{
+	off_t size;
+
+	pthread_mutex_lock(&c->lock);
+	size = c->size[s];
+	pthread_mutex_unlock(&c->lock);
+	return size;
 }
 
 ssize_t cmd_read(struct cmd *c, enum cmd_stream s, char *buf, size_t size, off_t off,

@@ -191,6 +191,77 @@ int synth_list(struct sbxfs *fs, struct node *n, struct cache_dir **out)
 	return 0;
 }
 
+static int build_text(struct sbxfs *fs, const struct node *n, struct cmd *cmd,
+		      struct strbuf *sb);
+
+/* The status and ctl texts' sizes as last built (by a read, or by a stat
+ * since a ctl verb): a stat asks the provider only when they are not
+ * known, and a listing of the sandbox asks once for both. */
+static off_t info_size(struct sbxfs *fs, const struct node *n)
+{
+	struct box *b = n->box;
+	struct strbuf sb = STRBUF_INIT(4096);
+	off_t size = 0;
+	int known;
+
+	pthread_mutex_lock(&b->lock);
+	known = b->sizes_known;
+	if (known)
+		size = n->kind == NODE_STATUS ? b->status_size : b->ctl_size;
+	pthread_mutex_unlock(&b->lock);
+	if (!known && build_text(fs, n, NULL, &sb) == 0)
+		size = (off_t)sb.len;
+	strbuf_release(&sb);
+	return size;
+}
+
+/* What a read of n gives now (text files), or what its command's output
+ * holds so far (its streams). */
+static off_t synth_size(struct sbxfs *fs, const struct node *n)
+{
+	struct strbuf sb = STRBUF_INIT(4096);
+	struct cmd *c = NULL;
+	off_t size = 0;
+
+	switch (n->kind) {
+	case NODE_CMDLAST:
+		return 10;
+	case NODE_STATUS:
+	case NODE_BOXCTL:
+		return info_size(fs, n);
+	case NODE_ROOTCTL:
+	case NODE_ERR:
+		break;
+	case NODE_CMDFILE:
+		if (!(c = box_cmd_get(n->box, n->cmd)))
+			return 0;
+		if (n->cfile == CF_STDOUT || n->cfile == CF_STDERR ||
+		    n->cfile == CF_OUT) {
+			size = cmd_size(c, n->cfile == CF_STDOUT   ? CMD_STDOUT
+					   : n->cfile == CF_STDERR ? CMD_STDERR
+								   : CMD_OUT);
+			cmd_put(c);
+			return size;
+		}
+		break;
+	default:
+		return 0;
+	}
+	if (build_text(fs, n, c, &sb) == 0)
+		size = (off_t)sb.len;
+	strbuf_release(&sb);
+	cmd_put(c);
+	return size;
+}
+
+double synth_attr_timeout(const struct node *n)
+{
+	/* A command's output grows: tail -f asks its size every second. */
+	return n->kind == NODE_CMDFILE && (synth_file_of(n)->flags & SYNTH_STREAM)
+		       ? 0
+		       : SYNTH_TIMEOUT;
+}
+
 void synth_attr(struct sbxfs *fs, const struct node *n, struct stat *st)
 {
 	const struct synth_file *sf = synth_file_of(n);
@@ -203,8 +274,7 @@ void synth_attr(struct sbxfs *fs, const struct node *n, struct stat *st)
 	st->st_nlink = S_ISDIR(sf->mode) ? 2 : 1;
 	st->st_blksize = 4096;
 	st->st_mode = sf->mode;
-	if (n->kind == NODE_CMDLAST)
-		st->st_size = 10;
+	st->st_size = synth_size(fs, n);
 	/* The kernel keeps directory listings while the mtime stays: the
 	 * directories whose entries change carry the time of the change. */
 	if (n->kind == NODE_ROOT) {
@@ -228,10 +298,13 @@ struct sfile {
 	struct cmd *cmd;   /* reference, or NULL */
 	char *text;	   /* built at open for text files */
 	size_t len;
-	int writer;		   /* opened for writing */
-	int refs;		   /* atomic: the open file, and each request using it */
-	pthread_mutex_t lock;	   /* guards cmd, rpos */
-	off_t rpos;		   /* streams: where this open file reads next */
+	int writer;	      /* opened for writing */
+	int refs;	      /* atomic: the open file, and each request using it */
+	pthread_mutex_t lock; /* guards cmd, rbase */
+	/* exec: the kernel's offset of the first read since the command
+	 * started (-1 before it), where its output starts: opened O_RDWR,
+	 * the offset counts what was written too. */
+	off_t rbase;
 	struct sfile *prev, *next; /* in open_files */
 };
 
@@ -278,48 +351,85 @@ static void root_ctl_text(struct sbxfs *fs, struct strbuf *sb)
 }
 
 /* Build the text a read-only synthetic file shows, at open. */
-static int sfile_build(struct sbxfs *fs, struct sfile *f)
+/* The status and ctl texts of a sandbox from one provider call, into
+ * status and ctl (either may be NULL); their sizes are kept for
+ * synth_attr(). */
+static int info_texts(struct sbxfs *fs, struct box *b, struct strbuf *status,
+		      struct strbuf *ctl)
 {
-	struct strbuf sb = STRBUF_INIT(1 << 20);
-	struct node *n = f->node;
+	struct strbuf st = STRBUF_INIT(4096), word = STRBUF_INIT(64);
 	struct sbx_box_info info;
+	int rc;
+
+	memset(&info, 0, sizeof(info));
+	sbx_fail_clear();
+	rc = fs->provider->ops.info(fs->provider, &info, b->name);
+	if (rc) {
+		box_fail(b, rc, NULL);
+		goto out;
+	}
+	rc = status_format(&st, b->name, fs->provider->desc->name, &info);
+	if (!rc)
+		rc = strbuf_addf(&word, "%s\n", sbx_state_word(info.state));
+	if (!rc && status)
+		rc = strbuf_add(status, st.buf, st.len);
+	if (!rc && ctl)
+		rc = strbuf_add(ctl, word.buf, word.len);
+	if (!rc) {
+		pthread_mutex_lock(&b->lock);
+		b->status_size = (off_t)st.len;
+		b->ctl_size = (off_t)word.len;
+		b->sizes_known = 1;
+		pthread_mutex_unlock(&b->lock);
+	}
+out:
+	sbx_kv_free(&info.extra);
+	strbuf_release(&st);
+	strbuf_release(&word);
+	return rc;
+}
+
+/* The text a read of the text file n gives now (`cmd`: its command, for
+ * the files of cmd/N/). */
+static int build_text(struct sbxfs *fs, const struct node *n, struct cmd *cmd,
+		      struct strbuf *sb)
+{
 	char word[512];
 	int rc = 0;
 
 	switch (n->kind) {
 	case NODE_ROOTCTL:
-		root_ctl_text(fs, &sb);
+		root_ctl_text(fs, sb);
 		break;
 	case NODE_STATUS:
+		rc = info_texts(fs, n->box, sb, NULL);
+		break;
 	case NODE_BOXCTL:
-		memset(&info, 0, sizeof(info));
-		sbx_fail_clear();
-		rc = fs->provider->ops.info(fs->provider, &info, n->box->name);
-		if (rc) {
-			box_fail(n->box, rc, NULL);
-		} else if (n->kind == NODE_STATUS) {
-			rc = status_format(&sb, n->box->name, fs->provider->desc->name,
-					   &info);
-		} else {
-			rc = strbuf_addf(&sb, "%s\n", sbx_state_word(info.state));
-		}
-		sbx_kv_free(&info.extra);
+		rc = info_texts(fs, n->box, NULL, sb);
 		break;
 	case NODE_ERR:
 		box_err_text(n->box, word, sizeof(word));
-		rc = strbuf_addf(&sb, "%s", word);
+		rc = strbuf_addf(sb, "%s", word);
 		break;
 	case NODE_CMDFILE:
 		if (n->cfile == CF_CMDLINE)
-			rc = strbuf_addf(&sb, "%s\n", f->cmd->cmdline);
+			rc = strbuf_addf(sb, "%s\n", cmd->cmdline);
 		else if (n->cfile == CF_STATUS) {
-			cmd_status_word(f->cmd, word, sizeof(word));
-			rc = strbuf_addf(&sb, "%s\n", word);
+			cmd_status_word(cmd, word, sizeof(word));
+			rc = strbuf_addf(sb, "%s\n", word);
 		}
 		break;
 	default:
 		break;
 	}
+	return rc;
+}
+
+static int sfile_build(struct sbxfs *fs, struct sfile *f)
+{
+	struct strbuf sb = STRBUF_INIT(1 << 20);
+	int rc = build_text(fs, f->node, f->cmd, &sb);
+
 	if (rc) {
 		strbuf_release(&sb);
 		return rc;
@@ -378,6 +488,7 @@ void synth_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 	}
 	pthread_mutex_init(&f->lock, NULL);
 	f->refs = 1;
+	f->rbase = -1;
 	f->node = n;
 	pthread_mutex_lock(&open_files.lock);
 	f->next = open_files.head;
@@ -399,7 +510,6 @@ void synth_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 	}
 	fi->fh = (uint64_t)(uintptr_t)f;
 	fi->direct_io = 1;
-	fi->nonseekable = is_stream(n);
 	if (reply_open(req, fi))
 		sfile_free(f);
 }
@@ -548,6 +658,11 @@ static int box_ctl_line(struct sbxfs *fs, struct box *b, char *line)
 	if (rc == -ENODATA)
 		return 0;
 	sbx_fail_clear();
+	/* A verb changes what status and ctl say: their sizes are asked for
+	 * again. */
+	pthread_mutex_lock(&b->lock);
+	b->sizes_known = 0;
+	pthread_mutex_unlock(&b->lock);
 	if (rc) {
 		/* An unknown verb may be the provider's (archive, ...). */
 		if (c.index >= 0 || c.argc < 1) {
@@ -668,8 +783,8 @@ static int ctl_write(struct sbxfs *fs, struct sfile *f, const char *data, size_t
 static int exec_write(struct sbxfs *fs, struct sfile *f, const char *data, size_t size)
 {
 	struct cmd *c = NULL;
-	char *line;
-	int rc;
+	char *line, *start;
+	int rc, stdin_open = 0;
 
 	if (size > CTL_WRITE_MAX) {
 		box_fail(f->box, -E2BIG,
@@ -691,7 +806,17 @@ static int exec_write(struct sbxfs *fs, struct sfile *f, const char *data, size_
 		box_fail(f->box, -EINVAL, "exec: empty command line");
 		return -EINVAL;
 	}
-	rc = box_cmd_start(&c, f->box, line);
+	/* "| CMD": CMD's stdin is cmd/N/stdin, open until a writer closes it
+	 * (a command line cannot begin with '|'). */
+	start = line + strspn(line, " \t");
+	if (*start == '|')
+		stdin_open = 1, start += 1 + strspn(start + 1, " \t");
+	if (!*start) {
+		free(line);
+		box_fail(f->box, -EINVAL, "exec: \"|\" with no command line after it");
+		return -EINVAL;
+	}
+	rc = box_cmd_start(&c, f->box, start, stdin_open);
 	free(line);
 	if (rc)
 		return rc;
@@ -701,7 +826,7 @@ static int exec_write(struct sbxfs *fs, struct sfile *f, const char *data, size_
 	pthread_mutex_lock(&f->lock);
 	cmd_put(f->cmd);
 	f->cmd = c;
-	f->rpos = 0;
+	f->rbase = -1;
 	pthread_mutex_unlock(&f->lock);
 	return 0;
 }
@@ -715,6 +840,13 @@ static ssize_t stdin_write(struct sbxfs *fs, struct sfile *f, const char *buf,
 			 "cmd %u: this provider takes no stdin after the start",
 			 f->cmd->n);
 		return -ENOTSUP;
+	}
+	if (!f->cmd->stdin_open) {
+		box_fail(f->box, -EPIPE,
+			 "cmd %u: its stdin was at its end from the start (write \"| "
+			 "COMMAND\" to exec for a stdin fed here)",
+			 f->cmd->n);
+		return -EPIPE;
 	}
 	return size ? cmd_write_stdin(f->cmd, buf, size, req) : 0;
 }
@@ -774,9 +906,11 @@ static void sfile_read(fuse_req_t req, struct sfile *f, size_t size, off_t off)
 	c = f->cmd;
 	if (c)
 		cmd_ref(c);
-	/* Streams are not seekable, and on an O_RDWR exec file the kernel's
-	 * offset counts what was written: keep our own read position. */
-	off = f->rpos;
+	if (n->kind == NODE_EXEC) {
+		if (f->rbase < 0)
+			f->rbase = off;
+		off = off < f->rbase ? 0 : off - f->rbase;
+	}
 	pthread_mutex_unlock(&f->lock);
 	if (!c) {
 		reply_buf(req, NULL, 0);
@@ -790,12 +924,6 @@ static void sfile_read(fuse_req_t req, struct sfile *f, size_t size, off_t off)
 	}
 	got = cmd_read(c, s, buf, size, off, req);
 	cmd_put(c);
-	if (got > 0) {
-		pthread_mutex_lock(&f->lock);
-		if (f->rpos == off)
-			f->rpos += got;
-		pthread_mutex_unlock(&f->lock);
-	}
 	if (got < 0)
 		reply_err(req, (int)got);
 	else

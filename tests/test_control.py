@@ -412,7 +412,7 @@ def test_kill_kill(box):
 
 def test_stdin(box):
     helpers.require(box.mount.provider, "stdin_eof")
-    n = box.spawn("cat")
+    n = box.spawn("| cat")
     assert box.cmd_status(n) == "running"
     sh("printf hi > %s" % q(box.cmd(n, "stdin")))
     assert cat(box.p("exec")) == b"hi"
@@ -421,7 +421,7 @@ def test_stdin(box):
 
 def test_stdin_stays_open_until_close(box):
     helpers.require(box.mount.provider, "stdin_eof")
-    n = box.spawn("while read line; do echo \"got $line\"; done; echo eof")
+    n = box.spawn("| while read line; do echo \"got $line\"; done; echo eof")
     fd = os.open(box.cmd(n, "stdin"), os.O_WRONLY)
     try:
         os.write(fd, b"alpha\n")
@@ -437,7 +437,7 @@ def test_stdin_stays_open_until_close(box):
 
 def test_stdin_large(box):
     helpers.require(box.mount.provider, "stdin_eof", "binary_stdin")
-    n = box.spawn("sha256sum")
+    n = box.spawn("| sha256sum")
     data = bytes(range(256)) * 4096 * 2  # 2 MiB
     fd = os.open(box.cmd(n, "stdin"), os.O_WRONLY)
     try:
@@ -448,6 +448,26 @@ def test_stdin_large(box):
         os.close(fd)
     want = hashlib.sha256(data).hexdigest()
     assert cat(box.cmd(n, "stdout")).split()[0].decode() == want
+
+
+def test_stdin_is_at_its_end_unless_asked_for(box):
+    # The same rule on every provider: a command written to exec reads
+    # the end of its stdin at once (a build step that happens to read
+    # stdin does not hang), and its stdin file says why it takes nothing.
+    n = box.spawn("cat; read x || echo eof")
+    assert cat(box.cmd(n, "out")) == b"eof\n"
+    assert box.wait_cmd_done(n) == "exited 0"
+    assert write_once(box.cmd(n, "stdin"), b"late\n") == errno.EPIPE
+    assert "| COMMAND" in box.err()
+    assert read_text(box.cmd(n, "cmdline")) == "cat; read x || echo eof\n"
+    # "|" before the command line: cmd/N/stdin feeds it.
+    if helpers.unsupported(box.mount.provider, "stdin_after_start"):
+        return
+    n = box.spawn("  |  read x; echo \"got $x\"")
+    assert read_text(box.cmd(n, "cmdline")) == "read x; echo \"got $x\"\n"
+    assert write_once(box.cmd(n, "stdin"), b"fed\n") == 0
+    assert cat(box.cmd(n, "out")) == b"got fed\n"
+    assert write_once(box.p("exec"), "|\n") == errno.EINVAL
 
 
 def test_stdin_of_command_that_reads_nothing(box):

@@ -313,7 +313,7 @@ def test_kill_with_a_signal(dbox):
 
 
 def test_stdin_text(dbox):
-    write_ok(dbox.p("exec"), "read a; read b; echo \"$b $a\"")
+    write_ok(dbox.p("exec"), "| read a; read b; echo \"$b $a\"")
     write_ok(dbox.p("cmd", "1", "stdin"), "world\nhello\n")
     assert helpers.cat(dbox.p("exec"), timeout=60) == b"hello world\n"
 

@@ -330,7 +330,7 @@ def test_ten_megabytes_of_output(rbox):
 
 
 def test_stdin_text_binary_and_eof(rbox):
-    write_ok(rbox.p("exec"), "read a; read b; echo \"$b $a\"; od -An -tx1")
+    write_ok(rbox.p("exec"), "| read a; read b; echo \"$b $a\"; od -An -tx1")
     stdin = rbox.p("cmd", "1", "stdin")
     fd = os.open(stdin, os.O_WRONLY)
     os.write(fd, b"world\nhello\n")

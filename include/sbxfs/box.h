@@ -45,6 +45,10 @@ struct box {
 	size_t ahead_n;
 	unsigned ahead_rounds;
 	int ahead_busy, ahead_done;
+	/* The sizes of the status and ctl texts as last built (synth.c), if
+	 * sizes_known: a stat shows them without asking the provider. */
+	off_t status_size, ctl_size;
+	int sizes_known;
 	struct box *next; /* in the registry; guarded by its lock */
 };
 
@@ -64,12 +68,13 @@ void box_err_text(struct box *b, char *out, size_t size);
 
 /* The command list, read back from the spools at first use.  count: how
  * many commands the box has run; get: command n (1-based) as a new
- * reference, or NULL; start: run `cmdline`, and on success *out is a new
- * reference to the running command, now the box's newest (-errno on
- * failure, with the reason in the box's err). */
+ * reference, or NULL; start: run `cmdline`, its stdin fed through
+ * cmd/N/stdin if `stdin_open`, else at its end at once, and on success
+ * *out is a new reference to the running command, now the box's newest
+ * (-errno on failure, with the reason in the box's err). */
 unsigned box_cmd_count(struct box *b);
 struct cmd *box_cmd_get(struct box *b, unsigned n);
-int box_cmd_start(struct cmd **out, struct box *b, const char *cmdline);
+int box_cmd_start(struct cmd **out, struct box *b, const char *cmdline, int stdin_open);
 
 /* Forget the read-ahead state (the ahead_* fields; b->lock held, or the
  * record being freed). */

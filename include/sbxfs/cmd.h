@@ -71,6 +71,7 @@ struct cmd {
 	void *handle;	      /* the provider's, NULL once released */
 	int handle_users;     /* stdin/signal calls using handle now */
 	int handle_done;      /* sink->done came: release after last user */
+	int stdin_open;	      /* set before cmd_run: cmd/N/stdin feeds it */
 };
 
 /* The highest N spooled for the host's sandbox (by an earlier mount, or
@@ -98,6 +99,9 @@ void cmd_put(struct cmd *c);
  */
 ssize_t cmd_read(struct cmd *c, enum cmd_stream s, char *buf, size_t size, off_t off,
 		 fuse_req_t req);
+
+/* The bytes of a stream spooled so far. */
+off_t cmd_size(struct cmd *c, enum cmd_stream s);
 
 /* stdin (len 0: close it) and signals, through the provider. */
 ssize_t cmd_write_stdin(struct cmd *c, const char *data, size_t len, fuse_req_t req);

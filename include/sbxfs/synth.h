@@ -9,11 +9,17 @@
 #include "sbxfs/node.h"
 #include "sbxfs/sbxfs.h"
 
-/* How long the kernel may keep synthetic entries and attributes. */
+/* How long the kernel may keep synthetic entries and attributes (a
+ * command's output, which grows, is asked for every time). */
 #define SYNTH_TIMEOUT 1.0
 
 enum {
-	SYNTH_STREAM = 1 << 0,	 /* nonseekable, read as output arrives */
+	/* A command's output, read as it arrives: a read past what has come
+	 * waits while the command runs (cat ends with the command, tail -f
+	 * follows).  Seekable within what has come, which is the size of
+	 * cmd/N/stdout, stderr and out; exec's size is 0, and its reads
+	 * start at the offset of its first. */
+	SYNTH_STREAM = 1 << 0,
 	SYNTH_PROVIDER = 1 << 1, /* root/: the provider's, not synthetic */
 };
 
@@ -44,8 +50,12 @@ int synth_lookup(struct sbxfs *fs, const struct node *parent, const char *name,
 /* The listing of a synthetic directory (entries carry only their type). */
 int synth_list(struct sbxfs *fs, struct node *n, struct cache_dir **out);
 
-/* The attributes of a synthetic node (size 0: served with direct I/O). */
+/* The attributes of a synthetic node.  The size is what a read gives now
+ * (the status and ctl texts' as last read, or built since a ctl verb), a
+ * command's output what has come so far; reads use direct I/O. */
 void synth_attr(struct sbxfs *fs, const struct node *n, struct stat *st);
+/* How long the kernel may keep n's attributes. */
+double synth_attr_timeout(const struct node *n);
 
 /* open, read, write, release of a synthetic file; each replies to req
  * (release does not reply). */
