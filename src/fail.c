@@ -12,6 +12,7 @@ static __thread char fail_text[1024];
 static __thread const volatile int *intr_flag;
 static __thread int in_call;
 static __thread long call_stalled_ms;
+static __thread struct sbx_caller caller;
 
 /* The arguments may hold the text recorded before (a failure wrapped in
  * its context: sbx_failf("upload: %s", sbx_fail_text())): format aside,
@@ -65,4 +66,21 @@ void sbx_call_stalled(long ms)
 long sbx_call_stalled_ms(void)
 {
 	return in_call ? call_stalled_ms : -1;
+}
+
+struct sbx_caller sbx_caller(void)
+{
+	return caller;
+}
+
+void sbx_caller_set(uid_t uid, gid_t gid)
+{
+	caller.uid = uid;
+	caller.gid = gid;
+	caller.known = 1;
+}
+
+void sbx_caller_clear(void)
+{
+	caller.known = 0;
 }

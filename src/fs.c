@@ -18,6 +18,7 @@
 #include "sbxfs/log.h"
 #include "sbxfs/names.h"
 #include "sbxfs/node.h"
+#include "sbxfs/notify.h"
 #include "sbxfs/req.h"
 #include "sbxfs/sbxfs.h"
 #include "sbxfs/synth.h"
@@ -33,9 +34,14 @@ void fs_node_error(struct sbxfs *fs, struct node *n, int rc, const char *op)
 	attr_report(n->box, rc, op, path);
 }
 
-double fs_attr_timeout(struct sbxfs *fs, const struct node *n)
+double fs_attr_timeout(struct sbxfs *fs, const struct node *n, const struct stat *st)
 {
-	return is_fs(n) ? fs->attr_timeout : SYNTH_TIMEOUT;
+	/* A file with several names may be several inodes to the kernel
+	 * (a provider may know no inode numbers to tell them by): a change
+	 * through one name must show under the others at once. */
+	if (is_fs(n) && attr_several_names(st))
+		return 0;
+	return is_fs(n) ? fs->attr_timeout : synth_attr_timeout(n);
 }
 
 int fs_node_attr(struct sbxfs *fs, struct node *n, struct stat *st)
@@ -76,7 +82,7 @@ void fs_fill_entry(struct sbxfs *fs, struct fuse_entry_param *e, struct node *n,
 	e->generation = n->generation;
 	e->attr = *st;
 	e->attr.st_ino = n->ino;
-	e->attr_timeout = fs_attr_timeout(fs, n);
+	e->attr_timeout = fs_attr_timeout(fs, n, st);
 	e->entry_timeout = is_fs(n) ? fs->entry_timeout : SYNTH_TIMEOUT;
 }
 
@@ -197,7 +203,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (rc)
 		reply_err(req, rc);
 	else
-		reply_attr(req, &st, fs_attr_timeout(fs, n));
+		reply_attr(req, &st, fs_attr_timeout(fs, n, &st));
 }
 
 /* Resolve (node, path) for an operation on root/; replies on failure. */
@@ -289,7 +295,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		attr_report(n->box, rc, "setattr", path);
 		reply_err(req, rc);
 	} else {
-		reply_attr(req, &st, fs_attr_timeout(fs, n));
+		reply_attr(req, &st, fs_attr_timeout(fs, n, &st));
 	}
 }
 
@@ -393,8 +399,10 @@ static void new_name_done(fuse_req_t req, struct node *p, const char *name,
 		return;
 	}
 	cache_note(fs->cache, p->box->name, path, CACHE_ADDED, type);
-	if (reply_new_entry(req, p, name) == 0 && S_ISDIR(type))
+	/* Before the reply: the caller may make names in it at once. */
+	if (S_ISDIR(type))
 		cache_note_empty_dir(fs->cache, p->box->name, path);
+	reply_new_entry(req, p, name);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -440,6 +448,37 @@ static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
 	new_name_done(req, p, name, path, S_IFLNK, rc, "symlink");
 }
 
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		     dev_t rdev)
+{
+	struct sbxfs *fs = FS(req);
+	struct sbx_provider *pv = fs->provider;
+	char path[PATH_MAX_SBX];
+	struct node *p = fs_parent(req, parent, name, path, sizeof(path));
+	uint64_t fh;
+	struct stat st;
+	int rc;
+
+	(void)rdev;
+	if (!p)
+		return;
+	if (!S_ISFIFO(mode) && !S_ISSOCK(mode) && !S_ISREG(mode)) {
+		reply_err(req, -EPERM); /* no device files in a sandbox */
+		return;
+	}
+	sbx_fail_clear();
+	rc = pv->ops.mknod(pv, p->box->name, path, mode);
+	if (rc == -ENOTSUP && S_ISREG(mode)) {
+		rc = pv->ops.open(pv, &fh, &st, p->box->name, path,
+				  O_CREAT | O_EXCL | O_WRONLY, mode & 07777, NULL);
+		if (!rc)
+			rc = pv->ops.release(pv, fh);
+	} else if (rc == -ENOTSUP) {
+		rc = -EPERM;
+	}
+	new_name_done(req, p, name, path, mode & S_IFMT, rc, "mknod");
+}
+
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		    const char *newname)
 {
@@ -462,11 +501,18 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	}
 	sbx_fail_clear();
 	rc = fs->provider->ops.link(fs->provider, p->box->name, from, to);
-	if (rc)
+	if (rc) {
 		cache_forget(fs->cache, p->box->name, from, 0);
-	else
-		cache_note(fs->cache, p->box->name, from, CACHE_CHANGED, 0);
-	new_name_done(req, p, newname, to, 0, rc, "link");
+		new_name_done(req, p, newname, to, 0, rc, "link");
+		return;
+	}
+	cache_note(fs->cache, p->box->name, from, CACHE_CHANGED, 0);
+	/* The kernel keeps the file's attributes under its old name, where
+	 * the new name may be another inode (a provider may know no inode
+	 * numbers to tell them by): its link count must be asked again.
+	 * Attributes only, which is safe within the request. */
+	sbxfs_invalidate_attr_now(fs, n->ino);
+	new_name_done(req, p, newname, to, 0, 0, "link");
 }
 
 static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, int dir)
@@ -637,9 +683,19 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	static void one_##op params \
 	{                           \
 		req_begin(req);     \
+		caller_of(req);     \
 		op_##op args;       \
+		sbx_caller_clear(); \
 		req_end(req);       \
 	}
+
+/* Who asks, for the provider (sbx_caller()). */
+static void caller_of(fuse_req_t req)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+
+	sbx_caller_set(ctx->uid, ctx->gid);
+}
 
 ONE_REPLY(lookup, (fuse_req_t req, fuse_ino_t parent, const char *name),
 	  (req, parent, name))
@@ -655,6 +711,9 @@ ONE_REPLY(setattr,
 ONE_REPLY(readlink, (fuse_req_t req, fuse_ino_t ino), (req, ino))
 ONE_REPLY(mkdir, (fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode),
 	  (req, parent, name, mode))
+ONE_REPLY(mknod,
+	  (fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev),
+	  (req, parent, name, mode, rdev))
 ONE_REPLY(unlink, (fuse_req_t req, fuse_ino_t parent, const char *name),
 	  (req, parent, name))
 ONE_REPLY(rmdir, (fuse_req_t req, fuse_ino_t parent, const char *name),
@@ -716,6 +775,7 @@ const struct fuse_lowlevel_ops sbxfs_ops = {
 	.unlink = one_unlink,
 	.rmdir = one_rmdir,
 	.symlink = one_symlink,
+	.mknod = one_mknod,
 	.rename = one_rename,
 	.link = one_link,
 	.open = one_open,

@@ -29,7 +29,7 @@ static inline int has_cap(struct sbxfs *fs, unsigned cap)
 
 /* fs.c */
 void fs_node_error(struct sbxfs *fs, struct node *n, int rc, const char *op);
-double fs_attr_timeout(struct sbxfs *fs, const struct node *n);
+double fs_attr_timeout(struct sbxfs *fs, const struct node *n, const struct stat *st);
 int fs_node_attr(struct sbxfs *fs, struct node *n, struct stat *st);
 void fs_fill_entry(struct sbxfs *fs, struct fuse_entry_param *e, struct node *n,
 		   const struct stat *st);

@@ -117,6 +117,12 @@ void sbxfs_invalidate_inode_now(struct sbxfs *fs, fuse_ino_t ino)
 		fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
 }
 
+void sbxfs_invalidate_attr_now(struct sbxfs *fs, fuse_ino_t ino)
+{
+	if (session_live(fs))
+		fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
+}
+
 void sbxfs_invalidate_child_now(struct sbxfs *fs, struct node *parent, const char *name)
 {
 	fuse_ino_t ino = node_child_ino(fs->nodes, parent, name);

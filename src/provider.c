@@ -133,6 +133,10 @@ static int no_two(struct sbx_provider *p, const char *b, const char *x, const ch
 {
 	return -ENOTSUP;
 }
+static int no_mknod(struct sbx_provider *p, const char *b, const char *path, mode_t m)
+{
+	return -ENOTSUP;
+}
 static int no_readlink(struct sbx_provider *p, char *buf, size_t s, const char *b,
 		       const char *path)
 {
@@ -202,6 +206,7 @@ static void fill_defaults(struct sbx_provider_ops *o)
 	FILL(symlink, no_two);
 	FILL(readlink, no_readlink);
 	FILL(link, no_two);
+	FILL(mknod, no_mknod);
 	FILL(statfs, no_statfs);
 	FILL(cmd_start, no_cmd_start);
 	FILL(cmd_stdin, no_cmd_stdin);

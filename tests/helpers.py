@@ -334,6 +334,7 @@ UNSUPPORTED = {
     "daytona": {
         "symlink": "Daytona's file API follows symlinks and cannot make them",
         "stdin_eof": "Daytona's input call cannot close a command's stdin",
+        "link_counts": "Daytona's file API reports no link counts",
         "nlink": "Daytona's file API reports neither link counts nor inode "
                  "numbers",
         "binary_stdin": "Daytona's input call carries text, not bytes",
@@ -368,6 +369,7 @@ UNSUPPORTED = {
         "stdin_eof": "Vtrix writes a command's stdin before it starts and has "
                      "no call to write more or close it later",
         "binary_stdin": "Vtrix takes no stdin after the start",
+        "stdin_after_start": "Vtrix takes no stdin after the start",
         "stopped_files": "a stopped Vtrix sandbox answers no file calls",
         "nlink": "a file created through the mount has no inode number until "
                  "it is on the server, so a hard link made to it before it is "

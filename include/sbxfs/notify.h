@@ -23,6 +23,9 @@ void sbxfs_invalidate_name_now(struct sbxfs *fs, const char *box);
  * of an inode, or of the child `name` of `parent` if the kernel knows it.
  * Only from a request that is not a read, write or setattr of that inode. */
 void sbxfs_invalidate_inode_now(struct sbxfs *fs, fuse_ino_t ino);
+/* Drop the kernel's attributes of an inode, nothing else: safe from any
+ * request (no page is touched). */
+void sbxfs_invalidate_attr_now(struct sbxfs *fs, fuse_ino_t ino);
 void sbxfs_invalidate_child_now(struct sbxfs *fs, struct node *parent, const char *name);
 
 /* Start and stop the notifier; start once the session exists, stop after

@@ -402,6 +402,10 @@ struct sbx_provider_ops {
 	 * it to root/ before answering.
 	 * link: a new name `to` for `from`; only with SBX_CAP_HARDLINK (else
 	 * -EPERM from the core).
+	 * mknod: a FIFO, a socket or an empty regular file at `path`, of
+	 * `mode`'s type (never a device: the core refuses those with -EPERM).
+	 * Left NULL, a regular file is made by open and release, and other
+	 * types get -EPERM, what Linux says where there are none.
 	 * statfs: statvfs() of the file system holding `path`.
 	 * Called: for the system call of the same name below root/ (setattr
 	 * calls chmod, chown, truncate and utimens in that order and stops at
@@ -431,6 +435,8 @@ struct sbx_provider_ops {
 			const char *path);
 	int (*link)(struct sbx_provider *p, const char *box, const char *from,
 		    const char *to);
+	int (*mknod)(struct sbx_provider *p, const char *box, const char *path,
+		     mode_t mode);
 	int (*statfs)(struct sbx_provider *p, struct statvfs *out, const char *box,
 		      const char *path);
 
@@ -441,7 +447,8 @@ struct sbx_provider_ops {
 	 * Returns once the command has started (0, *handle set) or has
 	 * certainly not.  Output and the end go to `sink` as described above;
 	 * `sink` outlives the command.  The command's stdin stays open until
-	 * cmd_stdin(len 0).
+	 * cmd_stdin(len 0); the core gives a command whose stdin is not fed
+	 * a line that first takes stdin from /dev/null.
 	 * Called: for a write to NAME/exec, after the core has made the
 	 * command's spool.
 	 * Returns: 0; -EAGAIN if the sandbox is not running; -errno.  The
@@ -540,5 +547,21 @@ void sbx_intr_leave(void);
  */
 void sbx_call_stalled(long ms);
 long sbx_call_stalled_ms(void);
+
+/*
+ * Who made the request this thread serves: the calling process's uid and
+ * gid, as the kernel tells them (`known` 0 outside a request).  A slot
+ * that makes a name (open with O_CREAT, mkdir, symlink) gives it this
+ * owner where its API can set owners, as a kernel makes a new file its
+ * creator's.  The FUSE layer sets it around each request.
+ */
+struct sbx_caller {
+	uid_t uid;
+	gid_t gid;
+	int known;
+};
+struct sbx_caller sbx_caller(void);
+void sbx_caller_set(uid_t uid, gid_t gid);
+void sbx_caller_clear(void);
 
 #endif

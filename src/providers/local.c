@@ -553,6 +553,7 @@ static const struct sbx_provider_ops local_ops = {
 	.truncate = local_truncate,
 	.utimens = local_utimens,
 	.symlink = local_symlink,
+	.mknod = local_mknod,
 	.readlink = local_readlink,
 	.link = local_link,
 	.statfs = local_statfs,

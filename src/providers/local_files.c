@@ -67,6 +67,38 @@ static int open_parent(struct sbx_provider *p, const char *box, const char *path
 	return fd;
 }
 
+/*
+ * A name just made in the directory pfd for the request's caller: theirs,
+ * as a kernel makes a new file its creator's (its group the directory's
+ * if that is set-group-ID), and with exactly the mode the kernel sent,
+ * which already holds the caller's umask: the daemon's must not apply
+ * again.  fd: the new file open, or -1 for pfd/base (a symlink keeps its
+ * mode).  Only a daemon that may give files away (root) changes owners.
+ */
+static int made_for_caller(int pfd, const char *base, int fd, mode_t mode)
+{
+	struct sbx_caller c = sbx_caller();
+	struct stat dir, st;
+	gid_t gid;
+
+	if (fd >= 0 ? fstat(fd, &st) : fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW))
+		return -errno;
+	if (c.known && geteuid() == 0 && (st.st_uid != c.uid || st.st_gid != c.gid)) {
+		gid = fstat(pfd, &dir) == 0 && (dir.st_mode & S_ISGID) ? (gid_t)-1
+								       : c.gid;
+		if (fd >= 0 ? fchown(fd, c.uid, gid)
+			    : fchownat(pfd, base, c.uid, gid, AT_SYMLINK_NOFOLLOW))
+			return -errno;
+	}
+	if (S_ISLNK(st.st_mode))
+		return 0;
+	/* A directory in a set-group-ID one inherits that bit. */
+	mode = (mode & 07777) | (S_ISDIR(st.st_mode) ? st.st_mode & S_ISGID : 0);
+	if (fd >= 0 ? fchmod(fd, mode) : fchmodat(pfd, base, mode, 0))
+		return -errno;
+	return 0;
+}
+
 /* ---- file slots ---- */
 
 int local_getattr(struct sbx_provider *p, struct stat *out, const char *box,
@@ -135,14 +167,36 @@ int local_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char
 	       const char *path, int flags, mode_t mode, const struct stat *known)
 {
 	(void)known; /* the file itself is at hand */
-	int root = local_box_root(p, box), fd;
+	int root = local_box_root(p, box), fd, made = 0;
 
 	if (root < 0)
 		return root;
-	fd = open_in(root, path, (flags & ~O_NOCTTY) | O_NOFOLLOW, mode);
+	flags = (flags & ~O_NOCTTY) | O_NOFOLLOW;
+	if (flags & O_CREAT) {
+		/* Know whether this open made the file: then it is the
+		 * caller's. */
+		fd = open_in(root, path, flags | O_EXCL, mode);
+		made = fd >= 0;
+		if (fd == -EEXIST && !(flags & O_EXCL))
+			fd = open_in(root, path, flags & ~O_CREAT, 0);
+	} else {
+		fd = open_in(root, path, flags, mode);
+	}
 	close(root);
 	if (fd < 0)
 		return fd;
+	if (made) {
+		const char *base;
+		int pfd = open_parent(p, box, path, &base), rc;
+
+		rc = pfd < 0 ? pfd : made_for_caller(pfd, base, fd, mode);
+		if (pfd >= 0)
+			close(pfd);
+		if (rc) {
+			close(fd);
+			return rc;
+		}
+	}
 	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
 		int rc = S_ISDIR(st->st_mode) ? -EISDIR : -EINVAL;
 
@@ -185,6 +239,13 @@ int local_release(struct sbx_provider *p, uint64_t fh)
 	return close((int)fh) < 0 ? -errno : 0;
 }
 
+/* made_for_caller()'s result as a call's: 0, or -1 with errno. */
+static int made_errno(int rc)
+{
+	errno = -rc;
+	return rc ? -1 : 0;
+}
+
 /* Run fn on (parent descriptor, last component). */
 #define AT_PARENT(p, box, path, call)                             \
 	do {                                                      \
@@ -201,7 +262,10 @@ int local_release(struct sbx_provider *p, uint64_t fh)
 
 int local_mkdir(struct sbx_provider *p, const char *box, const char *path, mode_t mode)
 {
-	AT_PARENT(p, box, path, mkdirat(pfd, base, mode));
+	AT_PARENT(p, box, path,
+		  mkdirat(pfd, base, mode)
+			  ? -1
+			  : made_errno(made_for_caller(pfd, base, -1, mode)));
 }
 
 int local_unlink(struct sbx_provider *p, const char *box, const char *path)
@@ -237,10 +301,21 @@ int local_utimens(struct sbx_provider *p, const char *box, const char *path,
 	AT_PARENT(p, box, path, utimensat(pfd, base, ts, AT_SYMLINK_NOFOLLOW));
 }
 
+int local_mknod(struct sbx_provider *p, const char *box, const char *path, mode_t mode)
+{
+	AT_PARENT(p, box, path,
+		  mknodat(pfd, base, mode, 0)
+			  ? -1
+			  : made_errno(made_for_caller(pfd, base, -1, mode)));
+}
+
 int local_symlink(struct sbx_provider *p, const char *box, const char *target,
 		  const char *path)
 {
-	AT_PARENT(p, box, path, symlinkat(target, pfd, base));
+	AT_PARENT(p, box, path,
+		  symlinkat(target, pfd, base)
+			  ? -1
+			  : made_errno(made_for_caller(pfd, base, -1, 0)));
 }
 
 int local_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box,
