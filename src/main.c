@@ -106,7 +106,7 @@ static int option_key(void *data, const char *arg, int key, struct fuse_args *ou
 static void usage(FILE *out, const char *prog)
 {
 	fprintf(out,
-		"usage: %s [options] MOUNTPOINT\n"
+		"usage: %s [options] [PROVIDER] MOUNTPOINT\n"
 		"\n"
 		"Mount sandboxes as a file tree.\n"
 		"\n"
@@ -205,8 +205,34 @@ static char *default_state_dir(void)
 	return strdup(buf);
 }
 
+/*
+ * mount(8) and fstab lines run "sbxfs SOURCE MOUNTPOINT -o OPTIONS"
+ * (through mount.fuse3, for the type fuse.sbxfs): SOURCE names the
+ * provider.  Take it out of argv before libfuse, which takes one
+ * non-option, the mount point.  NULL if there is none.
+ */
+static char *take_source(int *argc, char **argv)
+{
+	int first = 0, n = 0;
+	char *src;
+
+	for (int i = 1; i < *argc; i++) {
+		if (!strcmp(argv[i], "-o"))
+			i++; /* its value */
+		else if (argv[i][0] != '-' && n++ == 0)
+			first = i;
+	}
+	if (n != 2)
+		return NULL;
+	src = argv[first];
+	memmove(&argv[first], &argv[first + 1], (size_t)(*argc - first) * sizeof(*argv));
+	(*argc)--;
+	return src;
+}
+
 int main(int argc, char *argv[])
 {
+	char *source = take_source(&argc, argv);
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct fuse_cmdline_opts cl = { 0 };
 	struct options o = { 0 };
@@ -276,6 +302,10 @@ int main(int argc, char *argv[])
 				o.prefetch_file_kib);
 		goto out;
 	}
+	/* SOURCE names the provider unless -o provider= does ("sbxfs": the
+	 * default). */
+	if (!o.provider && source && strcmp(source, "sbxfs"))
+		o.provider = strdup(source);
 	if (!o.provider)
 		o.provider = strdup("local");
 
