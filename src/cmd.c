@@ -274,6 +274,12 @@ static void sink_done(struct sbx_cmd_sink *sink, const struct sbx_exit *ex)
 	 * before a reader sees the end, so what it does next sees the
 	 * command's effects.  (This thread serves no FUSE request.) */
 	c->host->ops->ended(c->host);
+	if (ex->how == SBX_EXIT_FAILED) {
+		char msg[256];
+
+		snprintf(msg, sizeof(msg), "command %u failed: %s", c->n, ex->reason);
+		c->host->ops->fail(c->host, -EIO, msg);
+	}
 	finish(c, ex);
 	pthread_mutex_lock(&c->lock);
 	c->handle_done = 1;
@@ -410,7 +416,7 @@ ssize_t cmd_read(struct cmd *c, enum cmd_stream s, char *buf, size_t size, off_t
 	char path[4300];
 	ssize_t n;
 	off_t have;
-	int fd;
+	int fd, lost;
 
 	if (req)
 		fuse_req_interrupt_func(req, wake_reader, c);
@@ -432,6 +438,7 @@ ssize_t cmd_read(struct cmd *c, enum cmd_stream s, char *buf, size_t size, off_t
 	}
 	have = c->size[s];
 	fd = c->fd[s] >= 0 ? dup(c->fd[s]) : -1;
+	lost = !c->running && c->exit.how == SBX_EXIT_FAILED;
 	pthread_mutex_unlock(&c->lock);
 	if (req)
 		fuse_req_interrupt_func(req, NULL, NULL);
@@ -439,7 +446,9 @@ ssize_t cmd_read(struct cmd *c, enum cmd_stream s, char *buf, size_t size, off_t
 	if (off >= have) {
 		if (fd >= 0)
 			close(fd);
-		return 0;
+		/* Output that never came is no end of file: a reader such as
+		 * `cat exec` must not report success. */
+		return lost ? -EIO : 0;
 	}
 	if ((off_t)size > have - off)
 		size = (size_t)(have - off);

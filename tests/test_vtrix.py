@@ -399,6 +399,39 @@ def test_output_is_replayed_after_a_dropped_socket(vbox, emu):
     assert read_bytes(vbox.cmd(n, "stderr")) == b"err\n"
 
 
+def test_a_server_error_while_following_is_asked_again(vbox, emu):
+    # One failed exec_logs call (a -32000, as the server answers for any
+    # failure) loses nothing: the follower asks again.
+    emu.fault(kind="ws_error", method="exec_logs", code=-32000, count=1)
+    write_ok(vbox.p("exec"), "echo hi")
+    assert helpers.cat(vbox.p("exec")) == b"hi\n"
+    assert vbox.cmd_status(vbox.last()) == "exited 0"
+
+
+def test_a_failed_write_of_the_gate_is_tried_again(vbox, emu):
+    # The command waits at its gate until the follower writes it: a
+    # failed write is tried again at once, not left to the 30 s bound.
+    emu.fault(kind="ws_error", method="write_binary", code=-32000, count=1)
+    emu.reset_stats()
+    write_ok(vbox.p("exec"), "echo gated")
+    assert helpers.cat(vbox.p("exec")) == b"gated\n"
+    assert helpers.count(emu.stats(), "WS write_binary") == 2, emu.stats()
+
+
+def test_lost_output_never_reads_as_success(vbox, emu):
+    # A command the follower cannot follow any more: its output was lost,
+    # so a read of it ends with EIO (cat fails), and status and err say
+    # why.
+    emu.fault(kind="ws_error", method="exec_logs", code=-32000, count=100)
+    write_ok(vbox.p("exec"), "echo hi")
+    cp = helpers.run(["cat", vbox.p("exec")], check=False, timeout=120)
+    emu.clear_faults()
+    assert cp.returncode != 0 and b"Input/output error" in cp.stderr, cp
+    status = vbox.cmd_status(vbox.last())
+    assert status.startswith("failed lost"), status
+    assert "failed: lost" in vbox.err(), vbox.err()
+
+
 def test_exec_on_stopped_sandbox_is_eagain(vbox):
     vbox.stop()
     assert write_once(vbox.p("exec"), "true\n") == errno.EAGAIN

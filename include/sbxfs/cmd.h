@@ -94,8 +94,10 @@ void cmd_put(struct cmd *c);
 
 /*
  * Read up to `size` bytes of a stream at `off`.  Blocks while the command
- * runs and no byte past `off` is there; returns 0 at the end.  With a
- * FUSE request, returns -EINTR when it is interrupted.
+ * runs and no byte past `off` is there; returns 0 at the end, or -EIO
+ * there for a command that failed (lost, or cut off by an unmount): its
+ * output may be short, and a reader must not take it for all.
+ * With a FUSE request, returns -EINTR when it is interrupted.
  */
 ssize_t cmd_read(struct cmd *c, enum cmd_stream s, char *buf, size_t size, off_t off,
 		 fuse_req_t req);

@@ -10,8 +10,9 @@
  * keeps only the last 512 KiB, so the command waits at a gate (a file it
  * polls for) until exec_logs is under way: nothing it writes is lost to
  * the gap between the two calls.  The gate opens with a write_binary of
- * an empty file; past 30 s the command runs anyway.  If the socket
- * drops, or the call stays silent for long, the follower asks again and
+ * an empty file (tried three times); past 30 s the command runs anyway.
+ * If the socket drops, the call fails, or it stays silent for long, the
+ * follower asks again (a command failing 8 calls in a row is lost) and
  * skips the bytes it already passed on (the replay buffer keeps the last
  * 512 KiB; output lost beyond it is noted).  kill is the `kill` call with
  * the signal's name.
@@ -27,6 +28,7 @@
 #define FOLLOW_IDLE_MS (120 * 1000) /* ask again after this long in silence */
 #define FOLLOW_RETRIES 8	    /* failed exec_logs calls in a row: lost */
 #define CMD_ID_MAX 128
+#define GATE_TRIES 3 /* writes of a command's gate before it waits 30 s */
 
 struct vcmd {
 	struct vx *vx;
@@ -71,14 +73,24 @@ static int on_output(void *arg, const char *method, const cJSON *params)
 
 /* Let the command run: the gate file, made empty.  A failure only costs
  * the command its 30 s wait. */
-static void open_gate(struct vcmd *c)
+/* Let the command run: write its gate, an empty file (the same write
+ * again is harmless, so a failure is tried again).  0, or -errno. */
+static int open_gate(struct vcmd *c)
 {
 	struct strbuf params = STRBUF_INIT(4096);
+	int rc = strbuf_addf(&params, "{\"path\":\"%s\",\"data\":\"\"}", c->gate);
 
-	if (!strbuf_addf(&params, "{\"path\":\"%s\",\"data\":\"\"}", c->gate) &&
-	    vx_call(c->vx, NULL, c->box, "write_binary", params.buf, params.len, NULL))
+	for (int tries = 1; !rc; tries++) {
+		rc = vx_call(c->vx, NULL, c->box, "write_binary", params.buf, params.len,
+			     NULL);
+		if (!rc || tries == GATE_TRIES)
+			break;
+		rc = 0; /* once more */
+	}
+	if (rc)
 		sbx_warn("vtrix: %s: a command waits 30 s: %s", c->box, sbx_fail_text());
 	strbuf_release(&params);
+	return rc;
 }
 
 /* The command as the sandbox runs it: wait at the gate, then become the
@@ -119,10 +131,8 @@ static int follow_once(struct vcmd *c, struct sbx_exit *ex)
 	free(text);
 	if (rc)
 		return rc;
-	if (!c->gate_open) {
-		open_gate(c);
-		c->gate_open = 1;
-	}
+	if (!c->gate_open)
+		c->gate_open = open_gate(c) == 0;
 	rc = vx_wait(pd, &res);
 	if (rc == -ETIMEDOUT) {
 		cJSON_Delete(res);
@@ -177,8 +187,9 @@ static void *follower(void *arg)
 				 "the sandbox stopped under it");
 			break;
 		}
-		if (rc == -EIO || ++failures >= FOLLOW_RETRIES) {
-			/* -EIO: the server does not know the command (any more). */
+		/* A server error, or a command the server no longer knows
+		 * (the same -32000): asked again, then lost. */
+		if (++failures >= FOLLOW_RETRIES) {
 			cmdpoll_lost(&ex);
 			break;
 		}
