@@ -17,6 +17,7 @@
 #include "sbxfs/fs.h"
 #include "sbxfs/fsutil.h"
 #include "sbxfs/http.h"
+#include "sbxfs/config.h"
 #include "sbxfs/log.h"
 #include "sbxfs/node.h"
 #include "sbxfs/notify.h"
@@ -35,6 +36,7 @@ struct options {
 	char *subtree_mib;
 	char *prefetch_mib;
 	char *prefetch_file_kib;
+	char *config;
 	int debug;
 	int foreground;
 	int help;
@@ -54,10 +56,11 @@ static const struct fuse_opt option_spec[] = {
 	OPT("ca_file=%s", ca_file), OPT("attr_timeout=%s", attr_timeout),
 	OPT("subtree_entries=%s", subtree_entries), OPT("subtree_mib=%s", subtree_mib),
 	OPT("prefetch_mib=%s", prefetch_mib),
-	OPT("prefetch_file_kib=%s", prefetch_file_kib), FUSE_OPT_KEY("-h", KEY_HELP),
-	FUSE_OPT_KEY("--help", KEY_HELP), FUSE_OPT_KEY("-V", KEY_VERSION),
-	FUSE_OPT_KEY("--version", KEY_VERSION), FUSE_OPT_KEY("-d", KEY_DEBUG),
-	FUSE_OPT_KEY("debug", KEY_DEBUG), FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+	OPT("prefetch_file_kib=%s", prefetch_file_kib), OPT("config=%s", config),
+	FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION), FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("-d", KEY_DEBUG), FUSE_OPT_KEY("debug", KEY_DEBUG),
+	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
 	/* Passed to the provider, which
 	   checks them. */
 	FUSE_OPT_KEY("api_url=", KEY_PROVIDER_OPT),
@@ -123,6 +126,8 @@ static void usage(FILE *out, const char *prog)
 		"                           fuse:cmd:provider:cache:http:ws, or all\n"
 		"    -o log=FILE            log here (default: stderr in the foreground,\n"
 		"                           STATE_DIR/sbxfs.log otherwise)\n"
+		"    -o config=FILE         defaults and credentials (default:\n"
+		"                           $XDG_CONFIG_HOME/sbxfs/config, if there)\n"
 		"    -o attr_timeout=SECONDS  trust attributes, names and listings below\n"
 		"                           root/ this long (default: the provider's;\n"
 		"                           local 5, remote 10; 0 asks every time)\n"
@@ -189,6 +194,90 @@ static int fail_usage(const char *prog, const char *why, const char *arg)
 		arg ? "\"" : "");
 	usage(stderr, prog);
 	return 2;
+}
+
+/* ---- the config file (config.h) ---- */
+
+/* The option of `key` in option_spec: a field of struct options (*field
+ * set), or a provider's option (*field NULL); -1 if it has none. */
+static int option_of(const char *key, size_t *offset, int *provider_opt)
+{
+	size_t n = strlen(key);
+
+	for (const struct fuse_opt *op = option_spec; op->templ; op++) {
+		if (strncmp(op->templ, key, n) || op->templ[n] != '=')
+			continue;
+		*provider_opt = op->value == KEY_PROVIDER_OPT &&
+				op->offset == (unsigned long)-1U; /* FUSE_OPT_KEY */
+		*offset = op->offset;
+		return 0;
+	}
+	return -1;
+}
+
+static int config_key(const char *key)
+{
+	size_t offset;
+	int popt;
+
+	return strcmp(key, "config") && option_of(key, &offset, &popt) == 0;
+}
+
+/*
+ * Fill what the command line left unset from the config file (-o config=,
+ * else $XDG_CONFIG_HOME/sbxfs/config or ~/.config/sbxfs/config, which may
+ * be missing): the provider first, then the options of the part before
+ * any section and of the provider's section.  0, or -errno with why.
+ */
+static int apply_config(struct options *o, char *why, size_t size)
+{
+	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+	char path[4096] = "";
+	struct config c;
+	int rc;
+
+	if (o->config)
+		snprintf(path, sizeof(path), "%s", o->config);
+	else if (xdg && xdg[0] == '/')
+		snprintf(path, sizeof(path), "%s/sbxfs/config", xdg);
+	else if (home && home[0] == '/')
+		snprintf(path, sizeof(path), "%s/.config/sbxfs/config", home);
+	else
+		return 0;
+	rc = config_load(&c, path, config_key, why, size);
+	if (rc == -ENOENT && !o->config)
+		return 0;
+	if (rc == -ENOENT)
+		snprintf(why, size, "%s: no such config file", path);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < c.n && !o->provider; i++)
+		if (!strcmp(c.v[i].key, "provider"))
+			o->provider = strdup(c.v[i].value);
+	if (!o->provider)
+		o->provider = strdup("local");
+	for (size_t i = 0; i < c.n && !rc; i++) {
+		const struct config_entry *e = &c.v[i];
+		size_t offset;
+		int popt;
+		char **field;
+
+		if ((e->section && strcmp(e->section, o->provider)) ||
+		    option_of(e->key, &offset, &popt))
+			continue;
+		if (popt) {
+			if (!sbx_kv_get(&o->popts, e->key))
+				rc = sbx_kv_add(&o->popts, e->key, e->value);
+			continue;
+		}
+		field = (char **)((char *)o + offset);
+		if (!*field && !(*field = strdup(e->value)))
+			rc = -ENOMEM;
+	}
+	config_free(&c);
+	if (rc)
+		snprintf(why, size, "%s: %s", path, strerror(-rc));
+	return rc;
 }
 
 static char *default_state_dir(void)
@@ -271,6 +360,20 @@ int main(int argc, char *argv[])
 		rc = fail_usage(prog, "no mountpoint given", NULL);
 		goto out;
 	}
+	/* The provider: -o provider=, else SOURCE ("sbxfs": the default),
+	 * else the config file's, else local; then the config file fills
+	 * what the command line left unset. */
+	if (!o.provider && source && strcmp(source, "sbxfs"))
+		o.provider = strdup(source);
+	{
+		char why[1024];
+
+		if (apply_config(&o, why, sizeof(why))) {
+			fprintf(stderr, "%s: %s\n", prog, why);
+			rc = 2;
+			goto out;
+		}
+	}
 	if (o.trace && sbx_log_set_trace(o.trace)) {
 		rc = fail_usage(prog, "unknown trace component in", o.trace);
 		goto out;
@@ -302,10 +405,6 @@ int main(int argc, char *argv[])
 				o.prefetch_file_kib);
 		goto out;
 	}
-	/* SOURCE names the provider unless -o provider= does ("sbxfs": the
-	 * default). */
-	if (!o.provider && source && strcmp(source, "sbxfs"))
-		o.provider = strdup(source);
 	if (!o.provider)
 		o.provider = strdup("local");
 
@@ -462,6 +561,7 @@ out:
 	free(o.state_dir);
 	free(o.image);
 	free(o.trace);
+	free(o.config);
 	free(o.log);
 	free(o.ca_file);
 	free(o.attr_timeout);

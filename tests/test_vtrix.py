@@ -128,6 +128,31 @@ def test_options_override_the_environment(tmp_path, vmount):
     assert Emulator.TOKEN.encode() not in log.split(b"\n", 1)[1]
 
 
+def test_the_config_file_beats_the_environment(tmp_path, vmount):
+    # Credentials in the config file's [vtrix] section, a wrong token in
+    # the environment: the file wins (and the command line would beat it).
+    e = vmount.emulator
+    cfg = tmp_path / "xdg" / "sbxfs"
+    cfg.mkdir(parents=True)
+    (cfg / "config").write_text("[vtrix]\ntoken = %s\nuser_id = %s\n"
+                                % (Emulator.TOKEN, Emulator.USER))
+    os.chmod(cfg / "config", 0o600)
+    env = dict(env_without_vtrix(), XDG_CONFIG_HOME=str(tmp_path / "xdg"),
+               VTRIX_URL=e.url(), VTRIX_TOKEN="wrong", VTRIX_PROJECT_ID=Emulator.PROJECT)
+    mnt = tmp_path / "mnt"
+    m = helpers.Mount(mnt, tmp_path / "state", tmp_path / "log", "vtrix", [])
+    m.emulator = e
+    with open(m.log_path, "ab") as log:
+        m.proc = subprocess.Popen(m.argv(), stdin=subprocess.DEVNULL,
+                                  stdout=log, stderr=log, env=env,
+                                  start_new_session=True)
+    try:
+        wait_for(lambda: os.path.ismount(str(mnt)), 30, what="the mount")
+        assert helpers.parse_kv(m.ctl_info())["user_id"] == Emulator.USER
+    finally:
+        assert m.stop() == 0, m.log_tail()
+
+
 def test_r4_gateway(tmp_path, vmount):
     # A gateway that does not know R2's list route: sbxfs speaks R4's
     # /api/v1/sandboxes (create and list both POST there).

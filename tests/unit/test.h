@@ -33,5 +33,6 @@ void test_boxtable(void);
 void test_tar(void);
 void test_docker(void);
 void test_tree(void);
+void test_config(void);
 
 #endif

@@ -22,6 +22,7 @@ int main(void)
 	test_tar();
 	test_docker();
 	test_tree();
+	test_config();
 	if (test_failures)
 		fprintf(stderr, "%d checks failed\n", test_failures);
 	return test_failures ? 1 : 0;
