@@ -17,6 +17,7 @@
 #include "sbxfs/fs.h"
 #include "sbxfs/fsutil.h"
 #include "sbxfs/http.h"
+#include "sbxfs/check.h"
 #include "sbxfs/config.h"
 #include "sbxfs/log.h"
 #include "sbxfs/node.h"
@@ -37,6 +38,7 @@ struct options {
 	char *prefetch_mib;
 	char *prefetch_file_kib;
 	char *config;
+	int check;
 	int debug;
 	int foreground;
 	int help;
@@ -44,7 +46,7 @@ struct options {
 	struct sbx_kvlist popts; /* options for the provider */
 };
 
-enum { KEY_HELP, KEY_VERSION, KEY_DEBUG, KEY_FOREGROUND, KEY_PROVIDER_OPT };
+enum { KEY_HELP, KEY_VERSION, KEY_DEBUG, KEY_FOREGROUND, KEY_PROVIDER_OPT, KEY_CHECK };
 
 #define OPT(t, p)                                 \
 	{                                         \
@@ -58,9 +60,9 @@ static const struct fuse_opt option_spec[] = {
 	OPT("prefetch_mib=%s", prefetch_mib),
 	OPT("prefetch_file_kib=%s", prefetch_file_kib), OPT("config=%s", config),
 	FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
-	FUSE_OPT_KEY("-V", KEY_VERSION), FUSE_OPT_KEY("--version", KEY_VERSION),
-	FUSE_OPT_KEY("-d", KEY_DEBUG), FUSE_OPT_KEY("debug", KEY_DEBUG),
-	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+	FUSE_OPT_KEY("--check", KEY_CHECK), FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION), FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_KEY("debug", KEY_DEBUG), FUSE_OPT_KEY("-f", KEY_FOREGROUND),
 	/* Passed to the provider, which
 	   checks them. */
 	FUSE_OPT_KEY("api_url=", KEY_PROVIDER_OPT),
@@ -87,6 +89,9 @@ static int option_key(void *data, const char *arg, int key, struct fuse_args *ou
 		return 0;
 	case KEY_VERSION:
 		o->version = 1;
+		return 0;
+	case KEY_CHECK:
+		o->check = 1;
 		return 0;
 	case KEY_DEBUG:
 		o->debug = 1;
@@ -126,6 +131,7 @@ static void usage(FILE *out, const char *prog)
 		"                           fuse:cmd:provider:cache:http:ws, or all\n"
 		"    -o log=FILE            log here (default: stderr in the foreground,\n"
 		"                           STATE_DIR/sbxfs.log otherwise)\n"
+		"    --check                tell what is missing to mount, with fixes\n"
 		"    -o config=FILE         defaults and credentials (default:\n"
 		"                           $XDG_CONFIG_HOME/sbxfs/config, if there)\n"
 		"    -o attr_timeout=SECONDS  trust attributes, names and listings below\n"
@@ -280,6 +286,70 @@ static int apply_config(struct options *o, char *why, size_t size)
 	return rc;
 }
 
+/* What the provider's init takes: the state directory, the image, and
+ * its own options. */
+static void provider_options(struct sbx_kvlist *popts, const struct options *o,
+			     const char *state)
+{
+	sbx_kv_add(popts, "state_dir", state);
+	if (o->image)
+		sbx_kv_add(popts, "image", o->image);
+	for (size_t i = 0; i < o->popts.n; i++)
+		sbx_kv_add(popts, o->popts.v[i].key, o->popts.v[i].value);
+}
+
+static int count_box(void *ctx, const char *name)
+{
+	(*(size_t *)ctx)++;
+	return 0;
+}
+
+/*
+ * sbxfs --check (check.h): the host, then the provider: its options and
+ * credentials (its init), and reaching its service (its list of
+ * sandboxes).  0 if all is well, else 1.
+ */
+static int check(const struct options *o, const char *state)
+{
+	struct check c = { stdout, 0 };
+	struct sbx_kvlist popts = { 0 };
+	struct sbx_provider *p;
+	size_t n = 0;
+	int rc;
+
+	check_host(&c, o->provider);
+	if (!(p = sbx_provider_new(o->provider))) {
+		check_report(&c, 0, "provider", "%s", sbx_fail_text());
+		return 1;
+	}
+	provider_options(&popts, o, state);
+	sbx_fail_clear();
+	rc = p->ops.init(p, &popts);
+	if (rc) {
+		check_report(&c, 0, o->provider,
+			     "%s: docs/providers.md says what it needs (-o options, the "
+			     "config file, or the environment)",
+			     sbx_fail_text()[0] ? sbx_fail_text() : strerror(-rc));
+	} else {
+		check_report(&c, 1, o->provider, "options and credentials");
+		sbx_fail_clear();
+		rc = p->ops.list(p, count_box, &n);
+		if (rc)
+			check_report(&c, 0, "reaching the service",
+				     "%s: check the address, the network and the "
+				     "credentials",
+				     sbx_fail_text()[0] ? sbx_fail_text()
+							: strerror(-rc));
+		else
+			check_report(&c, 1, "reaching the service", "%zu sandboxes", n);
+		p->ops.destroy(p);
+	}
+	sbx_provider_free(p);
+	sbx_kv_free(&popts);
+	fflush(stdout);
+	return c.failed ? 1 : 0;
+}
+
 static char *default_state_dir(void)
 {
 	const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
@@ -356,7 +426,7 @@ int main(int argc, char *argv[])
 		rc = fail_usage(prog, "bad options", NULL);
 		goto out;
 	}
-	if (!cl.mountpoint) {
+	if (!cl.mountpoint && !o.check) {
 		rc = fail_usage(prog, "no mountpoint given", NULL);
 		goto out;
 	}
@@ -448,16 +518,16 @@ int main(int argc, char *argv[])
 		http_set_ca_file(o.ca_file);
 	}
 
+	if (o.check) {
+		rc = check(&o, state);
+		goto out;
+	}
 	fs.provider = sbx_provider_new(o.provider);
 	if (!fs.provider) {
 		rc = fail_usage(prog, sbx_fail_text(), NULL);
 		goto out;
 	}
-	sbx_kv_add(&popts, "state_dir", state);
-	if (o.image)
-		sbx_kv_add(&popts, "image", o.image);
-	for (size_t i = 0; i < o.popts.n; i++)
-		sbx_kv_add(&popts, o.popts.v[i].key, o.popts.v[i].value);
+	provider_options(&popts, &o, state);
 	rc = fs.provider->ops.init(fs.provider, &popts);
 	if (rc) {
 		fprintf(stderr, "%s: provider %s: %s\n", prog, o.provider,

@@ -72,3 +72,36 @@ def test_a_credential_others_can_read_is_refused(tmp_path):
     assert "api_key, line 2" in err and "0644" in err and "chmod 600" in err, err
     assert "dtn_secret" not in err
     ctl_of(*sbxfs(tmp_path, "[daytona]\napi_key = dtn_secret\n", mode=0o600))
+
+
+def check(tmp_path, *args, env=None):
+    cp = subprocess.run([helpers.sbxfs_binary(), "--check", "-o",
+                         "state_dir=%s" % (tmp_path / "state")] + list(args),
+                        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                        timeout=120)
+    return cp.returncode, cp.stdout.decode()
+
+
+def test_check_tells_what_is_missing(tmp_path):
+    # All there: every line is ok, and sbxfs --check says so by its status.
+    rc, out = check(tmp_path)
+    assert rc == 0, out
+    for what in ("FUSE", "fusermount3", "bubblewrap", "user namespaces",
+                 "reaching the service"):
+        assert "ok   %s:" % what in out, out
+    # No bubblewrap on PATH: the line says how to get it.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    os.symlink(helpers.run(["sh", "-c", "command -v fusermount3"]).stdout.decode().strip(),
+               bin_dir / "fusermount3")
+    rc, out = check(tmp_path, env=dict(os.environ, PATH=str(bin_dir)))
+    assert rc == 1 and "FAIL bubblewrap:" in out and "apt-get install bubblewrap" in out, out
+    # A remote provider without credentials, then one that cannot be
+    # reached: each says what to fix, and no secret shows.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAYTONA")}
+    rc, out = check(tmp_path, "-o", "provider=daytona", env=env)
+    assert rc == 1 and "FAIL daytona:" in out and "DAYTONA_API_KEY" in out, out
+    rc, out = check(tmp_path, "-o", "provider=daytona", "-o", "api_key=dtn_hidden",
+                    "-o", "api_url=http://127.0.0.1:9/api", "-o", "timeout=2", env=env)
+    assert rc == 1 and "ok   daytona:" in out and "FAIL reaching the service:" in out, out
+    assert "dtn_hidden" not in out
