@@ -155,7 +155,7 @@ int config_load(struct config *c, const char *path, int (*known)(const char *key
 			"%s holds a credential (%s, line %u) but other users can read or "
 			"write it (mode %04o): chmod 600 it",
 			path, secret, secret_line, (unsigned)(st.st_mode & 07777));
-		rc = -EACCES;
+		rc = -EPERM;
 	}
 	fclose(f);
 	if (rc)

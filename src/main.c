@@ -251,7 +251,8 @@ static int apply_config(struct options *o, char *why, size_t size)
 	else
 		return 0;
 	rc = config_load(&c, path, config_key, why, size);
-	if (rc == -ENOENT && !o->config)
+	/* The default place may be out of reach (HOME is another user's). */
+	if ((rc == -ENOENT || rc == -ENOTDIR || rc == -EACCES) && !o->config)
 		return 0;
 	if (rc == -ENOENT)
 		snprintf(why, size, "%s: no such config file", path);

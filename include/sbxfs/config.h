@@ -34,10 +34,11 @@ struct config {
 /*
  * Read the config file at `path`.  known(key) tells the keys sbxfs takes.
  * Returns 0; -ENOENT if there is no such file; or -errno with a one-line
- * reason in why ("PATH:LINE: ..." for a line that is not one): a line
- * that is no "key = value", "[section]" or comment, an unknown key, or a
- * file that other users may read (or write) while it holds a credential
- * (a key that config_secret() names).
+ * reason in why ("PATH:LINE: ..." for a line that is not one): -EINVAL
+ * for a line that is no "key = value", "[section]" or comment, or an
+ * unknown key; -EPERM for a file that other users may read (or write)
+ * while it holds a credential (a key that config_secret() names); what
+ * opening it gave otherwise.
  */
 int config_load(struct config *c, const char *path, int (*known)(const char *key),
 		char *why, size_t size);
