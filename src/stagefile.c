@@ -276,10 +276,14 @@ ssize_t stagefile_read(struct sbx_provider *p, uint64_t fh, char *buf, size_t si
 static int fetch_lazy(struct handle *h)
 {
 	char *box = NULL, *path = NULL;
+	mode_t mode = h->f->mode;
 	int rc = stage_where(h->f, &box, &path);
 
 	if (!rc)
 		rc = fetch(h->sf, h->f, box, path, &h->remote);
+	/* The mode is what open saw or a chmod made since (the kernel's
+	 * that clears set-user-ID before this write), not the open's. */
+	h->f->mode = mode;
 	free(box);
 	free(path);
 	return rc;
@@ -409,6 +413,18 @@ int stagefile_release(struct sbx_provider *p, uint64_t fh)
 	stage_close(h->f);
 	free(h);
 	return rc;
+}
+
+void stagefile_chmod(struct stagefile *sf, const char *box, const char *path, mode_t mode)
+{
+	struct staged *f = stage_lookup(sf->stage, box, path);
+
+	if (!f)
+		return;
+	pthread_mutex_lock(&f->lock);
+	f->mode = (f->mode & S_IFMT) | (mode & 07777);
+	pthread_mutex_unlock(&f->lock);
+	stage_unref(f);
 }
 
 int stagefile_flush_pending(struct stagefile *sf, const char *box, const char *path)

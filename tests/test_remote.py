@@ -669,3 +669,49 @@ def test_grep_of_a_tree_costs_a_few_requests(rbox, emu, expect):
     assert read_bytes(rbox.r("tmp", "h", "d", "f3")) == b"h3"
     assert count(emu.stats(), expect["download"]) == 1, emu.stats()
     assert emu.stats()["total"] <= 2, emu.stats()
+
+
+# ------------------------------------------------------------ another user
+
+@pytest.fixture(scope="module")
+def shared_mount(rmount, tmp_path_factory):
+    """The provider mounted allow_other,default_permissions, reachable by
+    another user."""
+    if os.getuid() != 0:
+        pytest.skip("needs root to act as another user")
+    provider = rmount.provider
+    for m in conftest.own_mount(tmp_path_factory, provider,
+                                ["allow_other", "default_permissions"],
+                                hint="shared-" + provider.replace("@", "-")):
+        d = os.path.dirname(m.path)
+        while d != "/":
+            st = os.stat(d)
+            if not st.st_mode & 0o001:
+                os.chmod(d, (st.st_mode & 0o7777) | 0o011)
+            d = os.path.dirname(d)
+        yield m
+
+
+def test_a_write_by_another_user_clears_set_user_id(rmount, shared_mount):
+    # As on a native file system: the kernel clears set-user-ID when a
+    # user who is not root writes, through a chmod that must reach the
+    # open staged copy too, or the upload and its stat bring it back.
+    box = helpers.new_box(shared_mount, "suid")
+    try:
+        f = box.r("tmp", "suid")
+        put(f, "x")
+        os.chmod(f, 0o4777)
+        code = ("import os, sys\n"
+                "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)\n"
+                "os.write(fd, b'y')\n"
+                "print(oct(os.fstat(fd).st_mode & 0o7777))\n"
+                "os.close(fd)\n")
+        cp = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534",
+                             "--clear-groups", "--", "/usr/bin/python3", "-c", code, f],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        assert cp.returncode == 0, cp.stderr
+        assert cp.stdout.strip() == b"0o777", cp.stdout
+        assert oct(os.stat(f).st_mode & 0o7777) == "0o777"
+        assert read_bytes(f) == b"xy"
+    finally:
+        helpers.remove_box(box)

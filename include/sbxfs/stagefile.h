@@ -155,6 +155,11 @@ int stagefile_release(struct sbx_provider *p, uint64_t fh);
 int stagefile_offer(struct stagefile *sf, const char *box, const char *path,
 		    const struct stat *remote, const char *data, size_t len);
 
+/* After a chmod of box:path on the server: an open copy reports the new
+ * mode and keeps it on upload (the kernel's chmod that clears set-user-ID
+ * after a write by another user included). */
+void stagefile_chmod(struct stagefile *sf, const char *box, const char *path, mode_t mode);
+
 /*
  * Metadata calls (chmod, rename, link, ...) need the file on the server.
  * A file created and still open exists only as its copy until close:

@@ -298,7 +298,11 @@ int dt_chmod(struct sbx_provider *p, const char *box, const char *path, mode_t m
 {
 	int rc = stagefile_flush_pending(&DT(p)->r.files, box, path);
 
-	return rc ? rc : set_mode(DT(p), box, path, mode);
+	if (!rc)
+		rc = set_mode(DT(p), box, path, mode);
+	if (!rc)
+		stagefile_chmod(&DT(p)->r.files, box, path, mode);
+	return rc;
 }
 
 int dt_chown(struct sbx_provider *p, const char *box, const char *path, uid_t uid,

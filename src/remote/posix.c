@@ -335,18 +335,12 @@ int remote_set_mode(struct remote *r, const char *box, const char *path, mode_t 
 int remote_chmod(struct sbx_provider *p, const char *box, const char *path, mode_t mode)
 {
 	struct remote *r = REMOTE(p);
-	struct staged *f;
 	int rc = stagefile_flush_pending(&r->files, box, path);
 
 	if (!rc)
 		rc = remote_set_mode(r, box, path, mode);
-	/* An open copy reports the new mode and keeps it on upload. */
-	if (!rc && (f = stage_lookup(r->stage, box, path))) {
-		pthread_mutex_lock(&f->lock);
-		f->mode = (f->mode & S_IFMT) | (mode & 07777);
-		pthread_mutex_unlock(&f->lock);
-		stage_unref(f);
-	}
+	if (!rc)
+		stagefile_chmod(&r->files, box, path, mode);
 	return rc;
 }
 
