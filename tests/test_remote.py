@@ -455,7 +455,7 @@ def test_secret_never_reaches_log_status_or_err(rmount, rbox, emu, expect):
 
 # ------------------------------------------------------------ errors
 
-def test_errors_map_to_errno(rbox, emu, expect):
+def test_errors_map_to_errno(rmount, rbox, emu, expect):
     # status read once: its size is known, so that a stat of it asks
     # nothing and the faults meet the read.
     read_text(rbox.p("status"))
@@ -475,6 +475,12 @@ def test_errors_map_to_errno(rbox, emu, expect):
             assert got == files[name]
         for t in texts:
             assert t in rbox.err(), (faults, t)
+        # One reason, said once: no provider name doubled, no URL cut
+        # short ("daytona: daytona: lbox/...").
+        name = rmount.provider.split("@")[0]
+        text = rbox.err()
+        assert "%s: %s:" % (name, name) not in text, text
+        assert "lbox/" not in text, text
     assert read_bytes(rbox.r("tmp", "e")) == b"x"
     assert read_bytes(rbox.r("tmp", "s")) == b"y"
     # A rename onto an existing name replaces it: both names consistent.
