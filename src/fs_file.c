@@ -61,8 +61,10 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		__atomic_add_fetch(&n->opens, 1, __ATOMIC_ACQ_REL);
 	}
 	/* Nothing to flush for a reader, or ever for some providers: spare
-	 * close(2) a round trip. */
-	fi->noflush = (flags & O_ACCMODE) == O_RDONLY ||
+	 * close(2) a round trip.  A file created read-only is still made on
+	 * the server at close, not at the release the kernel does not wait
+	 * for (a command run next must find it). */
+	fi->noflush = ((flags & O_ACCMODE) == O_RDONLY && !parent) ||
 		      (fs->provider->desc->caps & SBX_CAP_NO_FLUSH);
 	/* Pages stay cached across opens; the kernel drops them when the
 	 * attributes show another size or mtime, and we after commands. */
