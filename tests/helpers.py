@@ -754,6 +754,19 @@ def emulator_for(provider, state_dir):
     return emu
 
 
+def make_certificate(d):
+    """A self-signed certificate for 127.0.0.1 in directory d: (cert, key)
+    paths (openssl)."""
+    cert, key = str(d / "cert.pem"), str(d / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-keyout", key, "-out", cert, "-days", "2",
+                    "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                   timeout=60)
+    return cert, key
+
+
 def start_emulator(provider, state_dir, *flags):
     """Start an emulator with extra flags for mounts on state_dir."""
     key = (provider, os.path.realpath(state_dir))

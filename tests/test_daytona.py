@@ -73,18 +73,6 @@ def test_missing_key_is_a_one_line_error(tmp_path):
     assert not helpers.is_mounted(str(mnt))
 
 
-def make_certificate(d):
-    """A self-signed certificate for 127.0.0.1: (cert, key) paths."""
-    cert, key = str(d / "cert.pem"), str(d / "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                    "-keyout", key, "-out", cert, "-days", "2",
-                    "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                   timeout=60)
-    return cert, key
-
-
 def test_https_and_wss_with_a_private_ca(tmp_path):
     # The service behind TLS, as the real one is: the certificate is
     # checked (a mount that does not trust it fails, saying why), and with
@@ -92,7 +80,7 @@ def test_https_and_wss_with_a_private_ca(tmp_path):
     require_sandboxes("daytona")
     if not shutil.which("openssl"):
         pytest.skip("openssl is needed to make a certificate")
-    cert, key = make_certificate(tmp_path)
+    cert, key = helpers.make_certificate(tmp_path)
     state = tmp_path / "state"
     emu = helpers.start_emulator("daytona", state, "--tls-cert", cert,
                                  "--tls-key", key)

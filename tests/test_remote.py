@@ -18,6 +18,7 @@ mount of its own with -o timeout=5.
 import errno
 import os
 import signal
+import shutil
 import subprocess
 import time
 
@@ -721,3 +722,50 @@ def test_a_write_by_another_user_clears_set_user_id(rmount, shared_mount):
         assert read_bytes(f) == b"xy"
     finally:
         helpers.remove_box(box)
+
+
+# ------------------------------------------------------------ TLS
+
+def test_tls_with_a_private_ca(rmount, tmp_path):
+    # The service behind HTTPS and WSS, as real ones are: a certificate
+    # that is not trusted fails, saying why; with -o ca_file the files,
+    # the commands and the WebSockets work.
+    if rmount.emulator.engine:
+        pytest.skip("the engine is a Unix socket here")
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is needed to make a certificate")
+    cert, key = helpers.make_certificate(tmp_path)
+    state = tmp_path / "state"
+    emu = helpers.start_emulator(rmount.provider, state, "--tls-cert", cert,
+                                 "--tls-key", key)
+    assert emu.url().startswith("https://")
+    m = helpers.Mount(tmp_path / "mnt", state, tmp_path / "sbxfs.log",
+                      rmount.provider, ["ca_file=" + cert, "timeout=10"])
+    conftest.ALL_MOUNTS.append(m)
+    m.start()
+    try:
+        b = helpers.new_box(m, "tls", start=True)
+        put(b.r("tmp", "f"), "over https\n")
+        assert read_text(b.r("tmp", "f")) == "over https\n"
+        write_ok(b.p("exec"), "echo one; echo two >&2")
+        assert sorted(helpers.cat(b.p("exec"), timeout=60).split()) == [b"one", b"two"]
+        helpers.remove_box(b)
+    finally:
+        assert m.stop() == 0, m.log_tail()
+    # Without the CA the certificate is refused, at the mount or at the
+    # first call, and the log says so.
+    m = helpers.Mount(tmp_path / "mnt", state, tmp_path / "sbxfs2.log",
+                      rmount.provider, ["timeout=5"])
+    conftest.ALL_MOUNTS.append(m)
+    try:
+        m.start()
+    except AssertionError:
+        pass
+    else:
+        try:
+            with pytest.raises(OSError):
+                os.listdir(helpers.new_box(m, "untrusted", start=True).r("tmp"))
+        except AssertionError:
+            pass
+        m.stop()
+    assert "certificate" in open(tmp_path / "sbxfs2.log").read()

@@ -19,6 +19,7 @@ the namespace's init, and with it every process of the sandbox.
 """
 
 import argparse
+import ssl
 import asyncio
 import errno
 import json
@@ -417,7 +418,22 @@ def argument_parser(doc, root_help, *credentials):
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--delay", type=float, default=0.2,
                     help="seconds per lifecycle step (default 0.2)")
+    ap.add_argument("--tls-cert", help="serve HTTPS and WSS with this "
+                    "certificate (PEM), and --tls-key")
+    ap.add_argument("--tls-key", help="the certificate's private key (PEM)")
     return ap
+
+
+def tls_context(ap, args):
+    """The TLS context of --tls-cert and --tls-key, or None for plain
+    HTTP; an argument error if only one is given."""
+    if bool(args.tls_cert) != bool(args.tls_key):
+        ap.error("--tls-cert and --tls-key go together")
+    if not args.tls_cert:
+        return None
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(args.tls_cert, args.tls_key)
+    return tls
 
 
 async def serve(app, port, started, shutdown, ssl_context=None):

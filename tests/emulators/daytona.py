@@ -129,7 +129,6 @@ import pty
 import re
 import shutil
 import signal
-import ssl
 import stat
 import struct
 import tempfile
@@ -2210,15 +2209,11 @@ def build_app(emu):
 
 async def amain(args):
     emu = Emulator(args)
-    tls = None
-    if args.tls_cert:
-        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        tls.load_cert_chain(args.tls_cert, args.tls_key)
 
     def started(port):
         emu.port = port
         return "daytona emulator on %s (root %s)" % (emu.base_url, emu.root)
-    await common.serve(build_app(emu), args.port, started, emu.shutdown, tls)
+    await common.serve(build_app(emu), args.port, started, emu.shutdown, args.tls)
 
 
 def main():
@@ -2230,12 +2225,8 @@ def main():
                     help="GET /api/sandbox answers a bare array (pre-v0.180)")
     ap.add_argument("--no-proxy-url-field", action="store_true",
                     help="omit toolboxProxyUrl from Sandbox JSON (pre-v0.148)")
-    ap.add_argument("--tls-cert", help="serve HTTPS and WSS with this "
-                    "certificate (PEM), and --tls-key")
-    ap.add_argument("--tls-key", help="the certificate's private key (PEM)")
     args = ap.parse_args()
-    if bool(args.tls_cert) != bool(args.tls_key):
-        ap.error("--tls-cert and --tls-key go together")
+    args.tls = common.tls_context(ap, args)
     common.run(amain, args)
 
 

@@ -2789,9 +2789,9 @@ async def amain(args):
 
     def started(port):
         emu.port = port
-        return "rexec emulator (%s mode) on http://127.0.0.1:%d (root %s)" % (
-            emu.mode, port, emu.root)
-    await common.serve(build_app(emu), args.port, started, emu.shutdown)
+        return "rexec emulator (%s mode) on %s://127.0.0.1:%d (root %s)" % (
+            emu.mode, "https" if args.tls else "http", port, emu.root)
+    await common.serve(build_app(emu), args.port, started, emu.shutdown, args.tls)
 
 
 def main():
@@ -2806,7 +2806,9 @@ def main():
                     help="unknown routes: text 404 instead of JSON")
     ap.add_argument("--ws-ping", type=float, default=15.0)
     ap.add_argument("--ws-stats", type=float, default=1.0)
-    common.run(amain, ap.parse_args(), "containers")
+    args = ap.parse_args()
+    args.tls = common.tls_context(ap, args)
+    common.run(amain, args, "containers")
 
 
 if __name__ == "__main__":

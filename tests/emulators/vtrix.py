@@ -1737,8 +1737,9 @@ async def amain(args):
 
     def started(port):
         emu.reaper = asyncio.create_task(emu.reap())
-        return "vtrix emulator on http://127.0.0.1:%d (root %s)" % (port, emu.root)
-    await common.serve(build_app(emu), args.port, started, emu.shutdown)
+        return "vtrix emulator on %s://127.0.0.1:%d (root %s)" % (
+            "https" if args.tls else "http", port, emu.root)
+    await common.serve(build_app(emu), args.port, started, emu.shutdown, args.tls)
 
 
 def main():
@@ -1746,7 +1747,9 @@ def main():
         __doc__, "directory holding sandboxes",
         ("--token", "the bearer token to accept"),
         ("--project", "the X-Project-ID to accept"))
-    common.run(amain, ap.parse_args())
+    args = ap.parse_args()
+    args.tls = common.tls_context(ap, args)
+    common.run(amain, args)
 
 
 if __name__ == "__main__":
