@@ -105,25 +105,32 @@ def test_root_ctl_describes_without_secrets(vmount):
     assert Emulator.TOKEN not in vmount.ctl_info()
 
 
-def test_options_override_the_environment(tmp_path, vmount):
-    # -o token= and friends instead of the environment.
-    e = vmount.emulator
-    mnt = tmp_path / "mnt"
-    m = helpers.Mount(mnt, tmp_path / "state", tmp_path / "log", "vtrix",
-                      ["api_url=" + e.url(), "token=" + Emulator.TOKEN,
-                       "project_id=" + Emulator.PROJECT,
-                       "user_id=" + Emulator.USER])
-    m.emulator = e
-    env = env_without_vtrix()
+def mounted_user_id(tmp_path, vmount, opts, env):
+    """Mount with `opts` and environment `env`; the user_id the root ctl
+    shows.  The Mount, stopped."""
+    m = helpers.Mount(tmp_path / "mnt", tmp_path / "state", tmp_path / "log", "vtrix",
+                      opts)
+    m.emulator = vmount.emulator
     with open(m.log_path, "ab") as log:
         m.proc = subprocess.Popen(m.argv(), stdin=subprocess.DEVNULL,
                                   stdout=log, stderr=log, env=env,
                                   start_new_session=True)
     try:
-        wait_for(lambda: os.path.ismount(str(mnt)), 30, what="the mount")
-        assert helpers.parse_kv(m.ctl_info())["user_id"] == Emulator.USER
+        wait_for(lambda: os.path.ismount(str(m.path)), 30, what="the mount")
+        user = helpers.parse_kv(m.ctl_info())["user_id"]
     finally:
         assert m.stop() == 0, m.log_tail()
+    return user, m
+
+
+def test_options_override_the_environment(tmp_path, vmount):
+    # -o token= and friends instead of the environment.
+    e = vmount.emulator
+    user, m = mounted_user_id(tmp_path, vmount,
+                              ["api_url=" + e.url(), "token=" + Emulator.TOKEN,
+                               "project_id=" + Emulator.PROJECT,
+                               "user_id=" + Emulator.USER], env_without_vtrix())
+    assert user == Emulator.USER
     log = open(m.log_path, "rb").read()
     assert Emulator.TOKEN.encode() not in log.split(b"\n", 1)[1]
 
@@ -131,26 +138,16 @@ def test_options_override_the_environment(tmp_path, vmount):
 def test_the_config_file_beats_the_environment(tmp_path, vmount):
     # Credentials in the config file's [vtrix] section, a wrong token in
     # the environment: the file wins (and the command line would beat it).
-    e = vmount.emulator
     cfg = tmp_path / "xdg" / "sbxfs"
     cfg.mkdir(parents=True)
     (cfg / "config").write_text("[vtrix]\ntoken = %s\nuser_id = %s\n"
                                 % (Emulator.TOKEN, Emulator.USER))
     os.chmod(cfg / "config", 0o600)
     env = dict(env_without_vtrix(), XDG_CONFIG_HOME=str(tmp_path / "xdg"),
-               VTRIX_URL=e.url(), VTRIX_TOKEN="wrong", VTRIX_PROJECT_ID=Emulator.PROJECT)
-    mnt = tmp_path / "mnt"
-    m = helpers.Mount(mnt, tmp_path / "state", tmp_path / "log", "vtrix", [])
-    m.emulator = e
-    with open(m.log_path, "ab") as log:
-        m.proc = subprocess.Popen(m.argv(), stdin=subprocess.DEVNULL,
-                                  stdout=log, stderr=log, env=env,
-                                  start_new_session=True)
-    try:
-        wait_for(lambda: os.path.ismount(str(mnt)), 30, what="the mount")
-        assert helpers.parse_kv(m.ctl_info())["user_id"] == Emulator.USER
-    finally:
-        assert m.stop() == 0, m.log_tail()
+               VTRIX_URL=vmount.emulator.url(), VTRIX_TOKEN="wrong",
+               VTRIX_PROJECT_ID=Emulator.PROJECT)
+    user, _ = mounted_user_id(tmp_path, vmount, [], env)
+    assert user == Emulator.USER
 
 
 def test_r4_gateway(tmp_path, vmount):

@@ -845,7 +845,11 @@ def test_commands_see_each_other_in_proc(emu, sid):
     async def body(rpc, c):
         n = str(random.randrange(100000, 999999))
         d = await rpc.call("exec", {"command": "exec sleep " + n, "detached": True})
-        r = await rpc.call("exec", {"command": "cat /proc/%d/cmdline | tr '\\0' ' '" % d["pid"]})
+        # Its shell may not have become sleep yet: look until it has.
+        r = await rpc.call("exec", {"command": (
+            "for i in $(seq 200); do c=$(tr '\\0' ' ' < /proc/%d/cmdline); "
+            "case $c in sleep*) break;; esac; sleep 0.02; done; printf %%s \"$c\"")
+            % d["pid"]})
         assert r["output"] == "sleep %s " % n
         await rpc.call("kill", {"cmd_id": d["cmd_id"], "signal": "SIGKILL"})
         assert (await rpc.call("exec_logs", {"cmd_id": d["cmd_id"]}))["exit_code"] == 137
