@@ -596,9 +596,12 @@ int main(int argc, char *argv[])
 	sbx_info("mounted %s: provider %s, state %s", cl.mountpoint, o.provider, state);
 
 	loop = fuse_loop_cfg_create();
-	/* Readers of running commands block in a request: allow many. */
+	/* Readers of running commands block in a request: allow many.  No
+	 * worker ever exits when idle: a process a request starts with a
+	 * parent-death signal (local's bwrap keeper, --die-with-parent) is
+	 * killed when the thread that started it exits, not the daemon. */
 	fuse_loop_cfg_set_max_threads(loop, 512);
-	fuse_loop_cfg_set_idle_threads(loop, 16);
+	fuse_loop_cfg_set_idle_threads(loop, 512);
 	rc = fuse_session_loop_mt(fs.se, loop);
 	/* The loop returns the signal that ended it: a clean unmount. */
 	rc = (rc == 0 || rc == SIGINT || rc == SIGTERM || rc == SIGHUP) ? 0 : 1;

@@ -607,3 +607,24 @@ def test_root_while_stopped(box):
 def test_runs_as_daemon_uid(box):
     out = box.check("id -u")
     assert out.strip() == str(os.getuid())
+
+
+def test_a_burst_of_readers_leaves_the_sandbox_running(box, provider):
+    # Eighty readers blocked on one command make as many daemon threads;
+    # when they are done the threads stay, for a process a request
+    # started with a parent-death signal (local's keeper) would die with
+    # the thread that started it, and the sandbox with it.
+    gate = "burst-%d" % os.getpid()
+    n = box.spawn("while [ ! -e /tmp/%s ]; do sleep 0.05; done; echo done" % gate)
+    readers = [subprocess.Popen(["cat", box.cmd(n, "out")], stdout=subprocess.PIPE)
+               for _ in range(80)]
+    try:
+        helpers.put(box.r("tmp", gate), "")
+        for r in readers:
+            assert r.communicate(timeout=60)[0] == b"done\n"
+    finally:
+        for r in readers:
+            if r.poll() is None:
+                r.kill()
+    assert box.run("echo alive")[0] == b"alive\n"
+    assert "keeper exited" not in box.mount.log_tail()
