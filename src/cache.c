@@ -458,6 +458,18 @@ static struct cache_dir *listing_to_change_locked(struct cache *c, const char *b
 	return copy;
 }
 
+/* Whether the cached listing of box:dir has `name` marked stale. */
+static int listed_stale_locked(struct cache *c, const char *box, const char *dir,
+			       const char *name)
+{
+	struct entry *e = lookup_locked(c, 'd', box, dir);
+
+	for (size_t i = 0; e && e->dir && i < e->dir->n; i++)
+		if (!strcmp(e->dir->v[i].name, name))
+			return e->dir->v[i].stale;
+	return 0;
+}
+
 /* Keep the listing d true about `name` after `how`.  0, or -errno: the
  * listing cannot be kept. */
 static int relist_entry(struct cache_dir *d, const char *name, enum cache_change how,
@@ -511,7 +523,11 @@ void cache_note(struct cache *c, const char *box, const char *path, enum cache_c
 	forget_key_locked(c, 'd', box, path);
 	if (how == CACHE_REMOVED && S_ISDIR(type))
 		forget_prefix_locked(c, box, path);
-	d = listing_to_change_locked(c, box, parent);
+	/* A file written again (every write(2) comes here) is stale already:
+	 * its listing need not change, nor be copied. */
+	d = how == CACHE_CHANGED && listed_stale_locked(c, box, parent, name)
+		    ? NULL
+		    : listing_to_change_locked(c, box, parent);
 	if (d && relist_entry(d, name, how, type))
 		forget_key_locked(c, 'd', box, parent);
 	pa = how == CACHE_CHANGED ? NULL : lookup_locked(c, 'a', box, parent);

@@ -314,11 +314,8 @@ static int start(struct sbx_provider *p, void **handle, struct cmd *c)
 
 	if (c->stdin_open)
 		return p->ops.cmd_start(p, handle, c->host->box, c->cmdline, &c->sink);
-	line = malloc(sizeof(no_stdin) + strlen(c->cmdline));
-	if (!line)
+	if (asprintf(&line, "%s%s", no_stdin, c->cmdline) < 0)
 		return -ENOMEM;
-	strcpy(line, no_stdin);
-	strcat(line, c->cmdline);
 	rc = p->ops.cmd_start(p, handle, c->host->box, line, &c->sink);
 	free(line);
 	return rc;

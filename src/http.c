@@ -275,8 +275,8 @@ static void keep_header(struct xfer *x, const char *data, size_t len)
 	data += n + 1, len -= n + 1;
 	while (len && (*data == ' ' || *data == '\t'))
 		data++, len--;
-	while (len && (data[len - 1] == '\r' || data[len - 1] == '\n' ||
-		       data[len - 1] == ' '))
+	while (len &&
+	       (data[len - 1] == '\r' || data[len - 1] == '\n' || data[len - 1] == ' '))
 		len--;
 	x->resp->header.len = 0;
 	if (strbuf_add(&x->resp->header, data, len))
@@ -346,7 +346,8 @@ static int part_seek(void *arg, curl_off_t offset, int origin)
 }
 
 /* The form of req's parts, read through readers (one per part). */
-static curl_mime *form_of(CURL *h, const struct http_req *req, struct part_reader *readers)
+static curl_mime *form_of(CURL *h, const struct http_req *req,
+			  struct part_reader *readers)
 {
 	size_t n = req->nparts ? req->nparts : 1;
 	curl_mime *mime = curl_mime_init(h);
@@ -498,7 +499,8 @@ static int attempt(struct http_client *c, const struct http_req *req,
 		curl_easy_setopt(h, CURLOPT_MIMEPOST, mime);
 	} else if (req->stream) {
 		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-		curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)req->stream->size);
+		curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE,
+				 (curl_off_t)req->stream->size);
 		curl_easy_setopt(h, CURLOPT_READFUNCTION, stream_read);
 		curl_easy_setopt(h, CURLOPT_READDATA, &x);
 		curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, stream_seek);

@@ -239,6 +239,7 @@ static int apply_config(struct options *o, char *why, size_t size)
 {
 	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
 	char path[4096] = "";
+	const char *provider;
 	struct config c;
 	int rc;
 
@@ -261,15 +262,14 @@ static int apply_config(struct options *o, char *why, size_t size)
 	for (size_t i = 0; i < c.n && !o->provider; i++)
 		if (!strcmp(c.v[i].key, "provider"))
 			o->provider = strdup(c.v[i].value);
-	if (!o->provider)
-		o->provider = strdup("local");
+	provider = o->provider ? o->provider : "local";
 	for (size_t i = 0; i < c.n && !rc; i++) {
 		const struct config_entry *e = &c.v[i];
 		size_t offset;
 		int popt;
 		char **field;
 
-		if ((e->section && strcmp(e->section, o->provider)) ||
+		if ((e->section && strcmp(e->section, provider)) ||
 		    option_of(e->key, &offset, &popt))
 			continue;
 		if (popt) {

@@ -67,7 +67,7 @@ struct http_part {
 	const char *filename; /* filename in the part header */
 	int fd;		      /* read with pread from offset 0 */
 	off_t size;
-	const char *text;     /* if set, a text field with this value (no file) */
+	const char *text; /* if set, a text field with this value (no file) */
 };
 
 /*

@@ -158,7 +158,8 @@ int stagefile_offer(struct stagefile *sf, const char *box, const char *path,
 /* After a chmod of box:path on the server: an open copy reports the new
  * mode and keeps it on upload (the kernel's chmod that clears set-user-ID
  * after a write by another user included). */
-void stagefile_chmod(struct stagefile *sf, const char *box, const char *path, mode_t mode);
+void stagefile_chmod(struct stagefile *sf, const char *box, const char *path,
+		     mode_t mode);
 
 /*
  * Metadata calls (chmod, rename, link, ...) need the file on the server.

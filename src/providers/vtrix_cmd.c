@@ -80,12 +80,13 @@ static int open_gate(struct vcmd *c)
 	struct strbuf params = STRBUF_INIT(4096);
 	int rc = strbuf_addf(&params, "{\"path\":\"%s\",\"data\":\"\"}", c->gate);
 
-	for (int tries = 1; !rc; tries++) {
+	for (int tries = 0; !rc && tries < GATE_TRIES; tries++) {
 		rc = vx_call(c->vx, NULL, c->box, "write_binary", params.buf, params.len,
 			     NULL);
-		if (!rc || tries == GATE_TRIES)
+		if (!rc)
 			break;
-		rc = 0; /* once more */
+		if (tries + 1 < GATE_TRIES)
+			rc = 0; /* once more */
 	}
 	if (rc)
 		sbx_warn("vtrix: %s: a command waits 30 s: %s", c->box, sbx_fail_text());
