@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "sbxfs/spawn.h"
+#include "sbxfs/strbuf.h"
 
 extern char **environ;
 
@@ -112,6 +113,99 @@ int spawn_run(char *const argv[], int timeout_ms, char *why, size_t whysize)
 	why[strcspn(why, "\n")] = '\0';
 	if (status < 0)
 		return status;
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
+
+/* What is in fd now, without waiting: into out (or dropped past its
+ * max, noted in *over) or into err.  0 at end of file, 1 if more may
+ * come. */
+static int drain(int fd, struct strbuf *out, int *over, char *err, size_t errsize,
+		 size_t *nerr)
+{
+	char buf[16384];
+
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		if (n == 0)
+			return 0;
+		if (n < 0)
+			return errno == EINTR ? 1 : errno == EAGAIN ? 1 : 0;
+		if (out) {
+			if (!*over && strbuf_add(out, buf, (size_t)n))
+				*over = 1;
+		} else if (*nerr + 1 < errsize) {
+			size_t k = errsize - 1 - *nerr < (size_t)n ? errsize - 1 - *nerr
+								   : (size_t)n;
+
+			memcpy(err + *nerr, buf, k);
+			*nerr += k;
+			err[*nerr] = '\0';
+		}
+	}
+}
+
+int spawn_capture(char *const argv[], char *const envp[], int timeout_ms,
+		  struct strbuf *out, char *err, size_t errsize,
+		  const volatile int *interrupted)
+{
+	long long deadline = now_ms() + timeout_ms;
+	int outp[2], errp[2], status = -1, over = 0, rc;
+	int open_out = 1, open_err = 1;
+	size_t nerr = 0;
+	pid_t pid;
+
+	err[0] = '\0';
+	if (pipe2(outp, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -errno;
+	if (pipe2(errp, O_CLOEXEC | O_NONBLOCK) < 0) {
+		rc = -errno;
+		close(outp[0]);
+		close(outp[1]);
+		return rc;
+	}
+	rc = spawn_start(&pid, argv, envp, -1, outp[1], errp[1], -1, -1, 1);
+	close(outp[1]);
+	close(errp[1]);
+	if (rc) {
+		close(outp[0]);
+		close(errp[0]);
+		return rc;
+	}
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{ .fd = open_out ? outp[0] : -1, .events = POLLIN },
+			{ .fd = open_err ? errp[0] : -1, .events = POLLIN }
+		};
+		pid_t r;
+
+		if (open_out)
+			open_out = drain(outp[0], out, &over, NULL, 0, NULL);
+		if (open_err)
+			open_err = drain(errp[0], NULL, NULL, err, errsize, &nerr);
+		r = waitpid(pid, &status, WNOHANG);
+		if (r == pid) {
+			/* Gone: what it wrote is in the pipes by now. */
+			drain(outp[0], out, &over, NULL, 0, NULL);
+			drain(errp[0], NULL, NULL, err, errsize, &nerr);
+			break;
+		}
+		if (now_ms() >= deadline || (interrupted && *interrupted)) {
+			kill(-pid, SIGKILL);
+			spawn_wait(pid, 5000);
+			status = now_ms() >= deadline ? -ETIMEDOUT : -EINTR;
+			break;
+		}
+		poll(pfd, 2, open_out || open_err ? 50 : 5);
+	}
+	close(outp[0]);
+	close(errp[0]);
+	if (status < 0)
+		return status;
+	if (over)
+		return -EFBIG;
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
 	return WEXITSTATUS(status);

@@ -511,6 +511,7 @@ extern const struct sbx_provider_desc sbx_provider_daytona;
 extern const struct sbx_provider_desc sbx_provider_rexec;
 extern const struct sbx_provider_desc sbx_provider_vtrix;
 extern const struct sbx_provider_desc sbx_provider_docker;
+extern const struct sbx_provider_desc sbx_provider_microsandbox;
 
 /* Find a provider by name and make an instance with every ops slot set.
  * Returns NULL with sbx_failf() text if the name is unknown. */

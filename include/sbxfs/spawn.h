@@ -23,6 +23,22 @@ int spawn_start(pid_t *pid, char *const argv[], char *const envp[], int fd_in, i
  */
 int spawn_run(char *const argv[], int timeout_ms, char *why, size_t whysize);
 
+/*
+ * Run argv (with envp; NULL: ours) to completion, at most `timeout_ms`,
+ * its stdout into `out` (bounded by out->max: past it the rest is
+ * dropped and -EFBIG returned once the child is done) and the start of
+ * its stderr, NUL-terminated, into err (errsize bytes).  Output is read
+ * while the child runs, and no longer than the child lives: a detached
+ * grandchild that keeps the pipes open does not hold the call.  Returns
+ * the exit status (0..255, 128 + N for a signal), -ETIMEDOUT (the child's
+ * process group is killed), -EINTR once `*interrupted` (may be NULL) is
+ * set (likewise), or -errno.
+ */
+struct strbuf;
+int spawn_capture(char *const argv[], char *const envp[], int timeout_ms,
+		  struct strbuf *out, char *err, size_t errsize,
+		  const volatile int *interrupted);
+
 /* Wait for pid to exit, at most timeout_ms; -ETIMEDOUT if it did not.
  * Returns the wait status. */
 int spawn_wait(pid_t pid, int timeout_ms);

@@ -10,7 +10,7 @@ char *remote_opt(const struct sbx_kvlist *opts, const char *key, const char *env
 {
 	const char *v = sbx_kv_get(opts, key);
 
-	if (!v)
+	if (!v && env)
 		v = getenv(env);
 	return v && v[0] ? strdup(v) : NULL;
 }

@@ -34,5 +34,7 @@ void test_tar(void);
 void test_docker(void);
 void test_tree(void);
 void test_config(void);
+void test_cbor(void);
+void test_microsandbox(void);
 
 #endif

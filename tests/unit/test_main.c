@@ -23,6 +23,8 @@ int main(void)
 	test_docker();
 	test_tree();
 	test_config();
+	test_cbor();
+	test_microsandbox();
 	if (test_failures)
 		fprintf(stderr, "%d checks failed\n", test_failures);
 	return test_failures ? 1 : 0;

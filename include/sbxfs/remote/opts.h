@@ -13,7 +13,7 @@
 
 #include "sbxfs/provider.h"
 
-/* The option `key`, else the environment variable `env`, as a string the
+/* The option `key`, else the environment variable `env` (NULL: none), as a string the
  * caller frees; NULL if neither is set, it is empty, or out of memory. */
 char *remote_opt(const struct sbx_kvlist *opts, const char *key, const char *env);
 

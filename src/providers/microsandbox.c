@@ -1,0 +1,653 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * microsandbox: microVM sandboxes on this machine, run by the msb tool.
+ *
+ * The lifecycle goes through msb itself (create, start, stop, rm, ls and
+ * inspect with --format json), started with posix_spawn and its own
+ * MSB_HOME, forced to the local backend.  Files and commands go straight
+ * to each sandbox's agent socket (msb_agent.c), as the SDKs do.  The
+ * sandbox's database is msb's: sbxfs never reads it.
+ *
+ * A sandbox runs detached from msb, and from sbxfs: it lives until it is
+ * stopped, whoever started it.
+ */
+#include <unistd.h>
+
+#include "msb.h"
+#include "sbxfs/log.h"
+#include "sbxfs/names.h"
+#include "sbxfs/remote/json.h"
+#include "sbxfs/remote/lifecycle.h"
+#include "sbxfs/remote/opts.h"
+#include "sbxfs/remote/time.h"
+#include "sbxfs/spawn.h"
+
+#define CLI_OUT_MAX (16u << 20) /* what one msb command may print */
+#define LIFECYCLE_MS (REMOTE_STATE_WAIT_S * 1000)
+#define DEFAULT_IMAGE "alpine"
+
+extern char **environ;
+
+/* msb's status words, as `msb ls` spells them. */
+static const struct remote_state_word msb_states[] = {
+	{ "Created", REMOTE_CREATING },
+	{ "Starting", REMOTE_STARTING },
+	{ "Running", REMOTE_RUNNING },
+	{ "Draining", REMOTE_STOPPING },
+	{ "Paused", REMOTE_PAUSED },
+	{ "Stopped", REMOTE_STOPPED },
+	/* A crashed sandbox starts again like a stopped one. */
+	{ "Crashed", REMOTE_STOPPED },
+	{ NULL, 0 },
+};
+
+/*
+ * Run `msb ARGS...` (NULL-terminated) for `what`, its stdout into out
+ * (may be NULL).  0; -ENOENT for an unknown sandbox, -EEXIST for a name
+ * taken, -EIO with msb's words otherwise; -ETIMEDOUT past timeout_ms.
+ */
+static int cli(struct msb *m, struct strbuf *out, const char *what, int timeout_ms,
+	       const char *const args[])
+{
+	struct strbuf sink = STRBUF_INIT(CLI_OUT_MAX);
+	char *argv[24], err[1024], text[300];
+	size_t n = 0;
+	int rc;
+
+	argv[n++] = m->msb;
+	for (size_t i = 0; args[i] && n + 1 < sizeof(argv) / sizeof(argv[0]); i++)
+		argv[n++] = (char *)args[i];
+	argv[n] = NULL;
+	sbx_trace(SBX_TRACE_PROVIDER, "microsandbox: msb %s", args[0]);
+	rc = spawn_capture(argv, m->envp, timeout_ms, out ? out : &sink, err, sizeof(err),
+			   NULL);
+	strbuf_release(&sink);
+	json_text(text, sizeof(text), err, sizeof(text) - 1);
+	if (rc == -ETIMEDOUT) {
+		sbx_failf("microsandbox: %s: msb did not finish within %d s", what,
+			  timeout_ms / 1000);
+	} else if (rc == -EFBIG) {
+		sbx_failf("microsandbox: %s: msb printed more than %u MiB", what,
+			  CLI_OUT_MAX >> 20);
+	} else if (rc < 0) {
+		sbx_failf("microsandbox: %s: cannot run %s: %s", what, m->msb,
+			  strerror(-rc));
+	} else if (rc > 0) {
+		sbx_failf("microsandbox: %s: %s", what,
+			  text[0] ? text : "msb failed without a word");
+		if (strstr(err, "not found"))
+			rc = -ENOENT;
+		else if (strstr(err, "already exists"))
+			rc = -EEXIST;
+		else
+			rc = -EIO;
+	}
+	return rc;
+}
+
+/* ---- sandboxes ---- */
+
+static void runtime_free(void *priv)
+{
+	if (priv)
+		msb_runtime_release(priv);
+	free(priv);
+}
+
+/* Note what an inspect or a listing said of box: its status word, and
+ * (rt not NULL) its runtime settings, which the record takes over. */
+static void note_box(struct msb *m, const struct msb_box *b, struct msb_runtime *rt)
+{
+	struct msb_runtime *keep = NULL, *old = NULL;
+	struct rbox *r;
+
+	if (rt && (keep = malloc(sizeof(*keep))))
+		*keep = *rt, memset(rt, 0, sizeof(*rt));
+	boxtable_lock(&m->r.boxes);
+	r = boxtable_get_locked(&m->r.boxes, b->name);
+	if (r) {
+		r->gone = 0;
+		snprintf(r->id, sizeof(r->id), "%s", b->name);
+		snprintf(r->state, sizeof(r->state), "%s", b->status);
+		if (keep) {
+			old = r->priv;
+			r->priv = keep;
+			keep = NULL;
+		}
+	}
+	boxtable_unlock(&m->r.boxes);
+	runtime_free(old);
+	runtime_free(keep);
+}
+
+/* `msb inspect box`: its status and settings into *b and *rt (may be
+ * NULL); the record notes both.  -ENOENT if there is no such sandbox. */
+static int inspect(struct msb *m, struct msb_box *b, struct msb_runtime *rt,
+		   const char *box)
+{
+	const char *args[] = { "inspect", box, "--format", "json", NULL };
+	struct strbuf out = STRBUF_INIT(CLI_OUT_MAX);
+	struct msb_runtime mine;
+	char what[128];
+	int rc;
+
+	snprintf(what, sizeof(what), "inspect sandbox \"%s\"", box);
+	rc = cli(m, &out, what, m->timeout_ms, args);
+	if (!rc && msb_parse_inspect(b, &mine, out.buf ? out.buf : "", out.len)) {
+		sbx_failf("microsandbox: %s: msb's answer does not parse", what);
+		rc = -EPROTO;
+	}
+	strbuf_release(&out);
+	if (rc == -ENOENT)
+		boxtable_forget(&m->r.boxes, box);
+	if (rc)
+		return rc;
+	if (rt) {
+		*rt = mine;
+		note_box(m, b, NULL);
+	} else {
+		note_box(m, b, &mine);
+		msb_runtime_release(&mine);
+	}
+	return 0;
+}
+
+static char **strv_dup(char *const *v)
+{
+	size_t n = 0;
+	char **out;
+
+	while (v && v[n])
+		n++;
+	out = calloc(n + 1, sizeof(*out));
+	for (size_t i = 0; out && i < n; i++) {
+		if (!(out[i] = strdup(v[i]))) {
+			while (i--)
+				free(out[i]);
+			free(out);
+			return NULL;
+		}
+	}
+	return out;
+}
+
+static char *str_dup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+int msb_runtime_of(struct msb *m, struct msb_runtime *rt, const char *box)
+{
+	struct msb_runtime *kept;
+	struct msb_box b;
+	struct rbox *r;
+	int rc = 0;
+
+	memset(rt, 0, sizeof(*rt));
+	boxtable_lock(&m->r.boxes);
+	r = boxtable_find_locked(&m->r.boxes, box);
+	kept = r && !r->gone ? r->priv : NULL;
+	if (kept) {
+		rt->env = kept->env ? strv_dup(kept->env) : NULL;
+		rt->workdir = str_dup(kept->workdir);
+		rt->user = str_dup(kept->user);
+		rt->shell = str_dup(kept->shell);
+		if ((kept->env && !rt->env) || (kept->workdir && !rt->workdir) ||
+		    (kept->user && !rt->user) || (kept->shell && !rt->shell))
+			rc = -ENOMEM;
+	}
+	boxtable_unlock(&m->r.boxes);
+	if (rc)
+		msb_runtime_release(rt);
+	if (kept || rc)
+		return rc;
+	/* Not asked yet: inspect once, and keep a copy. */
+	rc = inspect(m, &b, rt, box);
+	if (!rc) {
+		struct msb_runtime copy = { .env = strv_dup(rt->env),
+					    .workdir = str_dup(rt->workdir),
+					    .user = str_dup(rt->user),
+					    .shell = str_dup(rt->shell) };
+
+		note_box(m, &b, &copy);
+		msb_runtime_release(&copy);
+	}
+	return rc;
+}
+
+struct list_ctx {
+	struct msb *m;
+	unsigned gen;
+};
+
+static int list_one(void *ctx, const struct msb_box *b)
+{
+	struct list_ctx *x = ctx;
+	struct rbox *r;
+
+	boxtable_lock(&x->m->r.boxes);
+	r = boxtable_get_locked(&x->m->r.boxes, b->name);
+	if (r) {
+		r->gone = 0;
+		r->seen = x->gen;
+		snprintf(r->id, sizeof(r->id), "%s", b->name);
+		snprintf(r->state, sizeof(r->state), "%s", b->status);
+	}
+	boxtable_unlock(&x->m->r.boxes);
+	return 0;
+}
+
+struct name_ctx {
+	sbx_list_fn fn;
+	void *ctx;
+};
+
+static int name_one(void *ctx, const struct msb_box *b)
+{
+	struct name_ctx *x = ctx;
+
+	return x->fn(x->ctx, b->name);
+}
+
+static int msb_list(struct sbx_provider *p, sbx_list_fn fn, void *ctx)
+{
+	struct msb *m = MSB(p);
+	const char *args[] = { "ls", "--format", "json", NULL };
+	struct strbuf out = STRBUF_INIT(CLI_OUT_MAX);
+	struct list_ctx lx = { .m = m };
+	struct name_ctx nx = { .fn = fn, .ctx = ctx };
+	int rc = cli(m, &out, "list sandboxes", m->timeout_ms, args);
+
+	if (!rc) {
+		lx.gen = boxtable_sweep_begin(&m->r.boxes);
+		rc = msb_parse_ls(out.buf ? out.buf : "", out.len, list_one, &lx);
+		if (!rc)
+			boxtable_sweep_end(&m->r.boxes, lx.gen);
+	}
+	if (!rc && fn)
+		msb_parse_ls(out.buf, out.len, name_one, &nx);
+	if (rc == -EPROTO)
+		sbx_failf("microsandbox: list sandboxes: msb's answer is not a list");
+	strbuf_release(&out);
+	return rc;
+}
+
+static int msb_state(struct remote *r, char *word, size_t size, char *why,
+		     size_t why_size, const char *box)
+{
+	struct msb_box b;
+	int rc = inspect((struct msb *)r, &b, NULL, box);
+
+	why[0] = '\0';
+	(void)why_size;
+	if (!rc)
+		snprintf(word, size, "%s", b.status);
+	return rc;
+}
+
+/* The flags of `msb create` for the `new` arguments. */
+static int create_args(const char **argv, size_t max, const char *box, const char *image,
+		       const struct sbx_kvlist *args)
+{
+	size_t n = 0;
+
+	argv[n++] = "create";
+	argv[n++] = image;
+	argv[n++] = "--name";
+	argv[n++] = box;
+	argv[n++] = "-q";
+	for (size_t i = 0; i < args->n; i++) {
+		const char *key = args->v[i].key, *v = args->v[i].value, *flag = NULL;
+		char *end;
+
+		if (!strcmp(key, "image"))
+			continue;
+		if (!strcmp(key, "env") && strchr(v, '=') && v[0] != '=')
+			flag = "-e";
+		else if (!strcmp(key, "label") && strchr(v, '=') && v[0] != '=')
+			flag = "--label";
+		else if (!strcmp(key, "workdir") && v[0] == '/')
+			flag = "-w";
+		else if (!strcmp(key, "cpus") && strtol(v, &end, 10) > 0 && !*end)
+			flag = "-c";
+		else if (!strcmp(key, "memory") && strtol(v, &end, 10) > 0 && !*end)
+			flag = "-m"; /* MiB, as the other providers take it */
+		if (!flag || strpbrk(v, "\n\r") || v[0] == '-') {
+			sbx_failf(
+				"bad argument \"%s=%s\" for a microsandbox sandbox (image, "
+				"env=NAME=VALUE, label=KEY=VALUE, workdir=/PATH, cpus, "
+				"memory=MiB)",
+				key, v);
+			return -EINVAL;
+		}
+		if (n + 3 > max)
+			return -E2BIG;
+		argv[n++] = flag;
+		argv[n++] = v;
+	}
+	argv[n] = NULL;
+	return 0;
+}
+
+static int msb_create(struct remote *r, const char *box, const struct sbx_kvlist *args)
+{
+	struct msb *m = (struct msb *)r;
+	const char *image = sbx_kv_get(args, "image"), *argv[64],
+		   *rm[] = { "rm", "-f", box, NULL };
+	char what[128], mem[32];
+	int rc;
+
+	if (!image)
+		image = m->image;
+	if (!image[0] || image[0] == '-' || strpbrk(image, " \n\r\t")) {
+		sbx_failf("bad image \"%s\"", image);
+		return -EINVAL;
+	}
+	rc = create_args(argv, sizeof(argv) / sizeof(argv[0]), box, image, args);
+	if (rc)
+		return rc;
+	/* msb takes memory with a unit. */
+	for (size_t i = 0; argv[i]; i++) {
+		if (!strcmp(argv[i], "-m") && argv[i + 1]) {
+			snprintf(mem, sizeof(mem), "%sM", argv[i + 1]);
+			argv[++i] = mem;
+		}
+	}
+	snprintf(what, sizeof(what), "create sandbox \"%s\"", box);
+	rc = cli(m, NULL, what, LIFECYCLE_MS, argv);
+	if (rc && rc != -EEXIST) {
+		/* msb keeps a sandbox that failed to boot, as stopped: remove
+		 * it, so that none is shown that mkdir said it did not make. */
+		char text[400];
+
+		snprintf(text, sizeof(text), "%s", sbx_fail_text());
+		cli(m, NULL, "remove the failed sandbox", LIFECYCLE_MS, rm);
+		sbx_failf("%s", text);
+	}
+	if (rc == -EEXIST)
+		sbx_failf("microsandbox: %s: the name is taken", what);
+	return rc;
+}
+
+static int lifecycle(struct msb *m, const char *verb, const char *box)
+{
+	const char *args[] = { verb, box, NULL };
+	char what[128];
+
+	snprintf(what, sizeof(what), "%s sandbox \"%s\"", verb, box);
+	return cli(m, NULL, what, LIFECYCLE_MS, args);
+}
+
+static int msb_start(struct remote *r, const char *box)
+{
+	struct msb *m = (struct msb *)r;
+	void *old = NULL;
+	struct rbox *b;
+
+	/* Its settings may have changed while it was stopped. */
+	boxtable_lock(&m->r.boxes);
+	if ((b = boxtable_find_locked(&m->r.boxes, box))) {
+		old = b->priv;
+		b->priv = NULL;
+	}
+	boxtable_unlock(&m->r.boxes);
+	runtime_free(old);
+	return lifecycle(m, "start", box);
+}
+
+static int msb_stop(struct remote *r, const char *box)
+{
+	struct msb *m = (struct msb *)r;
+
+	msb_agent_close(m, box);
+	return lifecycle(m, "stop", box);
+}
+
+static int msb_remove(struct remote *r, const char *box)
+{
+	struct msb *m = (struct msb *)r;
+	const char *args[] = { "rm", "-f", box, NULL };
+	char what[128];
+
+	msb_agent_close(m, box);
+	snprintf(what, sizeof(what), "remove sandbox \"%s\"", box);
+	return cli(m, NULL, what, LIFECYCLE_MS, args);
+}
+
+static const struct remote_box_ops msb_box_ops = {
+	.noun = "sandbox",
+	.states = msb_states,
+	.state = msb_state,
+	.create = msb_create,
+	.start = msb_start,
+	.stop = msb_stop,
+	.remove = msb_remove,
+};
+
+static int msb_ctl(struct sbx_provider *p, const char *box, int argc, char *const argv[])
+{
+	struct msb *m = MSB(p);
+
+	if (argc == 1 && (!strcmp(argv[0], "pause") || !strcmp(argv[0], "resume")))
+		return lifecycle(m, argv[0], box);
+	sbx_failf("unknown command \"%s\" (microsandbox knows start, stop, restart, "
+		  "pause, resume, delete)",
+		  argv[0]);
+	return -EINVAL;
+}
+
+static int msb_info(struct sbx_provider *p, struct sbx_box_info *out, const char *box)
+{
+	struct msb *m = MSB(p);
+	struct msb_runtime rt;
+	struct msb_box b;
+	struct timespec ts;
+	int rc = inspect(m, &b, &rt, box);
+
+	if (rc)
+		return rc;
+	snprintf(out->id, sizeof(out->id), "%s", b.name);
+	out->state = remote_sbx_state(remote_state_of(msb_states, b.status));
+	snprintf(out->native_state, sizeof(out->native_state), "%s", b.status);
+	snprintf(out->image, sizeof(out->image), "%s", b.image);
+	if (!rfc3339_parse(&ts, b.created))
+		out->created = ts.tv_sec;
+	if (rt.cpus)
+		sbx_kv_addf(&out->extra, "cpus", "%u", rt.cpus);
+	if (rt.memory_mib)
+		sbx_kv_addf(&out->extra, "memory", "%u MiB", rt.memory_mib);
+	if (rt.workdir)
+		sbx_kv_add(&out->extra, "workdir", rt.workdir);
+	if (rt.user)
+		sbx_kv_add(&out->extra, "user", rt.user);
+	msb_runtime_release(&rt);
+	return 0;
+}
+
+/* ---- setup ---- */
+
+/* The msb program: -o msb=, MSB_PATH, or the first msb on PATH. */
+static char *find_msb(const struct sbx_kvlist *opts)
+{
+	char *given = remote_opt(opts, "msb", "MSB_PATH");
+	const char *path = getenv("PATH");
+
+	if (given)
+		return access(given, X_OK) ? (free(given), NULL) : given;
+	while (path && *path) {
+		size_t n = strcspn(path, ":");
+		char *cand;
+
+		if (n && asprintf(&cand, "%.*s/msb", (int)n, path) >= 0) {
+			if (!access(cand, X_OK))
+				return cand;
+			free(cand);
+		}
+		path += n + (path[n] == ':');
+	}
+	return NULL;
+}
+
+/* Our environment for msb, with MSB_HOME set and the local backend. */
+static char **msb_environ(const char *home)
+{
+	size_t n = 0, k = 0;
+	char **env;
+
+	while (environ[n])
+		n++;
+	env = calloc(n + 3, sizeof(*env));
+	if (!env)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "MSB_HOME=", 9) &&
+		    strncmp(environ[i], "MSB_BACKEND=", 12))
+			env[k++] = environ[i];
+	if (asprintf(&env[k], "MSB_HOME=%s", home) < 0) {
+		free(env);
+		return NULL;
+	}
+	env[k + 1] = "MSB_BACKEND=local";
+	return env;
+}
+
+static void msb_free(struct msb *m)
+{
+	if (!m)
+		return;
+	boxtable_destroy(&m->r.boxes);
+	stage_free(m->stage);
+	cmdpoll_destroy(&m->cmds);
+	if (m->envp) {
+		for (size_t i = 0; m->envp[i]; i++)
+			if (!strncmp(m->envp[i], "MSB_HOME=", 9))
+				free(m->envp[i]);
+		free(m->envp);
+	}
+	free(m->msb);
+	free(m->home);
+	free(m->image);
+	pthread_mutex_destroy(&m->lock);
+	pthread_cond_destroy(&m->readers_done);
+	free(m);
+}
+
+static int msb_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
+{
+	const char *state = sbx_kv_get(opts, "state_dir");
+	char *backend = remote_opt(opts, "backend", "MSB_BACKEND");
+	uint64_t cache_max = 2ull << 30;
+	struct msb *m = calloc(1, sizeof(*m));
+	char stagedir[4200];
+	int timeout_s = 30, rc = -EINVAL;
+
+	if (!m) {
+		free(backend);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&m->lock, NULL);
+	pthread_cond_init(&m->readers_done, NULL);
+	cmdpoll_init(&m->cmds);
+	boxtable_init(&m->r.boxes, runtime_free);
+	if (backend && strcmp(backend, "local")) {
+		sbx_failf("microsandbox: backend \"%s\" is not supported; sbxfs runs "
+			  "sandboxes on this machine (backend=local)",
+			  backend);
+		goto fail;
+	}
+	if (remote_opt_mib(&cache_max, opts, "cache_max", 1ull << 40) ||
+	    remote_opt_seconds(&timeout_s, opts, "timeout", 86400))
+		goto fail;
+	m->timeout_ms = timeout_s * 1000;
+	m->msb = find_msb(opts);
+	if (!m->msb) {
+		sbx_failf("microsandbox: the msb tool is not on PATH (install "
+			  "microsandbox, or give -o msb=PATH)");
+		rc = -ENOENT;
+		goto fail;
+	}
+	rc = -ENOMEM;
+	m->home = remote_opt(opts, "home", "MSB_HOME");
+	if (!m->home && asprintf(&m->home, "%s/.microsandbox",
+				 getenv("HOME") ? getenv("HOME") : "/root") < 0)
+		m->home = NULL;
+	m->image = remote_opt(opts, "image", NULL);
+	if (!m->image)
+		m->image = strdup(DEFAULT_IMAGE);
+	snprintf(stagedir, sizeof(stagedir), "%s/stage/microsandbox",
+		 state ? state : "/tmp");
+	if (!m->home || !m->image || !(m->envp = msb_environ(m->home)) ||
+	    !(m->stage = stage_new(stagedir, cache_max)))
+		goto fail;
+	remote_init(&m->r, "microsandbox", 0, m->stage, &msb_stagefile_ops, m);
+	m->r.run = msb_run;
+	m->r.box_ops = &msb_box_ops;
+	m->r.output_max = 48u << 20;
+	free(backend);
+	p->priv = m;
+	return 0;
+fail:
+	free(backend);
+	msb_free(m);
+	return rc;
+}
+
+static void msb_destroy(struct sbx_provider *p)
+{
+	struct msb *m = MSB(p);
+
+	if (!m)
+		return;
+	/* Closing the sockets ends every command (their sinks are told). */
+	cmdpoll_stop(&m->cmds);
+	msb_agent_close(m, NULL);
+	msb_free(m);
+	p->priv = NULL;
+}
+
+static void msb_describe(struct sbx_provider *p, struct sbx_kvlist *out)
+{
+	struct msb *m = MSB(p);
+
+	sbx_kv_add(out, "msb", m->msb);
+	sbx_kv_add(out, "home", m->home);
+	sbx_kv_add(out, "backend", "local");
+	sbx_kv_add(out, "image", m->image);
+	sbx_kv_addf(out, "timeout", "%d", m->timeout_ms / 1000);
+	sbx_kv_addf(out, "cache_max", "%llu",
+		    (unsigned long long)(stage_max(m->stage) >> 20));
+}
+
+static const struct sbx_provider_ops msb_ops = {
+	.init = msb_init,
+	.destroy = msb_destroy,
+	.describe = msb_describe,
+	.list = msb_list,
+	REMOTE_OPS_BOXES,
+	.ctl = msb_ctl,
+	.info = msb_info,
+	REMOTE_OPS_FILES,
+	/* REMOTE_OPS_SHELL, but for what the agent has a message for. */
+	.readdir = msb_readdir,
+	.readlink = msb_readlink,
+	.mkdir = remote_mkdir,
+	.unlink = remote_unlink,
+	.rename = remote_rename,
+	.chmod = remote_chmod,
+	.chown = remote_chown,
+	.symlink = remote_symlink,
+	.cmd_start = msb_cmd_start,
+	.cmd_stdin = msb_cmd_stdin,
+	.cmd_signal = msb_cmd_signal,
+	.cmd_release = msb_cmd_release,
+};
+
+const struct sbx_provider_desc sbx_provider_microsandbox = {
+	.name = "microsandbox",
+	.caps = SBX_CAP_SYMLINK | SBX_CAP_HARDLINK | SBX_CAP_CHOWN | SBX_CAP_STDIN |
+		SBX_CAP_RENAME_OVER | SBX_CAP_LIST_STATS,
+	/* The agent is on this machine: a look costs little. */
+	.attr_timeout = 1.0,
+	.entry_timeout = 1.0,
+	.ops = &msb_ops,
+};

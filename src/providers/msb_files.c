@@ -1,0 +1,529 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * microsandbox: root/ through the agent's fs messages.
+ *
+ * Each operation is one session: a core.fs.request whose `op` names it,
+ * answered by one core.fs.response {ok, error?, data?}; a Read first
+ * streams its bytes as core.fs.data chunks, and a Write sends them so,
+ * ended by an empty chunk.  The agent's errors carry no errno, only Rust's
+ * text of the io::Error, whose "(os error N)" is the errno (msb_parse.c).
+ *
+ * Files are staged (stagefile.h): open fetches a file with OpenFile and
+ * one Read to its end, close uploads it with OpenFile, one Write and
+ * FStat.  Listings are one List, stat one Stat.  What the agent has no
+ * message for (hard links, statfs, subtree listings) the remote layer
+ * does by shell, through exec sessions (msb_cmd.c).
+ */
+#include <unistd.h>
+
+#include "msb.h"
+#include "sbxfs/log.h"
+
+#define RESP_MAX (MSB_FRAME_MAX + 64)
+
+/* One fs request in flight. */
+struct fs_call {
+	/* Read's chunks go here; NULL: a chunk is a protocol error. */
+	int (*chunk)(void *ctx, const uint8_t *data, size_t len);
+	void *chunk_ctx;
+	struct strbuf resp; /* the response's payload bytes */
+	int answered;
+};
+
+static int fs_frame(void *ctx, const struct msb_frame *f, int err, const char *why)
+{
+	struct fs_call *fc = ctx;
+	struct cbor_val d;
+
+	(void)err;
+	(void)why;
+	if (!f)
+		return 0;
+	if (msb_frame_is(f, "core.fs.data")) {
+		if (!fc->chunk || cbor_map_get(&f->payload, "data", &d) ||
+		    d.type != CBOR_BYTES) {
+			sbx_failf("microsandbox: a data chunk that was not asked for");
+			return -EPROTO;
+		}
+		return d.len ? fc->chunk(fc->chunk_ctx, d.data, d.len) : 0;
+	}
+	if (msb_frame_is(f, "core.fs.response")) {
+		fc->resp.len = 0;
+		fc->answered = 1;
+		return strbuf_add(&fc->resp, f->raw.data, f->raw.len) ? -ENOMEM : 0;
+	}
+	sbx_failf("microsandbox: an fs request was answered with another message");
+	return -EPROTO;
+}
+
+/* The payload of an fs request, up to the op's own fields: {"op":
+ * {OP: {...n fields...}}}. */
+static int op_begin(struct strbuf *p, const char *op, size_t nfields)
+{
+	int rc = cbor_put_map(p, 1);
+
+	if (!rc)
+		rc = cbor_put_text(p, "op");
+	if (!rc)
+		rc = cbor_put_map(p, 1);
+	if (!rc)
+		rc = cbor_put_text(p, op);
+	return rc ? rc : cbor_put_map(p, nfields);
+}
+
+static int put_kv_text(struct strbuf *p, const char *k, const char *v)
+{
+	int rc = cbor_put_text(p, k);
+
+	return rc ? rc : cbor_put_text(p, v);
+}
+
+static int put_kv_uint(struct strbuf *p, const char *k, uint64_t v)
+{
+	int rc = cbor_put_text(p, k);
+
+	return rc ? rc : cbor_put_uint(p, v);
+}
+
+static int put_kv_bool(struct strbuf *p, const char *k, int v)
+{
+	int rc = cbor_put_text(p, k);
+
+	return rc ? rc : cbor_put_bool(p, v);
+}
+
+/*
+ * Send the request in `payload` and wait for its answer.  0 with the
+ * response's `data` in *data (may be NULL; it points into fc->resp);
+ * the errno of a refusal, with the agent's words after `what` and the
+ * path; -errno of the session.  `retry`: the request only reads, so a
+ * socket that died on the way is opened again and it is asked once more.
+ */
+static int fs_call(struct msb *m, struct fs_call *fc, struct cbor_val *data,
+		   const char *box, const char *what, const char *path,
+		   const struct strbuf *payload, int retry)
+{
+	struct cbor_val top, v;
+	int rc;
+
+	for (int tries = 0;; tries++) {
+		struct msb_sess *s;
+
+		fc->answered = 0;
+		rc = msb_sess_open(m, &s, box, "core.fs.request", payload, fs_frame, fc);
+		if (!rc) {
+			rc = msb_sess_wait(s, m->timeout_ms);
+			msb_sess_close(s);
+		}
+		if (rc != -ECONNRESET || !retry || tries || sbx_interrupted())
+			break;
+	}
+	if (rc)
+		return rc;
+	if (!fc->answered || cbor_decode(&top, fc->resp.buf, fc->resp.len) ||
+	    cbor_map_get(&top, "ok", &v) || v.type != CBOR_BOOL) {
+		sbx_failf("microsandbox: %s \"%s\": an answer without ok", what, path);
+		return -EPROTO;
+	}
+	if (!v.u) {
+		char text[300] = "no reason given";
+		int e = EIO;
+
+		if (!cbor_map_get(&top, "error", &v) && v.type == CBOR_TEXT) {
+			e = msb_os_errno((const char *)v.data, v.len);
+			snprintf(text, sizeof(text), "%.*s",
+				 (int)(v.len < 280 ? v.len : 280), (const char *)v.data);
+			for (char *p = text; *p; p++)
+				if ((unsigned char)*p < 0x20)
+					*p = '?';
+		}
+		if (e == EIO)
+			sbx_failf("microsandbox: %s \"%s\": %s", what, path, text);
+		return -e;
+	}
+	if (data && cbor_map_get(&top, "data", data))
+		data->type = CBOR_NULL;
+	return 0;
+}
+
+/* The value of data's variant `kind` ({"Stat": ...}); -EPROTO if data is
+ * another. */
+static int variant(struct cbor_val *out, const struct cbor_val *data, const char *kind,
+		   const char *what, const char *path)
+{
+	if (data->type == CBOR_MAP && !cbor_map_get(data, kind, out))
+		return 0;
+	sbx_failf("microsandbox: %s \"%s\": the answer holds no %s", what, path, kind);
+	return -EPROTO;
+}
+
+/* ---- stat, listings, links ---- */
+
+static int fs_stat(struct msb *m, struct stat *st, const char *box, const char *path)
+{
+	struct strbuf p = STRBUF_INIT(8192);
+	struct fs_call fc = { .resp = STRBUF_INIT(RESP_MAX) };
+	struct cbor_val data, info;
+	struct msb_entry e;
+	int rc = op_begin(&p, "Stat", 2);
+
+	if (!rc)
+		rc = put_kv_text(&p, "path", path);
+	if (!rc)
+		rc = put_kv_bool(&p, "follow_symlink", 0);
+	if (!rc)
+		rc = fs_call(m, &fc, &data, box, "stat", path, &p, 1);
+	if (!rc)
+		rc = variant(&info, &data, "Stat", "stat", path);
+	if (!rc && msb_entry_parse(&e, &info)) {
+		sbx_failf("microsandbox: stat \"%s\": an entry that does not parse",
+			  path);
+		rc = -EPROTO;
+	}
+	if (!rc)
+		*st = e.st;
+	strbuf_release(&p);
+	strbuf_release(&fc.resp);
+	return rc;
+}
+
+int msb_readdir(struct sbx_provider *p, const char *box, const char *path,
+		sbx_dirent_fn fn, void *ctx)
+{
+	struct msb *m = MSB(p);
+	struct strbuf pl = STRBUF_INIT(8192);
+	struct fs_call fc = { .resp = STRBUF_INIT(RESP_MAX) };
+	struct cbor_val data, list, item;
+	struct cbor_iter it;
+	int rc = op_begin(&pl, "List", 1);
+
+	if (!rc)
+		rc = put_kv_text(&pl, "path", path);
+	if (!rc)
+		rc = fs_call(m, &fc, &data, box, "list", path, &pl, 1);
+	if (!rc)
+		rc = variant(&list, &data, "List", "list", path);
+	if (!rc && list.type != CBOR_ARRAY)
+		rc = -EPROTO;
+	if (!rc)
+		cbor_iter_init(&it, &list);
+	while (!rc && cbor_iter_next(&it, &item)) {
+		struct msb_entry e;
+		char name[256];
+		const char *base, *slash;
+		size_t n;
+
+		if (msb_entry_parse(&e, &item))
+			continue; /* an entry it could not lstat */
+		/* The entry's full path: its name is what follows the last
+		 * '/'.  Names that cannot be shown are left out. */
+		base = (const char *)e.path.data;
+		n = e.path.len;
+		slash = memrchr(base, '/', n);
+		if (slash) {
+			n -= (size_t)(slash + 1 - base);
+			base = slash + 1;
+		}
+		if (n == 0 || n >= sizeof(name) || memchr(base, '\0', n))
+			continue;
+		memcpy(name, base, n);
+		name[n] = '\0';
+		if (!strcmp(name, ".") || !strcmp(name, ".."))
+			continue;
+		if (fn(ctx, name, &e.st))
+			break;
+	}
+	if (rc == -EPROTO)
+		sbx_failf("microsandbox: list \"%s\": the answer is no listing", path);
+	strbuf_release(&pl);
+	strbuf_release(&fc.resp);
+	return rc;
+}
+
+int msb_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box,
+		 const char *path)
+{
+	struct msb *m = MSB(p);
+	struct strbuf pl = STRBUF_INIT(8192);
+	struct fs_call fc = { .resp = STRBUF_INIT(RESP_MAX) };
+	struct cbor_val data, target;
+	int rc = op_begin(&pl, "ReadLink", 1);
+
+	if (!rc)
+		rc = put_kv_text(&pl, "path", path);
+	if (!rc)
+		rc = fs_call(m, &fc, &data, box, "readlink", path, &pl, 1);
+	if (rc == -EINVAL || rc == -ENOENT || rc == -ENOTDIR)
+		goto out;
+	if (!rc)
+		rc = variant(&target, &data, "Path", "readlink", path);
+	if (!rc) {
+		rc = cbor_text_copy(&target, buf, size);
+		if (rc == -EPROTO || (!rc && !buf[0])) {
+			sbx_failf("microsandbox: readlink \"%s\": a bad target", path);
+			rc = -EPROTO;
+		}
+	}
+out:
+	strbuf_release(&pl);
+	strbuf_release(&fc.resp);
+	return rc;
+}
+
+/* ---- staged files ---- */
+
+static int sf_info(void *ctx, struct stat *st, const char *box, const char *path)
+{
+	return fs_stat(ctx, st, box, path);
+}
+
+/* OpenFile with the six options (all required by the agent); the handle
+ * into *h. */
+static int open_file(struct msb *m, uint64_t *h, const char *box, const char *path,
+		     int write, long mode)
+{
+	struct strbuf p = STRBUF_INIT(8192);
+	struct fs_call fc = { .resp = STRBUF_INIT(RESP_MAX) };
+	struct cbor_val data, v;
+	int64_t n;
+	int rc = op_begin(&p, "OpenFile", 2);
+
+	if (!rc)
+		rc = put_kv_text(&p, "path", path);
+	if (!rc)
+		rc = cbor_put_text(&p, "options");
+	if (!rc)
+		rc = cbor_put_map(&p, mode >= 0 ? 7 : 6);
+	if (!rc)
+		rc = put_kv_bool(&p, "read", !write);
+	if (!rc)
+		rc = put_kv_bool(&p, "write", write);
+	if (!rc)
+		rc = put_kv_bool(&p, "append", 0);
+	if (!rc)
+		rc = put_kv_bool(&p, "create", write);
+	if (!rc)
+		rc = put_kv_bool(&p, "truncate", write);
+	if (!rc)
+		rc = put_kv_bool(&p, "create_new", 0);
+	if (!rc && mode >= 0)
+		rc = put_kv_uint(&p, "mode", (uint64_t)mode);
+	if (!rc)
+		rc = fs_call(m, &fc, &data, box, "open", path, &p, !write);
+	if (!rc &&
+	    (variant(&v, &data, "Handle", "open", path) || cbor_int(&v, &n) || n <= 0)) {
+		sbx_failf("microsandbox: open \"%s\": the answer holds no handle", path);
+		rc = -EPROTO;
+	}
+	if (!rc)
+		*h = (uint64_t)n;
+	strbuf_release(&p);
+	strbuf_release(&fc.resp);
+	return rc;
+}
+
+/* A request on handle h alone: CloseHandle, FStat. */
+static int handle_op(struct msb *m, struct fs_call *fc, struct cbor_val *data,
+		     const char *box, const char *op, const char *path, uint64_t h)
+{
+	struct strbuf p = STRBUF_INIT(256);
+	int rc = op_begin(&p, op, 1);
+
+	if (!rc)
+		rc = put_kv_uint(&p, "handle", h);
+	if (!rc)
+		rc = fs_call(m, fc, data, box, op, path, &p, 0);
+	strbuf_release(&p);
+	return rc;
+}
+
+static int close_handle(struct msb *m, const char *box, const char *path, uint64_t h)
+{
+	struct fs_call fc = { .resp = STRBUF_INIT(RESP_MAX) };
+	int rc = handle_op(m, &fc, NULL, box, "CloseHandle", path, h);
+
+	strbuf_release(&fc.resp);
+	return rc;
+}
+
+struct fetch_ctx {
+	struct staged *f;
+	off_t off;
+};
+
+static int fetch_chunk(void *ctx, const uint8_t *data, size_t len)
+{
+	struct fetch_ctx *x = ctx;
+	int rc = stage_reserve(x->f, x->off + (off_t)len);
+
+	if (rc) {
+		sbx_failf("microsandbox: read: the file does not fit in cache_max");
+		return rc;
+	}
+	if (pwrite(x->f->fd, data, len, x->off) != (ssize_t)len) {
+		rc = errno ? -errno : -EIO;
+		sbx_failf("microsandbox: read: cannot write the local copy: %s",
+			  strerror(-rc));
+		return rc;
+	}
+	x->off += (off_t)len;
+	return 0;
+}
+
+static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *path,
+		    const struct stat *remote)
+{
+	struct msb *m = ctx;
+	struct fetch_ctx x = { .f = f };
+	struct fs_call fc = { .chunk = fetch_chunk,
+			      .chunk_ctx = &x,
+			      .resp = STRBUF_INIT(RESP_MAX) };
+	struct strbuf p = STRBUF_INIT(256);
+	uint64_t h;
+	int rc, crc;
+
+	(void)remote;
+	if (ftruncate(f->fd, 0))
+		return -errno;
+	rc = open_file(m, &h, box, path, 0, -1);
+	if (rc)
+		return rc;
+	rc = op_begin(&p, "Read", 3);
+	if (!rc)
+		rc = put_kv_uint(&p, "handle", h);
+	if (!rc)
+		rc = put_kv_uint(&p, "offset", 0);
+	if (!rc)
+		rc = cbor_put_text(&p, "len");
+	if (!rc)
+		rc = cbor_put_null(&p);
+	if (!rc)
+		rc = fs_call(m, &fc, NULL, box, "read", path, &p, 0);
+	crc = close_handle(m, box, path, h);
+	if (!rc && ftruncate(f->fd, x.off))
+		rc = -errno;
+	strbuf_release(&p);
+	strbuf_release(&fc.resp);
+	return rc ? rc : crc == -ECONNRESET ? 0 : crc;
+}
+
+/* Write the copy's `size` bytes on handle h: a Write session fed with
+ * chunks, then the empty chunk that ends it. */
+static int write_all(struct msb *m, struct staged *f, const char *box, const char *path,
+		     uint64_t h, off_t size)
+{
+	struct strbuf p = STRBUF_INIT(256), chunk = STRBUF_INIT(MSB_CHUNK_MAX + 64);
+	struct fs_call fc = { .resp = STRBUF_INIT(RESP_MAX) };
+	char *buf = malloc(MSB_CHUNK_MAX);
+	struct msb_sess *s = NULL;
+	off_t off = 0;
+	int rc = buf ? op_begin(&p, "Write", 3) : -ENOMEM;
+
+	if (!rc)
+		rc = put_kv_uint(&p, "handle", h);
+	if (!rc)
+		rc = put_kv_uint(&p, "offset", 0);
+	if (!rc)
+		rc = put_kv_uint(&p, "len", (uint64_t)size);
+	if (!rc)
+		rc = msb_sess_open(m, &s, box, "core.fs.request", &p, fs_frame, &fc);
+	for (int last = 0; !rc && !last;) {
+		ssize_t n = 0;
+
+		if (off < size) {
+			size_t want = size - off < MSB_CHUNK_MAX ? (size_t)(size - off)
+								 : MSB_CHUNK_MAX;
+
+			n = pread(f->fd, buf, want, off);
+			if (n <= 0) {
+				rc = n < 0 ? -errno : -EIO;
+				sbx_failf("microsandbox: write \"%s\": cannot read the "
+					  "local copy",
+					  path);
+				break;
+			}
+			off += n;
+		} else {
+			last = 1; /* the empty chunk */
+		}
+		chunk.len = 0;
+		rc = cbor_put_map(&chunk, 1);
+		if (!rc)
+			rc = cbor_put_text(&chunk, "data");
+		if (!rc)
+			rc = cbor_put_bytes(&chunk, buf, (size_t)n);
+		if (!rc)
+			rc = msb_sess_send(s, "core.fs.data", &chunk);
+	}
+	if (s) {
+		/* A refusal may come before the last chunk: wait for it. */
+		int wrc = msb_sess_wait(s, m->timeout_ms);
+
+		msb_sess_close(s);
+		if (!rc || fc.answered)
+			rc = wrc;
+	}
+	if (!rc) {
+		struct cbor_val top, v;
+
+		if (!fc.answered || cbor_decode(&top, fc.resp.buf, fc.resp.len) ||
+		    cbor_map_get(&top, "ok", &v) || v.type != CBOR_BOOL) {
+			sbx_failf("microsandbox: write \"%s\": an answer without ok",
+				  path);
+			rc = -EPROTO;
+		} else if (!v.u) {
+			char text[300] = "";
+
+			if (!cbor_map_get(&top, "error", &v) && v.type == CBOR_TEXT)
+				snprintf(text, sizeof(text), "%.*s",
+					 (int)(v.len < 280 ? v.len : 280), v.data);
+			rc = -msb_os_errno(text, strlen(text));
+			sbx_failf("microsandbox: write \"%s\": %s", path, text);
+		}
+	}
+	free(buf);
+	strbuf_release(&p);
+	strbuf_release(&chunk);
+	strbuf_release(&fc.resp);
+	return rc;
+}
+
+static int sf_upload(void *ctx, struct stat *remote, struct staged *f, const char *box,
+		     const char *path, off_t size)
+{
+	struct msb *m = ctx;
+	struct fs_call fc = { .resp = STRBUF_INIT(RESP_MAX) };
+	struct cbor_val data, info;
+	struct msb_entry e;
+	uint64_t h;
+	int rc, crc;
+
+	rc = open_file(m, &h, box, path, 1, f->fetched ? -1 : (long)(f->mode & 07777));
+	if (rc)
+		return rc;
+	rc = write_all(m, f, box, path, h, size);
+	if (!rc)
+		rc = handle_op(m, &fc, &data, box, "FStat", path, h);
+	if (!rc && (variant(&info, &data, "Stat", "fstat", path) ||
+		    msb_entry_parse(&e, &info))) {
+		sbx_failf("microsandbox: fstat \"%s\": an entry that does not parse",
+			  path);
+		rc = -EPROTO;
+	}
+	crc = close_handle(m, box, path, h);
+	if (!rc)
+		rc = crc;
+	if (!rc)
+		*remote = e.st;
+	strbuf_release(&fc.resp);
+	return rc;
+}
+
+const struct stagefile_ops msb_stagefile_ops = {
+	.name = "microsandbox",
+	.flags = STAGEFILE_LAZY_WRONLY | STAGEFILE_SYMLINK_ELOOP,
+	.upload_stat = STAGEFILE_STAT_BY_UPLOAD,
+	.info = sf_info,
+	.fetch = sf_fetch,
+	.upload = sf_upload,
+};
