@@ -148,8 +148,7 @@ static int drain(int fd, struct strbuf *out, int *over, char *err, size_t errsiz
 }
 
 int spawn_capture(char *const argv[], char *const envp[], int timeout_ms,
-		  struct strbuf *out, char *err, size_t errsize,
-		  const volatile int *interrupted)
+		  struct strbuf *out, char *err, size_t errsize, int (*interrupted)(void))
 {
 	long long deadline = now_ms() + timeout_ms;
 	int outp[2], errp[2], status = -1, over = 0, rc;
@@ -192,7 +191,7 @@ int spawn_capture(char *const argv[], char *const envp[], int timeout_ms,
 			drain(errp[0], NULL, NULL, err, errsize, &nerr);
 			break;
 		}
-		if (now_ms() >= deadline || (interrupted && *interrupted)) {
+		if (now_ms() >= deadline || (interrupted && interrupted())) {
 			kill(-pid, SIGKILL);
 			spawn_wait(pid, 5000);
 			status = now_ms() >= deadline ? -ETIMEDOUT : -EINTR;

@@ -408,11 +408,25 @@ UNSUPPORTED = {
         "ns_times": "the test image is busybox: its stat and touch know "
                     "whole seconds only",
     },
+    "microsandbox": {
+        "nlink": "the agent's file entries carry neither link counts nor "
+                 "inode numbers",
+        "link_counts": "the agent's file entries carry no link counts",
+        "stopped_files": "a stopped microVM has no agent to serve its files",
+        "image_host": "the local provider's image=host layout",
+        "isolation": "the local provider's namespaces; a microsandbox "
+                     "sandbox is a microVM",
+        "exit_signal": "the agent reports a death by a signal as -1 without "
+                       "the signal: a command's status comes from the shell "
+                       "around it, which cannot tell a signal from exit 128+N",
+        "huge_files": "files move whole: a 5 GiB file is a 5 GiB transfer, "
+                      "past the default cache_max",
+    },
 }
 
 
 # Providers whose sandboxes are running as soon as they exist.
-CREATES_RUNNING = {"daytona", "docker", "rexec", "vtrix"}
+CREATES_RUNNING = {"daytona", "docker", "microsandbox", "rexec", "vtrix"}
 
 
 def provider_base(provider):
@@ -496,6 +510,7 @@ LIVE_MOUNTS = []
 REMOTE = {
     "daytona": "daytona.py",
     "docker": "engine.py",
+    "microsandbox": "microsandbox.py",
     "rexec": "rexec.py",
     "vtrix": "vtrix.py",
 }
@@ -624,7 +639,7 @@ class Emulator:
             return ["--token", self.TOKEN, "--mode", self.variant or "new"]
         if self.provider == "vtrix":
             return ["--token", self.TOKEN, "--project", self.PROJECT]
-        if self.provider == "docker":
+        if self.provider in ("docker", "microsandbox"):
             return []
         raise ValueError("no emulator for " + self.provider)
 
@@ -650,6 +665,11 @@ class Emulator:
             e["VTRIX_USER_ID"] = self.USER
         elif self.provider == "docker":
             e["DOCKER_HOST"] = self.url()
+        elif self.provider == "microsandbox":
+            # The fake msb first on PATH, its home this emulator's state.
+            e["PATH"] = os.path.join(REPO, "tests", "emulators", "bin") + \
+                os.pathsep + e.get("PATH", "")
+            e["MSB_HOME"] = self.root
         return e
 
     def request(self, method, path, body=None, headers=None, timeout=30):

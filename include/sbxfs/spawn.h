@@ -31,13 +31,13 @@ int spawn_run(char *const argv[], int timeout_ms, char *why, size_t whysize);
  * while the child runs, and no longer than the child lives: a detached
  * grandchild that keeps the pipes open does not hold the call.  Returns
  * the exit status (0..255, 128 + N for a signal), -ETIMEDOUT (the child's
- * process group is killed), -EINTR once `*interrupted` (may be NULL) is
- * set (likewise), or -errno.
+ * process group is killed), -EINTR once `interrupted` (may be NULL)
+ * returns nonzero (likewise), or -errno.
  */
 struct strbuf;
 int spawn_capture(char *const argv[], char *const envp[], int timeout_ms,
 		  struct strbuf *out, char *err, size_t errsize,
-		  const volatile int *interrupted);
+		  int (*interrupted)(void));
 
 /* Wait for pid to exit, at most timeout_ms; -ETIMEDOUT if it did not.
  * Returns the wait status. */

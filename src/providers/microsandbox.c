@@ -60,12 +60,14 @@ static int cli(struct msb *m, struct strbuf *out, const char *what, int timeout_
 	argv[n] = NULL;
 	sbx_trace(SBX_TRACE_PROVIDER, "microsandbox: msb %s", args[0]);
 	rc = spawn_capture(argv, m->envp, timeout_ms, out ? out : &sink, err, sizeof(err),
-			   NULL);
+			   sbx_interrupted);
 	strbuf_release(&sink);
 	json_text(text, sizeof(text), err, sizeof(text) - 1);
 	if (rc == -ETIMEDOUT) {
 		sbx_failf("microsandbox: %s: msb did not finish within %d s", what,
 			  timeout_ms / 1000);
+	} else if (rc == -EINTR) {
+		sbx_failf("microsandbox: %s: interrupted", what);
 	} else if (rc == -EFBIG) {
 		sbx_failf("microsandbox: %s: msb printed more than %u MiB", what,
 			  CLI_OUT_MAX >> 20);

@@ -25,8 +25,8 @@
 #define STDIN_CHUNK (1u << 20) /* the most stdin bytes in one frame */
 
 /* The core.exec.request payload: `shell` -c `script` [extra args]. */
-static int exec_payload(struct strbuf *p, const struct msb_runtime *rt,
-			const char *const args[], int use_workdir)
+static int exec_payload(struct strbuf *p, const struct msb_runtime *rt, const char **args,
+			int use_workdir)
 {
 	const char *shell = rt->shell ? rt->shell : "/bin/sh";
 	size_t nargs = 0, nenv = 0;
@@ -177,15 +177,23 @@ static int run_frame(void *ctx, const struct msb_frame *f, int err, const char *
 static int run_once(struct msb *m, const char *box, const char *what, const char *script,
 		    struct run_ctx *x)
 {
-	const char *const args[] = { "-c", script, NULL };
+	const char *args[] = { "-c", script, NULL };
 	struct strbuf p = STRBUF_INIT(SIZE_MAX), eof = STRBUF_INIT(64);
+	struct strbuf wrapped = STRBUF_INIT(SIZE_MAX);
 	struct msb_runtime rt;
 	struct msb_sess *s = NULL;
 	int rc = msb_runtime_of(m, &rt, box);
 
 	if (rc)
 		return rc;
-	rc = exec_payload(&p, &rt, args, 0);
+	/* The agent's strings are UTF-8 text: a script that names a file
+	 * whose name is other bytes travels as base64. */
+	if (!json_utf8_valid(script)) {
+		rc = sh_wrap_base64(&wrapped, NULL, script);
+		args[1] = wrapped.buf;
+	}
+	if (!rc)
+		rc = exec_payload(&p, &rt, args, 0);
 	msb_runtime_release(&rt);
 	if (!rc)
 		rc = data_payload(&eof, NULL, 0);
@@ -199,6 +207,7 @@ static int run_once(struct msb *m, const char *box, const char *what, const char
 	msb_sess_close(s);
 	strbuf_release(&p);
 	strbuf_release(&eof);
+	strbuf_release(&wrapped);
 	if (!rc && x->failed[0]) {
 		sbx_failf("microsandbox: %s: the shell could not start: %s", what,
 			  x->failed);
@@ -334,12 +343,11 @@ int msb_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 	struct msb_cmd *c = calloc(1, sizeof(*c));
 	/* A shell under the command's, so that the exit status of a command
 	 * killed by a signal is 128 + N, as other shells report it. */
-	const char *const args[] = { "-c", "/bin/sh -c \"$1\"; exit $?", "sh", cmdline,
-				     NULL };
-	struct strbuf pl = STRBUF_INIT(SIZE_MAX);
+	const char *args[] = { "-c", "/bin/sh -c \"$1\"; exit $?", "sh", cmdline, NULL };
+	struct strbuf pl = STRBUF_INIT(SIZE_MAX), wrapped = STRBUF_INIT(SIZE_MAX);
 	struct msb_runtime rt;
 	long deadline;
-	int rc;
+	int rc = 0;
 
 	if (!c)
 		return -ENOMEM;
@@ -347,7 +355,16 @@ int msb_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 	c->sink = sink;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
-	rc = msb_runtime_of(m, &rt, box);
+	/* A command line that is not UTF-8 travels as base64. */
+	if (!json_utf8_valid(cmdline)) {
+		rc = sh_wrap_base64(&wrapped, NULL, cmdline);
+		if (!rc)
+			rc = strbuf_addf(&wrapped, "; exit $?");
+		args[1] = wrapped.buf;
+		args[2] = NULL;
+	}
+	if (!rc)
+		rc = msb_runtime_of(m, &rt, box);
 	if (!rc) {
 		rc = exec_payload(&pl, &rt, args, 1);
 		msb_runtime_release(&rt);
@@ -355,6 +372,7 @@ int msb_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 	if (!rc)
 		rc = msb_sess_open(m, &c->s, box, "core.exec.request", &pl, cmd_frame, c);
 	strbuf_release(&pl);
+	strbuf_release(&wrapped);
 	if (rc)
 		goto fail;
 	/* Wait for started or failed, bounded. */

@@ -13,11 +13,18 @@
  * FStat.  Listings are one List, stat one Stat.  What the agent has no
  * message for (hard links, statfs, subtree listings) the remote layer
  * does by shell, through exec sessions (msb_cmd.c).
+ *
+ * The agent's paths are UTF-8 text, and it shows other bytes in a name
+ * as U+FFFD.  A path that is not UTF-8, and a listing or link target
+ * that holds U+FFFD, go through the shell instead, whose scripts carry
+ * any byte (as base64, msb_cmd.c).
  */
 #include <unistd.h>
 
 #include "msb.h"
 #include "sbxfs/log.h"
+#include "sbxfs/remote/json.h"
+#include "sbxfs/remote/shell.h"
 
 #define RESP_MAX (MSB_FRAME_MAX + 64)
 
@@ -159,13 +166,23 @@ static int variant(struct cbor_val *out, const struct cbor_val *data, const char
 
 /* ---- stat, listings, links ---- */
 
+/* Does s hold U+FFFD, the agent's mark of a name that was not UTF-8? */
+static int lossy(const uint8_t *s, size_t len)
+{
+	return memmem(s, len, "\xef\xbf\xbd", 3) != NULL;
+}
+
 static int fs_stat(struct msb *m, struct stat *st, const char *box, const char *path)
 {
 	struct strbuf p = STRBUF_INIT(8192);
 	struct fs_call fc = { .resp = STRBUF_INIT(RESP_MAX) };
 	struct cbor_val data, info;
 	struct msb_entry e;
-	int rc = op_begin(&p, "Stat", 2);
+	int rc;
+
+	if (!json_utf8_valid(path))
+		return remote_find_stat(&m->r, st, box, path);
+	rc = op_begin(&p, "Stat", 2);
 
 	if (!rc)
 		rc = put_kv_text(&p, "path", path);
@@ -195,8 +212,11 @@ int msb_readdir(struct sbx_provider *p, const char *box, const char *path,
 	struct fs_call fc = { .resp = STRBUF_INIT(RESP_MAX) };
 	struct cbor_val data, list, item;
 	struct cbor_iter it;
-	int rc = op_begin(&pl, "List", 1);
+	int rc;
 
+	if (!json_utf8_valid(path))
+		return remote_readdir(p, box, path, fn, ctx);
+	rc = op_begin(&pl, "List", 1);
 	if (!rc)
 		rc = put_kv_text(&pl, "path", path);
 	if (!rc)
@@ -205,6 +225,12 @@ int msb_readdir(struct sbx_provider *p, const char *box, const char *path,
 		rc = variant(&list, &data, "List", "list", path);
 	if (!rc && list.type != CBOR_ARRAY)
 		rc = -EPROTO;
+	if (!rc && lossy(list.data, (size_t)(list.end - list.data))) {
+		/* A name that is not UTF-8 is in it: list by shell. */
+		strbuf_release(&pl);
+		strbuf_release(&fc.resp);
+		return remote_readdir(p, box, path, fn, ctx);
+	}
 	if (!rc)
 		cbor_iter_init(&it, &list);
 	while (!rc && cbor_iter_next(&it, &item)) {
@@ -247,8 +273,11 @@ int msb_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box
 	struct strbuf pl = STRBUF_INIT(8192);
 	struct fs_call fc = { .resp = STRBUF_INIT(RESP_MAX) };
 	struct cbor_val data, target;
-	int rc = op_begin(&pl, "ReadLink", 1);
+	int rc;
 
+	if (!json_utf8_valid(path))
+		return remote_readlink(p, buf, size, box, path);
+	rc = op_begin(&pl, "ReadLink", 1);
 	if (!rc)
 		rc = put_kv_text(&pl, "path", path);
 	if (!rc)
@@ -257,6 +286,11 @@ int msb_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box
 		goto out;
 	if (!rc)
 		rc = variant(&target, &data, "Path", "readlink", path);
+	if (!rc && target.type == CBOR_TEXT && lossy(target.data, target.len)) {
+		strbuf_release(&pl);
+		strbuf_release(&fc.resp);
+		return remote_readlink(p, buf, size, box, path);
+	}
 	if (!rc) {
 		rc = cbor_text_copy(&target, buf, size);
 		if (rc == -EPROTO || (!rc && !buf[0])) {
@@ -337,6 +371,24 @@ static int handle_op(struct msb *m, struct fs_call *fc, struct cbor_val *data,
 	return rc;
 }
 
+/*
+ * Close a handle that only read: the request is sent and not waited for
+ * (a read has nothing to flush), so a fetch costs two round trips.  Its
+ * answer, when it comes, finds no session and is dropped.
+ */
+static void close_handle_nowait(struct msb *m, const char *box, uint64_t h)
+{
+	struct fs_call fc = { .resp = STRBUF_INIT(RESP_MAX) };
+	struct strbuf p = STRBUF_INIT(256);
+	struct msb_sess *s = NULL;
+
+	if (!op_begin(&p, "CloseHandle", 1) && !put_kv_uint(&p, "handle", h) &&
+	    !msb_sess_open(m, &s, box, "core.fs.request", &p, fs_frame, &fc))
+		msb_sess_close(s);
+	strbuf_release(&p);
+	strbuf_release(&fc.resp);
+}
+
 static int close_handle(struct msb *m, const char *box, const char *path, uint64_t h)
 {
 	struct fs_call fc = { .resp = STRBUF_INIT(RESP_MAX) };
@@ -370,6 +422,27 @@ static int fetch_chunk(void *ctx, const uint8_t *data, size_t len)
 	return 0;
 }
 
+/* A file whose name is not UTF-8: its bytes from cat. */
+static int fetch_by_script(struct msb *m, struct staged *f, const char *box,
+			   const char *path)
+{
+	struct strbuf checks = STRBUF_INIT(1u << 20), out = STRBUF_INIT(m->r.output_max);
+	int rc = sh_script(&checks, "p=%q; [ -e \"$p\" ] || exit 2; ", path);
+
+	if (!rc)
+		rc = remote_run_bytes(&m->r, box, "read", checks.buf, "cat -- \"$p\"", 1,
+				      REMOTE_RUN_RETRY, &out);
+	if (!rc)
+		rc = stage_reserve(f, (off_t)out.len);
+	if (!rc && out.len && pwrite(f->fd, out.buf, out.len, 0) != (ssize_t)out.len)
+		rc = -EIO;
+	if (!rc && ftruncate(f->fd, (off_t)out.len))
+		rc = -errno;
+	strbuf_release(&checks);
+	strbuf_release(&out);
+	return rc;
+}
+
 static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *path,
 		    const struct stat *remote)
 {
@@ -380,11 +453,13 @@ static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *pa
 			      .resp = STRBUF_INIT(RESP_MAX) };
 	struct strbuf p = STRBUF_INIT(256);
 	uint64_t h;
-	int rc, crc;
+	int rc;
 
 	(void)remote;
 	if (ftruncate(f->fd, 0))
 		return -errno;
+	if (!json_utf8_valid(path))
+		return fetch_by_script(m, f, box, path);
 	rc = open_file(m, &h, box, path, 0, -1);
 	if (rc)
 		return rc;
@@ -399,12 +474,13 @@ static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *pa
 		rc = cbor_put_null(&p);
 	if (!rc)
 		rc = fs_call(m, &fc, NULL, box, "read", path, &p, 0);
-	crc = close_handle(m, box, path, h);
+	if (rc != -ECONNRESET)
+		close_handle_nowait(m, box, h); /* a dead socket closed it */
 	if (!rc && ftruncate(f->fd, x.off))
 		rc = -errno;
 	strbuf_release(&p);
 	strbuf_release(&fc.resp);
-	return rc ? rc : crc == -ECONNRESET ? 0 : crc;
+	return rc;
 }
 
 /* Write the copy's `size` bytes on handle h: a Write session fed with
@@ -488,20 +564,36 @@ static int write_all(struct msb *m, struct staged *f, const char *box, const cha
 	return rc;
 }
 
-static int sf_upload(void *ctx, struct stat *remote, struct staged *f, const char *box,
-		     const char *path, off_t size)
+/* Upload the copy to `path` (UTF-8): OpenFile, Write, FStat into
+ * *remote, CloseHandle.  `mode` >= 0: a new file's permission bits. */
+static int upload_at(struct msb *m, struct stat *remote, struct staged *f,
+		     const char *box, const char *path, off_t size, long mode)
 {
-	struct msb *m = ctx;
 	struct fs_call fc = { .resp = STRBUF_INIT(RESP_MAX) };
 	struct cbor_val data, info;
 	struct msb_entry e;
 	uint64_t h;
 	int rc, crc;
 
-	rc = open_file(m, &h, box, path, 1, f->fetched ? -1 : (long)(f->mode & 07777));
+	rc = open_file(m, &h, box, path, 1, mode);
 	if (rc)
 		return rc;
 	rc = write_all(m, f, box, path, h, size);
+	if (mode < 0) {
+		/* A file that was there keeps its mode, and the agent wrote
+		 * `size` bytes (it checks the length): no FStat.  The copy
+		 * takes the mtime of the next look at the file. */
+		crc = close_handle(m, box, path, h);
+		if (!rc)
+			rc = crc;
+		if (!rc) {
+			remote->st_mode = f->mode;
+			remote->st_size = size;
+			remote->st_mtim.tv_nsec = UTIME_OMIT;
+		}
+		strbuf_release(&fc.resp);
+		return rc;
+	}
 	if (!rc)
 		rc = handle_op(m, &fc, &data, box, "FStat", path, h);
 	if (!rc && (variant(&info, &data, "Stat", "fstat", path) ||
@@ -517,6 +609,47 @@ static int sf_upload(void *ctx, struct stat *remote, struct staged *f, const cha
 		*remote = e.st;
 	strbuf_release(&fc.resp);
 	return rc;
+}
+
+/*
+ * A file whose name is not UTF-8: upload to a temporary name in /tmp,
+ * then a script copies it into place (keeping the file's own inode and
+ * mode, or giving a new one `mode`) and removes it.
+ */
+static int upload_by_script(struct msb *m, struct stat *remote, struct staged *f,
+			    const char *box, const char *path, off_t size, long mode)
+{
+	static unsigned long counter;
+	char tmp[80], chmod[64] = "";
+	struct stat st;
+	int rc;
+
+	if (mode >= 0)
+		snprintf(chmod, sizeof(chmod), "chmod %lo -- \"$p\"",
+			 (unsigned long)mode);
+
+	snprintf(tmp, sizeof(tmp), "/tmp/.sbxfs-upload-%ld-%lu", (long)getpid(),
+		 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
+	rc = upload_at(m, &st, f, box, tmp, size, 0600);
+	if (!rc)
+		rc = remote_runf(&m->r, box, "write", 0, NULL,
+				 "t=%q; p=%q; cat -- \"$t\" > \"$p\" || "
+				 "{ rm -f -- \"$t\"; exit 5; }; rm -f -- \"$t\"; %s",
+				 tmp, path, chmod);
+	if (!rc)
+		rc = remote_find_stat(&m->r, remote, box, path);
+	return rc;
+}
+
+static int sf_upload(void *ctx, struct stat *remote, struct staged *f, const char *box,
+		     const char *path, off_t size)
+{
+	struct msb *m = ctx;
+	long mode = f->fetched ? -1 : (long)(f->mode & 07777);
+
+	if (!json_utf8_valid(path))
+		return upload_by_script(m, remote, f, box, path, size, mode);
+	return upload_at(m, remote, f, box, path, size, mode);
 }
 
 const struct stagefile_ops msb_stagefile_ops = {

@@ -262,7 +262,7 @@ static char **env_of(const cJSON *env)
 int msb_parse_inspect(struct msb_box *b, struct msb_runtime *rt, const char *json,
 		      size_t len)
 {
-	cJSON *j = json_parse(json, len), *cfg, *run;
+	cJSON *j = json_parse(json, len), *cfg, *run, *res;
 	double d;
 
 	memset(rt, 0, sizeof(*rt));
@@ -272,20 +272,24 @@ int msb_parse_inspect(struct msb_box *b, struct msb_runtime *rt, const char *jso
 	}
 	cfg = cJSON_GetObjectItemCaseSensitive(j, "config");
 	run = cJSON_GetObjectItemCaseSensitive(cfg, "runtime");
+	res = cJSON_GetObjectItemCaseSensitive(cfg, "resources");
 	rt->env = env_of(cJSON_GetObjectItemCaseSensitive(cfg, "env"));
 	rt->workdir = dup_str(run, "workdir");
 	rt->user = dup_str(run, "user");
 	rt->shell = dup_str(run, "shell");
-	if (json_num(cfg, "cpus", &d) && d >= 1 && d < 4096)
+	if (json_num(res, "cpus", &d) && d >= 1 && d < 4096)
 		rt->cpus = (unsigned)d;
-	if (json_num(cfg, "memory_mib", &d) && d >= 1 && d < 1e9)
+	if (json_num(res, "memory_mib", &d) && d >= 1 && d < 1e9)
 		rt->memory_mib = (unsigned)d;
 	if (!b->image[0]) {
+		/* {"Oci": {"reference": R}} or {"Bind": {"path": P}} */
 		const cJSON *img = cJSON_GetObjectItemCaseSensitive(cfg, "image");
-		const char *ref = json_str(img, "Oci");
+		const char *ref = json_str(cJSON_GetObjectItemCaseSensitive(img, "Oci"),
+					   "reference");
 
 		if (!ref)
-			ref = json_str(img, "Bind");
+			ref = json_str(cJSON_GetObjectItemCaseSensitive(img, "Bind"),
+				       "path");
 		if (ref && strlen(ref) < sizeof(b->image) && !strpbrk(ref, "\n\r"))
 			snprintf(b->image, sizeof(b->image), "%s", ref);
 	}

@@ -145,7 +145,8 @@ static void test_msb_json(void)
 		"{\"name\":\"db\",\"status\":\"Stopped\",\"image\":null}]";
 	static const char inspect[] =
 		"{\"name\":\"web\",\"status\":\"Paused\",\"created_at\":\"2026-12-07T08:00:00Z\","
-		"\"config\":{\"image\":{\"Oci\":\"python\"},\"cpus\":2,\"memory_mib\":512,"
+		"\"config\":{\"image\":{\"Oci\":{\"reference\":\"python\"}},"
+		"\"resources\":{\"cpus\":2,\"max_cpus\":2,\"memory_mib\":512},"
 		"\"env\":[{\"key\":\"A\",\"value\":\"1\"},{\"key\":\"=bad\",\"value\":\"x\"}],"
 		"\"runtime\":{\"workdir\":\"/app\",\"shell\":\"/bin/bash\",\"user\":null}}}";
 	struct msb_runtime rt;

@@ -1,0 +1,1392 @@
+#!/usr/bin/env python3
+"""A test emulator of microsandbox 0.7.2 (local backend): the `msb` CLI, the
+per-sandbox process with its agent relay on agent.sock, and agentd.
+
+The real product boots a libkrun microVM per sandbox, which needs KVM; this
+machine has none.  Here a sandbox is a directory with a bubblewrap "keeper"
+(common.Keeper, as in daytona.py) holding its pid, mount, ipc and uts
+namespaces, and agentd is emulated in Python (microsandbox_agent.py, next to
+this file, with common.py).  The keeper's command is a small spawner that
+forks the commands inside the sandbox, so they are children of an agent
+there, as in the VM.  Everything follows /work/shared/protocols/microsandbox-current.md
+(§2 wire protocol, §3 lifecycle, §5 emulator plan), checked against the
+v0.6.14 sources and the real msb 0.7.2 binary.
+
+Three modes, by argv[1]:
+
+  microsandbox.py cli ARGS...      the fake `msb` (tests/emulators/bin/msb).
+      Honours MSB_HOME (default ~/.microsandbox).  Subcommands: --version,
+      create, start, stop, rm|remove, ls|list, status|ps, inspect, pause,
+      resume, help.  Exit codes, stdout, stderr and clap's usage errors are
+      the real ones as observed (create ... --name N prints nothing on stdout
+      and exits once the agent is ready; progress/errors go to stderr as
+      "   ✓ Stopped      N" / "error: sandbox not found: N").
+  microsandbox.py sandbox NAME --home DIR [--fresh]   one sandbox's process,
+      started detached (setsid) by create/start: builds or reuses the root,
+      starts the keeper, serves run/sandboxes/<sha256(name)[:24]>/agent.sock
+      (plus a placeholder control.sock and the run/agent/<32 hex>.sock
+      relative symlinks).  SIGTERM stops it (SIGQUIT: at once), SIGUSR1
+      pauses, SIGUSR2 resumes.  Logs: sandboxes/NAME/logs/runtime.log.
+  microsandbox.py --root DIR --port 0 [--delay S] [--generation 7|8|9]
+      [--split]                    the harness's "hub": DIR is MSB_HOME.  It
+      writes emu/config.json (read by the CLI and the sandboxes), prints the
+      HTTP port on stdout and serves the control routes on 127.0.0.1; on
+      SIGTERM/SIGINT it stops every sandbox of DIR.  A sandbox also stops by
+      itself when the hub that configured its home is gone.
+
+The emulator's own state lives in MSB_HOME/emu/ (never a db/msb.db):
+  config.json                    delay, generation, split, hub pid
+  sandboxes/NAME/record.json     the sandbox's config (what inspect shows)
+  sandboxes/NAME/state.json      written by the sandbox process: pid, status
+  requests.log                   one line per request ("fs.Stat", "exec",
+                                 "cli.ls"), appended by every process before
+                                 it answers
+  faults.json (+ faults.lock)    armed faults, read-modify-written under flock
+The sandbox's root is MSB_HOME/sandboxes/NAME/rootfs.
+
+Control routes (no auth, not counted):
+  GET  /_emu/stats       {"fs.Stat": n, "exec": n, "cli.ls": n, ..., "total": N,
+                          "routes": {the same keys}} since the last reset
+  POST /_emu/reset
+  POST /_emu/fault       {"kind", "prefix"?, "count"? (1), "delay"? (1.0),
+                          "errno"? (5)}; prefix matches the stats key
+                          ("fs.Read", "fs.", "exec", "cli.create").  Kinds:
+        drop      close the client's connection instead of answering
+                  (CLI: the process dies of SIGKILL)
+        slow      answer after `delay` s (other requests go on meanwhile)
+        silent    never answer that request (CLI: hang until killed)
+        error     fs: ok:false "<op>: <strerror> (os error N)"; exec:
+                  core.exec.failed kind "other"; CLI: rc 1 "error: injected fault"
+        unready   the next `count` connections to agent.sock are accepted
+                  but never get the handshake (prefix ignored)
+        garbage   answer with a frame whose body is not CBOR (CLI: junk on
+                  stdout, rc 0)
+        oversize  answer with a frame header claiming 5 MiB (CLI: 5 MiB junk)
+  POST /_emu/fault/clear
+  GET  /_emu/sandboxes   [{"name", "status", "pid", "dir", "socket"}]
+  GET  /_emu/sandbox/{name}   one of those (dir = the rootfs, for tests)
+
+Knobs: --delay (each lifecycle step: boot, stop), --generation (the ready
+frame's and every answer's "v"; 7 by default, 9 as 0.7.x sends), --split
+(every socket write goes out in random small pieces with tiny sleeps, so a
+client must reassemble frames).  The ready payload always carries an extra
+unknown field ("emulator"), which clients must ignore.
+
+Deviations (deliberate; keep them in mind):
+  * No VM: commands run as root in a bwrap keeper with the host's /usr
+    (read-only); the image is never pulled.  An OCI reference gives an empty
+    skeleton root, a directory image (./rootfs, /abs) is copied into the
+    root at create.  --cpus/--memory are recorded, not enforced.
+  * The fs API sees the sandbox directory only: /usr, /proc and /dev are
+    empty placeholders there, while commands see the real ones.
+  * agentd's fatal errors (unknown message type, broken envelope) close only
+    the offending connection; the real agentd exits and the sandbox dies.
+    core.tcp.connect always gets core.tcp.failed; generation 8/9 message
+    types are known but ignored (no client that does not offer bulk gets
+    bulk frames, so none are sent).
+  * exec: a user name is looked up in the sandbox's /etc/passwd; the env is
+    PATH and HOME plus the request's (the real agentd also passes its own
+    environment on).  As in agentd's piped path (Command::spawn), a missing
+    cwd gives kind "not_found" (ENOENT) and a cwd that is a file "bad_cwd"
+    (ENOTDIR), both with stage "Command::spawn"; with a tty the stage is
+    "execvp" and a bad cwd is ignored.
+  * pause freezes the sandbox's exec processes (SIGSTOP) and holds every
+    request until resume; new connections still get the handshake (the
+    relay is on the host).  inspect's "pause" stays null (its shape when
+    paused is unknown); "active_config" is null as for a stopped sandbox.
+  * CLI: only the subcommands above (the others exit 2, "does not
+    implement"); their options as in 0.7.2 --help except the image-building
+    ones (--volume, --port... are accepted and ignored; --script, --copy,
+    --mount-* ... are "unexpected argument").  --help texts are shortened.
+    Taken from the sources, not seen (no KVM here): rm of a running sandbox
+    ("sandbox still running: cannot remove sandbox 'N': still running") and
+    start of a running one ("... cannot start sandbox 'N': already running").
+    stop -t N gives up after N s with an error text of our own.  Success
+    lines never carry the real " (1.2s)" duration suffix.
+
+Needs root and bwrap (unprivileged bwrap would nest a user namespace); only
+Debian's python3 has cbor2 and aiohttp, so it runs with /usr/bin/python3.
+"""
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+VERSION = "0.7.2"
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPT = os.path.abspath(__file__)
+LIVE = ("Starting", "Running", "Paused", "Draining")
+FAULT_KINDS = ("drop", "slow", "silent", "error", "unready", "garbage", "oversize")
+DEFAULT_CONFIG = {"delay": 0.05, "generation": 7, "split": False, "hub_pid": None,
+                  "hub_start": None}
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def iso_ns(ns):
+    """chrono's RFC 3339 with nanoseconds, as msb prints created_at."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10 ** 9)) + \
+        ".%09d+00:00" % (ns % 10 ** 9)
+
+
+def proc_start(pid):
+    """The start time of a running process (to tell a reused pid apart);
+    None once it is gone or a zombie (its reaper may be slow)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return None if fields[0] in ("Z", "X") else int(fields[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def alive(pid, start):
+    return bool(pid) and start is not None and proc_start(pid) == start
+
+
+def write_json(path, data):
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+def read_json(path, default=None):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return default
+
+
+# ============================================================ MSB_HOME
+
+class Home:
+    """MSB_HOME: the real layout (run/, sandboxes/) plus the emulator's emu/."""
+
+    def __init__(self, path):
+        self.path = os.path.abspath(path)
+        self.emu = os.path.join(self.path, "emu")
+        self._log_fd = None
+        self._faults_key = None
+        self._faults = []
+
+    def p(self, *parts):
+        return os.path.join(self.path, *parts)
+
+    def ensure(self):
+        for d in ("emu/sandboxes", "run/sandboxes", "run/agent", "sandboxes"):
+            os.makedirs(self.p(d), exist_ok=True)
+
+    def config(self):
+        return dict(DEFAULT_CONFIG, **read_json(self.p("emu", "config.json"), {}))
+
+    # ------------------------------------------------------------ sandboxes
+
+    def sdir(self, name):
+        return self.p("emu", "sandboxes", name)
+
+    def names(self):
+        try:
+            return [n for n in os.listdir(self.p("emu", "sandboxes"))
+                    if os.path.exists(os.path.join(self.sdir(n), "record.json"))]
+        except OSError:
+            return []
+
+    def record(self, name):
+        if not valid_name(name):
+            return None
+        return read_json(os.path.join(self.sdir(name), "record.json"))
+
+    def state(self, name):
+        return read_json(os.path.join(self.sdir(name), "state.json"), {})
+
+    def status(self, name):
+        st = self.state(name)
+        s = st.get("status", "Stopped")
+        if s in LIVE and not alive(st.get("pid"), st.get("start")):
+            return "Crashed"
+        return s
+
+    def sockets(self, name):
+        """(dir of agent.sock and control.sock, the two run/agent links)."""
+        digest = hashlib.sha256(name.encode()).hexdigest()
+        legacy = self.p("run", "agent", digest[:32])
+        return (self.p("run", "sandboxes", digest[:24]),
+                (legacy + ".sock", legacy + ".control.sock"))
+
+    # ------------------------------------------------------------ requests
+
+    def count(self, key):
+        """One line in requests.log (O_APPEND: one atomic write per line)."""
+        if self._log_fd is None:
+            self._log_fd = os.open(self.p("emu", "requests.log"),
+                                   os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                                   0o644)
+        os.write(self._log_fd, (key + "\n").encode())
+
+    @contextlib.contextmanager
+    def locked(self, *parts):
+        """flock on the file emu/PARTS (created if need be)."""
+        fd = os.open(self.p("emu", *parts), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _faults_now(self):
+        """The armed faults, re-read only when faults.json changed."""
+        path = self.p("emu", "faults.json")
+        try:
+            st = os.stat(path)
+        except OSError:
+            return []
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if key != self._faults_key:
+            self._faults = read_json(path, [])
+            self._faults_key = key
+        return self._faults
+
+    @staticmethod
+    def _matches(f, key, kinds):
+        if f.get("count", 0) <= 0:
+            return False
+        if kinds is None:
+            return f["kind"] != "unready" and key.startswith(f.get("prefix") or "")
+        return f["kind"] in kinds
+
+    def take_fault(self, key, kinds=None):
+        """The first armed fault for request `key` (one use taken), or None."""
+        if not any(self._matches(f, key, kinds) for f in self._faults_now()):
+            return None
+        with self.locked("faults.lock"):
+            faults = read_json(self.p("emu", "faults.json"), [])
+            for f in faults:
+                if self._matches(f, key, kinds):
+                    f["count"] -= 1
+                    write_json(self.p("emu", "faults.json"), faults)
+                    return dict(f)
+        return None
+
+    def set_faults(self, change):
+        with self.locked("faults.lock"):
+            faults = change(read_json(self.p("emu", "faults.json"), []))
+            write_json(self.p("emu", "faults.json"), faults)
+            return faults
+
+
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def valid_name(name):
+    return len(name.encode()) <= 128 and NAME_RE.fullmatch(name) is not None
+
+
+# ============================================================ CLI: parsing
+
+class Usage(Exception):
+    """A clap error: the whole stderr text, exit code 2."""
+
+
+class Failure(Exception):
+    """A runtime error: "error: <text>", exit code 1."""
+
+
+class Opt:
+    def __init__(self, long, short=None, value=None, multiple=False, check=None,
+                 possible=None, help=""):
+        self.long, self.short, self.value = long, short, value
+        self.multiple, self.check, self.possible, self.help = multiple, check, possible, help
+
+    @property
+    def shown(self):
+        return "--%s <%s>" % (self.long, self.value) if self.value else "--" + self.long
+
+
+def u8(v):
+    if not v.isdigit():
+        raise ValueError("invalid digit found in string")
+    if int(v) > 255:
+        raise ValueError("%s is not in 0..=255" % v)
+    return int(v)
+
+
+def u64(v):
+    if not v.isdigit():
+        raise ValueError("invalid digit found in string")
+    return int(v)
+
+
+QUIET = Opt("quiet", "q", help="Suppress progress output")
+LABELS = Opt("label", None, "LABEL", True, help="Select sandboxes carrying this label "
+             "(`KEY=VALUE`). Repeatable; AND-matched")
+FORMAT = Opt("format", None, "FORMAT", possible=("json",), help="Output format (json)")
+GLOBAL = [Opt(n, help="Show %s diagnostic logs" % n) for n in
+          ("error", "warn", "info", "debug", "trace")] + \
+    [Opt("tree", help="Print the full command tree and exit")]
+IGNORED_CREATE = [Opt(*a, multiple=True) for a in (
+    ("volume", "v", "VOLUME"), ("port", "p", "PORT"), ("tmpfs", None, "TMPFS"),
+    ("entrypoint", None, "ENTRYPOINT"), ("log-level", None, "LOG_LEVEL"),
+    ("security", None, "SECURITY"), ("root-disk", None, "SPEC"))] + \
+    [Opt("no-net", help="Disable networking")]
+
+# name -> (description, positional (name, required: True | False | "label",
+#          multiple) or None, options)
+COMMANDS = {
+    "create": ("Create a sandbox and boot it in the background",
+               ("IMAGE", False, False), [
+                   Opt("name", "n", "NAME", help="Name for the sandbox. Auto-generated "
+                       "if omitted. Maximum 128 UTF-8 bytes"),
+                   Opt("cpus", "c", "CPUS", check=u8, help="Number of virtual CPUs to "
+                       "allocate"),
+                   Opt("max-cpus", None, "MAX_CPUS", check=u8,
+                       help="Boot-time maximum possible virtual CPUs"),
+                   Opt("memory", "m", "MEMORY", help="Amount of memory to allocate "
+                       "(e.g. 512M, 1G)"),
+                   Opt("max-memory", None, "SIZE", help="Boot-time maximum hotpluggable "
+                       "memory (e.g. 1G, 8G)"),
+                   Opt("workdir", "w", "WORKDIR", help="Set the default working "
+                       "directory for commands"),
+                   Opt("shell", None, "SHELL", help="Shell to use for interactive "
+                       "sessions (default: /bin/sh)"),
+                   Opt("env", "e", "ENV", True, help="Set an environment variable "
+                       "(KEY=value)"),
+                   Opt("label", None, "KEY[=VALUE]", True, help="Attach a label to the "
+                       "sandbox (`KEY=VALUE`, or bare `KEY`). Repeatable"),
+                   Opt("replace", help="Replace an existing sandbox with the same name"),
+                   QUIET,
+                   Opt("hostname", "H", "HOSTNAME", help="Set the guest hostname"),
+                   Opt("user", "u", "USER", help="Run commands as the specified user "
+                       "(e.g. nobody, 1000, 1000:1000)"),
+                   Opt("pull", None, "PULL", help="When to pull the image: always, "
+                       "if-missing (default), never"),
+                   Opt("max-duration", None, "MAX_DURATION", help="Kill the sandbox "
+                       "after this duration (e.g. 30s, 5m, 1h)"),
+                   Opt("idle-timeout", None, "IDLE_TIMEOUT", help="Stop the sandbox "
+                       "after this period of inactivity (e.g. 30s, 5m, 1h)"),
+               ] + IGNORED_CREATE),
+    "start": ("Start a stopped sandbox", ("NAMES", "label", True),
+              [LABELS, QUIET]),
+    "stop": ("Stop one or more running sandboxes", ("NAMES", "label", True), [
+        LABELS, Opt("force", "f", help="Immediately kill the sandbox without graceful "
+                    "shutdown"),
+        Opt("timeout", "t", "TIMEOUT", check=u64, help="Graceful completion budget in "
+            "seconds; timeout fails without killing. Omit to wait indefinitely"),
+        QUIET]),
+    "remove": ("Remove one or more sandboxes", ("NAMES", "label", True), [
+        LABELS, Opt("force", "f", help="Stop the sandbox if running, then remove it"),
+        QUIET]),
+    "list": ("List all sandboxes", None, [
+        Opt("running", help="Show only running sandboxes"),
+        Opt("stopped", help="Show only stopped sandboxes"), LABELS, FORMAT,
+        Opt("quiet", "q", help="Show only sandbox names")]),
+    "status": ("Show sandbox status", ("NAME", False, False), [
+        Opt("all", "a", help="Show all sandboxes, not just running ones"), LABELS, FORMAT,
+        Opt("quiet", "q", help="Show only sandbox names")]),
+    "inspect": ("Show detailed sandbox configuration and status",
+                ("NAME", True, False), [FORMAT]),
+    "pause": ("Suspend a resident sandbox without creating a snapshot",
+              ("NAME", True, False), [Opt("guest-flush", None, "GUEST_FLUSH",
+                                          help="Optional guest writeback: auto, "
+                                          "required, or skip"), QUIET]),
+    "resume": ("Resume a user-paused resident sandbox", ("NAME", True, False),
+               [QUIET]),
+}
+ALIASES = {"ls": "list", "rm": "remove", "ps": "status"}
+STATS_KEY = {"list": "ls", "remove": "rm"}
+NOT_EMULATED = ("run", "restore", "modify", "mod", "branch", "restart", "ping", "touch",
+                "metrics", "exec", "copy", "cp", "logs", "ssh", "sandbox", "sbx", "image",
+                "pull", "load", "save", "registry", "volume", "vol", "snapshot", "snap",
+                "install", "uninstall", "doctor", "update", "upgrade", "downgrade", "self",
+                "completion", "context", "ctx")
+MORE = "\n\nFor more information, try '--help'.\n"
+TOP_USAGE = "msb [OPTIONS] <COMMAND>"
+
+
+def positional_shown(pos, given):
+    name, required, multiple = pos
+    text = "<%s>" % name if given or required is True else "[%s]" % name
+    return text + ("..." if multiple else "")
+
+
+class Parser:
+    """clap's parse of one subcommand's arguments, with clap's error texts
+    (usage lines show the arguments used so far, as clap's do)."""
+
+    def __init__(self, canon):
+        self.canon = canon
+        _, self.pos, opts = COMMANDS[canon]
+        self.by_long = {o.long: o for o in opts + GLOBAL}
+        self.by_short = {o.short: o for o in opts + GLOBAL if o.short}
+        self.values, self.positionals, self.used = {}, [], []
+
+    def parse(self, argv):
+        """(values by option long name, positionals)."""
+        args = list(argv)
+        while args:
+            a = args.pop(0)
+            if a == "--":
+                for rest in args:
+                    self.positional(rest)
+                break
+            if a == "-" or not a.startswith("-"):
+                self.positional(a)
+            elif a in ("-h", "--help"):
+                raise HelpRequested()
+            else:
+                self.option(a, args)
+        pos = self.pos
+        if pos and pos[1] and not self.positionals and \
+                not (pos[1] == "label" and self.values.get("label")):
+            self.fail("the following required arguments were not provided:\n  %s"
+                      % positional_shown(pos, True), self.usage(True))
+        return self.values, self.positionals
+
+    # ------------------------------------------------------------ usage
+
+    def default_usage(self):
+        return "Usage: msb %s [OPTIONS]%s" % (
+            self.canon, " " + positional_shown(self.pos, False) if self.pos else "")
+
+    def usage(self, required_missing=False):
+        shown = [o.shown for o in self.used]
+        if self.pos and (self.positionals or self.used or required_missing):
+            shown.append(positional_shown(self.pos, self.positionals or required_missing))
+        return "Usage: msb %s %s" % (self.canon, " ".join(shown)) if shown \
+            else self.default_usage()
+
+    def fail(self, text, usage=None):
+        raise Usage("error: %s%s%s" % (text, "\n\n" + usage if usage else "", MORE))
+
+    def unexpected(self, token):
+        tip = "\n\n  tip: to pass '%s' as a value, use '-- %s'" % (token, token) \
+            if self.pos else ""
+        self.fail("unexpected argument '%s' found%s" % (token, tip), self.usage())
+
+    # ------------------------------------------------------------ arguments
+
+    def positional(self, a):
+        if self.pos is None or (self.positionals and not self.pos[2]):
+            self.fail("unexpected argument '%s' found" % a, self.default_usage())
+        self.positionals.append(a)
+
+    def lookup(self, token):
+        if token.startswith("--"):
+            return self.by_long.get(token[2:].partition("=")[0])
+        return self.by_short.get(token[1:2])
+
+    def option(self, a, args):
+        o = self.lookup(a)
+        if o is None:
+            self.unexpected(a.partition("=")[0] if a.startswith("--") else a[:2])
+        inline = None
+        if a.startswith("--"):
+            inline = a.partition("=")[2] if "=" in a else None
+        elif len(a) > 2:
+            if o.value:
+                inline = a[2:]                      # -c2
+            else:
+                args.insert(0, "-" + a[2:])         # -fq
+        if o.value:
+            self.store(o, self.value(o, inline, args))
+        else:
+            self.values[o.long] = True
+        if o not in self.used:
+            self.used.append(o)
+
+    def value(self, o, inline, args):
+        """The option's value, from "=..." or the next argument, checked."""
+        if inline is None:
+            if args and not (args[0].startswith("-") and len(args[0]) > 1):
+                inline = args.pop(0)
+            elif args and self.lookup(args[0]) is None:
+                self.unexpected(args[0])
+            else:
+                self.fail("a value is required for '%s' but none was supplied%s"
+                          % (o.shown, possible(o)))
+        if o.possible and inline not in o.possible:
+            self.fail("invalid value '%s' for '%s'%s" % (inline, o.shown, possible(o)))
+        try:
+            return o.check(inline) if o.check else inline
+        except ValueError as e:
+            self.fail("invalid value '%s' for '%s': %s" % (inline, o.shown, e))
+
+    def store(self, o, value):
+        if o.multiple:
+            self.values.setdefault(o.long, []).append(value)
+        elif o.long in self.values:
+            self.fail("the argument '%s' cannot be used multiple times" % o.shown,
+                      self.default_usage())
+        else:
+            self.values[o.long] = value
+
+
+def possible(o):
+    return "\n  [possible values: %s]" % ", ".join(o.possible) if o.possible else ""
+
+
+class HelpRequested(Exception):
+    pass
+
+
+TOP_HELP = """Microsandbox CLI v%s
+
+Usage: msb [OPTIONS] <COMMAND>
+
+Sandboxes:
+  create      Create a sandbox and boot it in the background
+  start       Start a stopped sandbox
+  stop        Stop one or more running sandboxes
+  pause       Suspend a resident sandbox without creating a snapshot
+  resume      Resume a user-paused resident sandbox
+  list        List all sandboxes [aliases: ls]
+  status      Show sandbox status [aliases: ps]
+  remove      Remove one or more sandboxes [aliases: rm]
+  inspect     Show detailed sandbox configuration and status
+
+Other:
+  help        Print this message or the help of the given subcommand(s)
+
+Options:
+      --tree     Print the full command tree and exit
+      --error    Show error-level diagnostic logs
+      --warn     Show warning and error diagnostic logs
+      --info     Show info, warning, and error diagnostic logs
+      --debug    Show debug and higher diagnostic logs
+      --trace    Show all diagnostic logs (most verbose)
+  -h, --help     Print help
+  -V, --version  Print version
+""" % VERSION
+
+
+def command_help(canon):
+    about, pos, opts = COMMANDS[canon]
+    lines = [about, "", "Usage: msb %s [OPTIONS]%s" % (
+        canon, " " + positional_shown(pos, False) if pos else ""), ""]
+    if pos:
+        lines += ["Arguments:", "  %s" % positional_shown(pos, False), ""]
+    lines.append("Options:")
+    for o in opts + GLOBAL + [Opt("help", "h", help="Print help")]:
+        flag = ("-%s, " % o.short if o.short else "    ") + o.shown[:]
+        lines.append("  %-28s %s" % (flag, o.help))
+    return "\n".join(lines) + "\n"
+
+
+# ============================================================ CLI: commands
+
+def success(verb, name):
+    sys.stderr.write("   \u2713 %-12s %s\n" % (verb, name))
+
+
+def error(text):
+    sys.stderr.write("error: %s\n" % text)
+
+
+def parse_size_mib(s):
+    """ui::parse_size_mib: 512M, 1G, 1.5G; a bare number is MiB."""
+    s = s.strip()
+    scale = 1
+    if s[-1:] in ("G", "g"):
+        s, scale = s[:-1], 1024
+    elif s[-1:] in ("M", "m"):
+        s = s[:-1]
+    try:
+        value = float(s.strip()) if scale != 1 else int(s.strip())
+    except ValueError:
+        raise Failure("invalid size (expected e.g. 512M, 1G): invalid digit found in string")
+    return int(value * scale)
+
+
+def parse_duration(s):
+    m = re.fullmatch(r"(\d+)(ms|s|m|h)?", s.strip())
+    if not m:
+        raise Failure("invalid digit found in string")
+    n, unit = int(m.group(1)), m.group(2) or "s"
+    return {"ms": n // 1000, "s": n, "m": n * 60, "h": n * 3600}[unit]
+
+
+def image_source(image):
+    """inspect's config.image: a directory image is Bind, anything else Oci."""
+    if image.startswith(("/", "./", "../")) or image in (".", ".."):
+        if not os.path.exists(image):
+            raise Failure("invalid config: rootfs bind path does not exist: %s" % image)
+        if not os.path.isdir(image):
+            raise Failure("invalid config: rootfs bind path is not a directory: %s" % image)
+        return {"Bind": {"follow_root_symlinks": False, "path": image}}
+    return {"Oci": {"reference": image}}
+
+
+def sandbox_config(name, image, v):
+    cpus = v.get("cpus", 1)
+    memory = parse_size_mib(v["memory"]) if "memory" in v else 512
+    env = []
+    for item in v.get("env", []):
+        key, sep, value = item.partition("=")
+        if not sep:                     # -e KEY: the caller's value
+            if key not in os.environ:
+                raise Failure("environment variable '%s' not set" % key)
+            value = os.environ[key]
+        env.append({"key": key, "value": value})
+    labels = dict(item.partition("=")[::2] for item in v.get("label", []))
+    return {
+        "deployment_profile": "single_tenant", "env": env,
+        "external_mount_policy": "strict", "image": image_source(image), "init": None,
+        "labels": labels,
+        "lifecycle": {"ephemeral": False,
+                      "idle_timeout_secs": parse_duration(v["idle-timeout"])
+                      if "idle-timeout" in v else None,
+                      "max_duration_secs": parse_duration(v["max-duration"])
+                      if "max-duration" in v else None},
+        "manifest_digest": None, "mounts": [], "name": name,
+        "network": {"enabled": "no-net" not in v, "max_connections": None, "ports": [],
+                    "strict": False, "trust_host_cas": False},
+        "patches": [],
+        "pull_policy": {"always": "Always", "never": "Never"}.get(v.get("pull"), "IfMissing"),
+        "resources": {"cpus": cpus, "max_cpus": max(cpus, v.get("max-cpus", cpus)),
+                      "max_memory_mib": max(memory, parse_size_mib(v["max-memory"])
+                                            if "max-memory" in v else memory),
+                      "memory_mib": memory},
+        "rlimits": [],
+        "runtime": {"cmd": None, "disable_metrics_sample": False, "entrypoint": None,
+                    "hostname": v.get("hostname"), "log_level": None,
+                    "metrics_sample_interval_ms": 1000, "scripts": {},
+                    "shell": v.get("shell", "/bin/sh"), "user": v.get("user"),
+                    "workdir": v.get("workdir")},
+        "security_profile": "default",
+    }
+
+
+def image_display(config):
+    img = config["image"]
+    return img["Bind"]["path"] if "Bind" in img else img["Oci"]["reference"]
+
+
+class Cli:
+    def __init__(self, home):
+        self.home = home
+        self.cfg = home.config()
+
+    # ------------------------------------------------------------ processes
+
+    def launch(self, name, fresh):
+        """Start the sandbox process and wait until its agent is ready;
+        None, or the failure text."""
+        logs = self.home.p("sandboxes", name, "logs")
+        os.makedirs(logs, exist_ok=True)
+        with open(os.path.join(logs, "runtime.log"), "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, SCRIPT, "sandbox", name, "--home", self.home.path] +
+                (["--fresh"] if fresh else []), stdin=subprocess.DEVNULL, stdout=out,
+                stderr=out, start_new_session=True, close_fds=True, cwd="/")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            rc = proc.poll()
+            st = self.home.state(name)
+            if st.get("pid") == proc.pid and st.get("status") == "Running":
+                return None
+            if rc is not None:
+                return "sandbox process exited (exit status: %d) before agent relay " \
+                       "became available" % rc
+            time.sleep(0.005)
+        proc.kill()
+        return "timed out waiting for the agent relay"
+
+    def signal_and_wait(self, name, sig, until, timeout=None):
+        """Signal the live sandbox process, then wait until `until(status)`."""
+        st = self.home.state(name)
+        if not alive(st.get("pid"), st.get("start")):
+            return True
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(st["pid"], sig)
+        deadline = time.monotonic() + (timeout if timeout is not None else 60)
+        while time.monotonic() < deadline:
+            if until(self.home.status(name)):
+                return True
+            time.sleep(0.005)
+        return False
+
+    def stop_one(self, name, force, timeout=None):
+        if self.home.status(name) == "Crashed":       # its process is gone
+            st = self.home.state(name)
+            write_json(os.path.join(self.home.sdir(name), "state.json"),
+                       dict(st, status="Stopped", updated_ns=time.time_ns()))
+        return self.signal_and_wait(name, signal.SIGQUIT if force else signal.SIGTERM,
+                                    lambda s: s not in LIVE, timeout)
+
+    def existing(self, names, quiet=False):
+        """The names that exist; errors for the others.  (names, failed)."""
+        found, failed = [], False
+        for n in names:
+            if self.home.record(n) is None:
+                if not quiet:
+                    error("sandbox not found: %s" % n)
+                failed = True
+            else:
+                found.append(n)
+        return found, failed
+
+    def by_label(self, names, labels):
+        if not labels:
+            return names
+        want = [tuple(x.partition("=")[::2]) for x in labels]
+        extra = [n for n in sorted(self.home.names()) if n not in names and all(
+            self.home.record(n)["config"]["labels"].get(k) == v for k, v in want)]
+        return names + extra
+
+    # ------------------------------------------------------------ commands
+
+    def create(self, v, pos):
+        if not pos:
+            raise Failure("missing required sandbox field `image`; provide an image "
+                          "argument or set `image` in --conf")
+        name = v.get("name", "msb-" + os.urandom(4).hex())
+        if not name:
+            raise Failure("invalid config: sandbox name is required")
+        if not valid_name(name):
+            raise Failure("invalid config: sandbox name must start with an alphanumeric and "
+                          "contain only alphanumeric, dots, hyphens, and underscores: %s"
+                          % name)
+        config = sandbox_config(name, pos[0], v)
+        self.home.ensure()
+        if self.home.record(name) is not None:
+            if not v.get("replace"):
+                raise Failure("sandbox already exists: sandbox '%s' already exists; remove "
+                              "it, start the stopped sandbox, or recreate with .replace()"
+                              % name)
+            self.stop_one(name, True)
+            self.delete(name)
+        now = time.time_ns()
+        record = {"name": name, "config": config, "created_ns": now, "updated_ns": now}
+        os.makedirs(self.home.sdir(name), exist_ok=True)
+        tmp = os.path.join(self.home.sdir(name), "record.%d.tmp" % os.getpid())
+        write_json(tmp, record)
+        try:
+            os.link(tmp, os.path.join(self.home.sdir(name), "record.json"))
+        except FileExistsError:
+            raise Failure("sandbox already exists: sandbox '%s' already exists; remove it, "
+                          "start the stopped sandbox, or recreate with .replace()" % name)
+        finally:
+            os.unlink(tmp)
+        with self.home.locked("sandboxes", name, "lock"):
+            failure = self.launch(name, fresh=True)
+        if failure:
+            sys.stderr.write('error: failed to start "%s"\n  \u2192 other: %s\n  \u2192 run '
+                             '`msb logs --source system %s` for full diagnostics\n'
+                             % (name, failure, name))
+            return 1
+        if "name" not in v:
+            print(name)
+        return 0
+
+    def start(self, v, pos):
+        names, failed = self.existing(self.by_label(pos, v.get("label")), v.get("quiet"))
+        for name in names:
+            with self.home.locked("sandboxes", name, "lock"):
+                msg = self.start_one(name)
+            if msg:
+                if not v.get("quiet"):
+                    error(msg)
+                failed = True
+            elif not v.get("quiet"):
+                success("Started", name)
+        return 1 if failed else 0
+
+    def start_one(self, name):
+        """None, or why the sandbox did not start."""
+        if self.home.status(name) in LIVE:
+            return "sandbox still running: cannot start sandbox '%s': already running" % name
+        failure = self.launch(name, fresh=False)
+        return failure and 'failed to start "%s": %s' % (name, failure)
+
+    def stop(self, v, pos):
+        names, failed = self.existing(self.by_label(pos, v.get("label")))
+        for name in names:
+            with self.home.locked("sandboxes", name, "lock"):
+                stopped = self.stop_one(name, v.get("force"), v.get("timeout"))
+            if stopped:
+                if not v.get("quiet"):
+                    success("Stopped", name)
+            else:
+                error("sandbox '%s' did not stop within %ss" % (name, v.get("timeout")))
+                failed = True
+        return 1 if failed else 0
+
+    def remove(self, v, pos):
+        quiet = v.get("quiet")
+        names, failed = self.existing(self.by_label(pos, v.get("label")), quiet)
+        for name in names:
+            with self.home.locked("sandboxes", name, "lock"):
+                removed = self.remove_one(name, v.get("force"))
+            if removed is not None:
+                if not quiet:
+                    error(removed)
+                failed = True
+            elif not quiet:
+                success("Removed", name)
+        return 1 if failed else 0
+
+    def remove_one(self, name, force):
+        """None, or why the sandbox was not removed."""
+        if self.home.status(name) in LIVE:
+            if not force:
+                return "sandbox still running: cannot remove sandbox '%s': still running" % name
+            self.stop_one(name, True)
+        self.delete(name)
+        return None
+
+    def delete(self, name):
+        import shutil
+        sock_dir, links = self.home.sockets(name)
+        for link in links:
+            with contextlib.suppress(OSError):
+                os.unlink(link)
+        shutil.rmtree(sock_dir, ignore_errors=True)
+        shutil.rmtree(self.home.p("sandboxes", name), ignore_errors=True)
+        shutil.rmtree(self.home.sdir(name), ignore_errors=True)
+
+    def rows(self, names):
+        out = []
+        for n in names:
+            rec = self.home.record(n)
+            if rec is not None:
+                out.append((n, rec, self.home.status(n)))
+        return out
+
+    def filtered(self, v):
+        rows = self.rows(self.home.names())
+        for k, want in (tuple(x.partition("=")[::2]) for x in v.get("label", [])):
+            rows = [r for r in rows if r[1]["config"]["labels"].get(k) == want]
+        return rows
+
+    def list(self, v, pos):
+        rows = sorted(self.filtered(v), key=lambda r: -r[1]["created_ns"])
+        if v.get("running"):
+            rows = [r for r in rows if r[2] == "Running"]
+        if v.get("stopped"):
+            rows = [r for r in rows if r[2] in ("Stopped", "Crashed")]
+        if v.get("format") == "json":
+            dump([{"created_at": iso_ns(rec["created_ns"]),
+                   "image": image_display(rec["config"]), "name": n, "status": s}
+                  for n, rec, s in rows])
+        elif v.get("quiet"):
+            for n, _, _ in rows:
+                print(n)
+        elif not rows:
+            sys.stderr.write("No sandboxes found.\n")
+        else:
+            table(["NAME", "IMAGE", "STATUS", "CREATED"], [
+                [n, image_display(rec["config"]), s.lower(), time.strftime(
+                    "%Y-%m-%d %H:%M:%S", time.localtime(rec["created_ns"] // 10 ** 9))]
+                for n, rec, s in rows])
+        return 0
+
+    def status(self, v, pos):
+        def row(n, rec, s):
+            r = rec["config"]["resources"]
+            return {"command": "-", "cpus": r["cpus"], "image": image_display(rec["config"]),
+                    "max_cpus": r["max_cpus"], "max_memory_mib": r["max_memory_mib"],
+                    "memory_mib": r["memory_mib"], "name": n, "ports": [], "status": s,
+                    "thp": "madvise"}
+        if pos:
+            rec = self.home.record(pos[0])
+            if rec is None:
+                raise Failure("sandbox not found: %s" % pos[0])
+            rows = [(pos[0], rec, self.home.status(pos[0]))]
+        else:
+            rows = sorted(self.filtered(v), key=lambda r: r[0])
+            if not v.get("all"):
+                rows = [r for r in rows if r[2] in LIVE]
+        if v.get("format") == "json":
+            dump(row(*rows[0]) if pos else [row(*r) for r in rows])
+        elif v.get("quiet"):
+            for n, _, _ in rows:
+                print(n)
+        elif not rows:
+            sys.stderr.write("No sandboxes found.\n" if v.get("all") else
+                             "No running sandboxes.\n")
+        else:
+            table(["NAME", "IMAGE", "COMMAND", "CPUS", "MEM", "STATUS", "PORTS"], [
+                [d["name"], d["image"], "-", "%d / %d" % (d["cpus"], d["max_cpus"]),
+                 "%d MiB / %d MiB" % (d["memory_mib"], d["max_memory_mib"]),
+                 d["status"].lower(), "-"] for d in (row(*r) for r in rows)])
+        return 0
+
+    def inspect(self, v, pos):
+        name = pos[0]
+        rec = self.home.record(name)
+        if rec is None:
+            raise Failure("sandbox not found: %s" % name)
+        st = self.home.state(name)
+        updated = max(rec["updated_ns"], st.get("updated_ns", 0))
+        status = self.home.status(name)
+        if v.get("format") == "json":
+            dump({"active_config": None, "config": rec["config"],
+                  "created_at": iso_ns(rec["created_ns"]), "name": name, "pause": None,
+                  "pending_changes": [], "status": status, "updated_at": iso_ns(updated)})
+            return 0
+        c = rec["config"]
+        local = lambda ns: time.strftime("%Y-%m-%d %H:%M:%S",  # noqa: E731
+                                         time.localtime(ns // 10 ** 9))
+        out = ["%-16s%s" % ("Name:", name), "%-16s%s" % ("Status:", status.lower()),
+               "%-16s%s" % ("Created:", local(rec["created_ns"])),
+               "%-16s%s" % ("Updated:", local(updated)),
+               "%-16s%s" % ("Image:", image_display(c)), "", "Resources",
+               "  %-14s%d" % ("CPUs:", c["resources"]["cpus"]),
+               "  %-14s%d MiB" % ("Memory:", c["resources"]["memory_mib"]),
+               "%-16s%s" % ("Workdir:", c["runtime"]["workdir"] or "-"),
+               "%-16s%s" % ("Shell:", c["runtime"]["shell"])]
+        if c["env"]:
+            out += ["", "Environment"] + ["  %s=%s" % (e["key"], e["value"]) for e in c["env"]]
+        print("\n".join(out))
+        return 0
+
+    def pause(self, v, pos, resume=False):
+        name = pos[0]
+        if self.home.record(name) is None:
+            raise Failure("sandbox not found: %s" % name)
+        if self.home.status(name) not in ("Running", "Paused"):
+            raise Failure('sandbox sandbox "%s" has no live runtime' % name)
+        want = "Running" if resume else "Paused"
+        self.signal_and_wait(name, signal.SIGUSR2 if resume else signal.SIGUSR1,
+                             lambda s: s == want or s not in LIVE)
+        if not v.get("quiet"):
+            success("Resumed" if resume else "Paused", name)
+        return 0
+
+    def resume(self, v, pos):
+        return self.pause(v, pos, resume=True)
+
+
+def dump(data):
+    print(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+def table(headers, rows):
+    """ui::Table: columns padded to their widest cell plus 4 spaces."""
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    for line in [headers] + rows:
+        print("".join(c.ljust(widths[i] + 4) if i < len(line) - 1 else c
+                      for i, c in enumerate(line)))
+
+
+def apply_cli_fault(home, key):
+    """Apply the fault armed for this invocation: None to go on, else the
+    exit code."""
+    f = home.take_fault(key)
+    if f is None:
+        return None
+    kind = f["kind"]
+    if kind == "slow":
+        time.sleep(float(f.get("delay", 1.0)))
+        return None
+    if kind == "drop":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if kind == "silent":                # hang until killed, or the hub is gone
+        cfg = home.config()
+        while not cfg["hub_pid"] or alive(cfg["hub_pid"], cfg["hub_start"]):
+            time.sleep(0.5)
+        return 1
+    if kind in ("garbage", "oversize"):
+        sys.stdout.buffer.write(b"\x00\xff{garbage[" if kind == "garbage"
+                                else b"x" * (5 * 1024 * 1024))
+        return 0
+    error("injected fault")
+    return 1
+
+
+def cli_main(argv):
+    home = Home(os.environ.get("MSB_HOME") or os.path.expanduser("~/.microsandbox"))
+    args = list(argv)
+    while args and args[0] in ("--" + o.long for o in GLOBAL):
+        args.pop(0)                                     # msb --debug ls
+    first = args[0] if args else None
+    if first in (None, "-h", "--help", "help"):
+        key, canon = "help", None
+    elif first in ("-V", "--version"):
+        key, canon = "version", None
+    else:
+        canon = ALIASES.get(first, first)
+        key = STATS_KEY.get(canon, canon) if canon in COMMANDS else "unknown"
+    os.makedirs(home.emu, exist_ok=True)
+    home.count("cli." + key)
+    rc = apply_cli_fault(home, "cli." + key)
+    if rc is not None:
+        return rc
+    if key == "help":
+        sys.stdout.write(TOP_HELP)
+        return 0
+    if key == "version":
+        print("msb " + VERSION)
+        return 0
+    try:
+        if canon not in COMMANDS:
+            if first.startswith("-"):
+                raise Usage("error: unexpected argument '%s' found\n\nUsage: %s%s"
+                            % (first, TOP_USAGE, MORE))
+            if first in NOT_EMULATED:
+                raise Usage("error: the microsandbox emulator does not implement `msb %s`\n"
+                            % first)
+            raise Usage("error: unrecognized subcommand '%s'\n\nUsage: %s%s"
+                        % (first, TOP_USAGE, MORE))
+        try:
+            values, pos = Parser(canon).parse(args[1:])
+        except HelpRequested:
+            sys.stdout.write(command_help(canon))
+            return 0
+        return getattr(Cli(home), canon)(values, pos)
+    except Usage as e:
+        sys.stderr.write(str(e))
+        return 2
+    except Failure as e:
+        error(str(e))
+        return 1
+
+
+# ============================================================ sandbox process
+
+def sandbox_main(argv):
+    import argparse
+    import asyncio
+    ap = argparse.ArgumentParser(prog="microsandbox.py sandbox")
+    ap.add_argument("name")
+    ap.add_argument("--home", required=True)
+    ap.add_argument("--fresh", action="store_true")
+    args = ap.parse_args(argv)
+    os.chdir("/")
+    os.umask(0o022)
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
+    return asyncio.run(SandboxProcess(Home(args.home), args.name, args.fresh).run())
+
+
+class SandboxProcess:
+    """The hidden `msb sandbox` process: root, keeper, relay, lifecycle."""
+
+    def __init__(self, home, name, fresh):
+        import common
+        import microsandbox_agent as agent_mod
+        self.common, self.agent_mod = common, agent_mod
+        self.home, self.name, self.fresh = home, name, fresh
+        self.cfg = home.config()
+        self.record = home.record(name)
+        self.rootfs = home.p("sandboxes", name, "rootfs")
+        self.layout = sandbox_layout()
+        self.keeper = common.Keeper(self.layout)
+        self.sock_dir, self.links = home.sockets(name)
+        self.servers = []
+        self.stopping = None            # "graceful" or "force" once asked to stop
+        self.stop_event = None
+
+    def write_state(self, status):
+        pid = os.getpid()
+        write_json(os.path.join(self.home.sdir(self.name), "state.json"), {
+            "pid": pid, "start": proc_start(pid), "status": status,
+            "updated_ns": time.time_ns()})
+
+    async def run(self):
+        import asyncio
+        log("sandbox %s: starting (pid %d)" % (self.name, os.getpid()))
+        self.write_state("Starting")
+        self.stop_event = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig, how in ((signal.SIGTERM, "graceful"), (signal.SIGINT, "graceful"),
+                         (signal.SIGQUIT, "force")):
+            loop.add_signal_handler(sig, self.request_stop, how)
+        loop.add_signal_handler(signal.SIGUSR1, self.pause, True)
+        loop.add_signal_handler(signal.SIGUSR2, self.pause, False)
+        try:
+            await self.boot()
+        except Exception as e:  # noqa: BLE001 - any failure ends the boot
+            log("sandbox %s: boot failed: %r" % (self.name, e))
+            await self.shutdown()
+            return 1
+        if self.stopping is None:
+            self.relay.ready.set()
+            self.write_state("Running")
+            log("sandbox %s: running" % self.name)
+            watch = asyncio.ensure_future(self.watch_hub())
+            await self.stop_event.wait()
+            watch.cancel()
+        await self.shutdown()
+        return 0
+
+    async def boot(self):
+        import asyncio
+        cfg, rec = self.cfg, self.record
+        if rec is None:
+            raise RuntimeError("no record for sandbox %s" % self.name)
+        runtime = rec["config"]["runtime"]
+        if self.fresh or not os.path.isdir(self.rootfs):
+            await asyncio.get_running_loop().run_in_executor(None, self.build_root)
+        self.agent = self.agent_mod.Agent(
+            self.rootfs, self.layout.token, self.home, int(cfg["generation"]), bool(cfg["split"]),
+            user=runtime.get("user"), workdir=runtime.get("workdir"),
+            on_shutdown=lambda: self.request_stop("graceful"))
+        t0 = time.monotonic_ns()
+        self.relay = self.agent_mod.Relay(self.agent, None)
+        await self.bind_sockets()
+        await asyncio.sleep(float(cfg["delay"]))        # the VM boots
+        await self.keeper.start_keeper(self.rootfs, hostname_of(self.name, runtime))
+        boot = time.monotonic_ns() - t0
+        self.relay.ready_payload = {
+            "boot_time_ns": boot, "init_time_ns": boot // 2, "ready_time_ns": boot,
+            "agent_version": self.agent_mod.AGENT_VERSION,
+            "emulator": {"name": "sbxfs microsandbox emulator", "note": "ignore me"}}
+
+    def build_root(self):
+        import shutil
+        shutil.rmtree(self.rootfs, ignore_errors=True)
+        image = self.record["config"]["image"]
+        if "Bind" in image:
+            shutil.copytree(image["Bind"]["path"], self.rootfs, symlinks=True)
+        else:
+            os.makedirs(self.rootfs)
+        self.layout.populate(self.rootfs, reuse="Bind" in image)
+
+    async def bind_sockets(self):
+        import asyncio
+        os.makedirs(self.sock_dir, exist_ok=True)
+        agent_sock = os.path.join(self.sock_dir, "agent.sock")
+        control_sock = os.path.join(self.sock_dir, "control.sock")
+        for path in (agent_sock, control_sock) + self.links:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+        async def placeholder(reader, writer):
+            writer.close()
+        self.servers.append(await asyncio.start_unix_server(self.relay.serve, agent_sock))
+        self.servers.append(await asyncio.start_unix_server(placeholder, control_sock))
+        rel = os.path.join("..", "sandboxes", os.path.basename(self.sock_dir))
+        os.symlink(os.path.join(rel, "agent.sock"), self.links[0])
+        os.symlink(os.path.join(rel, "control.sock"), self.links[1])
+
+    def request_stop(self, how):
+        if self.stopping != "force":
+            self.stopping = how
+        self.stop_event.set()
+
+    def pause(self, pausing):
+        if self.stopping or not hasattr(self, "agent"):
+            return
+        if pausing:
+            self.agent.pause()
+            self.write_state("Paused")
+        else:
+            self.agent.resume()
+            self.write_state("Running")
+
+    async def watch_hub(self):
+        """Stop once the hub that configured this home is gone."""
+        import asyncio
+        pid, start = self.cfg.get("hub_pid"), self.cfg.get("hub_start")
+        if not pid:
+            return
+        while alive(pid, start):
+            await asyncio.sleep(0.5)
+        log("sandbox %s: the hub is gone" % self.name)
+        self.request_stop("force")
+
+    async def shutdown(self):
+        import asyncio
+        self.write_state("Draining")
+        if hasattr(self, "agent"):
+            self.agent.resume()
+            self.agent.kill_all()
+        if hasattr(self, "relay"):
+            self.relay.close_all()
+        for server in self.servers:
+            server.close()
+        await self.keeper.stop()
+        if self.stopping != "force":
+            await asyncio.sleep(float(self.cfg["delay"]))
+        for path in self.links + (os.path.join(self.sock_dir, "agent.sock"),
+                                  os.path.join(self.sock_dir, "control.sock")):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        self.write_state("Stopped")
+        log("sandbox %s: stopped" % self.name)
+
+
+def hostname_of(name, runtime):
+    if runtime.get("hostname"):
+        return runtime["hostname"]
+    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63] or "sandbox"
+
+
+def sandbox_layout():
+    """common.HostLayout with the skeleton of a microsandbox guest (a
+    function: common imports aiohttp, which the CLI does without)."""
+    import common
+
+    class Layout(common.HostLayout):
+        token = "msb-emu-" + os.urandom(12).hex()      # the spawner's socket
+
+        def keeper_argv(self, root, hostname, info_fd):
+            import microsandbox_agent
+            return microsandbox_agent.spawner_argv(
+                super().keeper_argv(root, hostname, info_fd), self.token, root)
+
+        def populate(self, root, reuse=False):
+            etc = {"passwd": "root:x:0:0:root:/root:/bin/sh\n"
+                             "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+                   "group": "root:x:0:\nnogroup:x:65534:\n",
+                   "hosts": "127.0.0.1 localhost\n::1 localhost\n",
+                   "nsswitch.conf": "passwd: files\ngroup: files\nhosts: files dns\n"}
+            if reuse:           # an image's own /etc wins
+                etc = {k: t for k, t in etc.items()
+                       if not os.path.exists(os.path.join(root, "etc", k))}
+            self.make_skeleton(root, (
+                ("tmp", 0o1777), ("root", 0o700), ("etc", 0o755), ("proc", 0o555),
+                ("dev", 0o755), ("usr", 0o755), ("home", 0o755), ("var", 0o755),
+            ), etc, reuse=reuse)
+    return Layout()
+
+
+# ============================================================ the hub
+
+def hub_main(argv):
+    import common
+    ap = common.argument_parser(__doc__, "MSB_HOME of the emulated sandboxes")
+    ap.set_defaults(delay=0.05)
+    ap.add_argument("--generation", type=int, default=7, choices=(7, 8, 9),
+                    help="the agent protocol generation (ready frame's v)")
+    ap.add_argument("--split", action="store_true",
+                    help="split every socket write into small random pieces")
+    args = ap.parse_args(argv)
+    common.run(Hub(args).main, args, "sandbox commands")
+    return 0
+
+
+class Hub:
+    def __init__(self, args):
+        self.args = args
+        self.home = Home(args.root)
+        self.offset = 0
+
+    async def main(self, args):
+        import common
+        from aiohttp import web
+        home = self.home
+        home.ensure()
+        write_json(home.p("emu", "config.json"), {
+            "delay": args.delay, "generation": args.generation, "split": args.split,
+            "hub_pid": os.getpid(), "hub_start": proc_start(os.getpid())})
+        home.set_faults(lambda faults: [])
+        self.offset = self.log_size()
+        app = web.Application()
+        for method, path, handler in (
+                ("GET", "/_emu/stats", self.stats), ("POST", "/_emu/reset", self.reset),
+                ("POST", "/_emu/fault", self.fault),
+                ("POST", "/_emu/fault/clear", self.fault_clear),
+                ("GET", "/_emu/sandboxes", self.sandboxes),
+                ("GET", "/_emu/sandbox/{name}", self.sandbox)):
+            app.router.add_route(method, path, handler)
+        await common.serve(app, args.port, lambda port: "microsandbox emulator on "
+                           "127.0.0.1:%d, MSB_HOME=%s" % (port, home.path), self.shutdown)
+
+    def log_size(self):
+        try:
+            return os.path.getsize(self.home.p("emu", "requests.log"))
+        except OSError:
+            return 0
+
+    async def stats(self, request):
+        from aiohttp import web
+        counts = {}
+        try:
+            with open(self.home.p("emu", "requests.log"), "rb") as f:
+                f.seek(self.offset)
+                for line in f.read().decode(errors="replace").splitlines():
+                    counts[line] = counts.get(line, 0) + 1
+        except OSError:
+            pass
+        return web.json_response(dict(counts, total=sum(counts.values()), routes=counts))
+
+    async def reset(self, request):
+        from aiohttp import web
+        self.offset = self.log_size()
+        return web.json_response({"ok": True})
+
+    async def fault(self, request):
+        from aiohttp import web
+        try:
+            f = json.loads(await request.text())
+            assert isinstance(f, dict) and f.get("kind") in FAULT_KINDS
+            f["count"] = int(f.get("count", 1))
+            f["prefix"] = str(f.get("prefix") or "")
+            f["delay"] = float(f.get("delay", 1.0))
+            f["errno"] = int(f.get("errno", 5))
+        except Exception:  # noqa: BLE001 - any bad fault is a 400
+            return web.json_response({"error": "bad fault"}, status=400)
+        faults = self.home.set_faults(lambda faults: faults + [f])
+        return web.json_response({"ok": True, "faults": len(faults)})
+
+    async def fault_clear(self, request):
+        from aiohttp import web
+        self.home.set_faults(lambda faults: [])
+        return web.json_response({"ok": True})
+
+    def view(self, name):
+        st = self.home.state(name)
+        sock_dir, _ = self.home.sockets(name)
+        status = self.home.status(name)
+        return {"name": name, "status": status,
+                "pid": st.get("pid") if status in LIVE else None,
+                "dir": self.home.p("sandboxes", name, "rootfs"),
+                "socket": os.path.join(sock_dir, "agent.sock")}
+
+    async def sandboxes(self, request):
+        from aiohttp import web
+        return web.json_response([self.view(n) for n in sorted(self.home.names())])
+
+    async def sandbox(self, request):
+        from aiohttp import web
+        name = request.match_info["name"]
+        if self.home.record(name) is None:
+            return web.json_response({"error": "no such sandbox"}, status=404)
+        return web.json_response(self.view(name))
+
+    async def shutdown(self):
+        """Stop every live sandbox process of this home, and wait for them."""
+        import asyncio
+        pids = []
+        for name in self.home.names():
+            st = self.home.state(name)
+            if alive(st.get("pid"), st.get("start")):
+                pids.append((st["pid"], st["start"]))
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(st["pid"], signal.SIGQUIT)
+        deadline = time.monotonic() + 10
+        while any(alive(*p) for p in pids) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        for pid, start in pids:
+            if alive(pid, start):
+                log("sandbox process %d did not stop; killing it" % pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+# ============================================================ main
+
+def main(argv):
+    if argv[:1] == ["cli"]:
+        return cli_main(argv[1:])
+    if argv[:1] == ["sandbox"]:
+        sys.path.insert(0, HERE)
+        return sandbox_main(argv[1:])
+    sys.path.insert(0, HERE)
+    return hub_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
