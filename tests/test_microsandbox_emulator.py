@@ -23,6 +23,8 @@ import urllib.request
 
 import pytest
 
+import helpers
+
 cbor2 = pytest.importorskip("cbor2")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -82,7 +84,7 @@ class Hub:
     """One emulator (hub) with its own MSB_HOME; `msb` runs the fake CLI."""
 
     def __init__(self, home, *extra):
-        self.home = str(home)
+        self.home = helpers.short_path(str(home))
         self.log_path = self.home + ".log"
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
@@ -864,7 +866,7 @@ def test_generation_9_and_split_writes(tmp_path):
 # ============================================================ against the real msb
 
 def _run(binary, home, *args):
-    env = dict(os.environ, MSB_HOME=str(home))
+    env = dict(os.environ, MSB_HOME=helpers.short_path(str(home)))
     env.pop("SBXFS_SURELY_UNSET", None)
     return subprocess.run([binary] + list(args), env=env, stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)

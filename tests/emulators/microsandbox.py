@@ -756,6 +756,14 @@ class Cli:
             raise Failure("invalid config: sandbox name must start with an alphanumeric and "
                           "contain only alphanumeric, dots, hyphens, and underscores: %s"
                           % name)
+        # msb derives the agent socket's path from MSB_HOME and refuses a
+        # home whose socket would not fit in sockaddr_un (checked first).
+        derived = len(self.home.path) + len("/run/sandboxes/") + 24 + len("/agent.sock")
+        if derived >= 108:
+            raise Failure("invalid config: sandbox runtime socket path is too long: "
+                          "shortest derived path is %d bytes, but Unix socket paths on "
+                          "this platform must be shorter than 108 bytes; set MSB_HOME "
+                          "to a shorter directory" % derived)
         config = sandbox_config(name, pos[0], v)
         self.home.ensure()
         if self.home.record(name) is not None:

@@ -29,6 +29,7 @@ checked against crates/{protocol,agentd,runtime}/lib at v0.6.14):
 
 import array
 import asyncio
+import base64
 import errno
 import fcntl
 import json
@@ -788,8 +789,11 @@ while True:
 def spawner_argv(keeper_argv, token, root):
     """A keeper's bwrap command line with the spawner as its command (`root`
     is only shown, so that the sandbox's processes all name it)."""
+    # One line: the sandbox's ps shows the agent as one process line.
+    code = "import base64; exec(base64.b64decode(%r))" % \
+        base64.b64encode(SPAWNER.encode()).decode()
     return keeper_argv[:keeper_argv.index("/bin/sh")] + \
-        ["/usr/bin/python3", "-I", "-S", "-c", SPAWNER, token, root]
+        ["/usr/bin/python3", "-I", "-S", "-c", code, token, root]
 
 
 async def fd_read(fd, n):
