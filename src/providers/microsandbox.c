@@ -62,6 +62,12 @@ static int cli(struct msb *m, struct strbuf *out, const char *what, int timeout_
 	rc = spawn_capture(argv, m->envp, timeout_ms, out ? out : &sink, err, sizeof(err),
 			   sbx_interrupted);
 	strbuf_release(&sink);
+	/* msb's error lines go on in lines of "  → reason": one line. */
+	for (char *a; (a = strstr(err, "\n  \xe2\x86\x92 "));) {
+		a[0] = ':';
+		a[1] = ' ';
+		memmove(a + 2, a + 7, strlen(a + 7) + 1);
+	}
 	json_text(text, sizeof(text), err, sizeof(text) - 1);
 	if (rc == -ETIMEDOUT) {
 		sbx_failf("microsandbox: %s: msb did not finish within %d s", what,

@@ -62,6 +62,9 @@ Control routes (no auth, not counted):
         garbage   answer with a frame whose body is not CBOR (CLI: junk on
                   stdout, rc 0)
         oversize  answer with a frame header claiming 5 MiB (CLI: 5 MiB junk)
+        crash     (prefix "boot") the next sandbox process exits before its
+                  agent relay is up: create and start fail as msb's do, and
+                  the sandbox stays, stopped
   POST /_emu/fault/clear
   GET  /_emu/sandboxes   [{"name", "status", "pid", "dir", "socket"}]
   GET  /_emu/sandbox/{name}   one of those (dir = the rootfs, for tests)
@@ -123,7 +126,8 @@ VERSION = "0.7.2"
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.abspath(__file__)
 LIVE = ("Starting", "Running", "Paused", "Draining")
-FAULT_KINDS = ("drop", "slow", "silent", "error", "unready", "garbage", "oversize")
+FAULT_KINDS = ("drop", "slow", "silent", "error", "unready", "garbage", "oversize",
+               "crash")
 DEFAULT_CONFIG = {"delay": 0.05, "generation": 7, "split": False, "hub_pid": None,
                   "hub_start": None}
 
@@ -1074,7 +1078,14 @@ def sandbox_main(argv):
     os.umask(0o022)
     for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT):
         signal.signal(sig, signal.SIG_DFL)
-    return asyncio.run(SandboxProcess(Home(args.home), args.name, args.fresh).run())
+    home = Home(args.home)
+    f = home.take_fault("boot", ("crash",))
+    if f is not None:
+        # The VM dies before its agent relay is up (no KVM, a bad image):
+        # msb says so and keeps the sandbox, stopped.
+        log("sandbox %s: injected boot failure" % args.name)
+        return 1
+    return asyncio.run(SandboxProcess(home, args.name, args.fresh).run())
 
 
 class SandboxProcess:

@@ -1,0 +1,222 @@
+"""The microsandbox provider against its emulator (tests/emulators/
+microsandbox.py): msb on PATH, an agent socket per sandbox.
+
+What only this provider has: finding msb, msb's states and settings in
+status, pause and resume, the sandbox's environment and working directory
+applied to commands, a create that fails leaving nothing shown, and an
+agent that misbehaves (never ready, a frame over 4 MiB, bytes that are not
+CBOR, a newer protocol generation, writes split anywhere) costing that
+connection and never the daemon.  What every remote provider must do is
+in test_remote.py; the tree contract is checked by the other modules run
+with SBXFS_PROVIDERS=microsandbox.
+"""
+
+import errno
+import os
+import subprocess
+import time
+
+import pytest
+
+import conftest
+import helpers
+from helpers import errno_of, read_bytes, read_text, write_once
+
+if "microsandbox" not in [helpers.provider_base(p) for p in conftest.PROVIDERS]:
+    pytest.skip("microsandbox is not among SBXFS_PROVIDERS",
+                allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def mmount(tmp_path_factory):
+    """A microsandbox mount of its own, with its own emulator."""
+    yield from conftest.own_mount(tmp_path_factory, "microsandbox",
+                                  ["timeout=5"])
+
+
+@pytest.fixture
+def emu(mmount):
+    yield from conftest.fault_free(mmount.emulator)
+
+
+@pytest.fixture
+def mbox(request, mmount):
+    yield from conftest.unstarted_box(request, mmount)
+
+
+def msb(emu, *args):
+    """The fake msb, as another user of the same MSB_HOME would run it."""
+    return subprocess.run(["msb"] + list(args), env=emu.env(),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=60)
+
+
+def try_mount(tmp_path, env, *opts):
+    """Run sbxfs in the foreground where it cannot mount: the result."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    argv = [helpers.sbxfs_binary(), "-f", "-o", "provider=microsandbox",
+            "-o", "state_dir=%s" % (tmp_path / "s")]
+    for o in opts:
+        argv += ["-o", o]
+    cp = subprocess.run(argv + [str(mnt)], env=env, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, timeout=60)
+    assert not helpers.is_mounted(str(mnt))
+    return cp
+
+
+# ------------------------------------------------------------ msb
+
+def test_msb_missing_is_a_mount_error(tmp_path, emu):
+    env = dict(emu.env(), PATH="/nonexistent")
+    env.pop("MSB_PATH", None)
+    cp = try_mount(tmp_path, env)
+    assert cp.returncode != 0
+    assert b"msb" in cp.stderr and b"PATH" in cp.stderr, cp.stderr
+
+
+def test_cloud_backend_is_refused_with_a_reason(tmp_path, emu):
+    cp = try_mount(tmp_path, emu.env(), "backend=cloud")
+    assert cp.returncode != 0
+    assert b"cloud" in cp.stderr, cp.stderr
+
+
+def test_status_shows_msb_state_image_and_resources(mmount, emu):
+    assert write_once(mmount.ctl, "new msbstat cpus=2 memory=256 "
+                      "workdir=/tmp env=GREETING=hello\n") == 0
+    box = helpers.Box(mmount, "msbstat")
+    try:
+        st = box.status()
+        assert st["state"] == "running", st
+        assert st["native_state"] == "Running", st
+        assert st["image"] == "alpine", st
+        assert st["cpus"] == "2" and st["memory"] == "256 MiB", st
+        assert st["workdir"] == "/tmp", st
+        # What msb itself says of it.
+        cp = msb(emu, "inspect", "msbstat", "--format", "json")
+        assert cp.returncode == 0 and b'"workdir": "/tmp"' in cp.stdout
+        # Commands run as the SDK runs them: the sandbox's environment and
+        # working directory.
+        assert box.check("echo $GREETING; pwd") == "hello\n/tmp\n"
+    finally:
+        helpers.remove_box(box)
+
+
+def test_pause_and_resume(mbox, emu):
+    mbox.start()
+    assert mbox.ctl("pause\n") == 0, mbox.err()
+    assert mbox.status()["native_state"] == "Paused"
+    assert mbox.state() == "stopped"
+    assert mbox.ctl("resume\n") == 0, mbox.err()
+    assert mbox.status()["native_state"] == "Running"
+    assert mbox.check("echo back") == "back\n"
+
+
+def test_unknown_verb_names_the_verbs(mbox):
+    assert mbox.ctl("frobnicate\n") == errno.EINVAL
+    assert "pause" in mbox.err() and "resume" in mbox.err()
+
+
+def test_sandboxes_of_other_msb_users_show(mmount, emu):
+    # A sandbox made with msb itself is in the tree, and one removed
+    # with it goes.
+    cp = msb(emu, "create", "alpine", "--name", "byhand", "-q")
+    assert cp.returncode == 0, cp.stderr
+    try:
+        helpers.wait_for(lambda: "byhand" in os.listdir(mmount.path), 30,
+                         what="byhand to show")
+        assert helpers.Box(mmount, "byhand").check("echo hi") == "hi\n"
+    finally:
+        msb(emu, "rm", "-f", "byhand")
+    helpers.wait_for(lambda: "byhand" not in os.listdir(mmount.path), 30,
+                     what="byhand to go")
+
+
+def test_failed_create_leaves_no_sandbox(mmount, emu):
+    # The VM dies before its agent is up: msb keeps it, stopped; sbxfs
+    # removes it, so that mkdir's failure leaves nothing behind.
+    emu.fault(kind="crash", prefix="boot", count=1)
+    e = errno_of(os.mkdir, mmount.p("doomed"))
+    assert e == errno.EIO, errno.errorcode.get(e, e)
+    assert "before agent relay became available" in mmount.log_tail()
+    assert "doomed" not in os.listdir(mmount.path)
+    cp = msb(emu, "ls", "--format", "json")
+    assert cp.returncode == 0 and b"doomed" not in cp.stdout, cp.stdout
+
+
+# ------------------------------------------------------------ a misbehaving agent
+
+def test_agent_never_ready_times_out_with_the_reason(mbox, emu):
+    mbox.start()
+    # The socket is bound but the handshake never comes (a sandbox still
+    # booting, or wedged): ETIMEDOUT within the timeout, with why.
+    write_once(mbox.p("ctl"), "stop\n")
+    mbox.wait_state("stopped")
+    mbox.start()
+    emu.fault(kind="unready", count=100)
+    t0 = time.monotonic()
+    e = errno_of(os.listdir, mbox.r("etc"))
+    took = time.monotonic() - t0
+    emu.clear_faults()
+    assert e == errno.ETIMEDOUT, errno.errorcode.get(e, e)
+    assert took < 12, took
+    assert "did not become ready" in mbox.err()
+    mmount_still_works(mbox)
+
+
+def mmount_still_works(box):
+    box.mount.still_works()
+    helpers.put(box.r("tmp", "after"), "fine")
+    assert read_bytes(box.r("tmp", "after")) == b"fine"
+
+
+@pytest.mark.parametrize("kind", ["garbage", "oversize"])
+def test_a_broken_frame_costs_the_connection_not_the_daemon(mbox, emu, kind):
+    mbox.start()
+    helpers.put(mbox.r("tmp", "x"), "x")
+    emu.fault(kind=kind, prefix="fs.Stat", count=1)
+    e = errno_of(os.stat, mbox.r("tmp", "y"))
+    emu.clear_faults()
+    # The stat was answered with bytes that are not the protocol: that
+    # socket is closed, the stat is asked again on a new one.
+    assert e in (0, errno.ENOENT, errno.ECONNRESET, errno.EIO), e
+    assert "not the agent protocol" in mbox.mount.log_tail()
+    mmount_still_works(mbox)
+    assert read_bytes(mbox.r("tmp", "x")) == b"x"
+
+
+def test_a_command_whose_connection_drops_never_reports_success(mbox, emu):
+    mbox.start()
+    n = mbox.spawn("echo started; sleep 30; echo never")
+    helpers.wait_for(lambda: os.stat(mbox.cmd(n, "stdout")).st_size == 8,
+                     30, what="the command to start")
+    # The next request drops the socket, and the command with it.
+    emu.fault(kind="drop", prefix="fs.", count=1)
+    errno_of(os.stat, mbox.r("tmp", "z%d" % n))
+    status = mbox.wait_cmd_done(n, timeout=30)
+    assert status.startswith("failed"), status
+    assert errno_of(read_bytes, mbox.cmd(n, "stdout")) == errno.EIO
+    mmount_still_works(mbox)
+
+
+def test_newer_generation_and_split_writes(tmp_path_factory):
+    # An agent of protocol generation 9 (msb 0.7), whose every write
+    # comes in random small pieces: frames are reassembled, and sbxfs
+    # speaks generation 7 to it.
+    base = tmp_path_factory.mktemp("msbgen9")
+    helpers.start_emulator("microsandbox", base / "state", "--generation",
+                           "9", "--split")
+    m = helpers.Mount(base / "mnt", base / "state", base / "sbxfs.log",
+                      "microsandbox", ["timeout=10"])
+    conftest.ALL_MOUNTS.append(m)
+    m.start()
+    try:
+        box = helpers.new_box(m, "gen9")
+        data = os.urandom(3 * 1024 * 1024 + 17)
+        helpers.put(box.r("tmp", "big"), data)
+        assert read_bytes(box.r("tmp", "big")) == data
+        assert box.check("printf 'a%.0s' $(seq 1 5000) | wc -c") == "5000\n"
+        assert sorted(os.listdir(box.r("tmp"))) == ["big"]
+        helpers.remove_box(box)
+    finally:
+        assert m.stop() == 0, m.log_tail()
