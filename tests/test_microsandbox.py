@@ -220,3 +220,44 @@ def test_newer_generation_and_split_writes(tmp_path_factory):
         helpers.remove_box(box)
     finally:
         assert m.stop() == 0, m.log_tail()
+
+
+# ------------------------------------------------------------ the agent's own calls
+
+def test_namespace_calls_are_the_agents_not_scripts(mbox, emu):
+    # mkdir, rename, chmod, chown, symlink, unlink and rmdir are messages
+    # of the agent: no process starts in the sandbox for them.
+    mbox.start()
+    d = mbox.r("tmp", "ns")
+    os.mkdir(d)
+    helpers.put(os.path.join(d, "f"), "x")
+    os.listdir(d)
+    cases = [
+        ("fs.Mkdir", lambda: os.mkdir(os.path.join(d, "sub"), 0o750)),
+        ("fs.Rename", lambda: os.rename(os.path.join(d, "f"),
+                                        os.path.join(d, "g"))),
+        ("fs.SetStat", lambda: os.chmod(os.path.join(d, "g"), 0o600)),
+        ("fs.SetStat", lambda: os.chown(os.path.join(d, "g"), 1234, 5678)),
+        ("fs.Symlink", lambda: os.symlink("g", os.path.join(d, "l"))),
+        ("fs.Remove", lambda: os.unlink(os.path.join(d, "l"))),
+        ("fs.RemoveDir", lambda: os.rmdir(os.path.join(d, "sub"))),
+    ]
+    for key, op in cases:
+        emu.reset_stats()
+        op()
+        s = emu.stats()
+        assert helpers.count(s, key) == 1, (key, s)
+        assert helpers.count(s, "exec") == 0, (key, s)
+    st = os.stat(helpers.backing(emu, mbox, "tmp", "ns", "g"))
+    assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o600, 1234, 5678)
+    assert sorted(os.listdir(helpers.backing(emu, mbox, "tmp", "ns"))) == ["g"]
+    # POSIX outcomes: a name that is there, a directory that is not empty.
+    assert errno_of(os.mkdir, d) == errno.EEXIST
+    assert errno_of(os.rmdir, mbox.r("tmp")) == errno.ENOTEMPTY
+    assert errno_of(os.unlink, os.path.join(d, "nope")) == errno.ENOENT
+    # A name the agent cannot carry goes by script, and works the same.
+    odd = os.path.join(os.fsencode(d), b"caf\xe9")
+    os.mkdir(odd)
+    os.rename(odd, os.path.join(os.fsencode(d), b"d\xe9j\xe0"))
+    assert os.listdir(os.fsencode(d)) == [b"d\xe9j\xe0", b"g"] or \
+        sorted(os.listdir(os.fsencode(d))) == [b"d\xe9j\xe0", b"g"]

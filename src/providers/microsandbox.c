@@ -109,8 +109,10 @@ static void note_box(struct msb *m, const struct msb_box *b, struct msb_runtime 
 	struct msb_runtime *keep = NULL, *old = NULL;
 	struct rbox *r;
 
-	if (rt && (keep = malloc(sizeof(*keep))))
-		*keep = *rt, memset(rt, 0, sizeof(*rt));
+	if (rt && (keep = malloc(sizeof(*keep)))) {
+		*keep = *rt;
+		memset(rt, 0, sizeof(*rt));
+	}
 	boxtable_lock(&m->r.boxes);
 	r = boxtable_get_locked(&m->r.boxes, b->name);
 	if (r) {
@@ -590,6 +592,7 @@ static int msb_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	remote_init(&m->r, "microsandbox", 0, m->stage, &msb_stagefile_ops, m);
 	m->r.run = msb_run;
 	m->r.box_ops = &msb_box_ops;
+	m->r.fs = &msb_fs_ops;
 	m->r.output_max = 48u << 20;
 	free(backend);
 	p->priv = m;

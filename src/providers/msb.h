@@ -187,20 +187,11 @@ void msb_agent_close(struct msb *m, const char *box);
 /* ---- msb_files.c ---- */
 
 extern const struct stagefile_ops msb_stagefile_ops;
-int msb_getattr(struct sbx_provider *p, struct stat *out, const char *box,
-		const char *path);
+/* mkdir, unlink, rmdir, rename, chmod, chown, symlink by the agent's
+ * messages, for the remote layer's slots (remote.h). */
+extern const struct remote_fs_ops msb_fs_ops;
 int msb_readdir(struct sbx_provider *p, const char *box, const char *path,
 		sbx_dirent_fn fn, void *ctx);
-int msb_mkdir(struct sbx_provider *p, const char *box, const char *path, mode_t mode);
-int msb_unlink(struct sbx_provider *p, const char *box, const char *path);
-int msb_rmdir(struct sbx_provider *p, const char *box, const char *path);
-int msb_rename(struct sbx_provider *p, const char *box, const char *from, const char *to,
-	       unsigned flags);
-int msb_chmod(struct sbx_provider *p, const char *box, const char *path, mode_t mode);
-int msb_chown(struct sbx_provider *p, const char *box, const char *path, uid_t uid,
-	      gid_t gid);
-int msb_symlink(struct sbx_provider *p, const char *box, const char *target,
-		const char *path);
 int msb_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box,
 		 const char *path);
 

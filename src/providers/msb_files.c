@@ -660,3 +660,143 @@ const struct stagefile_ops msb_stagefile_ops = {
 	.fetch = sf_fetch,
 	.upload = sf_upload,
 };
+
+/* ---- the namespace: the agent's own calls (remote_fs_ops) ---- */
+
+/* Send the request in p for path (and maybe a second path) and wait for
+ * its answer; -ENOSYS for a path that is not UTF-8 (the layer's script
+ * then does it).  Not asked again on a dropped socket: it changes. */
+static int fs_change(struct msb *m, const char *box, const char *what, const char *path,
+		     const char *path2, struct strbuf *p, int rc)
+{
+	struct fs_call fc = { .resp = STRBUF_INIT(RESP_MAX) };
+
+	if (!json_utf8_valid(path) || (path2 && !json_utf8_valid(path2)))
+		rc = -ENOSYS;
+	if (!rc)
+		rc = fs_call(m, &fc, NULL, box, what, path, p, 0);
+	strbuf_release(p);
+	strbuf_release(&fc.resp);
+	return rc;
+}
+
+static int ns_mkdir(struct remote *r, const char *box, const char *path, mode_t mode)
+{
+	struct msb *m = (struct msb *)r;
+	struct strbuf p = STRBUF_INIT(8192);
+	struct stat st;
+	int rc;
+
+	if (!json_utf8_valid(path))
+		return -ENOSYS;
+	/* Mkdir is mkdir -p, which takes a name that is there: see first. */
+	rc = fs_stat(m, &st, box, path);
+	if (rc != -ENOENT)
+		return rc ? rc : -EEXIST;
+	rc = op_begin(&p, "Mkdir", 2);
+	if (!rc)
+		rc = put_kv_text(&p, "path", path);
+	if (!rc)
+		rc = put_kv_uint(&p, "mode", mode & 07777);
+	return fs_change(m, box, "mkdir", path, NULL, &p, rc);
+}
+
+/* An op of one field, the path: Remove. */
+static int ns_unlink(struct remote *r, const char *box, const char *path)
+{
+	struct strbuf p = STRBUF_INIT(8192);
+	int rc = op_begin(&p, "Remove", 1);
+
+	if (!rc)
+		rc = put_kv_text(&p, "path", path);
+	return fs_change((struct msb *)r, box, "unlink", path, NULL, &p, rc);
+}
+
+static int ns_rmdir(struct remote *r, const char *box, const char *path)
+{
+	struct strbuf p = STRBUF_INIT(8192);
+	int rc = op_begin(&p, "RemoveDir", 2);
+
+	if (!rc)
+		rc = put_kv_text(&p, "path", path);
+	if (!rc)
+		rc = put_kv_bool(&p, "recursive", 0);
+	return fs_change((struct msb *)r, box, "rmdir", path, NULL, &p, rc);
+}
+
+static int ns_rename(struct remote *r, const char *box, const char *from, const char *to,
+		     unsigned flags)
+{
+	struct strbuf p = STRBUF_INIT(16384);
+	int rc;
+
+	if (flags)
+		return -ENOSYS; /* Rename is rename(2) without flags */
+	rc = op_begin(&p, "Rename", 2);
+	if (!rc)
+		rc = put_kv_text(&p, "src", from);
+	if (!rc)
+		rc = put_kv_text(&p, "dst", to);
+	return fs_change((struct msb *)r, box, "rename", from, to, &p, rc);
+}
+
+/* SetStat of the object at path (not a symlink's target) with the
+ * attributes `n` fields give; the caller adds them after. */
+static int setstat_begin(struct strbuf *p, const char *path, size_t n)
+{
+	int rc = op_begin(p, "SetStat", 3);
+
+	if (!rc)
+		rc = put_kv_text(p, "path", path);
+	if (!rc)
+		rc = put_kv_bool(p, "follow_symlink", 0);
+	if (!rc)
+		rc = cbor_put_text(p, "attrs");
+	return rc ? rc : cbor_put_map(p, n);
+}
+
+static int ns_chmod(struct remote *r, const char *box, const char *path, mode_t mode)
+{
+	struct strbuf p = STRBUF_INIT(8192);
+	int rc = setstat_begin(&p, path, 1);
+
+	if (!rc)
+		rc = put_kv_uint(&p, "mode", mode & 07777);
+	return fs_change((struct msb *)r, box, "chmod", path, NULL, &p, rc);
+}
+
+static int ns_chown(struct remote *r, const char *box, const char *path, uid_t uid,
+		    gid_t gid)
+{
+	struct strbuf p = STRBUF_INIT(8192);
+	int rc = setstat_begin(&p, path, (uid != (uid_t)-1) + (gid != (gid_t)-1));
+
+	if (!rc && uid != (uid_t)-1)
+		rc = put_kv_uint(&p, "uid", uid);
+	if (!rc && gid != (gid_t)-1)
+		rc = put_kv_uint(&p, "gid", gid);
+	return fs_change((struct msb *)r, box, "chown", path, NULL, &p, rc);
+}
+
+static int ns_symlink(struct remote *r, const char *box, const char *target,
+		      const char *path)
+{
+	struct strbuf p = STRBUF_INIT(16384);
+	int rc = op_begin(&p, "Symlink", 2);
+
+	if (!rc)
+		rc = put_kv_text(&p, "target", target);
+	if (!rc)
+		rc = put_kv_text(&p, "link_path", path);
+	return fs_change((struct msb *)r, box, "symlink", path, target, &p, rc);
+}
+
+const struct remote_fs_ops msb_fs_ops = {
+	.mkdir = ns_mkdir,
+	.unlink = ns_unlink,
+	.rmdir = ns_rmdir,
+	.rename = ns_rename,
+	.chmod = ns_chmod,
+	.chown = ns_chown,
+	.symlink = ns_symlink,
+};

@@ -204,6 +204,11 @@ int remote_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const cha
 	return stagefile_open(&REMOTE(p)->files, fh, st, box, path, flags, mode, known);
 }
 
+/* The provider's own call `op` of r->fs, if it has it: its result, or
+ * -ENOSYS for the script. */
+#define NATIVE(r, op, ...) \
+	((r)->fs && (r)->fs->op ? (r)->fs->op((r), __VA_ARGS__) : -ENOSYS)
+
 /* Run the script in s unless building it failed (rc); s is released. */
 static int run_built(struct remote *r, const char *box, const char *what, int flags,
 		     struct strbuf *out, struct strbuf *s, int rc)
@@ -216,18 +221,25 @@ static int run_built(struct remote *r, const char *box, const char *what, int fl
 
 int remote_rmdir(struct sbx_provider *p, const char *box, const char *path)
 {
+	struct remote *r = REMOTE(p);
 	struct strbuf s = STRBUF_INIT(SCRIPT_MAX);
+	int rc = NATIVE(r, rmdir, box, path);
 
-	return run_built(REMOTE(p), box, "rmdir", 0, NULL, &s, sh_rmdir(&s, path));
+	if (rc != -ENOSYS)
+		return rc;
+	return run_built(r, box, "rmdir", 0, NULL, &s, sh_rmdir(&s, path));
 }
 
 int remote_symlink(struct sbx_provider *p, const char *box, const char *target,
 		   const char *path)
 {
+	struct remote *r = REMOTE(p);
 	struct strbuf s = STRBUF_INIT(SCRIPT_MAX);
+	int rc = NATIVE(r, symlink, box, target, path);
 
-	return run_built(REMOTE(p), box, "symlink", 0, NULL, &s,
-			 sh_symlink(&s, target, path));
+	if (rc != -ENOSYS)
+		return rc;
+	return run_built(r, box, "symlink", 0, NULL, &s, sh_symlink(&s, target, path));
 }
 
 int remote_link(struct sbx_provider *p, const char *box, const char *from, const char *to)
@@ -251,8 +263,9 @@ int remote_chown(struct sbx_provider *p, const char *box, const char *path, uid_
 	if (uid == (uid_t)-1 && gid == (gid_t)-1)
 		return 0;
 	rc = stagefile_flush_pending(&r->files, box, path);
-	if (!rc)
-		rc = sh_chown(&s, path, (unsigned)uid, (unsigned)gid);
+	if (!rc && (rc = NATIVE(r, chown, box, path, uid, gid)) != -ENOSYS)
+		return rc;
+	rc = sh_chown(&s, path, (unsigned)uid, (unsigned)gid);
 	return run_built(r, box, "chown", REMOTE_RUN_RETRY, NULL, &s, rc);
 }
 
@@ -286,16 +299,23 @@ int remote_statfs(struct sbx_provider *p, struct statvfs *out, const char *box,
 
 int remote_mkdir(struct sbx_provider *p, const char *box, const char *path, mode_t mode)
 {
+	struct remote *r = REMOTE(p);
 	struct strbuf s = STRBUF_INIT(SCRIPT_MAX);
+	int rc = NATIVE(r, mkdir, box, path, mode);
 
-	return run_built(REMOTE(p), box, "mkdir", 0, NULL, &s, sh_mkdir(&s, path, mode));
+	if (rc != -ENOSYS)
+		return rc;
+	return run_built(r, box, "mkdir", 0, NULL, &s, sh_mkdir(&s, path, mode));
 }
 
 int remote_unlink(struct sbx_provider *p, const char *box, const char *path)
 {
 	struct remote *r = REMOTE(p);
 	struct strbuf s = STRBUF_INIT(SCRIPT_MAX);
-	int rc = run_built(r, box, "unlink", 0, NULL, &s, sh_unlink(&s, path));
+	int rc = NATIVE(r, unlink, box, path);
+
+	if (rc == -ENOSYS)
+		rc = run_built(r, box, "unlink", 0, NULL, &s, sh_unlink(&s, path));
 
 	/* A file created and still open is not on the server yet: dropping
 	 * its copy is the whole unlink. */
@@ -316,9 +336,11 @@ int remote_rename(struct sbx_provider *p, const char *box, const char *from,
 		return -EINVAL;
 	}
 	rc = stagefile_flush_pending(&r->files, box, from);
-	if (!rc)
+	if (!rc && (rc = NATIVE(r, rename, box, from, to, flags)) == -ENOSYS) {
 		rc = sh_rename(&s, from, to, flags & RENAME_NOREPLACE);
-	rc = run_built(r, box, "rename", 0, NULL, &s, rc);
+		rc = run_built(r, box, "rename", 0, NULL, &s, rc);
+	}
+	strbuf_release(&s);
 	if (!rc)
 		stage_rename(r->stage, box, from, to);
 	return rc;
@@ -327,7 +349,10 @@ int remote_rename(struct sbx_provider *p, const char *box, const char *from,
 int remote_set_mode(struct remote *r, const char *box, const char *path, mode_t mode)
 {
 	struct strbuf s = STRBUF_INIT(SCRIPT_MAX);
+	int rc = NATIVE(r, chmod, box, path, mode);
 
+	if (rc != -ENOSYS)
+		return rc;
 	return run_built(r, box, "chmod", REMOTE_RUN_RETRY, NULL, &s,
 			 sh_chmod(&s, path, mode));
 }

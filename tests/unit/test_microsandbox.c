@@ -166,6 +166,18 @@ static void test_msb_json(void)
 	CHECK(!rt.user && rt.cpus == 2 && rt.memory_mib == 512);
 	msb_runtime_release(&rt);
 	CHECK(msb_parse_inspect(&b, &rt, "[]", 2) == -EPROTO);
+	{
+		/* A directory image is Bind: its path is the image. */
+		static const char bind[] =
+			"{\"name\":\"d\",\"status\":\"Stopped\",\"config\":{\"image\":"
+			"{\"Bind\":{\"follow_root_symlinks\":false,\"path\":\"/srv/root\"}},"
+			"\"env\":[],\"runtime\":{\"shell\":\"/bin/sh\",\"workdir\":null}}}";
+
+		CHECK(!msb_parse_inspect(&b, &rt, bind, strlen(bind)));
+		CHECK(!strcmp(b.image, "/srv/root") && !strcmp(b.status, "Stopped"));
+		CHECK(rt.env && !rt.env[0] && !rt.workdir && !rt.cpus);
+		msb_runtime_release(&rt);
+	}
 }
 
 void test_microsandbox(void)

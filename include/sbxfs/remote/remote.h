@@ -33,6 +33,7 @@
 #include "sbxfs/strbuf.h"
 
 struct remote_box_ops; /* lifecycle.h */
+struct remote;
 
 /* struct remote.flags */
 enum {
@@ -49,6 +50,29 @@ enum {
 	/* Safe to run again after a connection lost on the way: the script
 	 * only reads, or does the same thing twice. */
 	REMOTE_RUN_RETRY = 1u << 0,
+};
+
+/*
+ * A provider's own calls for what the layer otherwise does by script,
+ * where its file API has them (microsandbox's agent).  Each has the
+ * contract of the provider.h slot of the same name, on a path the
+ * caller has checked; -ENOSYS (or a NULL slot) means "not this one":
+ * the layer then runs its script.  The layer keeps the staged copies
+ * right around them, as around its scripts.
+ */
+struct remote_fs_ops {
+	int (*mkdir)(struct remote *r, const char *box, const char *path, mode_t mode);
+	int (*unlink)(struct remote *r, const char *box, const char *path);
+	int (*rmdir)(struct remote *r, const char *box, const char *path);
+	/* flags: 0 or RENAME_NOREPLACE. */
+	int (*rename)(struct remote *r, const char *box, const char *from, const char *to,
+		      unsigned flags);
+	int (*chmod)(struct remote *r, const char *box, const char *path, mode_t mode);
+	/* uid or gid (uid_t)-1 / (gid_t)-1: keep it. */
+	int (*chown)(struct remote *r, const char *box, const char *path, uid_t uid,
+		     gid_t gid);
+	int (*symlink)(struct remote *r, const char *box, const char *target,
+		       const char *path);
 };
 
 struct remote {
@@ -70,6 +94,8 @@ struct remote {
 	 * machine of lifecycle.h (NULL if it does not use it). */
 	struct boxtable boxes;
 	const struct remote_box_ops *box_ops;
+	/* The provider's own namespace calls; NULL if it has none. */
+	const struct remote_fs_ops *fs;
 
 	/*
 	 * run: run `script` with /bin/sh in the running sandbox `box` and
@@ -101,7 +127,8 @@ void remote_init(struct remote *r, const char *name, unsigned flags, struct stag
  *  unsaved: the unsaved attributes only; -ENOENT when nothing is open.
  *  open: stagefile_open() on the remote's files.
  *  mkdir, unlink, rename, chmod, truncate, rmdir, symlink, readlink,
- *    link, chown, utimens, statfs: scripts run through `run`.  What
+ *    link, chown, utimens, statfs: scripts run through `run` (or the
+ *    provider's own call of remote_fs_ops, where it has one).  What
  *    needs the file on the server (rename, chmod, link, chown, utimens)
  *    first uploads a file that exists only as its open copy
  *    (stagefile_flush_pending()); unlink, rename and truncate keep the
