@@ -3,7 +3,9 @@
 # sbxfs (local provider), through a reference FUSE filesystem (fuseref),
 # through sshfs to 127.0.0.1 and through sbxfs's remote providers (daytona,
 # rexec, vtrix) over their emulators (tests/emulators/NAME.py) on 127.0.0.1,
-# and docker over real Podman behind a counting proxy (engine.py), side by
+# microsandbox over its emulator's msb and agent sockets (no network: a
+# local backend), and docker over real Podman behind a counting proxy
+# (engine.py), side by
 # side, and print a table of medians and ratios (plain text, then
 # Markdown for docs/performance.md), with each emulator's request counts per
 # operation.
@@ -23,7 +25,8 @@
 #   EXEC_RUNS     exec round trips per warm exec sample [20]
 #   SBXFS         the sbxfs binary [REPO/build/sbxfs]
 #   SSH_PORT      first loopback port to try for our own sshd [2222]
-#   TARGETS       any of: native sbxfs fuseref sshfs daytona rexec vtrix docker [all eight]
+#   TARGETS       any of: native sbxfs fuseref sshfs daytona rexec vtrix docker
+#                 microsandbox [all nine]
 #   OPS           any of: find lsR grep cat cp exec [all six]
 #   OP_TIMEOUT    seconds before one timed operation is killed [900]
 #   MOUNT_TIMEOUT seconds to wait for a mount to appear [30]
@@ -86,7 +89,7 @@ CORPUS_SRC=${CORPUS_SRC:-/usr/include}
 EXEC_RUNS=${EXEC_RUNS:-20}
 SBXFS=${SBXFS:-$REPO/build/sbxfs}
 SSH_PORT=${SSH_PORT:-2222}
-REMOTES="daytona rexec vtrix docker"
+REMOTES="daytona rexec vtrix docker microsandbox"
 TARGETS=${TARGETS:-native sbxfs fuseref sshfs $REMOTES}
 TARGETS=${TARGETS//,/ }
 OP_TIMEOUT=${OP_TIMEOUT:-900}
@@ -105,7 +108,8 @@ uses_sbxfs() { has_target sbxfs || uses_remote; }
 
 [[ $(id -u) -eq 0 ]] || die "must run as root (it installs packages, starts sshd and drops caches)"
 for t in $TARGETS; do
-  case $t in native|sbxfs|fuseref|sshfs|daytona|rexec|vtrix|docker) ;; *) die "unknown target '$t' in TARGETS" ;; esac
+  case $t in native|sbxfs|fuseref|sshfs|daytona|rexec|vtrix|docker|microsandbox) ;;
+    *) die "unknown target '$t' in TARGETS" ;; esac
 done
 for op in $OPS; do
   case $op in find|lsR|grep|cat|cp|exec) ;; *) die "unknown operation '$op' in OPS" ;; esac
@@ -165,6 +169,8 @@ install_deps() {
     command -v curl >/dev/null || pkgs+=(curl)
     [[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c 'import aiohttp' 2>/dev/null ||
       pkgs+=(python3-aiohttp)
+    has_target microsandbox && ! /usr/bin/python3 -c 'import cbor2' 2>/dev/null &&
+      pkgs+=(python3-cbor2)
   fi
   ((${#pkgs[@]})) || return 0
   log "installing: ${pkgs[*]}"
@@ -313,6 +319,13 @@ for t in $TARGETS; do
   mkdir -p "$(remote_mnt "$t")" "$RUN/state-$t"
   e=$(emu_name "$t")
   cp "$REPO/tests/emulators/$e.py" "$REPO/tests/emulators/common.py" "$RUN/"
+  if [[ $t == microsandbox ]]; then
+    # Its agent half, and an msb on PATH that runs the copy.
+    cp "$REPO/tests/emulators/microsandbox_agent.py" "$RUN/"
+    mkdir -p "$RUN/bin"
+    printf '#!/bin/sh\nexec /usr/bin/python3 %s/microsandbox.py cli "$@"\n' "$RUN" >"$RUN/bin/msb"
+    chmod 755 "$RUN/bin/msb"
+  fi
   EMU_GIT[$t]=$(git -C "$REPO" log -1 --format=%h -- "tests/emulators/$e.py" tests/emulators/common.py 2>/dev/null || true)
   git -C "$REPO" diff --quiet HEAD -- "tests/emulators/$e.py" tests/emulators/common.py 2>/dev/null ||
     EMU_GIT[$t]+=" (modified)"
@@ -573,6 +586,7 @@ emu_args() {
     daytona) printf '%s\n' --api-key "${EMU_KEY[$1]}" ;;
     rexec)   printf '%s\n' --token "${EMU_KEY[$1]}" --mode new ;;
     vtrix)   printf '%s\n' --token "${EMU_KEY[$1]}" --project bench-project ;;
+    microsandbox) printf '%s\n' --delay 0 ;;
   esac
 }
 
@@ -599,6 +613,7 @@ remote_env() {
     vtrix)   printf '%s\n' "VTRIX_URL=$(mount_url "$1" "")" "VTRIX_TOKEN=${EMU_KEY[$1]}" \
                VTRIX_PROJECT_ID=bench-project VTRIX_USER_ID=bench-user ;;
     docker)  printf '%s\n' "DOCKER_HOST=unix://$sock" ;;
+    microsandbox) printf '%s\n' "PATH=$RUN/bin:$PATH" "MSB_HOME=$RUN/$1-emu" ;;
   esac
 }
 
@@ -606,6 +621,8 @@ remote_env() {
 relay_emulator() {
   local t=$1
   ((LATENCY_MS > 0)) || return 0
+  # microsandbox's backend is this machine: no distance to emulate.
+  [[ $t == microsandbox ]] && { log "$t: local sockets, no relay"; return 0; }
   if [[ $t == docker ]]; then
     start_relay "$t" --to-unix "${EMU_SOCK[$t]}"
   else
