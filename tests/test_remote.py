@@ -70,6 +70,9 @@ def fault(**kw):
 #   links      the tree shows symlinks [True]
 #   rounds     prefetch rounds (scripts) of a grep -r over 4.7 MiB of
 #              small files [3]
+#   loop       faults of the fault loop, one injected before each round:
+#              a server error, a dropped connection, an unanswered request
+#   call_bound the most one system call may take in it [CALL_BOUND]
 
 DAYTONA = dict(
     secret=Emulator.API_KEY,
@@ -113,6 +116,9 @@ DAYTONA = dict(
     # on the way.
     exec=4, exec_again=2, walk=10, script=1, copy=(2, 1, 2),
     links=False,    # its file API follows symlinks: the tree shows none
+    loop=[fault(kind="status", status=500, prefix="/toolbox", count=1),
+          fault(kind="drop", prefix="/toolbox", count=1),
+          fault(kind="slow", delay=30, prefix="/toolbox", count=1)],
 )
 
 REXEC_EXEC = "POST /api/containers/{id}/exec"
@@ -153,10 +159,15 @@ REXEC = dict(
     upload="POST /api/containers/{id}/files", no_write=(),
     # Its exec endpoint brings back 1 MiB at most: rounds of ~700 KiB.
     exec=1, walk=10, script=1, rounds=9, copy=(2, 1, 2),
+    loop=[fault(kind="status", status=500, prefix="/api/containers", count=1),
+          fault(kind="drop", prefix="/api/containers", count=1),
+          fault(kind="slow", delay=30, prefix="/api/containers", count=1)],
 )
 
-# The old server: scripts and commands go over the open terminal.
-REXEC_OLD = dict(REXEC, ls=[((), "==", 0)], exec=0)
+# The old server: scripts and commands go over the open terminal.  A
+# close that meets an unanswered upload waits out the upload, then one
+# terminal round more: two timeouts, where the promise is one (open).
+REXEC_OLD = dict(REXEC, ls=[((), "==", 0)], exec=0, call_bound=15)
 
 VTRIX = dict(
     secret=Emulator.TOKEN,
@@ -209,6 +220,9 @@ VTRIX = dict(
     download="WS read_stream", no_read=("WS read",),
     upload="WS write_binary", no_write=("WS write",),
     exec=None, walk=10, script=1, copy=(2, 1, 2),
+    loop=[fault(kind="ws_error", code=-32000, count=1),
+          fault(kind="ws_drop", method="write_binary", count=1),
+          fault(kind="ws_slow", delay=30, count=1)],
 )
 
 # A real engine (Podman) behind tests/emulators/engine.py's proxy: its
@@ -256,6 +270,9 @@ DOCKER = dict(
     # lookups, the subtree and the statfs.  A command: create and start
     # (its end mark tells the status: no inspect).
     exec=2, walk=10, script=2, copy=(4, 1, 4),
+    loop=[fault(kind="status", status=500, prefix="/containers/", count=1),
+          fault(kind="drop", prefix="/containers/", count=1),
+          fault(kind="slow", delay=30, prefix="/containers/", count=1)],
 )
 
 # The microsandbox emulator (tests/emulators/microsandbox.py): msb on
@@ -297,6 +314,10 @@ MICROSANDBOX = dict(
     # write, fstat, close); a directory made, two (the agent's Mkdir is
     # mkdir -p: a Stat first tells EEXIST).
     exec=1, walk=10, script=1, copy=(3, 4, 2), read_one=3,
+    loop=[fault(kind="error", prefix="fs.", errno=errno.EIO, count=1),
+          fault(kind="drop", prefix="fs.", count=1),
+          fault(kind="drop", prefix="exec", count=1),
+          fault(kind="silent", prefix="fs.Write", count=1)],
 )
 
 EXPECT = {
@@ -478,6 +499,86 @@ def test_dropped_connections_lose_no_acknowledged_write(rbox, emu, expect):
         with open(backing(emu, rbox, p[len(rbox.root):]), "rb") as f:
             assert f.read() == data, p
     rbox.mount.still_works()
+
+
+# ------------------------------------------------------------ the fault loop
+
+# The most one system call may take under -o timeout=5: the timeout,
+# retries included, and the time the server takes when it does answer.
+CALL_BOUND = 10
+
+
+def timed(fn, *args):
+    """(errno or 0, the result or None, seconds) of fn(*args)."""
+    t0 = time.monotonic()
+    try:
+        got, e = fn(*args), 0
+    except OSError as x:
+        got, e = None, x.errno
+    return e, got, time.monotonic() - t0
+
+
+def write_timed(path, data, bound):
+    """open, write and close, each within bound: 0 or the errno."""
+    e, fd, took = timed(os.open, path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    assert took < bound, ("open", took)
+    if e:
+        return e
+    e, _, took = timed(os.write, fd, data)
+    assert took < bound, ("write", took)
+    e2, _, took = timed(os.close, fd)
+    assert took < bound, ("close", took)
+    return e or e2
+
+
+def test_fault_loop_keeps_every_promise(rbox, emu, expect):
+    # Rounds of a write, a read and a command, each round under one more
+    # fault (a server error, a dropped connection, an unanswered request,
+    # or none): every call ends within its bound, every write that closed
+    # with 0 is on the server, no command reports success without its
+    # output, and the daemon stays up.
+    acked = {}
+    bound = expect.get("call_bound", CALL_BOUND)
+    plan = expect["loop"] + [None]
+    rounds = 2 * len(plan)
+    for i in range(rounds):
+        f = plan[i % len(plan)]
+        if f:
+            emu.fault(**f)
+        p = rbox.r("tmp", "loop%d" % i)
+        data = os.urandom(5000 + i)
+        e = write_timed(p, data, bound)
+        if e == 0:
+            acked[p] = data
+        else:
+            assert f, "round %d: a write failed with no fault: %s" % (
+                i, errno.errorcode.get(e, e))
+        if acked:
+            q = sorted(acked)[-1]
+            e, got, took = timed(read_bytes, q)
+            assert took < bound, ("read", i, f, took)
+            assert e or got == acked[q], ("read", i, f)
+        word = "out%d" % i
+        # A command is a write (the start) and reads to its end.
+        e, out, took = timed(run_cmd, rbox, "echo %s" % word, 2 * bound)
+        assert took < 2 * bound, ("exec", i, f, took)
+        if e == 0:
+            # A command whose output was read to its end without an error
+            # ended well: its output is all there.
+            assert out == (word + "\n").encode(), ("exec", i, f, out)
+        else:
+            assert f, "round %d: a command failed with no fault: %s" % (
+                i, errno.errorcode.get(e, e))
+        emu.clear_faults()
+        rbox.mount.still_works()
+    assert acked, "every write failed: the retries do not work"
+    for p, data in acked.items():
+        with open(backing(emu, rbox, p[len(rbox.root):]), "rb") as fh:
+            assert fh.read() == data, p
+    # And with the faults gone, everything works.
+    put(rbox.r("tmp", "loop-after"), "fine")
+    assert read_bytes(rbox.r("tmp", "loop-after")) == b"fine"
+    assert run_cmd(rbox, "echo after") == b"after\n"
 
 
 # ------------------------------------------------------------ the secret
