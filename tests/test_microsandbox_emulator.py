@@ -1,7 +1,10 @@
 """The microsandbox emulator (tests/emulators/microsandbox.py) checked with a
 tiny raw client (socket + struct + cbor2) and through its fake `msb`: the
 relay handshake and id ranges, agentd's checks, exec, fs, the CLI's JSON and
-error texts, stats, faults, --split and --generation; and, when the real
+error texts, stats, faults, --split and --generation; the cloud stand-in
+(hub --cloud-key: REST lifecycle, paging, error bodies, and the agent
+WebSocket read through a small RFC 6455 client that reassembles the stream
+the emulator splits and coalesces at random); and, when the real
 msb 0.7.2 is installed under tests/sdk/microsandbox, the CLI surface of the
 two side by side.
 
@@ -9,17 +12,24 @@ Needs no FUSE mount, but root and bubblewrap (commands run in sandboxes).  Run:
     /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/test_microsandbox_emulator.py
 """
 
+import base64
+import contextlib
 import errno
 import hashlib
+import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import struct
 import subprocess
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
+import uuid
 
 import pytest
 
@@ -174,10 +184,12 @@ class Closed(Exception):
 class Client:
     """One relay connection: the handshake, then framed CBOR messages."""
 
-    def __init__(self, path, timeout=10, handshake=True):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(path)
+    def __init__(self, path, timeout=10, handshake=True, sock=None):
+        if sock is None:        # else a socket-like byte stream (WsStream)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            sock.connect(path)
+        self.sock = sock
         self.buf = b""
         if handshake:
             self.id_start, self.id_end = struct.unpack(">II", self.read(8))
@@ -861,6 +873,353 @@ def test_generation_9_and_split_writes(tmp_path):
         c.close()
     finally:
         h.stop()
+
+
+# ============================================================ the cloud stand-in
+
+KEY = "msb_test_emulator"
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory):
+    _require_machine()
+    h = Hub(tmp_path_factory.mktemp("msbc") / "home", "--cloud-key", KEY)
+    yield h
+    h.stop()
+
+
+def api(hub, method, path, body=None, key=KEY, raw=None):
+    """(HTTP status, JSON body) of one cloud request."""
+    data = raw if raw is not None else \
+        json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (hub.port, path), data=data,
+                                 method=method)
+    if key is not None:
+        req.add_header("Authorization", "Bearer " + key)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def spec(name, **kw):
+    return dict({"name": name, "image": {"type": "oci", "reference": "alpine"},
+                 "resources": {"vcpus": 1, "memory_mib": 256}}, **kw)
+
+
+class WsRefused(Exception):
+    pass
+
+
+class WsStream:
+    """A minimal RFC 6455 client that looks like a socket to Client:
+    sendall() sends one binary message, recv() returns the next binary
+    message (text ones are skipped; b"" once closed).  It keeps every byte
+    received (`data`) and where each message ended (`ends`)."""
+
+    def __init__(self, port, path, key=KEY, timeout=10):
+        self.tcp = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        nonce = base64.b64encode(os.urandom(16)).decode()
+        lines = ["GET %s HTTP/1.1" % path, "Host: 127.0.0.1:%d" % port,
+                 "Upgrade: websocket", "Connection: Upgrade",
+                 "Sec-WebSocket-Key: " + nonce, "Sec-WebSocket-Version: 13"]
+        if key is not None:
+            lines.append("Authorization: Bearer " + key)
+        self.tcp.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        self.raw = b""
+        while b"\r\n\r\n" not in self.raw:
+            chunk = self.tcp.recv(65536)
+            if not chunk:
+                raise WsRefused(0, "closed during the upgrade")
+            self.raw += chunk
+        head, self.raw = self.raw.split(b"\r\n\r\n", 1)
+        status = int(head.split(b" ", 2)[1])
+        if status != 101:
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            while len(self.raw) < length:
+                self.raw += self.tcp.recv(65536)
+            self.tcp.close()
+            raise WsRefused(status, json.loads(self.raw[:length]))
+        accept = base64.b64encode(hashlib.sha1(
+            (nonce + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+        assert accept in head, head
+        self.data, self.ends, self.closed = bytearray(), [], False
+
+    def settimeout(self, t):
+        self.tcp.settimeout(t)
+
+    def _need(self, n):
+        while len(self.raw) < n:
+            chunk = self.tcp.recv(65536)
+            if not chunk:
+                raise ConnectionResetError("the server went away mid-frame")
+            self.raw += chunk
+        out, self.raw = self.raw[:n], self.raw[n:]
+        return out
+
+    def recv(self, _n=None):
+        while not self.closed:
+            b0, b1 = self._need(2)
+            assert not b1 & 0x80, "a server frame is never masked"
+            n = b1 & 0x7F
+            if n >= 126:
+                n = int.from_bytes(self._need(2 if n == 126 else 8), "big")
+            payload, op = self._need(n), b0 & 0x0F
+            if op in (0, 2) and payload:
+                self.data += payload
+                self.ends.append(len(self.data))
+                return payload
+            if op == 8:
+                self.closed = True
+            elif op == 9:
+                self.send_frame(10, payload)
+        return b""
+
+    def send_frame(self, op, payload):
+        n = len(payload)
+        head = bytes([0x80 | op])
+        if n < 126:
+            head += bytes([0x80 | n])
+        elif n < 65536:
+            head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
+        else:
+            head += bytes([0x80 | 127]) + n.to_bytes(8, "big")
+        mask = os.urandom(4)
+        key = (mask * (n // 4 + 1))[:n]
+        body = (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(
+            n, "big") if n else b""
+        self.tcp.sendall(head + mask + body)
+
+    def sendall(self, data):
+        self.send_frame(2, bytes(data))
+
+    def close(self):
+        with contextlib.suppress(OSError):
+            self.send_frame(8, (1000).to_bytes(2, "big"))
+        self.tcp.close()
+
+
+def frame_ends(data):
+    """Where each relay frame ends in the stream (after the 8-byte range)."""
+    ends, at = [], 8
+    while at + 4 <= len(data):
+        at += 4 + struct.unpack(">I", data[at:at + 4])[0]
+        ends.append(at)
+    return ends
+
+
+def test_cloud_auth_is_required(cloud):
+    for key in (None, "wrong"):
+        status, body = api(cloud, "GET", "/v1/sandboxes", key=key)
+        assert status == 401 and body["code"] == "unauthorized" and body["message"]
+        status, body = api(cloud, "POST", "/v1/sandboxes", spec("nokey"), key=key)
+        assert status == 401
+        with pytest.raises(WsRefused) as e:
+            WsStream(cloud.port, "/v1/sandboxes/%s/agent" % uuid.uuid4(), key=key)
+        assert e.value.args[0] == 401
+    assert api(cloud, "GET", "/v1/sandboxes/by-name/nokey")[0] == 404
+    assert cloud.stats().get("cloud.unauthorized", 0) >= 6
+
+
+def test_cloud_lifecycle(cloud):
+    status, sb = api(cloud, "POST", "/v1/sandboxes", spec(
+        "Life_1", env=[{"key": "A", "value": "b=c"}], labels={"k": "v"},
+        runtime={"workdir": "/tmp"}, future_field={"ignored": True}))
+    assert status == 201, sb
+    assert str(uuid.UUID(sb["id"])) == sb["id"] and uuid.UUID(sb["org_id"])
+    assert (sb["name"], sb["slug"], sb["status"], sb["ephemeral"]) == \
+        ("Life_1", "life-1", "created", False)
+    assert sb["started_at"] is None and sb["stopped_at"] is None and sb["created_at"]
+    assert sb["spec"]["env"] == [{"key": "A", "value": "b=c"}]
+    assert sb["spec"]["labels"] == {"k": "v"}
+    status, body = api(cloud, "POST", "/v1/sandboxes", spec("Life_1"))
+    assert (status, body["code"]) == (409, "name_already_exists") and body["message"]
+    ls = json.loads(cloud.msb("ls", "--format", "json").stdout)
+    assert [r["name"] for r in ls] == ["Life_1"]      # an ordinary emulator sandbox
+    assert api(cloud, "GET", "/v1/sandboxes/by-name/Life_1") == (200, sb)
+
+    status, run = api(cloud, "POST", "/v1/sandboxes/by-name/Life_1/start"
+                      "?wait_for=running&wait_timeout=30", {})
+    assert (status, run["status"], run["id"]) == (200, "running", sb["id"])
+    assert run["started_at"] and run["stopped_at"] is None
+    assert cloud.control("GET", "/_emu/sandbox/Life_1")["status"] == "Running"
+    again = api(cloud, "POST", "/v1/sandboxes/by-name/Life_1/start?wait_for=running", {})
+    assert again == (200, run)                          # already running: no change
+    status, stopped = api(cloud, "POST", "/v1/sandboxes/by-name/Life_1/stop", {})
+    assert (status, stopped["status"]) == (200, "stopped")
+    assert stopped["stopped_at"] >= stopped["started_at"]
+    assert api(cloud, "POST", "/v1/sandboxes/by-name/Life_1/stop", {})[1]["status"] == \
+        "stopped"
+    status, body = api(cloud, "DELETE", "/v1/sandboxes/by-name/Life_1")
+    assert status == 200 and set(body) == {"message"}
+    for method, path in (("GET", ""), ("DELETE", ""), ("POST", "/start"),
+                         ("POST", "/stop")):
+        status, body = api(cloud, method, "/v1/sandboxes/by-name/Life_1" + path,
+                           {} if method == "POST" else None)
+        assert (status, body["code"]) == (404, "sandbox_not_found"), (method, path)
+        assert "Life_1" in body["message"]
+
+    # create-and-start in one go; DELETE of a running sandbox stops it
+    status, sb = api(cloud, "POST", "/v1/sandboxes?start=true&wait_for=running"
+                     "&wait_timeout=90", spec("life2"))
+    assert (status, sb["status"]) == (201, "running") and sb["started_at"]
+    pid = cloud.control("GET", "/_emu/sandbox/life2")["pid"]
+    assert api(cloud, "DELETE", "/v1/sandboxes/by-name/life2")[0] == 200
+    wait_for(lambda: not os.path.exists("/proc/%d" % pid), 10, "the sandbox to stop")
+    assert api(cloud, "GET", "/v1/sandboxes")[1]["data"] == []
+
+
+def test_cloud_start_without_waiting_and_failed_start(cloud):
+    api(cloud, "POST", "/v1/sandboxes", spec("nowait"))
+    status, sb = api(cloud, "POST", "/v1/sandboxes/by-name/nowait/start", {})
+    assert status == 200 and sb["status"] in ("starting", "running")
+    wait_for(lambda: api(cloud, "GET", "/v1/sandboxes/by-name/nowait")[1]["status"] ==
+             "running", 20, "the sandbox to run")
+    api(cloud, "DELETE", "/v1/sandboxes/by-name/nowait")
+    cloud.fault(kind="crash", prefix="boot")
+    status, body = api(cloud, "POST", "/v1/sandboxes?start=true&wait_for=running",
+                       spec("crashy"))
+    assert (status, body["code"]) == (502, "sandbox_start_failed")
+    sb = api(cloud, "GET", "/v1/sandboxes/by-name/crashy")[1]
+    assert sb["status"] == "failed" and "agent relay" in sb["last_failure_message"]
+    assert api(cloud, "POST", "/v1/sandboxes/by-name/crashy/start?wait_for=running",
+               {})[1]["status"] == "running"
+    api(cloud, "DELETE", "/v1/sandboxes/by-name/crashy")
+
+
+@pytest.mark.parametrize("body,status,code", [
+    (b"{not json", 400, "invalid_request"),
+    (b"[]", 400, "invalid_request"),
+    (spec("v1", runtime={"workdir": "/", "hostname": "h"}), 400, "invalid_sandbox_config"),
+    (spec("v2", resources={"vcpus": "two"}), 422, "invalid_request"),
+    (spec("v3", image=None), 422, "invalid_request"),
+    (spec("v4", image={"type": "bind", "path": "/nonexistent/dir"}), 400,
+     "invalid_sandbox_config"),
+    (spec("-bad name"), 400, "invalid_sandbox_config"),
+    (spec("v5", env=[{"key": "A"}]), 422, "invalid_request"),
+])
+def test_cloud_create_refusals(cloud, body, status, code):
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    got, answer = api(cloud, "POST", "/v1/sandboxes", raw=raw)
+    assert (got, answer["code"]) == (status, code), answer
+    assert api(cloud, "GET", "/v1/sandboxes")[1]["data"] == []
+
+
+def test_cloud_list_paging_and_labels(cloud):
+    names = ["pg%d" % i for i in range(5)]
+    for n in names:
+        assert api(cloud, "POST", "/v1/sandboxes", spec(
+            n, labels={"grp": "odd" if n == "pg3" else "pg"}))[0] == 201
+    try:
+        seen, cursor, pages = [], None, 0
+        while True:
+            q = "/v1/sandboxes?limit=2" + ("&cursor=" + cursor if cursor else "")
+            status, page = api(cloud, "GET", q)
+            assert status == 200 and len(page["data"]) <= 2
+            seen += [s["name"] for s in page["data"]]
+            pages += 1
+            cursor = page.get("next_cursor")
+            if cursor is None:
+                break
+        assert (seen, pages) == (names, 3)
+        assert [s["name"] for s in api(cloud, "GET", "/v1/sandboxes")[1]["data"]] == names
+        q = urllib.parse.quote(json.dumps({"grp": "pg"}))
+        status, page = api(cloud, "GET", "/v1/sandboxes?limit=3&labels=" + q)
+        assert [s["name"] for s in page["data"]] == ["pg0", "pg1", "pg2"]
+        page2 = api(cloud, "GET", "/v1/sandboxes?limit=3&labels=%s&cursor=%s"
+                    % (q, page["next_cursor"]))[1]
+        assert [s["name"] for s in page2["data"]] == ["pg4"] and "next_cursor" not in page2
+        for bad in ("limit=0", "limit=x", "cursor=%%%", "labels=[1]"):
+            status, body = api(cloud, "GET", "/v1/sandboxes?" + bad)
+            assert (status, body["code"]) == (400, "invalid_request"), bad
+    finally:
+        for n in names:
+            api(cloud, "DELETE", "/v1/sandboxes/by-name/" + n)
+
+
+def test_cloud_agent_websocket(cloud):
+    status, sb = api(cloud, "POST", "/v1/sandboxes?start=true&wait_for=running",
+                     spec("wsbox", runtime={"workdir": "/tmp"}))
+    assert status == 201, sb
+    path = "/v1/sandboxes/%s/agent" % sb["id"]
+    try:
+        c = Client(None, sock=WsStream(cloud.port, path))
+        slot_of(c)
+        _, _, t, ready, v = c.ready
+        assert (t, v) == ("core.ready", 7) and "agent_version" in ready
+        c.sock.send_frame(1, b"text messages are ignored")
+        out, err, code, _ = c.exec("echo", ["hi"])
+        assert (out, err, code) == (b"hi\n", b"", 0)
+        out, _, code, _ = c.exec("pwd")
+        assert (out, code) == (b"/tmp\n", 0)
+        assert c.ok("Stat", path="/tmp", follow_symlink=True)["Stat"]["kind"] == "dir"
+        data = os.urandom(200000)
+        c.write_file("/tmp/big", data)
+        assert b"".join(c.read_file("/tmp/big")) == data
+
+        # the bytes come back split and coalesced at random
+        split = merged = tiny = False
+        for _ in range(10):
+            ids = [c.send("core.ping", {}) for _ in range(50)]
+            for id_ in ids:
+                assert c.reply(id_) == [(1, "core.pong", {})]
+            fends = set(frame_ends(c.sock.data))
+            ends = c.sock.ends
+            split |= any(e not in fends for e in ends)
+            merged |= any(sum(a < f < b for f in fends) >= 1 for a, b in zip(ends, ends[1:]))
+            tiny |= any(b - a == 1 for a, b in zip([0] + ends, ends))
+            if split and merged and tiny:
+                break
+        assert split and merged and tiny, (split, merged, tiny)
+
+        # closing the WebSocket closes the relay connection: the slot comes free
+        slot = slot_of(c)
+        c.close()
+        connect_to_slot(cloud.socket_path("wsbox"), slot).close()
+        # stopping the sandbox closes the WebSocket
+        c = Client(None, sock=WsStream(cloud.port, path))
+        api(cloud, "POST", "/v1/sandboxes/by-name/wsbox/stop", {})
+        assert c.closed_by_peer()
+        c.close()
+        with pytest.raises(WsRefused) as e:
+            WsStream(cloud.port, path)
+        assert e.value.args == (409, {"code": "sandbox_not_running",
+                                      "message": "sandbox 'wsbox' is not running"})
+        with pytest.raises(WsRefused) as e:
+            WsStream(cloud.port, "/v1/sandboxes/%s/agent" % uuid.uuid4())
+        assert e.value.args[0] == 404 and e.value.args[1]["code"] == "sandbox_not_found"
+    finally:
+        api(cloud, "DELETE", "/v1/sandboxes/by-name/wsbox")
+
+
+def test_cloud_stats_and_faults(cloud):
+    cloud.reset()
+    api(cloud, "POST", "/v1/sandboxes", spec("flt"))
+    try:
+        cloud.fault(kind="error", prefix="cloud.get")
+        assert api(cloud, "GET", "/v1/sandboxes/by-name/flt") == \
+            (500, {"code": "internal", "message": "injected fault"})
+        assert api(cloud, "GET", "/v1/sandboxes/by-name/flt")[0] == 200
+        cloud.fault(kind="drop", prefix="cloud.list")
+        with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+            api(cloud, "GET", "/v1/sandboxes")
+        cloud.fault(kind="slow", prefix="cloud.", delay=0.3)
+        t0 = time.monotonic()
+        assert api(cloud, "GET", "/v1/sandboxes")[0] == 200
+        assert time.monotonic() - t0 >= 0.3
+        cloud.fault(kind="error", prefix="cloud.agent")
+        with pytest.raises(WsRefused) as e:
+            WsStream(cloud.port, "/v1/sandboxes/%s/agent" % uuid.uuid4())
+        assert e.value.args[0] == 500
+    finally:
+        api(cloud, "DELETE", "/v1/sandboxes/by-name/flt")
+    stats = cloud.stats()
+    for key, n in (("cloud.create", 1), ("cloud.get", 2), ("cloud.list", 2),
+                   ("cloud.agent", 1), ("cloud.delete", 1)):
+        assert stats[key] == n, stats
 
 
 # ============================================================ against the real msb

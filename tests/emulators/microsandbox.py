@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """A test emulator of microsandbox 0.7.2 (local backend): the `msb` CLI, the
-per-sandbox process with its agent relay on agent.sock, and agentd.
+per-sandbox process with its agent relay on agent.sock, and agentd; with
+--cloud-key, also a stand-in for the cloud backend (REST + agent WebSocket,
+microsandbox_cloud.py) over the same sandboxes.
 
 The real product boots a libkrun microVM per sandbox, which needs KVM; this
 machine has none.  Here a sandbox is a directory with a bubblewrap "keeper"
@@ -28,19 +30,25 @@ Three modes, by argv[1]:
       relative symlinks).  SIGTERM stops it (SIGQUIT: at once), SIGUSR1
       pauses, SIGUSR2 resumes.  Logs: sandboxes/NAME/logs/runtime.log.
   microsandbox.py --root DIR --port 0 [--delay S] [--generation 7|8|9]
-      [--split]                    the harness's "hub": DIR is MSB_HOME.  It
+      [--split] [--cloud-key KEY]  the harness's "hub": DIR is MSB_HOME.  It
       writes emu/config.json (read by the CLI and the sandboxes), prints the
       HTTP port on stdout and serves the control routes on 127.0.0.1; on
       SIGTERM/SIGINT it stops every sandbox of DIR.  A sandbox also stops by
-      itself when the hub that configured its home is gone.
+      itself when the hub that configured its home is gone.  With
+      --cloud-key, the same port also serves msb-cloud's /v1/sandboxes API
+      (Bearer KEY) and the agent WebSocket /v1/sandboxes/{id}/agent (a byte
+      pipe to agent.sock); see microsandbox_cloud.py's docstring.
 
 The emulator's own state lives in MSB_HOME/emu/ (never a db/msb.db):
   config.json                    delay, generation, split, hub pid
   sandboxes/NAME/record.json     the sandbox's config (what inspect shows)
-  sandboxes/NAME/state.json      written by the sandbox process: pid, status
+                                 and its uuid ("id", the cloud API's id)
+  sandboxes/NAME/state.json      written by the sandbox process: pid, status,
+                                 started_ns, stopped_ns
+  sandboxes/NAME/cloud.json      the cloud API's last start failure
   requests.log                   one line per request ("fs.Stat", "exec",
-                                 "cli.ls"), appended by every process before
-                                 it answers
+                                 "cli.ls", "cloud.create"), appended by every
+                                 process before it answers
   faults.json (+ faults.lock)    armed faults, read-modify-written under flock
 The sandbox's root is MSB_HOME/sandboxes/NAME/rootfs.
 
@@ -50,13 +58,15 @@ Control routes (no auth, not counted):
   POST /_emu/reset
   POST /_emu/fault       {"kind", "prefix"?, "count"? (1), "delay"? (1.0),
                           "errno"? (5)}; prefix matches the stats key
-                          ("fs.Read", "fs.", "exec", "cli.create").  Kinds:
+                          ("fs.Read", "fs.", "exec", "cli.create", "cloud.").
+                          Kinds (cloud routes: drop, slow, silent, error):
         drop      close the client's connection instead of answering
                   (CLI: the process dies of SIGKILL)
         slow      answer after `delay` s (other requests go on meanwhile)
         silent    never answer that request (CLI: hang until killed)
         error     fs: ok:false "<op>: <strerror> (os error N)"; exec:
-                  core.exec.failed kind "other"; CLI: rc 1 "error: injected fault"
+                  core.exec.failed kind "other"; CLI: rc 1 "error: injected fault";
+                  cloud: 500 {"code": "internal", "message": "injected fault"}
         unready   the next `count` connections to agent.sock are accepted
                   but never get the handshake (prefix ignored)
         garbage   answer with a frame whose body is not CBOR (CLI: junk on
@@ -304,6 +314,15 @@ class Usage(Exception):
 
 class Failure(Exception):
     """A runtime error: "error: <text>", exit code 1."""
+
+
+class Exists(Failure):
+    """The name is taken."""
+
+
+def threading_id():
+    import threading
+    return threading.get_ident()
 
 
 class Opt:
@@ -692,6 +711,7 @@ class Cli:
                 [sys.executable, SCRIPT, "sandbox", name, "--home", self.home.path] +
                 (["--fresh"] if fresh else []), stdin=subprocess.DEVNULL, stdout=out,
                 stderr=out, start_new_session=True, close_fds=True, cwd="/")
+        self.proc = proc                # for a long-lived caller to reap (the hub)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             rc = proc.poll()
@@ -760,35 +780,13 @@ class Cli:
             raise Failure("invalid config: sandbox name must start with an alphanumeric and "
                           "contain only alphanumeric, dots, hyphens, and underscores: %s"
                           % name)
-        # msb derives the agent socket's path from MSB_HOME and refuses a
-        # home whose socket would not fit in sockaddr_un (checked first).
-        derived = len(self.home.path) + len("/run/sandboxes/") + 24 + len("/agent.sock")
-        if derived >= 108:
-            raise Failure("invalid config: sandbox runtime socket path is too long: "
-                          "shortest derived path is %d bytes, but Unix socket paths on "
-                          "this platform must be shorter than 108 bytes; set MSB_HOME "
-                          "to a shorter directory" % derived)
+        self.check_home()
         config = sandbox_config(name, pos[0], v)
         self.home.ensure()
-        if self.home.record(name) is not None:
-            if not v.get("replace"):
-                raise Failure("sandbox already exists: sandbox '%s' already exists; remove "
-                              "it, start the stopped sandbox, or recreate with .replace()"
-                              % name)
+        if self.home.record(name) is not None and v.get("replace"):
             self.stop_one(name, True)
             self.delete(name)
-        now = time.time_ns()
-        record = {"name": name, "config": config, "created_ns": now, "updated_ns": now}
-        os.makedirs(self.home.sdir(name), exist_ok=True)
-        tmp = os.path.join(self.home.sdir(name), "record.%d.tmp" % os.getpid())
-        write_json(tmp, record)
-        try:
-            os.link(tmp, os.path.join(self.home.sdir(name), "record.json"))
-        except FileExistsError:
-            raise Failure("sandbox already exists: sandbox '%s' already exists; remove it, "
-                          "start the stopped sandbox, or recreate with .replace()" % name)
-        finally:
-            os.unlink(tmp)
+        self.add_record(name, config)
         with self.home.locked("sandboxes", name, "lock"):
             failure = self.launch(name, fresh=True)
         if failure:
@@ -799,6 +797,36 @@ class Cli:
         if "name" not in v:
             print(name)
         return 0
+
+    def check_home(self):
+        """msb derives the agent socket's path from MSB_HOME and refuses a
+        home whose socket would not fit in sockaddr_un (checked first)."""
+        derived = len(self.home.path) + len("/run/sandboxes/") + 24 + len("/agent.sock")
+        if derived >= 108:
+            raise Failure("invalid config: sandbox runtime socket path is too long: "
+                          "shortest derived path is %d bytes, but Unix socket paths on "
+                          "this platform must be shorter than 108 bytes; set MSB_HOME "
+                          "to a shorter directory" % derived)
+
+    def add_record(self, name, config):
+        """Write the new sandbox's record (atomically: Exists if taken).  The
+        record also carries the sandbox's uuid, the cloud API's id."""
+        import uuid
+        now = time.time_ns()
+        record = {"name": name, "config": config, "created_ns": now, "updated_ns": now,
+                  "id": str(uuid.uuid4())}
+        os.makedirs(self.home.sdir(name), exist_ok=True)
+        tmp = os.path.join(self.home.sdir(name), "record.%d.%d.tmp"
+                           % (os.getpid(), threading_id()))
+        write_json(tmp, record)
+        try:
+            os.link(tmp, os.path.join(self.home.sdir(name), "record.json"))
+        except FileExistsError:
+            raise Exists("sandbox already exists: sandbox '%s' already exists; remove it, "
+                         "start the stopped sandbox, or recreate with .replace()" % name)
+        finally:
+            os.unlink(tmp)
+        return record
 
     def start(self, v, pos):
         names, failed = self.existing(self.by_label(pos, v.get("label")), v.get("quiet"))
@@ -1104,13 +1132,17 @@ class SandboxProcess:
         self.sock_dir, self.links = home.sockets(name)
         self.servers = []
         self.stopping = None            # "graceful" or "force" once asked to stop
+        self.started_ns = None          # when it first ran (the cloud's started_at)
         self.stop_event = None
 
     def write_state(self, status):
-        pid = os.getpid()
+        pid, now = os.getpid(), time.time_ns()
+        if status == "Running" and not self.started_ns:
+            self.started_ns = now
         write_json(os.path.join(self.home.sdir(self.name), "state.json"), {
-            "pid": pid, "start": proc_start(pid), "status": status,
-            "updated_ns": time.time_ns()})
+            "pid": pid, "start": proc_start(pid), "status": status, "updated_ns": now,
+            "started_ns": self.started_ns,
+            "stopped_ns": now if status == "Stopped" else None})
 
     async def run(self):
         import asyncio
@@ -1281,6 +1313,8 @@ def hub_main(argv):
                     help="the agent protocol generation (ready frame's v)")
     ap.add_argument("--split", action="store_true",
                     help="split every socket write into small random pieces")
+    ap.add_argument("--cloud-key", help="also serve the cloud REST API and agent "
+                    "WebSocket (microsandbox_cloud.py), for this Bearer key")
     args = ap.parse_args(argv)
     common.run(Hub(args).main, args, "sandbox commands")
     return 0
@@ -1310,6 +1344,9 @@ class Hub:
                 ("GET", "/_emu/sandboxes", self.sandboxes),
                 ("GET", "/_emu/sandbox/{name}", self.sandbox)):
             app.router.add_route(method, path, handler)
+        if args.cloud_key:
+            import microsandbox_cloud
+            microsandbox_cloud.Cloud(self, sys.modules[__name__], args.cloud_key).install(app)
         await common.serve(app, args.port, lambda port: "microsandbox emulator on "
                            "127.0.0.1:%d, MSB_HOME=%s" % (port, home.path), self.shutdown)
 
