@@ -225,8 +225,9 @@ def test_newer_generation_and_split_writes(tmp_path_factory):
 # ------------------------------------------------------------ the agent's own calls
 
 def test_namespace_calls_are_the_agents_not_scripts(mbox, emu):
-    # mkdir, rename, chmod, chown, symlink, unlink and rmdir are messages
-    # of the agent: no process starts in the sandbox for them.
+    # mkdir, rename, chmod, chown, symlink, unlink, rmdir, truncate and
+    # utimens are messages of the agent: no process starts in the sandbox
+    # for them.
     mbox.start()
     d = mbox.r("tmp", "ns")
     os.mkdir(d)
@@ -241,6 +242,8 @@ def test_namespace_calls_are_the_agents_not_scripts(mbox, emu):
         ("fs.Symlink", lambda: os.symlink("g", os.path.join(d, "l"))),
         ("fs.Remove", lambda: os.unlink(os.path.join(d, "l"))),
         ("fs.RemoveDir", lambda: os.rmdir(os.path.join(d, "sub"))),
+        ("fs.SetStat", lambda: os.truncate(os.path.join(d, "g"), 3)),
+        ("fs.SetStat", lambda: os.utime(os.path.join(d, "g"), (1000000, 2000000))),
     ]
     for key, op in cases:
         emu.reset_stats()
@@ -250,6 +253,13 @@ def test_namespace_calls_are_the_agents_not_scripts(mbox, emu):
         assert helpers.count(s, "exec") == 0, (key, s)
     st = os.stat(helpers.backing(emu, mbox, "tmp", "ns", "g"))
     assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o600, 1234, 5678)
+    assert (st.st_size, st.st_atime, st.st_mtime) == (3, 1000000, 2000000)
+    # A time with nanoseconds is the script's: the agent takes seconds.
+    emu.reset_stats()
+    os.utime(os.path.join(d, "g"), ns=(1000000123456789, 2000000123456789))
+    assert helpers.count(emu.stats(), "exec") == 1, emu.stats()
+    st = os.stat(helpers.backing(emu, mbox, "tmp", "ns", "g"))
+    assert st.st_mtime_ns == 2000000123456789
     assert sorted(os.listdir(helpers.backing(emu, mbox, "tmp", "ns"))) == ["g"]
     # POSIX outcomes: a name that is there, a directory that is not empty.
     assert errno_of(os.mkdir, d) == errno.EEXIST

@@ -19,6 +19,7 @@
  * that holds U+FFFD, go through the shell instead, whose scripts carry
  * any byte (as base64, msb_cmd.c).
  */
+#include <time.h>
 #include <unistd.h>
 
 #include "msb.h"
@@ -791,6 +792,50 @@ static int ns_symlink(struct remote *r, const char *box, const char *target,
 	return fs_change((struct msb *)r, box, "symlink", path, target, &p, rc);
 }
 
+static int ns_truncate(struct remote *r, const char *box, const char *path, off_t size)
+{
+	struct strbuf p = STRBUF_INIT(8192);
+	int rc = setstat_begin(&p, path, 1);
+
+	if (!rc)
+		rc = put_kv_uint(&p, "size", (uint64_t)size);
+	return fs_change((struct msb *)r, box, "truncate", path, NULL, &p, rc);
+}
+
+/* The agent sets times in whole seconds: a time with nanoseconds goes
+ * to the layer's script, which keeps them. */
+static int ns_utimens(struct remote *r, const char *box, const char *path,
+		      const struct timespec ts[2])
+{
+	static const char *const keys[2] = { "atime", "mtime" };
+	struct strbuf p = STRBUF_INIT(8192);
+	time_t now = time(NULL);
+	size_t n = 0;
+	int rc;
+
+	for (int i = 0; i < 2; i++) {
+		if (ts[i].tv_nsec != 0 && ts[i].tv_nsec != UTIME_NOW &&
+		    ts[i].tv_nsec != UTIME_OMIT)
+			return -ENOSYS;
+		n += ts[i].tv_nsec != UTIME_OMIT;
+	}
+	if (!n)
+		return 0;
+	rc = setstat_begin(&p, path, n);
+	for (int i = 0; i < 2 && !rc; i++) {
+		if (ts[i].tv_nsec == UTIME_OMIT)
+			continue;
+		if (ts[i].tv_nsec != UTIME_NOW && ts[i].tv_sec < 0) {
+			strbuf_release(&p);
+			return -ENOSYS; /* before 1970: the script's */
+		}
+		rc = put_kv_uint(
+			&p, keys[i],
+			(uint64_t)(ts[i].tv_nsec == UTIME_NOW ? now : ts[i].tv_sec));
+	}
+	return fs_change((struct msb *)r, box, "utimens", path, NULL, &p, rc);
+}
+
 const struct remote_fs_ops msb_fs_ops = {
 	.mkdir = ns_mkdir,
 	.unlink = ns_unlink,
@@ -799,4 +844,6 @@ const struct remote_fs_ops msb_fs_ops = {
 	.chmod = ns_chmod,
 	.chown = ns_chown,
 	.symlink = ns_symlink,
+	.truncate = ns_truncate,
+	.utimens = ns_utimens,
 };

@@ -276,8 +276,9 @@ int remote_utimens(struct sbx_provider *p, const char *box, const char *path,
 	struct strbuf s = STRBUF_INIT(SCRIPT_MAX);
 	int rc = stagefile_flush_pending(&r->files, box, path);
 
-	if (!rc)
-		rc = sh_utimens(&s, path, ts, r->flags & REMOTE_FOLLOWS_SYMLINKS);
+	if (!rc && (rc = NATIVE(r, utimens, box, path, ts)) != -ENOSYS)
+		return rc;
+	rc = sh_utimens(&s, path, ts, r->flags & REMOTE_FOLLOWS_SYMLINKS);
 	return run_built(r, box, "utimens", REMOTE_RUN_RETRY, NULL, &s, rc);
 }
 
@@ -379,8 +380,10 @@ int remote_truncate(struct sbx_provider *p, const char *box, const char *path, o
 
 	if (rc != -ENOENT)
 		return rc;
-	rc = run_built(r, box, "truncate", REMOTE_RUN_RETRY, NULL, &s,
-		       sh_truncate(&s, path, size));
+	rc = NATIVE(r, truncate, box, path, size);
+	if (rc == -ENOSYS)
+		rc = run_built(r, box, "truncate", REMOTE_RUN_RETRY, NULL, &s,
+			       sh_truncate(&s, path, size));
 	if (!rc)
 		stage_unlink(r->stage, box, path); /* a cached copy is stale */
 	return rc;

@@ -73,6 +73,9 @@ struct remote_fs_ops {
 		     gid_t gid);
 	int (*symlink)(struct remote *r, const char *box, const char *target,
 		       const char *path);
+	int (*truncate)(struct remote *r, const char *box, const char *path, off_t size);
+	int (*utimens)(struct remote *r, const char *box, const char *path,
+		       const struct timespec ts[2]);
 };
 
 struct remote {
