@@ -423,27 +423,6 @@ static int fetch_chunk(void *ctx, const uint8_t *data, size_t len)
 	return 0;
 }
 
-/* A file whose name is not UTF-8: its bytes from cat. */
-static int fetch_by_script(struct msb *m, struct staged *f, const char *box,
-			   const char *path)
-{
-	struct strbuf checks = STRBUF_INIT(1u << 20), out = STRBUF_INIT(m->r.output_max);
-	int rc = sh_script(&checks, "p=%q; [ -e \"$p\" ] || exit 2; ", path);
-
-	if (!rc)
-		rc = remote_run_bytes(&m->r, box, "read", checks.buf, "cat -- \"$p\"", 1,
-				      REMOTE_RUN_RETRY, &out);
-	if (!rc)
-		rc = stage_reserve(f, (off_t)out.len);
-	if (!rc && out.len && pwrite(f->fd, out.buf, out.len, 0) != (ssize_t)out.len)
-		rc = -EIO;
-	if (!rc && ftruncate(f->fd, (off_t)out.len))
-		rc = -errno;
-	strbuf_release(&checks);
-	strbuf_release(&out);
-	return rc;
-}
-
 static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *path,
 		    const struct stat *remote)
 {
@@ -460,7 +439,7 @@ static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *pa
 	if (ftruncate(f->fd, 0))
 		return -errno;
 	if (!json_utf8_valid(path))
-		return fetch_by_script(m, f, box, path);
+		return remote_fetch_by_script(&m->r, f, box, path, m->r.output_max);
 	rc = open_file(m, &h, box, path, 0, -1);
 	if (rc)
 		return rc;

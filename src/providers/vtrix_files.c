@@ -131,28 +131,6 @@ static int on_chunk(void *arg, const char *method, const cJSON *params)
 	return 0;
 }
 
-/* A path that is not UTF-8 cannot be a JSON string: fetch through a
- * command (base64 out). */
-static int fetch_by_command(struct vx *vx, struct staged *f, const char *box,
-			    const char *path)
-{
-	struct strbuf checks = STRBUF_INIT(1u << 20), out = STRBUF_INIT(RUN_OUTPUT_MAX);
-	int rc = sh_script(&checks, "p=%q; [ -e \"$p\" ] || exit 2; ", path);
-
-	if (!rc)
-		rc = remote_run_bytes(&vx->r, box, "read", checks.buf, "cat -- \"$p\"", 1,
-				      REMOTE_RUN_RETRY, &out);
-	if (!rc)
-		rc = stage_reserve(f, (off_t)out.len);
-	if (!rc && out.len && pwrite(f->fd, out.buf, out.len, 0) != (ssize_t)out.len)
-		rc = -EIO;
-	if (!rc && ftruncate(f->fd, (off_t)out.len))
-		rc = -errno;
-	strbuf_release(&checks);
-	strbuf_release(&out);
-	return rc;
-}
-
 /* Download box:path into f (locked by the caller): one read_stream. */
 static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *path,
 		    const struct stat *remote)
@@ -167,7 +145,7 @@ static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *pa
 	if (ftruncate(f->fd, 0))
 		return -errno;
 	if (!json_utf8_valid(path))
-		return fetch_by_command(vx, f, box, path);
+		return remote_fetch_by_script(&vx->r, f, box, path, RUN_OUTPUT_MAX);
 	params = cJSON_CreateObject();
 	if (!params)
 		return -ENOMEM;

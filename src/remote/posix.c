@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdarg.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sbxfs/log.h"
 #include "sbxfs/remote/base64.h"
@@ -92,6 +93,26 @@ int remote_find_stat(struct remote *r, struct stat *st, const char *box, const c
 	}
 	strbuf_release(&checks);
 	strbuf_release(&body);
+	strbuf_release(&out);
+	return rc;
+}
+
+int remote_fetch_by_script(struct remote *r, struct staged *f, const char *box,
+			   const char *path, size_t max)
+{
+	struct strbuf checks = STRBUF_INIT(SCRIPT_MAX), out = STRBUF_INIT(max);
+	int rc = sh_script(&checks, "p=%q; [ -e \"$p\" ] || exit 2; ", path);
+
+	if (!rc)
+		rc = remote_run_bytes(r, box, "read", checks.buf, "cat -- \"$p\"", 1,
+				      REMOTE_RUN_RETRY, &out);
+	if (!rc)
+		rc = stage_reserve(f, (off_t)out.len);
+	if (!rc && out.len && pwrite(f->fd, out.buf, out.len, 0) != (ssize_t)out.len)
+		rc = -EIO;
+	if (!rc && ftruncate(f->fd, (off_t)out.len))
+		rc = -errno;
+	strbuf_release(&checks);
 	strbuf_release(&out);
 	return rc;
 }

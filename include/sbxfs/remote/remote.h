@@ -203,6 +203,16 @@ int remote_prefetch(struct sbx_provider *p, const char *box, const char *dir,
 int remote_find_stat(struct remote *r, struct stat *st, const char *box,
 		     const char *path);
 
+/*
+ * The contents of box:path by a script (cat), into the staged copy f
+ * (from offset 0, its length theirs), at most `max` bytes: what a
+ * provider's fetch does for a file its API cannot name (a name that is
+ * not UTF-8, for an API of JSON or CBOR text).  -ENOENT if there is no
+ * such file; -EFBIG past max.
+ */
+int remote_fetch_by_script(struct remote *r, struct staged *f, const char *box,
+			   const char *path, size_t max);
+
 /* chmod(2) of box:path by a script, with no staged-copy bookkeeping: for
  * a provider's upload that must give a new file its mode. */
 int remote_set_mode(struct remote *r, const char *box, const char *path, mode_t mode);
