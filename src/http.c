@@ -172,6 +172,12 @@ struct xfer {
 	int write_failed;
 	int read_failed;
 	off_t part_off; /* read position in req->stream */
+	/* A transfer's progress, for its stall bound: curl's low-speed
+	 * check averages over a window and fires late after a burst. */
+	long stall_ms;	   /* 0: not a transfer */
+	long moved_ms;	   /* when a byte last moved either way */
+	curl_off_t dl, ul; /* bytes moved by then */
+	int stalled;
 };
 
 static int status_ok(CURL *h)
@@ -405,10 +411,32 @@ static int stream_seek(void *arg, curl_off_t offset, int origin)
 
 /* curl asks now and then, also while it waits for an answer: a nonzero
  * return ends the transfer (CURLE_ABORTED_BY_CALLBACK). */
+static long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
+}
+
 static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 		       curl_off_t ultotal, curl_off_t ulnow)
 {
-	(void)arg, (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	struct xfer *x = arg;
+
+	(void)dltotal, (void)ultotal;
+	if (x && x->stall_ms) {
+		long now = mono_ms();
+
+		if (dlnow != x->dl || ulnow != x->ul || !x->moved_ms) {
+			x->dl = dlnow;
+			x->ul = ulnow;
+			x->moved_ms = now;
+		} else if (now - x->moved_ms >= x->stall_ms) {
+			x->stalled = 1;
+			return 1;
+		}
+	}
 	return sbx_interrupted();
 }
 
@@ -474,7 +502,10 @@ static int attempt(struct http_client *c, const struct http_req *req,
 	http_client_setup(c, h, errbuf);
 	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
 	if (req->transfer) {
-		/* Big bodies take what they take, as long as they move. */
+		/* Big bodies take what they take, as long as they move
+		 * (on_progress ends one still for stall_ms; curl's own check
+		 * stays as a backstop). */
+		x.stall_ms = c->stall_ms;
 		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
 				 (long)((c->stall_ms + 999) / 1000));
@@ -486,6 +517,7 @@ static int attempt(struct http_client *c, const struct http_req *req,
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
 	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, &x);
 	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 
 	if (req->part) {
@@ -552,6 +584,12 @@ static int attempt(struct http_client *c, const struct http_req *req,
 		return -x.write_failed;
 	}
 	handle_put(c, h);
+	if (rc == CURLE_ABORTED_BY_CALLBACK && x.stalled) {
+		resp->status = 0;
+		sbx_failf("%s %s: nothing moved for %ld s", req->method, pathbuf,
+			  (x.stall_ms + 999) / 1000);
+		return -ETIMEDOUT;
+	}
 	if (rc != CURLE_OK) {
 		resp->status = 0;
 		sbx_failf("%s %s: %s", req->method, pathbuf,

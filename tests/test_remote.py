@@ -72,7 +72,6 @@ def fault(**kw):
 #              small files [3]
 #   loop       faults of the fault loop, one injected before each round:
 #              a server error, a dropped connection, an unanswered request
-#   call_bound the most one system call may take in it [CALL_BOUND]
 
 DAYTONA = dict(
     secret=Emulator.API_KEY,
@@ -164,10 +163,8 @@ REXEC = dict(
           fault(kind="slow", delay=30, prefix="/api/containers", count=1)],
 )
 
-# The old server: scripts and commands go over the open terminal.  A
-# close that meets an unanswered upload waits out the upload, then one
-# terminal round more: two timeouts, where the promise is one (open).
-REXEC_OLD = dict(REXEC, ls=[((), "==", 0)], exec=0, call_bound=15)
+# The old server: scripts and commands go over the open terminal.
+REXEC_OLD = dict(REXEC, ls=[((), "==", 0)], exec=0)
 
 VTRIX = dict(
     secret=Emulator.TOKEN,
@@ -538,7 +535,7 @@ def test_fault_loop_keeps_every_promise(rbox, emu, expect):
     # with 0 is on the server, no command reports success without its
     # output, and the daemon stays up.
     acked = {}
-    bound = expect.get("call_bound", CALL_BOUND)
+    bound = CALL_BOUND
     plan = expect["loop"] + [None]
     rounds = 2 * len(plan)
     for i in range(rounds):
