@@ -11,7 +11,7 @@
 
 static const struct sbx_provider_desc *const providers[] = {
 	&sbx_provider_local, &sbx_provider_daytona, &sbx_provider_rexec,
-	&sbx_provider_vtrix, &sbx_provider_docker, &sbx_provider_microsandbox,
+	&sbx_provider_vtrix, &sbx_provider_docker,  &sbx_provider_microsandbox,
 };
 
 /* Defaults: what a provider leaves out, it cannot do. */

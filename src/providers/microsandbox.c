@@ -186,9 +186,28 @@ static char *str_dup(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
+/* A copy of src's settings into *dst: 0, or -ENOMEM (then *dst holds
+ * nothing). */
+static int runtime_dup(struct msb_runtime *dst, const struct msb_runtime *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->env = src->env ? strv_dup(src->env) : NULL;
+	dst->workdir = str_dup(src->workdir);
+	dst->user = str_dup(src->user);
+	dst->shell = str_dup(src->shell);
+	dst->cpus = src->cpus;
+	dst->memory_mib = src->memory_mib;
+	if ((src->env && !dst->env) || (src->workdir && !dst->workdir) ||
+	    (src->user && !dst->user) || (src->shell && !dst->shell)) {
+		msb_runtime_release(dst);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 int msb_runtime_of(struct msb *m, struct msb_runtime *rt, const char *box)
 {
-	struct msb_runtime *kept;
+	struct msb_runtime *kept, copy;
 	struct msb_box b;
 	struct rbox *r;
 	int rc = 0;
@@ -197,28 +216,14 @@ int msb_runtime_of(struct msb *m, struct msb_runtime *rt, const char *box)
 	boxtable_lock(&m->r.boxes);
 	r = boxtable_find_locked(&m->r.boxes, box);
 	kept = r && !r->gone ? r->priv : NULL;
-	if (kept) {
-		rt->env = kept->env ? strv_dup(kept->env) : NULL;
-		rt->workdir = str_dup(kept->workdir);
-		rt->user = str_dup(kept->user);
-		rt->shell = str_dup(kept->shell);
-		if ((kept->env && !rt->env) || (kept->workdir && !rt->workdir) ||
-		    (kept->user && !rt->user) || (kept->shell && !rt->shell))
-			rc = -ENOMEM;
-	}
+	if (kept)
+		rc = runtime_dup(rt, kept);
 	boxtable_unlock(&m->r.boxes);
-	if (rc)
-		msb_runtime_release(rt);
-	if (kept || rc)
+	if (kept)
 		return rc;
 	/* Not asked yet: inspect once, and keep a copy. */
 	rc = inspect(m, &b, rt, box);
-	if (!rc) {
-		struct msb_runtime copy = { .env = strv_dup(rt->env),
-					    .workdir = str_dup(rt->workdir),
-					    .user = str_dup(rt->user),
-					    .shell = str_dup(rt->shell) };
-
+	if (!rc && !runtime_dup(&copy, rt)) {
 		note_box(m, &b, &copy);
 		msb_runtime_release(&copy);
 	}

@@ -604,7 +604,6 @@ static struct msb_conn *conn_new(struct msb *m, const char *box, int *err)
 		*err = rc;
 		return NULL;
 	}
-	c->m = m;
 	rc = handshake(c);
 	if (rc) {
 		close(c->fd);

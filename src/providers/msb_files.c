@@ -101,6 +101,41 @@ static int put_kv_bool(struct strbuf *p, const char *k, int v)
 }
 
 /*
+ * The answer in fc->resp: 0 with its `data` in *data (may be NULL; it
+ * points into fc->resp); the errno of a refusal, with the agent's words
+ * after `what` and the path when it is EIO (always, with `text`).
+ */
+static int fs_answer(struct fs_call *fc, struct cbor_val *data, const char *what,
+		     const char *path, int text)
+{
+	struct cbor_val top, v;
+	char words[300] = "no reason given";
+	int e = EIO;
+
+	if (!fc->answered || cbor_decode(&top, fc->resp.buf, fc->resp.len) ||
+	    cbor_map_get(&top, "ok", &v) || v.type != CBOR_BOOL) {
+		sbx_failf("microsandbox: %s \"%s\": an answer without ok", what, path);
+		return -EPROTO;
+	}
+	if (v.u) {
+		if (data && cbor_map_get(&top, "data", data))
+			data->type = CBOR_NULL;
+		return 0;
+	}
+	if (!cbor_map_get(&top, "error", &v) && v.type == CBOR_TEXT) {
+		e = msb_os_errno((const char *)v.data, v.len);
+		snprintf(words, sizeof(words), "%.*s", (int)(v.len < 280 ? v.len : 280),
+			 (const char *)v.data);
+		for (char *p = words; *p; p++)
+			if ((unsigned char)*p < 0x20)
+				*p = '?';
+	}
+	if (e == EIO || text)
+		sbx_failf("microsandbox: %s \"%s\": %s", what, path, words);
+	return -e;
+}
+
+/*
  * Send the request in `payload` and wait for its answer.  0 with the
  * response's `data` in *data (may be NULL; it points into fc->resp);
  * the errno of a refusal, with the agent's words after `what` and the
@@ -111,7 +146,6 @@ static int fs_call(struct msb *m, struct fs_call *fc, struct cbor_val *data,
 		   const char *box, const char *what, const char *path,
 		   const struct strbuf *payload, int retry)
 {
-	struct cbor_val top, v;
 	int rc;
 
 	for (int tries = 0;; tries++) {
@@ -126,32 +160,7 @@ static int fs_call(struct msb *m, struct fs_call *fc, struct cbor_val *data,
 		if (rc != -ECONNRESET || !retry || tries || sbx_interrupted())
 			break;
 	}
-	if (rc)
-		return rc;
-	if (!fc->answered || cbor_decode(&top, fc->resp.buf, fc->resp.len) ||
-	    cbor_map_get(&top, "ok", &v) || v.type != CBOR_BOOL) {
-		sbx_failf("microsandbox: %s \"%s\": an answer without ok", what, path);
-		return -EPROTO;
-	}
-	if (!v.u) {
-		char text[300] = "no reason given";
-		int e = EIO;
-
-		if (!cbor_map_get(&top, "error", &v) && v.type == CBOR_TEXT) {
-			e = msb_os_errno((const char *)v.data, v.len);
-			snprintf(text, sizeof(text), "%.*s",
-				 (int)(v.len < 280 ? v.len : 280), (const char *)v.data);
-			for (char *p = text; *p; p++)
-				if ((unsigned char)*p < 0x20)
-					*p = '?';
-		}
-		if (e == EIO)
-			sbx_failf("microsandbox: %s \"%s\": %s", what, path, text);
-		return -e;
-	}
-	if (data && cbor_map_get(&top, "data", data))
-		data->type = CBOR_NULL;
-	return 0;
+	return rc ? rc : fs_answer(fc, data, what, path, 0);
 }
 
 /* The value of data's variant `kind` ({"Stat": ...}); -EPROTO if data is
@@ -519,24 +528,8 @@ static int write_all(struct msb *m, struct staged *f, const char *box, const cha
 		if (!rc || fc.answered)
 			rc = wrc;
 	}
-	if (!rc) {
-		struct cbor_val top, v;
-
-		if (!fc.answered || cbor_decode(&top, fc.resp.buf, fc.resp.len) ||
-		    cbor_map_get(&top, "ok", &v) || v.type != CBOR_BOOL) {
-			sbx_failf("microsandbox: write \"%s\": an answer without ok",
-				  path);
-			rc = -EPROTO;
-		} else if (!v.u) {
-			char text[300] = "";
-
-			if (!cbor_map_get(&top, "error", &v) && v.type == CBOR_TEXT)
-				snprintf(text, sizeof(text), "%.*s",
-					 (int)(v.len < 280 ? v.len : 280), v.data);
-			rc = -msb_os_errno(text, strlen(text));
-			sbx_failf("microsandbox: write \"%s\": %s", path, text);
-		}
-	}
+	if (!rc)
+		rc = fs_answer(&fc, NULL, "write", path, 1);
 	free(buf);
 	strbuf_release(&p);
 	strbuf_release(&chunk);
