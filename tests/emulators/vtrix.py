@@ -347,6 +347,15 @@ def signal_group_members(pgid, sig, spare):
                 pass
 
 
+def has_children(pid):
+    """Whether process `pid` has forked a child that is still there."""
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return bool(f.read().split())
+    except OSError:
+        return False
+
+
 async def inner_pid(host_pid):
     """The pid, inside the sandbox, of the command nsenter `host_pid` forks."""
     for _ in range(200):
@@ -505,8 +514,17 @@ class Command:
             kill_group(self.proc.pid, signal.SIGKILL)
             self._publish(TIMEOUT)
 
-    def signal(self, sig):
-        if self.proc is not None and not self.finished:
+    async def signal(self, sig):
+        """Signal the command's process group.  The command is nsenter's
+        child: a kill that comes before nsenter has forked it waits for it
+        (a bounded while), or it would reach no one."""
+        if self.proc is None:
+            return
+        for _ in range(1000):
+            if self.finished or has_children(self.proc.pid):
+                break
+            await asyncio.sleep(0.005)
+        if not self.finished:
             signal_group_members(self.proc.pid, sig, spare=self.proc.pid)
 
     def kill_all(self):
@@ -1363,7 +1381,7 @@ async def rpc_kill(sb, call, params):
         sig = signal.Signals[key]
     except KeyError:
         raise RpcError(RPC_PARAMS, "invalid params: unknown signal %s" % name)
-    cmd.signal(sig)
+    await cmd.signal(sig)
     return {"cmd_id": cmd.id, "signal": sig.name}
 
 
