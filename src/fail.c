@@ -47,14 +47,23 @@ int sbx_interrupted(void)
 void sbx_intr_enter(const volatile int *flag)
 {
 	intr_flag = flag;
-	in_call = 1;
-	call_stalled_ms = 0;
 }
 
 void sbx_intr_leave(void)
 {
 	intr_flag = NULL;
+}
+
+void sbx_call_begin(void)
+{
+	in_call = 1;
+	call_stalled_ms = 0;
+}
+
+void sbx_call_end(void)
+{
 	in_call = 0;
+	intr_flag = NULL;
 }
 
 void sbx_call_stalled(long ms)

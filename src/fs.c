@@ -177,14 +177,6 @@ static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 	reply_none(req);
 }
 
-static void op_forget_multi(fuse_req_t req, size_t count,
-			    struct fuse_forget_data *forgets)
-{
-	for (size_t i = 0; i < count; i++)
-		node_forget(FS(req)->nodes, forgets[i].ino, forgets[i].nlookup);
-	reply_none(req);
-}
-
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct sbxfs *fs = FS(req);
@@ -652,12 +644,13 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	struct sbxfs *fs = userdata;
+	struct sbxfs_mount *m = userdata;
 
 	/* Directories open without a round trip, listings stay cached. */
 	if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) {
 		conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
-		fs->no_opendir = 1;
+		for (size_t i = 0; i < m->n; i++)
+			m->trees[i]->no_opendir = 1;
 	}
 	/* Attributes come with listings; lookups run in parallel. */
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
@@ -675,20 +668,6 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->max_readahead = 1 << 20;
 }
 
-/*
- * What libfuse calls: each operation between req_begin() and req_end(),
- * so that debug builds check it replies exactly once (see req.h).
- */
-#define ONE_REPLY(op, params, args) \
-	static void one_##op params \
-	{                           \
-		req_begin(req);     \
-		caller_of(req);     \
-		op_##op args;       \
-		sbx_caller_clear(); \
-		req_end(req);       \
-	}
-
 /* Who asks, for the provider (sbx_caller()). */
 static void caller_of(fuse_req_t req)
 {
@@ -697,71 +676,129 @@ static void caller_of(fuse_req_t req)
 	sbx_caller_set(ctx->uid, ctx->gid);
 }
 
+/* The tree of `ino`, made the one this thread serves; NULL for the
+ * directory of providers (mount.h). */
+static struct sbxfs *serve(fuse_req_t req, fuse_ino_t ino)
+{
+	struct sbxfs *fs = mount_tree_of(fuse_req_userdata(req), ino);
+
+	mount_serve(fs);
+	return fs;
+}
+
+/*
+ * What libfuse calls: each operation between req_begin() and req_end(),
+ * so that debug builds check it replies exactly once (see req.h), as one
+ * call with one bound on a silent server (sbx_call_begin()), and on the
+ * tree of the number `ino` (mount.h), or else as `top` says.  `ino2`, a
+ * second number the operation names, must be of the same tree: a rename
+ * or link from one provider's tree to another's is EXDEV, as between
+ * two mounts.
+ */
+#define ONE_REPLY2(op, params, args, ino, ino2, top)                        \
+	static void one_##op params                                         \
+	{                                                                   \
+		struct sbxfs *fs;                                           \
+		req_begin(req);                                             \
+		sbx_call_begin();                                           \
+		caller_of(req);                                             \
+		fs = serve(req, ino);                                       \
+		if (!fs)                                                    \
+			top;                                                \
+		else if (mount_tree_of(fuse_req_userdata(req), ino2) != fs) \
+			reply_err(req, -EXDEV);                             \
+		else                                                        \
+			op_##op args;                                       \
+		mount_serve(NULL);                                          \
+		sbx_caller_clear();                                         \
+		sbx_call_end();                                             \
+		req_end(req);                                               \
+	}
+#define ONE_REPLY(op, params, args, ino, top) ONE_REPLY2(op, params, args, ino, ino, top)
+
 ONE_REPLY(lookup, (fuse_req_t req, fuse_ino_t parent, const char *name),
-	  (req, parent, name))
-ONE_REPLY(forget, (fuse_req_t req, fuse_ino_t ino, uint64_t nlookup), (req, ino, nlookup))
-ONE_REPLY(forget_multi, (fuse_req_t req, size_t count, struct fuse_forget_data *forgets),
-	  (req, count, forgets))
+	  (req, parent, name), parent, top_lookup(req, parent, name))
+ONE_REPLY(forget, (fuse_req_t req, fuse_ino_t ino, uint64_t nlookup), (req, ino, nlookup),
+	  ino, reply_none(req))
 ONE_REPLY(getattr, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
-	  (req, ino, fi))
+	  (req, ino, fi), ino, top_getattr(req, ino))
 ONE_REPLY(setattr,
 	  (fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	   struct fuse_file_info *fi),
-	  (req, ino, attr, to_set, fi))
-ONE_REPLY(readlink, (fuse_req_t req, fuse_ino_t ino), (req, ino))
+	  (req, ino, attr, to_set, fi), ino, top_refuse(req, ino, -EPERM))
+ONE_REPLY(readlink, (fuse_req_t req, fuse_ino_t ino), (req, ino), ino,
+	  top_refuse(req, ino, -EINVAL))
 ONE_REPLY(mkdir, (fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode),
-	  (req, parent, name, mode))
+	  (req, parent, name, mode), parent, top_refuse(req, parent, -EACCES))
 ONE_REPLY(mknod,
 	  (fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev),
-	  (req, parent, name, mode, rdev))
+	  (req, parent, name, mode, rdev), parent, top_refuse(req, parent, -EACCES))
 ONE_REPLY(unlink, (fuse_req_t req, fuse_ino_t parent, const char *name),
-	  (req, parent, name))
+	  (req, parent, name), parent, top_refuse(req, parent, -EACCES))
 ONE_REPLY(rmdir, (fuse_req_t req, fuse_ino_t parent, const char *name),
-	  (req, parent, name))
+	  (req, parent, name), parent, top_refuse(req, parent, -EACCES))
 ONE_REPLY(symlink,
 	  (fuse_req_t req, const char *target, fuse_ino_t parent, const char *name),
-	  (req, target, parent, name))
-ONE_REPLY(rename,
-	  (fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-	   const char *newname, unsigned int flags),
-	  (req, parent, name, newparent, newname, flags))
-ONE_REPLY(link,
-	  (fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname),
-	  (req, ino, newparent, newname))
+	  (req, target, parent, name), parent, top_refuse(req, parent, -EACCES))
+ONE_REPLY2(rename,
+	   (fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+	    const char *newname, unsigned int flags),
+	   (req, parent, name, newparent, newname, flags), parent, newparent,
+	   top_refuse(req, parent, -EACCES))
+ONE_REPLY2(link,
+	   (fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname),
+	   (req, ino, newparent, newname), ino, newparent, top_refuse(req, ino, -EPERM))
 ONE_REPLY(open, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
-	  (req, ino, fi))
+	  (req, ino, fi), ino, top_refuse(req, ino, -EISDIR))
 ONE_REPLY(create,
 	  (fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	   struct fuse_file_info *fi),
-	  (req, parent, name, mode, fi))
+	  (req, parent, name, mode, fi), parent, top_refuse(req, parent, -EACCES))
 ONE_REPLY(read,
 	  (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	   struct fuse_file_info *fi),
-	  (req, ino, size, off, fi))
+	  (req, ino, size, off, fi), ino, top_refuse(req, ino, -EISDIR))
 ONE_REPLY(write,
 	  (fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 	   struct fuse_file_info *fi),
-	  (req, ino, buf, size, off, fi))
+	  (req, ino, buf, size, off, fi), ino, top_refuse(req, ino, -EISDIR))
 ONE_REPLY(flush, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
-	  (req, ino, fi))
+	  (req, ino, fi), ino, top_refuse(req, ino, 0))
 ONE_REPLY(release, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
-	  (req, ino, fi))
+	  (req, ino, fi), ino, top_refuse(req, ino, 0))
 ONE_REPLY(fsync,
 	  (fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi),
-	  (req, ino, datasync, fi))
+	  (req, ino, datasync, fi), ino, top_refuse(req, ino, 0))
 ONE_REPLY(opendir, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
-	  (req, ino, fi))
+	  (req, ino, fi), ino, top_opendir(req, ino, fi))
 ONE_REPLY(readdir,
 	  (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	   struct fuse_file_info *fi),
-	  (req, ino, size, off, fi))
+	  (req, ino, size, off, fi), ino, top_readdir(req, ino, size, off, 0))
 ONE_REPLY(readdirplus,
 	  (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	   struct fuse_file_info *fi),
-	  (req, ino, size, off, fi))
+	  (req, ino, size, off, fi), ino, top_readdir(req, ino, size, off, 1))
 ONE_REPLY(releasedir, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
-	  (req, ino, fi))
-ONE_REPLY(statfs, (fuse_req_t req, fuse_ino_t ino), (req, ino))
+	  (req, ino, fi), ino, top_refuse(req, ino, 0))
+ONE_REPLY(statfs, (fuse_req_t req, fuse_ino_t ino), (req, ino), ino, top_statfs(req, ino))
+
+/* Forgets name numbers of any tree, each to its own. */
+static void one_forget_multi(fuse_req_t req, size_t count,
+			     struct fuse_forget_data *forgets)
+{
+	struct sbxfs_mount *m = fuse_req_userdata(req);
+
+	req_begin(req);
+	for (size_t i = 0; i < count; i++) {
+		struct sbxfs *fs = mount_tree_of(m, forgets[i].ino);
+
+		if (fs)
+			node_forget(fs->nodes, forgets[i].ino, forgets[i].nlookup);
+	}
+	reply_none(req);
+	req_end(req);
+}
 
 const struct fuse_lowlevel_ops sbxfs_ops = {
 	.init = op_init,

@@ -9,12 +9,15 @@
 
 #include <fuse_lowlevel.h>
 
+#include "sbxfs/mount.h"
 #include "sbxfs/node.h"
 #include "sbxfs/sbxfs.h"
 
+/* The tree the request is on (mount.h). */
 static inline struct sbxfs *FS(fuse_req_t req)
 {
-	return fuse_req_userdata(req);
+	(void)req;
+	return mount_serving();
 }
 
 static inline int is_fs(const struct node *n)
@@ -60,5 +63,19 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi);
 void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+/*
+ * fs_top.c: the directory of providers, ino 1 of a mount of several
+ * (mount.h): lookups of
+ * the providers' names, its attributes, its listing.  Every other
+ * operation on it is refused with top_refuse(): `rc` for ino 1, ESTALE
+ * for a number no tree gave.  Each replies once.
+ */
+void top_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void top_getattr(fuse_req_t req, fuse_ino_t ino);
+void top_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void top_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus);
+void top_statfs(fuse_req_t req, fuse_ino_t ino);
+void top_refuse(fuse_req_t req, fuse_ino_t ino, int rc);
 
 #endif

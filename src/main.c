@@ -20,13 +20,18 @@
 #include "sbxfs/check.h"
 #include "sbxfs/config.h"
 #include "sbxfs/log.h"
+#include "sbxfs/mount.h"
 #include "sbxfs/node.h"
 #include "sbxfs/notify.h"
 #include "sbxfs/sbxfs.h"
 #include "sbxfs/synth.h"
+#include "sbxfs/tree.h"
 
 struct options {
 	char *provider;
+	char *providers;    /* several, separated by ',' */
+	int providers_open; /* the last option was providers=: a provider's
+			       name after it is one more of them */
 	char *state_dir;
 	char *image;
 	char *trace;
@@ -46,18 +51,26 @@ struct options {
 	struct sbx_kvlist popts; /* options for the provider */
 };
 
-enum { KEY_HELP, KEY_VERSION, KEY_DEBUG, KEY_FOREGROUND, KEY_PROVIDER_OPT, KEY_CHECK };
+enum {
+	KEY_HELP,
+	KEY_VERSION,
+	KEY_DEBUG,
+	KEY_FOREGROUND,
+	KEY_PROVIDER_OPT,
+	KEY_CHECK,
+	KEY_PROVIDERS
+};
 
 #define OPT(t, p)                                 \
 	{                                         \
 		t, offsetof(struct options, p), 1 \
 	}
 static const struct fuse_opt option_spec[] = {
-	OPT("provider=%s", provider), OPT("state_dir=%s", state_dir),
-	OPT("image=%s", image), OPT("trace=%s", trace), OPT("log=%s", log),
-	OPT("ca_file=%s", ca_file), OPT("attr_timeout=%s", attr_timeout),
-	OPT("subtree_entries=%s", subtree_entries), OPT("subtree_mib=%s", subtree_mib),
-	OPT("prefetch_mib=%s", prefetch_mib),
+	OPT("provider=%s", provider), FUSE_OPT_KEY("providers=", KEY_PROVIDERS),
+	OPT("state_dir=%s", state_dir), OPT("image=%s", image), OPT("trace=%s", trace),
+	OPT("log=%s", log), OPT("ca_file=%s", ca_file),
+	OPT("attr_timeout=%s", attr_timeout), OPT("subtree_entries=%s", subtree_entries),
+	OPT("subtree_mib=%s", subtree_mib), OPT("prefetch_mib=%s", prefetch_mib),
 	OPT("prefetch_file_kib=%s", prefetch_file_kib), OPT("config=%s", config),
 	FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("--check", KEY_CHECK), FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -79,10 +92,20 @@ static const struct fuse_opt option_spec[] = {
 	FUSE_OPT_KEY("cache_max=", KEY_PROVIDER_OPT), FUSE_OPT_END
 };
 
+static int provider_known(const char *name)
+{
+	struct sbx_provider *p = sbx_provider_new(name);
+
+	sbx_provider_free(p);
+	return p != NULL;
+}
+
 static int option_key(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
 	struct options *o = data;
+	int listing = o->providers_open;
 
+	o->providers_open = 0;
 	switch (key) {
 	case KEY_HELP:
 		o->help = 1;
@@ -100,6 +123,26 @@ static int option_key(void *data, const char *arg, int key, struct fuse_args *ou
 	case KEY_FOREGROUND:
 		o->foreground = 1;
 		return 0;
+	case KEY_PROVIDERS:
+		free(o->providers);
+		o->providers = strdup(arg + strlen("providers="));
+		o->providers_open = 1;
+		return o->providers ? 0 : -1;
+	case FUSE_OPT_KEY_OPT:
+		/* -o providers=local,daytona: the comma split the list. */
+		if (listing && !strchr(arg, '=') && provider_known(arg)) {
+			size_t n = strlen(o->providers) + strlen(arg) + 2;
+			char *list = malloc(n);
+
+			if (!list)
+				return -1;
+			snprintf(list, n, "%s,%s", o->providers, arg);
+			free(o->providers);
+			o->providers = list;
+			o->providers_open = 1;
+			return 0;
+		}
+		return 1;
 	case KEY_PROVIDER_OPT: {
 		const char *eq = strchr(arg, '=');
 		char name[64];
@@ -231,19 +274,21 @@ static int config_key(const char *key)
 }
 
 /*
- * Fill what the command line left unset from the config file (-o config=,
- * else $XDG_CONFIG_HOME/sbxfs/config or ~/.config/sbxfs/config, which may
- * be missing): the provider first, then the options of the part before
- * any section and of the provider's section.  0, or -errno with why.
+ * Read the config file (-o config=, else $XDG_CONFIG_HOME/sbxfs/config or
+ * ~/.config/sbxfs/config, which may be missing) into c, and fill what the
+ * command line left unset: the provider or providers first, then the
+ * mount's options from the part before any section and, with one
+ * provider, from its section.  The image and the providers' own options
+ * are each tree's (tree_options()).  0, or -errno with why.
  */
-static int apply_config(struct options *o, char *why, size_t size)
+static int apply_config(struct options *o, struct config *c, char *why, size_t size)
 {
 	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+	const char *one;
 	char path[4096] = "";
-	const char *provider;
-	struct config c;
 	int rc;
 
+	memset(c, 0, sizeof(*c));
 	if (o->config)
 		snprintf(path, sizeof(path), "%s", o->config);
 	else if (xdg && xdg[0] == '/')
@@ -252,7 +297,7 @@ static int apply_config(struct options *o, char *why, size_t size)
 		snprintf(path, sizeof(path), "%s/.config/sbxfs/config", home);
 	else
 		return 0;
-	rc = config_load(&c, path, config_key, why, size);
+	rc = config_load(c, path, config_key, why, size);
 	/* The default place may be out of reach (HOME is another user's). */
 	if ((rc == -ENOENT || rc == -ENOTDIR || rc == -EACCES) && !o->config)
 		return 0;
@@ -260,44 +305,65 @@ static int apply_config(struct options *o, char *why, size_t size)
 		snprintf(why, size, "%s: no such config file", path);
 	if (rc)
 		return rc;
-	for (size_t i = 0; i < c.n && !o->provider; i++)
-		if (!strcmp(c.v[i].key, "provider"))
-			o->provider = strdup(c.v[i].value);
-	provider = o->provider ? o->provider : "local";
-	for (size_t i = 0; i < c.n && !rc; i++) {
-		const struct config_entry *e = &c.v[i];
+	for (size_t i = 0; i < c->n && !o->provider && !o->providers; i++) {
+		if (c->v[i].section)
+			continue;
+		if (!strcmp(c->v[i].key, "provider"))
+			o->provider = strdup(c->v[i].value);
+		else if (!strcmp(c->v[i].key, "providers"))
+			o->providers = strdup(c->v[i].value);
+	}
+	one = o->providers ? NULL : o->provider ? o->provider : "local";
+	for (size_t i = 0; i < c->n && !rc; i++) {
+		const struct config_entry *e = &c->v[i];
 		size_t offset;
 		int popt;
 		char **field;
 
-		if ((e->section && strcmp(e->section, provider)) ||
-		    option_of(e->key, &offset, &popt))
+		if ((e->section && (!one || strcmp(e->section, one))) ||
+		    option_of(e->key, &offset, &popt) || popt ||
+		    !strcmp(e->key, "image") || !strcmp(e->key, "providers"))
 			continue;
-		if (popt) {
-			if (!sbx_kv_get(&o->popts, e->key))
-				rc = sbx_kv_add(&o->popts, e->key, e->value);
-			continue;
-		}
 		field = (char **)((char *)o + offset);
 		if (!*field && !(*field = strdup(e->value)))
 			rc = -ENOMEM;
 	}
-	config_free(&c);
 	if (rc)
 		snprintf(why, size, "%s: %s", path, strerror(-rc));
 	return rc;
 }
 
-/* What the provider's init takes: the state directory, the image, and
- * its own options. */
-static void provider_options(struct sbx_kvlist *popts, const struct options *o,
-			     const char *state)
+/*
+ * What the init of provider `name` takes: the state directory, the image
+ * and its own options, each from the command line, else the config
+ * file's section of the provider, else its part before any section.
+ */
+static int tree_options(struct sbx_kvlist *popts, const struct options *o,
+			const struct config *c, const char *name, const char *state)
 {
-	sbx_kv_add(popts, "state_dir", state);
-	if (o->image)
-		sbx_kv_add(popts, "image", o->image);
-	for (size_t i = 0; i < o->popts.n; i++)
-		sbx_kv_add(popts, o->popts.v[i].key, o->popts.v[i].value);
+	int rc = sbx_kv_add(popts, "state_dir", state);
+
+	if (!rc && o->image)
+		rc = sbx_kv_add(popts, "image", o->image);
+	for (size_t i = 0; i < o->popts.n && !rc; i++)
+		rc = sbx_kv_add(popts, o->popts.v[i].key, o->popts.v[i].value);
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < c->n && !rc; i++) {
+			const struct config_entry *e = &c->v[i];
+			size_t offset;
+			int popt;
+
+			if (pass == 0 ? !e->section || strcmp(e->section, name)
+				      : e->section != NULL)
+				continue;
+			if (option_of(e->key, &offset, &popt) ||
+			    (!popt && strcmp(e->key, "image")) ||
+			    sbx_kv_get(popts, e->key))
+				continue;
+			rc = sbx_kv_add(popts, e->key, e->value);
+		}
+	}
+	return rc;
 }
 
 static int count_box(void *ctx, const char *name)
@@ -306,48 +372,92 @@ static int count_box(void *ctx, const char *name)
 	return 0;
 }
 
+/* The names of a list "local,daytona" into names[] (at most max, each
+ * once, each a provider sbxfs has); their count, or -1 with why. */
+static int split_providers(char *list, char **names, int max, char *why, size_t size)
+{
+	int n = 0;
+
+	for (char *save = NULL, *name = strtok_r(list, ",", &save); name;
+	     name = strtok_r(NULL, ",", &save)) {
+		struct sbx_provider *p = sbx_provider_new(name);
+
+		if (!p) {
+			snprintf(why, size, "%s", sbx_fail_text());
+			return -1;
+		}
+		sbx_provider_free(p);
+		for (int i = 0; i < n; i++)
+			if (!strcmp(names[i], name)) {
+				snprintf(why, size, "provider \"%s\" named twice", name);
+				return -1;
+			}
+		if (n == max) {
+			snprintf(why, size, "more than %d providers", max);
+			return -1;
+		}
+		names[n++] = name;
+	}
+	if (!n)
+		snprintf(why, size, "no provider named");
+	return n ? n : -1;
+}
+
 /*
- * sbxfs --check (check.h): the host, then the provider: its options and
+ * sbxfs --check (check.h): the host, then each provider: its options and
  * credentials (its init), and reaching its service (its list of
  * sandboxes).  0 if all is well, else 1.
  */
-static int check(const struct options *o, const char *state)
+static int check(const struct options *o, const struct config *cfg, const char *state,
+		 char **names, int count)
 {
 	struct check c = { stdout, 0 };
-	struct sbx_kvlist popts = { 0 };
-	struct sbx_provider *p;
-	size_t n = 0;
-	int rc;
+	int local = 0;
 
-	check_host(&c, o->provider);
-	if (!(p = sbx_provider_new(o->provider))) {
-		check_report(&c, 0, "provider", "%s", sbx_fail_text());
-		return 1;
-	}
-	provider_options(&popts, o, state);
-	sbx_fail_clear();
-	rc = p->ops.init(p, &popts);
-	if (rc) {
-		check_report(&c, 0, o->provider,
-			     "%s: docs/providers.md says what it needs (-o options, the "
-			     "config file, or the environment)",
-			     sbx_fail_text()[0] ? sbx_fail_text() : strerror(-rc));
-	} else {
-		check_report(&c, 1, o->provider, "options and credentials");
+	for (int i = 0; i < count; i++)
+		local |= !strcmp(names[i], "local");
+	check_host(&c, local ? "local" : names[0]);
+	for (int i = 0; i < count; i++) {
+		struct sbx_kvlist popts = { 0 };
+		struct sbx_provider *p = sbx_provider_new(names[i]);
+		char what[64];
+		size_t n = 0;
+		int rc;
+
+		if (!p || tree_options(&popts, o, cfg, names[i], state)) {
+			check_report(&c, 0, names[i], "%s", sbx_fail_text());
+			sbx_kv_free(&popts);
+			free(p);
+			continue;
+		}
 		sbx_fail_clear();
-		rc = p->ops.list(p, count_box, &n);
-		if (rc)
-			check_report(&c, 0, "reaching the service",
-				     "%s: check the address, the network and the "
-				     "credentials",
-				     sbx_fail_text()[0] ? sbx_fail_text()
-							: strerror(-rc));
-		else
-			check_report(&c, 1, "reaching the service", "%zu sandboxes", n);
-		p->ops.destroy(p);
+		rc = p->ops.init(p, &popts);
+		if (rc) {
+			check_report(
+				&c, 0, names[i],
+				"%s: docs/providers.md says what it needs (-o options, "
+				"the config file, or the environment)",
+				sbx_fail_text()[0] ? sbx_fail_text() : strerror(-rc));
+		} else {
+			check_report(&c, 1, names[i], "options and credentials");
+			snprintf(what, sizeof(what),
+				 count > 1 ? "reaching %s" : "reaching the service",
+				 names[i]);
+			sbx_fail_clear();
+			rc = p->ops.list(p, count_box, &n);
+			if (rc)
+				check_report(&c, 0, what,
+					     "%s: check the address, the network and the "
+					     "credentials",
+					     sbx_fail_text()[0] ? sbx_fail_text()
+								: strerror(-rc));
+			else
+				check_report(&c, 1, what, "%zu sandboxes", n);
+			p->ops.destroy(p);
+		}
+		sbx_provider_free(p);
+		sbx_kv_free(&popts);
 	}
-	sbx_provider_free(p);
-	sbx_kv_free(&popts);
 	fflush(stdout);
 	return c.failed ? 1 : 0;
 }
@@ -397,9 +507,12 @@ int main(int argc, char *argv[])
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct fuse_cmdline_opts cl = { 0 };
 	struct options o = { 0 };
-	struct sbx_kvlist popts = { 0 };
 	struct fuse_loop_config *loop = NULL;
-	struct sbxfs fs = { 0 };
+	struct sbxfs_mount m = { 0 };
+	struct fuse_session *se = NULL;
+	struct config cfg = { 0 };
+	char *list = NULL, *names[MOUNT_TREES_MAX];
+	int count = 0;
 	const char *prog = "sbxfs";
 	char *state = NULL;
 	FILE *logf = NULL;
@@ -440,7 +553,7 @@ int main(int argc, char *argv[])
 	{
 		char why[1024];
 
-		if (apply_config(&o, why, sizeof(why))) {
+		if (apply_config(&o, &cfg, why, sizeof(why))) {
 			fprintf(stderr, "%s: %s\n", prog, why);
 			rc = 2;
 			goto out;
@@ -477,8 +590,24 @@ int main(int argc, char *argv[])
 				o.prefetch_file_kib);
 		goto out;
 	}
+	if (o.provider && strchr(o.provider, ',') && !o.providers) {
+		o.providers = o.provider; /* SOURCE "local,daytona" */
+		o.provider = NULL;
+	}
 	if (!o.provider)
 		o.provider = strdup("local");
+	{
+		char why[256];
+
+		list = strdup(o.providers ? o.providers : o.provider);
+		count = list ? split_providers(list, names, MOUNT_TREES_MAX, why,
+					       sizeof(why))
+			     : -1;
+		if (count < 0) {
+			rc = fail_usage(prog, list ? why : strerror(ENOMEM), NULL);
+			goto out;
+		}
+	}
 
 	state = o.state_dir ? strdup(o.state_dir) : default_state_dir();
 	if (!state) {
@@ -521,60 +650,55 @@ int main(int argc, char *argv[])
 	}
 
 	if (o.check) {
-		rc = check(&o, state);
+		rc = check(&o, &cfg, state, names, count);
 		goto out;
 	}
-	fs.provider = sbx_provider_new(o.provider);
-	if (!fs.provider) {
-		rc = fail_usage(prog, sbx_fail_text(), NULL);
-		goto out;
-	}
-	provider_options(&popts, &o, state);
-	rc = fs.provider->ops.init(fs.provider, &popts);
-	if (rc) {
-		fprintf(stderr, "%s: provider %s: %s\n", prog, o.provider,
-			sbx_fail_text()[0] ? sbx_fail_text() : strerror(-rc));
-		free(fs.provider);
-		fs.provider = NULL;
-		rc = 1;
-		goto out;
+	/* Each provider's tree.  With one, a provider that does not start
+	 * is a mount error; with several, its tree says why and the others
+	 * work. */
+	m.multi = o.providers != NULL;
+	m.uid = getuid();
+	m.gid = getgid();
+	m.started = time(NULL);
+	for (int i = 0; i < count; i++) {
+		struct sbx_kvlist popts = { 0 };
+		struct tree_opts to = { state,	     timeout,	   subtree_entries,
+					subtree_mib, prefetch_mib, prefetch_file_kib };
+		struct sbxfs *fs = calloc(1, sizeof(*fs));
+
+		if (!fs || tree_options(&popts, &o, &cfg, names[i], state)) {
+			sbx_kv_free(&popts);
+			free(fs);
+			goto out;
+		}
+		m.trees[m.n++] = fs;
+		rc = tree_open(fs, names[i], &popts, &to, mount_tree_root(&m, (size_t)i),
+			       m.multi);
+		sbx_kv_free(&popts);
+		fs->multi = m.multi;
+		if (rc && !fs->failed[0]) {
+			fprintf(stderr, "%s: provider %s: %s\n", prog, names[i],
+				sbx_fail_text()[0] ? sbx_fail_text() : strerror(-rc));
+			rc = 1;
+			goto out;
+		}
 	}
 	rc = 1;
-	fs.state_dir = state;
-	if (asprintf(&fs.cmd_dir, "%s/cmds/%s", state, o.provider) < 0)
-		goto out;
-	sbx_mkdir_p(fs.cmd_dir, 0700);
-	fs.uid = getuid();
-	fs.gid = getgid();
-	fs.started = time(NULL);
-	pthread_mutex_init(&fs.boxes_lock, NULL);
-	pthread_mutex_init(&fs.ctl_lock, NULL);
-	pthread_mutex_init(&fs.list_lock, NULL);
-	fs.attr_timeout = fs.provider->desc->attr_timeout;
-	fs.entry_timeout = fs.provider->desc->entry_timeout;
-	if (timeout >= 0)
-		fs.attr_timeout = fs.entry_timeout = timeout;
-	fs.subtree_entries = subtree_mib ? subtree_entries : 0;
-	fs.subtree_bytes = subtree_mib << 20;
-	fs.prefetch_bytes = (uint64_t)prefetch_mib << 20;
-	fs.prefetch_file_max = (uint64_t)prefetch_file_kib << 10;
-	fs.cache = cache_new(fs.attr_timeout, 200000);
-	fs.nodes = node_table_new();
-	if (!fs.cache || !fs.nodes)
-		goto out;
 
 	fuse_opt_add_arg(&args, "-odefault_permissions,fsname=sbxfs,subtype=sbxfs");
-	fs.se = fuse_session_new(&args, &sbxfs_ops, sizeof(sbxfs_ops), &fs);
-	if (!fs.se) {
+	se = fuse_session_new(&args, &sbxfs_ops, sizeof(sbxfs_ops), &m);
+	if (!se) {
 		/* libfuse printed the reason: an unknown option. */
 		usage(stderr, prog);
 		rc = 2;
 		goto out;
 	}
-	if (fuse_set_signal_handlers(fs.se))
+	for (size_t i = 0; i < m.n; i++)
+		m.trees[i]->se = se;
+	if (fuse_set_signal_handlers(se))
 		goto out;
 	signal(SIGPIPE, SIG_IGN);
-	if (fuse_session_mount(fs.se, cl.mountpoint)) {
+	if (fuse_session_mount(se, cl.mountpoint)) {
 		fprintf(stderr, "%s: cannot mount on \"%s\"\n", prog, cl.mountpoint);
 		goto out;
 	}
@@ -591,10 +715,11 @@ int main(int argc, char *argv[])
 	}
 	if (fuse_daemonize(o.foreground))
 		goto out;
-	if (notifier_start(&fs))
-		goto out;
-	fs.inval_box_now = sbxfs_invalidate_box_now;
-	sbx_info("mounted %s: provider %s, state %s", cl.mountpoint, o.provider, state);
+	for (size_t i = 0; i < m.n; i++)
+		if (tree_serve(m.trees[i]))
+			goto out;
+	sbx_info("mounted %s: provider%s %s, state %s", cl.mountpoint, m.multi ? "s" : "",
+		 o.providers ? o.providers : o.provider, state);
 
 	loop = fuse_loop_cfg_create();
 	/* Readers of running commands block in a request: allow many.  No
@@ -603,36 +728,33 @@ int main(int argc, char *argv[])
 	 * killed when the thread that started it exits, not the daemon. */
 	fuse_loop_cfg_set_max_threads(loop, 512);
 	fuse_loop_cfg_set_idle_threads(loop, 512);
-	rc = fuse_session_loop_mt(fs.se, loop);
+	rc = fuse_session_loop_mt(se, loop);
 	/* The loop returns the signal that ended it: a clean unmount. */
 	rc = (rc == 0 || rc == SIGINT || rc == SIGTERM || rc == SIGHUP) ? 0 : 1;
 	fuse_loop_cfg_destroy(loop);
-	notifier_stop(&fs);
-	synth_release_all();
 	sbx_info("unmounting %s", cl.mountpoint);
 out:
-	if (fs.se) {
+	for (size_t i = 0; i < m.n; i++)
+		tree_stop(m.trees[i]);
+	synth_release_all();
+	if (se) {
 		if (mounted)
-			fuse_session_unmount(fs.se);
-		fuse_remove_signal_handlers(fs.se);
-		fuse_session_destroy(fs.se);
+			fuse_session_unmount(se);
+		fuse_remove_signal_handlers(se);
+		fuse_session_destroy(se);
 	}
-	if (fs.provider) {
-		fs.provider->ops.destroy(fs.provider);
-		sbx_provider_free(fs.provider);
+	for (size_t i = 0; i < m.n; i++) {
+		tree_close(m.trees[i]);
+		free(m.trees[i]);
 	}
-	box_registry_free(&fs);
-	if (fs.nodes)
-		node_table_free(fs.nodes);
-	cache_free(fs.cache);
-	free(fs.list);
-	free(fs.cmd_dir);
+	config_free(&cfg);
+	free(list);
 	free(state);
-	sbx_kv_free(&popts);
 	sbx_kv_free(&o.popts);
 	free(cl.mountpoint);
 	fuse_opt_free_args(&args);
 	free(o.provider);
+	free(o.providers);
 	free(o.state_dir);
 	free(o.image);
 	free(o.trace);

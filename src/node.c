@@ -15,6 +15,7 @@
 
 struct node_table {
 	pthread_mutex_t lock; /* guards everything here and in the nodes */
+	fuse_ino_t root_ino;
 	fuse_ino_t next_ino;
 	uint64_t generation;
 	struct node *by_ino[NBUCKETS];
@@ -72,7 +73,7 @@ static struct node *find_id_locked(struct node_table *t, const struct box *box, 
 	return n;
 }
 
-struct node_table *node_table_new(void)
+struct node_table *node_table_new(fuse_ino_t root_ino)
 {
 	struct node_table *t = calloc(1, sizeof(*t));
 	struct node *root;
@@ -85,12 +86,13 @@ struct node_table *node_table_new(void)
 		return NULL;
 	}
 	pthread_mutex_init(&t->lock, NULL);
-	root->ino = FUSE_ROOT_ID;
+	root->ino = root_ino;
 	root->kind = NODE_ROOT;
 	root->nlookup = 1; /* never forgotten */
 	root->name = strdup("");
 	t->by_ino[ino_bucket(root->ino)] = root;
-	t->next_ino = FUSE_ROOT_ID + 1;
+	t->root_ino = root_ino;
+	t->next_ino = root_ino + 1;
 	return t;
 }
 
@@ -221,7 +223,7 @@ static void unname_locked(struct node_table *t, struct node *n)
 
 static void drop_if_unused_locked(struct node_table *t, struct node *n)
 {
-	if (n->nlookup || n->children || n->ino == FUSE_ROOT_ID)
+	if (n->nlookup || n->children || n->ino == t->root_ino)
 		return;
 	if (n->kind == NODE_FS && n->name)
 		keep_locked(t, n);
@@ -352,7 +354,7 @@ void node_forget(struct node_table *t, fuse_ino_t ino, uint64_t count)
 
 	pthread_mutex_lock(&t->lock);
 	n = find_locked(t, ino);
-	if (n && n->ino != FUSE_ROOT_ID) {
+	if (n && n->ino != t->root_ino) {
 		n->nlookup = count > n->nlookup ? 0 : n->nlookup - count;
 		drop_if_unused_locked(t, n);
 	}

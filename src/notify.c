@@ -88,7 +88,7 @@ void sbxfs_invalidate_box_now(struct sbxfs *fs, struct box *b)
 void sbxfs_invalidate_name_now(struct sbxfs *fs, const char *box)
 {
 	if (session_live(fs))
-		fuse_lowlevel_notify_inval_entry(fs->se, FUSE_ROOT_ID, box, strlen(box));
+		fuse_lowlevel_notify_inval_entry(fs->se, fs->root_ino, box, strlen(box));
 }
 
 int notifier_start(struct sbxfs *fs)

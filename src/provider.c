@@ -233,6 +233,41 @@ struct sbx_provider *sbx_provider_new(const char *name)
 	return NULL;
 }
 
+/* The slots of a provider that did not start: see sbx_provider_disable(). */
+static int failed_list(struct sbx_provider *p, sbx_list_fn fn, void *c)
+{
+	sbx_failf("%s", (const char *)p->priv);
+	return -EIO;
+}
+static int failed_create(struct sbx_provider *p, const char *b,
+			 const struct sbx_kvlist *a)
+{
+	sbx_failf("%s", (const char *)p->priv);
+	return -EIO;
+}
+static int failed_box(struct sbx_provider *p, const char *b)
+{
+	sbx_failf("%s", (const char *)p->priv);
+	return -EIO;
+}
+static void failed_destroy(struct sbx_provider *p)
+{
+	free(p->priv);
+	p->priv = NULL;
+}
+
+int sbx_provider_disable(struct sbx_provider *p, const char *why)
+{
+	memset(&p->ops, 0, sizeof(p->ops));
+	p->ops.list = failed_list;
+	p->ops.create = failed_create;
+	p->ops.remove = failed_box;
+	p->ops.destroy = failed_destroy;
+	fill_defaults(&p->ops);
+	p->priv = strdup(why);
+	return p->priv ? 0 : -ENOMEM;
+}
+
 void sbx_provider_free(struct sbx_provider *p)
 {
 	free(p);

@@ -18,6 +18,7 @@
 #include "sbxfs/ctl.h"
 #include "sbxfs/log.h"
 #include "sbxfs/req.h"
+#include "sbxfs/mount.h"
 #include "sbxfs/names.h"
 #include "sbxfs/node.h"
 #include "sbxfs/notify.h"
@@ -27,9 +28,11 @@
 #include "sbxfs/synth.h"
 #include "synth_int.h"
 
+/* The tree the request is on (mount.h). */
 static struct sbxfs *FS(fuse_req_t req)
 {
-	return fuse_req_userdata(req);
+	(void)req;
+	return mount_serving();
 }
 
 /*
@@ -44,6 +47,8 @@ static const struct synth_file synth_tab[] = {
 	/* parent    name       kind          cfile       mode            flags */
 	{ NODE_ROOT, "",        NODE_ROOT,    0,          S_IFDIR | 0755, 0 }, /* the mount itself */
 	{ NODE_ROOT, "ctl",     NODE_ROOTCTL, 0,          S_IFREG | 0644, 0 },
+	{ NODE_ROOT, "status",  NODE_TREESTATUS, 0,       S_IFREG | 0444, SYNTH_MULTI },
+	{ NODE_ROOT, "err",     NODE_TREEERR, 0,          S_IFREG | 0444, SYNTH_MULTI },
 	{ NODE_ROOT, NULL,      NODE_BOX,     0,          S_IFDIR | 0755, 0 }, /* the provider's list */
 	{ NODE_BOX,  "ctl",     NODE_BOXCTL,  0,          S_IFREG | 0644, 0 },
 	{ NODE_BOX,  "status",  NODE_STATUS,  0,          S_IFREG | 0444, 0 },
@@ -119,6 +124,8 @@ int synth_lookup(struct sbxfs *fs, const struct node *parent, const char *name,
 	out->cmd = parent->cmd;
 	out->box = NULL;
 	sf = child_named(parent->kind, name);
+	if (sf && (sf->flags & SYNTH_MULTI) && !fs->multi)
+		sf = NULL; /* a sandbox's name, in a mount of one provider */
 	if (sf) {
 		if (sf->kind == NODE_CMDLAST && !box_cmd_count(parent->box))
 			return -ENOENT;
@@ -126,8 +133,8 @@ int synth_lookup(struct sbxfs *fs, const struct node *parent, const char *name,
 		return 0;
 	}
 	if (parent->kind == NODE_ROOT) {
-		if (!sbx_name_valid(name))
-			return -ENOENT;
+		if (!sbx_name_valid(name) || fs->failed[0])
+			return -ENOENT; /* a provider that did not start has none */
 		rc = box_exists(fs, name);
 		if (rc <= 0)
 			return rc ? rc : -ENOENT;
@@ -161,13 +168,14 @@ int synth_list(struct sbxfs *fs, struct node *n, struct cache_dir **out)
 		return -ENOMEM;
 	if (n->kind == NODE_CMDS)
 		count = box_cmd_count(n->box);
-	else if (n->kind == NODE_ROOT)
+	else if (n->kind == NODE_ROOT && !fs->failed[0])
 		rc = box_list_refresh(fs); /* a failed listing fails readdir */
 	for (size_t i = 0; i < SYNTH_NTAB && !rc; i++) {
 		const struct synth_file *sf = &synth_tab[i];
 		struct stat st = { .st_mode = sf->mode & S_IFMT };
 
-		if (sf->parent != n->kind || sf->kind == n->kind)
+		if (sf->parent != n->kind || sf->kind == n->kind ||
+		    ((sf->flags & SYNTH_MULTI) && !fs->multi))
 			continue;
 		if (sf->name) {
 			if (sf->kind != NODE_CMDLAST || count)
@@ -346,10 +354,18 @@ void synth_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 		reply_err(req, -ENOENT);
 		return;
 	}
-	if (acc != O_WRONLY && !is_stream(n) && (rc = sfile_build(fs, f))) {
-		sfile_free(f);
-		reply_err(req, rc);
-		return;
+	if (acc != O_WRONLY && !is_stream(n)) {
+		/* status asks the provider: Ctrl-C ends the wait. */
+		volatile int intr;
+
+		req_intr_begin(req, &intr);
+		rc = sfile_build(fs, f);
+		req_intr_end(req);
+		if (rc) {
+			sfile_free(f);
+			reply_err(req, rc);
+			return;
+		}
 	}
 	fi->fh = (uint64_t)(uintptr_t)f;
 	fi->direct_io = 1;
@@ -486,7 +502,7 @@ static int root_ctl_line(struct sbxfs *fs, char *line)
 	/* A write to a ctl file may tell the kernel at once. */
 	if (!rc && sbx_name_valid(c.argv[1])) {
 		sbxfs_invalidate_name_now(fs, c.argv[1]);
-		sbxfs_invalidate_inode_now(fs, FUSE_ROOT_ID);
+		sbxfs_invalidate_inode_now(fs, fs->root_ino);
 	}
 	return rc;
 }
@@ -536,7 +552,7 @@ static int box_ctl_line(struct sbxfs *fs, struct box *b, char *line)
 			box_fail(b, rc, "%s", why);
 		else {
 			sbxfs_invalidate_name_now(fs, b->name);
-			sbxfs_invalidate_inode_now(fs, FUSE_ROOT_ID);
+			sbxfs_invalidate_inode_now(fs, fs->root_ino);
 		}
 		return rc;
 	}

@@ -37,6 +37,34 @@ static void root_ctl_text(struct sbxfs *fs, struct strbuf *sb)
 	pthread_mutex_unlock(&fs->ctl_lock);
 }
 
+/* A tree's status, in a mount of several: its provider, whether it
+ * started, and why not. */
+static void tree_status_text(struct sbxfs *fs, struct strbuf *sb)
+{
+	strbuf_addf(sb, "provider %s\n", fs->provider->desc->name);
+	strbuf_addf(sb, "state %s\n", fs->failed[0] ? "failed" : "running");
+	if (fs->failed[0])
+		strbuf_addf(sb, "error %s\n", fs->failed);
+}
+
+/* A tree's err: why its provider did not start, else the last failure of
+ * its ctl, as a sandbox's err says its last. */
+static void tree_err_text(struct sbxfs *fs, struct strbuf *sb)
+{
+	char when[32];
+
+	if (fs->failed[0]) {
+		strbuf_addf(sb, "%s\n", fs->failed);
+		return;
+	}
+	pthread_mutex_lock(&fs->ctl_lock);
+	if (fs->ctl_err[0]) {
+		sbx_time_iso(when, sizeof(when), fs->ctl_err_time);
+		strbuf_addf(sb, "%s %s\n", when, fs->ctl_err);
+	}
+	pthread_mutex_unlock(&fs->ctl_lock);
+}
+
 /* The status and ctl texts of a sandbox from one provider call, into
  * status and ctl (either may be NULL); their sizes are kept for
  * synth_attr(). */
@@ -84,6 +112,12 @@ int synth_build_text(struct sbxfs *fs, const struct node *n, struct cmd *cmd,
 	switch (n->kind) {
 	case NODE_ROOTCTL:
 		root_ctl_text(fs, sb);
+		break;
+	case NODE_TREESTATUS:
+		tree_status_text(fs, sb);
+		break;
+	case NODE_TREEERR:
+		tree_err_text(fs, sb);
 		break;
 	case NODE_STATUS:
 		rc = info_texts(fs, n->box, sb, NULL);
@@ -143,6 +177,8 @@ off_t synth_size(struct sbxfs *fs, const struct node *n)
 	case NODE_BOXCTL:
 		return info_size(fs, n);
 	case NODE_ROOTCTL:
+	case NODE_TREESTATUS:
+	case NODE_TREEERR:
 	case NODE_ERR:
 		break;
 	case NODE_CMDFILE:

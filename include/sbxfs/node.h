@@ -22,19 +22,21 @@
 struct box;
 
 enum node_kind {
-	NODE_ROOT,    /* the mount's root */
-	NODE_ROOTCTL, /* MOUNT/ctl */
-	NODE_BOX,     /* MOUNT/NAME */
-	NODE_BOXCTL,  /* NAME/ctl */
-	NODE_STATUS,  /* NAME/status */
-	NODE_ERR,     /* NAME/err */
-	NODE_EXEC,    /* NAME/exec */
-	NODE_CMDS,    /* NAME/cmd */
-	NODE_CMDLAST, /* NAME/cmd/last */
-	NODE_CMD,     /* NAME/cmd/N */
-	NODE_CMDFILE, /* NAME/cmd/N/FILE */
-	NODE_FSROOT,  /* NAME/root */
-	NODE_FS,      /* anything below NAME/root */
+	NODE_ROOT,	 /* the mount's root */
+	NODE_ROOTCTL,	 /* MOUNT/ctl */
+	NODE_TREESTATUS, /* MOUNT/PROVIDER/status, of a mount of several */
+	NODE_TREEERR,	 /* MOUNT/PROVIDER/err, of a mount of several */
+	NODE_BOX,	 /* MOUNT/NAME */
+	NODE_BOXCTL,	 /* NAME/ctl */
+	NODE_STATUS,	 /* NAME/status */
+	NODE_ERR,	 /* NAME/err */
+	NODE_EXEC,	 /* NAME/exec */
+	NODE_CMDS,	 /* NAME/cmd */
+	NODE_CMDLAST,	 /* NAME/cmd/last */
+	NODE_CMD,	 /* NAME/cmd/N */
+	NODE_CMDFILE,	 /* NAME/cmd/N/FILE */
+	NODE_FSROOT,	 /* NAME/root */
+	NODE_FS,	 /* anything below NAME/root */
 };
 
 enum cmd_file {
@@ -70,7 +72,9 @@ struct node {
 
 struct node_table;
 
-struct node_table *node_table_new(void);
+/* A table whose root (the tree's NODE_ROOT, never forgotten) has number
+ * root_ino; the other nodes get the numbers after it. */
+struct node_table *node_table_new(fuse_ino_t root_ino);
 void node_table_free(struct node_table *t);
 
 /* The node for `ino`, or NULL.  The pointer is valid until the node is

@@ -517,6 +517,12 @@ extern const struct sbx_provider_desc sbx_provider_microsandbox;
  * Returns NULL with sbx_failf() text if the name is unknown. */
 struct sbx_provider *sbx_provider_new(const char *name);
 void sbx_provider_free(struct sbx_provider *p);
+/*
+ * Make p, whose init failed, an instance that does nothing: its list,
+ * create and remove fail with EIO and the text `why`, every other slot is
+ * the default, and destroy frees what this made.  0 or -ENOMEM.
+ */
+int sbx_provider_disable(struct sbx_provider *p, const char *why);
 
 /* Record the human text of the failure being returned, for this thread.
  * The text is also logged.  Never pass secrets. */
@@ -530,8 +536,9 @@ void sbx_fail_clear(void);
  * a process blocked in open, read, stat or a listing).  A slot that waits
  * long on something remote polls it and returns -EINTR once it is set;
  * http.c does so for every request.  Always 0 outside such a request.
- * sbx_intr_enter()/sbx_intr_leave() bracket the request (the FUSE layer
- * does this); `flag` becomes nonzero when the request is interrupted.
+ * sbx_intr_enter()/sbx_intr_leave() bracket the part of a request that
+ * may wait long (the FUSE layer does this); `flag` becomes nonzero when
+ * the request is interrupted.
  */
 int sbx_interrupted(void);
 void sbx_intr_enter(const volatile int *flag);
@@ -544,8 +551,12 @@ void sbx_intr_leave(void);
  * but it spends at most one timeout on a silent server, retries included:
  * http.c adds each failed attempt with sbx_call_stalled() and starts no
  * retry past the bound.  sbx_call_stalled_ms() is -1 outside a request
- * (then each remote call is bounded on its own).
+ * (then each remote call is bounded on its own).  sbx_call_begin() and
+ * sbx_call_end() bracket every request the FUSE layer serves, whatever
+ * file it is for: an open of `status` has the same one bound as a stat.
  */
+void sbx_call_begin(void);
+void sbx_call_end(void);
 void sbx_call_stalled(long ms);
 long sbx_call_stalled_ms(void);
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The daemon's context: one per mount, reached from every FUSE request. */
+/* The daemon's context: one per provider's tree, reached from every FUSE
+ * request on the tree. */
 #ifndef SBXFS_SBXFS_H
 #define SBXFS_SBXFS_H
 
@@ -13,8 +14,20 @@
 struct box;
 struct node_table;
 
+/*
+ * One provider's tree: its sandboxes, their files and commands.  A mount
+ * shows one tree at its root, or several side by side (mount.h).
+ */
 struct sbxfs {
 	struct sbx_provider *provider;
+	/* The tree's root directory: FUSE_ROOT_ID, or in a mount of several
+	 * providers the directory named after its provider (mount.h). */
+	fuse_ino_t root_ino;
+	int multi; /* one of several: its root also has status and err */
+	/* Why the provider did not start ("" if it did).  Set once, before
+	 * the mount serves: a tree whose provider failed lists nothing and
+	 * says this in its err and status; the other trees go on. */
+	char failed[512];
 	struct cache *cache;
 	struct node_table *nodes;
 	struct fuse_session *se;

@@ -21,6 +21,7 @@ enum {
 	 * start at the offset of its first. */
 	SYNTH_STREAM = 1 << 0,
 	SYNTH_PROVIDER = 1 << 1, /* root/: the provider's, not synthetic */
+	SYNTH_MULTI = 1 << 2,	 /* only in a tree of a mount of several */
 };
 
 /* One kind of node of the synthetic tree: a row of synth.c's table. */
