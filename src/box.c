@@ -344,6 +344,14 @@ static int list_add(void *ctx, const char *name)
 	return 0;
 }
 
+void box_tree_fail(struct sbxfs *fs, const char *why)
+{
+	pthread_mutex_lock(&fs->ctl_lock);
+	snprintf(fs->ctl_err, sizeof(fs->ctl_err), "%s", why);
+	fs->ctl_err_time = time(NULL);
+	pthread_mutex_unlock(&fs->ctl_lock);
+}
+
 /* Refresh the cached list if it is older than the entry timeout. */
 int box_list_refresh(struct sbxfs *fs)
 {
@@ -360,8 +368,12 @@ int box_list_refresh(struct sbxfs *fs)
 	sbx_fail_clear();
 	rc = fs->provider->ops.list(fs->provider, list_add, &l);
 	if (rc) {
-		sbx_warn("listing sandboxes: %s",
+		char why[sizeof(fs->ctl_err)];
+
+		snprintf(why, sizeof(why), "listing sandboxes: %s",
 			 sbx_fail_text()[0] ? sbx_fail_text() : strerror(-rc));
+		sbx_warn("%s", why);
+		box_tree_fail(fs, why);
 		free(l.names);
 		return rc;
 	}

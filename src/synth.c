@@ -378,10 +378,7 @@ void synth_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 static void root_ctl_fail(struct sbxfs *fs, int rc, const char *why)
 {
 	sbx_warn("ctl: %s (%s)", why, strerror(-rc));
-	pthread_mutex_lock(&fs->ctl_lock);
-	snprintf(fs->ctl_err, sizeof(fs->ctl_err), "%s", why);
-	fs->ctl_err_time = time(NULL);
-	pthread_mutex_unlock(&fs->ctl_lock);
+	box_tree_fail(fs, why);
 }
 
 /* "new NAME [k=v ...]" (argv[0] is ignored). */

@@ -38,13 +38,23 @@ static void root_ctl_text(struct sbxfs *fs, struct strbuf *sb)
 }
 
 /* A tree's status, in a mount of several: its provider, whether it
- * started, and why not. */
+ * started, and why not or its last error (as MOUNT/ctl says it). */
 static void tree_status_text(struct sbxfs *fs, struct strbuf *sb)
 {
+	char when[32];
+
 	strbuf_addf(sb, "provider %s\n", fs->provider->desc->name);
 	strbuf_addf(sb, "state %s\n", fs->failed[0] ? "failed" : "running");
-	if (fs->failed[0])
+	if (fs->failed[0]) {
 		strbuf_addf(sb, "error %s\n", fs->failed);
+		return;
+	}
+	pthread_mutex_lock(&fs->ctl_lock);
+	if (fs->ctl_err[0]) {
+		sbx_time_iso(when, sizeof(when), fs->ctl_err_time);
+		strbuf_addf(sb, "error %s %s\n", when, fs->ctl_err);
+	}
+	pthread_mutex_unlock(&fs->ctl_lock);
 }
 
 /* A tree's err: why its provider did not start, else the last failure of

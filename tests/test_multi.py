@@ -5,6 +5,7 @@ says why in its own err and status, and the others work."""
 
 import errno
 import os
+import socket
 import subprocess
 
 import pytest
@@ -154,6 +155,31 @@ def test_a_provider_that_does_not_start_says_why(tmp_path):
         assert run(box, "echo still") == b"still\n"
         assert parse_kv(helpers.cat(m.p("local", "status")).decode())["state"] == \
             "running"
+    finally:
+        assert m.stop() == 0
+
+
+def test_a_service_that_is_down_says_so(tmp_path):
+    # Daytona's address answers nothing: its tree mounts, its listing
+    # fails (ECONNREFUSED, as in a mount of it alone), its err and status
+    # say why.
+    with socket.socket() as sock:      # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    m = mounted(tmp_path, ["providers=local,daytona"],
+                {"DAYTONA_API_URL": "http://127.0.0.1:%d/api" % closed,
+                 "DAYTONA_API_KEY": helpers.Emulator.API_KEY})
+    try:
+        tree = m.p("daytona")
+        with pytest.raises(OSError) as e:
+            os.listdir(tree)
+        assert e.value.errno == errno.ECONNREFUSED
+        err = helpers.cat(os.path.join(tree, "err")).decode()
+        assert "listing sandboxes" in err, err
+        status = parse_kv(helpers.cat(os.path.join(tree, "status")).decode())
+        assert status["state"] == "running" and "listing sandboxes" in status["error"]
+        box = new_box(m.p("local"), "fine")
+        assert run(box, "echo on") == b"on\n"
     finally:
         assert m.stop() == 0
 

@@ -96,4 +96,9 @@ int box_exists(struct sbxfs *fs, const char *name);
 /* Release every record (at unmount). */
 void box_registry_free(struct sbxfs *fs);
 
+/* Record `why` as the tree's last error: what MOUNT/ctl's `error` line
+ * and, in a mount of several providers, the tree's err say (a failed
+ * write to MOUNT/ctl, a failed listing of the sandboxes). */
+void box_tree_fail(struct sbxfs *fs, const char *why);
+
 #endif
