@@ -89,7 +89,9 @@ static const struct fuse_opt option_spec[] = {
 	FUSE_OPT_KEY("target=", KEY_PROVIDER_OPT),
 	FUSE_OPT_KEY("label=", KEY_PROVIDER_OPT),
 	FUSE_OPT_KEY("timeout=", KEY_PROVIDER_OPT),
-	FUSE_OPT_KEY("cache_max=", KEY_PROVIDER_OPT), FUSE_OPT_END
+	FUSE_OPT_KEY("cache_max=", KEY_PROVIDER_OPT),
+	FUSE_OPT_KEY("home=", KEY_PROVIDER_OPT), FUSE_OPT_KEY("msb=", KEY_PROVIDER_OPT),
+	FUSE_OPT_KEY("backend=", KEY_PROVIDER_OPT), FUSE_OPT_END
 };
 
 static int provider_known(const char *name)
@@ -196,6 +198,7 @@ static void usage(FILE *out, const char *prog)
 		"    -o target=REGION       where new sandboxes go\n"
 		"    -o label=KEY=VALUE     docker: show only containers with this label\n"
 		"    -o home=DIR, msb=PATH  microsandbox: MSB_HOME and the msb program\n"
+		"    -o backend=cloud       microsandbox: its cloud (MSB_API_URL, MSB_API_KEY)\n"
 		"    -o timeout=SECONDS     bound on one request (default 30)\n"
 		"    -o cache_max=MIB       staged file data kept on disk (default 2048)\n"
 		"    -o ca_file=PEM         trust these certificate authorities for HTTPS\n"

@@ -42,9 +42,10 @@ struct ws_conn {
 	int rx_paused; /* reading stopped while `ready` is full */
 	int woken;     /* ws_wake() was called; atomic */
 
-	/* One outgoing text message at a time. */
+	/* One outgoing message at a time. */
 	unsigned char *out; /* LWS_PRE bytes of headroom, then the data */
 	size_t out_len;
+	int out_binary;
 };
 
 static pthread_once_t log_once = PTHREAD_ONCE_INIT;
@@ -134,7 +135,8 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	case LWS_CALLBACK_CLIENT_WRITEABLE:
 		if (c->out_len) {
 			int n = lws_write(wsi, c->out + LWS_PRE, c->out_len,
-					  LWS_WRITE_TEXT);
+					  c->out_binary ? LWS_WRITE_BINARY
+							: LWS_WRITE_TEXT);
 
 			c->out_len = 0;
 			if (n < 0)
@@ -307,7 +309,8 @@ int ws_recv(struct ws_conn *c, struct strbuf *msg, int *binary, int *close_code,
 	}
 }
 
-int ws_send_text(struct ws_conn *c, const char *data, size_t len, int timeout_ms)
+static int ws_send(struct ws_conn *c, const void *data, size_t len, int binary,
+		   int timeout_ms)
 {
 	long deadline = now_ms() + timeout_ms;
 	unsigned char *buf;
@@ -320,6 +323,7 @@ int ws_send_text(struct ws_conn *c, const char *data, size_t len, int timeout_ms
 	c->out = buf;
 	memcpy(buf + LWS_PRE, data, len);
 	c->out_len = len;
+	c->out_binary = binary;
 	lws_callback_on_writable(c->wsi);
 	while (c->out_len && c->phase == WS_OPEN && now_ms() < deadline)
 		lws_service(c->ctx, 50);
@@ -328,6 +332,16 @@ int ws_send_text(struct ws_conn *c, const char *data, size_t len, int timeout_ms
 		return c->phase == WS_OPEN ? -ETIMEDOUT : -EPIPE;
 	}
 	return 0;
+}
+
+int ws_send_text(struct ws_conn *c, const char *data, size_t len, int timeout_ms)
+{
+	return ws_send(c, data, len, 0, timeout_ms);
+}
+
+int ws_send_binary(struct ws_conn *c, const void *data, size_t len, int timeout_ms)
+{
+	return ws_send(c, data, len, 1, timeout_ms);
 }
 
 void ws_wake(struct ws_conn *c)

@@ -585,6 +585,7 @@ class Emulator:
 
     API_KEY = "dtn_" + "5bf0" * 16
     TOKEN = "rx_" + "c0de" * 12           # rexec and vtrix bearer tokens
+    MSB_KEY = "msb_" + "cafe" * 12        # the microsandbox cloud's API key
     PROJECT = "proj-7f3e"                 # vtrix X-Project-ID
     USER = "user-42"                      # vtrix sandbox owner
 
@@ -659,6 +660,8 @@ class Emulator:
             return ["--token", self.TOKEN, "--mode", self.variant or "new"]
         if self.provider == "vtrix":
             return ["--token", self.TOKEN, "--project", self.PROJECT]
+        if self.provider == "microsandbox" and self.variant == "cloud":
+            return ["--cloud-key", self.MSB_KEY]
         if self.provider in ("docker", "microsandbox"):
             return []
         raise ValueError("no emulator for " + self.provider)
@@ -690,6 +693,11 @@ class Emulator:
             e["PATH"] = os.path.join(REPO, "tests", "emulators", "bin") + \
                 os.pathsep + e.get("PATH", "")
             e["MSB_HOME"] = self.home
+            if self.variant == "cloud":
+                # The cloud backend: REST and the agent WebSocket, no msb.
+                e["MSB_BACKEND"] = "cloud"
+                e["MSB_API_URL"] = self.url()
+                e["MSB_API_KEY"] = self.MSB_KEY
         return e
 
     def request(self, method, path, body=None, headers=None, timeout=30):

@@ -75,10 +75,70 @@ def test_msb_missing_is_a_mount_error(tmp_path, emu):
     assert b"msb" in cp.stderr and b"PATH" in cp.stderr, cp.stderr
 
 
-def test_cloud_backend_is_refused_with_a_reason(tmp_path, emu):
-    cp = try_mount(tmp_path, emu.env(), "backend=cloud")
+def test_unknown_backend_is_refused_with_a_reason(tmp_path, emu):
+    cp = try_mount(tmp_path, emu.env(), "backend=moon")
     assert cp.returncode != 0
-    assert b"cloud" in cp.stderr, cp.stderr
+    assert b"moon" in cp.stderr and b"cloud" in cp.stderr, cp.stderr
+
+
+# ------------------------------------------------------------ the cloud
+
+@pytest.fixture(scope="module")
+def cmount(tmp_path_factory):
+    """A mount of the cloud backend (the emulator's stand-in for the
+    cloud: REST and the agent WebSocket)."""
+    yield from conftest.own_mount(tmp_path_factory, "microsandbox@cloud",
+                                  ["timeout=5"])
+
+
+def test_cloud_key_refused_is_a_mount_error(tmp_path, cmount):
+    env = dict(cmount.emulator.env(), MSB_API_KEY="msb_wrong_key_0123")
+    cp = try_mount(tmp_path, env)
+    assert cp.returncode != 0
+    assert b"401" in cp.stderr and b"msb_wrong_key_0123" not in cp.stderr, cp.stderr
+    env.pop("MSB_API_KEY")
+    (tmp_path / "again").mkdir()
+    cp = try_mount(tmp_path / "again", env)
+    assert cp.returncode != 0 and b"MSB_API_KEY" in cp.stderr, cp.stderr
+
+
+def test_cloud_lifecycle_and_status(cmount):
+    emu = cmount.emulator
+    assert write_once(cmount.ctl, "new cloudy cpus=2 memory=256 workdir=/tmp "
+                      "env=GREETING=hello label=team=a\n") == 0
+    box = helpers.Box(cmount, "cloudy")
+    try:
+        st = box.status()
+        assert st["state"] == "running" and st["native_state"] == "running", st
+        assert len(st["id"]) == 36 and st["id"].count("-") == 4, st   # the uuid
+        assert st["cpus"] == "2" and st["memory"] == "256 MiB", st
+        assert st["workdir"] == "/tmp", st
+        assert box.check("echo $GREETING; pwd") == "hello\n/tmp\n"
+        # The cloud has no pause.
+        assert box.ctl("pause\n") == errno.ENOTSUP
+        assert "no \"pause\"" in box.err()
+        assert box.ctl("stop\n") == 0, box.err()
+        assert box.status()["native_state"] == "stopped"
+        assert box.ctl("start\n") == 0, box.err()
+        assert box.check("echo again") == "again\n"
+        stats = emu.stats()
+        assert stats.get("cloud.create") == 1 and stats.get("cloud.start") == 1, stats
+        assert stats.get("cloud.agent", 0) >= 1, stats
+        assert not any(k.startswith("cli.") for k in stats), stats   # no msb
+    finally:
+        helpers.remove_box(box)
+    assert "cloudy" not in os.listdir(cmount.path)
+
+
+def test_cloud_failed_create_leaves_no_sandbox(cmount):
+    emu = cmount.emulator
+    emu.fault(kind="crash", prefix="boot", count=1)
+    try:
+        e = errno_of(os.mkdir, cmount.p("cdoomed"))
+    finally:
+        emu.clear_faults()
+    assert e == errno.EIO, errno.errorcode.get(e, e)
+    assert "cdoomed" not in os.listdir(cmount.path)
 
 
 def test_status_shows_msb_state_image_and_resources(mmount, emu):

@@ -317,10 +317,28 @@ MICROSANDBOX = dict(
           fault(kind="silent", prefix="fs.Write", count=1)],
 )
 
+# The cloud backend: the lifecycle over REST, the agent over its
+# WebSocket (split and coalesced at random by the emulator); the agent's
+# faults are the same.
+MICROSANDBOX_CLOUD = dict(
+    MICROSANDBOX,
+    secret=helpers.Emulator.MSB_KEY,
+    ctl_hang=fault(kind="silent", prefix="cloud.stop", count=100),
+    leaks=[(fault(kind="error", prefix="cloud.get", count=1), "status", ""),
+           (fault(kind="drop", prefix="cloud.list", count=1), "stat_box", "other")],
+    errors=MICROSANDBOX["errors"] + [
+        # The API's error body: 500 {"code", "message"} -> EIO.
+        ([fault(kind="error", prefix="cloud.get", count=1)], "status", "", errno.EIO,
+         ["injected fault"]),
+    ],
+    loop=MICROSANDBOX["loop"] + [fault(kind="drop", prefix="cloud.agent", count=1)],
+)
+
 EXPECT = {
     "daytona": DAYTONA,
     "docker": DOCKER,
     "microsandbox": MICROSANDBOX,
+    "microsandbox@cloud": MICROSANDBOX_CLOUD,
     "rexec": REXEC,
     "rexec@old": REXEC_OLD,
     "vtrix": VTRIX,

@@ -51,9 +51,25 @@ int ws_recv(struct ws_conn *c, struct strbuf *msg, int *binary, int *close_code,
  */
 void ws_wake(struct ws_conn *c);
 
-/* Send one text message (queued, then written as the socket allows). */
+/* Send one text message (queued, then written as the socket allows).
+ * 0; -ETIMEDOUT if it did not go within timeout_ms; -EPIPE once closed. */
 int ws_send_text(struct ws_conn *c, const char *data, size_t len, int timeout_ms);
+/* Send one binary message, as ws_send_text(). */
+int ws_send_binary(struct ws_conn *c, const void *data, size_t len, int timeout_ms);
 
 void ws_close(struct ws_conn *c);
+
+/*
+ * A WebSocket as a byte pipe, for a protocol that runs one byte stream
+ * over binary messages whose boundaries mean nothing (ws_pipe.c).
+ * Connect as ws_connect() does; then *fd is one end of a stream socket
+ * pair: what is written to it goes out as binary messages, and the bytes
+ * of every binary message that comes in can be read from it, in order
+ * (text messages are dropped).  Two threads of its own drive the
+ * WebSocket.  When the peer closes or the connection fails, *fd reads end
+ * of file; closing *fd closes the WebSocket.  0, or -errno as
+ * ws_connect().
+ */
+int ws_pipe_open(const struct ws_config *cfg, int *fd);
 
 #endif

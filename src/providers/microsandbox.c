@@ -10,6 +10,10 @@
  *
  * A sandbox runs detached from msb, and from sbxfs: it lives until it is
  * stopped, whoever started it.
+ *
+ * With -o backend=cloud (or MSB_BACKEND=cloud) the sandboxes are the
+ * cloud's: the lifecycle is its REST API and the agent its WebSocket
+ * (msb_cloud.c), and msb is not needed.  Everything else is the same.
  */
 #include <unistd.h>
 
@@ -38,6 +42,13 @@ static const struct remote_state_word msb_states[] = {
 	{ "Stopped", REMOTE_STOPPED },
 	/* A crashed sandbox starts again like a stopped one. */
 	{ "Crashed", REMOTE_STOPPED },
+	/* The cloud's words. */
+	{ "created", REMOTE_CREATING },
+	{ "starting", REMOTE_STARTING },
+	{ "running", REMOTE_RUNNING },
+	{ "stopping", REMOTE_STOPPING },
+	{ "stopped", REMOTE_STOPPED },
+	{ "failed", REMOTE_STOPPED },
 	{ NULL, 0 },
 };
 
@@ -117,7 +128,7 @@ static void note_box(struct msb *m, const struct msb_box *b, struct msb_runtime 
 	r = boxtable_get_locked(&m->r.boxes, b->name);
 	if (r) {
 		r->gone = 0;
-		snprintf(r->id, sizeof(r->id), "%s", b->name);
+		snprintf(r->id, sizeof(r->id), "%s", b->id[0] ? b->id : b->name);
 		snprintf(r->state, sizeof(r->state), "%s", b->status);
 		if (keep) {
 			old = r->priv;
@@ -142,8 +153,12 @@ static int inspect(struct msb *m, struct msb_box *b, struct msb_runtime *rt,
 	int rc;
 
 	snprintf(what, sizeof(what), "inspect sandbox \"%s\"", box);
-	rc = cli(m, &out, what, m->timeout_ms, args);
-	if (!rc && msb_parse_inspect(b, &mine, out.buf ? out.buf : "", out.len)) {
+	if (m->cloud)
+		rc = msb_cloud_inspect(m, b, &mine, box);
+	else
+		rc = cli(m, &out, what, m->timeout_ms, args);
+	if (!rc && !m->cloud &&
+	    msb_parse_inspect(b, &mine, out.buf ? out.buf : "", out.len)) {
 		sbx_failf("microsandbox: %s: msb's answer does not parse", what);
 		rc = -EPROTO;
 	}
@@ -230,9 +245,15 @@ int msb_runtime_of(struct msb *m, struct msb_runtime *rt, const char *box)
 	return rc;
 }
 
+struct name_ctx {
+	sbx_list_fn fn;
+	void *ctx;
+};
+
 struct list_ctx {
 	struct msb *m;
 	unsigned gen;
+	struct name_ctx *nx; /* names passed on as they come, or NULL */
 };
 
 static int list_one(void *ctx, const struct msb_box *b)
@@ -245,17 +266,12 @@ static int list_one(void *ctx, const struct msb_box *b)
 	if (r) {
 		r->gone = 0;
 		r->seen = x->gen;
-		snprintf(r->id, sizeof(r->id), "%s", b->name);
+		snprintf(r->id, sizeof(r->id), "%s", b->id[0] ? b->id : b->name);
 		snprintf(r->state, sizeof(r->state), "%s", b->status);
 	}
 	boxtable_unlock(&x->m->r.boxes);
-	return 0;
+	return x->nx && x->nx->fn(x->nx->ctx, b->name) ? 1 : 0;
 }
-
-struct name_ctx {
-	sbx_list_fn fn;
-	void *ctx;
-};
 
 static int name_one(void *ctx, const struct msb_box *b)
 {
@@ -271,8 +287,17 @@ static int msb_list(struct sbx_provider *p, sbx_list_fn fn, void *ctx)
 	struct strbuf out = STRBUF_INIT(CLI_OUT_MAX);
 	struct list_ctx lx = { .m = m };
 	struct name_ctx nx = { .fn = fn, .ctx = ctx };
-	int rc = cli(m, &out, "list sandboxes", m->timeout_ms, args);
+	int rc;
 
+	if (m->cloud) {
+		lx.gen = boxtable_sweep_begin(&m->r.boxes);
+		lx.nx = fn ? &nx : NULL;
+		rc = msb_cloud_list(m, list_one, &lx);
+		if (!rc)
+			boxtable_sweep_end(&m->r.boxes, lx.gen);
+		return rc > 0 ? 0 : rc; /* > 0: fn stopped it */
+	}
+	rc = cli(m, &out, "list sandboxes", m->timeout_ms, args);
 	if (!rc) {
 		lx.gen = boxtable_sweep_begin(&m->r.boxes);
 		rc = msb_parse_ls(out.buf ? out.buf : "", out.len, list_one, &lx);
@@ -300,6 +325,33 @@ static int msb_state(struct remote *r, char *word, size_t size, char *why,
 	return rc;
 }
 
+const char *msb_create_flag(const char *key, const char *v)
+{
+	const char *flag = NULL;
+	char *end;
+
+	if (!strcmp(key, "image"))
+		return "";
+	if (!strcmp(key, "env") && strchr(v, '=') && v[0] != '=')
+		flag = "-e";
+	else if (!strcmp(key, "label") && strchr(v, '=') && v[0] != '=')
+		flag = "--label";
+	else if (!strcmp(key, "workdir") && v[0] == '/')
+		flag = "-w";
+	else if (!strcmp(key, "cpus") && strtol(v, &end, 10) > 0 && !*end)
+		flag = "-c";
+	else if (!strcmp(key, "memory") && strtol(v, &end, 10) > 0 && !*end)
+		flag = "-m"; /* MiB, as the other providers take it */
+	if (!flag || strpbrk(v, "\n\r") || v[0] == '-') {
+		sbx_failf("bad argument \"%s=%s\" for a microsandbox sandbox (image, "
+			  "env=NAME=VALUE, label=KEY=VALUE, workdir=/PATH, cpus, "
+			  "memory=MiB)",
+			  key, v);
+		return NULL;
+	}
+	return flag;
+}
+
 /* The flags of `msb create` for the `new` arguments. */
 static int create_args(const char **argv, size_t max, const char *box, const char *image,
 		       const struct sbx_kvlist *args)
@@ -312,29 +364,13 @@ static int create_args(const char **argv, size_t max, const char *box, const cha
 	argv[n++] = box;
 	argv[n++] = "-q";
 	for (size_t i = 0; i < args->n; i++) {
-		const char *key = args->v[i].key, *v = args->v[i].value, *flag = NULL;
-		char *end;
+		const char *key = args->v[i].key, *v = args->v[i].value;
+		const char *flag = msb_create_flag(key, v);
 
 		if (!strcmp(key, "image"))
 			continue;
-		if (!strcmp(key, "env") && strchr(v, '=') && v[0] != '=')
-			flag = "-e";
-		else if (!strcmp(key, "label") && strchr(v, '=') && v[0] != '=')
-			flag = "--label";
-		else if (!strcmp(key, "workdir") && v[0] == '/')
-			flag = "-w";
-		else if (!strcmp(key, "cpus") && strtol(v, &end, 10) > 0 && !*end)
-			flag = "-c";
-		else if (!strcmp(key, "memory") && strtol(v, &end, 10) > 0 && !*end)
-			flag = "-m"; /* MiB, as the other providers take it */
-		if (!flag || strpbrk(v, "\n\r") || v[0] == '-') {
-			sbx_failf(
-				"bad argument \"%s=%s\" for a microsandbox sandbox (image, "
-				"env=NAME=VALUE, label=KEY=VALUE, workdir=/PATH, cpus, "
-				"memory=MiB)",
-				key, v);
+		if (!flag)
 			return -EINVAL;
-		}
 		if (n + 3 > max)
 			return -E2BIG;
 		argv[n++] = flag;
@@ -358,6 +394,8 @@ static int msb_create(struct remote *r, const char *box, const struct sbx_kvlist
 		sbx_failf("bad image \"%s\"", image);
 		return -EINVAL;
 	}
+	if (m->cloud)
+		return msb_cloud_create(m, box, image, args);
 	rc = create_args(argv, sizeof(argv) / sizeof(argv[0]), box, image, args);
 	if (rc)
 		return rc;
@@ -389,6 +427,8 @@ static int lifecycle(struct msb *m, const char *verb, const char *box)
 	const char *args[] = { verb, box, NULL };
 	char what[128];
 
+	if (m->cloud)
+		return msb_cloud_lifecycle(m, verb, box);
 	snprintf(what, sizeof(what), "%s sandbox \"%s\"", verb, box);
 	return cli(m, NULL, what, LIFECYCLE_MS, args);
 }
@@ -425,6 +465,8 @@ static int msb_remove(struct remote *r, const char *box)
 	char what[128];
 
 	msb_agent_close(m, box);
+	if (m->cloud)
+		return msb_cloud_remove(m, box);
 	snprintf(what, sizeof(what), "remove sandbox \"%s\"", box);
 	return cli(m, NULL, what, LIFECYCLE_MS, args);
 }
@@ -461,7 +503,7 @@ static int msb_info(struct sbx_provider *p, struct sbx_box_info *out, const char
 
 	if (rc)
 		return rc;
-	snprintf(out->id, sizeof(out->id), "%s", b.name);
+	snprintf(out->id, sizeof(out->id), "%s", b.id[0] ? b.id : b.name);
 	out->state = remote_sbx_state(remote_state_of(msb_states, b.status));
 	snprintf(out->native_state, sizeof(out->native_state), "%s", b.status);
 	snprintf(out->image, sizeof(out->image), "%s", b.image);
@@ -539,6 +581,7 @@ static void msb_free(struct msb *m)
 				free(m->envp[i]);
 		free(m->envp);
 	}
+	msb_cloud_free(m);
 	free(m->msb);
 	free(m->home);
 	free(m->image);
@@ -564,18 +607,21 @@ static int msb_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	pthread_cond_init(&m->readers_done, NULL);
 	cmdpoll_init(&m->cmds);
 	boxtable_init(&m->r.boxes, runtime_free);
-	if (backend && strcmp(backend, "local")) {
-		sbx_failf("microsandbox: backend \"%s\" is not supported; sbxfs runs "
-			  "sandboxes on this machine (backend=local)",
+	if (backend && strcmp(backend, "local") && strcmp(backend, "cloud")) {
+		sbx_failf("microsandbox: backend \"%s\" is none sbxfs knows (local, "
+			  "cloud)",
 			  backend);
 		goto fail;
 	}
+	m->cloud = backend && !strcmp(backend, "cloud");
 	if (remote_opt_mib(&cache_max, opts, "cache_max", 1ull << 40) ||
 	    remote_opt_seconds(&timeout_s, opts, "timeout", 86400))
 		goto fail;
 	m->timeout_ms = timeout_s * 1000;
-	m->msb = find_msb(opts);
-	if (!m->msb) {
+	if (m->cloud && (rc = msb_cloud_init(m, opts)))
+		goto fail;
+	m->msb = m->cloud ? NULL : find_msb(opts);
+	if (!m->msb && !m->cloud) {
 		sbx_failf("microsandbox: the msb tool is not on PATH (install "
 			  "microsandbox, or give -o msb=PATH)");
 		rc = -ENOENT;
@@ -591,7 +637,7 @@ static int msb_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 		m->image = strdup(DEFAULT_IMAGE);
 	snprintf(stagedir, sizeof(stagedir), "%s/stage/microsandbox",
 		 state ? state : "/tmp");
-	if (!m->home || !m->image || !(m->envp = msb_environ(m->home)) ||
+	if (!m->home || !m->image || (!m->cloud && !(m->envp = msb_environ(m->home))) ||
 	    !(m->stage = stage_new(stagedir, cache_max)))
 		goto fail;
 	remote_init(&m->r, "microsandbox", 0, m->stage, &msb_stagefile_ops, m);
@@ -625,9 +671,14 @@ static void msb_describe(struct sbx_provider *p, struct sbx_kvlist *out)
 {
 	struct msb *m = MSB(p);
 
-	sbx_kv_add(out, "msb", m->msb);
-	sbx_kv_add(out, "home", m->home);
-	sbx_kv_add(out, "backend", "local");
+	if (m->cloud) {
+		sbx_kv_add(out, "backend", "cloud");
+		sbx_kv_add(out, "api_url", m->api_url);
+	} else {
+		sbx_kv_add(out, "msb", m->msb);
+		sbx_kv_add(out, "home", m->home);
+		sbx_kv_add(out, "backend", "local");
+	}
 	sbx_kv_add(out, "image", m->image);
 	sbx_kv_addf(out, "timeout", "%d", m->timeout_ms / 1000);
 	sbx_kv_addf(out, "cache_max", "%llu",

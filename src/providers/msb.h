@@ -84,12 +84,15 @@ int msb_entry_parse(struct msb_entry *e, const struct cbor_val *info);
  */
 int msb_os_errno(const char *text, size_t len);
 
-/* A sandbox as `msb ls` or `msb inspect` shows it. */
+#define MSB_ID_MAX 64
+
+/* A sandbox as `msb ls` or `msb inspect` shows it, or the cloud API. */
 struct msb_box {
 	char name[SBX_NAME_MAX + 1];
-	char status[32];  /* "Running", as msb spells it */
-	char image[256];  /* "" if not said */
-	char created[40]; /* RFC 3339, "" if not said */
+	char id[MSB_ID_MAX]; /* the cloud's uuid; "" from msb */
+	char status[32];     /* "Running", as msb spells it */
+	char image[256];     /* "" if not said */
+	char created[40];    /* RFC 3339, "" if not said */
 };
 
 /*
@@ -113,17 +116,33 @@ int msb_parse_inspect(struct msb_box *b, struct msb_runtime *rt, const char *jso
 		      size_t len);
 void msb_runtime_release(struct msb_runtime *rt);
 
+/* The cloud API's Sandbox object into *b (its id too) and, rt not NULL,
+ * its spec's runtime settings.  0, or -EPROTO (no usable name or id). */
+int msb_parse_cloud_box(struct msb_box *b, struct msb_runtime *rt, const char *json,
+			size_t len);
+/*
+ * A page of the cloud's list, {"data": [Sandbox...], "next_cursor"?}:
+ * fn for each usable sandbox, in order (nonzero stops), and the cursor
+ * of the next page into cursor ("" if none).  0, fn's value, or -EPROTO.
+ */
+int msb_parse_cloud_page(const char *json, size_t len, char *cursor, size_t size,
+			 int (*fn)(void *ctx, const struct msb_box *b), void *ctx);
+
 /* ---- the provider ---- */
 
 struct msb_conn; /* one agent socket, msb_agent.c */
 
 struct msb {
-	struct remote r; /* first: the remote layer's part */
-	char *msb;	 /* the msb program, as found on PATH */
-	char *home;	 /* MSB_HOME, or ~/.microsandbox */
-	char **envp;	 /* the environment msb runs with */
-	char *image;	 /* what mkdir creates sandboxes from */
-	int timeout_ms;	 /* the bound on each wait for the agent */
+	struct remote r;	  /* first: the remote layer's part */
+	int cloud;		  /* the cloud backend: REST and the agent WebSocket */
+	char *api_url;		  /* cloud: the API's base, no trailing '/' */
+	char *auth;		  /* cloud: "Authorization: Bearer KEY" (a secret) */
+	struct http_client *http; /* cloud */
+	char *msb;		  /* the msb program, as found on PATH */
+	char *home;		  /* MSB_HOME, or ~/.microsandbox */
+	char **envp;		  /* the environment msb runs with */
+	char *image;		  /* what mkdir creates sandboxes from */
+	int timeout_ms;		  /* the bound on each wait for the agent */
 	struct stage *stage;
 	struct cmdpoll cmds; /* commands still running */
 
@@ -142,6 +161,31 @@ struct msb {
 /* The runtime settings of `box` (env, workdir, user, shell), from a
  * cached inspect: copied into *rt.  0 or -errno with text. */
 int msb_runtime_of(struct msb *m, struct msb_runtime *rt, const char *box);
+
+/* The flag of `msb create` for the `new` argument key=v ("-e", "--label",
+ * "-w", "-c", "-m"), or NULL with text if it is not one sbxfs takes. */
+const char *msb_create_flag(const char *key, const char *v);
+
+/* ---- msb_cloud.c: the cloud backend's REST API and agent WebSocket ---- */
+
+/* Set up m->api_url, m->auth and m->http from -o api_url=, api_key= or
+ * MSB_API_URL, MSB_API_KEY, and try the key once (a refusal is -EACCES).
+ * 0 or -errno with text; msb_cloud_free() undoes it either way. */
+int msb_cloud_init(struct msb *m, const struct sbx_kvlist *opts);
+void msb_cloud_free(struct msb *m);
+/* As msb ls, inspect, create, start/stop and rm -f, each -errno with
+ * text (-ENOENT no such sandbox, -EEXIST the name is taken). */
+int msb_cloud_list(struct msb *m, int (*fn)(void *ctx, const struct msb_box *b),
+		   void *ctx);
+int msb_cloud_inspect(struct msb *m, struct msb_box *b, struct msb_runtime *rt,
+		      const char *box);
+int msb_cloud_create(struct msb *m, const char *box, const char *image,
+		     const struct sbx_kvlist *args);
+int msb_cloud_lifecycle(struct msb *m, const char *verb, const char *box);
+int msb_cloud_remove(struct msb *m, const char *box);
+/* A stream socket to the agent of `box` over its WebSocket: the fd, or
+ * -EAGAIN (not running) or -errno, with text. */
+int msb_cloud_agent(struct msb *m, const char *box);
 
 /* ---- msb_agent.c: sessions on the agent socket of a sandbox ---- */
 

@@ -586,10 +586,12 @@ static struct msb_conn *conn_new(struct msb *m, const char *box, int *err)
 	}
 	c->m = m;
 	snprintf(c->box, sizeof(c->box), "%s", box);
-	c->fd = connect_agent(m, box);
+	c->fd = m->cloud ? msb_cloud_agent(m, box) : connect_agent(m, box);
 	if (c->fd < 0) {
 		rc = c->fd;
-		if (rc == -ENOENT || rc == -ECONNREFUSED) {
+		if (m->cloud) {
+			/* msb_cloud_agent() said why. */
+		} else if (rc == -ENOENT || rc == -ECONNREFUSED) {
 			sbx_failf("microsandbox: sandbox \"%s\" has no agent listening: "
 				  "it is not running",
 				  box);

@@ -259,11 +259,29 @@ static char **env_of(const cJSON *env)
 	return out;
 }
 
+/* The settings of a sandbox's config (msb) or spec (the cloud): env,
+ * runtime {workdir, user, shell}, resources {CPUS, memory_mib}. */
+static void runtime_of(struct msb_runtime *rt, const cJSON *cfg, const char *cpus)
+{
+	const cJSON *run = cJSON_GetObjectItemCaseSensitive(cfg, "runtime");
+	const cJSON *res = cJSON_GetObjectItemCaseSensitive(cfg, "resources");
+	double d;
+
+	memset(rt, 0, sizeof(*rt));
+	rt->env = env_of(cJSON_GetObjectItemCaseSensitive(cfg, "env"));
+	rt->workdir = dup_str(run, "workdir");
+	rt->user = dup_str(run, "user");
+	rt->shell = dup_str(run, "shell");
+	if (json_num(res, cpus, &d) && d >= 1 && d < 4096)
+		rt->cpus = (unsigned)d;
+	if (json_num(res, "memory_mib", &d) && d >= 1 && d < 1e9)
+		rt->memory_mib = (unsigned)d;
+}
+
 int msb_parse_inspect(struct msb_box *b, struct msb_runtime *rt, const char *json,
 		      size_t len)
 {
-	cJSON *j = json_parse(json, len), *cfg, *run, *res;
-	double d;
+	cJSON *j = json_parse(json, len), *cfg;
 
 	memset(rt, 0, sizeof(*rt));
 	if (!cJSON_IsObject(j) || box_of(b, j)) {
@@ -271,16 +289,7 @@ int msb_parse_inspect(struct msb_box *b, struct msb_runtime *rt, const char *jso
 		return -EPROTO;
 	}
 	cfg = cJSON_GetObjectItemCaseSensitive(j, "config");
-	run = cJSON_GetObjectItemCaseSensitive(cfg, "runtime");
-	res = cJSON_GetObjectItemCaseSensitive(cfg, "resources");
-	rt->env = env_of(cJSON_GetObjectItemCaseSensitive(cfg, "env"));
-	rt->workdir = dup_str(run, "workdir");
-	rt->user = dup_str(run, "user");
-	rt->shell = dup_str(run, "shell");
-	if (json_num(res, "cpus", &d) && d >= 1 && d < 4096)
-		rt->cpus = (unsigned)d;
-	if (json_num(res, "memory_mib", &d) && d >= 1 && d < 1e9)
-		rt->memory_mib = (unsigned)d;
+	runtime_of(rt, cfg, "cpus");
 	if (!b->image[0]) {
 		/* {"Oci": {"reference": R}} or {"Bind": {"path": P}} */
 		const cJSON *img = cJSON_GetObjectItemCaseSensitive(cfg, "image");
@@ -306,4 +315,82 @@ void msb_runtime_release(struct msb_runtime *rt)
 	free(rt->user);
 	free(rt->shell);
 	memset(rt, 0, sizeof(*rt));
+}
+
+/* ---- the cloud API's JSON ---- */
+
+/* A cloud sandbox id: a uuid, or at least nothing a URL path would
+ * take apart. */
+static int cloud_id_ok(const char *id)
+{
+	size_t n = id ? strlen(id) : 0;
+
+	return n && n < MSB_ID_MAX && strspn(id, "0123456789abcdefABCDEF-") == n;
+}
+
+static int cloud_box(struct msb_box *b, struct msb_runtime *rt, const cJSON *o)
+{
+	const cJSON *spec, *img;
+	const char *ref;
+
+	if (!cJSON_IsObject(o) || box_of(b, o) || !cloud_id_ok(json_str(o, "id")))
+		return -EPROTO;
+	snprintf(b->id, sizeof(b->id), "%s", json_str(o, "id"));
+	spec = cJSON_GetObjectItemCaseSensitive(o, "spec");
+	img = cJSON_GetObjectItemCaseSensitive(spec, "image");
+	ref = json_str(img, "reference");
+	if (!ref)
+		ref = json_str(img, "path");
+	if (ref && strlen(ref) < sizeof(b->image) && !strpbrk(ref, "\n\r"))
+		snprintf(b->image, sizeof(b->image), "%s", ref);
+	if (!rt)
+		return 0;
+	runtime_of(rt, spec, "vcpus");
+	return 0;
+}
+
+int msb_parse_cloud_box(struct msb_box *b, struct msb_runtime *rt, const char *json,
+			size_t len)
+{
+	cJSON *j = json_parse(json, len);
+	int rc = cloud_box(b, rt, j);
+
+	cJSON_Delete(j);
+	return rc;
+}
+
+int msb_parse_cloud_page(const char *json, size_t len, char *cursor, size_t size,
+			 int (*fn)(void *ctx, const struct msb_box *b), void *ctx)
+{
+	cJSON *j = json_parse(json, len),
+	      *data = cJSON_GetObjectItemCaseSensitive(j, "data"), *o;
+	const char *next = json_str(j, "next_cursor");
+	int rc = 0;
+
+	cursor[0] = '\0';
+	if (!cJSON_IsArray(data)) {
+		cJSON_Delete(j);
+		return -EPROTO;
+	}
+	/* The cursor goes back in a query: printable, short, no separators. */
+	if (next && next[0]) {
+		if (strlen(next) >= size || strpbrk(next, "&#% \n\r\t") ||
+		    !json_utf8_valid(next)) {
+			cJSON_Delete(j);
+			return -EPROTO;
+		}
+		snprintf(cursor, size, "%s", next);
+	}
+	cJSON_ArrayForEach(o, data)
+	{
+		struct msb_box b;
+
+		if (cloud_box(&b, NULL, o))
+			continue;
+		rc = fn(ctx, &b);
+		if (rc)
+			break;
+	}
+	cJSON_Delete(j);
+	return rc;
 }

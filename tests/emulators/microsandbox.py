@@ -1316,6 +1316,7 @@ def hub_main(argv):
     ap.add_argument("--cloud-key", help="also serve the cloud REST API and agent "
                     "WebSocket (microsandbox_cloud.py), for this Bearer key")
     args = ap.parse_args(argv)
+    args.tls = common.tls_context(ap, args)   # the cloud API over HTTPS and WSS
     common.run(Hub(args).main, args, "sandbox commands")
     return 0
 
@@ -1348,7 +1349,8 @@ class Hub:
             import microsandbox_cloud
             microsandbox_cloud.Cloud(self, sys.modules[__name__], args.cloud_key).install(app)
         await common.serve(app, args.port, lambda port: "microsandbox emulator on "
-                           "127.0.0.1:%d, MSB_HOME=%s" % (port, home.path), self.shutdown)
+                           "127.0.0.1:%d, MSB_HOME=%s" % (port, home.path), self.shutdown,
+                           args.tls)
 
     def log_size(self):
         try:

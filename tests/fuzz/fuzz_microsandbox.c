@@ -3,9 +3,11 @@
  * libFuzzer target: what a hostile microsandbox agent or msb sends the
  * provider.  The first byte picks the parser: a frame's body (the CBOR
  * envelope, its payload, and the entries, errors and codes read from
- * it), an fs error text, or msb's JSON (ls and inspect).  Nothing may be
+ * it), an fs error text, msb's JSON (ls and inspect), or the cloud
+ * API's (a page of sandboxes, one sandbox).  Nothing may be
  * read out of bounds, and what parses must hold together: a parsed entry
- * has a file type, an errno is in range, a listed name is valid.
+ * has a file type, an errno is in range, a listed name is valid, a
+ * cloud id and cursor are fit for a URL.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -57,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	switch (data[0] % 3) {
+	switch (data[0] % 4) {
 	case 0:
 		if (!msb_frame_parse(&f, data + 1, size - 1)) {
 			if (f.type.type != CBOR_TEXT || f.raw.type != CBOR_BYTES)
@@ -70,6 +72,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (e <= 0 || e >= 4096)
 			abort();
 		break;
+	case 2: {
+		char cursor[256];
+
+		msb_parse_cloud_page((const char *)data + 1, size - 1, cursor,
+				     sizeof(cursor), each_box, NULL);
+		if (strlen(cursor) >= sizeof(cursor) || strpbrk(cursor, "&# "))
+			abort();
+		if (!msb_parse_cloud_box(&b, &rt, (const char *)data + 1, size - 1)) {
+			if (!sbx_name_valid(b.name) || !b.id[0] ||
+			    strspn(b.id, "0123456789abcdefABCDEF-") != strlen(b.id))
+				abort();
+			msb_runtime_release(&rt);
+		}
+		break;
+	}
 	default:
 		msb_parse_ls((const char *)data + 1, size - 1, each_box, NULL);
 		if (!msb_parse_inspect(&b, &rt, (const char *)data + 1, size - 1)) {

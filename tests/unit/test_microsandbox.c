@@ -180,10 +180,58 @@ static void test_msb_json(void)
 	}
 }
 
+static int count_cloud(void *ctx, const struct msb_box *b)
+{
+	int *n = ctx;
+
+	CHECK(*n > 0 || (!strcmp(b->name, "a") && !strcmp(b->id, "1")));
+	++*n;
+	return 0;
+}
+
+/* The cloud API's Sandbox and its pages: the id goes into URLs. */
+static void test_cloud_json(void)
+{
+	static const char box[] =
+		"{\"id\":\"0b4e3c1a-9f51-4c71-8c1e-2f8e9e0a6b11\",\"name\":\"web\","
+		"\"status\":\"running\",\"spec\":{\"image\":{\"type\":\"oci\","
+		"\"reference\":\"python\"},\"resources\":{\"vcpus\":2,\"memory_mib\":256},"
+		"\"runtime\":{\"workdir\":\"/app\",\"shell\":null},"
+		"\"env\":[{\"key\":\"A\",\"value\":\"b=c\"}]}}";
+	static const char page[] =
+		"{\"data\":[{\"id\":\"1\",\"name\":\"a\",\"status\":\"stopped\"},"
+		"{\"id\":\"../../x\",\"name\":\"b\"},{\"id\":\"2\",\"name\":\"../c\"}],"
+		"\"next_cursor\":\"eyJ4IjoxfQ==\"}";
+	struct msb_runtime rt;
+	struct msb_box b;
+	char cursor[64];
+	int n = 0;
+
+	CHECK(!msb_parse_cloud_box(&b, &rt, box, strlen(box)));
+	CHECK(!strcmp(b.name, "web") && !strcmp(b.status, "running"));
+	CHECK(!strcmp(b.id, "0b4e3c1a-9f51-4c71-8c1e-2f8e9e0a6b11"));
+	CHECK(!strcmp(b.image, "python") && rt.cpus == 2 && rt.memory_mib == 256);
+	CHECK(rt.env && !strcmp(rt.env[0], "A=b=c") && !rt.env[1]);
+	CHECK(rt.workdir && !strcmp(rt.workdir, "/app") && !rt.shell);
+	msb_runtime_release(&rt);
+	/* Only a good name and an id fit for a URL pass. */
+	CHECK(!msb_parse_cloud_page(page, strlen(page), cursor, sizeof(cursor),
+				    count_cloud, &n));
+	CHECK(n == 1 && !strcmp(cursor, "eyJ4IjoxfQ=="));
+	CHECK(msb_parse_cloud_page("{\"data\":[],\"next_cursor\":\"a&b\"}", 31, cursor,
+				   sizeof(cursor), count_cloud, &n) == -EPROTO);
+	CHECK(msb_parse_cloud_page("[]", 2, cursor, sizeof(cursor), count_cloud, &n) ==
+	      -EPROTO);
+	CHECK(!msb_parse_cloud_page("{\"data\":[]}", 11, cursor, sizeof(cursor),
+				    count_cloud, &n) &&
+	      !cursor[0]);
+}
+
 void test_microsandbox(void)
 {
 	test_frames();
 	test_entries();
 	test_errors();
 	test_msb_json();
+	test_cloud_json();
 }
