@@ -35,6 +35,7 @@ struct http_client {
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static const char *ca_file;
+static int keepalive_s = 10;
 
 void http_set_ca_file(const char *path)
 {
@@ -44,6 +45,16 @@ void http_set_ca_file(const char *path)
 const char *http_ca_file(void)
 {
 	return ca_file;
+}
+
+void http_set_keepalive(int secs)
+{
+	keepalive_s = secs > 0 ? secs : 1;
+}
+
+int http_keepalive(void)
+{
+	return keepalive_s;
 }
 
 static void global_init(void)
@@ -112,6 +123,8 @@ void http_client_setup(const struct http_client *c, CURL *h, char *errbuf)
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, (long)keepalive_s);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, (long)(keepalive_s + 2) / 3);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
 	if (c->unix_socket)
 		curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->unix_socket);

@@ -37,6 +37,7 @@ struct options {
 	char *trace;
 	char *log;
 	char *ca_file;
+	char *keepalive;
 	char *attr_timeout;
 	char *subtree_entries;
 	char *subtree_mib;
@@ -68,7 +69,7 @@ enum {
 static const struct fuse_opt option_spec[] = {
 	OPT("provider=%s", provider), FUSE_OPT_KEY("providers=", KEY_PROVIDERS),
 	OPT("state_dir=%s", state_dir), OPT("image=%s", image), OPT("trace=%s", trace),
-	OPT("log=%s", log), OPT("ca_file=%s", ca_file),
+	OPT("log=%s", log), OPT("ca_file=%s", ca_file), OPT("keepalive=%s", keepalive),
 	OPT("attr_timeout=%s", attr_timeout), OPT("subtree_entries=%s", subtree_entries),
 	OPT("subtree_mib=%s", subtree_mib), OPT("prefetch_mib=%s", prefetch_mib),
 	OPT("prefetch_file_kib=%s", prefetch_file_kib), OPT("config=%s", config),
@@ -201,6 +202,8 @@ static void usage(FILE *out, const char *prog)
 		"    -o backend=cloud       microsandbox: its cloud (MSB_API_URL, MSB_API_KEY)\n"
 		"    -o timeout=SECONDS     bound on one request (default 30)\n"
 		"    -o cache_max=MIB       staged file data kept on disk (default 2048)\n"
+		"    -o keepalive=SECONDS   check a quiet connection after this long (TCP\n"
+		"                           keep-alive, WebSocket PING; default 10)\n"
 		"    -o ca_file=PEM         trust these certificate authorities for HTTPS\n"
 		"                           and WSS (default: $SSL_CERT_FILE, else the\n"
 		"                           system's)\n"
@@ -582,6 +585,16 @@ int main(int argc, char *argv[])
 				o.subtree_mib);
 		goto out;
 	}
+	if (o.keepalive) {
+		size_t secs;
+
+		if (parse_count(o.keepalive, 3600, &secs) || secs < 1) {
+			rc = fail_usage(prog, "keepalive must be 1 to 3600 seconds, not",
+					o.keepalive);
+			goto out;
+		}
+		http_set_keepalive((int)secs);
+	}
 	if (o.prefetch_mib && parse_count(o.prefetch_mib, 4096, &prefetch_mib)) {
 		rc = fail_usage(prog, "prefetch_mib must be 0 to 4096, not",
 				o.prefetch_mib);
@@ -764,6 +777,7 @@ out:
 	free(o.config);
 	free(o.log);
 	free(o.ca_file);
+	free(o.keepalive);
 	free(o.attr_timeout);
 	free(o.subtree_entries);
 	free(o.subtree_mib);

@@ -46,6 +46,8 @@ struct ws_conn {
 	unsigned char *out; /* LWS_PRE bytes of headroom, then the data */
 	size_t out_len;
 	int out_binary;
+
+	lws_retry_bo_t idle; /* when to PING a quiet connection, and give up */
 };
 
 static pthread_once_t log_once = PTHREAD_ONCE_INIT;
@@ -215,6 +217,10 @@ int ws_connect(struct ws_conn **out, const struct ws_config *cfg)
 	if (tls)
 		ci.client_ssl_ca_filepath = http_ca_file();
 	ci.connect_timeout_secs = (cfg->connect_timeout_ms + 999) / 1000;
+	/* A peer that vanished: TCP keep-alive below, PINGs above. */
+	ci.ka_time = http_keepalive();
+	ci.ka_probes = 3;
+	ci.ka_interval = (http_keepalive() + 2) / 3;
 	c->ctx = lws_create_context(&ci);
 	if (!c->ctx) {
 		sbx_failf("cannot set up a WebSocket");
@@ -232,6 +238,9 @@ int ws_connect(struct ws_conn **out, const struct ws_config *cfg)
 	cc.ssl_connection =
 		(!strcmp(prot, "wss") || !strcmp(prot, "https")) ? LCCSCF_USE_SSL : 0;
 	cc.opaque_user_data = c;
+	c->idle.secs_since_valid_ping = (uint16_t)http_keepalive();
+	c->idle.secs_since_valid_hangup = (uint16_t)(2 * http_keepalive());
+	cc.retry_and_idle_policy = &c->idle;
 	cc.pwsi = &c->wsi;
 	if (!lws_client_connect_via_info(&cc) && c->phase != WS_FAILED)
 		c->phase = WS_FAILED;

@@ -52,6 +52,17 @@ void http_set_ca_file(const char *path);
 const char *http_ca_file(void);
 
 /*
+ * How soon a connection that went quiet is checked, in seconds: TCP
+ * keep-alive probes on every connection (here and in ws.c), and a
+ * WebSocket PING after this long without traffic both ways, whose PONG
+ * must come within as long again or the connection is closed (so a
+ * stream whose peer vanished ends in seconds, not at a request's
+ * timeout).  Set once at start-up (-o keepalive=); default 10.
+ */
+void http_set_keepalive(int secs);
+int http_keepalive(void);
+
+/*
  * http_do() fails with -ETIMEDOUT, -ECONNREFUSED, -EHOSTUNREACH or -EIO for
  * transport failures (retried when idempotent), -EPROTO when the server's
  * TLS certificate is not trusted (never retried), -EINTR when the caller
