@@ -318,16 +318,20 @@ for t in $TARGETS; do
   # Likewise the emulators.
   mkdir -p "$(remote_mnt "$t")" "$RUN/state-$t"
   e=$(emu_name "$t")
-  cp "$REPO/tests/emulators/$e.py" "$REPO/tests/emulators/common.py" "$RUN/"
+  # The emulator's script, its modules (NAME_*.py) and what they share.
+  emu_files=("tests/emulators/$e.py" tests/emulators/common.py)
+  for f in "$REPO/tests/emulators/$e"_*.py; do
+    [[ -e $f ]] && emu_files+=("tests/emulators/${f##*/}")
+  done
+  (cd "$REPO" && cp "${emu_files[@]}" "$RUN/")
   if [[ $t == microsandbox ]]; then
-    # Its agent half, and an msb on PATH that runs the copy.
-    cp "$REPO/tests/emulators/microsandbox_agent.py" "$RUN/"
+    # An msb on PATH that runs the copy.
     mkdir -p "$RUN/bin"
     printf '#!/bin/sh\nexec /usr/bin/python3 %s/microsandbox.py cli "$@"\n' "$RUN" >"$RUN/bin/msb"
     chmod 755 "$RUN/bin/msb"
   fi
-  EMU_GIT[$t]=$(git -C "$REPO" log -1 --format=%h -- "tests/emulators/$e.py" tests/emulators/common.py 2>/dev/null || true)
-  git -C "$REPO" diff --quiet HEAD -- "tests/emulators/$e.py" tests/emulators/common.py 2>/dev/null ||
+  EMU_GIT[$t]=$(git -C "$REPO" log -1 --format=%h -- "${emu_files[@]}" 2>/dev/null || true)
+  git -C "$REPO" diff --quiet HEAD -- "${emu_files[@]}" 2>/dev/null ||
     EMU_GIT[$t]+=" (modified)"
 done
 : >"$RUN/ops.err"
