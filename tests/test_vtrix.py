@@ -454,6 +454,37 @@ def test_lost_output_never_reads_as_success(vbox, emu):
     assert "failed: lost" in vbox.err(), vbox.err()
 
 
+@pytest.fixture(scope="module")
+def kmount(tmp_path_factory):
+    """A vtrix mount that checks a quiet socket after 1 s."""
+    yield from conftest.own_mount(tmp_path_factory, "vtrix",
+                                  ["timeout=5", "keepalive=1"])
+
+
+def test_a_socket_gone_silent_is_found_by_keepalive(request, kmount):
+    # The socket a command's output comes on goes silent both ways, as
+    # when the network vanishes.  Without keep-alive the follower would
+    # wait out its idle bound (120 s); with -o keepalive=1 an unanswered
+    # PING closes it within about 2 s, the follower asks again on a new
+    # socket, and every byte of the output is there.
+    emu = kmount.emulator
+    box = helpers.new_box(kmount, request.node.name, start=True)
+    try:
+        emu.reset_stats()
+        emu.fault(kind="ws_stall", method="exec_logs", count=1)
+        t0 = time.monotonic()
+        write_ok(box.p("exec"), "echo one; sleep 1; echo two")
+        assert helpers.cat(box.p("exec"), timeout=60) == b"one\ntwo\n"
+        took = time.monotonic() - t0
+        assert box.cmd_status(box.last()) == "exited 0"
+        # Asked twice: on the socket that went silent, then on a new one.
+        assert helpers.count(emu.stats(), "WS exec_logs") == 2, emu.stats()
+        assert took < 30, took
+    finally:
+        emu.clear_faults()
+        helpers.remove_box(box)
+
+
 def test_exec_on_stopped_sandbox_is_eagain(vbox):
     vbox.stop()
     assert write_once(vbox.p("exec"), "true\n") == errno.EAGAIN

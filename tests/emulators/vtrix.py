@@ -66,6 +66,9 @@ Test control routes (no auth; not counted):
         ws_slow     the answer (not the notifications) waits `delay` seconds.
         ws_error    the call is answered with JSON-RPC error `code` (default
                     -32603) without doing any work.
+        ws_stall    the socket goes silent both ways when the call comes: the
+                    emulator reads nothing more from it (PINGs get no PONG) and
+                    sends nothing more on it, as when the network vanished.
   POST /_emu/fault/clear    forget all faults.
   GET  /_emu/sandbox/{name or id}  {"id", "dir", "state"}: the backing directory
                             and status; `name` matches a sandbox's "name" label.
@@ -345,7 +348,7 @@ class Emulator(common.Service):
 
 class Control(common.Control):
     fault_kinds = ("status", "slow", "drop", "error_code", "ws_drop", "ws_slow",
-                   "ws_error")
+                   "ws_error", "ws_stall")
 
     def routes(self):
         return super().routes() + [

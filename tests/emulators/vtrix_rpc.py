@@ -40,15 +40,25 @@ class Conn:
         self.tasks = set()
         self.closed = False
         self.closer = None
+        self.stalled = False
 
     async def send(self, obj):
         if self.closed:
             raise ConnectionResetError("socket closed")
+        if self.stalled:
+            return                      # into the void
         data = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
         async with self.lock:
             if self.closed or self.ws.closed:
                 raise ConnectionResetError("socket closed")
             await self.ws.send_str(data)
+
+    def stall(self):
+        """Go silent both ways, as a connection whose network vanished:
+        read nothing more (so PINGs get no PONG) and send nothing."""
+        self.stalled = True
+        if self.transport is not None:
+            self.transport.pause_reading()
 
     def drop(self):
         """Abort the TCP connection: no close frame, no answer."""
@@ -97,7 +107,9 @@ class Conn:
             log("WS %s %s (notification ignored)" % (self.sb.id, method))
             return
         call = Call(self, rid, self.emu.take_fault(
-            ("ws_drop", "ws_slow", "ws_error"), method=method))
+            ("ws_drop", "ws_slow", "ws_error", "ws_stall"), method=method))
+        if call.kind == "ws_stall":
+            self.stall()
         outcome = "ok"
         try:
             if call.fault is not None and call.fault["kind"] == "ws_error":
