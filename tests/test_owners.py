@@ -4,7 +4,9 @@ apply again).  On `local`, mounted allow_other,default_permissions by
 root and driven by another user, as a shared machine would have it; the
 remote providers' APIs cannot give a file a host user's owner."""
 
+import json
 import os
+import random
 import shutil
 import stat
 import subprocess
@@ -77,5 +79,81 @@ def test_names_made_are_the_callers(shared):
         # A name root makes stays root's.
         helpers.put(os.path.join(d, "roots"), "r")
         assert os.stat(os.path.join(d, "roots")).st_uid == 0
+    finally:
+        helpers.remove_box(box)
+
+
+# The differential test's operations as another user: what the kernel
+# allows and refuses (default_permissions against the modes and owners the
+# mount shows), the owners and modes of what is made, and which names are
+# one file (hard links), on a native directory and through the mount.
+AS_OTHER = r"""
+import json, os, random, sys
+sys.path.insert(0, sys.argv[1])
+import test_differential as td
+
+seed, nops, plain, mnt = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+os.umask(0o022)
+
+def state(base, rel):
+    s = td.path_state(base, rel)
+    if isinstance(s, dict):
+        st = os.lstat(os.path.join(base, rel))
+        s["owner"] = (st.st_uid, st.st_gid)
+    return s
+
+def links(base):
+    # The names that are one file, as sets of names.
+    by_ino = {}
+    for dirpath, dirs, files in os.walk(base):
+        for n in files:
+            p = os.path.join(dirpath, n)
+            by_ino.setdefault(os.lstat(p).st_ino, []).append(os.path.relpath(p, base))
+    return sorted(sorted(v) for v in by_ino.values() if len(v) > 1)
+
+ops = td.gen_ops(random.Random(seed), nops, "shell")
+for i, op in enumerate(ops):
+    a, b = td.apply(plain, op), td.apply(mnt, op)
+    where = None
+    if a != b:
+        where = ("result", a, b)
+    for rel in td.touched(op) + [os.path.dirname(p) for p in td.touched(op)]:
+        if where is None and state(plain, rel) != state(mnt, rel):
+            where = ("state of %r" % rel, state(plain, rel), state(mnt, rel))
+    if where is None and i % 25 == 24 and links(plain) != links(mnt):
+        where = ("hard links", links(plain), links(mnt))
+    if where is not None:
+        print(json.dumps({"op": i, "what": td.describe(op), "where": repr(where)}))
+        sys.exit(0)
+done = sum(1 for op in ops if td.apply(plain, ("lstat", td.touched(op)[0]))[0] == "ok")
+print(json.dumps({"ok": len(ops), "links": len(links(plain)),
+                  "names": len(td.tree(plain)), "present": done}))
+"""
+
+
+def test_differential_as_another_user(shared, tmp_path):
+    # The same random operations as test_differential.py, by nobody, in a
+    # directory of root's that all may write: plain and through the mount
+    # (allow_other, default_permissions) must agree op by op.
+    seed = int(os.environ.get("SBXFS_SEED", random.randrange(1 << 31)))
+    nops = int(os.environ.get("SBXFS_DIFF_OPS", "300"))
+    print("differential as nobody: SBXFS_SEED=%d" % seed)
+    box = helpers.new_box(shared, "diffuser")
+    try:
+        # Symlinks point to ../a: the parents must be alike too.
+        plain = str(tmp_path / "up" / "diff")
+        mnt = box.r("tmp", "up", "diff")
+        for d in (plain, mnt):
+            os.makedirs(d)
+            os.chmod(d, 0o777)
+            os.chmod(os.path.dirname(d), 0o777)
+        os.chmod(tmp_path, 0o711)
+        out = as_nobody(AS_OTHER, os.path.dirname(os.path.abspath(__file__)), str(seed),
+                        str(nops), plain, mnt)
+        verdict = json.loads(out)
+        print(verdict)
+        assert "ok" in verdict, "SBXFS_SEED=%d: %s" % (seed, verdict)
+        # Not a run where nobody could do anything.
+        assert verdict["names"] >= 5, verdict
     finally:
         helpers.remove_box(box)
