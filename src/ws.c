@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include <libwebsockets.h>
+#include <openssl/ssl.h>
 
 #include "sbxfs/http.h"
 #include "sbxfs/log.h"
@@ -57,6 +58,43 @@ static void quiet_lws(void)
 	/* libwebsockets logs to stderr by default; its errors reach us as
 	 * callbacks, which we report ourselves. */
 	lws_set_log_level(0, NULL);
+}
+
+/*
+ * The TLS client context every WebSocket of the process shares: the CA
+ * store (http_ca_file(), else the system's) read once, not once a
+ * connection.  libwebsockets verifies the peer and its name with it.
+ * NULL if it could not be made.  Freed at exit.
+ */
+static SSL_CTX *tls_ctx;
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+
+static void tls_free(void)
+{
+	SSL_CTX_free(tls_ctx);
+}
+
+static void tls_init(void)
+{
+	const char *ca = http_ca_file();
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (!ctx)
+		return;
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if (!(ca ? SSL_CTX_load_verify_locations(ctx, ca, NULL)
+		 : SSL_CTX_set_default_verify_paths(ctx))) {
+		SSL_CTX_free(ctx);
+		return;
+	}
+	tls_ctx = ctx;
+	atexit(tls_free);
+}
+
+static SSL_CTX *shared_tls(void)
+{
+	pthread_once(&tls_once, tls_init);
+	return tls_ctx;
 }
 
 static long now_ms(void)
@@ -212,10 +250,18 @@ int ws_connect(struct ws_conn **out, const struct ws_config *cfg)
 	ci.port = CONTEXT_PORT_NO_LISTEN;
 	ci.protocols = protocols;
 	tls = !strcmp(prot, "wss") || !strcmp(prot, "https");
-	/* TLS set-up (the CA store) only for connections that use it. */
-	ci.options = tls ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0;
-	if (tls)
-		ci.client_ssl_ca_filepath = http_ca_file();
+	/* TLS set-up only for connections that use it, and then the one
+	 * context of the process: the CA store is read once. */
+	if (tls) {
+		ci.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		ci.provided_client_ssl_ctx = shared_tls();
+		if (!ci.provided_client_ssl_ctx) {
+			sbx_failf("cannot set up TLS for a WebSocket (the CA store: %s)",
+				  http_ca_file() ? http_ca_file() : "the system's");
+			rc = -EPROTO;
+			goto fail;
+		}
+	}
 	ci.connect_timeout_secs = (cfg->connect_timeout_ms + 999) / 1000;
 	/* A peer that vanished: TCP keep-alive below, PINGs above. */
 	ci.ka_time = http_keepalive();
