@@ -159,6 +159,18 @@ def test_a_provider_that_does_not_start_says_why(tmp_path):
         assert m.stop() == 0
 
 
+def test_a_refused_key_says_why(tmp_path, daytona):
+    env = dict(daytona_env(daytona), DAYTONA_API_KEY="dtn_" + "0" * 64)
+    m = mounted(tmp_path, ["providers=local,daytona"], env)
+    try:
+        status = parse_kv(helpers.cat(m.p("daytona", "status")).decode())
+        assert status["state"] == "failed" and "401" in status["error"], status
+        assert "0" * 64 not in status["error"]
+        assert run(new_box(m.p("local"), "works"), "echo ok") == b"ok\n"
+    finally:
+        assert m.stop() == 0
+
+
 def test_a_service_that_is_down_says_so(tmp_path):
     # Daytona's address answers nothing: its tree mounts, its listing
     # fails (ECONNREFUSED, as in a mount of it alone), its err and status
