@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "sbxfs/cache.h"
+#include "sbxfs/provider.h"
 
 struct entry {
 	struct entry *next;
@@ -267,7 +268,7 @@ struct cache_dir *cache_get_dir(struct cache *c, const char *box, const char *pa
 void cache_put_dir(struct cache *c, uint64_t gen, const char *box, const char *path,
 		   struct cache_dir *dir)
 {
-	char child[4096];
+	char child[SBX_PATH_MAX];
 	struct entry *e;
 
 	if (c->ttl <= 0) {
@@ -410,7 +411,7 @@ static const char *parent_of(const char *path, char *parent, size_t size)
 
 void cache_forget(struct cache *c, const char *box, const char *path, int subtree)
 {
-	char parent[4096];
+	char parent[SBX_PATH_MAX];
 
 	parent_of(path, parent, sizeof(parent));
 	pthread_mutex_lock(&c->lock);
@@ -506,7 +507,7 @@ static int relist_entry(struct cache_dir *d, const char *name, enum cache_change
 void cache_note(struct cache *c, const char *box, const char *path, enum cache_change how,
 		mode_t type)
 {
-	char parent[4096];
+	char parent[SBX_PATH_MAX];
 	const char *name = parent_of(path, parent, sizeof(parent));
 	struct cache_dir *d;
 	struct entry *pa;

@@ -86,6 +86,19 @@ void fs_fill_entry(struct sbxfs *fs, struct fuse_entry_param *e, struct node *n,
 	e->entry_timeout = is_fs(n) ? fs->entry_timeout : SYNTH_TIMEOUT;
 }
 
+/* A path the provider's API does not take: the sandbox's err says so. */
+static int too_long(struct sbxfs *fs, struct box *b, int rc)
+{
+	size_t max = fs->provider->desc->path_max;
+
+	if (rc == -ENAMETOOLONG && max && b)
+		box_fail(b, rc,
+			 "a path of over %zu bytes below root/: %s's API takes none "
+			 "longer",
+			 max - 1, fs->provider->desc->name);
+	return rc;
+}
+
 /* ---- lookup ---- */
 
 /*
@@ -108,7 +121,7 @@ int fs_lookup_child(struct sbxfs *fs, struct node *parent, const char *name,
 			return -ENAMETOOLONG;
 		rc = node_child_path(fs->nodes, parent, name, path, sizeof(path));
 		if (rc)
-			return rc == -ENOENT ? -ESTALE : rc;
+			return rc == -ENOENT ? -ESTALE : too_long(fs, box, rc);
 		rc = attr_get(fs, box, path, node_child_opens(fs->nodes, parent, name),
 			      st);
 		if (rc)
@@ -215,7 +228,7 @@ struct node *fs_node(fuse_req_t req, fuse_ino_t ino, char *path, size_t size)
 	}
 	rc = node_path(fs->nodes, n, path, size);
 	if (rc) {
-		reply_err(req, rc == -ENOENT ? -ESTALE : rc);
+		reply_err(req, rc == -ENOENT ? -ESTALE : too_long(fs, n->box, rc));
 		return NULL;
 	}
 	return n;
@@ -371,7 +384,7 @@ struct node *fs_parent(fuse_req_t req, fuse_ino_t parent, const char *name, char
 	}
 	rc = node_child_path(fs->nodes, p, name, path, size);
 	if (rc) {
-		reply_err(req, rc == -ENOENT ? -ESTALE : rc);
+		reply_err(req, rc == -ENOENT ? -ESTALE : too_long(fs, p->box, rc));
 		return NULL;
 	}
 	return p;

@@ -92,7 +92,7 @@ static int resolve_lexically(char *out, size_t size, const char *dir, const char
 
 int sbx_symlink_confine(char *out, size_t size, const char *linkpath, const char *target)
 {
-	char dir[4096], resolved[4096];
+	char dir[SBX_PATH_MAX], resolved[SBX_PATH_MAX];
 	const char *slash = strrchr(linkpath, '/');
 	size_t dl = slash ? (size_t)(slash - linkpath) : 0, len = 0;
 	int climbed, depth = 0, rc;

@@ -15,6 +15,7 @@
 
 struct node_table {
 	pthread_mutex_t lock; /* guards everything here and in the nodes */
+	size_t path_max;      /* node_path's bound, with the NUL */
 	fuse_ino_t root_ino;
 	fuse_ino_t next_ino;
 	uint64_t generation;
@@ -92,6 +93,7 @@ struct node_table *node_table_new(fuse_ino_t root_ino)
 	root->name = strdup("");
 	t->by_ino[ino_bucket(root->ino)] = root;
 	t->root_ino = root_ino;
+	t->path_max = SBX_PATH_MAX;
 	t->next_ino = root_ino + 1;
 	return t;
 }
@@ -425,10 +427,17 @@ static int path_locked(struct node *n, const char *extra, char *out, size_t size
 	return 0;
 }
 
+void node_table_set_path_max(struct node_table *t, size_t max)
+{
+	t->path_max = max;
+}
+
 int node_path(struct node_table *t, struct node *n, char *out, size_t size)
 {
 	int rc;
 
+	if (size > t->path_max)
+		size = t->path_max;
 	pthread_mutex_lock(&t->lock);
 	rc = path_locked(n, NULL, out, size);
 	pthread_mutex_unlock(&t->lock);
@@ -440,6 +449,8 @@ int node_child_path(struct node_table *t, struct node *parent, const char *name,
 {
 	int rc;
 
+	if (size > t->path_max)
+		size = t->path_max;
 	pthread_mutex_lock(&t->lock);
 	rc = path_locked(parent, name, out, size);
 	pthread_mutex_unlock(&t->lock);

@@ -64,6 +64,8 @@ int tree_open(struct sbxfs *fs, const char *name, const struct sbx_kvlist *popts
 	fs->nodes = node_table_new(root_ino);
 	if (!fs->cache || !fs->nodes)
 		return -ENOMEM;
+	if (fs->provider->desc->path_max)
+		node_table_set_path_max(fs->nodes, fs->provider->desc->path_max);
 	if (fs->failed[0])
 		sbx_warn("%s", fs->failed);
 	return fs->failed[0] ? -EIO : 0;

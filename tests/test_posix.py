@@ -7,6 +7,7 @@ import os
 import socket
 import stat
 
+import helpers
 from helpers import errno_of, put, read_bytes, require
 from test_tree import wd  # noqa: F401 (a fixture)
 
@@ -66,3 +67,47 @@ def test_link_counts_follow_under_every_name(wd, provider):
         assert read_bytes(b) == b"yy" and os.stat(b).st_nlink == 1
     finally:
         os.close(fd)
+
+
+# What a remote provider takes (remote.h), and the depth the test goes to.
+REMOTE_PATH_MAX = 4096 - 256
+
+
+def test_paths_longer_than_path_max(module_box, wd, provider):
+    # A tree deeper than PATH_MAX, reached a step at a time (as with a deep
+    # working directory): every call names a short relative path, the
+    # daemon the whole one.  On local it works as on a native file system;
+    # a remote service resolves a whole path in one call on its side,
+    # where PATH_MAX holds: a deeper name is ENAMETOOLONG, said in err.
+    name = "d" * 200
+    depth = 24                       # 24 * 201 bytes: past 4096
+    inside = len("/tmp/" + os.path.basename(wd))
+    fds = [os.open(wd, os.O_RDONLY | os.O_DIRECTORY)]
+    try:
+        for i in range(depth):
+            if helpers.is_remote(provider) and inside + 201 * (i + 1) >= REMOTE_PATH_MAX:
+                assert errno_of(os.mkdir, name, 0o755, dir_fd=fds[-1]) == \
+                    errno.ENAMETOOLONG
+                assert "API takes none longer" in module_box.err()
+                depth = i
+                break
+            os.mkdir(name, 0o755, dir_fd=fds[-1])
+            fds.append(os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fds[-1]))
+        deep = fds[-1]
+        fd = os.open("f", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=deep)
+        os.write(fd, b"deep\n")
+        os.close(fd)
+        assert os.stat("f", dir_fd=deep).st_size == 5
+        os.rename("f", "g", src_dir_fd=deep, dst_dir_fd=deep)
+        fd = os.open("g", os.O_RDONLY, dir_fd=deep)
+        assert os.read(fd, 100) == b"deep\n"
+        os.close(fd)
+        assert sorted(os.listdir(deep)) == ["g"]
+        os.unlink("g", dir_fd=deep)
+        for i in range(depth, 0, -1):
+            os.close(fds.pop())
+            os.rmdir(name, dir_fd=fds[-1])
+        assert os.listdir(wd) == []
+    finally:
+        for fd in fds:
+            os.close(fd)

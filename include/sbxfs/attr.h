@@ -11,9 +11,10 @@
 #include <sys/stat.h>
 
 #include "sbxfs/cache.h"
+#include "sbxfs/provider.h"
 
 /* The longest path below root/ we handle, with its NUL. */
-#define PATH_MAX_SBX 4096
+#define PATH_MAX_SBX SBX_PATH_MAX
 
 struct box;
 struct sbxfs;

@@ -111,9 +111,13 @@ void node_unname(struct node_table *t, struct node *parent, const char *name);
 int node_rename(struct node_table *t, struct node *parent, const char *name,
 		struct node *newparent, const char *newname);
 
+/* The longest path node_path() makes, with its NUL (SBX_PATH_MAX unless
+ * set): the provider's (desc.path_max). */
+void node_table_set_path_max(struct node_table *t, size_t max);
+
 /* The path of a NODE_FS or NODE_FSROOT node below its sandbox's root/
- * ("/" for root/ itself).  -ENAMETOOLONG, or -ENOENT for a node that lost
- * its name. */
+ * ("/" for root/ itself).  -ENAMETOOLONG past `size` or the table's
+ * path_max, or -ENOENT for a node that lost its name. */
 int node_path(struct node_table *t, struct node *n, char *out, size_t size);
 
 /* The same for (parent, name). */

@@ -43,6 +43,13 @@
 /* Longest sandbox name, in bytes. */
 #define SBX_NAME_MAX 63
 
+/* The longest path below a sandbox's root/ sbxfs handles, with its NUL:
+ * beyond PATH_MAX, since a path is only as long as the calls that reach
+ * it (relative to a deep working directory, each under PATH_MAX) make
+ * it.  A slot may be given any path up to this; one its API cannot take
+ * is ENAMETOOLONG. */
+#define SBX_PATH_MAX 32768
+
 /* Normalised sandbox states.  Providers map their own words onto these. */
 enum sbx_state {
 	SBX_STATE_UNKNOWN = 0,
@@ -496,6 +503,11 @@ struct sbx_provider_desc {
 	 * in seconds. */
 	double attr_timeout;
 	double entry_timeout;
+	/* The longest path its slots take, with its NUL; 0 for SBX_PATH_MAX.
+	 * A service whose API names files by their whole path, resolved
+	 * there in one call, takes PATH_MAX: deeper files are ENAMETOOLONG,
+	 * said in the sandbox's err. */
+	size_t path_max;
 	const struct sbx_provider_ops *ops;
 };
 

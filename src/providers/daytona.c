@@ -851,5 +851,6 @@ const struct sbx_provider_desc sbx_provider_daytona = {
 	/* Every look costs a round trip: trust answers a little longer. */
 	.attr_timeout = 10.0,
 	.entry_timeout = 10.0,
+	.path_max = REMOTE_PATH_MAX,
 	.ops = &daytona_ops,
 };

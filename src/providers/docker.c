@@ -798,5 +798,6 @@ const struct sbx_provider_desc sbx_provider_docker = {
 	 * the container: trust answers a while. */
 	.attr_timeout = 10.0,
 	.entry_timeout = 10.0,
+	.path_max = REMOTE_PATH_MAX,
 	.ops = &docker_ops,
 };

@@ -344,7 +344,7 @@ static int sf_upload(void *ctx, struct stat *remote, struct staged *f, const cha
 	const char *slash = strrchr(path, '/');
 	struct strbuf checks = STRBUF_INIT(65536), body = STRBUF_INIT(4096);
 	struct strbuf out = STRBUF_INIT(8192);
-	char dir[4096], tmp[96];
+	char dir[SBX_PATH_MAX], tmp[96];
 	struct timespec now;
 	int rc;
 
@@ -418,7 +418,7 @@ const struct stagefile_ops dk_stagefile_ops = {
 
 struct listing {
 	struct tar_reader tar;
-	char dir[4096]; /* the first member's name: the directory */
+	char dir[SBX_PATH_MAX]; /* the first member's name: the directory */
 	int members;
 	off_t bytes;
 	sbx_dirent_fn fn; /* NULL: looking for `want` alone */
@@ -453,7 +453,7 @@ static int list_entry(void *ctx, const struct tar_entry *e)
 	struct listing *l = ctx;
 	size_t n = strlen(e->name), dl;
 	const char *child;
-	char name[4096];
+	char name[SBX_PATH_MAX];
 	struct stat st;
 
 	while (n > 1 && e->name[n - 1] == '/')
@@ -559,7 +559,7 @@ struct noting {
 static int note_entry(void *ctx, const char *name, const struct stat *st)
 {
 	struct noting *n = ctx;
-	char path[4096];
+	char path[SBX_PATH_MAX];
 
 	if (snprintf(path, sizeof(path), "%s/%s", strcmp(n->dir, "/") ? n->dir : "",
 		     name) < (int)sizeof(path))
@@ -571,7 +571,7 @@ static int note_tree_entry(void *ctx, const char *rel, const struct stat *st,
 			   unsigned flags)
 {
 	struct noting *n = ctx;
-	char path[4096];
+	char path[SBX_PATH_MAX];
 
 	if (rel && snprintf(path, sizeof(path), "%s/%s",
 			    strcmp(n->dir, "/") ? n->dir : "", rel) < (int)sizeof(path))
@@ -617,7 +617,7 @@ int dk_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box,
 		const char *path)
 {
 	const char *slash = strrchr(path, '/');
-	char dir[4096];
+	char dir[SBX_PATH_MAX];
 	struct listing *l;
 	int rc;
 

@@ -46,8 +46,9 @@ int dk_demux_feed(struct dk_demux *d, const char *buf, size_t len)
 				return -EPROTO;
 			}
 			d->stream = d->head[0];
-			d->left = (uint32_t)d->head[4] << 24 | (uint32_t)d->head[5] << 16 |
-				  (uint32_t)d->head[6] << 8 | d->head[7];
+			d->left = (uint32_t)d->head[4] << 24 |
+				  (uint32_t)d->head[5] << 16 | (uint32_t)d->head[6] << 8 |
+				  d->head[7];
 			d->nhead = 0;
 			continue;
 		}
@@ -110,8 +111,9 @@ int dk_parse_path_stat(struct stat *st, char *link, size_t size, const char *val
 	n = b64_decode(json, value, len);
 	j = n > 0 ? json_parse((const char *)json, (size_t)n) : NULL;
 	free(json);
-	if (!cJSON_IsObject(j) || !json_num(j, "mode", &mode) || !json_num(j, "size", &bytes) ||
-	    mode < 0 || mode > 4294967295.0 || bytes < 0 || bytes > 9.2e18 ||
+	if (!cJSON_IsObject(j) || !json_num(j, "mode", &mode) ||
+	    !json_num(j, "size", &bytes) || mode < 0 || mode > 4294967295.0 ||
+	    bytes < 0 || bytes > 9.2e18 ||
 	    rfc3339_parse(&st->st_mtim, json_str(j, "mtime")))
 		goto out;
 	t = json_str(j, "linkTarget");

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,20 +22,63 @@
 
 /* ---- path resolution inside the sandbox ---- */
 
-static int open_in(int rootfd, const char *path, int flags, mode_t mode)
+static int openat2_in(int dirfd, const char *rel, int flags, mode_t mode,
+		      uint64_t resolve)
 {
 	struct open_how how = {
 		.flags = (uint64_t)(flags | O_CLOEXEC),
 		.mode = (flags & (O_CREAT | O_TMPFILE)) ? (mode & 07777) : 0,
-		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+		.resolve = resolve,
 	};
-	const char *rel = path[1] ? path + 1 : ".";
 	long fd;
 
 	do
-		fd = syscall(SYS_openat2, rootfd, rel, &how, sizeof(how));
+		fd = syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
 	while (fd < 0 && errno == EAGAIN);
 	return fd < 0 ? -errno : (int)fd;
+}
+
+/*
+ * Open `path` (absolute in the sandbox) from its root.  openat2 takes a
+ * path under PATH_MAX: a longer one (a deep tree reached step by step)
+ * is resolved a part at a time, each part from the directory the last
+ * reached and beneath it, so that nothing escapes the sandbox; a symlink
+ * that climbs out of its part, which the whole path at once would have
+ * followed, is ENAMETOOLONG.
+ */
+static int open_in(int rootfd, const char *path, int flags, mode_t mode)
+{
+	uint64_t resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+	const char *rel = path[1] ? path + 1 : ".";
+	int dirfd = rootfd, fd;
+
+	while (strlen(rel) >= PATH_MAX) {
+		const char *cut = memrchr(rel, '/', PATH_MAX - 1);
+		char head[PATH_MAX];
+
+		if (!cut || cut == rel) {
+			fd = -ENAMETOOLONG;
+			goto out;
+		}
+		memcpy(head, rel, (size_t)(cut - rel));
+		head[cut - rel] = '\0';
+		fd = openat2_in(dirfd, head, O_PATH | O_DIRECTORY, 0, resolve);
+		if (dirfd != rootfd)
+			close(dirfd);
+		dirfd = rootfd;
+		if (fd < 0)
+			goto out;
+		dirfd = fd;
+		rel = cut + strspn(cut, "/");
+		resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+		if (!*rel)
+			rel = ".";
+	}
+	fd = openat2_in(dirfd, rel, flags, mode, resolve);
+	if (dirfd != rootfd)
+		close(dirfd);
+out:
+	return fd == -EXDEV && (resolve & RESOLVE_BENEATH) ? -ENAMETOOLONG : fd;
 }
 
 /*
@@ -45,7 +89,7 @@ static int open_in(int rootfd, const char *path, int flags, mode_t mode)
 static int open_parent(struct sbx_provider *p, const char *box, const char *path,
 		       const char **base)
 {
-	char parent[4096];
+	char parent[SBX_PATH_MAX];
 	const char *slash = strrchr(path, '/');
 	size_t n = (size_t)(slash - path);
 	int root, fd;

@@ -716,5 +716,6 @@ const struct sbx_provider_desc sbx_provider_microsandbox = {
 	/* The agent is on this machine: a look costs little. */
 	.attr_timeout = 1.0,
 	.entry_timeout = 1.0,
+	.path_max = REMOTE_PATH_MAX,
 	.ops = &msb_ops,
 };

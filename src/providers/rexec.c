@@ -832,5 +832,6 @@ const struct sbx_provider_desc sbx_provider_rexec = {
 	/* Every look is a script in the container: trust answers a while. */
 	.attr_timeout = 10.0,
 	.entry_timeout = 10.0,
+	.path_max = REMOTE_PATH_MAX,
 	.ops = &rexec_ops,
 };

@@ -168,7 +168,7 @@ static int plain_name(const char *s)
 static int put_new(struct rx *rx, const char *box, const char *path, int fd, off_t size,
 		   mode_t mode, struct stat *remote)
 {
-	char id[RX_ID_MAX], dir[4096];
+	char id[RX_ID_MAX], dir[SBX_PATH_MAX];
 	const char *slash = strrchr(path, '/');
 	int rc;
 

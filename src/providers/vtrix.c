@@ -805,5 +805,6 @@ const struct sbx_provider_desc sbx_provider_vtrix = {
 	/* Every look costs a command in the sandbox: trust answers a while. */
 	.attr_timeout = 10.0,
 	.entry_timeout = 10.0,
+	.path_max = REMOTE_PATH_MAX,
 	.ops = &vtrix_ops,
 };

@@ -48,7 +48,7 @@ struct ahead {
 /* Keep the member just read if all of it came. */
 static void keep(struct ahead *a)
 {
-	char path[4096];
+	char path[SBX_PATH_MAX];
 
 	if (a->cur < 0)
 		return;

@@ -35,6 +35,12 @@
 struct remote_box_ops; /* lifecycle.h */
 struct remote;
 
+/* The longest path a remote provider's slots take (desc.path_max): the
+ * service resolves a path in one call on the sandbox's side, where
+ * PATH_MAX (4096) holds for it and for the temporary name written beside
+ * it (256 bytes kept for that). */
+#define REMOTE_PATH_MAX (4096 - 256)
+
 /* struct remote.flags */
 enum {
 	/* run's output is text (an exec API's JSON string): scripts whose
