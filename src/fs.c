@@ -464,15 +464,10 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct stat st;
 	int rc;
 
-	(void)rdev;
 	if (!p)
 		return;
-	if (!S_ISFIFO(mode) && !S_ISSOCK(mode) && !S_ISREG(mode)) {
-		reply_err(req, -EPERM); /* no device files in a sandbox */
-		return;
-	}
 	sbx_fail_clear();
-	rc = pv->ops.mknod(pv, p->box->name, path, mode);
+	rc = pv->ops.mknod(pv, p->box->name, path, mode, rdev);
 	if (rc == -ENOTSUP && S_ISREG(mode)) {
 		rc = pv->ops.open(pv, &fh, &st, p->box->name, path,
 				  O_CREAT | O_EXCL | O_WRONLY, mode & 07777, NULL);

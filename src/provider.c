@@ -133,7 +133,8 @@ static int no_two(struct sbx_provider *p, const char *b, const char *x, const ch
 {
 	return -ENOTSUP;
 }
-static int no_mknod(struct sbx_provider *p, const char *b, const char *path, mode_t m)
+static int no_mknod(struct sbx_provider *p, const char *b, const char *path, mode_t m,
+		    dev_t rdev)
 {
 	return -ENOTSUP;
 }

@@ -12,20 +12,30 @@ from helpers import errno_of, put, read_bytes, require
 from test_tree import wd  # noqa: F401 (a fixture)
 
 
-def test_special_files(wd, provider):
-    # mknod(2) makes regular files everywhere, FIFOs and sockets on local
-    # (a sandbox is a directory on local disk), and never a device file.
+def test_special_files(module_box, wd, provider):
+    # mknod(2) makes regular files everywhere; FIFOs, sockets and device
+    # nodes on local (a sandbox is a directory on local disk), where a
+    # device node opens nothing: the mount and the sandbox are nodev.
     reg = os.path.join(wd, "reg")
     os.mknod(reg, stat.S_IFREG | 0o600)
     st = os.stat(reg)
     assert stat.S_ISREG(st.st_mode) and st.st_size == 0
     assert stat.S_IMODE(st.st_mode) == 0o600, oct(st.st_mode)
     null = os.path.join(wd, "null")
-    assert errno_of(os.mknod, null, stat.S_IFCHR | 0o600, os.makedev(1, 3)) == errno.EPERM
     fifo = os.path.join(wd, "fifo")
     if provider != "local":
+        assert errno_of(os.mknod, null, stat.S_IFCHR | 0o600, os.makedev(1, 3)) == \
+            errno.EPERM
         assert errno_of(os.mkfifo, fifo) == errno.EPERM
         return
+    if os.getuid() == 0:
+        os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        st = os.lstat(null)
+        assert stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3)
+        assert errno_of(os.open, null, os.O_WRONLY) == errno.EACCES
+        _, status, n = module_box.run("echo x > /tmp/%s/null" % os.path.basename(wd))
+        assert status != "exited 0" and b"denied" in read_bytes(module_box.cmd(n, "stderr"))
+        os.unlink(null)
     os.mkfifo(fifo, 0o640)
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
     assert stat.S_IMODE(os.lstat(fifo).st_mode) == 0o640 & ~_umask()

@@ -409,10 +409,14 @@ struct sbx_provider_ops {
 	 * it to root/ before answering.
 	 * link: a new name `to` for `from`; only with SBX_CAP_HARDLINK (else
 	 * -EPERM from the core).
-	 * mknod: a FIFO, a socket or an empty regular file at `path`, of
-	 * `mode`'s type (never a device: the core refuses those with -EPERM).
-	 * Left NULL, a regular file is made by open and release, and other
-	 * types get -EPERM, what Linux says where there are none.
+	 * mknod: a FIFO, a socket, an empty regular file or a device node
+	 * (`rdev`, for S_IFCHR and S_IFBLK) at `path`, of `mode`'s type.
+	 * The kernel has checked that the caller may make devices
+	 * (CAP_MKNOD); a provider that cannot make them says -EPERM.  A
+	 * device node in a sandbox opens nothing: the sandbox and the mount
+	 * see its files nodev.  Left NULL, a regular file is made by open
+	 * and release, and other types get -EPERM, what Linux says where
+	 * there are none.
 	 * statfs: statvfs() of the file system holding `path`.
 	 * Called: for the system call of the same name below root/ (setattr
 	 * calls chmod, chown, truncate and utimens in that order and stops at
@@ -443,7 +447,7 @@ struct sbx_provider_ops {
 	int (*link)(struct sbx_provider *p, const char *box, const char *from,
 		    const char *to);
 	int (*mknod)(struct sbx_provider *p, const char *box, const char *path,
-		     mode_t mode);
+		     mode_t mode, dev_t rdev);
 	int (*statfs)(struct sbx_provider *p, struct statvfs *out, const char *box,
 		      const char *path);
 

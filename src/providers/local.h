@@ -83,7 +83,8 @@ int local_chown(struct sbx_provider *p, const char *box, const char *path, uid_t
 int local_truncate(struct sbx_provider *p, const char *box, const char *path, off_t size);
 int local_utimens(struct sbx_provider *p, const char *box, const char *path,
 		  const struct timespec ts[2]);
-int local_mknod(struct sbx_provider *p, const char *box, const char *path, mode_t mode);
+int local_mknod(struct sbx_provider *p, const char *box, const char *path, mode_t mode,
+		dev_t rdev);
 int local_symlink(struct sbx_provider *p, const char *box, const char *target,
 		  const char *path);
 int local_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box,

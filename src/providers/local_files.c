@@ -345,10 +345,11 @@ int local_utimens(struct sbx_provider *p, const char *box, const char *path,
 	AT_PARENT(p, box, path, utimensat(pfd, base, ts, AT_SYMLINK_NOFOLLOW));
 }
 
-int local_mknod(struct sbx_provider *p, const char *box, const char *path, mode_t mode)
+int local_mknod(struct sbx_provider *p, const char *box, const char *path, mode_t mode,
+		dev_t rdev)
 {
 	AT_PARENT(p, box, path,
-		  mknodat(pfd, base, mode, 0)
+		  mknodat(pfd, base, mode, S_ISCHR(mode) || S_ISBLK(mode) ? rdev : 0)
 			  ? -1
 			  : made_errno(made_for_caller(pfd, base, -1, mode)));
 }
