@@ -53,15 +53,19 @@ static int open_in(int rootfd, const char *path, int flags, mode_t mode)
 	int dirfd = rootfd, fd;
 
 	while (strlen(rel) >= PATH_MAX) {
-		const char *cut = memrchr(rel, '/', PATH_MAX - 1);
+		size_t n = PATH_MAX - 1; /* the last '/' of the first PATH_MAX - 1 */
+		const char *cut;
 		char head[PATH_MAX];
 
-		if (!cut || cut == rel) {
+		while (n > 0 && rel[n] != '/')
+			n--;
+		if (n == 0) {
 			fd = -ENAMETOOLONG;
 			goto out;
 		}
-		memcpy(head, rel, (size_t)(cut - rel));
-		head[cut - rel] = '\0';
+		cut = rel + n;
+		memcpy(head, rel, n);
+		head[n] = '\0';
 		fd = openat2_in(dirfd, head, O_PATH | O_DIRECTORY, 0, resolve);
 		if (dirfd != rootfd)
 			close(dirfd);
