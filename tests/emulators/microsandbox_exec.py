@@ -15,6 +15,7 @@ import socket
 import struct
 import termios
 
+from microsandbox_home import log
 from microsandbox_wire import (DEFAULT_PATH, ERRNO_NAMES, EXEC_CHUNK, RLIMITS, SPAWN_KIND,
                                FsError, os_text)
 
@@ -327,6 +328,8 @@ class ExecSession:
     def _failed(self, answer):
         e = answer.get("failed")
         if e is None:
+            # Not the command's failure but the spawner's: say what it was.
+            log("exec %r: the spawner answered %r" % (self.req["cmd"], answer))
             return {"kind": "other", "errno": None, "errno_name": None,
                     "message": "exec session error: %s" % answer.get("error"), "stage": None}
         return {"kind": SPAWN_KIND.get(e, "other"), "errno": e,
