@@ -16,7 +16,7 @@ import math
 import statistics
 import sys
 
-REMOTES = ["daytona", "rexec", "vtrix", "docker", "microsandbox"]
+REMOTES = ["daytona", "rexec", "vtrix", "docker", "microsandbox", "microsandbox-cloud"]
 # fuseref: libfuse's example passthrough_ll, the floor any FUSE filesystem
 # pays on the machine.
 TARGETS = ["native", "sbxfs", "fuseref", "sshfs"] + REMOTES
@@ -314,14 +314,20 @@ def request_rows(target, rows, big_label):
 def remote_note(t, m):
     """The bullet that says how remote target t was measured."""
     where = (f"the {t} emulator (`tests/emulators/{t}.py`) on 127.0.0.1"
-             if t not in ("docker", "microsandbox") else
+             if t not in ("docker", "microsandbox", "microsandbox-cloud") else
+             "the microsandbox emulator's stand-in for the cloud "
+             "(`tests/emulators/microsandbox_cloud.py`): its REST API and the agent "
+             "WebSocket on 127.0.0.1, as a network service"
+             if t == "microsandbox-cloud" else
              "Podman 4.3 with runc and vfs storage, through a counting proxy "
              "(`tests/emulators/engine.py`) on a Unix socket, a busybox image"
              if t == "docker" else
              "its emulator (`tests/emulators/microsandbox.py`): a fake `msb` and "
              "each sandbox's agent on a Unix socket of this machine, with "
              "no network between (the local backend)")
-    text = (f"- {t}: sbxfs `-o provider={t}` against {where}, one running sandbox. The corpus "
+    opt = "provider=microsandbox -o backend=cloud" if t == "microsandbox-cloud" \
+        else f"provider={t}"
+    text = (f"- {t}: sbxfs `-o {opt}` against {where}, one running sandbox. The corpus "
             "is copied into the sandbox on the emulator's side (as sshfs's lives on its "
             "server) and `cp -r` copies are removed there, outside the timing. "
             f"The corpus tree shows {m(t + '_entries', '?')} entries through it "

@@ -4,7 +4,9 @@
 # through sshfs to 127.0.0.1 and through sbxfs's remote providers (daytona,
 # rexec, vtrix) over their emulators (tests/emulators/NAME.py) on 127.0.0.1,
 # microsandbox over its emulator's msb and agent sockets (no network: a
-# local backend), and docker over real Podman behind a counting proxy
+# local backend) and over the emulator's stand-in for its cloud
+# (microsandbox-cloud: REST and the agent WebSocket, through the relay
+# with LATENCY_MS), and docker over real Podman behind a counting proxy
 # (engine.py), side by
 # side, and print a table of medians and ratios (plain text, then
 # Markdown for docs/performance.md), with each emulator's request counts per
@@ -26,7 +28,7 @@
 #   SBXFS         the sbxfs binary [REPO/build/sbxfs]
 #   SSH_PORT      first loopback port to try for our own sshd [2222]
 #   TARGETS       any of: native sbxfs fuseref sshfs daytona rexec vtrix docker
-#                 microsandbox [all nine]
+#                 microsandbox microsandbox-cloud [all ten]
 #   OPS           any of: find lsR grep cat cp exec [all six]
 #   OP_TIMEOUT    seconds before one timed operation is killed [900]
 #   MOUNT_TIMEOUT seconds to wait for a mount to appear [30]
@@ -89,7 +91,7 @@ CORPUS_SRC=${CORPUS_SRC:-/usr/include}
 EXEC_RUNS=${EXEC_RUNS:-20}
 SBXFS=${SBXFS:-$REPO/build/sbxfs}
 SSH_PORT=${SSH_PORT:-2222}
-REMOTES="daytona rexec vtrix docker microsandbox"
+REMOTES="daytona rexec vtrix docker microsandbox microsandbox-cloud"
 TARGETS=${TARGETS:-native sbxfs fuseref sshfs $REMOTES}
 TARGETS=${TARGETS//,/ }
 OP_TIMEOUT=${OP_TIMEOUT:-900}
@@ -108,7 +110,7 @@ uses_sbxfs() { has_target sbxfs || uses_remote; }
 
 [[ $(id -u) -eq 0 ]] || die "must run as root (it installs packages, starts sshd and drops caches)"
 for t in $TARGETS; do
-  case $t in native|sbxfs|fuseref|sshfs|daytona|rexec|vtrix|docker|microsandbox) ;;
+  case $t in native|sbxfs|fuseref|sshfs|daytona|rexec|vtrix|docker|microsandbox|microsandbox-cloud) ;;
     *) die "unknown target '$t' in TARGETS" ;; esac
 done
 for op in $OPS; do
@@ -128,7 +130,12 @@ if uses_sbxfs; then
 fi
 # The emulator of each remote target; docker's is real Podman behind a
 # counting proxy (tests/emulators/engine.py).
-emu_name() { if [[ $1 == docker ]]; then echo engine; else echo "$1"; fi; }
+# The emulator of target $1 (microsandbox-cloud: the microsandbox hub's
+# stand-in for the cloud), and the provider it mounts.
+emu_name() {
+  case $1 in docker) echo engine ;; microsandbox-cloud) echo microsandbox ;; *) echo "$1" ;; esac
+}
+provider_of() { echo "${1%-cloud}"; }
 for t in $TARGETS; do
   is_remote "$t" || continue
   [[ -f $REPO/tests/emulators/$(emu_name "$t").py ]] ||
@@ -169,7 +176,8 @@ install_deps() {
     command -v curl >/dev/null || pkgs+=(curl)
     [[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c 'import aiohttp' 2>/dev/null ||
       pkgs+=(python3-aiohttp)
-    has_target microsandbox && ! /usr/bin/python3 -c 'import cbor2' 2>/dev/null &&
+    { has_target microsandbox || has_target microsandbox-cloud; } &&
+      ! /usr/bin/python3 -c 'import cbor2' 2>/dev/null &&
       pkgs+=(python3-cbor2)
   fi
   ((${#pkgs[@]})) || return 0
@@ -324,7 +332,7 @@ for t in $TARGETS; do
     [[ -e $f ]] && emu_files+=("tests/emulators/${f##*/}")
   done
   (cd "$REPO" && cp "${emu_files[@]}" "$RUN/")
-  if [[ $t == microsandbox ]]; then
+  if [[ $t == microsandbox* ]]; then
     # An msb on PATH that runs the copy.
     mkdir -p "$RUN/bin"
     printf '#!/bin/sh\nexec /usr/bin/python3 %s/microsandbox.py cli "$@"\n' "$RUN" >"$RUN/bin/msb"
@@ -591,6 +599,7 @@ emu_args() {
     rexec)   printf '%s\n' --token "${EMU_KEY[$1]}" --mode new ;;
     vtrix)   printf '%s\n' --token "${EMU_KEY[$1]}" --project bench-project ;;
     microsandbox) printf '%s\n' --delay 0 ;;
+    microsandbox-cloud) printf '%s\n' --delay 0 --cloud-key "${EMU_KEY[$1]}" ;;
   esac
 }
 
@@ -618,6 +627,9 @@ remote_env() {
                VTRIX_PROJECT_ID=bench-project VTRIX_USER_ID=bench-user ;;
     docker)  printf '%s\n' "DOCKER_HOST=unix://$sock" ;;
     microsandbox) printf '%s\n' "PATH=$RUN/bin:$PATH" "MSB_HOME=$RUN/$1-emu" ;;
+    # The cloud: REST and the agent's WebSocket, through the relay.
+    microsandbox-cloud) printf '%s\n' "MSB_HOME=$RUN/$1-emu" MSB_BACKEND=cloud \
+                          "MSB_API_URL=$(mount_url "$1" "")" "MSB_API_KEY=${EMU_KEY[$1]}" ;;
   esac
 }
 
@@ -665,7 +677,7 @@ start_emulator() {
   mapfile -t args < <(emu_args "$t")
   # It prints its port on stdout once listening (the file keeps stdout
   # open) and one line per request on stderr.
-  /usr/bin/python3 "$RUN/$t.py" --root "$RUN/$t-emu" --port 0 "${args[@]}" \
+  /usr/bin/python3 "$RUN/$(emu_name "$t").py" --root "$RUN/$t-emu" --port 0 "${args[@]}" \
     </dev/null >"$RUN/$t-emu.port" 2>>"$RUN/$t-emu.log" &
   EMU_PID[$t]=$!
   for ((i = 0; i < MOUNT_TIMEOUT * 10; i++)); do
@@ -678,7 +690,7 @@ start_emulator() {
   done
   [[ $port =~ ^[0-9]+$ ]] || die "the $t emulator did not listen after ${MOUNT_TIMEOUT}s"
   EMU_PORT[$t]=$port
-  log "$t emulator (pid ${EMU_PID[$t]}, copy of tests/emulators/$t.py) on 127.0.0.1:$port"
+  log "$t emulator (pid ${EMU_PID[$t]}, copy of tests/emulators/$(emu_name "$t").py) on 127.0.0.1:$port"
 }
 
 mount_remote() {
@@ -686,7 +698,7 @@ mount_remote() {
   mnt=$(remote_mnt "$t")
   unmount_fuse "$mnt" "${MOUNT_PID[$t]:-}"
   mapfile -t env < <(remote_env "$t")
-  local opts=("provider=$t")
+  local opts=("provider=$(provider_of "$t")")
   [[ $t == docker ]] && opts+=("image=$DOCKER_IMAGE")
   env "${env[@]}" "$SBXFS" -f -o "$(IFS=,; echo "${opts[*]}")" -o "state_dir=$RUN/state-$t" "$mnt" \
     </dev/null >>"$RUN/$t.log" 2>&1 &

@@ -384,7 +384,7 @@ int box_list_refresh(struct sbxfs *fs)
 	free(fs->list);
 	fs->list = l.names;
 	fs->list_n = l.n;
-	fs->list_expires = now + fs->provider->desc->entry_timeout;
+	fs->list_expires = now + fs->provider->entry_timeout;
 	pthread_mutex_unlock(&fs->list_lock);
 	return 0;
 }

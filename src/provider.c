@@ -227,6 +227,8 @@ struct sbx_provider *sbx_provider_new(const char *name)
 			return NULL;
 		p->desc = providers[i];
 		p->ops = *providers[i]->ops;
+		p->attr_timeout = providers[i]->attr_timeout;
+		p->entry_timeout = providers[i]->entry_timeout;
 		fill_defaults(&p->ops);
 		return p;
 	}

@@ -52,8 +52,8 @@ int tree_open(struct sbxfs *fs, const char *name, const struct sbx_kvlist *popts
 	fs->uid = getuid();
 	fs->gid = getgid();
 	fs->started = time(NULL);
-	fs->attr_timeout = fs->provider->desc->attr_timeout;
-	fs->entry_timeout = fs->provider->desc->entry_timeout;
+	fs->attr_timeout = fs->provider->attr_timeout;
+	fs->entry_timeout = fs->provider->entry_timeout;
 	if (o->attr_timeout >= 0)
 		fs->attr_timeout = fs->entry_timeout = o->attr_timeout;
 	fs->subtree_entries = o->subtree_mib ? o->subtree_entries : 0;

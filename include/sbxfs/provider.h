@@ -519,6 +519,10 @@ struct sbx_provider {
 	const struct sbx_provider_desc *desc;
 	struct sbx_provider_ops ops; /* every slot non-NULL */
 	void *priv;
+	/* The desc's timeouts, which init may change for this instance (a
+	 * backend far away trusts what it was told longer). */
+	double attr_timeout;
+	double entry_timeout;
 };
 
 /* The providers built in. */

@@ -614,6 +614,8 @@ static int msb_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 		goto fail;
 	}
 	m->cloud = backend && !strcmp(backend, "cloud");
+	if (m->cloud) /* far away: trusted as long as the other services */
+		p->attr_timeout = p->entry_timeout = 10.0;
 	if (remote_opt_mib(&cache_max, opts, "cache_max", 1ull << 40) ||
 	    remote_opt_seconds(&timeout_s, opts, "timeout", 86400))
 		goto fail;
