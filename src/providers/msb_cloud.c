@@ -91,16 +91,27 @@ static int call(struct msb *m, struct http_resp *r, const char *method, const ch
 	return rc;
 }
 
-/* /v1/sandboxes/by-name/NAME{suffix} into sb. */
-static int by_name(struct strbuf *sb, const char *box, const char *suffix)
+/*
+ * A request about sandbox `box`: METHOD {api_url}/v1/sandboxes/by-name/BOX
+ * {suffix}, whose failure text names "VERB sandbox "BOX"" (`what`, kept
+ * for the caller's own texts).  As call().
+ */
+static int box_call(struct msb *m, struct http_resp *r, const char *method,
+		    const char *box, const char *suffix, cJSON *body, int flags,
+		    int timeout_ms, const char *verb, char what[128])
 {
-	int rc = strbuf_addf(sb, "/v1/sandboxes/by-name/");
+	struct strbuf path = STRBUF_INIT(4096);
+	int rc = strbuf_addf(&path, "/v1/sandboxes/by-name/");
 
+	snprintf(what, 128, "%s sandbox \"%s\"", verb, box);
 	if (!rc)
-		rc = http_escape(sb, box);
+		rc = http_escape(&path, box);
 	if (!rc)
-		rc = strbuf_addf(sb, "%s", suffix);
-	return rc ? -ENOMEM : 0;
+		rc = strbuf_addf(&path, "%s", suffix);
+	rc = rc ? -ENOMEM
+		: call(m, r, method, path.buf, body, flags, timeout_ms, what, NULL);
+	strbuf_release(&path);
+	return rc;
 }
 
 int msb_cloud_list(struct msb *m, int (*fn)(void *ctx, const struct msb_box *b),
@@ -138,16 +149,11 @@ int msb_cloud_list(struct msb *m, int (*fn)(void *ctx, const struct msb_box *b),
 int msb_cloud_inspect(struct msb *m, struct msb_box *b, struct msb_runtime *rt,
 		      const char *box)
 {
-	struct strbuf path = STRBUF_INIT(4096);
 	struct http_resp r;
 	char what[128];
-	int rc = by_name(&path, box, "");
+	int rc = box_call(m, &r, "GET", box, "", NULL, REMOTE_REQ_IDEMPOTENT, 0, "get",
+			  what);
 
-	snprintf(what, sizeof(what), "get sandbox \"%s\"", box);
-	if (!rc)
-		rc = call(m, &r, "GET", path.buf, NULL, REMOTE_REQ_IDEMPOTENT, 0, what,
-			  NULL);
-	strbuf_release(&path);
 	if (rc)
 		return rc;
 	rc = msb_parse_cloud_box(b, rt, r.body.buf ? r.body.buf : "", r.body.len);
@@ -251,52 +257,42 @@ int msb_cloud_create(struct msb *m, const char *box, const char *image,
 
 int msb_cloud_lifecycle(struct msb *m, const char *verb, const char *box)
 {
-	struct strbuf path = STRBUF_INIT(4096);
 	char what[128], suffix[96];
-	cJSON *body = cJSON_CreateObject();
+	cJSON *body;
 	struct http_resp r;
 	int start = !strcmp(verb, "start"), rc;
 
 	if (!start && strcmp(verb, "stop")) {
-		cJSON_Delete(body);
 		sbx_failf("microsandbox: the cloud has no \"%s\" (start, stop, restart, "
 			  "delete)",
 			  verb);
 		return -ENOTSUP;
 	}
-	/* The verb is one of two words: the literal keeps a sanitizer
-	 * build's format check quiet. */
-	snprintf(what, sizeof(what), "%s sandbox \"%s\"", start ? "start" : "stop", box);
 	if (start)
 		snprintf(suffix, sizeof(suffix),
 			 "/start?wait_for=running&wait_timeout=%d", START_WAIT_S);
 	else
 		snprintf(suffix, sizeof(suffix), "/stop");
-	rc = body ? by_name(&path, box, suffix) : -ENOMEM;
-	if (!rc)
-		rc = call(m, &r, "POST", path.buf, body, REMOTE_REQ_IDEMPOTENT,
-			  start ? START_MS : 0, what, NULL);
+	body = cJSON_CreateObject();
+	/* The verb as a literal keeps a sanitizer build's format check quiet. */
+	rc = body ? box_call(m, &r, "POST", box, suffix, body, REMOTE_REQ_IDEMPOTENT,
+			     start ? START_MS : 0, start ? "start" : "stop", what)
+		  : -ENOMEM;
 	if (!rc)
 		http_resp_release(&r);
 	cJSON_Delete(body);
-	strbuf_release(&path);
 	return rc;
 }
 
 int msb_cloud_remove(struct msb *m, const char *box)
 {
-	struct strbuf path = STRBUF_INIT(4096);
 	struct http_resp r;
 	char what[128];
-	int rc = by_name(&path, box, "");
+	int rc = box_call(m, &r, "DELETE", box, "", NULL, REMOTE_REQ_IDEMPOTENT, 0,
+			  "remove", what);
 
-	snprintf(what, sizeof(what), "remove sandbox \"%s\"", box);
-	if (!rc)
-		rc = call(m, &r, "DELETE", path.buf, NULL, REMOTE_REQ_IDEMPOTENT, 0, what,
-			  NULL);
 	if (!rc)
 		http_resp_release(&r);
-	strbuf_release(&path);
 	return rc;
 }
 
