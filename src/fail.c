@@ -3,6 +3,7 @@
  * served was interrupted, per thread (see provider.h). */
 #include <stdarg.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "sbxfs/log.h"
@@ -92,4 +93,10 @@ void sbx_caller_set(uid_t uid, gid_t gid)
 void sbx_caller_clear(void)
 {
 	caller.known = 0;
+}
+
+int sbx_caller_other(struct sbx_caller *c)
+{
+	*c = caller;
+	return c->known && (c->uid != geteuid() || c->gid != getegid());
 }

@@ -15,6 +15,33 @@
 #include "sbxfs/synth.h"
 #include "fs_int.h"
 
+/*
+ * An open that truncated a file (O_TRUNC, which the kernel hands us whole)
+ * for a user who is not root: clear set-user-ID, and set-group-ID of a
+ * group-executable file, as the kernel does for a truncate and leaves to
+ * us here.  `st` is the file's after the open.  A chmod that fails is
+ * logged; the open stands.
+ */
+static void trunc_kills_suid(fuse_req_t req, struct sbxfs *fs, struct node *n,
+			     const char *path, const struct stat *st)
+{
+	mode_t m = st->st_mode & 07777;
+	int rc;
+
+	if (fuse_req_ctx(req)->uid == 0 || !S_ISREG(st->st_mode) ||
+	    !fs->provider->ops.chmod)
+		return;
+	m &= ~(mode_t)S_ISUID;
+	if (m & S_IXGRP)
+		m &= ~(mode_t)S_ISGID;
+	if (m == (st->st_mode & 07777))
+		return;
+	rc = fs->provider->ops.chmod(fs->provider, n->box->name, path, m);
+	if (rc)
+		attr_report(n->box, rc, "chmod", path);
+	cache_note(fs->cache, n->box->name, path, CACHE_CHANGED, S_IFREG);
+}
+
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		    struct node *parent, const char *name, mode_t mode)
 {
@@ -56,6 +83,8 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		return;
 	}
 	fi->fh = fh;
+	if (!parent && (flags & O_TRUNC))
+		trunc_kills_suid(req, fs, n, path, &st);
 	if (!parent) {
 		__atomic_store_n(&n->open_fh, fh, __ATOMIC_RELEASE);
 		__atomic_add_fetch(&n->opens, 1, __ATOMIC_ACQ_REL);

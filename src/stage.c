@@ -253,6 +253,20 @@ void stage_close(struct staged *f)
 	pthread_mutex_unlock(&s->lock);
 }
 
+int stage_fstat(const struct staged *f, struct stat *st)
+{
+	if (fstat(f->fd, st))
+		return -errno;
+	st->st_mode = f->mode;
+	st->st_ino = 0; /* the copy's, not the remote file's */
+	st->st_dev = 0;
+	if (f->owner_known) {
+		st->st_uid = f->uid;
+		st->st_gid = f->gid;
+	}
+	return 0;
+}
+
 int stage_stat(struct stage *s, const char *box, const char *path, struct stat *st)
 {
 	struct staged *f;
@@ -264,11 +278,8 @@ int stage_stat(struct stage *s, const char *box, const char *path, struct stat *
 		f->refs++;
 		pthread_mutex_unlock(&s->lock);
 		pthread_mutex_lock(&f->lock);
-		if (f->dirty && !fstat(f->fd, st)) {
-			st->st_mode = f->mode;
+		if (f->dirty && !stage_fstat(f, st)) {
 			st->st_nlink = 1;
-			st->st_ino = 0; /* the copy's, not the remote file's */
-			st->st_dev = 0;
 			rc = 0;
 		}
 		pthread_mutex_unlock(&f->lock);

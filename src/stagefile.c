@@ -34,6 +34,7 @@ void stagefile_init(struct stagefile *sf, const struct stagefile_ops *ops,
 	sf->ops = ops;
 	sf->stage = stage;
 	sf->ctx = ctx;
+	sf->give = NULL;
 }
 
 /* Does the copy hold the remote file that info describes in st?  A copy
@@ -76,14 +77,19 @@ static int fetch(struct stagefile *sf, struct staged *f, const char *box,
 	return 0;
 }
 
-/* A new file: it exists here, as its copy, until an upload. */
+/* A new file: it exists here, as its copy, until an upload, and is its
+ * creator's. */
 static int create_new(struct staged *f, mode_t mode)
 {
 	int rc = ftruncate(f->fd, 0) ? -errno : 0;
+	struct sbx_caller c;
 
 	f->fetched = 0;
 	f->dirty = 1;
 	f->mode = S_IFREG | (mode & 07777);
+	f->owner_known = f->give = sbx_caller_other(&c);
+	f->uid = c.uid;
+	f->gid = c.gid;
 	return rc;
 }
 
@@ -115,6 +121,10 @@ static int revalidate(struct handle *h, const char *box, const char *path, int f
 		return create_new(f, mode);
 	if (rc)
 		return rc;
+	f->owner_known = 1;
+	f->give = 0;
+	f->uid = remote.st_uid;
+	f->gid = remote.st_gid;
 	if ((flags & O_CREAT) && (flags & O_EXCL))
 		return -EEXIST;
 	if (S_ISDIR(remote.st_mode))
@@ -151,15 +161,12 @@ static int revalidate(struct handle *h, const char *box, const char *path, int f
 static int open_stat(const struct handle *h, struct stat *st)
 {
 	const struct staged *f = h->f;
+	int rc = stage_fstat(f, st);
 
-	if (fstat(f->fd, st))
-		return -errno;
+	if (rc)
+		return rc;
 	if (h->lazy)
 		st->st_mtim = h->remote.st_mtim;
-	/* The copy's own inode is no identity of the remote file. */
-	st->st_ino = 0;
-	st->st_dev = 0;
-	st->st_mode = f->mode;
 	st->st_nlink = 1;
 	if (f->fetched && !f->dirty && f->remote_size >= 0 &&
 	    f->remote_mtime.tv_nsec != UTIME_OMIT)
@@ -255,11 +262,8 @@ int stagefile_fgetattr(struct sbx_provider *p, struct stat *out, uint64_t fh)
 
 	/* A file unlinked while open lives on in its copy. */
 	pthread_mutex_lock(&f->lock);
-	if (fstat(f->fd, out))
-		rc = -errno;
-	out->st_mode = f->mode;
+	rc = stage_fstat(f, out);
 	out->st_nlink = 0;
-	out->st_ino = out->st_dev = 0;
 	pthread_mutex_unlock(&f->lock);
 	return rc;
 }
@@ -368,6 +372,11 @@ static int upload(struct stagefile *sf, struct staged *f)
 		rc = sf->ops->info(sf->ctx, &remote, box, path);
 	if (!rc)
 		rc = uploaded(sf, f, path, &remote, local.st_size);
+	if (!rc && f->give) {
+		if (sf->give)
+			sf->give(sf, box, path, f->uid, f->gid, f->mode & 07777);
+		f->give = 0;
+	}
 out:
 	free(box);
 	free(path);

@@ -332,13 +332,10 @@ def _norm_find(out):
     return sorted(rows)
 
 
-def test_differential(box, tmp_path):
-    seed = int(os.environ.get("SBXFS_SEED", random.randrange(1 << 31)))
-    nops = int(os.environ.get("SBXFS_DIFF_OPS", "300"))
-    print("differential: SBXFS_SEED=%d SBXFS_DIFF_OPS=%d" % (seed, nops))
+def skipped(provider):
+    """The kinds of operation not compared on provider: SBXFS_DIFF_SKIP's,
+    and what the provider documents it cannot do."""
     skip = os.environ.get("SBXFS_DIFF_SKIP", "")
-    # What the provider documents it cannot do is not compared.
-    provider = box.mount.provider
     if helpers.unsupported(provider, "symlink"):
         skip += ",symlink,readlink"
     if helpers.unsupported(provider, "nlink"):
@@ -347,6 +344,15 @@ def test_differential(box, tmp_path):
         skip += ",shell"
     if helpers.unsupported(provider, "ns_times"):
         skip += ",utime"
+    return skip
+
+
+def test_differential(box, tmp_path):
+    seed = int(os.environ.get("SBXFS_SEED", random.randrange(1 << 31)))
+    nops = int(os.environ.get("SBXFS_DIFF_OPS", "300"))
+    print("differential: SBXFS_SEED=%d SBXFS_DIFF_OPS=%d" % (seed, nops))
+    provider = box.mount.provider
+    skip = skipped(provider)
     if not host_shell_works():
         print("no user namespaces for the plain side: no shell operations")
         skip += ",shell"

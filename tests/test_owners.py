@@ -1,8 +1,10 @@
 """Names made through the mount belong to whoever made them, with the mode
 they asked for (the kernel has applied their umask; the daemon's must not
-apply again).  On `local`, mounted allow_other,default_permissions by
-root and driven by another user, as a shared machine would have it; the
-remote providers' APIs cannot give a file a host user's owner."""
+apply again).  Mounted allow_other,default_permissions by root and driven
+by another user, as a shared machine would have it: `local` makes names
+as their callers; a remote provider's service makes them as its own user
+and sbxfs then gives them to their maker (chown in the sandbox), which
+the sandbox itself must show."""
 
 import json
 import os
@@ -15,20 +17,18 @@ import pytest
 
 import conftest
 import helpers
+import test_differential
 
 NOBODY = 65534
 
-pytestmark = pytest.mark.skipif("local" not in conftest.PROVIDERS,
-                                reason="the local provider's own files")
-
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory):
+def shared(tmp_path_factory, provider):
     if os.getuid() != 0 or not shutil.which("setpriv"):
         pytest.skip("needs root and setpriv to act as another user")
-    for m in conftest.own_mount(tmp_path_factory, "local",
+    for m in conftest.own_mount(tmp_path_factory, provider,
                                 ["allow_other", "default_permissions"],
-                                hint="owners"):
+                                hint="owners-" + provider.replace("@", "-")):
         # The other user must reach the mount through pytest's directories.
         d = os.path.dirname(m.path)
         while d != "/":
@@ -51,6 +51,8 @@ def as_nobody(code, *args):
 
 def test_names_made_are_the_callers(shared):
     box = helpers.new_box(shared, "owners")
+    symlinks = "" if helpers.unsupported(shared.provider, "symlink") else "1"
+    names = ["sub", "file", "bare", "sub/inner"] + (["link"] if symlinks else [])
     try:
         d = box.r("tmp", "shared-dir")
         os.mkdir(d)
@@ -61,21 +63,34 @@ def test_names_made_are_the_callers(shared):
                   "os.write(fd, b'x'); os.close(fd)\n"
                   "fd = os.open(d + '/bare', os.O_CREAT | os.O_WRONLY, 0o4777)\n"
                   "os.close(fd)\n"
-                  "os.symlink('file', d + '/link')\n"
+                  "if sys.argv[2]: os.symlink('file', d + '/link')\n"
                   # Their own, so they may chmod it (EPERM if it were root's).
                   "os.chmod(d + '/sub', 0o700)\n"
                   "fd = os.open(d + '/sub/inner', os.O_CREAT | os.O_RDONLY, 0o640)\n"
-                  "os.close(fd)\n", d)
+                  "os.close(fd)\n"
+                  # Theirs on the server too: written again, 0644.
+                  "fd = os.open(d + '/file', os.O_WRONLY | os.O_APPEND)\n"
+                  "os.write(fd, b'y'); os.close(fd)\n", d, symlinks)
         # As on a native file system, a write by a user who is not root
         # clears set-user-ID.
         for name, mode in (("sub", stat.S_IFDIR | 0o700),
                            ("file", stat.S_IFREG | 0o777),
                            ("bare", stat.S_IFREG | 0o4777),
                            ("link", None), ("sub/inner", stat.S_IFREG | 0o640)):
+            if name not in names:
+                continue
             st = os.lstat(os.path.join(d, name))
             assert (st.st_uid, st.st_gid) == (NOBODY, NOBODY), (name, st)
             if mode is not None:
                 assert st.st_mode == mode, (name, oct(st.st_mode))
+        assert helpers.read_bytes(os.path.join(d, "file")) == b"xy"
+        if shared.provider != "local":
+            # What the kernel caches from the replies is not the proof:
+            # the sandbox itself must show the owners.
+            out = box.check("cd /tmp/shared-dir && stat -c '%n %u %g' " +
+                            " ".join(names))
+            owners = dict((l.split()[0], l.split()[1:]) for l in out.splitlines())
+            assert owners == {n: ["65534", "65534"] for n in names}, out
         # A name root makes stays root's.
         helpers.put(os.path.join(d, "roots"), "r")
         assert os.stat(os.path.join(d, "roots")).st_uid == 0
@@ -93,6 +108,7 @@ sys.path.insert(0, sys.argv[1])
 import test_differential as td
 
 seed, nops, plain, mnt = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+skip = sys.argv[6]
 os.umask(0o022)
 
 def state(base, rel):
@@ -111,7 +127,7 @@ def links(base):
             by_ino.setdefault(os.lstat(p).st_ino, []).append(os.path.relpath(p, base))
     return sorted(sorted(v) for v in by_ino.values() if len(v) > 1)
 
-ops = td.gen_ops(random.Random(seed), nops, "shell")
+ops = td.gen_ops(random.Random(seed), nops, skip)
 for i, op in enumerate(ops):
     a, b = td.apply(plain, op), td.apply(mnt, op)
     where = None
@@ -149,7 +165,8 @@ def test_differential_as_another_user(shared, tmp_path):
             os.chmod(os.path.dirname(d), 0o777)
         os.chmod(tmp_path, 0o711)
         out = as_nobody(AS_OTHER, os.path.dirname(os.path.abspath(__file__)), str(seed),
-                        str(nops), plain, mnt)
+                        str(nops), plain, mnt,
+                        "shell," + test_differential.skipped(shared.provider))
         verdict = json.loads(out)
         print(verdict)
         assert "ok" in verdict, "SBXFS_SEED=%d: %s" % (seed, verdict)

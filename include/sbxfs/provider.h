@@ -596,4 +596,13 @@ struct sbx_caller sbx_caller(void);
 void sbx_caller_set(uid_t uid, gid_t gid);
 void sbx_caller_clear(void);
 
+/*
+ * Is the caller another user than the daemon's (another uid or gid, as
+ * allow_other lets in)?  Then *c is who, and a provider whose service
+ * makes names as one user of its own gives them to *c afterwards.  0
+ * outside a request and for the daemon's own user, whose names keep the
+ * owner the service gives them at no extra cost.
+ */
+int sbx_caller_other(struct sbx_caller *c);
+
 #endif

@@ -37,6 +37,13 @@ struct staged {
 	off_t remote_size; /* what the server showed when fetched */
 	struct timespec remote_mtime;
 	mode_t mode; /* S_IFREG | permission bits to report */
+	/* The owner to report (owner_known): the server's, or for a file
+	 * created here by another user than the daemon's
+	 * (sbx_caller_other()), theirs, which its first upload gives it on
+	 * the server too (give; stagefile.h). */
+	int owner_known, give;
+	uid_t uid;
+	gid_t gid;
 
 	/* Guarded by the stage's lock. */
 	char *box, *path;
@@ -64,6 +71,13 @@ void stage_close(struct staged *f);
  * the caller frees both.  -ENOMEM, or -ENOENT if it was unlinked (then
  * both are NULL). */
 int stage_where(struct staged *f, char **box, char **path);
+
+/*
+ * The attributes of the file the copy f (locked by the caller) stands
+ * for: the copy's size and times, f's mode and owner (the daemon's if
+ * it knows none), no inode number.  0 or -errno.
+ */
+int stage_fstat(const struct staged *f, struct stat *st);
 
 /* Was the copy open (opens > 1) when the caller opened it? */
 int stage_shared(struct staged *f);

@@ -115,6 +115,17 @@ struct stagefile {
 	const struct stagefile_ops *ops;
 	struct stage *stage; /* borrowed: the provider frees it */
 	void *ctx;	     /* passed to every op */
+	/*
+	 * give: optional, set by the layer that embeds sf (remote.h).  Make
+	 * box:path, just uploaded for the first time, belong to uid and gid:
+	 * the user who created it, another than the daemon's, keeping its
+	 * permission bits `mode` (which a chown may clear).  Best effort:
+	 * a service that cannot leaves the owner it gave, and give says so
+	 * in the log; the upload stands.  NULL: files keep the service's
+	 * owner.
+	 */
+	void (*give)(struct stagefile *sf, const char *box, const char *path, uid_t uid,
+		     gid_t gid, mode_t mode);
 };
 
 void stagefile_init(struct stagefile *sf, const struct stagefile_ops *ops,

@@ -265,6 +265,8 @@ int dt_mkdir(struct sbx_provider *p, const char *box, const char *path, mode_t m
 	/* The folder call's mode loses setgid and sticky, as chmod's does. */
 	if (!rc && (mode & 07000))
 		rc = set_mode(DT(p), box, path, mode);
+	if (!rc)
+		remote_give(&DT(p)->r, box, path);
 	return rc;
 }
 

@@ -706,6 +706,7 @@ static int dk_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	stage = NULL;
 	dk->r.run = dk_run;
 	dk->r.box_ops = &dk_box_ops;
+	dk->r.forget = dk_forget;
 	rc = negotiate(dk);
 	if (rc)
 		goto fail;
@@ -771,7 +772,7 @@ static const struct sbx_provider_ops docker_ops = {
 	.release = stagefile_release,
 	.rmdir = remote_rmdir,
 	.truncate = remote_truncate,
-	.utimens = dk_utimens,
+	.utimens = remote_utimens,
 	.link = remote_link,
 	.statfs = remote_statfs,
 	.readdir = dk_readdir,
@@ -781,7 +782,7 @@ static const struct sbx_provider_ops docker_ops = {
 	.unlink = remote_unlink,
 	.rename = remote_rename,
 	.chmod = remote_chmod,
-	.chown = dk_chown,
+	.chown = remote_chown,
 	.symlink = remote_symlink,
 	.readlink = dk_readlink,
 	.cmd_start = dk_cmd_start,

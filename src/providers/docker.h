@@ -119,12 +119,8 @@ int dk_owners_fill(struct dk_owners *o, struct stat *st, const char *box,
 int dk_owners_known(struct dk_owners *o, const char *box, const char *path);
 /* Forget box:path (its owner changed: chown). */
 void dk_owners_forget(struct dk_owners *o, const char *box, const char *path);
-/* The provider's chown and utimens: the remote layer's, then the memory
- * forgets the path. */
-int dk_chown(struct sbx_provider *p, const char *box, const char *path, uid_t uid,
-	     gid_t gid);
-int dk_utimens(struct sbx_provider *p, const char *box, const char *path,
-	       const struct timespec ts[2]);
+/* The remote layer's forget (remote.h): the memory forgets box:path. */
+void dk_forget(struct remote *r, const char *box, const char *path);
 
 /* ---- docker_parse.c ---- */
 

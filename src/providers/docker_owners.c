@@ -156,20 +156,7 @@ void dk_owners_forget(struct dk_owners *o, const char *box, const char *path)
 	pthread_mutex_unlock(&o->lock);
 }
 
-int dk_chown(struct sbx_provider *p, const char *box, const char *path, uid_t uid,
-	     gid_t gid)
+void dk_forget(struct remote *r, const char *box, const char *path)
 {
-	int rc = remote_chown(p, box, path, uid, gid);
-
-	dk_owners_forget(DK(p)->owners, box, path);
-	return rc;
-}
-
-int dk_utimens(struct sbx_provider *p, const char *box, const char *path,
-	       const struct timespec ts[2])
-{
-	int rc = remote_utimens(p, box, path, ts);
-
-	dk_owners_forget(DK(p)->owners, box, path);
-	return rc;
+	dk_owners_forget(((struct dk *)r)->owners, box, path);
 }

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -19,6 +20,9 @@
 #define STAT_MAX (1u << 16)
 #define LISTING_MAX (48u << 20)
 
+static void give_staged(struct stagefile *sf, const char *box, const char *path,
+			uid_t uid, gid_t gid, mode_t mode);
+
 void remote_init(struct remote *r, const char *name, unsigned flags, struct stage *stage,
 		 const struct stagefile_ops *ops, void *ctx)
 {
@@ -26,6 +30,7 @@ void remote_init(struct remote *r, const char *name, unsigned flags, struct stag
 	r->flags = flags;
 	r->stage = stage;
 	stagefile_init(&r->files, ops, stage, ctx);
+	r->files.give = give_staged;
 }
 
 int remote_runf(struct remote *r, const char *box, const char *what, int flags,
@@ -240,6 +245,82 @@ static int run_built(struct remote *r, const char *box, const char *what, int fl
 	return rc;
 }
 
+/* ---- new names are their makers' ---- */
+
+/* A name that another user made stays the service's: say so, with the
+ * sandbox's words (`why`). */
+static void not_given(struct remote *r, const char *path, uid_t uid, gid_t gid,
+		      const char *why)
+{
+	size_t n = strcspn(why, "\n");
+
+	sbx_warn(
+		"%s: \"%s\" keeps the owner the service gave it, not uid %u gid %u: %.*s",
+		r->name, path, (unsigned)uid, (unsigned)gid, (int)n, why);
+}
+
+/* Give box:path to uid and gid in a round trip of its own; `mode` as
+ * sh_give() takes it. */
+static void give_to(struct remote *r, const char *box, const char *path, uid_t uid,
+		    gid_t gid, mode_t mode)
+{
+	struct strbuf s = STRBUF_INIT(SCRIPT_MAX);
+	int rc = run_built(r, box, "give", REMOTE_RUN_RETRY, NULL, &s,
+			   sh_give(&s, path, (unsigned)uid, (unsigned)gid, mode));
+
+	if (rc) {
+		not_given(r, path, uid, gid, sbx_fail_text());
+		sbx_fail_clear();
+	} else if (r->forget) {
+		r->forget(r, box, path);
+	}
+}
+
+static void give_staged(struct stagefile *sf, const char *box, const char *path,
+			uid_t uid, gid_t gid, mode_t mode)
+{
+	give_to((struct remote *)((char *)sf - offsetof(struct remote, files)), box, path,
+		uid, gid, mode);
+}
+
+void remote_give(struct remote *r, const char *box, const char *path)
+{
+	struct sbx_caller c;
+
+	if (sbx_caller_other(&c))
+		give_to(r, box, path, c.uid, c.gid, 0);
+}
+
+/*
+ * Run the script in s (built with result rc) that makes box:path, and
+ * if another user made it, give it to them in the same round trip.  s is
+ * released.
+ */
+static int run_making(struct remote *r, const char *box, const char *what,
+		      const char *path, struct strbuf *s, int rc)
+{
+	struct strbuf w = STRBUF_INIT(SCRIPT_MAX), out = STRBUF_INIT(1u << 16);
+	struct sbx_caller c;
+
+	if (rc || !sbx_caller_other(&c))
+		return run_built(r, box, what, 0, NULL, s, rc);
+	/* The script exits with its errno; give's words, if it cannot,
+	 * come back as output. */
+	rc = strbuf_addf(&w, "( %s ) || exit $?; ( ", s->buf);
+	if (!rc)
+		rc = sh_give(&w, path, (unsigned)c.uid, (unsigned)c.gid, 0);
+	if (!rc)
+		rc = strbuf_addf(&w, " ); exit 0");
+	strbuf_release(s);
+	rc = run_built(r, box, what, 0, &out, &w, rc);
+	if (!rc && out.len)
+		not_given(r, path, c.uid, c.gid, out.buf);
+	else if (!rc && r->forget)
+		r->forget(r, box, path);
+	strbuf_release(&out);
+	return rc;
+}
+
 int remote_rmdir(struct sbx_provider *p, const char *box, const char *path)
 {
 	struct remote *r = REMOTE(p);
@@ -258,9 +339,12 @@ int remote_symlink(struct sbx_provider *p, const char *box, const char *target,
 	struct strbuf s = STRBUF_INIT(SCRIPT_MAX);
 	int rc = NATIVE(r, symlink, box, target, path);
 
-	if (rc != -ENOSYS)
+	if (rc != -ENOSYS) {
+		if (!rc)
+			remote_give(r, box, path);
 		return rc;
-	return run_built(r, box, "symlink", 0, NULL, &s, sh_symlink(&s, target, path));
+	}
+	return run_making(r, box, "symlink", path, &s, sh_symlink(&s, target, path));
 }
 
 int remote_link(struct sbx_provider *p, const char *box, const char *from, const char *to)
@@ -271,7 +355,10 @@ int remote_link(struct sbx_provider *p, const char *box, const char *from, const
 
 	if (!rc)
 		rc = sh_link(&s, from, to);
-	return run_built(r, box, "link", 0, NULL, &s, rc);
+	rc = run_built(r, box, "link", 0, NULL, &s, rc);
+	if (!rc && r->forget)
+		r->forget(r, box, from);
+	return rc;
 }
 
 int remote_chown(struct sbx_provider *p, const char *box, const char *path, uid_t uid,
@@ -287,7 +374,10 @@ int remote_chown(struct sbx_provider *p, const char *box, const char *path, uid_
 	if (!rc && (rc = NATIVE(r, chown, box, path, uid, gid)) != -ENOSYS)
 		return rc;
 	rc = sh_chown(&s, path, (unsigned)uid, (unsigned)gid);
-	return run_built(r, box, "chown", REMOTE_RUN_RETRY, NULL, &s, rc);
+	rc = run_built(r, box, "chown", REMOTE_RUN_RETRY, NULL, &s, rc);
+	if (!rc && r->forget)
+		r->forget(r, box, path);
+	return rc;
 }
 
 int remote_utimens(struct sbx_provider *p, const char *box, const char *path,
@@ -300,7 +390,10 @@ int remote_utimens(struct sbx_provider *p, const char *box, const char *path,
 	if (!rc && (rc = NATIVE(r, utimens, box, path, ts)) != -ENOSYS)
 		return rc;
 	rc = sh_utimens(&s, path, ts, r->flags & REMOTE_FOLLOWS_SYMLINKS);
-	return run_built(r, box, "utimens", REMOTE_RUN_RETRY, NULL, &s, rc);
+	rc = run_built(r, box, "utimens", REMOTE_RUN_RETRY, NULL, &s, rc);
+	if (!rc && r->forget)
+		r->forget(r, box, path);
+	return rc;
 }
 
 int remote_statfs(struct sbx_provider *p, struct statvfs *out, const char *box,
@@ -325,9 +418,12 @@ int remote_mkdir(struct sbx_provider *p, const char *box, const char *path, mode
 	struct strbuf s = STRBUF_INIT(SCRIPT_MAX);
 	int rc = NATIVE(r, mkdir, box, path, mode);
 
-	if (rc != -ENOSYS)
+	if (rc != -ENOSYS) {
+		if (!rc)
+			remote_give(r, box, path);
 		return rc;
-	return run_built(r, box, "mkdir", 0, NULL, &s, sh_mkdir(&s, path, mode));
+	}
+	return run_making(r, box, "mkdir", path, &s, sh_mkdir(&s, path, mode));
 }
 
 int remote_unlink(struct sbx_provider *p, const char *box, const char *path)

@@ -166,6 +166,20 @@ int sh_symlink(struct strbuf *sb, const char *target, const char *path)
 		target, path);
 }
 
+int sh_give(struct strbuf *sb, const char *path, unsigned uid, unsigned gid, mode_t mode)
+{
+	char m[8];
+	int rc = sh_script(sb,
+			   "p=%q; o=%L; [ -g \"${p%%/*}/\" ] || o=$o:%L; "
+			   "chown -h \"$o\" -- \"$p\" 2>&1 || exit 1",
+			   path, (long long)uid, (long long)gid);
+
+	if (rc || !(mode & (S_ISUID | S_ISGID)))
+		return rc;
+	snprintf(m, sizeof(m), "%05o", (unsigned)(mode & 07777));
+	return strbuf_addf(sb, "; chmod %s -- \"$p\" 2>&1 || exit 1", m);
+}
+
 int sh_statfs(struct strbuf *sb, const char *path)
 {
 	return sh_script(sb, "stat -f -c %q -- %q 2>&1 || exit 5", "%S %b %f %a %c %d %l",

@@ -260,6 +260,20 @@ static void check_posix(void)
 	CHECK(STATUS(dir, sh_rmdir(&s_, other)) == ENOTDIR);
 	CHECK(STATUS(dir, sh_rmdir(&s_, "/nonexistent/sbxfs")) == ENOENT);
 	CHECK(STATUS(dir, sh_chown(&s_, "/nonexistent/sbxfs", 0, 0)) == ENOENT);
+	if (geteuid() == 0) {
+		/* give: the maker's owner, the set-ID bits kept; in a
+		 * set-group-ID directory, its group. */
+		CHECK(STATUS(dir, sh_give(&s_, other, 65534, 65533, 04711)) == 0);
+		CHECK(stat(other, &st) == 0 && st.st_uid == 65534 && st.st_gid == 65533 &&
+		      (st.st_mode & 07777) == 04711);
+		CHECK(chown(path, 0, 4242) == 0 && chmod(path, 02755) == 0);
+		snprintf(link, sizeof(link), "%s/d it's/new", dir);
+		CHECK(STATUS(dir, sh_script(&s_, "echo x > %q", link)) == 0);
+		CHECK(STATUS(dir, sh_give(&s_, link, 65534, 65533, 0)) == 0);
+		CHECK(stat(link, &st) == 0 && st.st_uid == 65534 && st.st_gid == 4242);
+		snprintf(link, sizeof(link), "%s/l", dir);
+	}
+	CHECK(STATUS(dir, sh_give(&s_, "/nonexistent/sbxfs", 0, 0, 0)) == 1);
 
 	/* The record scripts, read back by the parser. */
 	CHECK(sh_script(&s, "p=%q; ", other) == 0 && find_script_stat(&s, "p") == 0);

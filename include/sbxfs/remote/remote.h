@@ -105,6 +105,14 @@ struct remote {
 	const struct remote_box_ops *box_ops;
 	/* The provider's own namespace calls; NULL if it has none. */
 	const struct remote_fs_ops *fs;
+	/*
+	 * forget: optional.  The layer has changed box:path's owner (chown,
+	 * or a new name given to the user who made it), link count (link) or
+	 * times (utimens) by a script: whatever the provider remembers of its
+	 * lstat is stale.  Called after the change, outside any of the
+	 * layer's locks.
+	 */
+	void (*forget)(struct remote *r, const char *box, const char *path);
 
 	/*
 	 * run: run `script` with /bin/sh in the running sandbox `box` and
@@ -218,6 +226,16 @@ int remote_find_stat(struct remote *r, struct stat *st, const char *box,
  */
 int remote_fetch_by_script(struct remote *r, struct staged *f, const char *box,
 			   const char *path, size_t max);
+
+/*
+ * Give box:path, a name just made by the provider's own call, to the
+ * user who made it if that is another than the daemon's
+ * (sbx_caller_other()), as the layer's own mkdir, symlink and staged
+ * files do: one more round trip, for other users only.  Best effort: a
+ * sandbox whose user may not chown leaves the service's owner, and the
+ * log says so.
+ */
+void remote_give(struct remote *r, const char *box, const char *path);
 
 /* chmod(2) of box:path by a script, with no staged-copy bookkeeping: for
  * a provider's upload that must give a new file its mode. */

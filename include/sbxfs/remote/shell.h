@@ -85,6 +85,11 @@ int sh_exit_errno(long code);
  *  chown: lchown(2); uid or gid (uid_t)-1 leaves it.
  *  link: link(2) of `from` as `to`.
  *  symlink: symlink(2) of `target` at `path`.
+ *  give: lchown(2) of a name just made to its creator, as a kernel makes
+ *    it: uid, and gid unless its directory is set-group-ID (whose group
+ *    it keeps).  `mode`: a regular file's permission bits, whose set-ID
+ *    bits chown clears and give then sets again; 0 for other files.
+ *    Exits 1 with chown's words when the sandbox's user may not.
  *  statfs: prints what sh_parse_statfs() reads.
  */
 struct timespec;
@@ -99,6 +104,7 @@ int sh_utimens(struct strbuf *sb, const char *path, const struct timespec ts[2],
 int sh_chown(struct strbuf *sb, const char *path, unsigned uid, unsigned gid);
 int sh_link(struct strbuf *sb, const char *from, const char *to);
 int sh_symlink(struct strbuf *sb, const char *target, const char *path);
+int sh_give(struct strbuf *sb, const char *path, unsigned uid, unsigned gid, mode_t mode);
 int sh_statfs(struct strbuf *sb, const char *path);
 
 /* The output of the statfs script into *out: 0 or -EPROTO. */
