@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include <curl/curl.h>
+#include <openssl/ssl.h>
 
 #include "http_priv.h"
 #include "sbxfs/http.h"
@@ -345,10 +346,50 @@ ssize_t http_conn_write(struct http_conn *k, const char *buf, size_t len,
 	return write_until(k, buf, len, 0, interrupted);
 }
 
+/*
+ * TLS has no half-close of the socket's kind: a TCP FIN without TLS's
+ * own end is a truncation to the peer.  Its end of input is close_notify
+ * (SSL_shutdown(), what Go's tls.Conn.CloseWrite sends and an engine
+ * reads as the end of a command's stdin); the stream is then read on
+ * with SSL_read() alone, through curl.
+ */
+static int tls_shutdown_write(struct http_conn *k)
+{
+	struct curl_tlssessioninfo *info = NULL;
+	SSL *ssl;
+	int r, w;
+
+	for (;;) {
+		pthread_mutex_lock(&k->lock);
+		if (curl_easy_getinfo(k->h, CURLINFO_TLS_SSL_PTR, &info) != CURLE_OK ||
+		    !info || info->backend != CURLSSLBACKEND_OPENSSL ||
+		    !info->internals) {
+			pthread_mutex_unlock(&k->lock);
+			sbx_failf(
+				"%s: cannot end the input of a TLS stream with this libcurl",
+				k->path);
+			return -ENOTSUP;
+		}
+		ssl = info->internals;
+		r = SSL_shutdown(ssl);
+		r = r >= 0 ? 0 : SSL_get_error(ssl, r);
+		pthread_mutex_unlock(&k->lock);
+		if (!r)
+			return 0;
+		if (r != SSL_ERROR_WANT_WRITE && r != SSL_ERROR_WANT_READ) {
+			sbx_failf("%s: cannot end the input of the TLS stream", k->path);
+			return -EIO;
+		}
+		w = wait_ready(k, r == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN, 0, NULL);
+		if (w)
+			return w;
+	}
+}
+
 int http_conn_shutdown_write(struct http_conn *k)
 {
 	if (k->tls)
-		return -ENOTSUP;
+		return tls_shutdown_write(k);
 	return shutdown(k->sock, SHUT_WR) ? -errno : 0;
 }
 

@@ -16,8 +16,12 @@ group): its engine is Podman, which the other groups need not have.
 import errno
 import json
 import os
+import select
+import shutil
 import socket
+import ssl
 import subprocess
+import threading
 
 import pytest
 
@@ -267,3 +271,139 @@ def test_a_short_command_costs_a_few_requests(dbox, emu):
     s = emu.stats()
     assert count(s) <= 4, s
     assert count(s, "POST /exec/{id}/start") == 1, s
+
+
+# ------------------------------------------------------------ tcp:// and TLS
+
+def make_docker_certs(d):
+    """What `docker` itself reads from DOCKER_CERT_PATH, as an engine set up
+    with --tlsverify has it: a CA (ca.pem), the client's certificate and
+    key signed by it (cert.pem, key.pem), and the engine's for 127.0.0.1
+    (server-cert.pem, server-key.pem)."""
+    def ossl(*args):
+        subprocess.run(("openssl",) + args, check=True, cwd=d, timeout=60,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-keyout", "ca-key.pem", "-out", "ca.pem", "-subj", "/CN=sbxfs test CA")
+    for name, subj, ext in (("server-", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1"),
+                            ("", "/CN=client", "extendedKeyUsage=clientAuth")):
+        ossl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", subj,
+             "-keyout", name + "key.pem", "-out", name + "req.pem")
+        with open(os.path.join(d, name + "ext.cnf"), "w") as f:
+            f.write(ext + "\n")
+        ossl("x509", "-req", "-in", name + "req.pem", "-CA", "ca.pem",
+             "-CAkey", "ca-key.pem", "-CAcreateserial", "-days", "2",
+             "-extfile", name + "ext.cnf", "-out", name + "cert.pem")
+
+
+class TlsEngine:
+    """The engine behind TCP and TLS that asks for the client's certificate
+    (dockerd --tlsverify): each connection relayed as raw bytes to the
+    engine's Unix socket, by one thread that alone uses its TLS object.
+    The client's close_notify ends the engine's input (shutdown(SHUT_WR)),
+    as Go's TLS hands it to dockerd, and the engine's output still flows
+    until the engine ends the stream."""
+
+    def __init__(self, unix_path, certs):
+        self.unix_path = unix_path
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(os.path.join(certs, "server-cert.pem"),
+                                 os.path.join(certs, "server-key.pem"))
+        self.ctx.verify_mode = ssl.CERT_REQUIRED
+        self.ctx.load_verify_locations(os.path.join(certs, "ca.pem"))
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.refused = 0
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        c.settimeout(30)
+        try:
+            t = self.ctx.wrap_socket(c, server_side=True)
+        except (ssl.SSLError, OSError):
+            self.refused += 1
+            c.close()
+            return
+        u = socket.socket(socket.AF_UNIX)
+        u.connect(self.unix_path)
+        client_open = True
+        try:
+            while True:
+                ready = [t] if client_open and t.pending() else select.select(
+                    [u] + ([t] if client_open else []), [], [], 60)[0]
+                if not ready:
+                    break
+                if t in ready:
+                    try:
+                        data = t.recv(65536)
+                    except ssl.SSLWantReadError:
+                        data = None
+                    except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                        data = b""
+                    if data:
+                        u.sendall(data)
+                    elif data is not None:
+                        client_open = False
+                        u.shutdown(socket.SHUT_WR)
+                if u in ready:
+                    data = u.recv(65536)
+                    if not data:
+                        break
+                    t.sendall(data)
+        except OSError:
+            pass
+        finally:
+            u.close()
+            t.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def test_tcp_with_tls_and_a_client_certificate(tmp_path, dmount):
+    # DOCKER_HOST=tcp://, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, as the
+    # docker client takes them, against an engine that checks the client's
+    # certificate: files, a command, its stdin and its end, over TLS.
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is needed to make certificates")
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    make_docker_certs(str(certs))
+    engine = TlsEngine(dmount.emulator.url()[len("unix://"):], str(certs))
+    env = dict(os.environ, DOCKER_HOST="tcp://127.0.0.1:%d" % engine.port,
+               DOCKER_TLS_VERIFY="1", DOCKER_CERT_PATH=str(certs))
+    try:
+        with SideMount(tmp_path / "side", dmount.emulator, [], env) as m:
+            b = helpers.new_box(m, "tls", start=True)
+            try:
+                put(b.r("tmp", "f"), "over tls\n")
+                assert read_bytes(b.r("tmp", "f")) == b"over tls\n"
+                assert b.check("cat /tmp/f") == "over tls\n"
+                n = b.spawn("| cat")
+                helpers.sh("printf hi > %s" % helpers.q(b.cmd(n, "stdin")))
+                assert b.wait_cmd_done(n) == "exited 0"
+                assert read_bytes(b.cmd(n, "stdout")) == b"hi"
+            finally:
+                helpers.remove_box(b)
+        assert engine.refused == 0
+        # Without the client's certificate the engine refuses the
+        # handshake, and the mount fails saying where.
+        bare = tmp_path / "bare"
+        bare.mkdir()
+        shutil.copy(str(certs / "ca.pem"), str(bare / "ca.pem"))
+        (tmp_path / "nocert").mkdir()
+        cp = try_mount(tmp_path / "nocert",
+                       dict(env, DOCKER_CERT_PATH=str(bare)))
+        assert cp.returncode != 0
+        assert "127.0.0.1:%d" % engine.port in cp.stderr.decode(), cp.stderr
+        assert engine.refused >= 1
+    finally:
+        engine.close()

@@ -204,8 +204,9 @@ ssize_t http_conn_read(struct http_conn *k, char *buf, size_t len, int timeout_m
 ssize_t http_conn_write(struct http_conn *k, const char *buf, size_t len,
 			const volatile int *interrupted);
 
-/* Tell the peer nothing more will be written (shutdown(2) of the write
- * side).  0, or -ENOTSUP over TLS, which has no half-close here. */
+/* Tell the peer nothing more will be written, and read on: shutdown(2)
+ * of the write side, or over TLS its close_notify.  0 or -errno with
+ * text (-ENOTSUP: TLS through a libcurl not built on OpenSSL). */
 int http_conn_shutdown_write(struct http_conn *k);
 
 /* Close and free k (NULL is fine).  Safe while no call uses k. */
