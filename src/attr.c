@@ -18,6 +18,11 @@
 #include "sbxfs/names.h"
 #include "sbxfs/sbxfs.h"
 
+/* The most a lookup's listing may bring (getattr_list): some 2,500
+ * entries, what a directory of sources holds; bigger ones are listed
+ * when they are read. */
+#define LOOKUP_LISTING_MAX (256u << 10)
+
 /* Record in the sandbox's err what is worth telling: provider text, or a
  * failure that is not an ordinary answer of a filesystem. */
 void attr_report(struct box *b, int rc, const char *op, const char *path)
@@ -128,6 +133,39 @@ int attr_several_names(const struct stat *st)
 	return !S_ISDIR(st->st_mode) && st->st_nlink > 1;
 }
 
+static int fill_dirent(void *ctx, const char *name, const struct stat *st);
+
+/*
+ * The provider's getattr of box:path, with the listing of a directory
+ * along where it can give one in the same round trip (getattr_list): the
+ * lookup of the next name of a path, or a listing of this directory, is
+ * then answered here.  Such a listing is shallow: a walk still asks for
+ * the subtree below.
+ */
+static int getattr_listing(struct sbxfs *fs, struct box *b, const char *path,
+			   uint64_t gen, struct stat *st)
+{
+	struct sbx_provider *pv = fs->provider;
+	struct cache_dir *d;
+	int listed = 0, rc;
+
+	if (!pv->ops.getattr_list || !fs->subtree_entries || !(d = cache_dir_new()))
+		return pv->ops.getattr(pv, st, b->name, path);
+	rc = pv->ops.getattr_list(pv, st, b->name, path, LOOKUP_LISTING_MAX, fill_dirent,
+				  d, &listed);
+	if (rc == -ENOSYS) {
+		cache_dir_put(d);
+		return pv->ops.getattr(pv, st, b->name, path);
+	}
+	if (!rc && listed && S_ISDIR(st->st_mode)) {
+		d->shallow = 1;
+		cache_put_dir(fs->cache, gen, b->name, path, d);
+	} else {
+		cache_dir_put(d);
+	}
+	return rc;
+}
+
 /* Attributes of a path below root/, through the cache.  `opens`: handles
  * open on it, whose changes the server may not have seen yet: the
  * provider is asked about those before the cache or a listing. */
@@ -157,7 +195,7 @@ int attr_get(struct sbxfs *fs, struct box *b, const char *path, unsigned opens,
 	gen = cache_begin(fs->cache);
 	sbx_fail_clear();
 	t0 = now_ms();
-	rc = fs->provider->ops.getattr(fs->provider, st, b->name, path);
+	rc = getattr_listing(fs, b, path, gen, st);
 	sbx_trace(SBX_TRACE_PROVIDER, "getattr %s:%s -> %d (%.3f ms)", b->name, path, rc,
 		  now_ms() - t0);
 	if (rc == 0)
@@ -330,11 +368,15 @@ int attr_list(struct sbxfs *fs, struct box *b, const char *path, int subtree,
 	double t0;
 	int rc;
 
-	sbx_trace(SBX_TRACE_CACHE, "listing %s:%s %s", b->name, path, d ? "hit" : "miss");
-	if (d) {
+	sbx_trace(SBX_TRACE_CACHE, "listing %s:%s %s", b->name, path,
+		  !d			  ? "miss"
+		  : d->shallow && subtree ? "shallow"
+					  : "hit");
+	if (d && !(d->shallow && subtree && fs->subtree_entries)) {
 		*out = d;
 		return 0;
 	}
+	cache_dir_put(d);
 	if (subtree && fs->subtree_entries) {
 		/* A walk that fails is not the caller's failure: the
 		 * directory alone is listed instead. */

@@ -454,6 +454,7 @@ static struct cache_dir *listing_to_change_locked(struct cache *c, const char *b
 		forget_key_locked(c, 'd', box, dir);
 		return NULL;
 	}
+	copy->shallow = d->shallow;
 	cache_dir_put(d);
 	e->dir = copy;
 	return copy;

@@ -67,6 +67,8 @@ def fault(**kw):
 #              server: the lookups of the path to it, one subtree listing
 #              and one statfs, whatever the number of directories
 #   script     requests of one script (POSIX over a shell)
+#   lookups    requests of a cold stat of a path nine names deep
+#   along      a lookup that finds a directory lists it (getattr_list)
 #   links      the tree shows symlinks [True]
 #   rounds     prefetch rounds (scripts) of a grep -r over 4.7 MiB of
 #              small files [3]
@@ -114,6 +116,7 @@ DAYTONA = dict(
     # state too), the exec and its log stream: no status call, no delete
     # on the way.
     exec=4, exec_again=2, walk=10, script=1, copy=(2, 1, 2),
+    lookups=10, along=False,   # its file API's stat, one a name
     links=False,    # its file API follows symlinks: the tree shows none
     loop=[fault(kind="status", status=500, prefix="/toolbox", count=1),
           fault(kind="drop", prefix="/toolbox", count=1),
@@ -157,7 +160,7 @@ REXEC = dict(
     download="GET /api/containers/{id}/files", no_read=(),
     upload="POST /api/containers/{id}/files", no_write=(),
     # Its exec endpoint brings back 1 MiB at most: rounds of ~700 KiB.
-    exec=1, walk=10, script=1, rounds=9, copy=(2, 1, 2),
+    exec=1, walk=10, script=1, rounds=9, copy=(2, 1, 2), lookups=5, along=True,
     loop=[fault(kind="status", status=500, prefix="/api/containers", count=1),
           fault(kind="drop", prefix="/api/containers", count=1),
           fault(kind="slow", delay=30, prefix="/api/containers", count=1)],
@@ -216,7 +219,7 @@ VTRIX = dict(
         (("WS exec",), "<=", 4)],
     download="WS read_stream", no_read=("WS read",),
     upload="WS write_binary", no_write=("WS write",),
-    exec=None, walk=10, script=1, copy=(2, 1, 2),
+    exec=None, walk=10, script=1, copy=(2, 1, 2), lookups=6, along=True,  # + connect
     loop=[fault(kind="ws_error", code=-32000, count=1),
           fault(kind="ws_drop", method="write_binary", count=1),
           fault(kind="ws_slow", delay=30, count=1)],
@@ -266,7 +269,7 @@ DOCKER = dict(
     # A script is two requests, and so is a cold lookup (a script): three
     # lookups, the subtree and the statfs.  A command: create and start
     # (its end mark tells the status: no inspect).
-    exec=2, walk=10, script=2, copy=(4, 1, 4),
+    exec=2, walk=10, script=2, copy=(4, 1, 4), lookups=10, along=True,
     loop=[fault(kind="status", status=500, prefix="/containers/", count=1),
           fault(kind="drop", prefix="/containers/", count=1),
           fault(kind="slow", delay=30, prefix="/containers/", count=1)],
@@ -311,6 +314,7 @@ MICROSANDBOX = dict(
     # write, fstat, close); a directory made, two (the agent's Mkdir is
     # mkdir -p: a Stat first tells EEXIST).
     exec=1, walk=10, script=1, copy=(3, 4, 2), read_one=3,
+    lookups=10, along=False,   # the agent's Stat, one a name
     loop=[fault(kind="error", prefix="fs.", errno=errno.EIO, count=1),
           fault(kind="drop", prefix="fs.", count=1),
           fault(kind="drop", prefix="exec", count=1),
@@ -717,6 +721,28 @@ def test_requests_per_operation(rbox, emu, expect):
         assert sorted(out.split(b"\n")) == [b"", b"three", b"two"], out
         s = emu.stats()
         assert s["total"] == expect.get("exec_again", expect["exec"]), s
+
+
+def test_lookups_of_a_path_bring_its_directories_along(rbox, emu, expect):
+    # A cold stat of a path nine names deep, made on the server.  Where a
+    # lookup is a script anyway (expect["along"]), the lookup that finds a
+    # directory lists it in the same request (getattr_list), so that the
+    # next name is answered from that listing: a request for every two
+    # names, where a stat a name costs one each.
+    d = os.path.join("tmp", "deep", *["d%d" % i for i in range(6)])
+    os.makedirs(backing(emu, rbox, d))
+    put(backing(emu, rbox, d, "f"), "x")
+    if expect["warm"]:
+        write_ok(rbox.p("exec"), "true")
+        helpers.cat(rbox.p("exec"))
+    emu.reset_stats()
+    assert os.stat(rbox.r(d, "f")).st_size == 1
+    assert emu.stats()["total"] <= expect["lookups"], emu.stats()
+    # The listings came whole: a name the server lacks is known absent.
+    emu.reset_stats()
+    assert errno_of(os.stat, rbox.r(d, "nothing")) == errno.ENOENT
+    assert errno_of(os.stat, rbox.r("tmp", "deep", "nothing")) == errno.ENOENT
+    assert emu.stats()["total"] <= (0 if expect.get("along") else 2), emu.stats()
 
 
 def test_walk_of_a_tree_costs_a_few_requests(rbox, emu, expect):

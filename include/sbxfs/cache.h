@@ -37,6 +37,9 @@ struct cache_dir {
 	int refs;
 	size_t n, cap;
 	struct cache_dirent *v;
+	/* Listed by a lookup, alone (getattr_list): whole, but a walk that
+	 * wants the subtree below still asks for it. */
+	int shallow;
 };
 
 /* Now, in seconds, from the clock the cache uses; tests may override. */

@@ -258,6 +258,26 @@ struct sbx_provider_ops {
 		       const char *path);
 
 	/*
+	 * getattr_list: getattr, and where `path` is a directory, its
+	 * entries with their attributes through fn as readdir gives them, in
+	 * the same round trip: what a lookup of a directory is followed by
+	 * (the next name of the path, or its listing).  The entries are a
+	 * bonus: a directory whose records pass `max_bytes`, or that cannot
+	 * be read, comes without them.  *listed is 1 when fn was given the
+	 * whole listing.
+	 * Called: for a stat the cache cannot answer, instead of getattr,
+	 * when -o subtree_entries is not 0.  The core keeps the listing for
+	 * the attribute timeout, as readdir's; a walk of the directory still
+	 * asks for its subtree (readtree).
+	 * Returns: as getattr; -ENOSYS: not for this one (the core then
+	 * calls getattr).
+	 * Left NULL: getattr alone.
+	 */
+	int (*getattr_list)(struct sbx_provider *p, struct stat *out, const char *box,
+			    const char *path, size_t max_bytes, sbx_dirent_fn fn, void *ctx,
+			    int *listed);
+
+	/*
 	 * unsaved: the attributes of box:path if this provider holds changes
 	 * to it that the server has not seen yet (an open staged copy that
 	 * was written).  Cheap, never remote.

@@ -762,6 +762,7 @@ static const struct sbx_provider_ops docker_ops = {
 	/* REMOTE_OPS_FILES and REMOTE_OPS_SHELL, but for what a stopped
 	 * container changes. */
 	.getattr = remote_getattr,
+	.getattr_list = dk_getattr_list,
 	.unsaved = remote_unsaved,
 	.fgetattr = stagefile_fgetattr,
 	.open = dk_open,

@@ -97,6 +97,9 @@ int dk_readdir(struct sbx_provider *p, const char *box, const char *path,
 	       sbx_dirent_fn fn, void *ctx);
 int dk_readtree(struct sbx_provider *p, const char *box, const char *path,
 		size_t max_bytes, sbx_treeent_fn fn, void *ctx);
+int dk_getattr_list(struct sbx_provider *p, struct stat *out, const char *box,
+		    const char *path, size_t max_bytes, sbx_dirent_fn fn, void *ctx,
+		    int *listed);
 int dk_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box,
 		const char *path);
 int dk_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,

@@ -591,6 +591,18 @@ int dk_readtree(struct sbx_provider *p, const char *box, const char *path,
 	return remote_readtree(p, box, path, max_bytes, note_tree_entry, &n);
 }
 
+/* A running container's by the remote layer's script; a stopped one's
+ * stat is the archive API's, alone. */
+int dk_getattr_list(struct sbx_provider *p, struct stat *out, const char *box,
+		    const char *path, size_t max_bytes, sbx_dirent_fn fn, void *ctx,
+		    int *listed)
+{
+	*listed = 0;
+	if (!dk_running(DK(p), box))
+		return -ENOSYS;
+	return remote_getattr_list(p, out, box, path, max_bytes, fn, ctx, listed);
+}
+
 int dk_readdir(struct sbx_provider *p, const char *box, const char *path,
 	       sbx_dirent_fn fn, void *ctx)
 {

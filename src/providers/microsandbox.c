@@ -642,7 +642,8 @@ static int msb_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	if (!m->home || !m->image || (!m->cloud && !(m->envp = msb_environ(m->home))) ||
 	    !(m->stage = stage_new(stagedir, cache_max)))
 		goto fail;
-	remote_init(&m->r, "microsandbox", 0, m->stage, &msb_stagefile_ops, m);
+	remote_init(&m->r, "microsandbox", REMOTE_NATIVE_STAT, m->stage, &msb_stagefile_ops,
+		    m);
 	m->r.run = msb_run;
 	m->r.box_ops = &msb_box_ops;
 	m->r.fs = &msb_fs_ops;

@@ -218,6 +218,63 @@ int remote_getattr(struct sbx_provider *p, struct stat *out, const char *box,
 	return r->files.ops->info(r->files.ctx, out, box, path);
 }
 
+/*
+ * One script: the record of box:path, and if it is a directory, the
+ * records of its entries cut after max_bytes (then not used).  Not for
+ * a provider whose file API follows symlinks (it sees its files
+ * otherwise than this lstat does), nor one whose stat needs no process.
+ */
+int remote_getattr_list(struct sbx_provider *p, struct stat *out, const char *box,
+			const char *path, size_t max_bytes, sbx_dirent_fn fn, void *ctx,
+			int *listed)
+{
+	struct remote *r = REMOTE(p);
+	struct strbuf checks = STRBUF_INIT(SCRIPT_MAX), body = STRBUF_INIT(4096);
+	struct strbuf out_ = STRBUF_INIT(STAT_MAX + (1u << 20));
+	char *end;
+	int rc;
+
+	*listed = 0;
+	if (r->flags & (REMOTE_FOLLOWS_SYMLINKS | REMOTE_NATIVE_STAT))
+		return -ENOSYS;
+	if (!stage_stat(r->stage, box, path, out))
+		return 0;
+	if (r->output_max && max_bytes > r->output_max / 2)
+		max_bytes = r->output_max / 2;
+	if (max_bytes > (1u << 20) - 1)
+		max_bytes = (1u << 20) - 1;
+	rc = sh_script(&checks, "p=%q; " SH_EXISTS("p") " || exit 2; ", path);
+	if (!rc)
+		rc = find_script_stat(&body, "p");
+	if (!rc)
+		rc = sh_script(&body, " && if [ -d \"$p\" ] && [ ! -L \"$p\" ]; then { ");
+	if (!rc)
+		rc = find_script_list(&body, "p");
+	if (!rc)
+		rc = sh_script(&body, "; } 2>/dev/null | head -c %L; fi",
+			       (long long)max_bytes + 1);
+	if (!rc)
+		rc = remote_run_bytes(r, box, "stat", checks.buf, body.buf, 1,
+				      REMOTE_RUN_RETRY, &out_);
+	/* The lookup is the answer; what follows its NUL is the listing. */
+	end = rc ? NULL : memchr(out_.buf, '\0', out_.len);
+	if (!rc &&
+	    (!end || find_parse_one(out_.buf, (size_t)(end - out_.buf) + 1, out))) {
+		sbx_failf("%s: stat \"%s\": an answer that does not parse", r->name,
+			  path);
+		rc = -EPROTO;
+	}
+	if (!rc && S_ISDIR(out->st_mode) &&
+	    out_.len - (size_t)(end + 1 - out_.buf) <= max_bytes) {
+		find_each(end + 1, out_.len - (size_t)(end + 1 - out_.buf), fn, ctx);
+		*listed = 1;
+	}
+	strbuf_release(&checks);
+	strbuf_release(&body);
+	strbuf_release(&out_);
+	return rc;
+}
+
 int remote_unsaved(struct sbx_provider *p, struct stat *out, const char *box,
 		   const char *path)
 {

@@ -49,6 +49,10 @@ enum {
 	/* The tree shows a symlink as what it points to (the file API
 	 * follows them): scripts act on the target. */
 	REMOTE_FOLLOWS_SYMLINKS = 1u << 1,
+	/* Its stat is a call of its own that starts no process (an agent's):
+	 * a lookup asks only that, not a script that lists a directory
+	 * along. */
+	REMOTE_NATIVE_STAT = 1u << 2,
 };
 
 /* run's flags */
@@ -142,6 +146,9 @@ void remote_init(struct remote *r, const char *name, unsigned flags, struct stag
  *  getattr: an open file's unsaved attributes (stage_stat), else the
  *    stagefile's info (one round trip).
  *  unsaved: the unsaved attributes only; -ENOENT when nothing is open.
+ *  getattr_list: an open file's unsaved attributes, else lstat by find(1)
+ *    and a directory's entries with it, in one script (-ENOSYS with
+ *    REMOTE_FOLLOWS_SYMLINKS or REMOTE_NATIVE_STAT).
  *  open: stagefile_open() on the remote's files.
  *  mkdir, unlink, rename, chmod, truncate, rmdir, symlink, readlink,
  *    link, chown, utimens, statfs: scripts run through `run` (or the
@@ -160,6 +167,9 @@ int remote_getattr(struct sbx_provider *p, struct stat *out, const char *box,
 		   const char *path);
 int remote_unsaved(struct sbx_provider *p, struct stat *out, const char *box,
 		   const char *path);
+int remote_getattr_list(struct sbx_provider *p, struct stat *out, const char *box,
+			const char *path, size_t max_bytes, sbx_dirent_fn fn, void *ctx,
+			int *listed);
 int remote_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
 		const char *path, int flags, mode_t mode, const struct stat *known);
 int remote_mkdir(struct sbx_provider *p, const char *box, const char *path, mode_t mode);
@@ -196,7 +206,8 @@ int remote_prefetch(struct sbx_provider *p, const char *box, const char *dir,
  * for a provider whose file API moves contents and nothing else.
  */
 #define REMOTE_OPS_FILES                                                              \
-	.getattr = remote_getattr, .unsaved = remote_unsaved,                         \
+	.getattr = remote_getattr, .getattr_list = remote_getattr_list,               \
+	.unsaved = remote_unsaved,                                                    \
 	.fgetattr = stagefile_fgetattr, .open = remote_open, .read = stagefile_read,  \
 	.write = stagefile_write, .flush = stagefile_flush, .fsync = stagefile_fsync, \
 	.release = stagefile_release, .rmdir = remote_rmdir,                          \
