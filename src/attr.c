@@ -288,7 +288,18 @@ static int walk_holds(const char *dir, const char *rel)
 	return !n || (!strncmp(dir, rel, n) && (rel[n] == '\0' || rel[n] == '/'));
 }
 
-static int walk_entry(void *ctx, const char *rel, const struct stat *st, unsigned flags)
+/* A symlink's target that came with the walk: readlink then asks no one. */
+static void walk_link(struct walk *w, const char *rel, const char *link)
+{
+	char full[PATH_MAX_SBX];
+
+	if (snprintf(full, sizeof(full), "%s/%s", strcmp(w->path, "/") ? w->path : "",
+		     rel) < (int)sizeof(full))
+		cache_put_link(w->fs->cache, w->gen, w->b->name, full, link);
+}
+
+static int walk_entry(void *ctx, const char *rel, const struct stat *st, const char *link,
+		      unsigned flags)
 {
 	struct walk *w = ctx;
 	const char *slash, *name;
@@ -308,6 +319,8 @@ static int walk_entry(void *ctx, const char *rel, const struct stat *st, unsigne
 	}
 	slash = strrchr(rel, '/');
 	name = slash ? slash + 1 : rel;
+	if (link && S_ISLNK(st->st_mode))
+		walk_link(w, rel, link);
 	if (!w->listed)
 		return sbx_entry_name_valid(name) ? cache_dir_add(w->top, name, st) : 0;
 	if (++w->entries > w->fs->subtree_entries ||

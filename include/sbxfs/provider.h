@@ -139,10 +139,12 @@ enum {
 
 /* Called by the readtree slot for each entry of a subtree, `rel` being its
  * path below the directory walked ("src", "src/main.c"), with its
- * attributes as lstat() would give them; and with rel and st NULL for the
- * SBX_TREE_LISTED and SBX_TREE_WHOLE marks.  Nonzero stops the walk. */
+ * attributes as lstat() would give them and, for a symlink, its target
+ * where the walk brought it (`link`, else NULL: the core asks readlink);
+ * and with rel, st and link NULL for the SBX_TREE_LISTED and
+ * SBX_TREE_WHOLE marks.  Nonzero stops the walk. */
 typedef int (*sbx_treeent_fn)(void *ctx, const char *rel, const struct stat *st,
-			      unsigned flags);
+			      const char *link, unsigned flags);
 
 struct sbx_provider;
 

@@ -568,7 +568,7 @@ static int note_entry(void *ctx, const char *name, const struct stat *st)
 }
 
 static int note_tree_entry(void *ctx, const char *rel, const struct stat *st,
-			   unsigned flags)
+			   const char *link, unsigned flags)
 {
 	struct noting *n = ctx;
 	char path[SBX_PATH_MAX];
@@ -576,7 +576,7 @@ static int note_tree_entry(void *ctx, const char *rel, const struct stat *st,
 	if (rel && snprintf(path, sizeof(path), "%s/%s",
 			    strcmp(n->dir, "/") ? n->dir : "", rel) < (int)sizeof(path))
 		dk_owners_note(n->dk->owners, n->box, path, st);
-	return n->tree_fn(n->ctx, rel, st, flags);
+	return n->tree_fn(n->ctx, rel, st, link, flags);
 }
 
 /* A running container's subtree by the remote layer's script, its owners

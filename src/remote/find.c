@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -231,20 +232,23 @@ int find_script_tree(struct strbuf *sb, int follow, size_t max_bytes)
 		       : "for f; do if " SH_REALDIR(
 				 "f") " && ! { [ -r \"$f\" ] && [ -x \"$f\" ]; }; "
 				      "then printf %s '- '; else printf %s '+ '; fi; "
-				      "stat -c \"$0\" -- \"$f\" && printf '\\0'; done";
+				      "stat -c \"$0\" -- \"$f\" && printf '\\0'; [ -L \"$f\" ] && "
+				      "{ printf 'L '; readlink -n -- \"$f\"; printf '\\0'; }; done";
 	const char *L = follow ? "-L " : "";
 	const char *skip = follow ? "! -type l " : "";
 
 	return sh_script(
 		sb,
 		"if " FIND_HAVE_PRINTF "; then t() { find %s. \"$@\" %s\\( \\( -type d "
-		"! \\( -readable -executable \\) -prune -printf %q \\) -o -printf %q "
+		"! \\( -readable -executable \\) -prune -printf %q \\) -o %s-printf %q "
 		"\\); }; "
 		"else t() { find %s. \"$@\" -exec sh -c %q %q {} +; }; fi; "
 		"t -maxdepth 1 2>/dev/null; printf '/\\0'; "
 		"{ t -mindepth 1 -xdev; printf '/\\0'; } 2>/dev/null | head -c %L",
-		L, skip, "- " FIND_TREE_PRINTF, "+ " FIND_TREE_PRINTF, L, each,
-		FIND_TREE_STAT_FMT, (long long)max_bytes);
+		L, skip, "- " FIND_TREE_PRINTF,
+		follow ? ""
+		       : "\\( -type l -printf '+ " FIND_TREE_PRINTF "L %l\\0' \\) -o ",
+		"+ " FIND_TREE_PRINTF, L, each, FIND_TREE_STAT_FMT, (long long)max_bytes);
 }
 
 /* A path below the walked directory: names we can show, joined by '/'. */
@@ -289,6 +293,21 @@ static int tree_parse(char *rec, struct stat *st, char **rel, unsigned long long
 	return 0;
 }
 
+/* The target record "L target" NUL at buf[*i], if one is there whole: the
+ * target (not empty, shorter than PATH_MAX), *i past it; else NULL. */
+static const char *link_after(char *buf, size_t len, size_t *i)
+{
+	char *rec = buf + *i, *e;
+
+	if (*i + 2 >= len || rec[0] != 'L' || rec[1] != ' ' ||
+	    !(e = memchr(rec, '\0', len - *i)))
+		return NULL;
+	*i = (size_t)(e - buf) + 1;
+	if (e == rec + 2 || e - (rec + 2) >= PATH_MAX)
+		return NULL;
+	return rec + 2;
+}
+
 int find_tree_each(char *buf, size_t len, sbx_treeent_fn fn, void *ctx)
 {
 	unsigned long long top_dev = 0, dev;
@@ -303,13 +322,15 @@ int find_tree_each(char *buf, size_t len, sbx_treeent_fn fn, void *ctx)
 		if (!e)
 			break; /* cut short */
 		i = (size_t)(e - buf) + 1;
+		if (rec[0] == 'L' && rec[1] == ' ')
+			continue; /* a target with no symlink before it */
 		if (rec[0] == '/' && rec[1] == '\0') {
 			if (walking) {
-				fn(ctx, NULL, NULL, SBX_TREE_WHOLE);
+				fn(ctx, NULL, NULL, NULL, SBX_TREE_WHOLE);
 				return 0;
 			}
 			walking = 1;
-			if (fn(ctx, NULL, NULL, SBX_TREE_LISTED))
+			if (fn(ctx, NULL, NULL, NULL, SBX_TREE_LISTED))
 				return 0;
 			continue;
 		}
@@ -329,7 +350,8 @@ int find_tree_each(char *buf, size_t len, sbx_treeent_fn fn, void *ctx)
 			continue;
 		if (S_ISDIR(st.st_mode) && (unreadable || !have_top || dev != top_dev))
 			flags |= SBX_TREE_OPAQUE;
-		if (fn(ctx, rel, &st, flags))
+		if (fn(ctx, rel, &st,
+		       S_ISLNK(st.st_mode) ? link_after(buf, len, &i) : NULL, flags))
 			return 0;
 	}
 	return walking ? 0 : -EPROTO;

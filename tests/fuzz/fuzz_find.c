@@ -26,10 +26,14 @@ struct marks {
 	int listed, whole;
 };
 
-static int check_tree(void *ctx, const char *rel, const struct stat *st, unsigned flags)
+static int check_tree(void *ctx, const char *rel, const struct stat *st, const char *link,
+		      unsigned flags)
 {
 	struct marks *m = ctx;
 
+	/* A target only for a symlink, never empty, shorter than PATH_MAX. */
+	if (link && (!st || !S_ISLNK(st->st_mode) || !link[0] || strlen(link) >= 4096))
+		abort();
 	if (!rel) {
 		if (st ||
 		    (flags & SBX_TREE_LISTED ? m->listed++ : !m->listed || m->whole++))

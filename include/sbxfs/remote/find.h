@@ -50,6 +50,7 @@ int find_script_list(struct strbuf *sb, const char *var);
  *
  *     + dev type mode nlink uid gid size atime mtime ctime inode rel NUL
  *
+ * and a symlink's record is followed by its target: "L " target NUL.
  * The script, run in the directory (cd'ed into), prints the record of the
  * directory itself (rel "") and of its entries, a mark "/" NUL, then the
  * walk depth first on the directory's file system, and a second mark,
@@ -64,7 +65,9 @@ int find_script_tree(struct strbuf *sb, int follow, size_t max_bytes);
  * The records of a tree script in buf[0..len) (modified in place) to fn,
  * as the readtree slot gives them: each entry with its path below the
  * directory, marked SBX_TREE_OPAQUE where the walk leaves it out (it
- * could not be read, or is on another device), and the marks.  A record
+ * could not be read, or is on another device), a symlink with the target
+ * that follows its record (none if it is missing, empty or over
+ * PATH_MAX), and the marks.  A record
  * that does not parse or names what cannot be shown is left out before
  * the first mark and ends the walk after it.  0 once the first mark was
  * seen (whole or cut after it), -EPROTO if it never came.
