@@ -323,14 +323,20 @@ MICROSANDBOX = dict(
 
 # The cloud backend: the lifecycle over REST, the agent over its
 # WebSocket (split and coalesced at random by the emulator); the agent's
-# faults are the same.
+# faults are the same, but that a lookup is a script (an exec) that lists
+# a directory along, as on the other providers across a network.
 MICROSANDBOX_CLOUD = dict(
     MICROSANDBOX,
     secret=helpers.Emulator.MSB_KEY,
+    silent=[dict(fault=fault(kind="silent", prefix="exec", count=100),
+                 op="stat", on_server=False, errnos=(errno.ETIMEDOUT,),
+                 within=30, requests=1, err="no answer")],
+    ls=[(("exec",), "<=", 3), (("fs.List",), "==", 0), ((), "<=", 4)],
+    lookups=5, along=True,
     ctl_hang=fault(kind="silent", prefix="cloud.stop", count=100),
     leaks=[(fault(kind="error", prefix="cloud.get", count=1), "status", ""),
            (fault(kind="drop", prefix="cloud.list", count=1), "stat_box", "other")],
-    errors=MICROSANDBOX["errors"] + [
+    errors=[e for e in MICROSANDBOX["errors"] if e[1] != "stat"] + [
         # The API's error body: 500 {"code", "message"} -> EIO.
         ([fault(kind="error", prefix="cloud.get", count=1)], "status", "", errno.EIO,
          ["injected fault"]),
