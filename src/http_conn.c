@@ -160,7 +160,8 @@ static int build_request(struct strbuf *sb, struct http_client *c,
 		rc = strbuf_addf(sb, "%s\r\n", req->headers[i]);
 	if (!rc && req->body)
 		rc = strbuf_addf(sb, "Content-Type: %s\r\n",
-				 req->content_type ? req->content_type : "application/json");
+				 req->content_type ? req->content_type
+						   : "application/json");
 	if (!rc)
 		rc = strbuf_addf(sb,
 				 "Content-Length: %zu\r\nConnection: Upgrade\r\n"
@@ -279,7 +280,7 @@ int http_conn_open(struct http_client *c, struct http_conn **out,
 		sbx_failf("%s %s: %s", req->method, k->path,
 			  errbuf[0] ? errbuf : curl_easy_strerror(cc));
 		http_conn_close(k);
-		return cc == CURLE_COULDNT_CONNECT	 ? -ECONNREFUSED
+		return cc == CURLE_COULDNT_CONNECT	? -ECONNREFUSED
 		       : cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT
 							: -EIO;
 	}
@@ -309,8 +310,8 @@ int http_conn_open(struct http_client *c, struct http_conn **out,
 		header_value(head.buf, "Content-Type", resp->content_type,
 			     sizeof(resp->content_type));
 		if (header_value(head.buf, "Transfer-Encoding", te, sizeof(te))) {
-			sbx_failf("%s %s: a stream in \"%s\" transfer encoding", req->method,
-				  k->path, te);
+			sbx_failf("%s %s: a stream in \"%s\" transfer encoding",
+				  req->method, k->path, te);
 			rc = -EPROTO;
 		} else {
 			*out = k;

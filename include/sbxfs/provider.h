@@ -276,8 +276,8 @@ struct sbx_provider_ops {
 	 * Left NULL: getattr alone.
 	 */
 	int (*getattr_list)(struct sbx_provider *p, struct stat *out, const char *box,
-			    const char *path, size_t max_bytes, sbx_dirent_fn fn, void *ctx,
-			    int *listed);
+			    const char *path, size_t max_bytes, sbx_dirent_fn fn,
+			    void *ctx, int *listed);
 
 	/*
 	 * unsaved: the attributes of box:path if this provider holds changes

@@ -264,10 +264,13 @@ int remote_getattr_list(struct sbx_provider *p, struct stat *out, const char *bo
 			  path);
 		rc = -EPROTO;
 	}
-	if (!rc && S_ISDIR(out->st_mode) &&
-	    out_.len - (size_t)(end + 1 - out_.buf) <= max_bytes) {
-		find_each(end + 1, out_.len - (size_t)(end + 1 - out_.buf), fn, ctx);
-		*listed = 1;
+	if (!rc && S_ISDIR(out->st_mode)) {
+		size_t rest = out_.len - (size_t)(end + 1 - out_.buf);
+
+		if (rest <= max_bytes) {
+			find_each(end + 1, rest, fn, ctx);
+			*listed = 1;
+		}
 	}
 	strbuf_release(&checks);
 	strbuf_release(&body);

@@ -121,14 +121,15 @@ int sh_utimens(struct strbuf *sb, const char *path, const struct timespec ts[2],
 		if (ts[i].tv_nsec == UTIME_OMIT)
 			continue;
 		if (ts[i].tv_nsec == UTIME_NOW)
-			rc = strbuf_addf(sb, "touch -c%s %s -- \"$p\" 2>&1 || exit 5; ", h,
-					 flag[i]);
+			rc = strbuf_addf(sb, "touch -c%s %s -- \"$p\" 2>&1 || exit 5; ",
+					 h, flag[i]);
 		else
-			rc = strbuf_addf(sb,
-					 "{ touch -c%s %s -d @%lld.%09ld -- \"$p\" 2>/dev/null || "
-					 "touch -c%s %s -d @%lld -- \"$p\" 2>&1; } || exit 5; ",
-					 h, flag[i], (long long)ts[i].tv_sec, ts[i].tv_nsec, h,
-					 flag[i], (long long)ts[i].tv_sec);
+			rc = strbuf_addf(
+				sb,
+				"{ touch -c%s %s -d @%lld.%09ld -- \"$p\" 2>/dev/null || "
+				"touch -c%s %s -d @%lld -- \"$p\" 2>&1; } || exit 5; ",
+				h, flag[i], (long long)ts[i].tv_sec, ts[i].tv_nsec, h,
+				flag[i], (long long)ts[i].tv_sec);
 	}
 	return rc;
 }

@@ -205,14 +205,13 @@ int remote_prefetch(struct sbx_provider *p, const char *box, const char *dir,
  * shell, subtree listings among it; REMOTE_OPS_SHELL: the namespace too,
  * for a provider whose file API moves contents and nothing else.
  */
-#define REMOTE_OPS_FILES                                                              \
-	.getattr = remote_getattr, .getattr_list = remote_getattr_list,               \
-	.unsaved = remote_unsaved,                                                    \
-	.fgetattr = stagefile_fgetattr, .open = remote_open, .read = stagefile_read,  \
-	.write = stagefile_write, .flush = stagefile_flush, .fsync = stagefile_fsync, \
-	.release = stagefile_release, .rmdir = remote_rmdir,                          \
-	.truncate = remote_truncate, .utimens = remote_utimens, .link = remote_link,  \
-	.statfs = remote_statfs, .readtree = remote_readtree,                         \
+#define REMOTE_OPS_FILES                                                                \
+	.getattr = remote_getattr, .getattr_list = remote_getattr_list,                 \
+	.unsaved = remote_unsaved, .fgetattr = stagefile_fgetattr, .open = remote_open, \
+	.read = stagefile_read, .write = stagefile_write, .flush = stagefile_flush,     \
+	.fsync = stagefile_fsync, .release = stagefile_release, .rmdir = remote_rmdir,  \
+	.truncate = remote_truncate, .utimens = remote_utimens, .link = remote_link,    \
+	.statfs = remote_statfs, .readtree = remote_readtree,                           \
 	.prefetch = remote_prefetch
 
 #define REMOTE_OPS_SHELL                                                           \
