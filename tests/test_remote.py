@@ -236,7 +236,9 @@ DOCKER_EXEC = "POST /containers/{id}/exec"
 
 DOCKER = dict(
     secret=None,
-    silent=[dict(fault=fault(kind="slow", delay=30, prefix="/containers/",
+    # Scripts go to shells kept open in the container: their turns on the
+    # exec's stream are what a silent engine leaves unanswered.
+    silent=[dict(fault=fault(kind="turn_slow", delay=30, prefix="/exec/",
                              count=100),
                  op="stat", on_server=False, errnos=(errno.ETIMEDOUT,),
                  within=120, requests=None, err=None)],
@@ -272,7 +274,9 @@ DOCKER = dict(
     exec=2, walk=10, script=2, copy=(4, 1, 4), lookups=10, along=True,
     loop=[fault(kind="status", status=500, prefix="/containers/", count=1),
           fault(kind="drop", prefix="/containers/", count=1),
-          fault(kind="slow", delay=30, prefix="/containers/", count=1)],
+          fault(kind="slow", delay=30, prefix="/containers/", count=1),
+          fault(kind="turn_drop", prefix="/exec/", count=1),
+          fault(kind="turn_slow", delay=30, prefix="/exec/", count=1)],
 )
 
 # The microsandbox emulator (tests/emulators/microsandbox.py): msb on

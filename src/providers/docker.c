@@ -351,7 +351,8 @@ static int create_body(struct dk *dk, cJSON *body, const struct sbx_kvlist *args
 }
 
 /* POST /containers/{box}/{action}: start, stop, restart, pause, unpause.
- * 304 (already so) is done. */
+ * 304 (already so) is done.  Its kept shells end first: a stop ends
+ * them anyway, and a paused shell would not answer. */
 static int act(struct dk *dk, const char *box, const char *action)
 {
 	static const struct errmap over[] = { { 409, EAGAIN }, { 0, 0 } };
@@ -362,6 +363,7 @@ static int act(struct dk *dk, const char *box, const char *action)
 	snprintf(suffix, sizeof(suffix), "/%s%s", action,
 		 !strcmp(action, "stop") || !strcmp(action, "restart") ? "?t=10" : "");
 	snprintf(what, sizeof(what), "%s container \"%s\"", action, box);
+	keptsh_drop(&dk->shells, box);
 	rc = box_request(dk, &r, "POST", box, suffix, NULL, 0);
 	if (rc)
 		return rc;
@@ -441,6 +443,7 @@ static int dk_remove(struct remote *r, const char *box)
 	int rc;
 
 	snprintf(what, sizeof(what), "delete container \"%s\"", box);
+	keptsh_drop(&((struct dk *)r)->shells, box);
 	rc = box_request((struct dk *)r, &resp, "DELETE", box, "?force=1&v=1", NULL, 0);
 	if (rc)
 		return rc;
@@ -639,6 +642,7 @@ static void dk_free(struct dk *dk)
 	dk_owners_free(dk->owners);
 	stage_free(dk->r.stage);
 	cmdpoll_destroy(&dk->cmds);
+	keptsh_destroy(&dk->shells);
 	free(dk->where);
 	free(dk->base);
 	free(dk->image);
@@ -684,6 +688,7 @@ static int dk_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	if (!dk)
 		return -ENOMEM;
 	cmdpoll_init(&dk->cmds);
+	keptsh_init(&dk->shells, "docker", &dk_shell_ops, dk, 30000);
 	boxtable_init(&dk->r.boxes, NULL);
 	rc = parse_options(dk, opts, &cache_max);
 	if (!rc)
@@ -704,6 +709,7 @@ static int dk_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 		goto fail;
 	remote_init(&dk->r, "docker", 0, stage, &dk_stagefile_ops, dk);
 	stage = NULL;
+	dk->shells.stall_ms = dk->timeout_s * 1000;
 	dk->r.run = dk_run;
 	dk->r.box_ops = &dk_box_ops;
 	dk->r.forget = dk_forget;

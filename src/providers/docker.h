@@ -25,6 +25,7 @@
 #include "sbxfs/remote/cmdpoll.h"
 #include "sbxfs/remote/errmap.h"
 #include "sbxfs/remote/json.h"
+#include "sbxfs/remote/keptsh.h"
 #include "sbxfs/remote/lifecycle.h"
 #include "sbxfs/remote/remote.h"
 #include "sbxfs/remote/request.h"
@@ -50,6 +51,7 @@ struct dk {
 	char *stage_dir;
 	int timeout_s;
 	struct cmdpoll cmds;	  /* the threads that follow commands */
+	struct keptsh shells;	  /* where scripts run (docker_exec.c) */
 	struct dk_owners *owners; /* docker_owners.c */
 	/* r.boxes: a record's id is the container's id, state its
 	 * State.Status word. */
@@ -76,7 +78,9 @@ int dk_running_now(struct dk *dk, const char *box);
 
 /* ---- docker_exec.c ---- */
 
-/* The remote layer's run (remote.h): a script through the exec API. */
+/* Streams to a shell in a container, for the kept shells. */
+extern const struct keptsh_ops dk_shell_ops;
+/* The remote layer's run (remote.h): a script on a kept shell. */
 int dk_run(struct remote *r, const char *box, const char *what, const char *script,
 	   int flags, struct strbuf *out);
 int dk_cmd_start(struct sbx_provider *p, void **handle, const char *box,

@@ -2,17 +2,17 @@
 /*
  * Docker: scripts and commands through the exec API.
  *
- * A script (the remote layer's run) is an exec of /bin/sh: create, then
- * start without a terminal, whose answer is the multiplexed stdout and
- * stderr stream, demultiplexed as it comes.  The script runs under a
- * shell that writes its exit status after its stderr: two requests, and
- * the exec's inspect only if the stream was cut before that line.  A
- * command of cmd/N is an exec with stdin, started on a connection taken
- * over after its answer (http_conn.c), so that cmd/N/stdin writes to it;
- * a thread of the provider's cmdpoll group reads its output until the
- * end mark of its wrapper has come on both streams (endmark.h): two
- * requests, and the exec's inspect only if the stream ended without it
- * (the command was killed with its wrapper).
+ * A script (the remote layer's run) goes to a shell kept open in the
+ * container (keptsh.h): an exec of /bin/sh with stdin, created and then
+ * started without a terminal on a connection taken over after its answer
+ * (http_conn.c), whose multiplexed stdout and stderr are demultiplexed
+ * as they come.  Opening one is two requests and a process the engine
+ * starts; each script on it then is one round trip.  A command of cmd/N is an exec with
+ * stdin, started on a connection taken over after its answer (http_conn.c), so that
+ * cmd/N/stdin writes to it; a thread of the provider's cmdpoll group reads its output
+ * until the end mark of its wrapper has come on both streams (endmark.h): two requests,
+ * and the exec's inspect only if the stream ended without it (the command was killed with
+ * its wrapper).
  *
  * The exec API has no call to signal an exec: see CMD_ENV below.
  */
@@ -22,6 +22,7 @@
 
 #include "docker.h"
 #include "sbxfs/remote/endmark.h"
+#include "sbxfs/remote/keptsh.h"
 #include "sbxfs/remote/shell.h"
 
 #define SCRIPT_ARG_MAX (120u << 10) /* under Linux's 128 KiB for one argument */
@@ -139,101 +140,18 @@ static int exec_code(struct dk *dk, int *code, const char *id, const char *what)
 	return -EIO;
 }
 
-/* ---- scripts ---- */
-
-/*
- * A script runs under a shell that writes its exit status after its
- * stderr, so that the stream itself tells how it ended and no inspect
- * is needed: two requests a script.  A stream cut before that line (the
- * container stopped) falls back to the exec's inspect.
- */
-#define RUN_WRAPPER \
-	"/bin/sh -c \"$0\"; s=$?; printf '\\nSBXFS-EXIT %d\\n' $s >&2; exit $s"
-#define RUN_TAIL 32
-
-struct run_out {
-	struct strbuf *out;  /* may be NULL: stdout is dropped */
-	struct strbuf err;   /* the start of stderr */
-	char tail[RUN_TAIL]; /* the end of stderr */
-	size_t ntail;
-	struct dk_demux demux;
-};
-
-/* The exit status the wrapper wrote at the end of stderr; -1 if none. */
-static int run_status(const struct run_out *o)
-{
-	char t[RUN_TAIL + 1], *p;
-	int code;
-
-	memcpy(t, o->tail, o->ntail);
-	t[o->ntail] = '\0';
-	p = o->ntail ? memrchr(t, '\n', o->ntail - 1) : NULL;
-	if (!p || t[o->ntail - 1] != '\n' || sscanf(p, "\nSBXFS-EXIT %d\n", &code) != 1 ||
-	    code < 0 || code > 255)
-		return -1;
-	return code;
-}
-
-static int run_output(void *ctx, int stream, const char *buf, size_t len)
-{
-	struct run_out *o = ctx;
-
-	if (stream == 1 && o->out && strbuf_add(o->out, buf, len)) {
-		sbx_failf("the output is over %zu bytes", o->out->max);
-		return -EFBIG;
-	}
-	if (stream == 2 && o->err.len < DK_ERR_KEEP) {
-		size_t n = DK_ERR_KEEP - o->err.len;
-
-		strbuf_add(&o->err, buf, len < n ? len : n);
-	}
-	if (stream == 2) {
-		size_t keep = len >= RUN_TAIL ? 0 : RUN_TAIL - len;
-
-		if (keep > o->ntail)
-			keep = o->ntail;
-		memmove(o->tail, o->tail + o->ntail - keep, keep);
-		if (len > RUN_TAIL)
-			buf += len - RUN_TAIL, len = RUN_TAIL;
-		memcpy(o->tail + keep, buf, len);
-		o->ntail = keep + len;
-	}
-	return 0;
-}
-
-static int run_sink(void *ctx, const char *buf, size_t len)
-{
-	return dk_demux_feed(&((struct run_out *)ctx)->demux, buf, len);
-}
-
-static int run_reset(void *ctx)
-{
-	struct run_out *o = ctx;
-
-	if (o->out)
-		o->out->len = 0;
-	o->err.len = 0;
-	o->ntail = 0;
-	dk_demux_init(&o->demux, run_output, o);
-	return 0;
-}
-
-/* Run once: 0 with *code when the script ran. */
-static int run_once(struct dk *dk, const char *box, const char *what, const char *script,
-		    struct run_out *o, int *code)
+/* POST /exec/{id}/start without a terminal, on a connection taken over
+ * after its answer: the exec's stdin, and its multiplexed output. */
+static int exec_attach(struct dk *dk, struct http_conn **conn, const char *id,
+		       const char *what)
 {
 	static const struct errmap over[] = { { 409, EAGAIN }, { 0, 0 } };
-	const struct http_sink sink = { run_sink, run_reset, o };
-	struct http_req req = HTTP_REQ_INIT;
-	struct strbuf url = STRBUF_INIT(4096);
 	const char *body = "{\"Detach\":false,\"Tty\":false}";
-	const char *const args[] = { "-c", RUN_WRAPPER, script, NULL };
-	char id[DK_ID_MAX];
+	struct strbuf url = STRBUF_INIT(4096);
+	struct http_req req = HTTP_REQ_INIT;
 	struct http_resp r;
-	int rc = exec_create(dk, id, box, what, args, NULL, 0);
+	int rc;
 
-	if (rc)
-		return rc;
 	if (strbuf_addf(&url, "%s/exec/%s/start", dk->base, id))
 		return -ENOMEM;
 	req.method = "POST";
@@ -241,42 +159,104 @@ static int run_once(struct dk *dk, const char *box, const char *what, const char
 	req.body = body;
 	req.body_len = strlen(body);
 	req.content_type = "application/json";
-	req.sink = &sink;
-	req.transfer = 1; /* a script may take long, as long as it is alive */
-	rc = http_do(dk->http, &req, &r);
-	strbuf_release(&url);
-	if (rc) {
-		char msg[400];
-
-		snprintf(msg, sizeof(msg), "%s", sbx_fail_text());
-		sbx_failf("docker: %s: %s", what, msg);
-		return rc;
-	}
-	if (r.status != 200 && r.status != 101)
+	rc = http_conn_open(dk->http, conn, &req, &r);
+	if (!rc && !*conn)
 		rc = dk_fail(what, &r, over);
-	else if (!dk_demux_clean(&o->demux))
-		rc = errmap_fail_http("docker", what, r.status,
-				      "the output stream was cut", NULL, EIO);
 	http_resp_release(&r);
-	if (!rc && (*code = run_status(o)) < 0)
-		rc = exec_code(dk, code, id, what);
+	strbuf_release(&url);
 	return rc;
 }
+
+/* ---- scripts ---- */
+
+/*
+ * Scripts run on kept shells (keptsh.h): an exec of /bin/sh with stdin,
+ * started once (two requests) and kept, each script then one round trip
+ * on its stream and no process start by the engine.
+ */
+struct dk_shell {
+	struct http_conn *conn;
+	struct dk_demux demux;
+	keptsh_out_fn out;
+	void *ctx;
+};
+
+static int shell_output(void *ctx, int stream, const char *buf, size_t len);
+
+static int shell_open(void *ctx, const char *box, void **stream)
+{
+	static const char *const args[] = { NULL };
+	struct dk *dk = ctx;
+	struct dk_shell *sh = calloc(1, sizeof(*sh));
+	char id[DK_ID_MAX];
+	int rc;
+
+	if (!sh)
+		return -ENOMEM;
+	dk_demux_init(&sh->demux, shell_output, sh);
+	rc = exec_create(dk, id, box, "open a shell", args, NULL, 1);
+	if (!rc)
+		rc = exec_attach(dk, &sh->conn, id, "open a shell");
+	if (rc) {
+		free(sh);
+		return rc;
+	}
+	*stream = sh;
+	return 0;
+}
+
+static int shell_write(void *stream, const char *buf, size_t len)
+{
+	ssize_t n = http_conn_write(((struct dk_shell *)stream)->conn, buf, len, NULL);
+
+	return n < 0 ? (int)n : 0;
+}
+
+static int shell_output(void *ctx, int stream, const char *buf, size_t len)
+{
+	struct dk_shell *sh = ctx;
+
+	if (stream == 1 || stream == 2)
+		sh->out(sh->ctx, stream == 1 ? SBX_STREAM_STDOUT : SBX_STREAM_STDERR, buf,
+			len);
+	return 0;
+}
+
+static int shell_read(void *stream, int timeout_ms, keptsh_out_fn out, void *ctx)
+{
+	struct dk_shell *sh = stream;
+	char buf[65536];
+	ssize_t n = http_conn_read(sh->conn, buf, sizeof(buf), timeout_ms, NULL);
+	int rc;
+
+	if (n <= 0)
+		return (int)n;
+	sh->out = out;
+	sh->ctx = ctx;
+	rc = dk_demux_feed(&sh->demux, buf, (size_t)n);
+	return rc ? rc : 1;
+}
+
+static void shell_close(void *stream)
+{
+	struct dk_shell *sh = stream;
+
+	http_conn_close(sh->conn);
+	free(sh);
+}
+
+const struct keptsh_ops dk_shell_ops = {
+	.open = shell_open,
+	.write = shell_write,
+	.read = shell_read,
+	.close = shell_close,
+};
 
 int dk_run(struct remote *r, const char *box, const char *what, const char *script,
 	   int flags, struct strbuf *out)
 {
-	struct dk *dk = (struct dk *)r;
-	struct run_out o = { .out = out, .err = STRBUF_INIT(DK_ERR_KEEP + 1) };
-	int code = 0, rc;
+	int rc = keptsh_run(&((struct dk *)r)->shells, box, what, script, flags, out);
 
-	run_reset(&o);
-	rc = run_once(dk, box, what, script, &o, &code);
-	if ((rc == -EIO || rc == -ECONNREFUSED || rc == -ETIMEDOUT) &&
-	    (flags & REMOTE_RUN_RETRY) && !sbx_interrupted()) {
-		run_reset(&o);
-		rc = run_once(dk, box, what, script, &o, &code);
-	}
 	if (rc == -EAGAIN) {
 		/* A stopped container's files are shown read-only. */
 		sbx_failf("docker: %s: container \"%s\" is not running: its files "
@@ -284,21 +264,6 @@ int dk_run(struct remote *r, const char *box, const char *what, const char *scri
 			  what, box);
 		rc = -EROFS;
 	}
-	if (!rc && code) {
-		rc = sh_exit_errno(code);
-		if (rc > 0) {
-			char e[300], *t = o.err.buf ? strstr(o.err.buf, "\nSBXFS-EXIT ")
-						    : NULL;
-
-			if (t)
-				*t = '\0'; /* the wrapper's line is no message */
-			json_text(e, sizeof(e), o.err.buf, sizeof(e) - 1);
-			sbx_failf("docker: %s: exit %d%s%s", what, code, e[0] ? ": " : "",
-				  e);
-			rc = -EIO;
-		}
-	}
-	strbuf_release(&o.err);
 	return rc;
 }
 
@@ -387,16 +352,12 @@ static void *follow(void *arg)
 int dk_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 		 const char *cmdline, struct sbx_cmd_sink *sink)
 {
-	static const struct errmap over[] = { { 409, EAGAIN }, { 0, 0 } };
 	static unsigned long counter;
 	struct dk *dk = DK(p);
 	struct dk_cmd *c = calloc(1, sizeof(*c));
-	struct strbuf url = STRBUF_INIT(4096), wrapper = STRBUF_INIT(4096);
+	struct strbuf wrapper = STRBUF_INIT(4096);
 	const char *args[] = { "-c", NULL, "sh", cmdline, NULL };
 	char env[96];
-	struct http_req req = HTTP_REQ_INIT;
-	const char *body = "{\"Detach\":false,\"Tty\":false}";
-	struct http_resp r;
 	int rc;
 
 	if (!c)
@@ -420,33 +381,19 @@ int dk_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 	 * wrapper lives on to tell how it ended. */
 	if (!rc)
 		rc = exec_create(dk, c->exec_id, box, "start command", args, NULL, 1);
-	if (rc)
-		goto fail;
-	rc = -ENOMEM;
-	if (strbuf_addf(&url, "%s/exec/%s/start", dk->base, c->exec_id))
-		goto fail;
-	req.method = "POST";
-	req.url = url.buf;
-	req.body = body;
-	req.body_len = strlen(body);
-	req.content_type = "application/json";
-	rc = http_conn_open(dk->http, &c->conn, &req, &r);
-	if (!rc && !c->conn)
-		rc = dk_fail("start command", &r, over);
-	http_resp_release(&r);
+	if (!rc)
+		rc = exec_attach(dk, &c->conn, c->exec_id, "start command");
 	if (rc)
 		goto fail;
 	rc = cmdpoll_start(&dk->cmds, follow, c);
 	if (rc)
 		goto fail;
-	strbuf_release(&url);
 	strbuf_release(&wrapper);
 	*handle = c;
 	return 0;
 fail:
 	if (rc == -EAGAIN)
 		sbx_failf("docker: container \"%s\" is not running", box);
-	strbuf_release(&url);
 	strbuf_release(&wrapper);
 	http_conn_close(c->conn);
 	free(c);

@@ -60,7 +60,10 @@ Requests are counted by route: "METHOD PATH" with the API version prefix
 (/v1.41, /v4.3.1) dropped and ids and names replaced by placeholders:
 "POST /containers/create", "GET /containers/json", "HEAD
 /containers/{id}/archive", "POST /exec/{id}/start", "GET /exec/{id}/json",
-"GET /images/{name}/json", "GET /_ping", "/libpod/..." likewise.
+"GET /images/{name}/json", "GET /_ping", "/libpod/..." likewise.  On a
+hijacked connection, each turn of the client's (bytes it sends after the
+engine sent some, or its first) is one more, "TURN POST /exec/{id}/start":
+a script written to a shell kept open costs a round trip, as a request.
 
 Test control routes on SHORT/api.sock (not counted, never faulted):
   GET  /_emu/stats          {"total": N, "routes": {"GET /containers/json": n, ...}}
@@ -77,6 +80,11 @@ Test control routes on SHORT/api.sock (not counted, never faulted):
                             service (unless the client went away meanwhile:
                             then the request is not forwarded at all) / a
                             closed connection, without an answer.
+                            "turn_slow" and "turn_drop" are for the turns of
+                            hijacked streams whose request path starts with
+                            `prefix` ("/exec/"): the client's bytes held
+                            `delay` seconds before they go on / both
+                            connections closed.
   POST /_emu/fault/clear    forget all faults.
   GET  /_emu/sandbox/NAME   {"id", "name", "dir", "state"} of the container
                             named NAME (or with that id, or an id prefix of
@@ -300,7 +308,7 @@ def wants_close(version, headers):
 class Engine(common.Service):
     """Podman under DIR, and the counts and faults of the proxy."""
 
-    fault_kinds = ("status", "empty", "slow", "drop")
+    fault_kinds = ("status", "empty", "slow", "drop", "turn_slow", "turn_drop")
 
     def __init__(self, root, podman):
         super().__init__(root)
@@ -471,10 +479,17 @@ class Engine(common.Service):
 
     # -- faults
     def fault_for(self, raw, bare, method):
-        f = self.take_fault(None, bare, method)
+        f = self.take_fault(REQUEST_FAULTS, bare, method)
         if f is None and raw != bare:
-            f = self.take_fault(None, raw, method)
+            f = self.take_fault(REQUEST_FAULTS, raw, method)
         return f
+
+    def turn_fault(self, bare):
+        return self.take_fault(TURN_FAULTS, bare, None)
+
+
+REQUEST_FAULTS = ("status", "empty", "slow", "drop")
+TURN_FAULTS = ("turn_slow", "turn_drop")
 
 
 def dynamic(path):
@@ -724,7 +739,8 @@ class Connection:
         else:
             kind = framing(rheaders)[0]
         if status == 101 or kind is None:
-            await self.relay()
+            await self.relay("%s %s" % (method, route(bare_path(path))),
+                             bare_path(path))
             return False, "%d hijacked" % status
         if kind != "none":
             await copy_body(ur, self.cw, rheaders)
@@ -733,12 +749,16 @@ class Connection:
             return False, status
         return True, status
 
-    async def relay(self):
+    async def relay(self, what, bare):
         """Raw bytes both ways until Podman ends the stream: the client's
         end of input becomes a shutdown(SHUT_WR) towards Podman; Podman's
-        end closes the client's connection."""
+        end closes the client's connection.  Each turn of the client's (it
+        writes after the engine wrote, or first) is counted as a request
+        "TURN <what>": a script sent to a shell kept open is a round trip
+        as much as a request is."""
         ur, uw = self.ur, self.uw
         self.ur = self.uw = None        # never reused
+        turn = {"client": False}
 
         async def client_to_engine():
             try:
@@ -746,6 +766,18 @@ class Connection:
                     data = await self.cr.read(CHUNK)
                     if not data:
                         break
+                    if not turn["client"]:
+                        turn["client"] = True
+                        self.engine.count("TURN " + what)
+                        f = self.engine.turn_fault(bare)
+                        if f is not None and f["kind"] == "turn_drop":
+                            log("TURN %s dropped (fault)" % bare)
+                            self.cw.transport.abort()
+                            uw.close()
+                            break
+                        if f is not None:
+                            log("TURN %s delayed (fault)" % bare)
+                            await asyncio.sleep(float(f.get("delay") or 1.0))
                     uw.write(data)
                     await uw.drain()
                 if uw.can_write_eof() and not uw.is_closing():
@@ -759,6 +791,7 @@ class Connection:
                 data = await ur.read(CHUNK)
                 if not data:
                     break
+                turn["client"] = False
                 self.cw.write(data)
                 await self.cw.drain()
         except (ConnectionError, OSError):

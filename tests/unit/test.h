@@ -36,5 +36,6 @@ void test_tree(void);
 void test_config(void);
 void test_cbor(void);
 void test_microsandbox(void);
+void test_keptsh(void);
 
 #endif

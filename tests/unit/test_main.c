@@ -25,6 +25,7 @@ int main(void)
 	test_config();
 	test_cbor();
 	test_microsandbox();
+	test_keptsh();
 	if (test_failures)
 		fprintf(stderr, "%d checks failed\n", test_failures);
 	return test_failures ? 1 : 0;

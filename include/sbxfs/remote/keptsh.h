@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Kept shells: a few /bin/sh processes per sandbox, each reading scripts
+ * from its stdin, so that a script of the remote layer costs one round
+ * trip on an open stream and no process start by the service.  For a
+ * provider whose every script is otherwise a new process of its API (an
+ * exec: a request to create it, one to start it, and the engine's own
+ * start of a process in the sandbox).
+ *
+ * A script goes to the shell as
+ *
+ *     ( SCRIPT
+ *     ) </dev/null; sbxfs_s=$?; printf '\036SBXFS-END:ID:%d\n' ...
+ *
+ * a subshell, so that its exit, traps, variables and redirections end
+ * with it, followed by the end mark of endmark.h on stdout and stderr,
+ * whose id is the shell's own random one and the script's number: the
+ * output of one script ends where its mark is, and nothing a sandbox's
+ * file holds can be taken for it.  Scripts take turns on a shell; a
+ * sandbox has up to KEPTSH_PER_BOX shells, opened as scripts need them
+ * side by side and kept open.  A shell that is lost, cut, too slow or
+ * interrupted is closed, never used again; a script is sent again on a
+ * new shell only if it is safe to (REMOTE_RUN_RETRY) or it never went
+ * out.
+ *
+ * The provider moves bytes (struct keptsh_ops); this file holds the rest.
+ */
+#ifndef SBXFS_REMOTE_KEPTSH_H
+#define SBXFS_REMOTE_KEPTSH_H
+
+#include <pthread.h>
+#include <stddef.h>
+
+#include "sbxfs/provider.h"
+#include "sbxfs/strbuf.h"
+
+/* The most shells open at once in one sandbox. */
+#define KEPTSH_PER_BOX 3
+
+/* Where a stream's output goes: `stream` SBX_STREAM_STDOUT or _STDERR. */
+typedef void (*keptsh_out_fn)(void *ctx, enum sbx_stream stream, const char *data,
+			      size_t len);
+
+/*
+ * A provider's streams to a shell in a sandbox.
+ */
+struct keptsh_ops {
+	/*
+	 * open: start /bin/sh with no arguments in the running sandbox
+	 * `box`, its stdin, stdout and stderr connected to a new stream,
+	 * into *stream.  0, -EAGAIN when the sandbox is not running, or
+	 * -errno with sbx_failf() text.
+	 */
+	int (*open)(void *ctx, const char *box, void **stream);
+
+	/* write: all of buf to the shell's stdin.  0, or -errno with text
+	 * (the stream is then closed by the caller). */
+	int (*write)(void *stream, const char *buf, size_t len);
+
+	/*
+	 * read: wait at most timeout_ms (0: do not wait) for output of the
+	 * shell, and pass what came, in order, to out(ctx, ...).  1 when
+	 * something came, 0 at the end of the stream, -ETIMEDOUT when
+	 * nothing came, or -errno with text.
+	 */
+	int (*read)(void *stream, int timeout_ms, keptsh_out_fn out, void *ctx);
+
+	/* close: end the stream and free it (the shell reads the end of its
+	 * input and exits, once a script it runs has ended). */
+	void (*close)(void *stream);
+};
+
+struct keptsh_shell;
+
+struct keptsh {
+	/* The provider's name, for messages; its streams, and their ctx. */
+	const char *name;
+	const struct keptsh_ops *ops;
+	void *ctx;
+	/* How long a script may go without output, as a transfer may. */
+	int stall_ms;
+
+	pthread_mutex_t lock;
+	pthread_cond_t freed;
+	struct keptsh_shell *shells;
+	unsigned long opened; /* shells opened so far: part of each id */
+	char tag[20];	      /* random per keptsh: part of each id */
+};
+
+/* Set k up.  Nothing is opened until a script needs it. */
+void keptsh_init(struct keptsh *k, const char *name, const struct keptsh_ops *ops,
+		 void *ctx, int stall_ms);
+/* Close every shell and free what k holds; no call may be using it. */
+void keptsh_destroy(struct keptsh *k);
+
+/*
+ * The contract of struct remote's run (remote.h), on a kept shell of
+ * `box`: its exit status mapped by sh_exit_errno() (-EIO with the words
+ * of its stderr for other failures), its stdout into out (may be NULL;
+ * -EFBIG past out's maximum).  -EAGAIN when box is not running.
+ * `flags`: REMOTE_RUN_RETRY.
+ */
+int keptsh_run(struct keptsh *k, const char *box, const char *what, const char *script,
+	       int flags, struct strbuf *out);
+
+/* Close the shells of `box` that no script uses (it was stopped or
+ * deleted); those in use are closed when their script ends. */
+void keptsh_drop(struct keptsh *k, const char *box);
+
+#endif
