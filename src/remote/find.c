@@ -17,15 +17,36 @@ int find_script_stat(struct strbuf *sb, const char *var)
 			 var, FIND_PRINTF, FIND_STAT_FMT, var);
 }
 
+/*
+ * busybox: the entries of a directory, many to one stat(1) (a batch
+ * record, as the walk's below) up to 500 names, so that the arguments
+ * stay far below the system's bound; a name with a newline in it gets a
+ * record of its own.  The shell's IFS and globbing are as they were
+ * after it.
+ */
+/* clang-format off */
+#define LIST_BATCH							\
+	"sbxfs_n='\n'; sbxfs_b=; sbxfs_c=0; sbxfs_fl() { "			\
+	"[ -z \"$sbxfs_b\" ] || { printf 'B '; sbxfs_o=$IFS; "		\
+	"IFS=$sbxfs_n; set -f; stat -c \"$sbxfs_f\" -- $sbxfs_b; "		\
+	"IFS=$sbxfs_o; set +f; printf '\\0'; sbxfs_b=; sbxfs_c=0; }; }; "
+#define LIST_EACH							\
+	"case \"$f\" in *\"$sbxfs_n\"*) "					\
+	"stat -c \"$sbxfs_f\" -- \"$f\" && printf '\\0';; "			\
+	"*) sbxfs_b=\"$sbxfs_b$f$sbxfs_n\"; sbxfs_c=$((sbxfs_c + 1)); "	\
+	"[ $sbxfs_c -lt 500 ] || sbxfs_fl;; esac; "
+/* clang-format on */
+
 int find_script_list(struct strbuf *sb, const char *var)
 {
 	return sh_script(sb,
 			 "if " FIND_HAVE_PRINTF "; then "
 			 "find \"$%s\" -mindepth 1 -maxdepth 1 -printf %q; else "
+			 "sbxfs_f=%q; " LIST_BATCH
 			 "for f in \"$%s\"/* \"$%s\"/.[!.]* \"$%s\"/..?*; do "
-			 "{ [ -e \"$f\" ] || [ -L \"$f\" ]; } || continue; "
-			 "stat -c %q -- \"$f\" && printf '\\0'; done; fi",
-			 var, FIND_PRINTF, var, var, var, FIND_STAT_FMT);
+			 "{ [ -e \"$f\" ] || [ -L \"$f\" ]; } || continue; " LIST_EACH
+			 "done; sbxfs_fl; fi",
+			 var, FIND_PRINTF, FIND_STAT_FMT, var, var, var);
 }
 
 static int parse_u64(const char **p, unsigned long long *out)
@@ -200,40 +221,113 @@ int find_parse_one(char *buf, size_t len, struct stat *st)
 	return find_parse(buf, st, &name);
 }
 
+/*
+ * A batch record, "B " and the lines of one stat(1) of many files: call
+ * one(ctx, line) for each line, which is a record of its own, newline
+ * included, NUL-terminated for the time of the call.  A line cut short
+ * is dropped.  Stops at one's nonzero, and returns it.
+ */
+static int batch_each(char *rec, const char *end, int (*one)(void *ctx, char *line),
+		      void *ctx)
+{
+	char *p = rec + 2;
+
+	while (p < end) {
+		char *nl = memchr(p, '\n', (size_t)(end - p)), keep;
+		int rc;
+
+		if (!nl)
+			break;
+		keep = nl[1];
+		nl[1] = '\0';
+		rc = one(ctx, p);
+		nl[1] = keep;
+		if (rc)
+			return rc;
+		p = nl + 1;
+	}
+	return 0;
+}
+
+static int is_batch(const char *rec)
+{
+	return rec[0] == 'B' && rec[1] == ' ';
+}
+
+struct each_ctx {
+	sbx_dirent_fn fn;
+	void *ctx;
+};
+
+/* One record of a listing: nonzero when fn says stop. */
+static int each_one(void *ctx, char *rec)
+{
+	struct each_ctx *c = ctx;
+	const char *name;
+	struct stat st;
+
+	return !find_parse(rec, &st, &name) && sbx_entry_name_valid(name) &&
+	       c->fn(c->ctx, name, &st);
+}
+
 int find_each(char *buf, size_t len, sbx_dirent_fn fn, void *ctx)
 {
+	struct each_ctx c = { fn, ctx };
 	size_t i = 0;
 
 	while (i < len) {
 		char *e = memchr(buf + i, '\0', len - i);
-		const char *name;
-		struct stat st;
 
 		if (!e)
 			break; /* a record cut short: the listing was interrupted */
-		if (!find_parse(buf + i, &st, &name) && sbx_entry_name_valid(name) &&
-		    fn(ctx, name, &st))
+		if (is_batch(buf + i) ? batch_each(buf + i, e, each_one, &c)
+				      : each_one(&c, buf + i))
 			break;
 		i = (size_t)(e - buf) + 1;
 	}
 	return 0;
 }
 
+/*
+ * busybox's find has no -printf: the walk stats the names it gives, many
+ * to one stat(1) (a batch record, "B " and stat's lines), since a process
+ * a file would cost more than the walk.  A name with a newline in it, a
+ * symlink (its target follows it) and a directory the sandbox's user
+ * cannot read (marked '-') get a record of their own, in find's order.
+ * Following symlinks, a dangling one is left out, as a file API that
+ * follows them cannot stat it.  Run by find -exec sh -c EACH FMT {} +.
+ */
+/* clang-format off */
+#define EACH_BATCH(L)							\
+	"n='\n'; b=; fl() { [ -z \"$b\" ] || { printf 'B '; "		\
+	"o=$IFS; IFS=$n; set -f; stat " L "-c \"$0\" -- $b; "		\
+	"IFS=$o; set +f; printf '\\0'; b=; }; }; "
+#define EACH_UNREADABLE							\
+	"[ -d \"$f\" ] && ! { [ -r \"$f\" ] && [ -x \"$f\" ]; }"
+#define EACH_FOLLOW							\
+	EACH_BATCH("-L ")						\
+	"for f; do [ -e \"$f\" ] || continue; "				\
+	"case \"$f\" in *\"$n\"*) ;; *) "					\
+	"if ! { " EACH_UNREADABLE "; }; then "				\
+	"b=\"$b$f$n\"; continue; fi;; esac; fl; "				\
+	"if " EACH_UNREADABLE "; then printf %s '- '; "			\
+	"else printf %s '+ '; fi; "					\
+	"stat -L -c \"$0\" -- \"$f\" && printf '\\0'; done; fl"
+#define EACH_LSTAT							\
+	EACH_BATCH("")							\
+	"for f; do case \"$f\" in *\"$n\"*) ;; *) "				\
+	"if ! [ -L \"$f\" ] && ! { " EACH_UNREADABLE "; }; then "		\
+	"b=\"$b$f$n\"; continue; fi;; esac; fl; "				\
+	"if " SH_REALDIR("f") " && ! { [ -r \"$f\" ] && [ -x \"$f\" ]; }; "	\
+	"then printf %s '- '; else printf %s '+ '; fi; "			\
+	"stat -c \"$0\" -- \"$f\" && printf '\\0'; "			\
+	"[ -L \"$f\" ] && { printf 'L '; readlink -n -- \"$f\"; "		\
+	"printf '\\0'; }; done; fl"
+/* clang-format on */
+
 int find_script_tree(struct strbuf *sb, int follow, size_t max_bytes)
 {
-	/* busybox: stat each name find gives, the readable mark first.
-	 * Following symlinks, a dangling one is left out, as a file API
-	 * that follows them cannot stat it. */
-	const char *each =
-		follow ? "for f; do [ -e \"$f\" ] || continue; "
-			 "if [ -d \"$f\" ] && ! { [ -r \"$f\" ] && [ -x \"$f\" ]; }; "
-			 "then printf %s '- '; else printf %s '+ '; fi; "
-			 "stat -L -c \"$0\" -- \"$f\" && printf '\\0'; done"
-		       : "for f; do if " SH_REALDIR(
-				 "f") " && ! { [ -r \"$f\" ] && [ -x \"$f\" ]; }; "
-				      "then printf %s '- '; else printf %s '+ '; fi; "
-				      "stat -c \"$0\" -- \"$f\" && printf '\\0'; [ -L \"$f\" ] && "
-				      "{ printf 'L '; readlink -n -- \"$f\"; printf '\\0'; }; done";
+	const char *each = follow ? EACH_FOLLOW : EACH_LSTAT;
 	const char *L = follow ? "-L " : "";
 	const char *skip = follow ? "! -type l " : "";
 
@@ -273,18 +367,18 @@ static int rel_valid(char *rel)
 	}
 }
 
-/* One tree record: the mark, the device, the record; *rel "" for the
- * walked directory itself. */
-static int tree_parse(char *rec, struct stat *st, char **rel, unsigned long long *dev,
-		      int *unreadable)
+/* One tree record, after its mark ('+' or '-'): the device, the record;
+ * *rel "" for the walked directory itself. */
+static int tree_parse(char mark, char *rec, struct stat *st, char **rel,
+		      unsigned long long *dev, int *unreadable)
 {
-	const char *p = rec + 2;
+	const char *p = rec;
 	char *s;
 
-	if ((rec[0] != '+' && rec[0] != '-') || rec[1] != ' ' || parse_u64(&p, dev) ||
+	if ((mark != '+' && mark != '-') || parse_u64(&p, dev) ||
 	    parse_fields(rec + (p - rec), st, &s))
 		return -EPROTO;
-	*unreadable = rec[0] == '-';
+	*unreadable = mark == '-';
 	if (s[0] == '.' && (s[1] == '\0' || s[1] == '/')) /* stat's "./a" */
 		s += s[1] ? 2 : 1;
 	if (s[0] && !rel_valid(s))
@@ -308,16 +402,64 @@ static const char *link_after(char *buf, size_t len, size_t *i)
 	return rec + 2;
 }
 
+/* Where a walk's records go, and what they said so far. */
+struct tree_walk {
+	sbx_treeent_fn fn;
+	void *ctx;
+	unsigned long long top_dev;
+	int walking, have_top;
+	char *buf; /* the records, for a symlink's target after it */
+	size_t len, *i;
+};
+
+/*
+ * One record of an entry (mark '+' or '-', then the record): -1 when it
+ * does not parse, 1 when fn says stop, else 0.  A symlink's target is
+ * taken from the record at *w->i that follows, if `links`.
+ */
+static int tree_one(struct tree_walk *w, char mark, char *rec, int links)
+{
+	unsigned long long dev;
+	unsigned flags = 0;
+	int unreadable;
+	struct stat st;
+	char *rel;
+
+	if (tree_parse(mark, rec, &st, &rel, &dev, &unreadable))
+		return -1;
+	if (!rel[0]) {
+		if (!w->walking && !w->have_top) {
+			w->top_dev = dev;
+			w->have_top = 1;
+		}
+		return 0;
+	}
+	if (!w->walking && strchr(rel, '/'))
+		return 0;
+	if (S_ISDIR(st.st_mode) && (unreadable || !w->have_top || dev != w->top_dev))
+		flags |= SBX_TREE_OPAQUE;
+	return w->fn(w->ctx, rel, &st,
+		     links && S_ISLNK(st.st_mode) ? link_after(w->buf, w->len, w->i)
+						  : NULL,
+		     flags)
+		       ? 1
+		       : 0;
+}
+
+/* A line of a batch: a record marked '+', no target after it. */
+static int tree_batch_one(void *ctx, char *line)
+{
+	return tree_one(ctx, '+', line, 0);
+}
+
 int find_tree_each(char *buf, size_t len, sbx_treeent_fn fn, void *ctx)
 {
-	unsigned long long top_dev = 0, dev;
-	int walking = 0, have_top = 0, unreadable;
 	size_t i = 0;
+	struct tree_walk w = { .fn = fn, .ctx = ctx, .buf = buf, .len = len, .i = &i };
 
 	while (i < len) {
-		char *rec = buf + i, *e = memchr(rec, '\0', len - i), *rel;
-		unsigned flags = 0;
-		struct stat st;
+		char *rec = buf + i, *e = memchr(rec, '\0', len - i);
+		int rc;
 
 		if (!e)
 			break; /* cut short */
@@ -325,34 +467,23 @@ int find_tree_each(char *buf, size_t len, sbx_treeent_fn fn, void *ctx)
 		if (rec[0] == 'L' && rec[1] == ' ')
 			continue; /* a target with no symlink before it */
 		if (rec[0] == '/' && rec[1] == '\0') {
-			if (walking) {
+			if (w.walking) {
 				fn(ctx, NULL, NULL, NULL, SBX_TREE_WHOLE);
 				return 0;
 			}
-			walking = 1;
+			w.walking = 1;
 			if (fn(ctx, NULL, NULL, NULL, SBX_TREE_LISTED))
 				return 0;
 			continue;
 		}
-		if (tree_parse(rec, &st, &rel, &dev, &unreadable)) {
-			if (walking)
-				return 0;
-			continue;
-		}
-		if (!rel[0]) {
-			if (!walking && !have_top) {
-				top_dev = dev;
-				have_top = 1;
-			}
-			continue;
-		}
-		if (!walking && strchr(rel, '/'))
-			continue;
-		if (S_ISDIR(st.st_mode) && (unreadable || !have_top || dev != top_dev))
-			flags |= SBX_TREE_OPAQUE;
-		if (fn(ctx, rel, &st,
-		       S_ISLNK(st.st_mode) ? link_after(buf, len, &i) : NULL, flags))
+		if (is_batch(rec))
+			rc = batch_each(rec, e, tree_batch_one, &w);
+		else if (e - rec < 2 || rec[1] != ' ')
+			rc = -1;
+		else
+			rc = tree_one(&w, rec[0], rec + 2, 1);
+		if (rc > 0 || (rc < 0 && w.walking))
 			return 0;
 	}
-	return walking ? 0 : -EPROTO;
+	return w.walking ? 0 : -EPROTO;
 }

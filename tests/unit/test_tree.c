@@ -100,6 +100,25 @@ static void check_parser(void)
 		CHECK(!strcmp(s.text, "L +k>../x +m +f +n ") ||
 		      !fprintf(stderr, "%s\n", s.text));
 	}
+	/* busybox's batches: the lines of one stat(1), each an entry; a
+	 * symlink in one gets no target, a line cut short is dropped, a bad
+	 * line in the walk ends it. */
+	{
+		static const char batch[] = "+ 3 x41ed 2 0 0 0 1 1 1 1 .\n\0"
+					    "B 3 x81a4 1 0 0 3 1 1 1 1 ./a\n"
+					    "3 x41ed 2 0 0 0 1 1 1 1 ./s\n\0/\0"
+					    "B 3 x81a4 1 0 0 3 1 1 1 1 ./s/f\n"
+					    "3 xa1ff 1 0 0 3 1 1 1 1 ./s/l\n\0L t\0"
+					    "B 3 x81a4 1 0 0 3 1 1 1 1 ./s/g\n3 x81\0"
+					    "B 3 x81a4 1 0 0 3 1 1 1 1 ./s/h\njunk\n"
+					    "3 x81a4 1 0 0 3 1 1 1 1 ./s/i\n\0/\0";
+
+		memset(&s, 0, sizeof(s));
+		memcpy(buf, batch, sizeof(batch));
+		CHECK(find_tree_each(buf, sizeof(batch) - 1, note, &s) == 0);
+		CHECK(!strcmp(s.text, "+a +s/ L +s/f +s/l +s/g +s/h ") ||
+		      !fprintf(stderr, "%s\n", s.text));
+	}
 	/* The caller may stop. */
 	memset(&s, 0, sizeof(s));
 	s.stop_after = 2;
@@ -107,8 +126,15 @@ static void check_parser(void)
 	CHECK(find_tree_each(buf, sizeof(recs) - 1, note, &s) == 0 && s.calls == 2);
 }
 
+static int count(void *ctx, const char *name, const struct stat *st)
+{
+	(void)name, (void)st;
+	++*(int *)ctx;
+	return 0;
+}
+
 /* Run the tree script in dir with /bin/sh, PATH set to `path` (NULL: as it
- * is); its output into out. */
+ * is); its output into out.  follow < 0: the listing script of "." instead. */
 static int run_tree(const char *dir, const char *path, int follow, size_t max,
 		    struct strbuf *out)
 {
@@ -118,7 +144,9 @@ static int run_tree(const char *dir, const char *path, int follow, size_t max,
 	size_t n;
 	FILE *p;
 
-	if (fd < 0 || find_script_tree(&script, follow, max) ||
+	if (fd < 0 ||
+	    (follow < 0 ? strbuf_addf(&script, "d=.; ") || find_script_list(&script, "d")
+			: find_script_tree(&script, follow, max)) ||
 	    write(fd, script.buf, script.len) != (ssize_t)script.len)
 		goto out;
 	strbuf_addf(&cmd, "cd %s && %s%s /bin/sh %s", dir, path ? "PATH=" : "",
@@ -149,7 +177,7 @@ static void check_script(const char *path)
 	CHECK(mkdtemp(dir) != NULL);
 	snprintf(cmd, sizeof(cmd),
 		 "cd %s && mkdir -p 'a/b c' e && echo x > 'a/b c/f' && echo y > a/g && "
-		 "ln -s a l && ln -s nowhere dead && touch \"q'uote\"",
+		 "ln -s a l && ln -s nowhere dead && touch \"q'uote\" \"$(printf 'n\\nl')\"",
 		 dir);
 	CHECK(system(cmd) == 0);
 	run_tree(dir, path, 0, 1 << 20, &out);
@@ -162,7 +190,17 @@ static void check_script(const char *path)
 	CHECK(strstr(s.text, "+l>a ") && strstr(s.text, "+e/ ") &&
 	      strstr(s.text, "+q'uote "));
 	CHECK(strstr(s.text, " L ") < strstr(s.text, "+a/g "));
+	CHECK(strstr(s.text, "+n\nl ") || !fprintf(stderr, "%s\n", s.text));
 	strbuf_release(&out);
+	/* The listing of one directory: the same names. */
+	{
+		int entries = 0;
+
+		run_tree(dir, path, -1, 0, &out);
+		CHECK(find_each(out.buf, out.len, count, &entries) == 0);
+		CHECK(entries == 6 || !fprintf(stderr, "%d entries\n", entries));
+		strbuf_release(&out);
+	}
 	/* Cut at 30 bytes: step 1 whole, the walk not. */
 	memset(&s, 0, sizeof(s));
 	run_tree(dir, path, 0, 30, &out);
