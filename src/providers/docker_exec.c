@@ -7,12 +7,14 @@
  * started without a terminal on a connection taken over after its answer
  * (http_conn.c), whose multiplexed stdout and stderr are demultiplexed
  * as they come.  Opening one is two requests and a process the engine
- * starts; each script on it then is one round trip.  A command of cmd/N is an exec with
- * stdin, started on a connection taken over after its answer (http_conn.c), so that
- * cmd/N/stdin writes to it; a thread of the provider's cmdpoll group reads its output
- * until the end mark of its wrapper has come on both streams (endmark.h): two requests,
- * and the exec's inspect only if the stream ended without it (the command was killed with
- * its wrapper).
+ * starts; each script on it then is one round trip.  A command of cmd/N
+ * goes to a spare shell opened ahead, if one is ready: one write of its
+ * line, its output then on that shell's stream, and cmd/N/stdin writes
+ * to it; else it is an exec of its own with stdin, started the same way
+ * (two requests).  A thread of the provider's cmdpoll group reads its
+ * output until the end mark of its wrapper has come on both streams
+ * (endmark.h), and asks the exec's inspect only if the stream ended
+ * without it (the command was killed with its wrapper).
  *
  * The exec API has no call to signal an exec: see CMD_ENV below.
  */
@@ -176,6 +178,7 @@ static int exec_attach(struct dk *dk, struct http_conn **conn, const char *id,
  */
 struct dk_shell {
 	struct http_conn *conn;
+	char id[DK_ID_MAX]; /* the exec's */
 	struct dk_demux demux;
 	keptsh_out_fn out;
 	void *ctx;
@@ -183,20 +186,19 @@ struct dk_shell {
 
 static int shell_output(void *ctx, int stream, const char *buf, size_t len);
 
-static int shell_open(void *ctx, const char *box, void **stream)
+static int shell_open(void *ctx, const char *box, const char *command, void **stream)
 {
-	static const char *const args[] = { NULL };
+	const char *const args[] = { command ? "-c" : NULL, command, NULL };
 	struct dk *dk = ctx;
 	struct dk_shell *sh = calloc(1, sizeof(*sh));
-	char id[DK_ID_MAX];
 	int rc;
 
 	if (!sh)
 		return -ENOMEM;
 	dk_demux_init(&sh->demux, shell_output, sh);
-	rc = exec_create(dk, id, box, "open a shell", args, NULL, 1);
+	rc = exec_create(dk, sh->id, box, "open a shell", args, NULL, 1);
 	if (!rc)
-		rc = exec_attach(dk, &sh->conn, id, "open a shell");
+		rc = exec_attach(dk, &sh->conn, sh->id, "open a shell");
 	if (rc) {
 		free(sh);
 		return rc;
@@ -349,6 +351,48 @@ static void *follow(void *arg)
 	return NULL;
 }
 
+/*
+ * Start c on a spare shell (keptsh.h) if one is ready: one write of its
+ * line, no request.  The line ends the shell, so what follows on its
+ * stdin is the command's.  0, or -ENOENT when there was no spare or the
+ * line could not go out (the launcher runs nothing without its newline):
+ * the caller then makes the command's own exec.
+ */
+static int start_on_spare(struct dk *dk, struct dk_cmd *c, const char *env,
+			  const char *cmdline)
+{
+	struct strbuf line = STRBUF_INIT(SCRIPT_ARG_MAX);
+	struct dk_shell *sh;
+	void *stream;
+	int rc;
+
+	/* A command over one argument's bound fails in its own exec. */
+	if (strlen(cmdline) > SCRIPT_ARG_MAX / 2 ||
+	    keptsh_take_spare(&dk->shells, c->box, &stream))
+		return -ENOENT;
+	sh = stream;
+	/* One line: a command of many goes as base64. */
+	if (strchr(cmdline, '\n'))
+		rc = sh_wrap_base64(&line, env, cmdline);
+	else
+		rc = strbuf_addf(&line, "%s /bin/sh -c ", env) ||
+		     sh_quote(&line, cmdline);
+	if (!rc)
+		rc = endmark_script(&c->end.stream[0], &line) ||
+		     strbuf_addf(&line, "; exit $sbxfs_s\n");
+	if (!rc)
+		rc = shell_write(sh, line.buf, line.len);
+	strbuf_release(&line);
+	if (rc) {
+		shell_close(sh);
+		return -ENOENT;
+	}
+	c->conn = sh->conn;
+	snprintf(c->exec_id, sizeof(c->exec_id), "%s", sh->id);
+	free(sh);
+	return 0;
+}
+
 int dk_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 		 const char *cmdline, struct sbx_cmd_sink *sink)
 {
@@ -379,10 +423,11 @@ int dk_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 	args[1] = wrapper.buf;
 	/* Only the command carries the marker that kill looks for: its
 	 * wrapper lives on to tell how it ended. */
-	if (!rc)
+	if (!rc && start_on_spare(dk, c, env, cmdline)) {
 		rc = exec_create(dk, c->exec_id, box, "start command", args, NULL, 1);
-	if (!rc)
-		rc = exec_attach(dk, &c->conn, c->exec_id, "start command");
+		if (!rc)
+			rc = exec_attach(dk, &c->conn, c->exec_id, "start command");
+	}
 	if (rc)
 		goto fail;
 	rc = cmdpoll_start(&dk->cmds, follow, c);

@@ -23,8 +23,9 @@ struct keptsh_shell {
 	void *stream;	    /* NULL while it is being opened */
 	unsigned long n;    /* which shell of k: part of its marks' id */
 	unsigned long sent; /* scripts sent on it */
-	int busy;	    /* a script has it */
+	int busy;	    /* a script has it, or it is being opened */
 	int dropped;	    /* close it once its script is done */
+	int spare;	    /* a command's, opened ahead (KEPTSH_LAUNCHER) */
 };
 
 void keptsh_init(struct keptsh *k, const char *name, const struct keptsh_ops *ops,
@@ -52,10 +53,23 @@ void keptsh_init(struct keptsh *k, const char *name, const struct keptsh_ops *op
 		snprintf(k->tag + 2 * i, 3, "%02x", r[i]);
 }
 
-void keptsh_destroy(struct keptsh *k)
+int keptsh_destroy(struct keptsh *k)
 {
 	struct keptsh_shell *s, *next;
+	struct timespec until;
 
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 30;
+	pthread_mutex_lock(&k->lock);
+	k->stopping = 1;
+	while (k->openers)
+		if (pthread_cond_timedwait(&k->freed, &k->lock, &until))
+			break;
+	if (k->openers) {
+		pthread_mutex_unlock(&k->lock);
+		return -EBUSY;
+	}
+	pthread_mutex_unlock(&k->lock);
 	for (s = k->shells; s; s = next) {
 		next = s->next;
 		if (s->stream)
@@ -65,6 +79,7 @@ void keptsh_destroy(struct keptsh *k)
 	k->shells = NULL;
 	pthread_cond_destroy(&k->freed);
 	pthread_mutex_destroy(&k->lock);
+	return 0;
 }
 
 /* Unlink s from k's list; k->lock held. */
@@ -121,7 +136,7 @@ static int take(struct keptsh *k, const char *box, struct keptsh_shell **out, in
 		struct timespec until;
 
 		for (s = k->shells; s; s = s->next) {
-			if (strcmp(s->box, box) || s->dropped)
+			if (strcmp(s->box, box) || s->dropped || s->spare)
 				continue;
 			count++;
 			if (!s->busy && !idle)
@@ -153,7 +168,7 @@ static int take(struct keptsh *k, const char *box, struct keptsh_shell **out, in
 			s->next = k->shells;
 			k->shells = s;
 			pthread_mutex_unlock(&k->lock);
-			rc = k->ops->open(k->ctx, box, &s->stream);
+			rc = k->ops->open(k->ctx, box, NULL, &s->stream);
 			if (rc) {
 				s->stream = NULL;
 				give_back(k, s, 0);
@@ -324,6 +339,101 @@ int keptsh_run(struct keptsh *k, const char *box, const char *what, const char *
 	}
 	strbuf_release(&y.err);
 	return rc;
+}
+
+/* ---- spares ---- */
+
+struct opener {
+	struct keptsh *k;
+	struct keptsh_shell *s;
+};
+
+/* A thread of keptsh's own: open the spare s, already in the list. */
+static void *open_spare(void *arg)
+{
+	struct opener *o = arg;
+	struct keptsh *k = o->k;
+	struct keptsh_shell *s = o->s;
+	int rc;
+
+	free(o);
+	rc = k->ops->open(k->ctx, s->box, KEPTSH_LAUNCHER, &s->stream);
+	if (rc)
+		s->stream = NULL;
+	/* Failed, or dropped meanwhile: gone, and the next command makes
+	 * its own. */
+	give_back(k, s, !rc);
+	pthread_mutex_lock(&k->lock);
+	k->openers--;
+	pthread_cond_broadcast(&k->freed);
+	pthread_mutex_unlock(&k->lock);
+	return NULL;
+}
+
+/* Open a spare of box in the background unless one is there or on its
+ * way; k->lock held. */
+static void refill_locked(struct keptsh *k, const char *box)
+{
+	struct keptsh_shell *s;
+	struct opener *o;
+	pthread_attr_t attr;
+	pthread_t t;
+
+	if (k->stopping)
+		return;
+	for (s = k->shells; s; s = s->next)
+		if (s->spare && !s->dropped && !strcmp(s->box, box))
+			return;
+	s = calloc(1, sizeof(*s));
+	o = malloc(sizeof(*o));
+	if (!s || !o) {
+		free(s);
+		free(o);
+		return;
+	}
+	snprintf(s->box, sizeof(s->box), "%s", box);
+	s->spare = 1;
+	s->busy = 1;
+	s->n = ++k->opened;
+	s->next = k->shells;
+	k->shells = s;
+	o->k = k;
+	o->s = s;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, open_spare, o)) {
+		unlink_locked(k, s);
+		free(s);
+		free(o);
+	} else {
+		k->openers++;
+	}
+	pthread_attr_destroy(&attr);
+}
+
+int keptsh_take_spare(struct keptsh *k, const char *box, void **stream)
+{
+	struct keptsh_shell *s;
+
+	pthread_mutex_lock(&k->lock);
+	for (s = k->shells; s; s = s->next)
+		if (s->spare && !s->busy && !s->dropped && !strcmp(s->box, box))
+			break;
+	if (s)
+		unlink_locked(k, s);
+	refill_locked(k, box);
+	pthread_mutex_unlock(&k->lock);
+	if (!s)
+		return -ENOENT;
+	/* Output, or the end, from a shell that waits for its line: gone. */
+	if (k->ops->read(s->stream, 0, ignore, NULL) != -ETIMEDOUT) {
+		k->ops->close(s->stream);
+		free(s);
+		return -ENOENT;
+	}
+	*stream = s->stream;
+	free(s);
+	return 0;
 }
 
 void keptsh_drop(struct keptsh *k, const char *box)

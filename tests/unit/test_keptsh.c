@@ -23,7 +23,7 @@ struct pipesh {
 static int opens;
 static pid_t last_pid;
 
-static int sh_open(void *ctx, const char *box, void **stream)
+static int sh_open(void *ctx, const char *box, const char *command, void **stream)
 {
 	int in[2], out[2], err[2];
 	struct pipesh *s;
@@ -39,7 +39,10 @@ static int sh_open(void *ctx, const char *box, void **stream)
 		dup2(in[0], 0);
 		dup2(out[1], 1);
 		dup2(err[1], 2);
-		execl("/bin/sh", "sh", (char *)NULL);
+		if (command)
+			execl("/bin/sh", "sh", "-c", command, (char *)NULL);
+		else
+			execl("/bin/sh", "sh", (char *)NULL);
 		_exit(127);
 	}
 	close(in[0]);
@@ -126,6 +129,40 @@ static void *side_by_side(void *arg)
 	return NULL;
 }
 
+static void collect(void *ctx, enum sbx_stream stream, const char *data, size_t len)
+{
+	if (stream == SBX_STREAM_STDOUT)
+		strbuf_add(ctx, data, len);
+}
+
+/* A spare: none at first (one is then opened in the background); once
+ * there, its line runs, and what follows on its stdin is the line's. */
+static void check_spares(struct keptsh *k)
+{
+	struct strbuf out = STRBUF_INIT(4096);
+	const char *line = "printf a; read x; echo \"[$x]\"; exit 3\nhello\n";
+	void *stream = NULL;
+	int tries, rc;
+
+	CHECK(keptsh_take_spare(k, "spare", &stream) == -ENOENT);
+	for (tries = 0; tries < 500; tries++) {
+		if (!keptsh_take_spare(k, "spare", &stream))
+			break;
+		usleep(10000);
+	}
+	CHECK(stream != NULL);
+	if (!stream)
+		return;
+	CHECK(pipe_ops.write(stream, line, strlen(line)) == 0);
+	while ((rc = pipe_ops.read(stream, 2000, collect, &out)) > 0)
+		;
+	CHECK(rc == 0 && out.buf && !strcmp(out.buf, "a[hello]\n"));
+	pipe_ops.close(stream);
+	strbuf_release(&out);
+	/* Scripts never take a spare; dropping the box closes it. */
+	keptsh_drop(k, "spare");
+}
+
 void test_keptsh(void)
 {
 	struct strbuf out = STRBUF_INIT(1 << 20);
@@ -186,6 +223,7 @@ void test_keptsh(void)
 	for (i = 0; i < 6; i++)
 		pthread_join(t[i], NULL);
 	CHECK(opens <= 6 + KEPTSH_PER_BOX - 1);
-	keptsh_destroy(&k);
+	check_spares(&k);
+	CHECK(keptsh_destroy(&k) == 0);
 	strbuf_release(&out);
 }

@@ -23,6 +23,13 @@
  * new shell only if it is safe to (REMOTE_RUN_RETRY) or it never went
  * out.
  *
+ * A command (cmd/N) needs a shell of its own, whose stdin is the
+ * command's: a spare, opened ahead off the caller's path, reads one line
+ * (the shell's `read`, which takes no byte past it) and runs it with
+ * eval, so that what follows on its stdin is the command's.  Taking the
+ * spare opens the next one in the background; the first command of a
+ * sandbox finds none and makes its own (the provider's usual way).
+ *
  * The provider moves bytes (struct keptsh_ops); this file holds the rest.
  */
 #ifndef SBXFS_REMOTE_KEPTSH_H
@@ -34,8 +41,13 @@
 #include "sbxfs/provider.h"
 #include "sbxfs/strbuf.h"
 
-/* The most shells open at once in one sandbox. */
+/* The most shells open at once in one sandbox for scripts (a spare for
+ * commands comes on top). */
 #define KEPTSH_PER_BOX 3
+
+/* What a spare runs: one line of its stdin, and what that says.  The line
+ * must end the shell (exit), so that nothing after it is read as more. */
+#define KEPTSH_LAUNCHER "IFS= read -r sbxfs_c || exit 0; eval \"$sbxfs_c\""
 
 /* Where a stream's output goes: `stream` SBX_STREAM_STDOUT or _STDERR. */
 typedef void (*keptsh_out_fn)(void *ctx, enum sbx_stream stream, const char *data,
@@ -46,12 +58,14 @@ typedef void (*keptsh_out_fn)(void *ctx, enum sbx_stream stream, const char *dat
  */
 struct keptsh_ops {
 	/*
-	 * open: start /bin/sh with no arguments in the running sandbox
-	 * `box`, its stdin, stdout and stderr connected to a new stream,
-	 * into *stream.  0, -EAGAIN when the sandbox is not running, or
-	 * -errno with sbx_failf() text.
+	 * open: start /bin/sh in the running sandbox `box`, with no
+	 * arguments, or with -c `command` where command is not NULL (a
+	 * spare's KEPTSH_LAUNCHER), its stdin, stdout and stderr connected
+	 * to a new stream, into *stream.  0, -EAGAIN when the sandbox is not
+	 * running, or -errno with sbx_failf() text.  Called from a thread
+	 * of keptsh's own for spares.
 	 */
-	int (*open)(void *ctx, const char *box, void **stream);
+	int (*open)(void *ctx, const char *box, const char *command, void **stream);
 
 	/* write: all of buf to the shell's stdin.  0, or -errno with text
 	 * (the stream is then closed by the caller). */
@@ -83,6 +97,8 @@ struct keptsh {
 	pthread_mutex_t lock;
 	pthread_cond_t freed;
 	struct keptsh_shell *shells;
+	unsigned openers;     /* threads opening spares */
+	int stopping;	      /* keptsh_destroy() began: no more of them */
 	unsigned long opened; /* shells opened so far: part of each id */
 	char tag[20];	      /* random per keptsh: part of each id */
 };
@@ -90,8 +106,10 @@ struct keptsh {
 /* Set k up.  Nothing is opened until a script needs it. */
 void keptsh_init(struct keptsh *k, const char *name, const struct keptsh_ops *ops,
 		 void *ctx, int stall_ms);
-/* Close every shell and free what k holds; no call may be using it. */
-void keptsh_destroy(struct keptsh *k);
+/* Close every shell and free what k holds; no call may be using it.
+ * Waits for spares being opened, up to 30 s: -EBUSY (and nothing freed)
+ * if one is still on its way, else 0. */
+int keptsh_destroy(struct keptsh *k);
 
 /*
  * The contract of struct remote's run (remote.h), on a kept shell of
@@ -102,6 +120,15 @@ void keptsh_destroy(struct keptsh *k);
  */
 int keptsh_run(struct keptsh *k, const char *box, const char *what, const char *script,
 	       int flags, struct strbuf *out);
+
+/*
+ * A spare shell of `box` for a command, still open, into *stream: it now
+ * is the caller's (write the command's line, read its output, close it
+ * with the ops' close).  0, or -ENOENT when there is none ready.  Either
+ * way a spare for the next command is opened in the background, unless
+ * one is there or on its way.
+ */
+int keptsh_take_spare(struct keptsh *k, const char *box, void **stream);
 
 /* Close the shells of `box` that no script uses (it was stopped or
  * deleted); those in use are closed when their script ends. */
