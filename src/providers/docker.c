@@ -641,7 +641,6 @@ static void dk_free(struct dk *dk)
 		return;
 	boxtable_destroy(&dk->r.boxes);
 	http_client_free(dk->http);
-	dk_owners_free(dk->owners);
 	stage_free(dk->r.stage);
 	cmdpoll_destroy(&dk->cmds);
 	free(dk->where);
@@ -701,19 +700,17 @@ static int dk_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	cfg.timeout_ms = cfg.stall_ms = dk->timeout_s * 1000;
 	cfg.connect_timeout_ms = 5000;
 	dk->http = http_client_new(&cfg);
-	dk->owners = dk_owners_new();
 	if (asprintf(&dk->stage_dir, "%s/stage/docker", state ? state : "/tmp") < 0)
 		dk->stage_dir = NULL;
 	if (dk->stage_dir)
 		stage = stage_new(dk->stage_dir, cache_max);
-	if (!dk->http || !dk->owners || !stage)
+	if (!dk->http || !stage)
 		goto fail;
 	remote_init(&dk->r, "docker", 0, stage, &dk_stagefile_ops, dk);
 	stage = NULL;
 	dk->shells.stall_ms = dk->timeout_s * 1000;
 	dk->r.run = dk_run;
 	dk->r.box_ops = &dk_box_ops;
-	dk->r.forget = dk_forget;
 	rc = negotiate(dk);
 	if (rc)
 		goto fail;

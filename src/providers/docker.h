@@ -50,11 +50,10 @@ struct dk {
 	char *label; /* "KEY=VALUE" the containers shown carry; NULL: all */
 	char *stage_dir;
 	int timeout_s;
-	struct cmdpoll cmds;	  /* the threads that follow commands */
-	struct keptsh shells;	  /* where scripts run (docker_exec.c) */
-	struct dk_owners *owners; /* docker_owners.c */
-	/* r.boxes: a record's id is the container's id, state its
-	 * State.Status word. */
+	struct cmdpoll cmds;  /* the threads that follow commands */
+	struct keptsh shells; /* where scripts run (docker_exec.c) */
+			      /* r.boxes: a record's id is the container's id, state its
+			       * State.Status word. */
 };
 
 #define DK(p) ((struct dk *)(p)->priv)
@@ -108,26 +107,6 @@ int dk_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box,
 		const char *path);
 int dk_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
 	    const char *path, int flags, mode_t mode, const struct stat *known);
-
-/* ---- docker_owners.c ---- */
-
-/* The owner, group and link count of paths, from their last full lstat. */
-struct dk_owners;
-struct dk_owners *dk_owners_new(void);
-void dk_owners_free(struct dk_owners *o);
-/* Remember what st says of box:path. */
-void dk_owners_note(struct dk_owners *o, const char *box, const char *path,
-		    const struct stat *st);
-/* Fill st's owner, group and link count from what was remembered of
- * box:path, if it was a file of st's type: 1, else 0 (st untouched). */
-int dk_owners_fill(struct dk_owners *o, struct stat *st, const char *box,
-		   const char *path);
-/* Was anything remembered of box:path? */
-int dk_owners_known(struct dk_owners *o, const char *box, const char *path);
-/* Forget box:path (its owner changed: chown). */
-void dk_owners_forget(struct dk_owners *o, const char *box, const char *path);
-/* The remote layer's forget (remote.h): the memory forgets box:path. */
-void dk_forget(struct remote *r, const char *box, const char *path);
 
 /* ---- docker_parse.c ---- */
 

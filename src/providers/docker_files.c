@@ -93,33 +93,18 @@ static int path_stat(struct dk *dk, struct stat *st, char *link, size_t size,
 }
 
 /*
- * The archive API's stat is one request with no process in the
- * container, but it has no owner, link count or access time.  It answers
- * a stopped container's files, and a file whose owner is remembered
- * (docker_owners.c).  Any other file of a running container is looked up
- * by a script alone, for all of lstat: one exec, where the stat and a
- * script would be two round trips more.  (Names a fresh listing lacks
- * never get here: the core answers them.)
+ * A running container's file is looked up by a script, a round trip on a
+ * kept shell, for all of lstat.  The archive API's stat, one request
+ * with no process in the container but no owner, link count or access
+ * time, answers a stopped container's files.
  */
 static int sf_info(void *ctx, struct stat *st, const char *box, const char *path)
 {
 	struct dk *dk = ctx;
-	int rc;
 
 	if (!dk_running(dk, box))
 		return path_stat(dk, st, NULL, 0, box, path);
-	if (archive_safe(path) && dk_owners_known(dk->owners, box, path)) {
-		rc = path_stat(dk, st, NULL, 0, box, path);
-		/* Podman answers 500 for some paths among symlinks: then the
-		 * script tells. */
-		if (rc != -EIO && (rc || !dk_owners_fill(dk->owners, st, box, path)))
-			return rc;
-		sbx_fail_clear();
-	}
-	rc = remote_find_stat(&dk->r, st, box, path);
-	if (!rc)
-		dk_owners_note(dk->owners, box, path, st);
-	return rc;
+	return remote_find_stat(&dk->r, st, box, path);
 }
 
 /* GET of box:path's archive into sink: 0 with the answer in *r (the
@@ -367,7 +352,6 @@ static int sf_upload(void *ctx, struct stat *remote, struct staged *f, const cha
 			remote->st_nlink = 1;
 			remote->st_size = size;
 			remote->st_mtim = remote->st_atim = remote->st_ctim = now;
-			dk_owners_note(dk->owners, box, path, remote);
 		}
 		return rc;
 	}
@@ -392,8 +376,6 @@ static int sf_upload(void *ctx, struct stat *remote, struct staged *f, const cha
 	if (!rc && find_parse_one(out.buf, out.len, remote)) {
 		sbx_failf("docker: save: the file's attributes do not parse");
 		rc = -EPROTO;
-	} else if (!rc) {
-		dk_owners_note(dk->owners, box, path, remote);
 	}
 	strbuf_release(&checks);
 	strbuf_release(&body);
@@ -547,48 +529,14 @@ static int list_stopped(struct dk *dk, struct listing *l, const char *box,
 	return rc;
 }
 
-/* A listing's entries, remembered on their way to the caller's fn. */
-struct noting {
-	struct dk *dk;
-	const char *box, *dir;
-	sbx_dirent_fn fn;
-	void *ctx;
-	sbx_treeent_fn tree_fn;
-};
-
-static int note_entry(void *ctx, const char *name, const struct stat *st)
-{
-	struct noting *n = ctx;
-	char path[SBX_PATH_MAX];
-
-	if (snprintf(path, sizeof(path), "%s/%s", strcmp(n->dir, "/") ? n->dir : "",
-		     name) < (int)sizeof(path))
-		dk_owners_note(n->dk->owners, n->box, path, st);
-	return n->fn(n->ctx, name, st);
-}
-
-static int note_tree_entry(void *ctx, const char *rel, const struct stat *st,
-			   const char *link, unsigned flags)
-{
-	struct noting *n = ctx;
-	char path[SBX_PATH_MAX];
-
-	if (rel && snprintf(path, sizeof(path), "%s/%s",
-			    strcmp(n->dir, "/") ? n->dir : "", rel) < (int)sizeof(path))
-		dk_owners_note(n->dk->owners, n->box, path, st);
-	return n->tree_fn(n->ctx, rel, st, link, flags);
-}
-
-/* A running container's subtree by the remote layer's script, its owners
- * noted; a stopped one's is listed a directory at a time. */
+/* A running container's subtree by the remote layer's script; a stopped
+ * one's is listed a directory at a time. */
 int dk_readtree(struct sbx_provider *p, const char *box, const char *path,
 		size_t max_bytes, sbx_treeent_fn fn, void *ctx)
 {
-	struct noting n = { DK(p), box, path, NULL, ctx, fn };
-
 	if (!dk_running(DK(p), box))
 		return -ENOTSUP;
-	return remote_readtree(p, box, path, max_bytes, note_tree_entry, &n);
+	return remote_readtree(p, box, path, max_bytes, fn, ctx);
 }
 
 /* A running container's by the remote layer's script; a stopped one's
@@ -606,12 +554,11 @@ int dk_getattr_list(struct sbx_provider *p, struct stat *out, const char *box,
 int dk_readdir(struct sbx_provider *p, const char *box, const char *path,
 	       sbx_dirent_fn fn, void *ctx)
 {
-	struct noting n = { DK(p), box, path, fn, ctx, NULL };
 	struct listing *l;
 	int rc;
 
 	if (dk_running(DK(p), box))
-		return remote_readdir(p, box, path, note_entry, &n);
+		return remote_readdir(p, box, path, fn, ctx);
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;

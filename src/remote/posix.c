@@ -331,8 +331,6 @@ static void give_to(struct remote *r, const char *box, const char *path, uid_t u
 	if (rc) {
 		not_given(r, path, uid, gid, sbx_fail_text());
 		sbx_fail_clear();
-	} else if (r->forget) {
-		r->forget(r, box, path);
 	}
 }
 
@@ -375,8 +373,6 @@ static int run_making(struct remote *r, const char *box, const char *what,
 	rc = run_built(r, box, what, 0, &out, &w, rc);
 	if (!rc && out.len)
 		not_given(r, path, c.uid, c.gid, out.buf);
-	else if (!rc && r->forget)
-		r->forget(r, box, path);
 	strbuf_release(&out);
 	return rc;
 }
@@ -415,10 +411,7 @@ int remote_link(struct sbx_provider *p, const char *box, const char *from, const
 
 	if (!rc)
 		rc = sh_link(&s, from, to);
-	rc = run_built(r, box, "link", 0, NULL, &s, rc);
-	if (!rc && r->forget)
-		r->forget(r, box, from);
-	return rc;
+	return run_built(r, box, "link", 0, NULL, &s, rc);
 }
 
 int remote_chown(struct sbx_provider *p, const char *box, const char *path, uid_t uid,
@@ -434,10 +427,7 @@ int remote_chown(struct sbx_provider *p, const char *box, const char *path, uid_
 	if (!rc && (rc = NATIVE(r, chown, box, path, uid, gid)) != -ENOSYS)
 		return rc;
 	rc = sh_chown(&s, path, (unsigned)uid, (unsigned)gid);
-	rc = run_built(r, box, "chown", REMOTE_RUN_RETRY, NULL, &s, rc);
-	if (!rc && r->forget)
-		r->forget(r, box, path);
-	return rc;
+	return run_built(r, box, "chown", REMOTE_RUN_RETRY, NULL, &s, rc);
 }
 
 int remote_utimens(struct sbx_provider *p, const char *box, const char *path,
@@ -450,10 +440,7 @@ int remote_utimens(struct sbx_provider *p, const char *box, const char *path,
 	if (!rc && (rc = NATIVE(r, utimens, box, path, ts)) != -ENOSYS)
 		return rc;
 	rc = sh_utimens(&s, path, ts, r->flags & REMOTE_FOLLOWS_SYMLINKS);
-	rc = run_built(r, box, "utimens", REMOTE_RUN_RETRY, NULL, &s, rc);
-	if (!rc && r->forget)
-		r->forget(r, box, path);
-	return rc;
+	return run_built(r, box, "utimens", REMOTE_RUN_RETRY, NULL, &s, rc);
 }
 
 int remote_statfs(struct sbx_provider *p, struct statvfs *out, const char *box,

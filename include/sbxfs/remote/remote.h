@@ -110,15 +110,6 @@ struct remote {
 	/* The provider's own namespace calls; NULL if it has none. */
 	const struct remote_fs_ops *fs;
 	/*
-	 * forget: optional.  The layer has changed box:path's owner (chown,
-	 * or a new name given to the user who made it), link count (link) or
-	 * times (utimens) by a script: whatever the provider remembers of its
-	 * lstat is stale.  Called after the change, outside any of the
-	 * layer's locks.
-	 */
-	void (*forget)(struct remote *r, const char *box, const char *path);
-
-	/*
 	 * run: run `script` with /bin/sh in the running sandbox `box` and
 	 * map its exit status with sh_exit_errno(): 0 on success, the errno
 	 * the script exited with, or -EIO with the script's words in
