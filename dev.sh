@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(build-essential meson ninja-build pkg-config libfuse3-dev fuse3
-          libcurl4-openssl-dev libcjson-dev libwebsockets-dev libssl-dev
+          libcurl4-openssl-dev libcjson-dev libwebsockets-dev libssl-dev zlib1g-dev
           bubblewrap util-linux coreutils python3 python3-pytest python3-aiohttp
           python3-cbor2
           podman runc busybox-static)

@@ -6,7 +6,9 @@
  * each member kept as a staged copy if it is the version the listing
  * showed.  Where the API bounds what one script brings back (rexec's exec
  * endpoint), the files go in several scripts run side by side: one round
- * trip for all.
+ * trip for all.  Where the bytes travel as text or the API bounds them,
+ * the stream goes through the sandbox's gzip (if it has one): a third of
+ * the bytes, and three times the files a call brings back.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -15,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "sbxfs/log.h"
+#include "sbxfs/remote/gunzip.h"
 #include "sbxfs/remote/remote.h"
 #include "sbxfs/remote/shell.h"
 #include "sbxfs/remote/tar.h"
@@ -31,6 +34,16 @@
 #define CALL_MAX (32u << 20)
 /* Calls side by side, for an API whose calls bring back little. */
 #define PARALLEL_MAX 8
+/* How much a gzip'd stream is taken to shrink to size a call, in tenths:
+ * at first, and at most (a fifth kept in hand of what was seen). */
+#define GZIP_TENTHS_FIRST 20
+#define GZIP_TENTHS_MAX 60
+
+/* Does r's prefetch go gzip'd: its bytes travel as text, or are few? */
+static int gzipped(const struct remote *r)
+{
+	return r->output_max || (r->flags & REMOTE_TEXT_OUTPUT);
+}
 
 struct ahead {
 	struct remote *r;
@@ -117,6 +130,7 @@ struct slice {
 	const struct stat *sts;
 	size_t from, to, total;
 	struct strbuf out;
+	size_t came; /* the bytes that came, before gunzip */
 	int rc;
 	pthread_t thread;
 };
@@ -126,14 +140,17 @@ struct slice {
 static size_t slice_end(const struct remote *r, char *const *rels, const struct stat *sts,
 			size_t from, size_t n, size_t *total)
 {
-	size_t names = 0, i;
+	size_t names = 0, cap = r->output_max, i;
+	unsigned tenths = __atomic_load_n(&r->gzip_tenths, __ATOMIC_RELAXED);
 
+	if (cap && gzipped(r))
+		cap = cap / 10 * (tenths ? tenths : GZIP_TENTHS_FIRST);
 	*total = TAR_RECORD;
 	for (i = from; i < n && names + strlen(rels[i]) + 5 <= NAMES_MAX; i++) {
 		size_t more = (size_t)sts[i].st_size + 511 + MEMBER_OVERHEAD;
 
-		if (i > from && (*total + more > CALL_MAX ||
-				 (r->output_max && *total + more > r->output_max)))
+		if (i > from &&
+		    (*total + more > CALL_MAX || (cap && *total + more > cap)))
 			break;
 		names += strlen(rels[i]) + 5;
 		*total += more;
@@ -154,15 +171,52 @@ static void *slice_run(void *arg)
 	for (size_t i = sl->from; !rc && i < sl->to; i++)
 		rc = sh_script(&body, " ./%q", sl->rels[i]);
 	if (!rc)
-		rc = sh_script(&body, " 2>/dev/null | head -c %L", (long long)sl->total);
+		rc = sh_script(&body, " 2>/dev/null | head -c %L%s", (long long)sl->total,
+			       gzipped(sl->r) ? " | { gzip -1 2>/dev/null || cat; }"
+					      : "");
 	sl->out.max = sl->total + 4096; /* a strbuf keeps a NUL after its bytes */
 	if (!rc)
 		rc = remote_run_bytes(sl->r, sl->box, "prefetch", checks.buf, body.buf, 0,
 				      REMOTE_RUN_RETRY, &sl->out);
+	sl->came = sl->out.len;
+	if (!rc && gunzip_is(sl->out.buf, sl->out.len)) {
+		struct strbuf tar = STRBUF_INIT(sl->total + 4096);
+
+		/* Cut short or corrupt: the members that came whole count. */
+		if (gunzip(&tar, sl->out.buf, sl->out.len))
+			sbx_debug("%s: prefetch: the gzip stream does not inflate whole",
+				  sl->r->name);
+		strbuf_release(&sl->out);
+		sl->out = tar;
+	}
 	strbuf_release(&checks);
 	strbuf_release(&body);
 	sl->rc = rc;
 	return NULL;
+}
+
+/* How well these calls' streams compressed, for the next calls' size. */
+static void note_ratio(struct remote *r, const struct slice *sl, size_t nsl)
+{
+	size_t came = 0, tar = 0;
+	unsigned tenths;
+
+	if (!gzipped(r))
+		return;
+	for (size_t i = 0; i < nsl; i++)
+		if (!sl[i].rc && sl[i].came) {
+			came += sl[i].came;
+			tar += sl[i].out.len;
+		}
+	if (!came)
+		return;
+	/* A sandbox without gzip sends the tar as it is: 10, one for one. */
+	tenths = came >= tar ? 10 : (unsigned)(tar * 8 / came);
+	if (tenths < 10)
+		tenths = 10;
+	if (tenths > GZIP_TENTHS_MAX)
+		tenths = GZIP_TENTHS_MAX;
+	__atomic_store_n(&r->gzip_tenths, tenths, __ATOMIC_RELAXED);
 }
 
 int remote_prefetch(struct sbx_provider *p, const char *box, const char *dir,
@@ -216,6 +270,7 @@ int remote_prefetch(struct sbx_provider *p, const char *box, const char *dir,
 	}
 	sbx_debug("%s: prefetch of \"%s\": %zu of %zu files kept, %zu calls", r->name,
 		  dir, a.kept, taken, nsl);
+	note_ratio(r, sl, nsl);
 	for (size_t i = 0; i < nsl; i++)
 		strbuf_release(&sl[i].out);
 	free(a.data);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "sbxfs/provider.h"
+#include "sbxfs/remote/gunzip.h"
 #include "sbxfs/remote/tar.h"
 #include "test.h"
 
@@ -704,8 +705,41 @@ static void check_writer(void)
 	CHECK(!tar_name_is("a/b", "a/b") && !tar_name_is("././hosts", "hosts"));
 }
 
+/* gzip streams as a sandbox's gzip -1 makes them (the system's gzip). */
+static void check_gunzip(void)
+{
+	struct strbuf gz = STRBUF_INIT(1 << 20), out = STRBUF_INIT(1 << 20);
+	struct strbuf small = STRBUF_INIT(1000);
+	char buf[4096];
+	size_t n;
+	FILE *p = popen("seq 1 20000 | gzip -1", "r");
+
+	CHECK(p != NULL);
+	if (!p)
+		return;
+	while ((n = fread(buf, 1, sizeof(buf), p)))
+		strbuf_add(&gz, buf, n);
+	CHECK(pclose(p) == 0);
+	CHECK(gunzip_is(gz.buf, gz.len) && !gunzip_is("x\x8b\x08", 3));
+	CHECK(gunzip(&out, gz.buf, gz.len) == 0 && out.len == 108894);
+	CHECK(!strncmp(out.buf, "1\n2\n3\n", 6) &&
+	      !strcmp(out.buf + out.len - 6, "20000\n"));
+	/* Past the bound: what fits; cut short: what came before. */
+	CHECK(gunzip(&small, gz.buf, gz.len) == -EFBIG && small.len <= 1000);
+	out.len = 0;
+	CHECK(gunzip(&out, gz.buf, gz.len / 2) == -EPROTO && out.len > 0 &&
+	      out.len < 108894 && !strncmp(out.buf, "1\n2\n", 4));
+	out.len = 0;
+	gz.buf[gz.len / 2] ^= 0x55;
+	CHECK(gunzip(&out, gz.buf, gz.len) == -EPROTO);
+	strbuf_release(&gz);
+	strbuf_release(&out);
+	strbuf_release(&small);
+}
+
 void test_tar(void)
 {
+	check_gunzip();
 	check_round_trips();
 	check_numbers();
 	check_base256();

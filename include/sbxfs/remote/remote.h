@@ -97,6 +97,10 @@ struct remote {
 	 * bound, before any base64 of REMOTE_TEXT_OUTPUT), 0 for none: the
 	 * subtree listings and prefetches of the layer stay below it. */
 	size_t output_max;
+	/* How well the prefetch's last streams compressed, in tenths (bytes
+	 * inflated per byte that came), where they travel gzip'd: kept by
+	 * prefetch.c to size its next calls under output_max; 0 at first. */
+	unsigned gzip_tenths;
 	/* The staged copies of open files (stage.h), and the stagefile over
 	 * them that the provider set up with its transfers (stagefile.h).
 	 * The provider creates and frees the stage. */
