@@ -790,6 +790,11 @@ def test_walk_of_a_tree_costs_a_few_requests(rbox, emu, expect):
     assert names <= found, found
     assert len(found) == 1 + 4 + 12 + 24 + 48 + (1 if links else 0), found
     assert emu.stats()["total"] <= expect["walk"], emu.stats()
+    # The walk brought its file system's statfs along (find asked it of
+    # one directory; here another).
+    emu.reset_stats()
+    assert os.statvfs(rbox.r("tmp", "tree", "a1", "b0")).f_blocks > 0
+    assert emu.stats()["total"] == 0, emu.stats()
     # ls -lR and du: from the cache, the link's target too (the walk
     # brought it).
     emu.reset_stats()

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sbxfs/log.h"
@@ -15,6 +16,7 @@
 #include "sbxfs/remote/find.h"
 #include "sbxfs/remote/remote.h"
 #include "sbxfs/remote/shell.h"
+#include "sbxfs/remote/time.h"
 
 #define SCRIPT_MAX (1u << 20)
 #define STAT_MAX (1u << 16)
@@ -31,6 +33,43 @@ void remote_init(struct remote *r, const char *name, unsigned flags, struct stag
 	r->stage = stage;
 	stagefile_init(&r->files, ops, stage, ctx);
 	r->files.give = give_staged;
+	pthread_mutex_init(&r->walk_statfs.lock, NULL);
+}
+
+/* How long a walk's statfs answers: the statfs that follows a walk. */
+#define WALK_STATFS_MS 5000
+
+/* Keep what the walk of box:dir said of its file system. */
+static void walk_statfs_keep(struct remote *r, const char *box, const char *dir,
+			     const struct statvfs *sv)
+{
+	pthread_mutex_lock(&r->walk_statfs.lock);
+	snprintf(r->walk_statfs.box, sizeof(r->walk_statfs.box), "%s", box);
+	snprintf(r->walk_statfs.dir, sizeof(r->walk_statfs.dir), "%s", dir);
+	r->walk_statfs.sv = *sv;
+	clock_gettime(CLOCK_MONOTONIC, &r->walk_statfs.at);
+	pthread_mutex_unlock(&r->walk_statfs.lock);
+}
+
+/* The statfs of box:path from a walk of it or of a directory above it,
+ * a few seconds ago: 1, else 0. */
+static int walk_statfs_get(struct remote *r, const char *box, const char *path,
+			   struct statvfs *sv)
+{
+	size_t n;
+	int hit;
+
+	pthread_mutex_lock(&r->walk_statfs.lock);
+	n = strlen(r->walk_statfs.dir);
+	hit = (r->walk_statfs.at.tv_sec || r->walk_statfs.at.tv_nsec) &&
+	      ms_since(&r->walk_statfs.at) < WALK_STATFS_MS &&
+	      !strcmp(r->walk_statfs.box, box) && n &&
+	      !strncmp(path, r->walk_statfs.dir, n) &&
+	      (path[n] == '\0' || path[n] == '/' || !strcmp(r->walk_statfs.dir, "/"));
+	if (hit)
+		*sv = r->walk_statfs.sv;
+	pthread_mutex_unlock(&r->walk_statfs.lock);
+	return hit;
 }
 
 int remote_runf(struct remote *r, const char *box, const char *what, int flags,
@@ -164,11 +203,24 @@ int remote_readtree(struct sbx_provider *p, const char *box, const char *path,
 	 * own entries come whole or not at all. */
 	if (r->output_max && max_bytes > r->output_max / 4 * 3)
 		max_bytes = r->output_max / 4 * 3;
+	/* First, a record of the directory's statfs: "S " what sh_statfs()
+	 * prints, NUL. */
+	if (!rc)
+		rc = sh_script(&body,
+			       "printf 'S '; stat -f -c %q . 2>/dev/null; printf '\\0'; ",
+			       SH_STATFS_FMT);
 	if (!rc)
 		rc = find_script_tree(&body, follow, max_bytes);
 	if (!rc)
 		rc = remote_run_bytes(r, box, "list tree", checks.buf, body.buf, 0,
 				      REMOTE_RUN_RETRY, &out);
+	if (!rc && out.len > 2 && !memcmp(out.buf, "S ", 2) &&
+	    memchr(out.buf, '\0', out.len)) {
+		struct statvfs sv;
+
+		if (!sh_parse_statfs(&sv, out.buf + 2))
+			walk_statfs_keep(r, box, path, &sv);
+	}
 	if (!rc && find_tree_each(out.buf, out.len, fn, ctx)) {
 		sbx_failf("%s: list tree \"%s\": a bad answer", r->name, path);
 		rc = -EPROTO;
@@ -448,8 +500,11 @@ int remote_statfs(struct sbx_provider *p, struct statvfs *out, const char *box,
 {
 	struct remote *r = REMOTE(p);
 	struct strbuf s = STRBUF_INIT(SCRIPT_MAX), o = STRBUF_INIT(4096);
-	int rc = run_built(r, box, "statfs", REMOTE_RUN_RETRY, &o, &s,
-			   sh_statfs(&s, path));
+	int rc;
+
+	if (walk_statfs_get(r, box, path, out))
+		return 0;
+	rc = run_built(r, box, "statfs", REMOTE_RUN_RETRY, &o, &s, sh_statfs(&s, path));
 
 	if (!rc && sh_parse_statfs(out, o.buf)) {
 		sbx_failf("%s: statfs: unexpected answer", r->name);

@@ -183,8 +183,7 @@ int sh_give(struct strbuf *sb, const char *path, unsigned uid, unsigned gid, mod
 
 int sh_statfs(struct strbuf *sb, const char *path)
 {
-	return sh_script(sb, "stat -f -c %q -- %q 2>&1 || exit 5", "%S %b %f %a %c %d %l",
-			 path);
+	return sh_script(sb, "stat -f -c %q -- %q 2>&1 || exit 5", SH_STATFS_FMT, path);
 }
 
 int sh_parse_statfs(struct statvfs *out, const char *text)

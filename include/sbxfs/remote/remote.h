@@ -20,6 +20,7 @@
 #ifndef SBXFS_REMOTE_REMOTE_H
 #define SBXFS_REMOTE_REMOTE_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -111,6 +112,16 @@ struct remote {
 	 * machine of lifecycle.h (NULL if it does not use it). */
 	struct boxtable boxes;
 	const struct remote_box_ops *box_ops;
+	/* The statfs a walk brought along (remote_readtree): of its directory
+	 * and what lies below, for a few seconds (find asks it of the first
+	 * directory it enters).  Kept by posix.c. */
+	struct {
+		pthread_mutex_t lock;
+		char box[SBX_NAME_MAX + 1];
+		char dir[REMOTE_PATH_MAX];
+		struct statvfs sv;
+		struct timespec at; /* CLOCK_MONOTONIC; 0: none */
+	} walk_statfs;
 	/* The provider's own namespace calls; NULL if it has none. */
 	const struct remote_fs_ops *fs;
 	/*
@@ -154,7 +165,9 @@ void remote_init(struct remote *r, const char *name, unsigned flags, struct stag
  *    staged copies right (stage.h).  rename takes RENAME_NOREPLACE, and
  *    no other flag (-EINVAL).
  *  readdir: the entries of a directory by find(1), with attributes.
- *  readtree: those of a subtree, by find(1) (find.h), in one script.
+ *  readtree: those of a subtree, by find(1) (find.h), in one script,
+ *    which brings the directory's statfs along: a statfs of it or below
+ *    it in the next few seconds is answered from that.
  *  prefetch: small files as one tar stream from a script (prefetch.c),
  *    kept as staged copies (stagefile_offer()).
  */

@@ -107,6 +107,9 @@ int sh_symlink(struct strbuf *sb, const char *target, const char *path);
 int sh_give(struct strbuf *sb, const char *path, unsigned uid, unsigned gid, mode_t mode);
 int sh_statfs(struct strbuf *sb, const char *path);
 
+/* What the statfs script prints: stat -f -c of this. */
+#define SH_STATFS_FMT "%S %b %f %a %c %d %l"
+
 /* The output of the statfs script into *out: 0 or -EPROTO. */
 int sh_parse_statfs(struct statvfs *out, const char *text);
 
