@@ -20,12 +20,13 @@
 struct keptsh_shell {
 	struct keptsh_shell *next;
 	char box[SBX_NAME_MAX + 1];
-	void *stream;	    /* NULL while it is being opened */
-	unsigned long n;    /* which shell of k: part of its marks' id */
-	unsigned long sent; /* scripts sent on it */
-	int busy;	    /* a script has it, or it is being opened */
-	int dropped;	    /* close it once its script is done */
-	int spare;	    /* a command's, opened ahead (KEPTSH_LAUNCHER) */
+	void *stream;		    /* NULL while it is being opened */
+	unsigned long n;	    /* which shell of k: part of its marks' id */
+	unsigned long sent;	    /* scripts sent on it */
+	int busy;		    /* a script has it, or it is being opened */
+	int dropped;		    /* close it once its script is done */
+	int spare;		    /* a command's, opened ahead (KEPTSH_LAUNCHER) */
+	struct timespec idle_since; /* CLOCK_MONOTONIC, when it came free */
 };
 
 void keptsh_init(struct keptsh *k, const char *name, const struct keptsh_ops *ops,
@@ -39,6 +40,7 @@ void keptsh_init(struct keptsh *k, const char *name, const struct keptsh_ops *op
 	k->ops = ops;
 	k->ctx = ctx;
 	k->stall_ms = stall_ms > 0 ? stall_ms : 30000;
+	k->idle_ms = KEPTSH_IDLE_S * 1000;
 	pthread_mutex_init(&k->lock, NULL);
 	pthread_cond_init(&k->freed, NULL);
 	/* Not a secret: it keeps one mount's marks apart from another's. */
@@ -100,6 +102,7 @@ static void give_back(struct keptsh *k, struct keptsh_shell *s, int keep)
 	pthread_mutex_lock(&k->lock);
 	if (keep && !s->dropped) {
 		s->busy = 0;
+		clock_gettime(CLOCK_MONOTONIC, &s->idle_since);
 	} else {
 		unlink_locked(k, s);
 		keep = 0;
@@ -123,11 +126,39 @@ static void ignore(void *ctx, enum sbx_stream stream, const char *data, size_t l
  * one while the box has fewer than KEPTSH_PER_BOX, else the first that
  * comes free.  *fresh says which.  0, -EINTR, -ETIMEDOUT, or open's error.
  */
+/*
+ * Close the shells, of any sandbox, that no script has used for
+ * k->idle_ms: a sandbox used once keeps no process of ours for long.
+ * Called on the way to a script, so it costs no thread.
+ */
+static void close_idle(struct keptsh *k)
+{
+	struct keptsh_shell *s, **pp, *closing = NULL;
+
+	pthread_mutex_lock(&k->lock);
+	for (pp = &k->shells; (s = *pp);) {
+		if (s->busy || ms_since(&s->idle_since) < k->idle_ms) {
+			pp = &s->next;
+			continue;
+		}
+		*pp = s->next;
+		s->next = closing;
+		closing = s;
+	}
+	pthread_mutex_unlock(&k->lock);
+	while ((s = closing)) {
+		closing = s->next;
+		k->ops->close(s->stream);
+		free(s);
+	}
+}
+
 static int take(struct keptsh *k, const char *box, struct keptsh_shell **out, int *fresh)
 {
 	struct timespec t0;
 	int rc;
 
+	close_idle(k);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	pthread_mutex_lock(&k->lock);
 	for (;;) {

@@ -217,12 +217,17 @@ void test_keptsh(void)
 	/* Dropped: the next script opens a shell again. */
 	keptsh_drop(&k, "box");
 	CHECK(run(&k, "true", 0, NULL) == 0 && opens == 6);
+	/* Unused past idle_ms: closed on the way to the next script. */
+	k.idle_ms = 0;
+	CHECK(run(&k, "true", 0, NULL) == 0 && opens == 7);
+	k.idle_ms = 60000;
+	CHECK(run(&k, "true", 0, NULL) == 0 && opens == 7);
 	/* Side by side: at most KEPTSH_PER_BOX shells, the rest wait. */
 	for (i = 0; i < 6; i++)
 		pthread_create(&t[i], NULL, side_by_side, &k);
 	for (i = 0; i < 6; i++)
 		pthread_join(t[i], NULL);
-	CHECK(opens <= 6 + KEPTSH_PER_BOX - 1);
+	CHECK(opens <= 7 + KEPTSH_PER_BOX - 1);
 	check_spares(&k);
 	CHECK(keptsh_destroy(&k) == 0);
 	strbuf_release(&out);

@@ -18,10 +18,10 @@
  * output of one script ends where its mark is, and nothing a sandbox's
  * file holds can be taken for it.  Scripts take turns on a shell; a
  * sandbox has up to KEPTSH_PER_BOX shells, opened as scripts need them
- * side by side and kept open.  A shell that is lost, cut, too slow or
- * interrupted is closed, never used again; a script is sent again on a
- * new shell only if it is safe to (REMOTE_RUN_RETRY) or it never went
- * out.
+ * side by side and kept open, for KEPTSH_IDLE_S unused at most.  A shell
+ * that is lost, cut, too slow or interrupted is closed, never used
+ * again; a script that is safe to run twice (REMOTE_RUN_RETRY) is sent
+ * once more on a new shell when a kept one turns out lost.
  *
  * A command (cmd/N) needs a shell of its own, whose stdin is the
  * command's: a spare, opened ahead off the caller's path, reads one line
@@ -44,6 +44,10 @@
 /* The most shells open at once in one sandbox for scripts (a spare for
  * commands comes on top). */
 #define KEPTSH_PER_BOX 3
+
+/* How long a shell (or a spare) may stay unused before it is closed,
+ * on the way to the next script of any sandbox. */
+#define KEPTSH_IDLE_S 300
 
 /* What a spare runs: one line of its stdin, and what that says.  The line
  * must end the shell (exit), so that nothing after it is read as more. */
@@ -91,8 +95,10 @@ struct keptsh {
 	const char *name;
 	const struct keptsh_ops *ops;
 	void *ctx;
-	/* How long a script may go without output, as a transfer may. */
+	/* How long a script may go without output, as a transfer may; and
+	 * a shell without a script before it is closed (KEPTSH_IDLE_S). */
 	int stall_ms;
+	long idle_ms;
 
 	pthread_mutex_t lock;
 	pthread_cond_t freed;
