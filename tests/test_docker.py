@@ -263,14 +263,26 @@ def test_reading_a_small_file_costs_one_archive_get(dbox, emu):
 
 
 def test_a_short_command_costs_a_few_requests(dbox, emu):
-    write_ok(dbox.p("exec"), "true")        # the container is known
+    # The first command of a container is an exec of its own, and opens a
+    # spare shell for the next off its path; the next is one turn on that
+    # spare (waited for if still on its way), and opens the one after.
+    write_ok(dbox.p("exec"), "true")
     helpers.cat(dbox.p("exec"))
     emu.reset_stats()
-    write_ok(dbox.p("exec"), "true")
-    assert helpers.cat(dbox.p("exec")) == b""
+    write_ok(dbox.p("exec"), "echo spare")
+    assert helpers.cat(dbox.p("exec")) == b"spare\n"
     s = emu.stats()
-    assert count(s) <= 4, s
-    assert count(s, "POST /exec/{id}/start") == 1, s
+    assert count(s, "TURN POST /exec/{id}/start") == 1, s
+    assert count(s, "POST /containers/{id}/exec") <= 2, s
+    assert count(s) <= 5, s
+    # A spare's stdin is the command's: what follows its line on the
+    # stream, none of it taken by the shell that read the line.
+    emu.reset_stats()
+    n = dbox.spawn("| read a; read b; echo \"$b $a\"; cat")
+    helpers.sh("printf 'one\\ntwo\\nthree' > %s" % helpers.q(dbox.cmd(n, "stdin")))
+    assert dbox.wait_cmd_done(n) == "exited 0"
+    assert helpers.cat(dbox.cmd(n, "stdout")) == b"two one\nthree"
+    assert count(emu.stats(), "TURN POST /exec/{id}/start") >= 1, emu.stats()
 
 
 # ------------------------------------------------------------ tcp:// and TLS

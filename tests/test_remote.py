@@ -271,11 +271,11 @@ DOCKER = dict(
     upload="PUT /containers/{id}/archive", no_write=(),
     # A script is a turn, or two requests more where a shell is opened
     # for scripts side by side; a cold walk: the lookups, the subtree and
-    # the statfs.  A command: one turn on a spare shell opened ahead, and
-    # the next spare's create and start off its path (the first command
-    # of a container finds none: create and start of its own); its end
-    # mark tells the status, no inspect.
-    exec=("<=", 3), walk=6, script=2, copy=(4, 1, 4), lookups=7, along=True,
+    # the statfs.  A command: one turn on a spare shell opened ahead (or
+    # on its way), and the next spare's create and start off its path,
+    # which fall in the counted window or the next one's: at most four;
+    # its end mark tells the status, no inspect.
+    exec=("<=", 4), walk=6, script=2, copy=(4, 1, 4), lookups=7, along=True,
     loop=[fault(kind="status", status=500, prefix="/containers/", count=1),
           fault(kind="drop", prefix="/containers/", count=1),
           fault(kind="slow", delay=30, prefix="/containers/", count=1),

@@ -126,6 +126,20 @@ static void ignore(void *ctx, enum sbx_stream stream, const char *data, size_t l
  * one while the box has fewer than KEPTSH_PER_BOX, else the first that
  * comes free.  *fresh says which.  0, -EINTR, -ETIMEDOUT, or open's error.
  */
+/* Wait on k->freed for STEP_MS at most; k->lock held. */
+static void wait_step(struct keptsh *k)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += STEP_MS * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&k->freed, &k->lock, &until);
+}
+
 /*
  * Close the shells, of any sandbox, that no script has used for
  * k->idle_ms: a sandbox used once keeps no process of ours for long.
@@ -164,7 +178,6 @@ static int take(struct keptsh *k, const char *box, struct keptsh_shell **out, in
 	for (;;) {
 		struct keptsh_shell *s, *idle = NULL;
 		unsigned count = 0;
-		struct timespec until;
 
 		for (s = k->shells; s; s = s->next) {
 			if (strcmp(s->box, box) || s->dropped || s->spare)
@@ -219,13 +232,7 @@ static int take(struct keptsh *k, const char *box, struct keptsh_shell **out, in
 				  box, k->stall_ms / 1000);
 			return -ETIMEDOUT;
 		}
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += STEP_MS * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&k->freed, &k->lock, &until);
+		wait_step(k);
 	}
 }
 
@@ -445,11 +452,25 @@ static void refill_locked(struct keptsh *k, const char *box)
 int keptsh_take_spare(struct keptsh *k, const char *box, void **stream)
 {
 	struct keptsh_shell *s;
+	struct timespec t0;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	pthread_mutex_lock(&k->lock);
-	for (s = k->shells; s; s = s->next)
-		if (s->spare && !s->busy && !s->dropped && !strcmp(s->box, box))
+	for (;;) {
+		struct keptsh_shell *opening = NULL;
+
+		for (s = k->shells; s; s = s->next) {
+			if (!s->spare || s->dropped || strcmp(s->box, box))
+				continue;
+			if (!s->busy)
+				break;
+			opening = s;
+		}
+		/* One on its way comes no later than an exec of our own. */
+		if (s || !opening || sbx_interrupted() || ms_since(&t0) >= k->stall_ms)
 			break;
+		wait_step(k);
+	}
 	if (s)
 		unlink_locked(k, s);
 	refill_locked(k, box);

@@ -130,9 +130,9 @@ int keptsh_run(struct keptsh *k, const char *box, const char *what, const char *
 /*
  * A spare shell of `box` for a command, still open, into *stream: it now
  * is the caller's (write the command's line, read its output, close it
- * with the ops' close).  0, or -ENOENT when there is none ready.  Either
- * way a spare for the next command is opened in the background, unless
- * one is there or on its way.
+ * with the ops' close).  One being opened is waited for.  0, or -ENOENT
+ * when there is none.  Either way a spare for the next command is opened
+ * in the background, unless one is there or on its way.
  */
 int keptsh_take_spare(struct keptsh *k, const char *box, void **stream);
 
