@@ -121,11 +121,6 @@ static void ignore(void *ctx, enum sbx_stream stream, const char *data, size_t l
 	(void)ctx, (void)stream, (void)data, (void)len;
 }
 
-/*
- * A shell of `box` for one script: an idle one, still open, or a new
- * one while the box has fewer than KEPTSH_PER_BOX, else the first that
- * comes free.  *fresh says which.  0, -EINTR, -ETIMEDOUT, or open's error.
- */
 /* Wait on k->freed for STEP_MS at most; k->lock held. */
 static void wait_step(struct keptsh *k)
 {
@@ -167,6 +162,11 @@ static void close_idle(struct keptsh *k)
 	}
 }
 
+/*
+ * A shell of `box` for one script: an idle one, still open, or a new
+ * one while the box has fewer than KEPTSH_PER_BOX, else the first that
+ * comes free.  *fresh says which.  0, -EINTR, -ETIMEDOUT, or open's error.
+ */
 static int take(struct keptsh *k, const char *box, struct keptsh_shell **out, int *fresh)
 {
 	struct timespec t0;
