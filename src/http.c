@@ -513,7 +513,7 @@ static int attempt(struct http_client *c, const struct http_req *req,
 	curl_easy_setopt(h, CURLOPT_URL, req->url);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
 	http_client_setup(c, h, errbuf);
-	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, req->as_is ? NULL : "");
 	if (req->transfer) {
 		/* Big bodies take what they take, as long as they move
 		 * (on_progress ends one still for stall_ms; curl's own check

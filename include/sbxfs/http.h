@@ -135,6 +135,10 @@ struct http_req {
 	/* Override the client's total timeout (ms), e.g. for calls the
 	 * server holds open on purpose. */
 	int timeout_ms;
+	/* Ask for the answer as it is (no Accept-Encoding): its body is
+	 * compressed already, and a server's compression of it again would
+	 * cost its time for little. */
+	int as_is;
 };
 
 #define HTTP_REQ_INIT        \

@@ -134,8 +134,12 @@ static int run_exec(struct rx *rx, const char *id, const char *what, const char 
 	/* The server ends the script at timeout_seconds; the answer then
 	 * comes at once.  A server that says nothing two seconds past that
 	 * is not answering: the call stays within its one deadline. */
+	/* The server gzips every answer for a client that accepts it: not
+	 * one whose output is gzip'd already (its base64 would shrink by a
+	 * quarter, for the server's time on every byte). */
 	rc = rx_request(rx, &r, "POST", url.buf, body,
-			(flags & REMOTE_RUN_RETRY) ? RX_REQ_IDEMPOTENT : 0,
+			((flags & REMOTE_RUN_RETRY) ? RX_REQ_IDEMPOTENT : 0) |
+				((flags & REMOTE_RUN_COMPRESSED) ? REMOTE_REQ_AS_IS : 0),
 			RX_EXEC_CAP * 4, (rx->timeout_s + 2) * 1000);
 	if (rc)
 		goto out;

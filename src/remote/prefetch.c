@@ -176,8 +176,10 @@ static void *slice_run(void *arg)
 					      : "");
 	sl->out.max = sl->total + 4096; /* a strbuf keeps a NUL after its bytes */
 	if (!rc)
-		rc = remote_run_bytes(sl->r, sl->box, "prefetch", checks.buf, body.buf, 0,
-				      REMOTE_RUN_RETRY, &sl->out);
+		rc = remote_run_bytes(
+			sl->r, sl->box, "prefetch", checks.buf, body.buf, 0,
+			REMOTE_RUN_RETRY | (gzipped(sl->r) ? REMOTE_RUN_COMPRESSED : 0),
+			&sl->out);
 	sl->came = sl->out.len;
 	if (!rc && gunzip_is(sl->out.buf, sl->out.len)) {
 		struct strbuf tar = STRBUF_INIT(sl->total + 4096);

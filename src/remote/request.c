@@ -22,6 +22,7 @@ int remote_request(struct http_client *http, struct http_resp *resp, const char 
 	req.url = url;
 	req.idempotent = flags & REMOTE_REQ_IDEMPOTENT;
 	req.transfer = flags & REMOTE_REQ_TRANSFER;
+	req.as_is = !!(flags & REMOTE_REQ_AS_IS);
 	req.timeout_ms = timeout_ms;
 	req.max_body = max_body;
 	if (json) {

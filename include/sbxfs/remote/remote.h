@@ -61,6 +61,9 @@ enum {
 	/* Safe to run again after a connection lost on the way: the script
 	 * only reads, or does the same thing twice. */
 	REMOTE_RUN_RETRY = 1u << 0,
+	/* Its output is compressed already (a gzip'd prefetch): an API that
+	 * compresses its answers may be asked for this one as it is. */
+	REMOTE_RUN_COMPRESSED = 1u << 1,
 };
 
 /*

@@ -21,6 +21,7 @@
 enum {
 	REMOTE_REQ_IDEMPOTENT = 1 << 0, /* safe to send again: retried */
 	REMOTE_REQ_TRANSFER = 1 << 1,	/* file data: bounded by the stall timeout */
+	REMOTE_REQ_AS_IS = 1 << 3,	/* the answer uncompressed (http.h's as_is) */
 };
 
 /*
