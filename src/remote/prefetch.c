@@ -33,7 +33,7 @@
 /* The most one call brings, whatever the window: it is held in memory. */
 #define CALL_MAX (32u << 20)
 /* Calls side by side, for an API whose calls bring back little. */
-#define PARALLEL_MAX 8
+#define PARALLEL_MAX 16
 /* How much a gzip'd stream is taken to shrink to size a call, in tenths:
  * at first, and at most (a fifth kept in hand of what was seen). */
 #define GZIP_TENTHS_FIRST 20
