@@ -142,18 +142,22 @@ static int exec_code(struct dk *dk, int *code, const char *id, const char *what)
 	return -EIO;
 }
 
-/* POST /exec/{id}/start without a terminal, on a connection taken over
- * after its answer: the exec's stdin, and its multiplexed output. */
-static int exec_attach(struct dk *dk, struct http_conn **conn, const char *id,
-		       const char *what)
+/* An exec of /bin/sh `args` with stdin (exec_create()), then POST
+ * /exec/{id}/start without a terminal, on a connection taken over after
+ * its answer: the exec's stdin, and its multiplexed output.  Its id into
+ * id. */
+static int exec_open(struct dk *dk, struct http_conn **conn, char *id, const char *box,
+		     const char *what, const char *const args[])
 {
 	static const struct errmap over[] = { { 409, EAGAIN }, { 0, 0 } };
 	const char *body = "{\"Detach\":false,\"Tty\":false}";
 	struct strbuf url = STRBUF_INIT(4096);
 	struct http_req req = HTTP_REQ_INIT;
 	struct http_resp r;
-	int rc;
+	int rc = exec_create(dk, id, box, what, args, NULL, 1);
 
+	if (rc)
+		return rc;
 	if (strbuf_addf(&url, "%s/exec/%s/start", dk->base, id))
 		return -ENOMEM;
 	req.method = "POST";
@@ -196,9 +200,7 @@ static int shell_open(void *ctx, const char *box, const char *command, void **st
 	if (!sh)
 		return -ENOMEM;
 	dk_demux_init(&sh->demux, shell_output, sh);
-	rc = exec_create(dk, sh->id, box, "open a shell", args, NULL, 1);
-	if (!rc)
-		rc = exec_attach(dk, &sh->conn, sh->id, "open a shell");
+	rc = exec_open(dk, &sh->conn, sh->id, box, "open a shell", args);
 	if (rc) {
 		free(sh);
 		return rc;
@@ -423,11 +425,8 @@ int dk_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 	args[1] = wrapper.buf;
 	/* Only the command carries the marker that kill looks for: its
 	 * wrapper lives on to tell how it ended. */
-	if (!rc && start_on_spare(dk, c, env, cmdline)) {
-		rc = exec_create(dk, c->exec_id, box, "start command", args, NULL, 1);
-		if (!rc)
-			rc = exec_attach(dk, &c->conn, c->exec_id, "start command");
-	}
+	if (!rc && start_on_spare(dk, c, env, cmdline))
+		rc = exec_open(dk, &c->conn, c->exec_id, box, "start command", args);
 	if (rc)
 		goto fail;
 	rc = cmdpoll_start(&dk->cmds, follow, c);

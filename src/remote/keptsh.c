@@ -136,17 +136,23 @@ static void wait_step(struct keptsh *k)
 }
 
 /*
- * Close the shells, of any sandbox, that no script has used for
- * k->idle_ms: a sandbox used once keeps no process of ours for long.
- * Called on the way to a script, so it costs no thread.
+ * Close the unused shells of `box` (NULL: of any sandbox) that have been
+ * unused for idle_ms at least; with `box`, mark those in use to be closed
+ * once their script is done.
  */
-static void close_idle(struct keptsh *k)
+static void close_unused(struct keptsh *k, const char *box, long idle_ms)
 {
 	struct keptsh_shell *s, **pp, *closing = NULL;
 
 	pthread_mutex_lock(&k->lock);
 	for (pp = &k->shells; (s = *pp);) {
-		if (s->busy || ms_since(&s->idle_since) < k->idle_ms) {
+		if (box && strcmp(s->box, box)) {
+			pp = &s->next;
+			continue;
+		}
+		if (s->busy || ms_since(&s->idle_since) < idle_ms) {
+			if (box)
+				s->dropped = 1;
 			pp = &s->next;
 			continue;
 		}
@@ -154,6 +160,7 @@ static void close_idle(struct keptsh *k)
 		s->next = closing;
 		closing = s;
 	}
+	pthread_cond_broadcast(&k->freed);
 	pthread_mutex_unlock(&k->lock);
 	while ((s = closing)) {
 		closing = s->next;
@@ -172,7 +179,9 @@ static int take(struct keptsh *k, const char *box, struct keptsh_shell **out, in
 	struct timespec t0;
 	int rc;
 
-	close_idle(k);
+	/* A sandbox used once keeps no process of ours for long; done on
+	 * the way to a script, it costs no thread. */
+	close_unused(k, NULL, k->idle_ms);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	pthread_mutex_lock(&k->lock);
 	for (;;) {
@@ -490,28 +499,5 @@ int keptsh_take_spare(struct keptsh *k, const char *box, void **stream)
 
 void keptsh_drop(struct keptsh *k, const char *box)
 {
-	struct keptsh_shell *s, **pp, *closing = NULL;
-
-	pthread_mutex_lock(&k->lock);
-	for (pp = &k->shells; (s = *pp);) {
-		if (strcmp(s->box, box)) {
-			pp = &s->next;
-			continue;
-		}
-		if (s->busy) {
-			s->dropped = 1;
-			pp = &s->next;
-			continue;
-		}
-		*pp = s->next;
-		s->next = closing;
-		closing = s;
-	}
-	pthread_cond_broadcast(&k->freed);
-	pthread_mutex_unlock(&k->lock);
-	while ((s = closing)) {
-		closing = s->next;
-		k->ops->close(s->stream);
-		free(s);
-	}
+	close_unused(k, box, 0);
 }

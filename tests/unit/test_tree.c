@@ -175,10 +175,11 @@ static void check_script(const char *path)
 	struct seen s = { "", 0, 0 };
 
 	CHECK(mkdtemp(dir) != NULL);
-	snprintf(cmd, sizeof(cmd),
-		 "cd %s && mkdir -p 'a/b c' e && echo x > 'a/b c/f' && echo y > a/g && "
-		 "ln -s a l && ln -s nowhere dead && touch \"q'uote\" \"$(printf 'n\\nl')\"",
-		 dir);
+	snprintf(
+		cmd, sizeof(cmd),
+		"cd %s && mkdir -p 'a/b c' e && echo x > 'a/b c/f' && echo y > a/g && "
+		"ln -s a l && ln -s nowhere dead && touch \"q'uote\" \"$(printf 'n\\nl')\"",
+		dir);
 	CHECK(system(cmd) == 0);
 	run_tree(dir, path, 0, 1 << 20, &out);
 	CHECK(find_tree_each(out.buf, out.len, note, &s) == 0);
