@@ -297,6 +297,21 @@ def test_files_over_the_upload_cap(rbox, tmp_path):
         assert hashlib.sha256(f.read()).hexdigest() == want
 
 
+def test_big_files_come_uncompressed(rbox, emu):
+    # The server gzips what a client accepts gzip'd; a file of a MiB or
+    # more is asked for as it is, a small one compressed.
+    big, small = os.urandom(3 << 20), b"small text\n" * 1000
+    put(backing(emu, rbox, "tmp", "big"), big)
+    put(backing(emu, rbox, "tmp", "small"), small)
+    emu.reset_stats()
+    assert read_bytes(rbox.r("tmp", "big")) == big
+    assert read_bytes(rbox.r("tmp", "small")) == small
+    stats = emu.stats()
+    route = "GET /api/containers/{id}/files"
+    assert stats["routes"].get(route) == 2
+    assert stats["gzipped"].get(route) == 1
+
+
 # ------------------------------------------------------------ commands
 
 def test_exec_exit_code_and_streams(rbox):

@@ -103,7 +103,7 @@ static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *pa
 	if (rc)
 		return rc;
 	rc = remote_download(dt->http, &r, "daytona", url.buf, f->fd,
-			     stage_max(dt->stage), path);
+			     stage_max(dt->stage), (uint64_t)remote->st_size, path);
 	strbuf_release(&url);
 	if (rc)
 		return rc;

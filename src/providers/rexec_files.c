@@ -76,7 +76,7 @@ static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *pa
 	if (rc)
 		goto out;
 	rc = remote_download(rx->http, &r, "rexec", url.buf, f->fd, stage_max(rx->stage),
-			     path);
+			     (uint64_t)remote->st_size, path);
 	if (rc)
 		goto out;
 	if (r.status != 200)

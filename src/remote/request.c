@@ -41,7 +41,8 @@ int remote_request(struct http_client *http, struct http_resp *resp, const char 
 }
 
 int remote_download(struct http_client *http, struct http_resp *resp, const char *name,
-		    const char *url, int fd, uint64_t max, const char *path)
+		    const char *url, int fd, uint64_t max, uint64_t size,
+		    const char *path)
 {
 	struct http_req req = HTTP_REQ_INIT;
 	int rc;
@@ -54,6 +55,7 @@ int remote_download(struct http_client *http, struct http_resp *resp, const char
 	req.transfer = 1;
 	/* A server that sends more than it announced is still bounded. */
 	req.max_body = max;
+	req.as_is = size >= REMOTE_DOWNLOAD_AS_IS_MIN;
 	rc = http_do(http, &req, resp);
 	if (rc)
 		sbx_failf("%s: download \"%s\": %s", name, path, sbx_fail_text());

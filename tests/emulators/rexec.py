@@ -246,6 +246,17 @@ class Control(common.Control):
             ("GET", "/_emu/sandbox/{key}", self.sandbox),
             ("POST", "/_emu/sandbox/{key}/vanish", self.vanish)]
 
+    async def stats(self, request):
+        """As every emulator's, and "gzipped": the answers sent gzip'd,
+        by route."""
+        return json_response({"total": self.emu.total,
+                              "routes": GoMap(self.emu.stats),
+                              "gzipped": GoMap(self.emu.gzipped)})
+
+    async def reset(self, request):
+        self.emu.gzipped.clear()
+        return await super().reset(request)
+
     def _find(self, request):
         return self.emu.find_any(request.match_info["key"])
 

@@ -19,6 +19,7 @@ import signal
 import tempfile
 import time
 import uuid
+from collections import Counter
 
 from aiohttp import web
 
@@ -370,6 +371,7 @@ class Emulator(common.Service):
         digest = hashlib.sha256(self.token.encode()).hexdigest()
         self.user_id = str(uuid.UUID(digest[:32]))
         self.username = "user-" + digest[:8]
+        self.gzipped = Counter()    # route key -> answers sent gzip'd
         self.containers = []        # every Container ever created, oldest first
         self.ip_seq = 1
         self.terminals = {}         # session key -> TerminalSession
@@ -595,6 +597,8 @@ class Emulator(common.Service):
                 and not request.path.startswith("/ws/") \
                 and "Upgrade" not in request.headers.get("Connection", "") \
                 and "text/event-stream" not in request.headers.get("Accept", ""):
+            if "Vary" not in resp.headers:      # once an answer
+                self.gzipped[common.route_key(request)] += 1
             resp.headers["Vary"] = "Accept-Encoding"
             resp.enable_compression(web.ContentCoding.gzip)
 

@@ -36,13 +36,24 @@ int remote_request(struct http_client *http, struct http_resp *resp, const char 
 		   size_t max_body, int timeout_ms);
 
 /*
+ * A download of a file this big or bigger asks for its bytes as they are
+ * (no Accept-Encoding).  A server's gzip runs at tens of MB/s, slower than
+ * most links to a sandbox, and the big files of a sandbox (archives,
+ * images, binaries, databases) seldom compress; a small file's time is its
+ * round trip, compressed or not.
+ */
+#define REMOTE_DOWNLOAD_AS_IS_MIN (1u << 20)
+
+/*
  * GET `url` into the file fd (emptied first: it ends up holding what
- * came), at most `max` bytes, retried and bounded as a transfer.  0 with
- * a response of any status (the caller releases it), or -errno with
+ * came), at most `max` bytes, retried and bounded as a transfer.  `size`
+ * is the file's size as last seen (REMOTE_DOWNLOAD_AS_IS_MIN).  0 with a
+ * response of any status (the caller releases it), or -errno with
  * "NAME: download \"PATH\": " and http.c's text when none came.
  */
 int remote_download(struct http_client *http, struct http_resp *resp, const char *name,
-		    const char *url, int fd, uint64_t max, const char *path);
+		    const char *url, int fd, uint64_t max, uint64_t size,
+		    const char *path);
 
 /*
  * The first request of a mount, `url` fetched with GET to try the
