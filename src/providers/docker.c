@@ -524,6 +524,8 @@ static int dk_info(struct sbx_provider *p, struct sbx_box_info *out, const char 
 		if (json_num(state, "ExitCode", &d) && strcmp(word, "created"))
 			sbx_kv_addf(&out->extra, "exit_code", "%.0f", d);
 		sbx_kv_add(&out->extra, "files", "read-only while stopped");
+	} else {
+		keptsh_describe(&dk->shells, box, &out->extra);
 	}
 	cJSON_Delete(c);
 	return 0;

@@ -497,6 +497,25 @@ int keptsh_take_spare(struct keptsh *k, const char *box, void **stream)
 	return 0;
 }
 
+void keptsh_describe(struct keptsh *k, const char *box, struct sbx_kvlist *out)
+{
+	const char *spare = "none";
+	struct keptsh_shell *s;
+	int scripts = 0;
+
+	pthread_mutex_lock(&k->lock);
+	for (s = k->shells; s; s = s->next) {
+		if (s->dropped || strcmp(s->box, box))
+			continue;
+		if (!s->spare)
+			scripts++;
+		else
+			spare = s->busy ? "opening" : "ready";
+	}
+	pthread_mutex_unlock(&k->lock);
+	sbx_kv_addf(out, "shells", "%d for scripts, spare %s", scripts, spare);
+}
+
 void keptsh_drop(struct keptsh *k, const char *box)
 {
 	close_unused(k, box, 0);

@@ -135,6 +135,20 @@ static void collect(void *ctx, enum sbx_stream stream, const char *data, size_t 
 		strbuf_add(ctx, data, len);
 }
 
+/* Does box's "shells" status line read `want`? */
+static int described(struct keptsh *k, const char *box, const char *want)
+{
+	struct sbx_kvlist kv = { 0 };
+	const char *v;
+	int same;
+
+	keptsh_describe(k, box, &kv);
+	v = sbx_kv_get(&kv, "shells");
+	same = v && !strcmp(v, want);
+	sbx_kv_free(&kv);
+	return same;
+}
+
 /* A spare: none at first (one is then opened in the background); once
  * there, its line runs, and what follows on its stdin is the line's. */
 static void check_spares(struct keptsh *k)
@@ -144,12 +158,15 @@ static void check_spares(struct keptsh *k)
 	void *stream = NULL;
 	int tries, rc;
 
+	CHECK(described(k, "spare", "0 for scripts, spare none"));
 	CHECK(keptsh_take_spare(k, "spare", &stream) == -ENOENT);
 	for (tries = 0; tries < 500; tries++) {
-		if (!keptsh_take_spare(k, "spare", &stream))
+		if (described(k, "spare", "0 for scripts, spare ready"))
 			break;
 		usleep(10000);
 	}
+	CHECK(tries < 500);
+	CHECK(keptsh_take_spare(k, "spare", &stream) == 0);
 	CHECK(stream != NULL);
 	if (!stream)
 		return;
@@ -160,7 +177,15 @@ static void check_spares(struct keptsh *k)
 	pipe_ops.close(stream);
 	strbuf_release(&out);
 	/* Scripts never take a spare; dropping the box closes it. */
+	CHECK(keptsh_run(k, "spare", "test", "true", 0, NULL) == 0);
+	for (tries = 0; tries < 500; tries++) {
+		if (described(k, "spare", "1 for scripts, spare ready"))
+			break;
+		usleep(10000);
+	}
+	CHECK(tries < 500);
 	keptsh_drop(k, "spare");
+	CHECK(described(k, "spare", "0 for scripts, spare none"));
 }
 
 void test_keptsh(void)

@@ -136,6 +136,12 @@ int keptsh_run(struct keptsh *k, const char *box, const char *what, const char *
  */
 int keptsh_take_spare(struct keptsh *k, const char *box, void **stream);
 
+/*
+ * The shells k keeps open in `box`, for its status: a line "shells" of
+ * "N for scripts, spare S", S being ready, opening or none.
+ */
+void keptsh_describe(struct keptsh *k, const char *box, struct sbx_kvlist *out);
+
 /* Close the shells of `box` that no script uses (it was stopped or
  * deleted); those in use are closed when their script ends. */
 void keptsh_drop(struct keptsh *k, const char *box);
