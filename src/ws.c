@@ -190,7 +190,7 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason, void *use
 }
 
 static const struct lws_protocols protocols[] = {
-	{ "sbxfs", on_event, 0, 0, 0, NULL, 0 },
+	{ "sbxfs", on_event, 0, 65536, 0, NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 

@@ -42,12 +42,14 @@ class Conn:
         self.closer = None
         self.stalled = False
 
-    async def send(self, obj):
+    async def send(self, obj, text=None):
+        """Send obj as JSON, or `text`, JSON already."""
         if self.closed:
             raise ConnectionResetError("socket closed")
         if self.stalled:
             return                      # into the void
-        data = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+        data = text if text is not None else \
+            json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
         async with self.lock:
             if self.closed or self.ws.closed:
                 raise ConnectionResetError("socket closed")
@@ -172,6 +174,17 @@ class Call:
     async def notify(self, method, **params):
         params = dict(id=self.id, **params)
         await self.conn.send({"jsonrpc": "2.0", "method": method, "params": params})
+        self._after_notify()
+
+    async def notify_data(self, method, data):
+        """notify(method, data=DATA) for DATA in base64, which JSON holds
+        as it is: no encoder's pass over megabytes of it."""
+        text = '{"jsonrpc":"2.0","method":%s,"params":{"id":%s,"data":"%s"}}' % (
+            json.dumps(method), json.dumps(self.id), data)
+        await self.conn.send(None, text=text)
+        self._after_notify()
+
+    def _after_notify(self):
         if self.kind == "ws_drop":
             self.conn.drop()
             raise Dropped()
@@ -522,8 +535,8 @@ async def rpc_read_stream(sb, call, params):
                 mime = image_mime(data[:16])
             for i in range(0, len(data), chunk):
                 piece = data[i:i + chunk]
-                await call.notify("read_stream.chunk",
-                                  data=base64.b64encode(piece).decode())
+                await call.notify_data("read_stream.chunk",
+                                       base64.b64encode(piece).decode())
             total += len(data)
     finally:
         os.close(fd)

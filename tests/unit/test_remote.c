@@ -55,6 +55,100 @@ static void check_base64(void)
 	strbuf_release(&sb);
 }
 
+/* Base64 decoded the slow, plain way, a character at a time: what the
+ * decoder's whole-group path must agree with. */
+static ssize_t plain_b64(unsigned char *out, const char *in, size_t len)
+{
+	static const char digits[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	unsigned v = 0;
+	int n = 0, pad = 0;
+	ssize_t o = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		const char *at = in[i] ? strchr(digits, in[i]) : NULL;
+
+		if (strchr(" \n\r\t", in[i]) && in[i])
+			continue;
+		if (in[i] == '=') {
+			if (n < 2)
+				return -1;
+			pad++;
+		} else if (!at || pad) {
+			return -1;
+		}
+		v = v << 6 | (unsigned)(at ? at - digits : 0);
+		if (++n == 4) {
+			out[o++] = (unsigned char)(v >> 16);
+			out[o++] = (unsigned char)(v >> 8);
+			out[o++] = (unsigned char)v;
+			o -= pad;
+			v = 0;
+			n = 0;
+		}
+	}
+	if (n == 0)
+		return o;
+	if (n - pad < 2)
+		return -1;
+	for (int i = n; i < 4; i++)
+		v <<= 6;
+	out[o++] = (unsigned char)(v >> 16);
+	if (n - pad == 3)
+		out[o++] = (unsigned char)(v >> 8);
+	return o;
+}
+
+/* Random text, mostly digits, now and then a space, a line break, '='
+ * or a stray byte, decoded whole and in pieces; past 16 KiB too, where
+ * b64_feed() works in slices. */
+static void check_base64_differential(void)
+{
+	enum { MAX = 40000 };
+	char *in = malloc(MAX);
+	unsigned char *want = malloc(B64_DECODED_MAX(MAX)),
+		      *got = malloc(B64_DECODED_MAX(MAX));
+	unsigned seed = 7;
+
+	for (int round = 0; in && want && got && round < 400; round++) {
+		size_t len = (size_t)(rand_r(&seed) % (round < 300 ? 64 : MAX));
+		struct strbuf sb = STRBUF_INIT(B64_DECODED_MAX(MAX));
+		struct b64_decoder d = B64_DECODER_INIT;
+		size_t cut = len ? (size_t)rand_r(&seed) % len : 0;
+		ssize_t n, m;
+		int rc;
+
+		for (size_t i = 0; i < len; i++) {
+			int r = rand_r(&seed) % 200;
+
+			in[i] = r < 194 ? "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+						  [r % 64]
+					: " \n=\r\t*"[r - 194];
+		}
+		/* Mostly valid: the strays only in some rounds. */
+		if (round % 3)
+			for (size_t i = 0; i < len; i++)
+				if (in[i] == '=' || in[i] == '*')
+					in[i] = 'Q';
+		want[0] = got[0] = 0;
+		n = plain_b64(want, in, len);
+		m = b64_decode(got, in, len);
+		CHECK(n == m && (n <= 0 || !memcmp(want, got, (size_t)n)));
+		rc = b64_feed(&d, &sb, in, cut);
+		if (!rc)
+			rc = b64_feed(&d, &sb, in + cut, len - cut);
+		if (!rc)
+			rc = b64_finish(&d, &sb);
+		CHECK((n < 0) == (rc != 0));
+		CHECK(n < 0 ||
+		      ((size_t)n == sb.len && (!n || !memcmp(want, sb.buf, sb.len))));
+		strbuf_release(&sb);
+	}
+	free(in);
+	free(want);
+	free(got);
+}
+
 static void check_time(void)
 {
 	struct timespec ts;
@@ -512,6 +606,7 @@ void test_remote(void)
 	check_follow();
 	check_errmap();
 	check_base64();
+	check_base64_differential();
 	check_time();
 	check_json();
 	check_records();
