@@ -262,6 +262,8 @@ int ws_connect(struct ws_conn **out, const struct ws_config *cfg)
 			goto fail;
 		}
 	}
+	/* Bytes in 64 KiB reads, delivered 64 KiB a callback (protocols[]). */
+	ci.pt_serv_buf_size = 65536;
 	ci.connect_timeout_secs = (cfg->connect_timeout_ms + 999) / 1000;
 	/* A peer that vanished: TCP keep-alive below, PINGs above. */
 	ci.ka_time = http_keepalive();
