@@ -27,6 +27,7 @@ FUSEREF_NAME = "libfuse passthrough_ll"
 OPS = [
     ("find", "find"),
     ("lsR", "ls -lR"),
+    ("du", "du -s"),
     ("grep", "grep -r"),
     ("cat", "cat big file"),
     ("cp", "cp -r include in"),
@@ -208,11 +209,11 @@ def goals(rows, with_ref=False):
                                              ref[1](sig(rv, 2))) + ")"
         out.append(line)
 
-    for op, name in [("find", "find"), ("lsR", "ls -lR")]:
+    for op, name in [("find", "find"), ("lsR", "ls -lR"), ("du", "du -s")]:
         check(f"cold metadata ({name}) at least 5x faster than sshfs (sshfs/sbxfs >= 5)",
               op, "cold", "ssh_sbx", lambda v: v >= 5,
               ("ssh_fr", lambda x: f"sshfs/fuseref {x}x"))
-    for op, name in [("find", "find"), ("lsR", "ls -lR"), ("grep", "grep -r"),
+    for op, name in [("find", "find"), ("lsR", "ls -lR"), ("du", "du -s"), ("grep", "grep -r"),
                      ("cat", "cat"), ("cp", "cp -r")]:
         check(f"warm {name} within 2x of native (sbxfs/native <= 2)",
               op, "warm", "sbx_nat", lambda v: v <= 2,

@@ -15,7 +15,7 @@
 # Run as root from anywhere:   bench/run.sh
 # Quick run:                   BIG_MB=64 RUNS=3 bench/run.sh
 # Without sbxfs (no binary):   TARGETS="native sshfs" bench/run.sh
-# Without the remote cp -r:    OPS="find lsR grep cat exec" bench/run.sh
+# Without the remote cp -r:    OPS="find lsR du grep cat exec" bench/run.sh
 #   (through a remote provider, cp -r of include/ is about 9,000 uploads,
 #   tens of seconds per copy: far the slowest operation, within OP_TIMEOUT)
 # Only some targets:           TARGETS="native sbxfs rexec" bench/run.sh
@@ -29,7 +29,7 @@
 #   SSH_PORT      first loopback port to try for our own sshd [2222]
 #   TARGETS       any of: native sbxfs fuseref sshfs daytona rexec vtrix docker
 #                 microsandbox microsandbox-cloud [all ten]
-#   OPS           any of: find lsR grep cat cp exec [all six]
+#   OPS           any of: find lsR du grep cat cp exec [all seven]
 #   OP_TIMEOUT    seconds before one timed operation is killed [900]
 #   MOUNT_TIMEOUT seconds to wait for a mount to appear [30]
 #   KEEP_RUN=1    keep the per-run directory (logs, sbxfs state) afterwards
@@ -98,7 +98,7 @@ OP_TIMEOUT=${OP_TIMEOUT:-900}
 MOUNT_TIMEOUT=${MOUNT_TIMEOUT:-30}
 KEEP_RUN=${KEEP_RUN:-0}
 PATTERN=zzqqxx_nomatch
-OPS=${OPS:-find lsR grep cat cp exec}
+OPS=${OPS:-find lsR du grep cat cp exec}
 OPS=${OPS//,/ }
 
 log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -114,7 +114,7 @@ for t in $TARGETS; do
     *) die "unknown target '$t' in TARGETS" ;; esac
 done
 for op in $OPS; do
-  case $op in find|lsR|grep|cat|cp|exec) ;; *) die "unknown operation '$op' in OPS" ;; esac
+  case $op in find|lsR|du|grep|cat|cp|exec) ;; *) die "unknown operation '$op' in OPS" ;; esac
 done
 read -r -a TARGET_LIST <<<"$TARGETS"
 for v in BIG_MB RUNS EXEC_RUNS SSH_PORT OP_TIMEOUT MOUNT_TIMEOUT; do
@@ -791,6 +791,7 @@ op_cmd() {
   case $2 in
     find) printf 'find %q' "$TREE" ;;
     lsR)  printf 'ls -lR %q' "$TREE" ;;
+    du)   printf 'du -s %q' "$TREE" ;;
     grep) printf 'grep -r -- %q %q || [ $? -eq 1 ]' "$PATTERN" "$TREE" ;;
     cat)  printf 'cat %q' "$BIG" ;;
     cp)   if ! makes_symlinks "$1"; then

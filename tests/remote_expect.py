@@ -92,9 +92,10 @@ DAYTONA = dict(
     download="GET /files/download", no_read=(),
     upload="POST /files/bulk-upload", no_write=("POST /files/upload",),
     # The state, a new session (later commands reuse it, and then the
-    # state too), the exec and its log stream: no status call, no delete
-    # on the way.
-    exec=4, exec_again=2, walk=10, script=1, copy=(2, 1, 2),
+    # state too), the exec, a read of its log and, for a command that has
+    # not ended by then (here, on loopback, most), its log stream: no
+    # status call, no delete on the way.
+    exec=("<=", 5), exec_again=("<=", 3), walk=10, script=1, copy=(2, 1, 2),
     lookups=10, along=False,   # its file API's stat, one a name
     links=False,    # its file API follows symlinks: the tree shows none
     loop=[fault(kind="status", status=500, prefix="/toolbox", count=1),

@@ -110,7 +110,8 @@ def test_https_and_wss_with_a_private_ca(tmp_path):
         assert helpers.cat(b.p("exec"), timeout=60) == b"one\ntwo\n"
         routes = emu.stats()["routes"]
         logs = [k for k in routes if k.endswith("/logs") and k.startswith("GET")]
-        assert sum(routes[k] for k in logs) == 1, routes   # the WSS stream
+        # A read of the log, then the WSS stream of the running command.
+        assert sum(routes[k] for k in logs) == 2, routes
         helpers.remove_box(b)
     finally:
         assert m.stop() == 0, m.log_tail()
@@ -315,11 +316,13 @@ def test_parallel_commands(dbox):
 
 
 def test_output_survives_a_dropped_log_stream(dbox, emu):
-    # The log WebSocket is the first GET after the command starts: drop it,
-    # and the output still arrives whole, by polling the log instead.
+    # Drop the log WebSocket of a command still running when its log is
+    # first read: the output still arrives whole, by polling the log
+    # instead.
     emu.reset_stats()
-    emu.fault(kind="drop", prefix="/toolbox", method="GET", count=1)
-    write_ok(dbox.p("exec"), "for i in 1 2 3; do echo line $i; done; echo err >&2")
+    emu.fault(kind="drop", prefix="/toolbox", method="GET", count=1, websocket=True)
+    write_ok(dbox.p("exec"), "sleep 0.5; for i in 1 2 3; do echo line $i; done; "
+             "echo err >&2")
     out = helpers.cat(dbox.p("exec"), timeout=60)
     assert out == b"line 1\nline 2\nline 3\nerr\n"
     n = os.readlink(dbox.p("cmd", "last"))
@@ -335,8 +338,26 @@ def test_output_streams_without_polling(dbox, emu):
     assert helpers.cat(dbox.p("exec"), timeout=60) == b"one\ntwo\n"
     routes = emu.stats()["routes"]
     polls = [k for k in routes if k.endswith("/logs") and k.startswith("GET")]
-    # One GET of the logs route: the WebSocket itself; no polling.
-    assert sum(routes[k] for k in polls) == 1, routes
+    # Two GETs of the logs route: one read of the log, then the WebSocket
+    # that follows the running command; no polling.
+    assert sum(routes[k] for k in polls) == 2, routes
+
+
+def test_a_command_ended_when_its_log_is_read_is_two_requests(dbox, emu):
+    # The first read of the log waits a second at the server: the command
+    # has ended by then, and its exec and that read are all it costs.
+    write_ok(dbox.p("exec"), "true")
+    helpers.cat(dbox.p("exec"))
+    emu.reset_stats()
+    emu.fault(kind="slow", delay=1, prefix="/toolbox", method="GET", count=1,
+              websocket=False)
+    write_ok(dbox.p("exec"), "echo quick")
+    assert helpers.cat(dbox.p("exec"), timeout=60) == b"quick\n"
+    stats = emu.stats()
+    assert stats["total"] == 2, stats
+    assert count(stats, "GET /process/session/{session}/command/{command}/logs") == 1, \
+        stats
+    assert stats["faults_armed"] == 0, stats    # the read was plain HTTP
 
 
 def test_exec_on_stopped_sandbox_is_eagain(dbox):

@@ -15,7 +15,8 @@ static const char *const split_header[] = { "X-Daytona-Split-Output: true", NULL
  * the log stream then tells the end and the exit status, and neither the
  * server's close of the stream nor a status call is waited for.  The
  * session is kept for the sandbox's next command (dt->idle), so a command
- * costs its exec call and its log stream.
+ * costs its exec call and one read of its log, or, still running then,
+ * its log stream.
  */
 struct dcmd {
 	struct dt *dt;
@@ -296,29 +297,43 @@ static const struct cmdpoll_cmd poll_ops = {
 	.failed = poll_failed,
 };
 
-/* Keep the session of a command that ended for the sandbox's next
- * command; 0, or -1 if it should be deleted (no room, or no memory). */
-static int idle_put(struct dt *dt, const char *box, const char *sid, const char *toolbox)
+/* Drop idle[i], keeping the others in the order they came; lock held. */
+static void idle_remove_locked(struct dt *dt, size_t i)
 {
-	char *tb = strdup(toolbox);
-	int rc = -1;
-
-	pthread_mutex_lock(&dt->lock);
-	if (tb && dt->nidle < DT_IDLE_MAX) {
-		struct dt_idle *i = &dt->idle[dt->nidle++];
-
-		snprintf(i->box, sizeof(i->box), "%s", box);
-		snprintf(i->sid, sizeof(i->sid), "%s", sid);
-		i->toolbox = tb;
-		tb = NULL;
-		rc = 0;
-	}
-	pthread_mutex_unlock(&dt->lock);
-	free(tb);
-	return rc;
+	memmove(&dt->idle[i], &dt->idle[i + 1],
+		(dt->nidle - i - 1) * sizeof(dt->idle[0]));
+	dt->nidle--;
 }
 
-/* A kept session of box's into sid (sizeof(c->sid)); 0, or -1 if none. */
+/* Keep the session of a command that ended for the sandbox's next
+ * command: 0, or -1 if it should be deleted (no memory).  With no room
+ * left, the session kept longest (most often a sandbox's that is gone)
+ * makes way: into *old, for the caller to delete (old->toolbox, which it
+ * frees, stays NULL if none did). */
+static int idle_put(struct dt *dt, const char *box, const char *sid, const char *toolbox,
+		    struct dcmd *old)
+{
+	char *tb = strdup(toolbox);
+	struct dt_idle *i;
+
+	if (!tb)
+		return -1;
+	pthread_mutex_lock(&dt->lock);
+	if (dt->nidle == DT_IDLE_MAX) {
+		snprintf(old->sid, sizeof(old->sid), "%s", dt->idle[0].sid);
+		old->toolbox = dt->idle[0].toolbox;
+		idle_remove_locked(dt, 0);
+	}
+	i = &dt->idle[dt->nidle++];
+	snprintf(i->box, sizeof(i->box), "%s", box);
+	snprintf(i->sid, sizeof(i->sid), "%s", sid);
+	i->toolbox = tb;
+	pthread_mutex_unlock(&dt->lock);
+	return 0;
+}
+
+/* A kept session of box's into sid (sizeof(c->sid)), the latest; 0, or
+ * -1 if none. */
 static int idle_take(struct dt *dt, const char *box, char *sid, size_t size)
 {
 	int rc = -1;
@@ -329,7 +344,7 @@ static int idle_take(struct dt *dt, const char *box, char *sid, size_t size)
 			continue;
 		snprintf(sid, size, "%s", dt->idle[i].sid);
 		free(dt->idle[i].toolbox);
-		dt->idle[i] = dt->idle[--dt->nidle];
+		idle_remove_locked(dt, i);
 		rc = 0;
 		break;
 	}
@@ -353,28 +368,39 @@ static void *poller(void *arg)
 {
 	struct dcmd *c = arg;
 	struct dt *dt = c->dt;
-	struct dcmd after = { .dt = dt };
+	struct dcmd after = { .dt = dt }, old = { .dt = dt };
 	struct sbx_exit ex;
-	int keep, code;
+	int kept, code;
 
-	/* The log stream first; polling the log is the fallback. */
-	c->streamed = follow_ws(c) == 0;
+	/* The log over the open HTTP connection first: a short command has
+	 * ended by the time it is asked, two round trips in all, where the
+	 * log stream is a new connection (TCP, TLS, the upgrade).  The stream
+	 * follows a command still running; polling the log is the fallback. */
+	if (!follow_log(c, 0) && endmark_cmd_ended(&c->end, NULL)) {
+		feed(c, NULL, 0, 1); /* what was held back */
+		c->streamed = 1;
+	} else {
+		c->streamed = follow_ws(c) == 0;
+	}
 	if (endmark_cmd_ended(&c->end, &code))
 		cmdpoll_exit(&ex, code, c->signalled);
 	else
 		cmdpoll_follow(&dt->cmds, &ex, &poll_ops, c, &c->signalled);
-	/* The session goes back to the sandbox's, or away, after the reader
-	 * of the output was told: off its path. */
-	keep = ex.how == SBX_EXIT_CODE && !c->signalled &&
-	       endmark_cmd_ended(&c->end, NULL);
+	/* The session goes back to the sandbox's before the reader of the
+	 * output is told (the next command finds it), or away after: a
+	 * request, off the reader's path. */
+	kept = ex.how == SBX_EXIT_CODE && !c->signalled &&
+	       endmark_cmd_ended(&c->end, NULL) &&
+	       !idle_put(dt, c->box, c->sid, c->toolbox, &old);
 	after.toolbox = c->toolbox;
 	c->toolbox = NULL;
 	snprintf(after.sid, sizeof(after.sid), "%s", c->sid);
-	snprintf(after.box, sizeof(after.box), "%s", c->box);
 	c->sink->done(c->sink, &ex); /* may release c: touch it no more */
-	if (!keep || idle_put(dt, after.box, after.sid, after.toolbox))
-		if (ex.how != SBX_EXIT_FAILED || !strstr(ex.reason, "unmounted"))
-			session_delete(&after);
+	if (!kept && (ex.how != SBX_EXIT_FAILED || !strstr(ex.reason, "unmounted")))
+		session_delete(&after);
+	if (old.toolbox)
+		session_delete(&old);
+	free(old.toolbox);
 	free(after.toolbox);
 	cmdpoll_leave(&dt->cmds);
 	return NULL;

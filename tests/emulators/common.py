@@ -302,13 +302,18 @@ class Service:
         self.stats[key] += 1
         self.total += 1
 
-    def take_fault(self, kinds=None, path=None, method=None):
+    def take_fault(self, kinds=None, path=None, method=None, websocket=None):
         """The first armed fault of one of `kinds` (None: any) whose prefix
-        and method match, with one use taken off its count; else None."""
+        and method match, and its "websocket" (true: only a WebSocket's
+        upgrade, false: only plain requests), with one use taken off its
+        count; else None."""
         for f in self.faults:
             if f["count"] <= 0 or (kinds is not None and f["kind"] not in kinds):
                 continue
             if path is not None and not path.startswith(f.get("prefix") or ""):
+                continue
+            if websocket is not None and f.get("websocket") is not None \
+                    and bool(f["websocket"]) != websocket:
                 continue
             want = f.get("method")
             if want and (method or "").upper() != str(want).upper():
@@ -347,7 +352,12 @@ class Control:
 
     async def stats(self, request):
         return self.json({"total": self.emu.total,
-                          "routes": self.routes_map(self.emu.stats)})
+                          "routes": self.routes_map(self.emu.stats),
+                          "faults_armed": self.armed()})
+
+    def armed(self):
+        """How many injected faults still wait for a request."""
+        return sum(1 for f in self.emu.faults if f["count"] > 0)
 
     async def reset(self, request):
         self.emu.stats.clear()

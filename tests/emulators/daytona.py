@@ -32,7 +32,8 @@ Test control routes (no auth; not counted):
   POST /_emu/reset          zero the counters.
   POST /_emu/fault          {"kind": "status"|"empty"|"slow"|"drop"|"ratelimit",
                              "status": 500, "prefix": "/toolbox", "method": "GET",
-                             "count": 1, "delay": 1.0}: the next `count`
+                             "count": 1, "delay": 1.0, "websocket": true
+                             or false}: the next `count`
                             requests whose path starts with `prefix` (and
                             whose method is `method`, if given) get an error
                             body of the right format / an empty body / a
@@ -196,7 +197,9 @@ class Emulator(common.Service):
         self.count(common.route_key(
             request, lambda canonical: ROUTE_KEY_PREFIX_RE.sub("", canonical)))
 
-        fault = self.take_fault(None, path, request.method)
+        fault = self.take_fault(
+            None, path, request.method,
+            request.headers.get("Upgrade", "").lower() == "websocket")
         if fault is not None:
             resp = await self.apply_fault(fault, request, toolbox)
             if resp is not None:

@@ -251,7 +251,8 @@ class Control(common.Control):
         by route."""
         return json_response({"total": self.emu.total,
                               "routes": GoMap(self.emu.stats),
-                              "gzipped": GoMap(self.emu.gzipped)})
+                              "gzipped": GoMap(self.emu.gzipped),
+                              "faults_armed": self.armed()})
 
     async def reset(self, request):
         self.emu.gzipped.clear()
