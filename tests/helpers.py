@@ -188,6 +188,16 @@ def wait_for(pred, timeout=30, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+
+def settle(box):
+    """Wait for what a provider opens in the background after a command
+    (docker's next spare shells, status line "shells") to be open, so that
+    its requests are not counted as the next operation's."""
+    def opening():
+        m = re.search(r"spares: \d+ ready, (\d+) opening", read_text(box.p("status")))
+        return int(m.group(1)) if m else 0
+    wait_for(lambda: opening() == 0, what="the spare shells to open")
+
 def procs_with(marker):
     """Host pids whose command line contains marker (bytes or str)."""
     if isinstance(marker, str):

@@ -27,7 +27,7 @@ import pytest
 
 import conftest
 import helpers
-from helpers import (errno_of, read_bytes, read_text, wait_for, write_ok,
+from helpers import (errno_of, read_bytes, read_text, write_ok,
                      write_once)
 from remote_expect import EXPECT, fault
 
@@ -115,21 +115,13 @@ def interrupted(argv, within):
     return p.returncode
 
 
-def settle(box):
-    """Wait for what a provider opens in the background after a command
-    (docker's next spare shell) to be open, so that its requests are not
-    counted as the next operation's."""
-    wait_for(lambda: "spare opening" not in read_text(box.p("status")),
-             what="the spare shell to open")
-
-
 def warm_up(box, expect):
     """Where expect["warm"]: run a command first, so that the transport
     is known and open."""
     if expect["warm"]:
         write_ok(box.p("exec"), "true")
         helpers.cat(box.p("exec"))
-        settle(box)
+        helpers.settle(box)
 
 
 # ------------------------------------------------------------ a silent server
@@ -420,7 +412,7 @@ def test_requests_per_operation(rbox, emu, expect):
         s = emu.stats()
         assert compare(s["total"], *exec_bound(expect["exec"])), s
         # The next one: what the first set up is kept.
-        settle(rbox)
+        helpers.settle(rbox)
         emu.reset_stats()
         out = run_cmd(rbox, "echo two >&2; echo three")
         assert sorted(out.split(b"\n")) == [b"", b"three", b"two"], out

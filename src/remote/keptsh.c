@@ -417,22 +417,14 @@ static void *open_spare(void *arg)
 	return NULL;
 }
 
-/* Open a spare of box in the background unless one is there or on its
- * way; k->lock held. */
-static void refill_locked(struct keptsh *k, const char *box)
+/* Open a spare of box in the background; k->lock held. */
+static void open_spare_locked(struct keptsh *k, const char *box)
 {
-	struct keptsh_shell *s;
-	struct opener *o;
+	struct keptsh_shell *s = calloc(1, sizeof(*s));
+	struct opener *o = malloc(sizeof(*o));
 	pthread_attr_t attr;
 	pthread_t t;
 
-	if (k->stopping)
-		return;
-	for (s = k->shells; s; s = s->next)
-		if (s->spare && !s->dropped && !strcmp(s->box, box))
-			return;
-	s = calloc(1, sizeof(*s));
-	o = malloc(sizeof(*o));
 	if (!s || !o) {
 		free(s);
 		free(o);
@@ -456,6 +448,22 @@ static void refill_locked(struct keptsh *k, const char *box)
 		k->openers++;
 	}
 	pthread_attr_destroy(&attr);
+}
+
+/* Open spares of box in the background up to KEPTSH_SPARES there or on
+ * their way; k->lock held. */
+static void refill_locked(struct keptsh *k, const char *box)
+{
+	struct keptsh_shell *s;
+	int have = 0;
+
+	if (k->stopping)
+		return;
+	for (s = k->shells; s; s = s->next)
+		if (s->spare && !s->dropped && !strcmp(s->box, box))
+			have++;
+	for (; have < KEPTSH_SPARES; have++)
+		open_spare_locked(k, box);
 }
 
 int keptsh_take_spare(struct keptsh *k, const char *box, void **stream)
@@ -499,9 +507,8 @@ int keptsh_take_spare(struct keptsh *k, const char *box, void **stream)
 
 void keptsh_describe(struct keptsh *k, const char *box, struct sbx_kvlist *out)
 {
-	const char *spare = "none";
 	struct keptsh_shell *s;
-	int scripts = 0;
+	int scripts = 0, ready = 0, opening = 0;
 
 	pthread_mutex_lock(&k->lock);
 	for (s = k->shells; s; s = s->next) {
@@ -509,11 +516,14 @@ void keptsh_describe(struct keptsh *k, const char *box, struct sbx_kvlist *out)
 			continue;
 		if (!s->spare)
 			scripts++;
+		else if (s->busy)
+			opening++;
 		else
-			spare = s->busy ? "opening" : "ready";
+			ready++;
 	}
 	pthread_mutex_unlock(&k->lock);
-	sbx_kv_addf(out, "shells", "%d for scripts, spare %s", scripts, spare);
+	sbx_kv_addf(out, "shells", "%d for scripts; spares: %d ready, %d opening",
+		    scripts, ready, opening);
 }
 
 void keptsh_drop(struct keptsh *k, const char *box)

@@ -158,10 +158,10 @@ static void check_spares(struct keptsh *k)
 	void *stream = NULL;
 	int tries, rc;
 
-	CHECK(described(k, "spare", "0 for scripts, spare none"));
+	CHECK(described(k, "spare", "0 for scripts; spares: 0 ready, 0 opening"));
 	CHECK(keptsh_take_spare(k, "spare", &stream) == -ENOENT);
 	for (tries = 0; tries < 500; tries++) {
-		if (described(k, "spare", "0 for scripts, spare ready"))
+		if (described(k, "spare", "0 for scripts; spares: 2 ready, 0 opening"))
 			break;
 		usleep(10000);
 	}
@@ -179,13 +179,13 @@ static void check_spares(struct keptsh *k)
 	/* Scripts never take a spare; dropping the box closes it. */
 	CHECK(keptsh_run(k, "spare", "test", "true", 0, NULL) == 0);
 	for (tries = 0; tries < 500; tries++) {
-		if (described(k, "spare", "1 for scripts, spare ready"))
+		if (described(k, "spare", "1 for scripts; spares: 2 ready, 0 opening"))
 			break;
 		usleep(10000);
 	}
 	CHECK(tries < 500);
 	keptsh_drop(k, "spare");
-	CHECK(described(k, "spare", "0 for scripts, spare none"));
+	CHECK(described(k, "spare", "0 for scripts; spares: 0 ready, 0 opening"));
 }
 
 void test_keptsh(void)

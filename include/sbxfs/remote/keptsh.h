@@ -26,9 +26,10 @@
  * A command (cmd/N) needs a shell of its own, whose stdin is the
  * command's: a spare, opened ahead off the caller's path, reads one line
  * (the shell's `read`, which takes no byte past it) and runs it with
- * eval, so that what follows on its stdin is the command's.  Taking the
- * spare opens the next one in the background; the first command of a
- * sandbox finds none and makes its own (the provider's usual way).
+ * eval, so that what follows on its stdin is the command's.  Taking a
+ * spare opens the next ones in the background, up to KEPTSH_SPARES; the
+ * first command of a sandbox finds none and makes its own (the
+ * provider's usual way).
  *
  * The provider moves bytes (struct keptsh_ops); this file holds the rest.
  */
@@ -44,6 +45,11 @@
 /* The most shells open at once in one sandbox for scripts (a spare for
  * commands comes on top). */
 #define KEPTSH_PER_BOX 3
+
+/* Spares kept ready per sandbox: opening one takes longer than a command
+ * (an exec's two requests), so commands one after another would wait for
+ * a single one. */
+#define KEPTSH_SPARES 2
 
 /* How long a shell (or a spare) may stay unused before it is closed,
  * on the way to the next script of any sandbox. */
@@ -131,14 +137,14 @@ int keptsh_run(struct keptsh *k, const char *box, const char *what, const char *
  * A spare shell of `box` for a command, still open, into *stream: it now
  * is the caller's (write the command's line, read its output, close it
  * with the ops' close).  One being opened is waited for.  0, or -ENOENT
- * when there is none.  Either way a spare for the next command is opened
- * in the background, unless one is there or on its way.
+ * when there is none.  Either way spares for the next commands are opened
+ * in the background, up to KEPTSH_SPARES there or on their way.
  */
 int keptsh_take_spare(struct keptsh *k, const char *box, void **stream);
 
 /*
  * The shells k keeps open in `box`, for its status: a line "shells" of
- * "N for scripts, spare S", S being ready, opening or none.
+ * "N for scripts; spares: R ready, O opening".
  */
 void keptsh_describe(struct keptsh *k, const char *box, struct sbx_kvlist *out);
 
