@@ -360,6 +360,21 @@ def test_a_command_ended_when_its_log_is_read_is_two_requests(dbox, emu):
     assert stats["faults_armed"] == 0, stats    # the read was plain HTTP
 
 
+def test_a_restarted_sandbox_gets_a_new_session_at_once(dbox, emu):
+    # The session kept from the last command ends with the sandbox's stop:
+    # the next command does not try it first.
+    write_ok(dbox.p("exec"), "true")
+    helpers.cat(dbox.p("exec"))
+    dbox.stop()
+    dbox.start()
+    emu.reset_stats()
+    write_ok(dbox.p("exec"), "echo again")
+    assert helpers.cat(dbox.p("exec"), timeout=60) == b"again\n"
+    stats = emu.stats()
+    assert count(stats, "POST /process/session/{session}/exec") == 1, stats
+    assert count(stats, "POST /process/session") == 1, stats
+
+
 def test_exec_on_stopped_sandbox_is_eagain(dbox):
     dbox.stop()
     assert write_once(dbox.p("exec"), "true") == errno.EAGAIN

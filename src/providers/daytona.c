@@ -684,11 +684,13 @@ static int dt_start(struct remote *rm, const char *box)
 
 static int dt_stop(struct remote *rm, const char *box)
 {
+	dt_idle_forget((struct dt *)rm, box);
 	return lifecycle((struct dt *)rm, box, "POST", "/stop", "stop");
 }
 
 static int dt_remove(struct remote *rm, const char *box)
 {
+	dt_idle_forget((struct dt *)rm, box);
 	return lifecycle((struct dt *)rm, box, "DELETE", "", "delete");
 }
 

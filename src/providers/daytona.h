@@ -85,6 +85,10 @@ struct dt {
 /* Delete the sessions kept for reuse (at unmount). */
 void dt_idle_drop(struct dt *dt);
 
+/* Forget the sessions kept for box, without a request: it is being
+ * stopped or deleted, and they end with it. */
+void dt_idle_forget(struct dt *dt, const char *box);
+
 /* Exceptions to the default mapping, per call: struct errmap (errmap.h). */
 
 enum {

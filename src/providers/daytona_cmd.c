@@ -352,6 +352,18 @@ static int idle_take(struct dt *dt, const char *box, char *sid, size_t size)
 	return rc;
 }
 
+void dt_idle_forget(struct dt *dt, const char *box)
+{
+	pthread_mutex_lock(&dt->lock);
+	for (size_t i = dt->nidle; i-- > 0;) {
+		if (strcmp(dt->idle[i].box, box))
+			continue;
+		free(dt->idle[i].toolbox);
+		idle_remove_locked(dt, i);
+	}
+	pthread_mutex_unlock(&dt->lock);
+}
+
 void dt_idle_drop(struct dt *dt)
 {
 	for (size_t i = 0; i < dt->nidle; i++) {
