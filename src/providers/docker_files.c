@@ -44,14 +44,6 @@ static int archive_safe(const char *path)
 	return json_utf8_valid(path) && !strpbrk(path, "*?[\\");
 }
 
-static unsigned long tmp_counter;
-
-static void tmp_name(char *out, size_t size, const char *tag)
-{
-	snprintf(out, size, ".sbxfs-%s.%d.%lu", tag, (int)getpid(),
-		 __atomic_add_fetch(&tmp_counter, 1, __ATOMIC_RELAXED));
-}
-
 /* HEAD of box:path's archive: its lstat, and its link target into link
  * (size bytes; may be NULL). */
 static int path_stat(struct dk *dk, struct stat *st, char *link, size_t size,
@@ -216,7 +208,7 @@ static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *pa
 	(void)remote;
 	if (archive_safe(path))
 		return fetch_from(dk, f, box, path);
-	tmp_name(tmp, sizeof(tmp), "get");
+	remote_tmp_name(tmp, sizeof(tmp), "get");
 	snprintf(plain, sizeof(plain), "/tmp/%s", tmp);
 	rc = remote_runf(&dk->r, box, "download", REMOTE_RUN_RETRY, NULL, "cp -- %q %q",
 			 path, plain);
@@ -357,7 +349,7 @@ static int sf_upload(void *ctx, struct stat *remote, struct staged *f, const cha
 	}
 	if (!archive_safe(dir))
 		snprintf(dir, sizeof(dir), "/tmp");
-	tmp_name(tmp, sizeof(tmp), "up");
+	remote_tmp_name(tmp, sizeof(tmp), "up");
 	rc = put_file(dk, f, box, dir, tmp, 0600, size, &now);
 	if (rc)
 		return rc;

@@ -36,15 +36,6 @@ static int plain(const char *s)
 	return 1;
 }
 
-static void tmp_name(char *out, size_t size, const char *tag)
-{
-	static unsigned long counter;
-	unsigned long n = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
-
-	snprintf(out, size, ".sbxfs-%s.%d.%lu.%lx", tag, (int)getpid(), n,
-		 (unsigned long)time(NULL));
-}
-
 /* Download box:path into f (locked by the caller). */
 static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *path,
 		    const struct stat *remote)
@@ -62,7 +53,7 @@ static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *pa
 		 * mounts such as /tmp). */
 		char t[96];
 
-		tmp_name(t, sizeof(t), "dl");
+		remote_tmp_name(t, sizeof(t), "dl");
 		snprintf(tmp, sizeof(tmp), "%s/%s", RX_HOME, t);
 		rc = remote_runf(&rx->r, box, "download", 0, NULL,
 				 "cp -- %q %q 2>&1 || exit 5", path, tmp);
@@ -214,7 +205,7 @@ static int put_file(struct rx *rx, const char *box, const char *path, int fd, of
 	slash[slash == dir ? 1 : 0] = '\0';
 	/* A directory the query cannot carry: go through the home. */
 	updir = plain(dir) ? dir : RX_HOME;
-	tmp_name(tmp, sizeof(tmp), "up");
+	remote_tmp_name(tmp, sizeof(tmp), "up");
 	rc = rx_docker_id(rx, id, sizeof(id), box, 0);
 	if (size == 0)
 		nparts = 0; /* the script makes an empty file */

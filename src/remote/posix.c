@@ -72,6 +72,15 @@ static int walk_statfs_get(struct remote *r, const char *box, const char *path,
 	return hit;
 }
 
+void remote_tmp_name(char *out, size_t size, const char *tag)
+{
+	static unsigned long counter;
+	unsigned long n = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
+
+	snprintf(out, size, ".sbxfs-%s.%d.%lu.%lx", tag, (int)getpid(), n,
+		 (unsigned long)time(NULL));
+}
+
 int remote_runf(struct remote *r, const char *box, const char *what, int flags,
 		struct strbuf *out, const char *fmt, ...)
 {

@@ -262,6 +262,11 @@ void remote_give(struct remote *r, const char *box, const char *path);
  * a provider's upload that must give a new file its mode. */
 int remote_set_mode(struct remote *r, const char *box, const char *path, mode_t mode);
 
+/* A name for a temporary file in a sandbox, ".sbxfs-TAG.PID.N.TIME",
+ * unique to this process and call (a name the provider's API can carry:
+ * printable ASCII). */
+void remote_tmp_name(char *out, size_t size, const char *tag);
+
 /* Build a script with sh_script() from fmt and run it.  0 or run's errno;
  * -E2BIG for a script over 1 MiB. */
 int remote_runf(struct remote *r, const char *box, const char *what, int flags,
