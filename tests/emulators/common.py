@@ -179,6 +179,7 @@ class HostLayout:
                 pass
 
     def keeper_argv(self, root, hostname, info_fd):
+        KEEPER_ROOTS.add(root)
         argv = ["bwrap", "--bind", root, "/", "--ro-bind", "/usr", "/usr"]
         for name in self.binds:
             argv += ["--ro-bind", "/" + name, "/" + name]
@@ -194,12 +195,24 @@ class HostLayout:
 # (--die-with-parent does not cover a keeper whose parent exits before
 # bwrap arms it).
 KEEPERS = set()
+# The roots keepers were started on: shutdown also kills a keeper of one
+# that never made it into KEEPERS (a start cancelled inside its spawn).
+KEEPER_ROOTS = set()
 
 
 def kill_keepers():
     for pgid in list(KEEPERS):
         kill_group(pgid, signal.SIGKILL)
     KEEPERS.clear()
+    marks = [b"\0--bind\0" + os.fsencode(r) + b"\0" for r in KEEPER_ROOTS]
+    for name in os.listdir("/proc") if marks else ():
+        try:
+            with open("/proc/%s/cmdline" % name, "rb") as f:
+                argv = f.read()
+            if argv.startswith(b"bwrap\0") and any(m in argv for m in marks):
+                os.kill(int(name), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
 
 
 def kill_group(pgid, sig):
