@@ -189,8 +189,13 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	return 0;
 }
 
+/* Bytes taken from the socket in one read, and delivered in one
+ * LWS_CALLBACK_CLIENT_RECEIVE: a file's data, megabytes of it, is a
+ * callback per 64 KiB, not per 4 KiB (libwebsockets' default). */
+#define WS_IO_BYTES 65536
+
 static const struct lws_protocols protocols[] = {
-	{ "sbxfs", on_event, 0, 65536, 0, NULL, 0 },
+	{ "sbxfs", on_event, 0, WS_IO_BYTES, 0, NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 
@@ -262,8 +267,7 @@ int ws_connect(struct ws_conn **out, const struct ws_config *cfg)
 			goto fail;
 		}
 	}
-	/* Bytes in 64 KiB reads, delivered 64 KiB a callback (protocols[]). */
-	ci.pt_serv_buf_size = 65536;
+	ci.pt_serv_buf_size = WS_IO_BYTES;
 	ci.connect_timeout_secs = (cfg->connect_timeout_ms + 999) / 1000;
 	/* A peer that vanished: TCP keep-alive below, PINGs above. */
 	ci.ka_time = http_keepalive();

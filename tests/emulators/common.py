@@ -364,13 +364,14 @@ class Control:
                 ("POST", "/_emu/fault/clear", self.fault_clear)]
 
     async def stats(self, request):
-        return self.json({"total": self.emu.total,
-                          "routes": self.routes_map(self.emu.stats),
-                          "faults_armed": self.armed()})
+        return self.json(self.stats_body())
 
-    def armed(self):
-        """How many injected faults still wait for a request."""
-        return sum(1 for f in self.emu.faults if f["count"] > 0)
+    def stats_body(self):
+        """What /_emu/stats answers: the request counts, and how many
+        injected faults still wait for a request.  Subclasses add theirs."""
+        return {"total": self.emu.total,
+                "routes": self.routes_map(self.emu.stats),
+                "faults_armed": sum(1 for f in self.emu.faults if f["count"] > 0)}
 
     async def reset(self, request):
         self.emu.stats.clear()

@@ -246,13 +246,10 @@ class Control(common.Control):
             ("GET", "/_emu/sandbox/{key}", self.sandbox),
             ("POST", "/_emu/sandbox/{key}/vanish", self.vanish)]
 
-    async def stats(self, request):
+    def stats_body(self):
         """As every emulator's, and "gzipped": the answers sent gzip'd,
         by route."""
-        return json_response({"total": self.emu.total,
-                              "routes": GoMap(self.emu.stats),
-                              "gzipped": GoMap(self.emu.gzipped),
-                              "faults_armed": self.armed()})
+        return dict(super().stats_body(), gzipped=GoMap(self.emu.gzipped))
 
     async def reset(self, request):
         self.emu.gzipped.clear()
