@@ -233,6 +233,20 @@ def test_files_of_a_stopped_container_are_read_only(dbox, emu):
     assert read_bytes(dbox.r("etc", "passwd")).startswith(b"root:")
     assert errno_of(put, dbox.r("tmp", "new"), "x") == errno.EROFS
     assert not os.path.exists(backing(emu, dbox, "tmp", "new"))
+    # Every change is refused from what the mount knows: no exec is
+    # tried on a container that cannot run one.
+    emu.reset_stats()
+    planted = dbox.r("tmp", "planted")
+    assert errno_of(os.mkdir, dbox.r("tmp", "dir")) == errno.EROFS
+    assert errno_of(os.unlink, planted) == errno.EROFS
+    assert errno_of(os.rename, planted, dbox.r("tmp", "moved")) == errno.EROFS
+    assert errno_of(os.chmod, planted, 0o600) == errno.EROFS
+    assert errno_of(os.symlink, "planted", dbox.r("tmp", "link")) == errno.EROFS
+    assert errno_of(os.truncate, planted, 0) == errno.EROFS
+    assert errno_of(os.open, planted, os.O_WRONLY) == errno.EROFS
+    assert "read-only" in dbox.err()
+    assert count(emu.stats(), "POST /containers/{id}/exec") == 0, emu.stats()
+    assert read_bytes(planted) == b"from the engine side\n"
     dbox.start()
     assert dbox.check("cat /tmp/planted /tmp/written") == \
         "from the engine side\nthrough the mount\n"

@@ -713,6 +713,7 @@ static int dk_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	dk->shells.stall_ms = dk->timeout_s * 1000;
 	dk->r.run = dk_run;
 	dk->r.box_ops = &dk_box_ops;
+	dk->r.fs = &dk_fs_ops;
 	rc = negotiate(dk);
 	if (rc)
 		goto fail;
@@ -765,33 +766,8 @@ static const struct sbx_provider_ops docker_ops = {
 	REMOTE_OPS_BOXES,
 	.ctl = dk_ctl,
 	.info = dk_info,
-	/* REMOTE_OPS_FILES and REMOTE_OPS_SHELL, but for what a stopped
-	 * container changes. */
-	.getattr = remote_getattr,
-	.getattr_list = dk_getattr_list,
-	.unsaved = remote_unsaved,
-	.fgetattr = stagefile_fgetattr,
-	.open = dk_open,
-	.read = stagefile_read,
-	.write = stagefile_write,
-	.flush = stagefile_flush,
-	.fsync = stagefile_fsync,
-	.release = stagefile_release,
-	.rmdir = remote_rmdir,
-	.truncate = remote_truncate,
-	.utimens = remote_utimens,
-	.link = remote_link,
-	.statfs = remote_statfs,
-	.readdir = dk_readdir,
-	.readtree = dk_readtree,
-	.prefetch = remote_prefetch,
-	.mkdir = remote_mkdir,
-	.unlink = remote_unlink,
-	.rename = remote_rename,
-	.chmod = remote_chmod,
-	.chown = remote_chown,
-	.symlink = remote_symlink,
-	.readlink = dk_readlink,
+	REMOTE_OPS_FILES,
+	REMOTE_OPS_SHELL,
 	.cmd_start = dk_cmd_start,
 	.cmd_stdin = dk_cmd_stdin,
 	.cmd_signal = dk_cmd_signal,

@@ -93,20 +93,9 @@ void dk_cmd_release(struct sbx_provider *p, void *handle);
 
 /* The transfers of staged files (stagefile.h) over the archive API. */
 extern const struct stagefile_ops dk_stagefile_ops;
-/* The slots of provider.h that differ from the remote layer's for a
- * stopped container: listings and links through the archive API, and
- * no writes (-EROFS). */
-int dk_readdir(struct sbx_provider *p, const char *box, const char *path,
-	       sbx_dirent_fn fn, void *ctx);
-int dk_readtree(struct sbx_provider *p, const char *box, const char *path,
-		size_t max_bytes, sbx_treeent_fn fn, void *ctx);
-int dk_getattr_list(struct sbx_provider *p, struct stat *out, const char *box,
-		    const char *path, size_t max_bytes, sbx_dirent_fn fn, void *ctx,
-		    int *listed);
-int dk_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box,
-		const char *path);
-int dk_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
-	    const char *path, int flags, mode_t mode, const struct stat *known);
+/* Stopped containers' files: read-only, listed through the archive
+ * API. */
+extern const struct remote_fs_ops dk_fs_ops;
 
 /* ---- docker_parse.c ---- */
 

@@ -21,7 +21,6 @@
  * container answers the archive API but runs no script: its files can
  * be read, not written.
  */
-#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -325,12 +324,9 @@ static int sf_upload(void *ctx, struct stat *remote, struct staged *f, const cha
 	struct timespec now;
 	int rc;
 
-	if (!dk_running(dk, box)) {
-		sbx_failf(
-			"docker: container \"%s\" is not running: its files are read-only",
-			box);
-		return -EROFS;
-	}
+	rc = remote_writable(&dk->r, box);
+	if (rc)
+		return rc;
 	if ((size_t)(slash - path) >= sizeof(dir))
 		return -ENAMETOOLONG;
 	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
@@ -521,59 +517,43 @@ static int list_stopped(struct dk *dk, struct listing *l, const char *box,
 	return rc;
 }
 
-/* A running container's subtree by the remote layer's script; a stopped
- * one's is listed a directory at a time. */
-int dk_readtree(struct sbx_provider *p, const char *box, const char *path,
-		size_t max_bytes, sbx_treeent_fn fn, void *ctx)
+/* A running container's files are the remote layer's scripts'; a
+ * stopped one's are read-only, and listed from its archive. */
+static int fs_readonly(struct remote *r, const char *box)
 {
-	if (!dk_running(DK(p), box))
-		return -ENOTSUP;
-	return remote_readtree(p, box, path, max_bytes, fn, ctx);
+	return !dk_running((struct dk *)r, box);
 }
 
-/* A running container's by the remote layer's script; a stopped one's
- * stat is the archive API's, alone. */
-int dk_getattr_list(struct sbx_provider *p, struct stat *out, const char *box,
-		    const char *path, size_t max_bytes, sbx_dirent_fn fn, void *ctx,
-		    int *listed)
-{
-	*listed = 0;
-	if (!dk_running(DK(p), box))
-		return -ENOSYS;
-	return remote_getattr_list(p, out, box, path, max_bytes, fn, ctx, listed);
-}
-
-int dk_readdir(struct sbx_provider *p, const char *box, const char *path,
-	       sbx_dirent_fn fn, void *ctx)
+static int fs_readdir(struct remote *r, const char *box, const char *path,
+		      sbx_dirent_fn fn, void *ctx)
 {
 	struct listing *l;
 	int rc;
 
-	if (dk_running(DK(p), box))
-		return remote_readdir(p, box, path, fn, ctx);
+	if (dk_running((struct dk *)r, box))
+		return -ENOSYS;
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
 	l->fn = fn;
 	l->ctx = ctx;
-	rc = list_stopped(DK(p), l, box, path);
+	rc = list_stopped((struct dk *)r, l, box, path);
 	free(l);
 	return rc;
 }
 
-/* Running, a script reads the link; stopped, the archive of its
- * directory tells (the engine's stat gives a resolved target, not the
- * link's own text). */
-int dk_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box,
-		const char *path)
+/* Stopped, the archive of its directory tells (the engine's stat gives
+ * a resolved target, not the link's own text). */
+static int fs_readlink(struct remote *r, char *buf, size_t size, const char *box,
+		       const char *path)
 {
 	const char *slash = strrchr(path, '/');
 	char dir[SBX_PATH_MAX];
 	struct listing *l;
 	int rc;
 
-	if (dk_running(DK(p), box))
-		return remote_readlink(p, buf, size, box, path);
+	if (dk_running((struct dk *)r, box))
+		return -ENOSYS;
 	if ((size_t)(slash - path) >= sizeof(dir))
 		return -ENAMETOOLONG;
 	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
@@ -583,23 +563,15 @@ int dk_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box,
 	l->want = slash + 1;
 	l->link = buf;
 	l->link_size = size;
-	rc = list_stopped(DK(p), l, box, dir[0] ? dir : "/");
+	rc = list_stopped((struct dk *)r, l, box, dir[0] ? dir : "/");
 	if (!rc && !l->found)
 		rc = -EINVAL;
 	free(l);
 	return rc;
 }
 
-int dk_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
-	    const char *path, int flags, mode_t mode, const struct stat *known)
-{
-	if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC))) {
-		if (!dk_running(DK(p), box)) {
-			sbx_failf("docker: container \"%s\" is stopped: its files are "
-				  "read-only",
-				  box);
-			return -EROFS;
-		}
-	}
-	return remote_open(p, fh, st, box, path, flags, mode, known);
-}
+const struct remote_fs_ops dk_fs_ops = {
+	.readonly = fs_readonly,
+	.readdir = fs_readdir,
+	.readlink = fs_readlink,
+};

@@ -231,14 +231,10 @@ void msb_agent_close(struct msb *m, const char *box);
 /* ---- msb_files.c ---- */
 
 extern const struct stagefile_ops msb_stagefile_ops;
-/* mkdir, unlink, rmdir, rename, chmod, chown, symlink, truncate and
- * utimens by the agent's messages, for the remote layer's slots
- * (remote.h). */
+/* readdir, readlink, mkdir, unlink, rmdir, rename, chmod, chown,
+ * symlink, truncate and utimens by the agent's messages, for the remote
+ * layer's slots (remote.h). */
 extern const struct remote_fs_ops msb_fs_ops;
-int msb_readdir(struct sbx_provider *p, const char *box, const char *path,
-		sbx_dirent_fn fn, void *ctx);
-int msb_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box,
-		 const char *path);
 
 /* ---- msb_cmd.c ---- */
 

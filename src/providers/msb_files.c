@@ -214,10 +214,10 @@ static int fs_stat(struct msb *m, struct stat *st, const char *box, const char *
 	return rc;
 }
 
-int msb_readdir(struct sbx_provider *p, const char *box, const char *path,
-		sbx_dirent_fn fn, void *ctx)
+static int ns_readdir(struct remote *r, const char *box, const char *path,
+		      sbx_dirent_fn fn, void *ctx)
 {
-	struct msb *m = MSB(p);
+	struct msb *m = (struct msb *)r;
 	struct strbuf pl = STRBUF_INIT(8192);
 	struct fs_call fc = { .resp = STRBUF_INIT(RESP_MAX) };
 	struct cbor_val data, list, item;
@@ -225,7 +225,7 @@ int msb_readdir(struct sbx_provider *p, const char *box, const char *path,
 	int rc;
 
 	if (!json_utf8_valid(path))
-		return remote_readdir(p, box, path, fn, ctx);
+		return -ENOSYS; /* the script's */
 	rc = op_begin(&pl, "List", 1);
 	if (!rc)
 		rc = put_kv_text(&pl, "path", path);
@@ -239,7 +239,7 @@ int msb_readdir(struct sbx_provider *p, const char *box, const char *path,
 		/* A name that is not UTF-8 is in it: list by shell. */
 		strbuf_release(&pl);
 		strbuf_release(&fc.resp);
-		return remote_readdir(p, box, path, fn, ctx);
+		return -ENOSYS;
 	}
 	if (!rc)
 		cbor_iter_init(&it, &list);
@@ -276,17 +276,17 @@ int msb_readdir(struct sbx_provider *p, const char *box, const char *path,
 	return rc;
 }
 
-int msb_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box,
-		 const char *path)
+static int ns_readlink(struct remote *r, char *buf, size_t size, const char *box,
+		       const char *path)
 {
-	struct msb *m = MSB(p);
+	struct msb *m = (struct msb *)r;
 	struct strbuf pl = STRBUF_INIT(8192);
 	struct fs_call fc = { .resp = STRBUF_INIT(RESP_MAX) };
 	struct cbor_val data, target;
 	int rc;
 
 	if (!json_utf8_valid(path))
-		return remote_readlink(p, buf, size, box, path);
+		return -ENOSYS;
 	rc = op_begin(&pl, "ReadLink", 1);
 	if (!rc)
 		rc = put_kv_text(&pl, "path", path);
@@ -299,7 +299,7 @@ int msb_readlink(struct sbx_provider *p, char *buf, size_t size, const char *box
 	if (!rc && target.type == CBOR_TEXT && lossy(target.data, target.len)) {
 		strbuf_release(&pl);
 		strbuf_release(&fc.resp);
-		return remote_readlink(p, buf, size, box, path);
+		return -ENOSYS;
 	}
 	if (!rc) {
 		rc = cbor_text_copy(&target, buf, size);
@@ -809,6 +809,8 @@ static int ns_utimens(struct remote *r, const char *box, const char *path,
 }
 
 const struct remote_fs_ops msb_fs_ops = {
+	.readdir = ns_readdir,
+	.readlink = ns_readlink,
 	.mkdir = ns_mkdir,
 	.unlink = ns_unlink,
 	.rmdir = ns_rmdir,

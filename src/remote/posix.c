@@ -14,6 +14,7 @@
 #include "sbxfs/log.h"
 #include "sbxfs/remote/base64.h"
 #include "sbxfs/remote/find.h"
+#include "sbxfs/remote/lifecycle.h"
 #include "sbxfs/remote/remote.h"
 #include "sbxfs/remote/shell.h"
 #include "sbxfs/remote/time.h"
@@ -24,6 +25,25 @@
 
 static void give_staged(struct stagefile *sf, const char *box, const char *path,
 			uid_t uid, gid_t gid, mode_t mode);
+
+/* The provider's own call `op` of r->fs, if it has it: its result, or
+ * -ENOSYS for the script. */
+#define NATIVE(r, op, ...) \
+	((r)->fs && (r)->fs->op ? (r)->fs->op((r), __VA_ARGS__) : -ENOSYS)
+
+int remote_readonly(struct remote *r, const char *box)
+{
+	return r->fs && r->fs->readonly && r->fs->readonly(r, box);
+}
+
+int remote_writable(struct remote *r, const char *box)
+{
+	if (!remote_readonly(r, box))
+		return 0;
+	sbx_failf("%s: %s \"%s\" is not running: its files are read-only", r->name,
+		  r->box_ops ? r->box_ops->noun : "sandbox", box);
+	return -EROFS;
+}
 
 void remote_init(struct remote *r, const char *name, unsigned flags, struct stage *stage,
 		 const struct stagefile_ops *ops, void *ctx)
@@ -176,12 +196,14 @@ int remote_readdir(struct sbx_provider *p, const char *box, const char *path,
 	struct remote *r = REMOTE(p);
 	struct strbuf checks = STRBUF_INIT(SCRIPT_MAX), body = STRBUF_INIT(4096);
 	struct strbuf out = STRBUF_INIT(LISTING_MAX);
-	int rc = sh_script(
-		&checks,
-		"d=%q; [ -d \"$d\" ] || { [ -e \"$d\" ] && exit 20; exit 2; }; "
-		"[ -L \"$d\" ] && exit 20; cd -- \"$d\" 2>/dev/null || exit 13; ",
-		path);
+	int rc = NATIVE(r, readdir, box, path, fn, ctx);
 
+	if (rc != -ENOSYS)
+		return rc;
+	rc = sh_script(&checks,
+		       "d=%q; [ -d \"$d\" ] || { [ -e \"$d\" ] && exit 20; exit 2; }; "
+		       "[ -L \"$d\" ] && exit 20; cd -- \"$d\" 2>/dev/null || exit 13; ",
+		       path);
 	if (!rc)
 		rc = find_script_list(&body, "d");
 	if (!rc)
@@ -202,12 +224,14 @@ int remote_readtree(struct sbx_provider *p, const char *box, const char *path,
 	int follow = !!(r->flags & REMOTE_FOLLOWS_SYMLINKS);
 	struct strbuf checks = STRBUF_INIT(SCRIPT_MAX), body = STRBUF_INIT(4096);
 	struct strbuf out = STRBUF_INIT(LISTING_MAX + max_bytes);
-	int rc = sh_script(
-		&checks,
-		"d=%q; [ -d \"$d\" ] || { [ -e \"$d\" ] && exit 20; exit 2; }; %s"
-		"cd -- \"$d\" 2>/dev/null || exit 13; ",
-		path, follow ? "" : "[ -L \"$d\" ] && exit 20; ");
+	int rc;
 
+	if (remote_readonly(r, box))
+		return -ENOTSUP;
+	rc = sh_script(&checks,
+		       "d=%q; [ -d \"$d\" ] || { [ -e \"$d\" ] && exit 20; exit 2; }; %s"
+		       "cd -- \"$d\" 2>/dev/null || exit 13; ",
+		       path, follow ? "" : "[ -L \"$d\" ] && exit 20; ");
 	/* The walk is cut below what the API brings back; the directory's
 	 * own entries come whole or not at all. */
 	if (r->output_max && max_bytes > r->output_max / 4 * 3)
@@ -245,10 +269,13 @@ int remote_readlink(struct sbx_provider *p, char *buf, size_t size, const char *
 {
 	struct remote *r = REMOTE(p);
 	struct strbuf checks = STRBUF_INIT(SCRIPT_MAX), out = STRBUF_INIT(STAT_MAX);
-	int rc = sh_script(
-		&checks, "p=%q; [ -L \"$p\" ] || { [ -e \"$p\" ] && exit 22; exit 2; }; ",
-		path);
+	int rc = NATIVE(r, readlink, buf, size, box, path);
 
+	if (rc != -ENOSYS)
+		return rc;
+	rc = sh_script(&checks,
+		       "p=%q; [ -L \"$p\" ] || { [ -e \"$p\" ] && exit 22; exit 2; }; ",
+		       path);
 	if (!rc)
 		rc = remote_run_bytes(r, box, "readlink", checks.buf,
 				      "if " FIND_HAVE_PRINTF "; then "
@@ -296,7 +323,8 @@ int remote_getattr_list(struct sbx_provider *p, struct stat *out, const char *bo
 	int rc;
 
 	*listed = 0;
-	if (r->flags & (REMOTE_FOLLOWS_SYMLINKS | REMOTE_NATIVE_STAT))
+	if ((r->flags & (REMOTE_FOLLOWS_SYMLINKS | REMOTE_NATIVE_STAT)) ||
+	    remote_readonly(r, box))
 		return -ENOSYS;
 	if (!stage_stat(r->stage, box, path, out))
 		return 0;
@@ -348,13 +376,15 @@ int remote_unsaved(struct sbx_provider *p, struct stat *out, const char *box,
 int remote_open(struct sbx_provider *p, uint64_t *fh, struct stat *st, const char *box,
 		const char *path, int flags, mode_t mode, const struct stat *known)
 {
-	return stagefile_open(&REMOTE(p)->files, fh, st, box, path, flags, mode, known);
-}
+	int rc = 0;
 
-/* The provider's own call `op` of r->fs, if it has it: its result, or
- * -ENOSYS for the script. */
-#define NATIVE(r, op, ...) \
-	((r)->fs && (r)->fs->op ? (r)->fs->op((r), __VA_ARGS__) : -ENOSYS)
+	if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC)))
+		rc = remote_writable(REMOTE(p), box);
+	if (!rc)
+		rc = stagefile_open(&REMOTE(p)->files, fh, st, box, path, flags, mode,
+				    known);
+	return rc;
+}
 
 /* Run the script in s unless building it failed (rc); s is released. */
 static int run_built(struct remote *r, const char *box, const char *what, int flags,
@@ -442,8 +472,10 @@ int remote_rmdir(struct sbx_provider *p, const char *box, const char *path)
 {
 	struct remote *r = REMOTE(p);
 	struct strbuf s = STRBUF_INIT(SCRIPT_MAX);
-	int rc = NATIVE(r, rmdir, box, path);
+	int rc = remote_writable(r, box);
 
+	if (!rc)
+		rc = NATIVE(r, rmdir, box, path);
 	if (rc != -ENOSYS)
 		return rc;
 	return run_built(r, box, "rmdir", 0, NULL, &s, sh_rmdir(&s, path));
@@ -454,8 +486,10 @@ int remote_symlink(struct sbx_provider *p, const char *box, const char *target,
 {
 	struct remote *r = REMOTE(p);
 	struct strbuf s = STRBUF_INIT(SCRIPT_MAX);
-	int rc = NATIVE(r, symlink, box, target, path);
+	int rc = remote_writable(r, box);
 
+	if (!rc)
+		rc = NATIVE(r, symlink, box, target, path);
 	if (rc != -ENOSYS) {
 		if (!rc)
 			remote_give(r, box, path);
@@ -468,8 +502,10 @@ int remote_link(struct sbx_provider *p, const char *box, const char *from, const
 {
 	struct remote *r = REMOTE(p);
 	struct strbuf s = STRBUF_INIT(SCRIPT_MAX);
-	int rc = stagefile_flush_pending(&r->files, box, from);
+	int rc = remote_writable(r, box);
 
+	if (!rc)
+		rc = stagefile_flush_pending(&r->files, box, from);
 	if (!rc)
 		rc = sh_link(&s, from, to);
 	return run_built(r, box, "link", 0, NULL, &s, rc);
@@ -484,7 +520,9 @@ int remote_chown(struct sbx_provider *p, const char *box, const char *path, uid_
 
 	if (uid == (uid_t)-1 && gid == (gid_t)-1)
 		return 0;
-	rc = stagefile_flush_pending(&r->files, box, path);
+	rc = remote_writable(r, box);
+	if (!rc)
+		rc = stagefile_flush_pending(&r->files, box, path);
 	if (!rc && (rc = NATIVE(r, chown, box, path, uid, gid)) != -ENOSYS)
 		return rc;
 	rc = sh_chown(&s, path, (unsigned)uid, (unsigned)gid);
@@ -496,8 +534,10 @@ int remote_utimens(struct sbx_provider *p, const char *box, const char *path,
 {
 	struct remote *r = REMOTE(p);
 	struct strbuf s = STRBUF_INIT(SCRIPT_MAX);
-	int rc = stagefile_flush_pending(&r->files, box, path);
+	int rc = remote_writable(r, box);
 
+	if (!rc)
+		rc = stagefile_flush_pending(&r->files, box, path);
 	if (!rc && (rc = NATIVE(r, utimens, box, path, ts)) != -ENOSYS)
 		return rc;
 	rc = sh_utimens(&s, path, ts, r->flags & REMOTE_FOLLOWS_SYMLINKS);
@@ -527,8 +567,10 @@ int remote_mkdir(struct sbx_provider *p, const char *box, const char *path, mode
 {
 	struct remote *r = REMOTE(p);
 	struct strbuf s = STRBUF_INIT(SCRIPT_MAX);
-	int rc = NATIVE(r, mkdir, box, path, mode);
+	int rc = remote_writable(r, box);
 
+	if (!rc)
+		rc = NATIVE(r, mkdir, box, path, mode);
 	if (rc != -ENOSYS) {
 		if (!rc)
 			remote_give(r, box, path);
@@ -541,8 +583,11 @@ int remote_unlink(struct sbx_provider *p, const char *box, const char *path)
 {
 	struct remote *r = REMOTE(p);
 	struct strbuf s = STRBUF_INIT(SCRIPT_MAX);
-	int rc = NATIVE(r, unlink, box, path);
+	int rc = remote_writable(r, box);
 
+	if (rc)
+		return rc;
+	rc = NATIVE(r, unlink, box, path);
 	if (rc == -ENOSYS)
 		rc = run_built(r, box, "unlink", 0, NULL, &s, sh_unlink(&s, path));
 
@@ -564,7 +609,9 @@ int remote_rename(struct sbx_provider *p, const char *box, const char *from,
 		sbx_failf("%s: rename cannot exchange two files", r->name);
 		return -EINVAL;
 	}
-	rc = stagefile_flush_pending(&r->files, box, from);
+	rc = remote_writable(r, box);
+	if (!rc)
+		rc = stagefile_flush_pending(&r->files, box, from);
 	if (!rc && (rc = NATIVE(r, rename, box, from, to, flags)) == -ENOSYS) {
 		rc = sh_rename(&s, from, to, flags & RENAME_NOREPLACE);
 		rc = run_built(r, box, "rename", 0, NULL, &s, rc);
@@ -589,8 +636,10 @@ int remote_set_mode(struct remote *r, const char *box, const char *path, mode_t 
 int remote_chmod(struct sbx_provider *p, const char *box, const char *path, mode_t mode)
 {
 	struct remote *r = REMOTE(p);
-	int rc = stagefile_flush_pending(&r->files, box, path);
+	int rc = remote_writable(r, box);
 
+	if (!rc)
+		rc = stagefile_flush_pending(&r->files, box, path);
 	if (!rc)
 		rc = remote_set_mode(r, box, path, mode);
 	if (!rc)
@@ -602,10 +651,12 @@ int remote_truncate(struct sbx_provider *p, const char *box, const char *path, o
 {
 	struct remote *r = REMOTE(p);
 	struct strbuf s = STRBUF_INIT(SCRIPT_MAX);
+	int rc = remote_writable(r, box);
+
 	/* An open copy is the file's future contents: truncate that, and
 	 * close uploads it. */
-	int rc = stage_truncate(r->stage, box, path, size);
-
+	if (!rc)
+		rc = stage_truncate(r->stage, box, path, size);
 	if (rc != -ENOENT)
 		return rc;
 	rc = NATIVE(r, truncate, box, path, size);

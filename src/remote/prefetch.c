@@ -232,6 +232,8 @@ int remote_prefetch(struct sbx_provider *p, const char *box, const char *dir,
 	size_t nsl = 0, from = 0, taken = 0;
 	int rc = 0;
 
+	if (remote_readonly(r, box))
+		return -ENOTSUP; /* no script runs there now */
 	/* Calls side by side where the API bounds what one brings back:
 	 * each a round trip, together one. */
 	while (from < n && nsl < (r->output_max ? PARALLEL_MAX : 1)) {

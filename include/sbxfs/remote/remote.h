@@ -68,13 +68,28 @@ enum {
 
 /*
  * A provider's own calls for what the layer otherwise does by script,
- * where its file API has them (microsandbox's agent).  Each has the
- * contract of the provider.h slot of the same name, on a path the
- * caller has checked; -ENOSYS (or a NULL slot) means "not this one":
- * the layer then runs its script.  The layer keeps the staged copies
- * right around them, as around its scripts.
+ * where its file API has them (microsandbox's agent, Docker's archive
+ * API).  Each has the contract of the provider.h slot of the same name,
+ * on a path the caller has checked; -ENOSYS (or a NULL slot) means "not
+ * this one": the layer then runs its script.  The layer keeps the staged
+ * copies right around them, as around its scripts.
  */
 struct remote_fs_ops {
+	/*
+	 * readonly: can box's files be read now, but no script run there (a
+	 * stopped container whose files the API still serves)?  Then every
+	 * change (open for writing, mkdir, unlink, rename, ...) fails with
+	 * -EROFS and text, listings are readdir's and readlink's below (the
+	 * layer's scripts cannot run), and the calls that only save round
+	 * trips (getattr_list, readtree, prefetch) say "not this one".  0:
+	 * the sandbox is served as usual.  Answers from what is known (no
+	 * request); NULL: never.
+	 */
+	int (*readonly)(struct remote *r, const char *box);
+	int (*readdir)(struct remote *r, const char *box, const char *path,
+		       sbx_dirent_fn fn, void *ctx);
+	int (*readlink)(struct remote *r, char *buf, size_t size, const char *box,
+			const char *path);
 	int (*mkdir)(struct remote *r, const char *box, const char *path, mode_t mode);
 	int (*unlink)(struct remote *r, const char *box, const char *path);
 	int (*rmdir)(struct remote *r, const char *box, const char *path);
@@ -173,6 +188,9 @@ void remote_init(struct remote *r, const char *name, unsigned flags, struct stag
  *    it in the next few seconds is answered from that.
  *  prefetch: small files as one tar stream from a script (prefetch.c),
  *    kept as staged copies (stagefile_offer()).
+ * Of a sandbox that is read-only now (remote_fs_ops.readonly), open for
+ * writing and every change fail with -EROFS; getattr_list is -ENOSYS,
+ * readtree and prefetch -ENOTSUP.
  */
 int remote_getattr(struct sbx_provider *p, struct stat *out, const char *box,
 		   const char *path);
@@ -229,6 +247,14 @@ int remote_prefetch(struct sbx_provider *p, const char *box, const char *dir,
 	.readdir = remote_readdir, .mkdir = remote_mkdir, .unlink = remote_unlink, \
 	.rename = remote_rename, .chmod = remote_chmod, .chown = remote_chown,     \
 	.symlink = remote_symlink, .readlink = remote_readlink
+
+/* Are box's files read-only now (remote_fs_ops.readonly)?  1 or 0. */
+int remote_readonly(struct remote *r, const char *box);
+/*
+ * 0 if box's files may be changed; -EROFS with text if they are read-only
+ * now: what a provider's upload checks first.
+ */
+int remote_writable(struct remote *r, const char *box);
 
 /*
  * lstat(2) of box:path by find(1) through run: what a stagefile info op
