@@ -86,6 +86,11 @@ void stage_free(struct stage *s)
 	free(s);
 }
 
+const char *stage_dir(const struct stage *s)
+{
+	return s->dir;
+}
+
 uint64_t stage_max(const struct stage *s)
 {
 	return s->max;
@@ -310,6 +315,26 @@ int stage_reserve(struct staged *f, off_t size)
 		sbx_failf("%lld bytes do not fit in the staging cache (%llu bytes, "
 			  "-o cache_max)",
 			  (long long)size, (unsigned long long)s->max);
+	return rc;
+}
+
+int stage_put(struct staged *f, off_t off, const void *buf, size_t len)
+{
+	const char *p = buf;
+	int rc = stage_reserve(f, off + (off_t)len);
+
+	while (!rc && len) {
+		ssize_t n = pwrite(f->fd, p, len, off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n < 0 ? -errno : -EIO;
+			sbx_failf("cannot write a staged copy: %s", strerror(-rc));
+			break;
+		}
+		p += n, len -= (size_t)n, off += n;
+	}
 	return rc;
 }
 

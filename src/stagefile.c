@@ -239,10 +239,9 @@ int stagefile_offer(struct stagefile *sf, const char *box, const char *path,
 	}
 	if (!f->dirty && !f->writers && !same_remote(f, remote)) {
 		f->fetched = 0; /* nobody's version until written whole */
-		rc = stage_reserve(f, (off_t)len);
-		if (!rc && (pwrite(f->fd, data, len, 0) != (ssize_t)len ||
-			    ftruncate(f->fd, (off_t)len)))
-			rc = -EIO;
+		rc = stage_put(f, 0, data, len);
+		if (!rc && ftruncate(f->fd, (off_t)len))
+			rc = -errno;
 		if (!rc) {
 			f->fetched = 1;
 			f->remote_size = remote->st_size;

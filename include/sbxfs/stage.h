@@ -58,6 +58,8 @@ struct staged {
 struct stage *stage_new(const char *dir, uint64_t max_bytes);
 void stage_free(struct stage *s);
 uint64_t stage_max(const struct stage *s);
+/* Its directory: where a caller may make scratch files (O_TMPFILE). */
+const char *stage_dir(const struct stage *s);
 
 /*
  * The copy of box:path, created empty if there is none; referenced and
@@ -91,6 +93,9 @@ int stage_stat(struct stage *s, const char *box, const char *path, struct stat *
 /* Account the copy's current size; -EFBIG if the stage cannot hold
  * `size` bytes for it even after evicting unused copies. */
 int stage_reserve(struct staged *f, off_t size);
+/* Write len bytes of buf into f's copy at off, reserving room for them
+ * first (stage_reserve()).  0, or -errno with text. */
+int stage_put(struct staged *f, off_t off, const void *buf, size_t len);
 
 /* Truncate the open copy of box:path and mark it changed, if a handle
  * that will upload it is open (writers) or it holds changes not yet

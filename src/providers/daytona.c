@@ -318,12 +318,10 @@ static int dt_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	char *jwt = remote_opt(opts, "jwt_token", "DAYTONA_JWT_TOKEN");
 	char *org = remote_opt(opts, "organization_id", "DAYTONA_ORGANIZATION_ID");
 	char *api = remote_opt(opts, "api_url", "DAYTONA_API_URL");
-	const char *state = sbx_kv_get(opts, "state_dir"), *v;
-	char auth[4096], orgh[512], stagedir[4200];
+	char auth[4096], orgh[512];
 	const char *headers[3];
 	struct http_config cfg = { 0 };
 	struct dt *dt = NULL;
-	uint64_t cache_max = 2ull << 30;
 	int rc = -EINVAL;
 
 	if (!key && !(jwt && org)) {
@@ -339,8 +337,6 @@ static int dt_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 		sbx_failf("api_url must start with http:// or https://");
 		goto out;
 	}
-	if (remote_opt_mib(&cache_max, opts, "cache_max", ~0ull))
-		goto out;
 	if (snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key ? key : jwt) >=
 	    (int)sizeof(auth)) {
 		sbx_failf("the API key or token is too long");
@@ -352,8 +348,15 @@ static int dt_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 		goto out;
 	}
 	pthread_mutex_init(&dt->lock, NULL);
-	cmdpoll_init(&dt->cmds);
-	boxtable_init(&dt->r.boxes, free);
+	rc = remote_setup(&dt->r, "daytona", REMOTE_TEXT_OUTPUT | REMOTE_FOLLOWS_SYMLINKS,
+			  opts, &dt_stagefile_ops, free);
+	/* A script's bytes come base64-encoded in the JSON of the answer. */
+	dt->r.output_max = RUN_OUTPUT_MAX / 4 * 3 - 4096;
+	dt->r.run = dt_run;
+	dt->r.box_ops = &dt_box_ops;
+	if (rc)
+		goto fail;
+	rc = -ENOMEM;
 	dt->jwt = !key;
 	dt->api = api ? api : strdup(DEFAULT_API_URL);
 	api = NULL;
@@ -376,37 +379,19 @@ static int dt_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 		if (!dt->ws_headers[i])
 			goto fail;
 	cfg.headers = headers;
-	cfg.retries = 3;
-	if ((v = sbx_kv_get(opts, "timeout"))) {
-		int s = atoi(v);
-
-		if (s <= 0) {
-			sbx_failf("timeout must be a number of seconds, not \"%s\"", v);
-			goto fail;
-		}
-		cfg.timeout_ms = cfg.stall_ms = s * 1000;
-	}
+	remote_http_config(&dt->r, &cfg);
 	dt->http = http_client_new(&cfg);
-	snprintf(stagedir, sizeof(stagedir), "%s/stage/daytona", state ? state : "/tmp");
-	dt->stage = stage_new(stagedir, cache_max);
-	if (!dt->http || !dt->stage)
+	if (!dt->http)
 		goto fail;
-	remote_init(&dt->r, "daytona", REMOTE_TEXT_OUTPUT | REMOTE_FOLLOWS_SYMLINKS,
-		    dt->stage, &dt_stagefile_ops, dt);
-	/* A script's bytes come base64-encoded in the JSON of the answer. */
-	dt->r.output_max = RUN_OUTPUT_MAX / 4 * 3 - 4096;
-	dt->r.run = dt_run;
-	dt->r.box_ops = &dt_box_ops;
 	rc = check_credentials(dt);
 	if (rc)
 		goto fail;
 	p->priv = dt;
 	goto out;
 fail:
-	boxtable_destroy(&dt->r.boxes);
+	remote_release(&dt->r);
 	free_ws_headers(dt);
 	http_client_free(dt->http);
-	stage_free(dt->stage);
 	free(dt->api);
 	free(dt->target);
 	free(dt);
@@ -431,15 +416,14 @@ static void dt_destroy(struct sbx_provider *p)
 	if (!dt)
 		return;
 	/* Command pollers notice the stop, end their commands and leave. */
-	cmdpoll_stop(&dt->cmds);
-	left = cmdpoll_wait(&dt->cmds, 30);
+	cmdpoll_stop(&dt->r.cmds);
+	left = cmdpoll_wait(&dt->r.cmds, 30);
 	if (left)
 		return; /* a poller is stuck in a bounded request: leak, don't crash */
 	dt_idle_drop(dt);
-	boxtable_destroy(&dt->r.boxes);
+	remote_release(&dt->r);
 	free_ws_headers(dt);
 	http_client_free(dt->http);
-	stage_free(dt->stage);
 	free(dt->api);
 	free(dt->target);
 	free(dt);
@@ -454,8 +438,7 @@ static void dt_describe(struct sbx_provider *p, struct sbx_kvlist *out)
 	sbx_kv_add(out, "auth", dt->jwt ? "jwt" : "api_key");
 	if (dt->target)
 		sbx_kv_add(out, "target", dt->target);
-	sbx_kv_addf(out, "cache_max", "%llu",
-		    (unsigned long long)(stage_max(dt->stage) >> 20));
+	remote_describe(&dt->r, out);
 }
 
 /* ---- sandboxes ---- */

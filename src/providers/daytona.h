@@ -56,14 +56,12 @@ struct dt {
 	char *api;    /* no trailing '/' */
 	char *target; /* default region for new sandboxes, or NULL */
 	int jwt;      /* authenticating with a JWT and an organisation id */
-	struct stage *stage;
 	char session_prefix[48];
 	/* Handshake headers for WebSockets: credentials and the split
 	 * output switch.  Secret: wiped at destroy. */
 	char *ws_headers[3];
 	size_t nws_headers;
 
-	struct cmdpoll cmds; /* the command pollers */
 	/* r.boxes: a record's priv is the base URL of the sandbox's
 	 * toolbox (no trailing '/'), or NULL until known. */
 	pthread_mutex_t lock; /* guards cmd_seq and idle */

@@ -210,7 +210,7 @@ static int follow_ws(struct dcmd *c)
 	for (;;) {
 		int code;
 
-		if (cmdpoll_stopping(&c->dt->cmds)) {
+		if (cmdpoll_stopping(&c->dt->r.cmds)) {
 			rc = -ECANCELED;
 			break;
 		}
@@ -397,7 +397,7 @@ static void *poller(void *arg)
 	if (endmark_cmd_ended(&c->end, &code))
 		cmdpoll_exit(&ex, code, c->signalled);
 	else
-		cmdpoll_follow(&dt->cmds, &ex, &poll_ops, c, &c->signalled);
+		cmdpoll_follow(&dt->r.cmds, &ex, &poll_ops, c, &c->signalled);
 	/* The session goes back to the sandbox's before the reader of the
 	 * output is told (the next command finds it), or away after: a
 	 * request, off the reader's path. */
@@ -414,7 +414,7 @@ static void *poller(void *arg)
 		session_delete(&old);
 	free(old.toolbox);
 	free(after.toolbox);
-	cmdpoll_leave(&dt->cmds);
+	cmdpoll_leave(&dt->r.cmds);
 	return NULL;
 }
 
@@ -498,7 +498,7 @@ int dt_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 
 	/* The marker in the environment lets kill find the command's
 	 * processes; base64 carries any bytes through JSON. */
-	snprintf(env, sizeof(env), "SBXFS_CMD=%s", c->marker);
+	snprintf(env, sizeof(env), SH_CMD_ENV "%s", c->marker);
 	body = cJSON_CreateObject();
 	strbuf_release(&cmd);
 	rc = body ? sh_wrap_base64(&cmd, env, cmdline) : -ENOMEM;
@@ -548,7 +548,7 @@ int dt_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 	if (rc)
 		goto fail_session;
 
-	rc = cmdpoll_start(&dt->cmds, poller, c);
+	rc = cmdpoll_start(&dt->r.cmds, poller, c);
 	if (rc)
 		goto fail_session;
 	*handle = c;
@@ -612,29 +612,10 @@ int dt_cmd_signal(struct sbx_provider *p, void *handle, int sig)
 {
 	struct dcmd *c = handle;
 	struct strbuf s = STRBUF_INIT(4096);
-	int rc;
+	int rc = sh_signal_marked(&s, c->marker, sig);
 
-	if (sig <= 0 || sig > 64)
-		return -EINVAL;
-	/* Daytona has no kill call: find the command's processes by the
-	 * marker in their environment, and signal each.  A command that was
-	 * just started may not have its processes yet: look again for up to
-	 * 3 s; and once some were signalled, look once more for children
-	 * forked meanwhile (each process gets the signal once). */
-	rc = strbuf_addf(
-		     &s,
-		     "hit=' '; k() { n=0; for d in /proc/[0-9]*; do p=${d#/proc/}; "
-		     "case \"$hit\" in *\" $p \"*) continue;; esac; "
-		     "if tr '\\0' '\\n' < \"$d/environ\" 2>/dev/null | "
-		     "grep -qx 'SBXFS_CMD=%s'; then "
-		     "kill -%d \"$p\" 2>/dev/null && n=$((n+1)) && hit=\"$hit$p \"; fi; "
-		     "done; }; "
-		     "i=0; while [ $i -lt 30 ]; do k; "
-		     "if [ $n -gt 0 ]; then sleep 0.2; k; exit 0; fi; "
-		     "sleep 0.1; i=$((i+1)); done; exit 0",
-		     c->marker, sig)
-		     ? -ENOMEM
-		     : 0;
+	/* Daytona has no kill call: the command's processes carry its
+	 * marker in their environment. */
 	if (!rc) {
 		c->signalled = sig;
 		rc = dt_run(&c->dt->r, c->box, "kill", s.buf, 0, NULL);

@@ -103,7 +103,7 @@ static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *pa
 	if (rc)
 		return rc;
 	rc = remote_download(dt->http, &r, "daytona", url.buf, f->fd,
-			     stage_max(dt->stage), (uint64_t)remote->st_size, path);
+			     stage_max(dt->r.stage), (uint64_t)remote->st_size, path);
 	strbuf_release(&url);
 	if (rc)
 		return rc;
@@ -278,7 +278,7 @@ int dt_unlink(struct sbx_provider *p, const char *box, const char *path)
 
 	/* A file created and still open is not on the server yet: dropping
 	 * its copy is the whole unlink. */
-	if ((!rc || rc == -ENOENT) && stage_unlink(DT(p)->stage, box, path))
+	if ((!rc || rc == -ENOENT) && stage_unlink(DT(p)->r.stage, box, path))
 		rc = 0;
 	return rc;
 }
@@ -426,6 +426,6 @@ int dt_rename(struct sbx_provider *p, const char *box, const char *from, const c
 			from, to);
 	}
 	if (!rc)
-		stage_rename(dt->stage, box, from, to);
+		stage_rename(dt->r.stage, box, from, to);
 	return rc;
 }

@@ -123,28 +123,12 @@ static const struct remote_state_word dk_states[] = {
 
 static void note_state(struct dk *dk, const char *box, const char *state)
 {
-	struct rbox *b;
-
-	boxtable_lock(&dk->r.boxes);
-	b = boxtable_get_locked(&dk->r.boxes, box);
-	if (b) {
-		b->gone = 0;
-		snprintf(b->state, sizeof(b->state), "%s",
-			 state && strlen(state) < sizeof(b->state) ? state : "?");
-	}
-	boxtable_unlock(&dk->r.boxes);
+	boxtable_seen(&dk->r.boxes, box, state ? state : "?", 0);
 }
 
 int dk_running(struct dk *dk, const char *box)
 {
-	struct rbox *b;
-	int running;
-
-	boxtable_lock(&dk->r.boxes);
-	b = boxtable_find_locked(&dk->r.boxes, box);
-	running = b && !b->gone && !strcmp(b->state, "running");
-	boxtable_unlock(&dk->r.boxes);
-	return running;
+	return boxtable_state_is(&dk->r.boxes, box, "running");
 }
 
 int dk_running_now(struct dk *dk, const char *box)
@@ -215,19 +199,9 @@ static int fetch_list(struct dk *dk, sbx_list_fn fn, void *ctx)
 	cJSON_ArrayForEach(it, j)
 	{
 		const char *name = list_name(it), *state = json_str(it, "State");
-		struct rbox *b;
 
-		if (!name)
-			continue;
-		boxtable_lock(&dk->r.boxes);
-		b = boxtable_get_locked(&dk->r.boxes, name);
-		if (b) {
-			b->gone = 0;
-			b->seen = gen;
-			snprintf(b->state, sizeof(b->state), "%s",
-				 state && strlen(state) < sizeof(b->state) ? state : "?");
-		}
-		boxtable_unlock(&dk->r.boxes);
+		if (name)
+			boxtable_seen(&dk->r.boxes, name, state ? state : "?", gen);
 	}
 	boxtable_sweep_end(&dk->r.boxes, gen);
 	cJSON_ArrayForEach(it, j)
@@ -421,14 +395,9 @@ out:
 
 static int dk_start(struct remote *r, const char *box)
 {
-	struct dk *dk = (struct dk *)r;
-	struct rbox *b = boxtable_get(&r->boxes, box);
-	int paused;
+	int paused = boxtable_state_is(&r->boxes, box, "paused");
 
-	boxtable_lock(&r->boxes);
-	paused = b && !strcmp(b->state, "paused");
-	boxtable_unlock(&r->boxes);
-	return act(dk, box, paused ? "unpause" : "start");
+	return act((struct dk *)r, box, paused ? "unpause" : "start");
 }
 
 static int dk_stop(struct remote *r, const char *box)
@@ -641,27 +610,19 @@ static void dk_free(struct dk *dk)
 	 * crash (its open is bounded). */
 	if (!dk || keptsh_destroy(&dk->shells))
 		return;
-	boxtable_destroy(&dk->r.boxes);
+	remote_release(&dk->r);
 	http_client_free(dk->http);
-	stage_free(dk->r.stage);
-	cmdpoll_destroy(&dk->cmds);
 	free(dk->where);
 	free(dk->base);
 	free(dk->image);
 	free(dk->label);
-	free(dk->stage_dir);
 	free(dk);
 }
 
-static int parse_options(struct dk *dk, const struct sbx_kvlist *opts,
-			 uint64_t *cache_max)
+static int parse_options(struct dk *dk, const struct sbx_kvlist *opts)
 {
 	const char *label = sbx_kv_get(opts, "label");
 
-	dk->timeout_s = 30;
-	if (remote_opt_mib(cache_max, opts, "cache_max", 1ull << 30) ||
-	    remote_opt_seconds(&dk->timeout_s, opts, "timeout", 3600))
-		return -EINVAL;
 	if (label && (!strchr(label, '=') || label[0] == '=' || strlen(label) > 250)) {
 		sbx_failf("label must be KEY=VALUE, not \"%s\"", label);
 		return -EINVAL;
@@ -679,50 +640,33 @@ static int parse_options(struct dk *dk, const struct sbx_kvlist *opts,
 
 static int dk_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 {
-	const char *state = sbx_kv_get(opts, "state_dir");
 	char *sock = NULL, *ca = NULL, *cert = NULL, *key = NULL;
 	struct http_config cfg = { 0 };
-	uint64_t cache_max = 2ull << 30;
-	struct stage *stage = NULL;
 	struct dk *dk = calloc(1, sizeof(*dk));
-	int rc = -ENOMEM;
+	int rc;
 
 	if (!dk)
 		return -ENOMEM;
-	cmdpoll_init(&dk->cmds);
+	rc = remote_setup(&dk->r, "docker", 0, opts, &dk_stagefile_ops, NULL);
 	keptsh_init(&dk->shells, "docker", &dk_shell_ops, dk, 30000);
-	boxtable_init(&dk->r.boxes, NULL);
-	rc = parse_options(dk, opts, &cache_max);
-	if (!rc)
-		rc = parse_host(dk, &cfg, &sock, &ca, &cert, &key);
-	if (rc)
-		goto fail;
-	rc = -ENOMEM;
-	cfg.retries = 3;
-	cfg.timeout_ms = cfg.stall_ms = dk->timeout_s * 1000;
-	cfg.connect_timeout_ms = 5000;
-	dk->http = http_client_new(&cfg);
-	if (asprintf(&dk->stage_dir, "%s/stage/docker", state ? state : "/tmp") < 0)
-		dk->stage_dir = NULL;
-	if (dk->stage_dir)
-		stage = stage_new(dk->stage_dir, cache_max);
-	if (!dk->http || !stage)
-		goto fail;
-	remote_init(&dk->r, "docker", 0, stage, &dk_stagefile_ops, dk);
-	stage = NULL;
-	dk->shells.stall_ms = dk->timeout_s * 1000;
+	dk->shells.stall_ms = dk->r.timeout_ms;
 	dk->r.run = dk_run;
 	dk->r.box_ops = &dk_box_ops;
 	dk->r.fs = &dk_fs_ops;
-	rc = negotiate(dk);
+	if (!rc)
+		rc = parse_options(dk, opts);
+	if (!rc)
+		rc = parse_host(dk, &cfg, &sock, &ca, &cert, &key);
+	remote_http_config(&dk->r, &cfg);
+	cfg.connect_timeout_ms = 5000;
+	if (!rc && !(dk->http = http_client_new(&cfg)))
+		rc = -ENOMEM;
+	if (!rc)
+		rc = negotiate(dk);
 	if (rc)
-		goto fail;
-	p->priv = dk;
-	goto out;
-fail:
-	stage_free(stage);
-	dk_free(dk);
-out:
+		dk_free(dk);
+	else
+		p->priv = dk;
 	free(sock);
 	free(ca);
 	free(cert);
@@ -737,8 +681,8 @@ static void dk_destroy(struct sbx_provider *p)
 	if (!dk)
 		return;
 	/* Command followers notice the stop and leave. */
-	cmdpoll_stop(&dk->cmds);
-	if (cmdpoll_wait(&dk->cmds, 30))
+	cmdpoll_stop(&dk->r.cmds);
+	if (cmdpoll_wait(&dk->r.cmds, 30))
 		return; /* a follower is stuck in a bounded call: leak, don't crash */
 	dk_free(dk);
 	p->priv = NULL;
@@ -753,9 +697,7 @@ static void dk_describe(struct sbx_provider *p, struct sbx_kvlist *out)
 	sbx_kv_add(out, "image", dk->image);
 	if (dk->label)
 		sbx_kv_add(out, "label", dk->label);
-	sbx_kv_addf(out, "timeout", "%d", dk->timeout_s);
-	sbx_kv_addf(out, "cache_max", "%llu",
-		    (unsigned long long)(stage_max(dk->r.stage) >> 20));
+	remote_describe(&dk->r, out);
 }
 
 static const struct sbx_provider_ops docker_ops = {

@@ -41,19 +41,16 @@
 #define DK_API_MAX "1.43"
 #define DK_API_MIN "1.24"
 
+/* r.boxes: a record's name is the container's, its state the engine's
+ * State.Status word. */
 struct dk {
 	struct remote r; /* first: the remote layer's part */
 	struct http_client *http;
-	char *where; /* DOCKER_HOST or api_url as given: for messages */
-	char *base;  /* "http://docker/v1.43", no trailing '/' */
-	char *image; /* the image mkdir creates containers from */
-	char *label; /* "KEY=VALUE" the containers shown carry; NULL: all */
-	char *stage_dir;
-	int timeout_s;
-	struct cmdpoll cmds;  /* the threads that follow commands */
+	char *where;	      /* DOCKER_HOST or api_url as given: for messages */
+	char *base;	      /* "http://docker/v1.43", no trailing '/' */
+	char *image;	      /* the image mkdir creates containers from */
+	char *label;	      /* "KEY=VALUE" the containers shown carry; NULL: all */
 	struct keptsh shells; /* where scripts run (docker_exec.c) */
-			      /* r.boxes: a record's id is the container's id, state its
-			       * State.Status word. */
 };
 
 #define DK(p) ((struct dk *)(p)->priv)

@@ -16,7 +16,9 @@
  * (endmark.h), and asks the exec's inspect only if the stream ended
  * without it (the command was killed with its wrapper).
  *
- * The exec API has no call to signal an exec: see CMD_ENV below.
+ * The exec API has no call to signal an exec: a command's processes
+ * carry a marker in their environment, and a script signals them
+ * (sh_signal_marked()).
  */
 #include <signal.h>
 #include <time.h>
@@ -277,21 +279,13 @@ struct dk_cmd {
 	struct dk *dk;
 	char box[SBX_NAME_MAX + 1];
 	char exec_id[DK_ID_MAX];
-	char token[64]; /* CMD_ENV's value: marks the command's processes */
+	char token[64]; /* SH_CMD_ENV's value: marks the command's processes */
 	struct http_conn *conn;
 	struct sbx_cmd_sink *sink;
 	struct dk_demux demux;
 	struct endmark_cmd end; /* the output, without its end mark */
 	int signalled;		/* the last signal sent, for the exit status */
 };
-
-/*
- * The exec API has no call to signal an exec.  A command's exec carries
- * SBXFS_CMD=TOKEN in its environment, which its processes inherit; `kill`
- * is a script that signals every process of the container whose
- * environment holds it.
- */
-#define CMD_ENV "SBXFS_CMD="
 
 /* The command's output, without the end mark of its wrapper. */
 static int cmd_output(void *ctx, int stream, const char *buf, size_t len)
@@ -316,7 +310,7 @@ static void *follow(void *arg)
 	for (;;) {
 		ssize_t n;
 
-		if (cmdpoll_stopping(&c->dk->cmds)) {
+		if (cmdpoll_stopping(&c->dk->r.cmds)) {
 			cmdpoll_unmounted(&ex);
 			break;
 		}
@@ -349,7 +343,7 @@ static void *follow(void *arg)
 	}
 	/* done may release the handle: c is not to be touched after it. */
 	c->sink->done(c->sink, &ex);
-	cmdpoll_leave(&dk->cmds);
+	cmdpoll_leave(&dk->r.cmds);
 	return NULL;
 }
 
@@ -413,7 +407,7 @@ int dk_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 	snprintf(c->box, sizeof(c->box), "%s", box);
 	snprintf(c->token, sizeof(c->token), "%lx.%d.%lu", (unsigned long)time(NULL),
 		 (int)getpid(), __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
-	snprintf(env, sizeof(env), CMD_ENV "%s", c->token);
+	snprintf(env, sizeof(env), SH_CMD_ENV "%s", c->token);
 	dk_demux_init(&c->demux, cmd_output, c);
 	/* The command runs under a shell that ends both streams with an
 	 * end mark: the stream itself says how it ended. */
@@ -429,7 +423,7 @@ int dk_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 		rc = exec_open(dk, &c->conn, c->exec_id, box, "start command", args);
 	if (rc)
 		goto fail;
-	rc = cmdpoll_start(&dk->cmds, follow, c);
+	rc = cmdpoll_start(&dk->r.cmds, follow, c);
 	if (rc)
 		goto fail;
 	strbuf_release(&wrapper);
@@ -460,22 +454,15 @@ ssize_t dk_cmd_stdin(struct sbx_provider *p, void *handle, const char *data, siz
 int dk_cmd_signal(struct sbx_provider *p, void *handle, int sig)
 {
 	struct dk_cmd *c = handle;
-	char env[96];
+	struct strbuf s = STRBUF_INIT(4096);
+	int rc = sh_signal_marked(&s, c->token, sig);
 
-	snprintf(env, sizeof(env), CMD_ENV "%s", c->token);
-	__atomic_store_n(&c->signalled, sig, __ATOMIC_RELAXED);
-	/* Every process of the command is stopped before any is signalled,
-	 * so that no shell sees its child die and goes on meanwhile. */
-	return remote_runf(
-		&DK(p)->r, c->box, "signal command", 0, NULL,
-		"t=%q; p=; for d in /proc/[0-9]*; do "
-		"tr '\\0' '\\n' < \"$d/environ\" 2>/dev/null | grep -qx \"$t\" && "
-		"p=\"$p ${d#/proc/}\"; done; [ -n \"$p\" ] || exit %L; %s"
-		"kill -%L $p 2>/dev/null; %s exit 0",
-		env, (long long)ESRCH,
-		sig == SIGSTOP || sig == SIGCONT ? "" : "kill -STOP $p 2>/dev/null; ",
-		(long long)sig,
-		sig == SIGSTOP || sig == SIGCONT ? "" : "kill -CONT $p 2>/dev/null;");
+	if (!rc) {
+		__atomic_store_n(&c->signalled, sig, __ATOMIC_RELAXED);
+		rc = DK(p)->r.run(&DK(p)->r, c->box, "signal command", s.buf, 0, NULL);
+	}
+	strbuf_release(&s);
+	return rc;
 }
 
 void dk_cmd_release(struct sbx_provider *p, void *handle)

@@ -144,20 +144,9 @@ static int fetch_entry(void *ctx, const struct tar_entry *e)
 static int fetch_data(void *ctx, const char *buf, size_t len)
 {
 	struct fetch *x = ctx;
-	int rc = stage_reserve(x->f, x->at + (off_t)len);
+	int rc = stage_put(x->f, x->at, buf, len);
 
-	while (!rc && len) {
-		ssize_t n = pwrite(x->f->fd, buf, len, x->at);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = -errno;
-			sbx_failf("docker: cannot store the file: %s", strerror(errno));
-			break;
-		}
-		buf += n, len -= (size_t)n, x->at += n;
-	}
+	x->at += (off_t)len;
 	return rc;
 }
 

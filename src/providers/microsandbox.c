@@ -125,11 +125,9 @@ static void note_box(struct msb *m, const struct msb_box *b, struct msb_runtime 
 		memset(rt, 0, sizeof(*rt));
 	}
 	boxtable_lock(&m->r.boxes);
-	r = boxtable_get_locked(&m->r.boxes, b->name);
+	r = boxtable_seen_locked(&m->r.boxes, b->name, b->status, 0);
 	if (r) {
-		r->gone = 0;
 		snprintf(r->id, sizeof(r->id), "%s", b->id[0] ? b->id : b->name);
-		snprintf(r->state, sizeof(r->state), "%s", b->status);
 		if (keep) {
 			old = r->priv;
 			r->priv = keep;
@@ -156,7 +154,7 @@ static int inspect(struct msb *m, struct msb_box *b, struct msb_runtime *rt,
 	if (m->cloud)
 		rc = msb_cloud_inspect(m, b, &mine, box);
 	else
-		rc = cli(m, &out, what, m->timeout_ms, args);
+		rc = cli(m, &out, what, m->r.timeout_ms, args);
 	if (!rc && !m->cloud &&
 	    msb_parse_inspect(b, &mine, out.buf ? out.buf : "", out.len)) {
 		sbx_failf("microsandbox: %s: msb's answer does not parse", what);
@@ -262,13 +260,9 @@ static int list_one(void *ctx, const struct msb_box *b)
 	struct rbox *r;
 
 	boxtable_lock(&x->m->r.boxes);
-	r = boxtable_get_locked(&x->m->r.boxes, b->name);
-	if (r) {
-		r->gone = 0;
-		r->seen = x->gen;
+	r = boxtable_seen_locked(&x->m->r.boxes, b->name, b->status, x->gen);
+	if (r)
 		snprintf(r->id, sizeof(r->id), "%s", b->id[0] ? b->id : b->name);
-		snprintf(r->state, sizeof(r->state), "%s", b->status);
-	}
 	boxtable_unlock(&x->m->r.boxes);
 	return x->nx && x->nx->fn(x->nx->ctx, b->name) ? 1 : 0;
 }
@@ -297,7 +291,7 @@ static int msb_list(struct sbx_provider *p, sbx_list_fn fn, void *ctx)
 			boxtable_sweep_end(&m->r.boxes, lx.gen);
 		return rc > 0 ? 0 : rc; /* > 0: fn stopped it */
 	}
-	rc = cli(m, &out, "list sandboxes", m->timeout_ms, args);
+	rc = cli(m, &out, "list sandboxes", m->r.timeout_ms, args);
 	if (!rc) {
 		lx.gen = boxtable_sweep_begin(&m->r.boxes);
 		rc = msb_parse_ls(out.buf ? out.buf : "", out.len, list_one, &lx);
@@ -572,9 +566,7 @@ static void msb_free(struct msb *m)
 {
 	if (!m)
 		return;
-	boxtable_destroy(&m->r.boxes);
-	stage_free(m->stage);
-	cmdpoll_destroy(&m->cmds);
+	remote_release(&m->r);
 	if (m->envp) {
 		for (size_t i = 0; m->envp[i]; i++)
 			if (!strncmp(m->envp[i], "MSB_HOME=", 9))
@@ -592,12 +584,9 @@ static void msb_free(struct msb *m)
 
 static int msb_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 {
-	const char *state = sbx_kv_get(opts, "state_dir");
 	char *backend = remote_opt(opts, "backend", "MSB_BACKEND");
-	uint64_t cache_max = 2ull << 30;
 	struct msb *m = calloc(1, sizeof(*m));
-	char stagedir[4200];
-	int timeout_s = 30, rc = -EINVAL;
+	int rc;
 
 	if (!m) {
 		free(backend);
@@ -605,21 +594,27 @@ static int msb_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	}
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->readers_done, NULL);
-	cmdpoll_init(&m->cmds);
-	boxtable_init(&m->r.boxes, runtime_free);
+	m->cloud = backend && !strcmp(backend, "cloud");
+	/* On this machine the agent's Stat is the cheapest answer; across a
+	 * network a lookup by script that lists a directory along saves the
+	 * round trips of the names after it. */
+	rc = remote_setup(&m->r, "microsandbox", m->cloud ? 0 : REMOTE_NATIVE_STAT, opts,
+			  &msb_stagefile_ops, runtime_free);
+	m->r.run = msb_run;
+	m->r.box_ops = &msb_box_ops;
+	m->r.fs = &msb_fs_ops;
+	m->r.output_max = 48u << 20;
+	if (rc)
+		goto fail;
+	rc = -EINVAL;
 	if (backend && strcmp(backend, "local") && strcmp(backend, "cloud")) {
 		sbx_failf("microsandbox: backend \"%s\" is none sbxfs knows (local, "
 			  "cloud)",
 			  backend);
 		goto fail;
 	}
-	m->cloud = backend && !strcmp(backend, "cloud");
 	if (m->cloud) /* far away: trusted as long as the other services */
 		p->attr_timeout = p->entry_timeout = 10.0;
-	if (remote_opt_mib(&cache_max, opts, "cache_max", 1ull << 40) ||
-	    remote_opt_seconds(&timeout_s, opts, "timeout", 86400))
-		goto fail;
-	m->timeout_ms = timeout_s * 1000;
 	if (m->cloud && (rc = msb_cloud_init(m, opts)))
 		goto fail;
 	m->msb = m->cloud ? NULL : find_msb(opts);
@@ -637,20 +632,8 @@ static int msb_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	m->image = remote_opt(opts, "image", NULL);
 	if (!m->image)
 		m->image = strdup(DEFAULT_IMAGE);
-	snprintf(stagedir, sizeof(stagedir), "%s/stage/microsandbox",
-		 state ? state : "/tmp");
-	if (!m->home || !m->image || (!m->cloud && !(m->envp = msb_environ(m->home))) ||
-	    !(m->stage = stage_new(stagedir, cache_max)))
+	if (!m->home || !m->image || (!m->cloud && !(m->envp = msb_environ(m->home))))
 		goto fail;
-	/* On this machine the agent's Stat is the cheapest answer; across a
-	 * network a lookup by script that lists a directory along saves the
-	 * round trips of the names after it. */
-	remote_init(&m->r, "microsandbox", m->cloud ? 0 : REMOTE_NATIVE_STAT, m->stage,
-		    &msb_stagefile_ops, m);
-	m->r.run = msb_run;
-	m->r.box_ops = &msb_box_ops;
-	m->r.fs = &msb_fs_ops;
-	m->r.output_max = 48u << 20;
 	free(backend);
 	p->priv = m;
 	return 0;
@@ -667,7 +650,7 @@ static void msb_destroy(struct sbx_provider *p)
 	if (!m)
 		return;
 	/* Closing the sockets ends every command (their sinks are told). */
-	cmdpoll_stop(&m->cmds);
+	cmdpoll_stop(&m->r.cmds);
 	msb_agent_close(m, NULL);
 	msb_free(m);
 	p->priv = NULL;
@@ -686,9 +669,7 @@ static void msb_describe(struct sbx_provider *p, struct sbx_kvlist *out)
 		sbx_kv_add(out, "backend", "local");
 	}
 	sbx_kv_add(out, "image", m->image);
-	sbx_kv_addf(out, "timeout", "%d", m->timeout_ms / 1000);
-	sbx_kv_addf(out, "cache_max", "%llu",
-		    (unsigned long long)(stage_max(m->stage) >> 20));
+	remote_describe(&m->r, out);
 }
 
 static const struct sbx_provider_ops msb_ops = {

@@ -142,9 +142,6 @@ struct msb {
 	char *home;		  /* MSB_HOME, or ~/.microsandbox */
 	char **envp;		  /* the environment msb runs with */
 	char *image;		  /* what mkdir creates sandboxes from */
-	int timeout_ms;		  /* the bound on each wait for the agent */
-	struct stage *stage;
-	struct cmdpoll cmds; /* commands still running */
 
 	pthread_mutex_t lock; /* guards conns and readers */
 	pthread_cond_t readers_done;

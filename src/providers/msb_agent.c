@@ -266,7 +266,7 @@ static int connect_agent(struct msb *m, const char *box)
  * core.ready frame.  Bounded by the provider's timeout. */
 static int handshake(struct msb_conn *c)
 {
-	long deadline = now_ms() + c->m->timeout_ms;
+	long deadline = now_ms() + c->m->r.timeout_ms;
 	struct raw_frame raw = { 0 };
 	struct msb_frame f;
 	uint8_t range[8];
@@ -277,7 +277,7 @@ static int handshake(struct msb_conn *c)
 	if (rc == -ETIMEDOUT) {
 		sbx_failf("microsandbox: the agent of sandbox \"%s\" did not become "
 			  "ready within %d s",
-			  c->box, c->m->timeout_ms / 1000);
+			  c->box, c->m->r.timeout_ms / 1000);
 	} else if (rc == -ECONNRESET) {
 		sbx_failf("microsandbox: the agent socket of sandbox \"%s\" closed "
 			  "before the handshake (all 128 client slots in use?)",
@@ -662,7 +662,7 @@ static struct msb_conn *conn_get(struct msb *m, const char *box, int *err)
 		pthread_mutex_unlock(&m->lock);
 		if (pass)
 			break;
-		if (cmdpoll_stopping(&m->cmds)) {
+		if (cmdpoll_stopping(&m->r.cmds)) {
 			sbx_failf("microsandbox: sbxfs is unmounting");
 			*err = -ESHUTDOWN;
 			return NULL;
@@ -733,12 +733,12 @@ static int send_frame(struct msb_sess *s, unsigned flags, const char *type,
 			  payload ? payload->len : 0);
 	} else {
 		pthread_mutex_lock(&c->wlock);
-		rc = write_full(c->fd, frame.buf, frame.len, c->m->timeout_ms);
+		rc = write_full(c->fd, frame.buf, frame.len, c->m->r.timeout_ms);
 		pthread_mutex_unlock(&c->wlock);
 		if (rc == -ETIMEDOUT)
 			sbx_failf("microsandbox: the agent of sandbox \"%s\" took no "
 				  "message for %d s",
-				  c->box, c->m->timeout_ms / 1000);
+				  c->box, c->m->r.timeout_ms / 1000);
 		else if (rc)
 			sbx_failf("microsandbox: the agent socket of sandbox \"%s\" "
 				  "broke: %s",

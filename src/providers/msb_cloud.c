@@ -315,7 +315,7 @@ int msb_cloud_agent(struct msb *m, const char *box)
 	const char *headers[] = { m->auth };
 	struct ws_config cfg = { .headers = headers,
 				 .nheaders = 1,
-				 .connect_timeout_ms = m->timeout_ms,
+				 .connect_timeout_ms = m->r.timeout_ms,
 				 .max_message = MSB_FRAME_MAX + MSB_FRAME_HEAD };
 	struct strbuf url = STRBUF_INIT(4096);
 	char id[MSB_ID_MAX] = "";
@@ -391,7 +391,7 @@ int msb_cloud_init(struct msb *m, const struct sbx_kvlist *opts)
 	headers[1] = "User-Agent: sbxfs/" SBXFS_VERSION;
 	cfg.headers = headers;
 	cfg.nheaders = 2;
-	cfg.timeout_ms = m->timeout_ms;
+	cfg.timeout_ms = m->r.timeout_ms;
 	m->http = http_client_new(&cfg);
 	if (!m->http)
 		return -ENOMEM;

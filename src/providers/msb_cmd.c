@@ -203,7 +203,7 @@ static int run_once(struct msb *m, const char *box, const char *what, const char
 	if (!rc)
 		rc = msb_sess_send(s, "core.exec.stdin", &eof);
 	if (!rc)
-		rc = msb_sess_wait(s, m->timeout_ms);
+		rc = msb_sess_wait(s, m->r.timeout_ms);
 	msb_sess_close(s);
 	strbuf_release(&p);
 	strbuf_release(&eof);
@@ -286,7 +286,7 @@ static int cmd_frame(void *ctx, const struct msb_frame *f, int err, const char *
 
 	if (!f) {
 		(void)err;
-		if (cmdpoll_stopping(&c->m->cmds)) {
+		if (cmdpoll_stopping(&c->m->r.cmds)) {
 			cmdpoll_unmounted(&ex);
 		} else {
 			ex.how = SBX_EXIT_FAILED;
@@ -376,7 +376,7 @@ int msb_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 	if (rc)
 		goto fail;
 	/* Wait for started or failed, bounded. */
-	deadline = (long)time(NULL) + (m->timeout_ms + 999) / 1000;
+	deadline = (long)time(NULL) + (m->r.timeout_ms + 999) / 1000;
 	pthread_mutex_lock(&c->lock);
 	while (!c->started && !c->ended && (long)time(NULL) < deadline) {
 		struct timespec ts;
@@ -396,7 +396,7 @@ int msb_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 		else
 			sbx_failf("microsandbox: sandbox \"%s\" did not start the "
 				  "command within %d s",
-				  box, m->timeout_ms / 1000);
+				  box, m->r.timeout_ms / 1000);
 	}
 	pthread_mutex_unlock(&c->lock);
 	if (rc)

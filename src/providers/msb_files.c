@@ -154,7 +154,7 @@ static int fs_call(struct msb *m, struct fs_call *fc, struct cbor_val *data,
 		fc->answered = 0;
 		rc = msb_sess_open(m, &s, box, "core.fs.request", payload, fs_frame, fc);
 		if (!rc) {
-			rc = msb_sess_wait(s, m->timeout_ms);
+			rc = msb_sess_wait(s, m->r.timeout_ms);
 			msb_sess_close(s);
 		}
 		if (rc != -ECONNRESET || !retry || tries || sbx_interrupted())
@@ -416,20 +416,10 @@ struct fetch_ctx {
 static int fetch_chunk(void *ctx, const uint8_t *data, size_t len)
 {
 	struct fetch_ctx *x = ctx;
-	int rc = stage_reserve(x->f, x->off + (off_t)len);
+	int rc = stage_put(x->f, x->off, data, len);
 
-	if (rc) {
-		sbx_failf("microsandbox: read: the file does not fit in cache_max");
-		return rc;
-	}
-	if (pwrite(x->f->fd, data, len, x->off) != (ssize_t)len) {
-		rc = errno ? -errno : -EIO;
-		sbx_failf("microsandbox: read: cannot write the local copy: %s",
-			  strerror(-rc));
-		return rc;
-	}
 	x->off += (off_t)len;
-	return 0;
+	return rc;
 }
 
 static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *path,
@@ -522,7 +512,7 @@ static int write_all(struct msb *m, struct staged *f, const char *box, const cha
 	}
 	if (s) {
 		/* A refusal may come before the last chunk: wait for it. */
-		int wrc = msb_sess_wait(s, m->timeout_ms);
+		int wrc = msb_sess_wait(s, m->r.timeout_ms);
 
 		msb_sess_close(s);
 		if (!rc || fc.answered)

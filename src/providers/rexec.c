@@ -167,11 +167,8 @@ static void remember(struct rx *rx, const cJSON *c, unsigned gen)
 	if (!own_container(c) || !id_ok(id) || (db && !id_ok(db)))
 		return;
 	boxtable_lock(t);
-	b = boxtable_get_locked(t, name);
+	b = boxtable_seen_locked(t, name, status ? status : "?", gen);
 	if (b) {
-		b->gone = 0;
-		if (gen)
-			b->seen = gen;
 		if (db)
 			snprintf(b->id, sizeof(b->id), "%s", db);
 		/* The list shows the UUID as id until there is a Docker id. */
@@ -184,8 +181,6 @@ static void remember(struct rx *rx, const cJSON *c, unsigned gen)
 		} else if (!db) {
 			snprintf(b->id, sizeof(b->id), "%s", id);
 		}
-		snprintf(b->state, sizeof(b->state), "%s",
-			 status && strlen(status) < sizeof(b->state) ? status : "?");
 	}
 	boxtable_unlock(t);
 	rx_term_free(old);
@@ -194,7 +189,7 @@ static void remember(struct rx *rx, const cJSON *c, unsigned gen)
 static void mark_gone(struct rx *rx, const char *box)
 {
 	boxtable_forget(&rx->r.boxes, box);
-	stage_drop_box(rx->stage, box);
+	stage_drop_box(rx->r.stage, box);
 }
 
 /* GET /api/containers: every own container to fn (may be NULL); the
@@ -388,30 +383,21 @@ static void rx_free(struct rx *rx)
 {
 	if (!rx)
 		return;
-	boxtable_destroy(&rx->r.boxes);
+	remote_release(&rx->r);
 	if (rx->auth) {
 		memset(rx->auth, 0, strlen(rx->auth));
 		free(rx->auth);
 	}
 	http_client_free(rx->http);
-	stage_free(rx->stage);
-	free(rx->stage_dir);
 	free(rx->url);
 	pthread_mutex_destroy(&rx->lock);
-	cmdpoll_destroy(&rx->cmds);
 	free(rx);
 }
 
-static int parse_options(struct rx *rx, const struct sbx_kvlist *opts,
-			 uint64_t *cache_max)
+static int parse_options(struct rx *rx, const struct sbx_kvlist *opts)
 {
-	const char *v;
+	const char *v = sbx_kv_get(opts, "transport");
 
-	rx->timeout_s = 30;
-	if (remote_opt_mib(cache_max, opts, "cache_max", 1ull << 30) ||
-	    remote_opt_seconds(&rx->timeout_s, opts, "timeout", 3600))
-		return -EINVAL;
-	v = sbx_kv_get(opts, "transport");
 	if (!v)
 		v = getenv("REXEC_TRANSPORT");
 	if (!v || !v[0])
@@ -433,12 +419,10 @@ static int rx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 {
 	char *token = remote_opt(opts, "token", "REXEC_TOKEN");
 	char *url = remote_opt(opts, "api_url", "REXEC_URL");
-	const char *state = sbx_kv_get(opts, "state_dir");
 	char auth[4200];
 	const char *headers[1];
 	struct http_config cfg = { 0 };
 	struct rx *rx = NULL;
-	uint64_t cache_max = 2ull << 30;
 	int rc = -EINVAL;
 	size_t n;
 
@@ -462,8 +446,15 @@ static int rx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 		goto out;
 	}
 	pthread_mutex_init(&rx->lock, NULL);
-	cmdpoll_init(&rx->cmds);
-	boxtable_init(&rx->r.boxes, release_term);
+	rc = remote_setup(&rx->r, "rexec", 0, opts, &rx_stagefile_ops, release_term);
+	/* The exec endpoint cuts stdout at 1 MiB, and scripts' bytes come
+	 * base64-encoded. */
+	rx->r.output_max = 700u << 10;
+	rx->r.run = rx_remote_run;
+	rx->r.box_ops = &rx_box_ops;
+	if (rc)
+		goto fail;
+	rc = -ENOMEM;
 	rx->url = url ? url : strdup(DEFAULT_URL);
 	url = NULL;
 	if (!rx->url)
@@ -471,7 +462,7 @@ static int rx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	n = remote_trim_url(rx->url);
 	if (n >= 4 && !strcmp(rx->url + n - 4, "/api"))
 		rx->url[n - 4] = '\0'; /* accept the API's address too */
-	rc = parse_options(rx, opts, &cache_max);
+	rc = parse_options(rx, opts);
 	if (rc)
 		goto fail;
 	rc = -ENOMEM;
@@ -479,21 +470,10 @@ static int rx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	headers[0] = auth;
 	cfg.headers = headers;
 	cfg.nheaders = 1;
-	cfg.retries = 3;
-	cfg.timeout_ms = cfg.stall_ms = rx->timeout_s * 1000;
+	remote_http_config(&rx->r, &cfg);
 	rx->http = http_client_new(&cfg);
-	if (asprintf(&rx->stage_dir, "%s/stage/rexec", state ? state : "/tmp") < 0)
-		rx->stage_dir = NULL;
-	if (rx->stage_dir)
-		rx->stage = stage_new(rx->stage_dir, cache_max);
-	if (!rx->auth || !rx->http || !rx->stage)
+	if (!rx->auth || !rx->http)
 		goto fail;
-	remote_init(&rx->r, "rexec", 0, rx->stage, &rx_stagefile_ops, rx);
-	/* The exec endpoint cuts stdout at 1 MiB, and scripts' bytes come
-	 * base64-encoded. */
-	rx->r.output_max = 700u << 10;
-	rx->r.run = rx_remote_run;
-	rx->r.box_ops = &rx_box_ops;
 	rc = check_credentials(rx);
 	if (rc)
 		goto fail;
@@ -517,8 +497,8 @@ static void rx_destroy(struct sbx_provider *p)
 	if (!rx)
 		return;
 	/* Command pollers notice the stop and leave. */
-	cmdpoll_stop(&rx->cmds);
-	if (cmdpoll_wait(&rx->cmds, 30))
+	cmdpoll_stop(&rx->r.cmds);
+	if (cmdpoll_wait(&rx->r.cmds, 30))
 		return; /* a poller is stuck in a bounded call: leak, don't crash */
 	rx_free(rx);
 	p->priv = NULL;
@@ -530,9 +510,7 @@ static void rx_describe(struct sbx_provider *p, struct sbx_kvlist *out)
 
 	sbx_kv_add(out, "api_url", rx->url);
 	sbx_kv_add(out, "transport", rx_transport_word(rx));
-	sbx_kv_addf(out, "timeout", "%d", rx->timeout_s);
-	sbx_kv_addf(out, "cache_max", "%llu",
-		    (unsigned long long)(stage_max(rx->stage) >> 20));
+	remote_describe(&rx->r, out);
 }
 
 /* ---- containers ---- */

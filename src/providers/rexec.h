@@ -67,17 +67,13 @@ enum rx_transport {
 struct rx {
 	struct remote r; /* first: the remote layer's part */
 	struct http_client *http;
-	char *url;  /* no trailing '/' */
-	char *auth; /* "Authorization: Bearer ..." for WebSockets: secret */
-	struct stage *stage;
-	char *stage_dir;
-	int timeout_s;
+	char *url;		/* no trailing '/' */
+	char *auth;		/* "Authorization: Bearer ..." for WebSockets: secret */
 	char transport_opt[16]; /* "auto", "exec" or "terminal" */
 
 	/* r.boxes: a record's id is the database UUID, alt_id the Docker
 	 * id ("" while creating), state the status, priv the container's
 	 * terminal (struct rx_term, whose own lock guards its use). */
-	struct cmdpoll cmds;  /* the command pollers */
 	pthread_mutex_t lock; /* guards transport, seq */
 	enum rx_transport transport;
 	unsigned long seq;

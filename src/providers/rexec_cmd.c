@@ -154,9 +154,9 @@ static void *poller(void *arg)
 	struct rx *rx = c->rx;
 	struct sbx_exit ex;
 
-	cmdpoll_follow(&rx->cmds, &ex, &poll_ops, c, &c->signalled);
+	cmdpoll_follow(&rx->r.cmds, &ex, &poll_ops, c, &c->signalled);
 	c->sink->done(c->sink, &ex); /* may release c: touch it no more */
-	cmdpoll_leave(&rx->cmds);
+	cmdpoll_leave(&rx->r.cmds);
 	return NULL;
 }
 
@@ -240,7 +240,7 @@ int rx_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 		rcmd_free(c);
 		return rc;
 	}
-	rc = cmdpoll_start(&rx->cmds, poller, c);
+	rc = cmdpoll_start(&rx->r.cmds, poller, c);
 	if (rc) {
 		/* The command runs: stop it rather than leave it unseen. */
 		remote_runf(&rx->r, box, "kill", REMOTE_RUN_RETRY, NULL,

@@ -66,8 +66,8 @@ static int sf_fetch(void *ctx, struct staged *f, const char *box, const char *pa
 		rc = rx_url(&url, rx, id, "/files", from);
 	if (rc)
 		goto out;
-	rc = remote_download(rx->http, &r, "rexec", url.buf, f->fd, stage_max(rx->stage),
-			     (uint64_t)remote->st_size, path);
+	rc = remote_download(rx->http, &r, "rexec", url.buf, f->fd,
+			     stage_max(rx->r.stage), (uint64_t)remote->st_size, path);
 	if (rc)
 		goto out;
 	if (r.status != 200)
@@ -212,7 +212,8 @@ static int put_file(struct rx *rx, const char *box, const char *path, int fd, of
 	for (i = 0; !rc && i < nparts; i++) {
 		off_t off = (off_t)i * RX_UPLOAD_MAX;
 		off_t len = size - off < RX_UPLOAD_MAX ? size - off : RX_UPLOAD_MAX;
-		int pfd = nparts > 1 ? part_file(rx->stage_dir, fd, off, len) : fd;
+		int pfd =
+			nparts > 1 ? part_file(stage_dir(rx->r.stage), fd, off, len) : fd;
 
 		if (pfd < 0) {
 			sbx_failf("rexec: upload \"%s\": cannot cut a part: %s", path,

@@ -130,7 +130,8 @@ static int run_exec(struct rx *rx, const char *id, const char *what, const char 
 	cJSON_AddItemToArray(argv, cJSON_CreateString("-c"));
 	cJSON_AddItemToArray(argv, cJSON_CreateString(w.buf));
 	cJSON_AddNumberToObject(body, "timeout_seconds",
-				rx->timeout_s > 300 ? 300 : rx->timeout_s);
+				rx->r.timeout_ms > 300000 ? 300
+							  : rx->r.timeout_ms / 1000);
 	/* The server ends the script at timeout_seconds; the answer then
 	 * comes at once.  A server that says nothing two seconds past that
 	 * is not answering: the call stays within its one deadline. */
@@ -140,7 +141,7 @@ static int run_exec(struct rx *rx, const char *id, const char *what, const char 
 	rc = rx_request(rx, &r, "POST", url.buf, body,
 			((flags & REMOTE_RUN_RETRY) ? RX_REQ_IDEMPOTENT : 0) |
 				((flags & REMOTE_RUN_COMPRESSED) ? REMOTE_REQ_AS_IS : 0),
-			RX_EXEC_CAP * 4, (rx->timeout_s + 2) * 1000);
+			RX_EXEC_CAP * 4, rx->r.timeout_ms + 2000);
 	if (rc)
 		goto out;
 	if (r.status == 404 && no_route(&r)) {
@@ -353,9 +354,9 @@ static int term_setup(struct rx *rx, struct rx_term *t)
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (!ready) {
-		if (ms_since(&t0) > rx->timeout_s * 1000L) {
+		if (ms_since(&t0) > rx->r.timeout_ms) {
 			sbx_failf("rexec: the terminal's shell did not start in %d s",
-				  rx->timeout_s);
+				  rx->r.timeout_ms / 1000);
 			rc = -ETIMEDOUT;
 			goto out;
 		}
@@ -420,7 +421,7 @@ static int term_connect(struct rx *rx, struct rx_term *t, const char *id)
 	cfg.url = url.buf;
 	cfg.headers = headers;
 	cfg.nheaders = 1;
-	cfg.connect_timeout_ms = rx->timeout_s * 1000;
+	cfg.connect_timeout_ms = rx->r.timeout_ms;
 	cfg.max_message = RX_OUTPUT_MAX;
 	rc = ws_connect(&t->ws, &cfg);
 	if (rc) {
@@ -549,7 +550,7 @@ static int run_terminal(struct rx *rx, const char *box, const char *id,
 	for (attempt = 0; attempt < 2 && rc == -ECONNRESET; attempt++) {
 		int fresh = 0;
 
-		if (cmdpoll_stopping(&rx->cmds)) {
+		if (cmdpoll_stopping(&rx->r.cmds)) {
 			sbx_failf("rexec: unmounting");
 			rc = -ECANCELED;
 			break;
@@ -570,7 +571,7 @@ static int run_terminal(struct rx *rx, const char *box, const char *id,
 			fresh = 1;
 		}
 		res->out.len = res->err.len = 0;
-		rc = term_round(rx, t, script, res, rx->timeout_s);
+		rc = term_round(rx, t, script, res, rx->r.timeout_ms / 1000);
 		if (rc == -ECONNRESET || rc == -ETIMEDOUT || rc == -EPROTO ||
 		    rc == -EINTR) {
 			/* The shell may still be busy with our line: start over. */

@@ -335,31 +335,18 @@ static int check_credentials(struct vx *vx)
 	return rc;
 }
 
-static int parse_opts(struct vx *vx, const struct sbx_kvlist *opts, uint64_t *cache_max)
-{
-	int timeout_s = 30;
-
-	if (remote_opt_mib(cache_max, opts, "cache_max", 1ull << 40) ||
-	    remote_opt_seconds(&timeout_s, opts, "timeout", 86400))
-		return -EINVAL;
-	vx->timeout_ms = timeout_s * 1000;
-	return 0;
-}
-
 static const struct remote_box_ops vx_box_ops;
 
 static void vx_free(struct vx *vx)
 {
+	remote_release(&vx->r);
 	free_ws_headers(vx);
 	http_client_free(vx->http);
-	stage_free(vx->stage);
-	boxtable_destroy(&vx->r.boxes);
 	free(vx->url);
 	free(vx->prefix);
 	free(vx->project);
 	free(vx->user);
 	pthread_mutex_destroy(&vx->lock);
-	cmdpoll_destroy(&vx->cmds);
 	free(vx);
 }
 
@@ -368,11 +355,9 @@ static int vx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	char *url = remote_opt(opts, "api_url", "VTRIX_URL");
 	char *token = remote_opt(opts, "token", "VTRIX_TOKEN");
 	char *project = remote_opt(opts, "project_id", "VTRIX_PROJECT_ID");
-	const char *state = sbx_kv_get(opts, "state_dir");
-	char auth[4096], proj[600], stagedir[4200], missing[96] = "";
+	char auth[4096], proj[600], missing[96] = "";
 	const char *headers[2];
 	struct http_config cfg = { 0 };
-	uint64_t cache_max = 2ull << 30;
 	struct vx *vx = NULL;
 	int rc = -EINVAL;
 
@@ -406,9 +391,10 @@ static int vx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 		goto out;
 	}
 	pthread_mutex_init(&vx->lock, NULL);
-	cmdpoll_init(&vx->cmds);
-	boxtable_init(&vx->r.boxes, NULL);
-	rc = parse_opts(vx, opts, &cache_max);
+	rc = remote_setup(&vx->r, "vtrix", REMOTE_TEXT_OUTPUT, opts, &vx_stagefile_ops,
+			  NULL);
+	vx->r.run = vx_run;
+	vx->r.box_ops = &vx_box_ops;
 	if (rc)
 		goto fail;
 	rc = -ENOMEM;
@@ -423,21 +409,13 @@ static int vx_init(struct sbx_provider *p, const struct sbx_kvlist *opts)
 	headers[1] = proj;
 	cfg.headers = headers;
 	cfg.nheaders = 2;
-	cfg.retries = 3;
-	cfg.timeout_ms = cfg.stall_ms = vx->timeout_ms;
+	remote_http_config(&vx->r, &cfg);
 	vx->ws_headers[0] = strdup(auth);
 	vx->ws_headers[1] = strdup(proj);
 	vx->nws_headers = 2;
 	vx->http = http_client_new(&cfg);
-	snprintf(stagedir, sizeof(stagedir), "%s/stage/vtrix", state ? state : "/tmp");
-	vx->stage = stage_new(stagedir, cache_max);
-	if (!vx->prefix || !vx->ws_headers[0] || !vx->ws_headers[1] || !vx->http ||
-	    !vx->stage)
+	if (!vx->prefix || !vx->ws_headers[0] || !vx->ws_headers[1] || !vx->http)
 		goto fail;
-	remote_init(&vx->r, "vtrix", REMOTE_TEXT_OUTPUT, vx->stage, &vx_stagefile_ops,
-		    vx);
-	vx->r.run = vx_run;
-	vx->r.box_ops = &vx_box_ops;
 	rc = check_credentials(vx);
 	if (rc)
 		goto fail;
@@ -462,9 +440,9 @@ static void vx_destroy(struct sbx_provider *p)
 		return;
 	/* Closing the sockets ends the command followers' calls; they see
 	 * the stop, finish their commands and leave. */
-	cmdpoll_stop(&vx->cmds);
+	cmdpoll_stop(&vx->r.cmds);
 	vx_rpc_close(vx, NULL);
-	left = cmdpoll_wait(&vx->cmds, 30);
+	left = cmdpoll_wait(&vx->r.cmds, 30);
 	vx_rpc_close(vx, NULL);
 	if (left)
 		return; /* a follower is stuck in a bounded call: leak, don't crash */
@@ -482,9 +460,7 @@ static void vx_describe(struct sbx_provider *p, struct sbx_kvlist *out)
 	sbx_kv_add(out, "project_id", vx->project);
 	if (vx->user)
 		sbx_kv_add(out, "user_id", vx->user);
-	sbx_kv_addf(out, "timeout", "%d", vx->timeout_ms / 1000);
-	sbx_kv_addf(out, "cache_max", "%llu",
-		    (unsigned long long)(stage_max(vx->stage) >> 20));
+	remote_describe(&vx->r, out);
 }
 
 /* ---- sandboxes ---- */

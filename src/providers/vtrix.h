@@ -63,14 +63,11 @@ struct vx {
 	char *prefix; /* "/api/v1/sandbox" (R1-R3) or "/api/v1/sandboxes" (R4) */
 	int r4;	      /* R4: create and list are both POST {prefix} */
 	char *project;
-	char *user;	/* owner of the sandboxes shown and made, or NULL */
-	int timeout_ms; /* bound on every wait for the server */
-	struct stage *stage;
+	char *user; /* owner of the sandboxes shown and made, or NULL */
 	/* Handshake headers for the sockets.  Secret: wiped at destroy. */
 	char *ws_headers[2];
 	size_t nws_headers;
 
-	struct cmdpoll cmds;  /* the command followers */
 	pthread_mutex_t lock; /* guards rpcs */
 	struct vx_rpc *rpcs;
 };

@@ -169,7 +169,7 @@ static void *follower(void *arg)
 	for (;;) {
 		int rc;
 
-		if (cmdpoll_stopping(&vx->cmds)) {
+		if (cmdpoll_stopping(&vx->r.cmds)) {
 			cmdpoll_unmounted(&ex);
 			break;
 		}
@@ -180,7 +180,7 @@ static void *follower(void *arg)
 			failures = 0;
 			continue;
 		}
-		if (cmdpoll_stopping(&vx->cmds))
+		if (cmdpoll_stopping(&vx->r.cmds))
 			continue;
 		rc = vx_not_active(vx, c->box, rc);
 		if (rc == -EAGAIN) {
@@ -197,7 +197,7 @@ static void *follower(void *arg)
 		sleep(1);
 	}
 	c->sink->done(c->sink, &ex); /* may release c: touch it no more */
-	cmdpoll_leave(&vx->cmds);
+	cmdpoll_leave(&vx->r.cmds);
 	return NULL;
 }
 
@@ -251,7 +251,7 @@ int vx_cmd_start(struct sbx_provider *p, void **handle, const char *box,
 	}
 	rc = take_id(c, res);
 	if (!rc)
-		rc = cmdpoll_start(&vx->cmds, follower, c);
+		rc = cmdpoll_start(&vx->r.cmds, follower, c);
 	if (rc)
 		goto fail;
 	*handle = c;

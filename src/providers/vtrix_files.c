@@ -45,7 +45,7 @@ int vx_run(struct remote *r, const char *box, const char *what, const char *scri
 		goto out;
 	cJSON_AddStringToObject(params, "command", cmd.len ? cmd.buf : script);
 	cJSON_AddNumberToObject(params, "timeout", RUN_TIMEOUT_S);
-	o.idle_ms = vx->timeout_ms;
+	o.idle_ms = vx->r.timeout_ms;
 	rc = vx_call_json(vx, &res, box, "exec", params, &o);
 	if (rc) {
 		rc = vx_not_active(vx, box, rc);
@@ -116,19 +116,9 @@ static int on_chunk(void *arg, const char *method, const cJSON *params)
 		sbx_failf("vtrix: read_stream: a chunk that is not base64");
 		return -EPROTO;
 	}
-	rc = stage_reserve(x->f, x->off + n);
-	if (rc) {
-		sbx_failf("vtrix: read_stream: the file does not fit in cache_max");
-		return rc;
-	}
-	if (n && pwrite(x->f->fd, x->buf, (size_t)n, x->off) != n) {
-		rc = -errno;
-		sbx_failf("vtrix: read_stream: cannot write the local copy: %s",
-			  strerror(errno));
-		return rc ? rc : -EIO;
-	}
+	rc = stage_put(x->f, x->off, x->buf, (size_t)n);
 	x->off += n;
-	return 0;
+	return rc;
 }
 
 /* Download box:path into f (locked by the caller): one read_stream. */
@@ -227,7 +217,7 @@ static int write_binary(struct vx *vx, struct staged *f, const char *box,
 			  path, VX_WS_MESSAGE_MAX >> 20);
 		return -EFBIG;
 	}
-	o.idle_ms = vx->timeout_ms + (int)(msg.len / 1000);
+	o.idle_ms = vx->r.timeout_ms + (int)(msg.len / 1000);
 	rc = vx_submit_msg(vx, &pd, box, "write_binary", &msg, &o);
 	if (!rc)
 		rc = vx_wait(pd, &res);

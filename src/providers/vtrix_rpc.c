@@ -266,7 +266,7 @@ static int connect_socket(struct vx_rpc *r, struct ws_conn **conn)
 	cfg.url = url.buf;
 	cfg.headers = (const char *const *)vx->ws_headers;
 	cfg.nheaders = vx->nws_headers;
-	cfg.connect_timeout_ms = vx->timeout_ms < 10000 ? vx->timeout_ms : 10000;
+	cfg.connect_timeout_ms = vx->r.timeout_ms < 10000 ? vx->r.timeout_ms : 10000;
 	cfg.max_message = VX_WS_MESSAGE_MAX;
 	rc = ws_connect(conn, &cfg);
 	strbuf_release(&url);
@@ -280,8 +280,8 @@ static void *io_main(void *arg)
 	struct ws_conn *conn = NULL;
 	char why[RPC_TEXT_MAX + 80];
 	int rc, close_code = 0;
-	int send_ms = r->vx->timeout_ms > SEND_TIMEOUT_MIN_MS ? r->vx->timeout_ms
-							      : SEND_TIMEOUT_MIN_MS;
+	int send_ms = r->vx->r.timeout_ms > SEND_TIMEOUT_MIN_MS ? r->vx->r.timeout_ms
+								: SEND_TIMEOUT_MIN_MS;
 
 	rc = connect_socket(r, &conn);
 	if (rc) {
@@ -416,7 +416,7 @@ static struct vx_rpc *rpc_get(struct vx *vx, const char *box, const char *id, in
 	int rc;
 
 	pthread_mutex_lock(&vx->lock);
-	if (cmdpoll_stopping(&vx->cmds)) {
+	if (cmdpoll_stopping(&vx->r.cmds)) {
 		pthread_mutex_unlock(&vx->lock);
 		sbx_failf("vtrix: sbxfs is unmounting");
 		*err = -ESHUTDOWN;
@@ -576,7 +576,7 @@ int vx_submit_msg(struct vx *vx, struct vx_pending **out, const char *box,
 		r = rpc_get(vx, box, id, &rc);
 	if (!r)
 		goto fail;
-	pd->idle_ms = o->idle_ms == 0 ? vx->timeout_ms : o->idle_ms;
+	pd->idle_ms = o->idle_ms == 0 ? vx->r.timeout_ms : o->idle_ms;
 	snprintf(c->method, sizeof(c->method), "%s", method);
 	c->note = o->note;
 	c->ctx = o->ctx;

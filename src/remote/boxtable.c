@@ -199,3 +199,38 @@ int boxtable_stopping(struct boxtable *t, struct rbox *b)
 	pthread_mutex_unlock(&t->lock);
 	return s;
 }
+
+struct rbox *boxtable_seen_locked(struct boxtable *t, const char *name, const char *state,
+				  unsigned gen)
+{
+	struct rbox *b = boxtable_get_locked(t, name);
+
+	if (!b)
+		return NULL;
+	b->gone = 0;
+	if (gen)
+		b->seen = gen;
+	if (state)
+		snprintf(b->state, sizeof(b->state), "%s",
+			 strlen(state) < sizeof(b->state) ? state : "?");
+	return b;
+}
+
+void boxtable_seen(struct boxtable *t, const char *name, const char *state, unsigned gen)
+{
+	pthread_mutex_lock(&t->lock);
+	boxtable_seen_locked(t, name, state, gen);
+	pthread_mutex_unlock(&t->lock);
+}
+
+int boxtable_state_is(struct boxtable *t, const char *name, const char *state)
+{
+	struct rbox *b;
+	int is;
+
+	pthread_mutex_lock(&t->lock);
+	b = boxtable_find_locked(t, name);
+	is = b && !b->gone && !strcmp(b->state, state);
+	pthread_mutex_unlock(&t->lock);
+	return is;
+}

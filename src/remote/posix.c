@@ -18,13 +18,11 @@
 #include "sbxfs/remote/remote.h"
 #include "sbxfs/remote/shell.h"
 #include "sbxfs/remote/time.h"
+#include "remote_int.h"
 
 #define SCRIPT_MAX (1u << 20)
 #define STAT_MAX (1u << 16)
 #define LISTING_MAX (48u << 20)
-
-static void give_staged(struct stagefile *sf, const char *box, const char *path,
-			uid_t uid, gid_t gid, mode_t mode);
 
 /* The provider's own call `op` of r->fs, if it has it: its result, or
  * -ENOSYS for the script. */
@@ -43,17 +41,6 @@ int remote_writable(struct remote *r, const char *box)
 	sbx_failf("%s: %s \"%s\" is not running: its files are read-only", r->name,
 		  r->box_ops ? r->box_ops->noun : "sandbox", box);
 	return -EROFS;
-}
-
-void remote_init(struct remote *r, const char *name, unsigned flags, struct stage *stage,
-		 const struct stagefile_ops *ops, void *ctx)
-{
-	r->name = name;
-	r->flags = flags;
-	r->stage = stage;
-	stagefile_init(&r->files, ops, stage, ctx);
-	r->files.give = give_staged;
-	pthread_mutex_init(&r->walk_statfs.lock, NULL);
 }
 
 /* How long a walk's statfs answers: the statfs that follows a walk. */
@@ -180,9 +167,7 @@ int remote_fetch_by_script(struct remote *r, struct staged *f, const char *box,
 		rc = remote_run_bytes(r, box, "read", checks.buf, "cat -- \"$p\"", 1,
 				      REMOTE_RUN_RETRY, &out);
 	if (!rc)
-		rc = stage_reserve(f, (off_t)out.len);
-	if (!rc && out.len && pwrite(f->fd, out.buf, out.len, 0) != (ssize_t)out.len)
-		rc = -EIO;
+		rc = stage_put(f, 0, out.buf, out.len);
 	if (!rc && ftruncate(f->fd, (off_t)out.len))
 		rc = -errno;
 	strbuf_release(&checks);
@@ -425,7 +410,7 @@ static void give_to(struct remote *r, const char *box, const char *path, uid_t u
 	}
 }
 
-static void give_staged(struct stagefile *sf, const char *box, const char *path,
+void remote_give_staged(struct stagefile *sf, const char *box, const char *path,
 			uid_t uid, gid_t gid, mode_t mode)
 {
 	give_to((struct remote *)((char *)sf - offsetof(struct remote, files)), box, path,

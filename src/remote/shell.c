@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -165,6 +166,26 @@ int sh_symlink(struct strbuf *sb, const char *target, const char *path)
 		"t=%q; p=%q; " SH_EXISTS("p") " && exit 17; "
 					      "ln -s -- \"$t\" \"$p\" 2>&1 || exit 5",
 		target, path);
+}
+
+int sh_signal_marked(struct strbuf *sb, const char *marker, int sig)
+{
+	int alone = sig == SIGSTOP || sig == SIGCONT;
+	char t[160];
+
+	if (sig <= 0 || sig > 64)
+		return -EINVAL;
+	if (snprintf(t, sizeof(t), SH_CMD_ENV "%s", marker) >= (int)sizeof(t))
+		return -E2BIG;
+	return sh_script(
+		sb,
+		"t=%q; i=0; while :; do p=; for d in /proc/[0-9]*; do "
+		"tr '\\0' '\\n' < \"$d/environ\" 2>/dev/null | grep -qx \"$t\" && "
+		"p=\"$p ${d#/proc/}\"; done; [ -n \"$p\" ] && break; "
+		"i=$((i+1)); [ $i -lt 30 ] || exit %L; sleep 0.1; done; "
+		"%skill -%L $p 2>/dev/null; %sexit 0",
+		t, (long long)ESRCH, alone ? "" : "kill -STOP $p 2>/dev/null; ",
+		(long long)sig, alone ? "" : "kill -CONT $p 2>/dev/null; ");
 }
 
 int sh_give(struct strbuf *sb, const char *path, unsigned uid, unsigned gid, mode_t mode)

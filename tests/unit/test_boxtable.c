@@ -80,6 +80,20 @@ static void check_table(void)
 		CHECK(!b->gone);
 	}
 
+	/* Seen by a listing, or by a call about it alone: there, in its
+	 * state; a word too long for the record is "?". */
+	CHECK(!boxtable_state_is(&t, "c", "up"));
+	gen = boxtable_sweep_begin(&t);
+	boxtable_seen(&t, "c", "up", gen);
+	boxtable_seen(&t, "b", NULL, gen);
+	boxtable_sweep_end(&t, gen);
+	CHECK(boxtable_state_is(&t, "c", "up") && !boxtable_state_is(&t, "c", "down"));
+	CHECK(boxtable_get(&t, "c")->seen == gen && !b->gone);
+	boxtable_seen(&t, "c", "a state word far longer than any record keeps", 0);
+	CHECK(boxtable_state_is(&t, "c", "?") && boxtable_get(&t, "c")->seen == gen);
+	boxtable_forget(&t, "c");
+	CHECK(!boxtable_state_is(&t, "c", "?"));
+
 	boxtable_set_stopping(&t, "b", 1);
 	CHECK(boxtable_stopping(&t, b) == 1);
 	boxtable_set_stopping(&t, "b", 0);

@@ -109,6 +109,18 @@ void boxtable_forget_locked(struct rbox *b, void **old);
 unsigned boxtable_sweep_begin(struct boxtable *t);
 void boxtable_sweep_end(struct boxtable *t, unsigned gen);
 
+/*
+ * Note that `name` is there, in state `state` (the provider's word, "?"
+ * if it does not fit; NULL: the state is left as it was), as listing
+ * `gen` showed it (0: a call about it alone): its record, made if need
+ * be and no longer gone, or NULL when out of memory.
+ */
+struct rbox *boxtable_seen_locked(struct boxtable *t, const char *name, const char *state,
+				  unsigned gen);
+void boxtable_seen(struct boxtable *t, const char *name, const char *state, unsigned gen);
+/* Is `name` there, with `state` the word last seen? */
+int boxtable_state_is(struct boxtable *t, const char *name, const char *state);
+
 /* Did a complete listing end within the last `ms` milliseconds? */
 int boxtable_fresh(struct boxtable *t, long ms);
 

@@ -28,7 +28,9 @@
 #include <time.h>
 
 #include "sbxfs/provider.h"
+#include "sbxfs/http.h"
 #include "sbxfs/remote/boxtable.h"
+#include "sbxfs/remote/cmdpoll.h"
 #include "sbxfs/stage.h"
 #include "sbxfs/stagefile.h"
 #include "sbxfs/strbuf.h"
@@ -120,16 +122,20 @@ struct remote {
 	 * inflated per byte that came), where they travel gzip'd: kept by
 	 * prefetch.c to size its next calls under output_max; 0 at first. */
 	unsigned gzip_tenths;
+	/* -o timeout=: the bound on each request and each wait for the
+	 * sandbox, in milliseconds. */
+	int timeout_ms;
 	/* The staged copies of open files (stage.h), and the stagefile over
-	 * them that the provider set up with its transfers (stagefile.h).
-	 * The provider creates and frees the stage. */
+	 * them with the provider's transfers (stagefile.h). */
 	struct stage *stage;
 	struct stagefile files;
-	/* The sandboxes the provider knows (boxtable.h), set up and
-	 * destroyed by the provider; and its sandbox API, for the state
-	 * machine of lifecycle.h (NULL if it does not use it). */
+	/* The sandboxes the provider knows (boxtable.h); and its sandbox
+	 * API, for the state machine of lifecycle.h (NULL if it does not use
+	 * it). */
 	struct boxtable boxes;
 	const struct remote_box_ops *box_ops;
+	/* The threads that follow the provider's commands (cmdpoll.h). */
+	struct cmdpoll cmds;
 	/* The statfs a walk brought along (remote_readtree): of its directory
 	 * and what lies below, for a few seconds (find asks it of the first
 	 * directory it enters).  Kept by posix.c. */
@@ -160,10 +166,27 @@ struct remote {
 /* The struct remote at the start of a remote provider's priv. */
 #define REMOTE(p) ((struct remote *)(p)->priv)
 
-/* Set up r for a provider `name` whose stage exists: its staged files
- * go through `ops` with `ctx`. */
-void remote_init(struct remote *r, const char *name, unsigned flags, struct stage *stage,
-		 const struct stagefile_ops *ops, void *ctx);
+/*
+ * Set up r, at the start of provider `name`'s priv, from the mount
+ * options every remote provider takes: timeout= (seconds, 30 by
+ * default) and cache_max= (MiB of staged copies, 2 GiB by default),
+ * kept in STATE_DIR/stage/NAME.  Its staged files go through `files`
+ * with r as their ctx; `release` frees a box record's priv
+ * (boxtable_init()).  0, -EINVAL with text for a bad option (or
+ * -ENAMETOOLONG for a state_dir), or -ENOMEM.  Whatever it returns,
+ * remote_release() frees r's parts: so call it first, before anything
+ * that can fail.
+ */
+int remote_setup(struct remote *r, const char *name, unsigned flags,
+		 const struct sbx_kvlist *opts, const struct stagefile_ops *files,
+		 void (*release)(void *priv));
+/* Free what remote_setup() made, once no command thread runs. */
+void remote_release(struct remote *r);
+/* The HTTP client settings that follow from the options: r's timeout
+ * for each request and each stall, three tries. */
+void remote_http_config(const struct remote *r, struct http_config *cfg);
+/* The options of remote_setup() as the mount's status tells them. */
+void remote_describe(const struct remote *r, struct sbx_kvlist *out);
 
 /*
  * Slots of provider.h, for p whose priv begins with a struct remote.

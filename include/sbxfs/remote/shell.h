@@ -41,6 +41,20 @@ int sh_vscript(struct strbuf *sb, const char *fmt, va_list ap);
 int sh_wrap_base64(struct strbuf *sb, const char *env, const char *script);
 
 /*
+ * Where an API has no call to signal a command, its processes carry
+ * SH_CMD_ENV plus a marker of its own in their environment (the command
+ * is started with that assignment before it), and sh_signal_marked()
+ * appends the script that signals them: every process whose environment
+ * holds it is stopped first, so that no shell sees its child die and
+ * goes on meanwhile, then sent `sig` (1 to 64) and continued (SIGSTOP
+ * and SIGCONT go alone).  A command just started may not have its
+ * processes yet: the script looks again for up to 3 s, and then exits
+ * ESRCH.  `marker` must be shell-safe text.
+ */
+#define SH_CMD_ENV "SBXFS_CMD="
+int sh_signal_marked(struct strbuf *sb, const char *marker, int sig);
+
+/*
  * The errno for a script's exit status: 0 for 0, -code for an errno value
  * the scripts use (ENOENT, EEXIST, ENOTDIR, EISDIR, ENOTEMPTY, EPERM,
  * EACCES, EINVAL, EFBIG, ENOSPC, EXDEV, ELOOP, ENAMETOOLONG, EPIPE,
