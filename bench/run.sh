@@ -7,10 +7,11 @@
 # local backend) and over the emulator's stand-in for its cloud
 # (microsandbox-cloud: REST and the agent WebSocket, through the relay
 # with LATENCY_MS), and docker over real Podman behind a counting proxy
-# (engine.py), side by
-# side, and print a table of medians and ratios (plain text, then
-# Markdown for docs/performance.md), with each emulator's request counts per
-# operation.
+# (engine.py), side by side with Podman's own client on the same container
+# (docker-cp: `podman --url cp` and `exec`, as `docker cp` and `docker
+# exec` move files and run commands), and print a table of medians and
+# ratios (plain text, then Markdown for docs/performance.md), with each
+# emulator's request counts per operation.
 #
 # Run as root from anywhere:   bench/run.sh
 # Quick run:                   BIG_MB=64 RUNS=3 bench/run.sh
@@ -28,8 +29,11 @@
 #   SBXFS         the sbxfs binary [REPO/build/sbxfs]
 #   SSH_PORT      first loopback port to try for our own sshd [2222]
 #   TARGETS       any of: native sbxfs fuseref sshfs daytona rexec vtrix docker
-#                 microsandbox microsandbox-cloud [all ten]
-#   OPS           any of: find lsR du grep cat cp exec [all seven]
+#                 docker-cp microsandbox microsandbox-cloud [all eleven];
+#                 docker-cp needs docker (it is docker's container)
+#   OPS           any of: find lsR du grep cat get cp exec [all eight]:
+#                 get is cp -r of the corpus tree out to this machine, cp
+#                 cp -r of it in; docker-cp does cat, get, cp and exec
 #   OP_TIMEOUT    seconds before one timed operation is killed [900]
 #   MOUNT_TIMEOUT seconds to wait for a mount to appear [30]
 #   KEEP_RUN=1    keep the per-run directory (logs, sbxfs state) afterwards
@@ -92,13 +96,13 @@ EXEC_RUNS=${EXEC_RUNS:-20}
 SBXFS=${SBXFS:-$REPO/build/sbxfs}
 SSH_PORT=${SSH_PORT:-2222}
 REMOTES="daytona rexec vtrix docker microsandbox microsandbox-cloud"
-TARGETS=${TARGETS:-native sbxfs fuseref sshfs $REMOTES}
+TARGETS=${TARGETS:-native sbxfs fuseref sshfs $REMOTES docker-cp}
 TARGETS=${TARGETS//,/ }
 OP_TIMEOUT=${OP_TIMEOUT:-900}
 MOUNT_TIMEOUT=${MOUNT_TIMEOUT:-30}
 KEEP_RUN=${KEEP_RUN:-0}
 PATTERN=zzqqxx_nomatch
-OPS=${OPS:-find lsR du grep cat cp exec}
+OPS=${OPS:-find lsR du grep cat get cp exec}
 OPS=${OPS//,/ }
 
 log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -110,11 +114,13 @@ uses_sbxfs() { has_target sbxfs || uses_remote; }
 
 [[ $(id -u) -eq 0 ]] || die "must run as root (it installs packages, starts sshd and drops caches)"
 for t in $TARGETS; do
-  case $t in native|sbxfs|fuseref|sshfs|daytona|rexec|vtrix|docker|microsandbox|microsandbox-cloud) ;;
+  case $t in native|sbxfs|fuseref|sshfs|daytona|rexec|vtrix|docker|docker-cp|microsandbox|microsandbox-cloud) ;;
     *) die "unknown target '$t' in TARGETS" ;; esac
 done
+has_target docker-cp && ! has_target docker &&
+  die "docker-cp needs docker in TARGETS: it works on docker's container"
 for op in $OPS; do
-  case $op in find|lsR|du|grep|cat|cp|exec) ;; *) die "unknown operation '$op' in OPS" ;; esac
+  case $op in find|lsR|du|grep|cat|get|cp|exec) ;; *) die "unknown operation '$op' in OPS" ;; esac
 done
 read -r -a TARGET_LIST <<<"$TARGETS"
 for v in BIG_MB RUNS EXEC_RUNS SSH_PORT OP_TIMEOUT MOUNT_TIMEOUT; do
@@ -202,6 +208,7 @@ DATA=$BENCH_DIR/data           # exported by sshfs and fuseref; corpus and scrat
 CORPUS=$DATA/corpus            # include/ (copy of /usr/include) and big.bin
 SCRATCH=$DATA/scratch          # cp -r destinations for native, sshfs and fuseref
 RUN=$BENCH_DIR/run             # per-invocation: sshd, mounts, sbxfs state, logs
+GOT=$RUN/got                   # get destinations, per target
 RESULTS=$BENCH_DIR/results     # reports kept across invocations
 MNT_SBXFS=$RUN/mnt/sbxfs
 MNT_SSHFS=$RUN/mnt/sshfs
@@ -581,185 +588,9 @@ setup_sbxfs() {
 
 # ---------------------------------------------------------------- remote targets
 
-emu_url() { printf 'http://127.0.0.1:%s%s' "${EMU_PORT[$1]}" "$2"; }
-# curl to emulator $1's route $2 (the engine's is a Unix socket).
-emu_curl() {
-  local t=$1 route=$2; shift 2
-  if [[ $t == docker ]]; then
-    curl -sf -m 10 --unix-socket "${EMU_SOCK[$t]}" "$@" "http://engine$route"
-  else
-    curl -sf -m 10 "$@" "$(emu_url "$t" "$route")"
-  fi
-}
-
-# What emulator $1 is told to accept.
-emu_args() {
-  case $1 in
-    daytona) printf '%s\n' --api-key "${EMU_KEY[$1]}" ;;
-    rexec)   printf '%s\n' --token "${EMU_KEY[$1]}" --mode new ;;
-    vtrix)   printf '%s\n' --token "${EMU_KEY[$1]}" --project bench-project ;;
-    microsandbox) printf '%s\n' --delay 0 ;;
-    microsandbox-cloud) printf '%s\n' --delay 0 --cloud-key "${EMU_KEY[$1]}" ;;
-  esac
-}
-
-# The image of docker's sandbox: the engine's own, busybox.
-DOCKER_IMAGE=localhost/sbxfs-busybox:latest
-
-# The URL of emulator $1's route $2 as its mount reaches it: through the
-# relay with LATENCY_MS.
-mount_url() {
-  if [[ -n ${RELAY_AT[$1]:-} ]]; then
-    printf 'http://127.0.0.1:%s%s' "${RELAY_AT[$1]}" "$2"
-  else
-    emu_url "$1" "$2"
-  fi
-}
-
-# The environment (NAME=value lines) of an sbxfs mount that uses emulator $1.
-remote_env() {
-  local sock=${EMU_SOCK[$1]:-}
-  [[ $1 == docker && -n ${RELAY_AT[$1]:-} ]] && sock=${RELAY_AT[$1]}
-  case $1 in
-    daytona) printf '%s\n' "DAYTONA_API_URL=$(mount_url "$1" /api)" "DAYTONA_API_KEY=${EMU_KEY[$1]}" ;;
-    rexec)   printf '%s\n' "REXEC_URL=$(mount_url "$1" "")" "REXEC_TOKEN=${EMU_KEY[$1]}" ;;
-    vtrix)   printf '%s\n' "VTRIX_URL=$(mount_url "$1" "")" "VTRIX_TOKEN=${EMU_KEY[$1]}" \
-               VTRIX_PROJECT_ID=bench-project VTRIX_USER_ID=bench-user ;;
-    docker)  printf '%s\n' "DOCKER_HOST=unix://$sock" ;;
-    microsandbox) printf '%s\n' "PATH=$RUN/bin:$PATH" "MSB_HOME=$RUN/$1-emu" ;;
-    # The cloud: REST and the agent's WebSocket, through the relay.
-    microsandbox-cloud) printf '%s\n' "MSB_HOME=$RUN/$1-emu" MSB_BACKEND=cloud \
-                          "MSB_API_URL=$(mount_url "$1" "")" "MSB_API_KEY=${EMU_KEY[$1]}" ;;
-  esac
-}
-
-# With LATENCY_MS, a relay in front of emulator $1 for its mount.
-relay_emulator() {
-  local t=$1
-  ((LATENCY_MS > 0)) || return 0
-  # microsandbox's backend is this machine: no distance to emulate.
-  [[ $t == microsandbox ]] && { log "$t: local sockets, no relay"; return 0; }
-  if [[ $t == docker ]]; then
-    start_relay "$t" --to-unix "${EMU_SOCK[$t]}"
-  else
-    start_relay "$t" --to "127.0.0.1:${EMU_PORT[$t]}"
-  fi
-  # Daytona hands out toolbox URLs: they must name the relay too.
-  if [[ $t == daytona ]]; then
-    emu_curl "$t" /_emu/advertise -X POST -d "{\"port\": ${RELAY_AT[$t]}}" >/dev/null ||
-      die "$t: the emulator would not advertise the relay"
-  fi
-}
-
-start_engine() {
-  local t=$1 i sock=""
-  /usr/bin/python3 "$RUN/engine.py" --root "$RUN/$t-emu" \
-    </dev/null >"$RUN/$t-emu.port" 2>>"$RUN/$t-emu.log" &
-  EMU_PID[$t]=$!
-  for ((i = 0; i < MOUNT_TIMEOUT * 40; i++)); do
-    { read -r sock <"$RUN/$t-emu.port"; } 2>/dev/null || sock=""
-    [[ $sock == /*.sock ]] && break
-    kill -0 "${EMU_PID[$t]}" 2>/dev/null ||
-      { tail -n 20 "$RUN/$t-emu.log" >&2; die "the $t engine exited"; }
-    sleep 0.1
-  done
-  [[ $sock == /*.sock ]] || die "the $t engine did not answer"
-  EMU_SOCK[$t]=$sock
-  log "$t: Podman behind a counting proxy (pid ${EMU_PID[$t]}, copy of tests/emulators/engine.py) on $sock"
-}
-
-start_emulator() {
-  local t=$1 i port args=()
-  mkdir -p "$RUN/$t-emu"
-  [[ $t == docker ]] && { start_engine "$t"; return; }
-  EMU_KEY[$t]=bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-  [[ $t == rexec ]] && EMU_KEY[$t]=rexec_$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
-  mapfile -t args < <(emu_args "$t")
-  # It prints its port on stdout once listening (the file keeps stdout
-  # open) and one line per request on stderr.
-  /usr/bin/python3 "$RUN/$(emu_name "$t").py" --root "$RUN/$t-emu" --port 0 "${args[@]}" \
-    </dev/null >"$RUN/$t-emu.port" 2>>"$RUN/$t-emu.log" &
-  EMU_PID[$t]=$!
-  for ((i = 0; i < MOUNT_TIMEOUT * 10; i++)); do
-    port=""
-    { read -r port <"$RUN/$t-emu.port"; } 2>/dev/null || port=""
-    [[ $port =~ ^[0-9]+$ ]] && break
-    kill -0 "${EMU_PID[$t]}" 2>/dev/null ||
-      { tail -n 20 "$RUN/$t-emu.log" >&2; die "the $t emulator exited"; }
-    sleep 0.1
-  done
-  [[ $port =~ ^[0-9]+$ ]] || die "the $t emulator did not listen after ${MOUNT_TIMEOUT}s"
-  EMU_PORT[$t]=$port
-  log "$t emulator (pid ${EMU_PID[$t]}, copy of tests/emulators/$(emu_name "$t").py) on 127.0.0.1:$port"
-}
-
-mount_remote() {
-  local t=$1 mnt env=()
-  mnt=$(remote_mnt "$t")
-  unmount_fuse "$mnt" "${MOUNT_PID[$t]:-}"
-  mapfile -t env < <(remote_env "$t")
-  local opts=("provider=$(provider_of "$t")")
-  [[ $t == docker ]] && opts+=("image=$DOCKER_IMAGE")
-  env "${env[@]}" "$SBXFS" -f -o "$(IFS=,; echo "${opts[*]}")" -o "state_dir=$RUN/state-$t" "$mnt" \
-    </dev/null >>"$RUN/$t.log" 2>&1 &
-  MOUNT_PID[$t]=$!
-  wait_mount "$t mount" "${MOUNT_PID[$t]}" test -e "$mnt/ctl" ||
-    { tail -n 20 "$RUN/$t.log" >&2; die "sbxfs ($t) did not mount (log: $RUN/$t.log)"; }
-}
-
-setup_remote() {
-  local t=$1 box dir sz
-  box=$(remote_box "$t")
-  start_emulator "$t"
-  relay_emulator "$t"
-  log "mounting sbxfs -o provider=$t (copy of $SBXFS_SRC), state in $RUN/state-$t"
-  mount_remote "$t"
-  timeout 120 mkdir "$box" || die "$t: mkdir $box failed"
-  ensure_started "$box"
-  dir=$(emu_curl "$t" /_emu/sandbox/bench |
-          /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["dir"])') ||
-    die "$t: no sandbox 'bench' on the emulator"
-  [[ -d $dir/tmp ]] || die "$t: the sandbox's directory '$dir' has no tmp/"
-  SBX_DIR[$t]=$dir
-  # Server side, the way sshfs's corpus lives on its server.
-  log "copying the corpus into the sandbox on the emulator's side ($dir/tmp/corpus)"
-  mkdir -p "$dir/tmp/corpus"
-  cp -a "$CORPUS/include" "$CORPUS/big.bin" "$dir/tmp/corpus/" ||
-    die "$t: copying the corpus in failed"
-  # Daytona's file API follows symlinks (absolute ones inside the
-  # sandbox), so a tree may have a different number of entries through a
-  # remote target.
-  SBX_ENTRIES[$t]=$(timeout "$OP_TIMEOUT" find "$box/root/tmp/corpus/include" | wc -l)
-  sz=$(timeout 60 stat -c %s "$box/root/tmp/corpus/big.bin")
-  [[ $sz -eq $((BIG_MB * 1024 * 1024)) ]] || die "$t: big.bin has $sz bytes through the mount"
-  log "$t: the corpus shows ${SBX_ENTRIES[$t]} entries through the mount ($CORPUS_FILES on the host)"
-}
-
-# Request counts around each timed remote operation, one row per route:
-# target op phase run route count (route "total": all of them).
-REQUESTS_TSV=$RUN/requests.tsv
-emu_reset() {
-  emu_curl "$1" /_emu/reset -X POST >/dev/null ||
-    log "$1: POST /_emu/reset failed"
-}
-STATS_ROWS_PY='
-import json, sys
-s = json.load(sys.stdin)
-prefix = sys.argv[1]
-print("%s\ttotal\t%d" % (prefix, s.get("total", 0)))
-for key, n in sorted(s.get("routes", {}).items()):
-    if n:
-        print("%s\t%s\t%d" % (prefix, key.replace("\t", " "), n))
-'
-emu_record() {  # target op phase run
-  local js rows
-  if js=$(emu_curl "$1" /_emu/stats) &&
-     rows=$(/usr/bin/python3 -c "$STATS_ROWS_PY" "$(printf '%s\t%s\t%s\t%s' "$@")" <<<"$js"); then
-    printf '%s\n' "$rows" >>"$REQUESTS_TSV"
-  else
-    log "$1: GET /_emu/stats failed"
-  fi
-}
+# Their emulators, relays, mounts and request counts.
+# shellcheck source=bench/remote.sh
+. "$HERE/remote.sh"
 
 # ---------------------------------------------------------------- operations
 
@@ -781,12 +612,31 @@ NO_SYMLINKS="daytona"
 makes_symlinks() { [[ " $NO_SYMLINKS " != *" $1 "* ]]; }
 
 # Targets with sandboxes (the exec operation) and their sandbox directory.
-has_exec() { [[ $1 == sbxfs ]] || is_remote "$1"; }
+has_exec() { [[ $1 == sbxfs || $1 == docker-cp ]] || is_remote "$1"; }
+# Does target $1 do operation $2?  docker-cp copies and runs; it has no
+# tree to walk.
+does_op() {
+  case $2 in
+    exec) has_exec "$1" ;;
+    find|lsR|du|grep) [[ $1 != docker-cp ]] ;;
+    *) true ;;
+  esac
+}
 box_of() { if is_remote "$1"; then remote_box "$1"; else echo "$BOX"; fi; }
 
 # The shell command for operation $2 on target $1; $3 names a cp destination.
 op_cmd() {
   local q
+  if [[ $1 == docker-cp ]]; then
+    q=$(podman_cli)
+    case $2 in
+      cat)  printf '%s cp bench:/tmp/corpus/big.bin -' "$q" ;;
+      get)  printf '%s cp bench:/tmp/corpus/include %q' "$q" "$GOT/$1/$3" ;;
+      cp)   printf '%s cp %q bench:/tmp/%q' "$q" "$CORPUS/include" "$3" ;;
+      exec) printf '%s exec bench true' "$q" ;;
+    esac
+    return
+  fi
   target_paths "$1"
   case $2 in
     find) printf 'find %q' "$TREE" ;;
@@ -794,6 +644,7 @@ op_cmd() {
     du)   printf 'du -s %q' "$TREE" ;;
     grep) printf 'grep -r -- %q %q || [ $? -eq 1 ]' "$PATTERN" "$TREE" ;;
     cat)  printf 'cat %q' "$BIG" ;;
+    get)  printf 'cp -r %q %q' "$TREE" "$GOT/$1/$3" ;;
     cp)   if ! makes_symlinks "$1"; then
             # A provider that cannot make symlinks (EPERM): one
             # "cannot create symbolic link" per symlink of the corpus is
@@ -822,6 +673,7 @@ remove_copy() {
     fuseref) rm -rf "$SCRATCH/fuseref/$name" ;;
     sbxfs)  timeout "$OP_TIMEOUT" rm -rf "$BOX/root/tmp/$name" ||
               log "sbxfs: removing $name failed" ;;
+    docker-cp) rm -rf --one-file-system "${SBX_DIR[docker]}/tmp/$name" ;;
     *)      rm -rf --one-file-system "${SBX_DIR[$t]}/tmp/$name" ;;
   esac
 }
@@ -863,7 +715,7 @@ record() {  # target op phase run
 
 fresh_mount() {
   case $1 in
-    native) ;;
+    native|docker-cp) ;;
     sshfs) mount_sshfs ;;
     fuseref) mount_fuseref ;;
     sbxfs) mount_sbxfs ;;
@@ -878,16 +730,19 @@ if has_target fuseref; then build_fuseref; mount_fuseref; fi
 if has_target sbxfs; then setup_sbxfs; fi
 for t in $TARGETS; do is_remote "$t" && setup_remote "$t"; done
 mkdir -p "$SCRATCH/native" "$SCRATCH/sshfs" "$SCRATCH/fuseref"
+for t in $TARGETS; do mkdir -p "$GOT/$t"; done
 printf 'target\top\tphase\trun\tseconds\trc\n' >"$RESULTS_TSV"
 printf 'target\top\tphase\trun\troute\tcount\n' >"$REQUESTS_TSV"
 
 # Time operation $2 on target $1 ($3: cp destination) and record it as phase
 # $4 of run $5; for remote targets, count the requests it made.
 timed() {
-  is_remote "$1" && emu_reset "$1"
+  local counter
+  counter=$(counter_of "$1")
+  [[ -n $counter ]] && emu_reset "$counter"
   time_cmd "$(op_cmd "$1" "$2" "$3")"
   record "$1" "$2" "$4" "$5"
-  is_remote "$1" && emu_record "$1" "$2" "$4" "$5"
+  [[ -n $counter ]] && emu_record "$counter" "$1" "$2" "$4" "$5"
   return 0
 }
 
@@ -902,11 +757,12 @@ for ((r = 1; r <= RUNS; r++)); do
   done
   for op in $OPS; do
     for t in "${order[@]}"; do
-      [[ $op == exec ]] && ! has_exec "$t" && continue
+      does_op "$t" "$op" || continue
       fresh_mount "$t"
       [[ $t == sbxfs && ( $op == exec || $op == cp ) ]] && ensure_started
       # root/ of a remote sandbox needs it started, for every operation.
       is_remote "$t" && ensure_started "$(remote_box "$t")"
+      [[ $t == docker-cp ]] && ensure_started "$(remote_box docker)"
       drop_caches
 
       timed "$t" "$op" "copy${r}c" cold "$r"
@@ -922,6 +778,8 @@ for ((r = 1; r <= RUNS; r++)); do
       if [[ $op == cp ]]; then
         remove_copy "$t" "copy${r}c"
         remove_copy "$t" "copy${r}w"
+      elif [[ $op == get ]]; then
+        rm -rf "$GOT/$t/copy${r}c" "$GOT/$t/copy${r}w"
       fi
     done
   done
@@ -968,6 +826,7 @@ for t in $TARGETS; do
     meta "${t}_cp_copies" "$(awk -F'\t' -v t="$t" '$1 == t && $2 == "cp"' "$RESULTS_TSV" | wc -l)"
   fi
 done
+has_target docker-cp && meta docker_cp "$(podman --version) as a client (\`podman --url unix://SOCKET\`)"
 meta corpus "$CORPUS_SRC copy: $CORPUS_FILES entries, $CORPUS_MIB MiB; big file $BIG_MB MiB"
 meta runs "$RUNS"
 meta exec_runs "$EXEC_RUNS"
