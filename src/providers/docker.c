@@ -29,7 +29,7 @@
 
 #define DEFAULT_HOST "unix:///var/run/docker.sock"
 #define DEFAULT_IMAGE "alpine:latest"
-#define LIST_MAX (8u << 20)
+#define CALL_MAX (8u << 20) /* the most an answer brings (a list) */
 /* What keeps a container made here running: a shell that waits, and
  * leaves at once when the engine stops it. */
 #define KEEPER "trap 'exit 0' TERM INT; while :; do sleep 86400 & wait $!; done"
@@ -57,19 +57,6 @@ int dk_fail(const char *what, const struct http_resp *r, const struct errmap *ov
 				errmap_errno(maps, r->status));
 }
 
-int dk_request(struct dk *dk, struct http_resp *resp, const char *method,
-	       const char *path, cJSON *json, int flags, size_t max_body)
-{
-	struct strbuf url = STRBUF_INIT(16384);
-	int rc = strbuf_addf(&url, "%s%s", dk->base, path);
-
-	if (!rc)
-		rc = remote_request(dk->http, resp, "docker", method, url.buf, json,
-				    flags, max_body, 0);
-	strbuf_release(&url);
-	return rc;
-}
-
 int dk_url(struct strbuf *sb, struct dk *dk, const char *id, const char *suffix,
 	   const char *path)
 {
@@ -88,17 +75,40 @@ int dk_url(struct strbuf *sb, struct dk *dk, const char *id, const char *suffix,
 	return rc ? -ENOMEM : 0;
 }
 
-/* A request about container `box`: {base}/containers/{box}{suffix}. */
-static int box_request(struct dk *dk, struct http_resp *resp, const char *method,
-		       const char *box, const char *suffix, cJSON *json, int flags)
+int dk_call(struct dk *dk, cJSON **out, const char *method, const char *box,
+	    const char *suffix, cJSON *json, int flags, const char *what,
+	    const struct errmap *over)
 {
-	struct strbuf url = STRBUF_INIT(4096);
-	int rc = dk_url(&url, dk, box, suffix, NULL);
+	struct strbuf url = STRBUF_INIT(16384);
+	struct http_resp r;
+	int rc;
 
+	if (box)
+		rc = dk_url(&url, dk, box, suffix, NULL);
+	else
+		rc = strbuf_addf(&url, "%s%s", dk->base, suffix) ? -ENOMEM : 0;
+	if (out)
+		*out = NULL;
 	if (!rc)
-		rc = remote_request(dk->http, resp, "docker", method, url.buf, json,
-				    flags, 0, 0);
+		rc = remote_request(dk->http, &r, "docker", method, url.buf, json,
+				    flags & ~DK_CALL_MISSING_OK, CALL_MAX, 0);
 	strbuf_release(&url);
+	if (rc)
+		return rc;
+	if (r.status == 404 && (flags & DK_CALL_MISSING_OK))
+		rc = -ENOENT;
+	else if (r.status / 100 != 2 && r.status != 304)
+		rc = dk_fail(what, &r, over);
+	else if (out && !cJSON_IsObject(*out = json_parse(r.body.buf, r.body.len)) &&
+		 !cJSON_IsArray(*out)) {
+		sbx_failf("docker: %s: the answer is not JSON", what);
+		rc = -EPROTO;
+	}
+	http_resp_release(&r);
+	if (rc && out) {
+		cJSON_Delete(*out);
+		*out = NULL;
+	}
 	return rc;
 }
 
@@ -161,8 +171,7 @@ static const char *list_name(const cJSON *c)
 static int fetch_list(struct dk *dk, sbx_list_fn fn, void *ctx)
 {
 	struct strbuf path = STRBUF_INIT(4096);
-	struct http_resp r;
-	cJSON *j = NULL, *it;
+	cJSON *j, *it;
 	unsigned gen;
 	int rc = strbuf_addf(&path, "/containers/json?all=1");
 
@@ -180,17 +189,13 @@ static int fetch_list(struct dk *dk, sbx_list_fn fn, void *ctx)
 		strbuf_release(&path);
 		return -ENOMEM;
 	}
-	rc = dk_request(dk, &r, "GET", path.buf, NULL, REMOTE_REQ_IDEMPOTENT, LIST_MAX);
+	rc = dk_call(dk, &j, "GET", NULL, path.buf, NULL, REMOTE_REQ_IDEMPOTENT,
+		     "list containers", NULL);
 	strbuf_release(&path);
-	if (rc)
-		return rc;
-	if (r.status != 200)
-		rc = dk_fail("list containers", &r, NULL);
-	else if (!cJSON_IsArray(j = json_parse(r.body.buf, r.body.len)))
-		rc = -EPROTO;
-	http_resp_release(&r);
-	if (rc == -EPROTO)
+	if (!rc && !cJSON_IsArray(j)) {
 		sbx_failf("docker: list containers: the answer is not a container list");
+		rc = -EPROTO;
+	}
 	if (rc) {
 		cJSON_Delete(j);
 		return rc;
@@ -221,25 +226,16 @@ static int dk_list(struct sbx_provider *p, sbx_list_fn fn, void *ctx)
 /* GET /containers/{box}/json; the JSON (caller frees), -ENOENT if none. */
 static int inspect(struct dk *dk, cJSON **out, const char *box)
 {
-	struct http_resp r;
 	char what[128];
 	int rc;
 
-	*out = NULL;
 	snprintf(what, sizeof(what), "inspect container \"%s\"", box);
-	rc = box_request(dk, &r, "GET", box, "/json", NULL, REMOTE_REQ_IDEMPOTENT);
-	if (rc)
-		return rc;
-	if (r.status == 404) {
-		rc = -ENOENT;
-	} else if (r.status != 200) {
-		rc = dk_fail(what, &r, NULL);
-	} else if (!cJSON_IsObject(*out = json_parse(r.body.buf, r.body.len)) ||
-		   !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(*out, "State"))) {
+	rc = dk_call(dk, out, "GET", box, "/json", NULL,
+		     REMOTE_REQ_IDEMPOTENT | DK_CALL_MISSING_OK, what, NULL);
+	if (!rc && !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(*out, "State"))) {
 		sbx_failf("docker: %s: the answer is not a container", what);
 		rc = -EPROTO;
 	}
-	http_resp_release(&r);
 	if (rc == -ENOENT)
 		boxtable_forget(&dk->r.boxes, box);
 	if (rc) {
@@ -330,21 +326,13 @@ static int create_body(struct dk *dk, cJSON *body, const struct sbx_kvlist *args
 static int act(struct dk *dk, const char *box, const char *action)
 {
 	static const struct errmap over[] = { { 409, EAGAIN }, { 0, 0 } };
-	struct http_resp r;
 	char suffix[32], what[128];
-	int rc;
 
 	snprintf(suffix, sizeof(suffix), "/%s%s", action,
 		 !strcmp(action, "stop") || !strcmp(action, "restart") ? "?t=10" : "");
 	snprintf(what, sizeof(what), "%s container \"%s\"", action, box);
 	keptsh_drop(&dk->shells, box);
-	rc = box_request(dk, &r, "POST", box, suffix, NULL, 0);
-	if (rc)
-		return rc;
-	if (r.status != 204 && r.status != 304 && r.status != 200)
-		rc = dk_fail(what, &r, over);
-	http_resp_release(&r);
-	return rc;
+	return dk_call(dk, NULL, "POST", box, suffix, NULL, 0, what, over);
 }
 
 static int dk_create(struct remote *r0, const char *box, const struct sbx_kvlist *args)
@@ -353,7 +341,6 @@ static int dk_create(struct remote *r0, const char *box, const struct sbx_kvlist
 	struct dk *dk = (struct dk *)r0;
 	struct strbuf path = STRBUF_INIT(4096);
 	cJSON *body = cJSON_CreateObject();
-	struct http_resp r;
 	char what[128];
 	int rc;
 
@@ -365,15 +352,10 @@ static int dk_create(struct remote *r0, const char *box, const struct sbx_kvlist
 	}
 	rc = create_body(dk, body, args);
 	if (!rc)
-		rc = dk_request(dk, &r, "POST", path.buf, body, 0, 0);
-	if (rc)
-		goto out;
-	if (r.status == 404)
-		rc = errmap_fail_http("docker", what, 404, "no such image here", NULL,
-				      ENOENT);
-	else if (r.status != 201 && r.status != 200)
-		rc = dk_fail(what, &r, over);
-	http_resp_release(&r);
+		rc = dk_call(dk, NULL, "POST", NULL, path.buf, body, DK_CALL_MISSING_OK,
+			     what, over);
+	if (rc == -ENOENT)
+		sbx_failf("docker: %s: HTTP 404: no such image here", what);
 	if (rc == -EIO) {
 		/* Podman answers 500 where Docker says 409 for a name taken. */
 		char word[32], why[8];
@@ -407,21 +389,12 @@ static int dk_stop(struct remote *r, const char *box)
 
 static int dk_remove(struct remote *r, const char *box)
 {
-	struct http_resp resp;
 	char what[128];
-	int rc;
 
 	snprintf(what, sizeof(what), "delete container \"%s\"", box);
 	keptsh_drop(&((struct dk *)r)->shells, box);
-	rc = box_request((struct dk *)r, &resp, "DELETE", box, "?force=1&v=1", NULL, 0);
-	if (rc)
-		return rc;
-	if (resp.status == 404)
-		rc = -ENOENT;
-	else if (resp.status != 204 && resp.status != 200)
-		rc = dk_fail(what, &resp, NULL);
-	http_resp_release(&resp);
-	return rc;
+	return dk_call((struct dk *)r, NULL, "DELETE", box, "?force=1&v=1", NULL,
+		       DK_CALL_MISSING_OK, what, NULL);
 }
 
 static const struct remote_box_ops dk_box_ops = {

@@ -60,9 +60,19 @@ struct dk {
 /* The one place where a failed answer becomes an errno (and err text):
  * the engine's {"message": ...} with the status, `over` first. */
 int dk_fail(const char *what, const struct http_resp *r, const struct errmap *over);
-/* One request to {base}{path} (path begins with '/', query included). */
-int dk_request(struct dk *dk, struct http_resp *resp, const char *method,
-	       const char *path, cJSON *json, int flags, size_t max_body);
+/*
+ * One call to the engine: `method` on {base}/containers/{box}{suffix},
+ * or on {base}{suffix} when box is NULL (suffix from '/', query
+ * included), with `json` (may be NULL) as its body.  A 2xx or 304 answer
+ * is 0, its JSON into *out if out is not NULL (an object or an array,
+ * else -EPROTO with text; the caller frees it); any other status is
+ * dk_fail(what, over)'s errno.  flags: REMOTE_REQ_* (request.h), and
+ * DK_CALL_MISSING_OK: a 404 is -ENOENT, without text.
+ */
+#define DK_CALL_MISSING_OK (1 << 8)
+int dk_call(struct dk *dk, cJSON **out, const char *method, const char *box,
+	    const char *suffix, cJSON *json, int flags, const char *what,
+	    const struct errmap *over);
 /* {base}/containers/{id}{suffix}, with ?path=P (encoded) if path. */
 int dk_url(struct strbuf *sb, struct dk *dk, const char *id, const char *suffix,
 	   const char *path);

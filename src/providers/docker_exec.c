@@ -38,9 +38,7 @@ static int exec_create(struct dk *dk, char *id, const char *box, const char *wha
 		       const char *const args[], const char *env, int with_stdin)
 {
 	static const struct errmap over[] = { { 409, EAGAIN }, { 404, EIO }, { 0, 0 } };
-	struct strbuf url = STRBUF_INIT(4096);
-	cJSON *body = cJSON_CreateObject(), *cmd, *j = NULL;
-	struct http_resp r;
+	cJSON *body = cJSON_CreateObject(), *cmd, *j;
 	const char *v;
 	int rc, i;
 
@@ -73,29 +71,19 @@ static int exec_create(struct dk *dk, char *id, const char *box, const char *wha
 	cJSON_AddBoolToObject(body, "AttachStdin", with_stdin);
 	cJSON_AddBoolToObject(body, "AttachStdout", 1);
 	cJSON_AddBoolToObject(body, "AttachStderr", 1);
-	rc = dk_url(&url, dk, box, "/exec", NULL);
-	if (!rc)
-		rc = remote_request(dk->http, &r, "docker", "POST", url.buf, body, 0, 0,
-				    0);
-	strbuf_release(&url);
+	rc = dk_call(dk, &j, "POST", box, "/exec", body, 0, what, over);
 	cJSON_Delete(body);
-	if (rc)
-		return rc;
-	if (r.status != 201 && r.status != 200) {
-		rc = dk_fail(what, &r, over);
-		/* Podman answers 500 where Docker says 409: ask. */
-		if (rc == -EIO && !dk_running_now(dk, box))
-			rc = -EAGAIN;
-	} else if (!(j = json_parse(r.body.buf, r.body.len)) ||
-		   !(v = json_str(j, "Id")) || !v[0] || strlen(v) >= DK_ID_MAX ||
-		   strspn(v, "0123456789abcdef") != strlen(v)) {
+	/* Podman answers 500 where Docker says 409: ask. */
+	if (rc == -EIO && !dk_running_now(dk, box))
+		rc = -EAGAIN;
+	if (!rc && (!(v = json_str(j, "Id")) || !v[0] || strlen(v) >= DK_ID_MAX ||
+		    strspn(v, "0123456789abcdef") != strlen(v))) {
 		sbx_failf("docker: %s: the answer is not a new exec", what);
 		rc = -EPROTO;
-	} else {
+	} else if (!rc) {
 		snprintf(id, DK_ID_MAX, "%s", v);
 	}
 	cJSON_Delete(j);
-	http_resp_release(&r);
 	return rc;
 }
 
@@ -108,25 +96,19 @@ static int exec_code(struct dk *dk, int *code, const char *id, const char *what)
 
 	snprintf(path, sizeof(path), "/exec/%s/json", id);
 	for (tries = 0; tries < 40; tries++) {
-		struct http_resp r;
 		double d;
 		cJSON *j;
-		int rc = dk_request(dk, &r, "GET", path, NULL, REMOTE_REQ_IDEMPOTENT, 0);
+		int rc = dk_call(dk, &j, "GET", NULL, path, NULL, REMOTE_REQ_IDEMPOTENT,
+				 what, NULL);
 
-		if (rc)
-			return rc;
-		if (r.status != 200) {
-			rc = dk_fail(what, &r, NULL);
-			http_resp_release(&r);
-			return rc;
-		}
-		j = json_parse(r.body.buf, r.body.len);
-		http_resp_release(&r);
-		if (!cJSON_IsObject(j)) {
-			cJSON_Delete(j);
+		if (!rc && !cJSON_IsObject(j)) {
 			sbx_failf("docker: %s: the exec's inspect is not an object",
 				  what);
-			return -EPROTO;
+			rc = -EPROTO;
+		}
+		if (rc) {
+			cJSON_Delete(j);
+			return rc;
 		}
 		if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "Running")) &&
 		    json_num(j, "ExitCode", &d)) {
