@@ -124,7 +124,7 @@ mount_remote() {
   mapfile -t env < <(remote_env "$t")
   local opts=("provider=$(provider_of "$t")")
   [[ $t == docker ]] && opts+=("image=$DOCKER_IMAGE")
-  env "${env[@]}" "$SBXFS" -f -o "$(IFS=,; echo "${opts[*]}")" -o "state_dir=$RUN/state-$t" "$mnt" \
+  env "${env[@]}" "$SBXFS" -f -o "$(IFS=,; echo "${opts[*]}")" -o "state_dir=$RUN/state-$t$SBXFS_OPTS" "$mnt" \
     </dev/null >>"$RUN/$t.log" 2>&1 &
   MOUNT_PID[$t]=$!
   wait_mount "$t mount" "${MOUNT_PID[$t]}" test -e "$mnt/ctl" ||

@@ -27,6 +27,8 @@
 #   RUNS          runs per operation; the median is reported [5]
 #   EXEC_RUNS     exec round trips per warm exec sample [20]
 #   SBXFS         the sbxfs binary [REPO/build/sbxfs]
+#   SBXFS_OPTS    more -o options for every sbxfs mount (trace=provider, say,
+#                 with KEEP_RUN=1 to read RUN/TARGET.log afterwards) []
 #   SSH_PORT      first loopback port to try for our own sshd [2222]
 #   TARGETS       any of: native sbxfs fuseref sshfs daytona rexec vtrix docker
 #                 docker-cp microsandbox microsandbox-cloud [all eleven];
@@ -82,7 +84,7 @@ esac
 
 # The exact command line, with the overrides that were set, for the report.
 CMDLINE=""
-for v in BENCH_DIR BIG_MB RUNS EXEC_RUNS SBXFS SSH_PORT TARGETS OPS OP_TIMEOUT MOUNT_TIMEOUT LATENCY_MS CORPUS_SRC; do
+for v in BENCH_DIR BIG_MB RUNS EXEC_RUNS SBXFS SBXFS_OPTS SSH_PORT TARGETS OPS OP_TIMEOUT MOUNT_TIMEOUT LATENCY_MS CORPUS_SRC; do
   if [[ -n ${!v+x} ]]; then CMDLINE+="$v=$(printf %q "${!v}") "; fi
 done
 if [[ $(pwd -P) == "$REPO" ]]; then CMDLINE+="bench/run.sh"; else CMDLINE+="$0"; fi
@@ -94,6 +96,7 @@ LATENCY_MS=${LATENCY_MS:-0}
 CORPUS_SRC=${CORPUS_SRC:-/usr/include}
 EXEC_RUNS=${EXEC_RUNS:-20}
 SBXFS=${SBXFS:-$REPO/build/sbxfs}
+SBXFS_OPTS=${SBXFS_OPTS:+,$SBXFS_OPTS}
 SSH_PORT=${SSH_PORT:-2222}
 REMOTES="daytona rexec vtrix docker microsandbox microsandbox-cloud"
 TARGETS=${TARGETS:-native sbxfs fuseref sshfs $REMOTES docker-cp}
@@ -542,7 +545,7 @@ mount_fuseref() {
 mount_sbxfs() {
   unmount_fuse "$MNT_SBXFS" "$SBXFS_PID"
   SBXFS_PID=""
-  "$SBXFS" -f -o "state_dir=$STATE" "$MNT_SBXFS" </dev/null >>"$RUN/sbxfs.log" 2>&1 &
+  "$SBXFS" -f -o "state_dir=$STATE$SBXFS_OPTS" "$MNT_SBXFS" </dev/null >>"$RUN/sbxfs.log" 2>&1 &
   SBXFS_PID=$!
   wait_mount "sbxfs mount" "$SBXFS_PID" test -e "$MNT_SBXFS/ctl" ||
     { tail -n 20 "$RUN/sbxfs.log" >&2; die "sbxfs did not mount (log: $RUN/sbxfs.log)"; }

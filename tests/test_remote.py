@@ -540,7 +540,8 @@ def test_grep_of_a_tree_costs_a_few_requests(rbox, emu, expect):
     assert got == want | {"g/big"}, got
     s = emu.stats()
     # The big file is over prefetch_file_kib: fetched on its own.
-    assert count(s, expect["download"]) <= 2, s
+    if not expect.get("download_is_script"):
+        assert count(s, expect["download"]) <= 2, s
     rounds = expect.get("rounds", 3)
     assert s["total"] <= expect["walk"] + 2 + rounds * expect["script"], s
     # Read again: nothing moves.
@@ -554,7 +555,8 @@ def test_grep_of_a_tree_costs_a_few_requests(rbox, emu, expect):
     os.listdir(rbox.r("tmp", "h"))
     emu.reset_stats()
     assert read_bytes(rbox.r("tmp", "h", "d", "f3")) == b"h3"
-    assert count(emu.stats(), expect["download"]) == 1, emu.stats()
+    if not expect.get("download_is_script"):
+        assert count(emu.stats(), expect["download"]) == 1, emu.stats()
     assert emu.stats()["total"] <= expect.get("read_one", 2), emu.stats()
 
 
