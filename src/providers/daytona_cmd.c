@@ -611,17 +611,11 @@ out:
 int dt_cmd_signal(struct sbx_provider *p, void *handle, int sig)
 {
 	struct dcmd *c = handle;
-	struct strbuf s = STRBUF_INIT(4096);
-	int rc = sh_signal_marked(&s, c->marker, sig);
 
 	/* Daytona has no kill call: the command's processes carry its
 	 * marker in their environment. */
-	if (!rc) {
-		c->signalled = sig;
-		rc = dt_run(&c->dt->r, c->box, "kill", s.buf, 0, NULL);
-	}
-	strbuf_release(&s);
-	return rc;
+	c->signalled = sig;
+	return remote_signal_marked(&c->dt->r, c->box, c->marker, sig);
 }
 
 void dt_cmd_release(struct sbx_provider *p, void *handle)

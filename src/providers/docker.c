@@ -131,11 +131,6 @@ static const struct remote_state_word dk_states[] = {
 	{ NULL, 0 },
 };
 
-static void note_state(struct dk *dk, const char *box, const char *state)
-{
-	boxtable_seen(&dk->r.boxes, box, state ? state : "?", 0);
-}
-
 int dk_running(struct dk *dk, const char *box)
 {
 	return boxtable_state_is(&dk->r.boxes, box, "running");
@@ -206,7 +201,7 @@ static int fetch_list(struct dk *dk, sbx_list_fn fn, void *ctx)
 		const char *name = list_name(it), *state = json_str(it, "State");
 
 		if (name)
-			boxtable_seen(&dk->r.boxes, name, state ? state : "?", gen);
+			boxtable_seen(&dk->r.boxes, name, state, gen);
 	}
 	boxtable_sweep_end(&dk->r.boxes, gen);
 	cJSON_ArrayForEach(it, j)
@@ -259,7 +254,7 @@ static int dk_state(struct remote *r, char *word, size_t size, char *why, size_t
 	state = cJSON_GetObjectItemCaseSensitive(c, "State");
 	snprintf(word, size, "%s", (v = json_str(state, "Status")) ? v : "");
 	snprintf(why, why_size, "%s", (v = json_str(state, "Error")) ? v : "");
-	note_state(dk, box, word);
+	boxtable_seen(&dk->r.boxes, box, word, 0);
 	cJSON_Delete(c);
 	return 0;
 }
@@ -366,7 +361,7 @@ static int dk_create(struct remote *r0, const char *box, const struct sbx_kvlist
 		}
 	}
 	if (!rc) {
-		note_state(dk, box, "created");
+		boxtable_seen(&dk->r.boxes, box, "created", 0);
 		rc = act(dk, box, "start");
 	}
 out:
@@ -415,8 +410,9 @@ static int dk_ctl(struct sbx_provider *p, const char *box, int argc, char *const
 		int rc = act(dk, box, argv[0]);
 
 		if (!rc)
-			note_state(dk, box,
-				   !strcmp(argv[0], "pause") ? "paused" : "running");
+			boxtable_seen(&dk->r.boxes, box,
+				      !strcmp(argv[0], "pause") ? "paused" : "running",
+				      0);
 		return rc;
 	}
 	sbx_failf("unknown command \"%s\" (docker knows start, stop, restart, pause, "
@@ -452,7 +448,7 @@ static int dk_info(struct sbx_provider *p, struct sbx_box_info *out, const char 
 	snprintf(out->id, sizeof(out->id), "%s",
 		 v && strlen(v) < DK_ID_MAX && !strpbrk(v, "\n/") ? v : "");
 	word = json_str(state, "Status");
-	note_state(dk, box, word);
+	boxtable_seen(&dk->r.boxes, box, word, 0);
 	out->state = remote_sbx_state(remote_state_of(dk_states, word));
 	snprintf(out->native_state, sizeof(out->native_state), "%s",
 		 word && !strpbrk(word, "\n") ? word : "");

@@ -20,7 +20,6 @@
  * carry a marker in their environment, and a script signals them
  * (sh_signal_marked()).
  */
-#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -436,15 +435,9 @@ ssize_t dk_cmd_stdin(struct sbx_provider *p, void *handle, const char *data, siz
 int dk_cmd_signal(struct sbx_provider *p, void *handle, int sig)
 {
 	struct dk_cmd *c = handle;
-	struct strbuf s = STRBUF_INIT(4096);
-	int rc = sh_signal_marked(&s, c->token, sig);
 
-	if (!rc) {
-		__atomic_store_n(&c->signalled, sig, __ATOMIC_RELAXED);
-		rc = DK(p)->r.run(&DK(p)->r, c->box, "signal command", s.buf, 0, NULL);
-	}
-	strbuf_release(&s);
-	return rc;
+	__atomic_store_n(&c->signalled, sig, __ATOMIC_RELAXED);
+	return remote_signal_marked(&DK(p)->r, c->box, c->token, sig);
 }
 
 void dk_cmd_release(struct sbx_provider *p, void *handle)

@@ -167,7 +167,7 @@ static void remember(struct rx *rx, const cJSON *c, unsigned gen)
 	if (!own_container(c) || !id_ok(id) || (db && !id_ok(db)))
 		return;
 	boxtable_lock(t);
-	b = boxtable_seen_locked(t, name, status ? status : "?", gen);
+	b = boxtable_seen_locked(t, name, status, gen);
 	if (b) {
 		if (db)
 			snprintf(b->id, sizeof(b->id), "%s", db);

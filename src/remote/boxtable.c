@@ -210,9 +210,8 @@ struct rbox *boxtable_seen_locked(struct boxtable *t, const char *name, const ch
 	b->gone = 0;
 	if (gen)
 		b->seen = gen;
-	if (state)
-		snprintf(b->state, sizeof(b->state), "%s",
-			 strlen(state) < sizeof(b->state) ? state : "?");
+	snprintf(b->state, sizeof(b->state), "%s",
+		 state && strlen(state) < sizeof(b->state) ? state : "?");
 	return b;
 }
 

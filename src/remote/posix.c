@@ -104,6 +104,17 @@ int remote_runf(struct remote *r, const char *box, const char *what, int flags,
 	return rc;
 }
 
+int remote_signal_marked(struct remote *r, const char *box, const char *marker, int sig)
+{
+	struct strbuf s = STRBUF_INIT(4096);
+	int rc = sh_signal_marked(&s, marker, sig);
+
+	if (!rc)
+		rc = r->run(r, box, "signal command", s.buf, 0, NULL);
+	strbuf_release(&s);
+	return rc;
+}
+
 int remote_run_bytes(struct remote *r, const char *box, const char *what,
 		     const char *checks, const char *body, int strict, int flags,
 		     struct strbuf *out)

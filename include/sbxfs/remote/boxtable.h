@@ -110,8 +110,8 @@ unsigned boxtable_sweep_begin(struct boxtable *t);
 void boxtable_sweep_end(struct boxtable *t, unsigned gen);
 
 /*
- * Note that `name` is there, in state `state` (the provider's word, "?"
- * if it does not fit; NULL: the state is left as it was), as listing
+ * Note that `name` is there, in state `state` (the provider's word; "?"
+ * if it is NULL or does not fit), as listing
  * `gen` showed it (0: a call about it alone): its record, made if need
  * be and no longer gone, or NULL when out of memory.
  */

@@ -316,6 +316,11 @@ int remote_set_mode(struct remote *r, const char *box, const char *path, mode_t 
  * printable ASCII). */
 void remote_tmp_name(char *out, size_t size, const char *tag);
 
+/* Signal `sig` to the processes of box's command marked `marker`
+ * (sh_signal_marked()), by a script: for an API with no call to signal
+ * a command.  0, -ESRCH when none is left, or run's errno. */
+int remote_signal_marked(struct remote *r, const char *box, const char *marker, int sig);
+
 /* Build a script with sh_script() from fmt and run it.  0 or run's errno;
  * -E2BIG for a script over 1 MiB. */
 int remote_runf(struct remote *r, const char *box, const char *what, int flags,
